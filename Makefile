@@ -1,0 +1,18 @@
+# Two commands set up everything: `make train` and `make test`.
+# Extra Hydra overrides go in ARGS, e.g. make train ARGS="trainer.max_epochs=3".
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+ARGS ?=
+
+.PHONY: setup train test lint
+setup:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user uv
+	$(UV) sync --locked --all-extras
+
+train: setup
+	$(UV) run --locked python -m fmnist_lightning.train $(ARGS)
+
+test: setup
+	$(UV) run --locked pytest $(ARGS)
+
+lint: setup
+	$(UV) run --locked ruff check .

@@ -1,0 +1,109 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from conftest import tiny_overrides
+from fmnist_lightning.data import FashionMNISTDataModule
+from fmnist_lightning.module import FashionMNISTClassifier
+from fmnist_lightning.train import train
+
+
+@pytest.fixture(scope="module")
+def finished_run(synthetic_root, tmp_path_factory):
+    """One short fit on synthetic data through the composed Hydra config."""
+    from hydra import compose, initialize_config_dir
+
+    from fmnist_lightning.config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    run_dir = tmp_path_factory.mktemp("run")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=tiny_overrides(synthetic_root, run_dir))
+    summary = train(cfg)
+    return run_dir, summary, cfg
+
+
+def test_fit_writes_every_artifact_of_a_run(finished_run):
+    run_dir, summary, _ = finished_run
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((run_dir / "checkpoints").glob("best-*.ckpt"))) == 1
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    for column in ("train_loss_epoch", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"):
+        assert column in metrics.columns, column
+    assert metrics["val_acc"].dropna().size == 2  # one row per epoch
+    test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    assert 0.0 <= test_metrics["test_acc"] <= 1.0
+    assert test_metrics["parameters"] == 1_413_834
+    assert test_metrics["epochs"] == 2
+    assert test_metrics["test_acc"] == pytest.approx(summary["test_acc"])
+    with Image.open(run_dir / "plots" / "curves.png") as image:
+        assert image.width > 400 and image.height > 200
+
+
+def test_the_saved_config_is_the_composed_one(finished_run):
+    run_dir, _, cfg = finished_run
+    saved = (run_dir / "config.yaml").read_text()
+    assert "batch_size: 32" in saved and str(cfg.data.root) in saved
+
+
+def test_reloaded_checkpoint_predicts_identically(finished_run, synthetic_root):
+    run_dir, _, cfg = finished_run
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    reloaded = FashionMNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    again = FashionMNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    datamodule = FashionMNISTDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
+    datamodule.setup("test")
+    images, _ = datamodule.tensors["test"].tensors
+    with torch.no_grad():
+        first, second = reloaded.predict_step(images, 0), again.predict_step(images, 0)
+    assert first.shape == (100, 10)
+    assert torch.allclose(first.sum(dim=1), torch.ones(100), atol=1e-5)
+    assert torch.equal(first, second)
+    assert reloaded.class_names[0] == "T-shirt/top"
+
+
+def test_learning_happens_on_synthetic_data(synthetic_root, compose_train, tmp_path):
+    overrides = tiny_overrides(synthetic_root, tmp_path) + [
+        "trainer.max_epochs=6",
+        "model.dropout=0.1",
+    ]
+    summary = train(compose_train(overrides))
+    assert summary["test_acc"] > 0.5  # chance is 0.1
+
+
+def test_command_line_entry_point_runs_with_overrides(synthetic_root, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "fmnist_lightning.train",
+        f"data.root={synthetic_root}",
+        f"paths.root={tmp_path / 'logs'}",
+        "trainer.max_epochs=1",
+        "data.batch_size=64",
+        "model.dropout=0.3",
+        "callbacks.progress_bar=null",
+        "trainer.accelerator=cpu",
+    ]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "logs" / "runs").iterdir()
+    assert "Test accuracy:" in result.stdout and str(run_dir) in result.stdout
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / "metrics.csv").is_file() and (run_dir / "plots" / "curves.png").is_file()
+    assert "dropout: 0.3" in (run_dir / "config.yaml").read_text()
+    # Hydra writes nothing outside the run folder.
+    assert not Path("outputs").exists()
