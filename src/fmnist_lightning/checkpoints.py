@@ -1,0 +1,51 @@
+"""Load a checkpoint of this project safely, with a clear error for anything else."""
+
+from pathlib import Path
+
+import torch
+
+from fmnist_lightning.module import FashionMNISTClassifier
+
+REQUIRED_HPARAMS = ("model", "optimizer", "class_names", "mean", "std")
+
+
+class CheckpointError(ValueError):
+    """A path that is not a readable checkpoint of this project."""
+
+
+def read_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint dict, loaded with ``weights_only=True`` (no arbitrary code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"No checkpoint file at '{path}'. Pass the path of a .ckpt file written by "
+            "training, e.g. lightning_logs/runs/<run>/checkpoints/last.ckpt."
+        )
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        raise CheckpointError(
+            f"'{path}' could not be read as a PyTorch checkpoint "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
+            "It may be truncated or not a checkpoint at all; pick another .ckpt file."
+        ) from error
+    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    missing = [key for key in REQUIRED_HPARAMS if key not in hparams]
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or missing:
+        raise CheckpointError(
+            f"'{path}' is not a checkpoint of fmnist-lightning: expected a Lightning checkpoint "
+            f"with a state_dict and the FashionMNISTClassifier hyperparameters "
+            f"{', '.join(REQUIRED_HPARAMS)}"
+            + (f" (missing: {', '.join(missing)})." if missing else ".")
+        )
+    return checkpoint
+
+
+def load_module(
+    path: Path | str, map_location: str | torch.device = "cpu"
+) -> FashionMNISTClassifier:
+    """The trained FashionMNISTClassifier of a checkpoint, in eval mode."""
+    checkpoint = read_checkpoint(path, map_location)
+    module = FashionMNISTClassifier(**checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.to(map_location).eval()

@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from fmnist_lightning.checkpoints import CheckpointError, load_module
+from fmnist_lightning.module import FashionMNISTClassifier
+from fmnist_lightning.network import VGGStyleCNN
+
+
+def small_classifier() -> FashionMNISTClassifier:
+    return FashionMNISTClassifier(
+        model={
+            "_target_": "fmnist_lightning.network.VGGStyleCNN",
+            "blocks": [[4], [8]],
+            "dense": [16],
+        },
+        optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
+        scheduler=None,
+        label_smoothing=0.0,
+        class_names=[str(i) for i in range(10)],
+        mean=0.5,
+        std=0.25,
+    )
+
+
+def test_round_trip_restores_weights_and_hyperparameters(tmp_path):
+    original = small_classifier()
+    path = tmp_path / "model.ckpt"
+    torch.save(
+        {"state_dict": original.state_dict(), "hyper_parameters": dict(original.hparams)}, path
+    )
+    loaded = load_module(path)
+    assert not loaded.training
+    assert loaded.hparams.mean == 0.5 and loaded.class_names == [str(i) for i in range(10)]
+    images = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded(images), original.eval()(images))
+
+
+def test_missing_path_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="No checkpoint file at .*nothing.ckpt"):
+        load_module(tmp_path / "nothing.ckpt")
+
+
+def test_garbage_file_is_named(tmp_path):
+    path = tmp_path / "notes.ckpt"
+    path.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="notes.ckpt' could not be read"):
+        load_module(path)
+
+
+def test_foreign_checkpoint_is_named(tmp_path):
+    path = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": VGGStyleCNN().state_dict()}, path)
+    with pytest.raises(
+        CheckpointError, match="foreign.ckpt' is not a checkpoint of fmnist-lightning"
+    ):
+        load_module(path)
