@@ -105,7 +105,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     summary = write_run_summary(run_dir, trainer, test, seconds) or test
     if trainer.is_global_zero:
         print(f"\nTest accuracy: {summary['test_acc']:.4f}   Run folder: {run_dir.resolve()}")
-    if cfg.get("analysis"):  # analysis=null skips it
+    if cfg.get("analysis"):  # the override ~analysis skips it
         analyse_training_run(cfg.analysis, trainer, datamodule, run_dir)
     return summary
 
