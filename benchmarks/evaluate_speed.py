@@ -42,7 +42,9 @@ def main() -> None:
     )
     datamodule.setup("test")
     images, labels = datamodule.tensors["test"].tensors
-    print(f"{len(images):,} images, batch size {args.batch_size}, {torch.get_num_threads()} threads")
+    print(
+        f"{len(images):,} images, batch size {args.batch_size}, {torch.get_num_threads()} threads"
+    )
     predictions = {}
     for precision in ("32-true", "bf16-mixed"):
         predict_probabilities(module, images[:1000], args.batch_size, "cpu", precision)  # warm-up

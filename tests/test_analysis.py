@@ -95,7 +95,9 @@ def test_analyse_summarises_accuracy_loss_and_f1():
     assert result.metrics["images"] == 4
     assert result.predictions.tolist() == [0, 1, 1, 0]
     frame = result.confusion_frame()
-    assert frame.loc["x", "y"] == 1 and frame.loc["y", "x"] == 1 and frame.index.name == "true class"
+    assert (
+        frame.loc["x", "y"] == 1 and frame.loc["y", "x"] == 1 and frame.index.name == "true class"
+    )
 
 
 def test_batched_prediction_equals_one_pass_and_rows_sum_to_one():
@@ -122,4 +124,6 @@ def test_model_summary_lists_every_layer_with_shapes_and_parameters():
 
 
 def test_torchinfo_unit_names_are_made_readable():
-    assert readable_units("Total mult-adds (Units.MEGABYTES): 89.59") == "Total mult-adds (M): 89.59"
+    assert (
+        readable_units("Total mult-adds (Units.MEGABYTES): 89.59") == "Total mult-adds (M): 89.59"
+    )

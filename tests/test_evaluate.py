@@ -94,7 +94,9 @@ def save_checkpoint(module: FashionMNISTClassifier, path: Path) -> Path:
 
 
 def image_links(report: Path) -> list[Path]:
-    return [report.parent / link for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report.read_text())]
+    return [
+        report.parent / link for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report.read_text())
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +179,9 @@ def test_report_embeds_every_picture_with_working_relative_links(evaluated):
 
 
 def test_cli_evaluates_a_checkpoint_into_its_run_folder(synthetic_root, tmp_path):
-    checkpoint = save_checkpoint(small_classifier(), tmp_path / "run" / "checkpoints" / "model.ckpt")
+    checkpoint = save_checkpoint(
+        small_classifier(), tmp_path / "run" / "checkpoints" / "model.ckpt"
+    )
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     result = subprocess.run(
@@ -233,7 +237,9 @@ def test_an_unknown_split_is_rejected_before_loading_anything(tmp_path):
         evaluate_checkpoint(cfg)
 
 
-def test_training_writes_the_analysis_of_its_best_checkpoint(synthetic_root, compose_train, tmp_path):
+def test_training_writes_the_analysis_of_its_best_checkpoint(
+    synthetic_root, compose_train, tmp_path
+):
     overrides = tiny_overrides(synthetic_root, tmp_path) + [
         "trainer.max_epochs=1",
         "analysis.predictions=3",
