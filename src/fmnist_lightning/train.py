@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist_lightning import runs
 from fmnist_lightning.config import CONFIG_DIR, register_resolvers
 from fmnist_lightning.data import FashionMNISTDataModule
+from fmnist_lightning.evaluate import analyse_training_run
 from fmnist_lightning.module import FashionMNISTClassifier
 from fmnist_lightning.plots import save_figure, training_curves
 from fmnist_lightning.precision import resolve_precision
@@ -104,6 +105,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     summary = write_run_summary(run_dir, trainer, test, seconds) or test
     if trainer.is_global_zero:
         print(f"\nTest accuracy: {summary['test_acc']:.4f}   Run folder: {run_dir.resolve()}")
+    if cfg.get("analysis"):  # the override ~analysis skips it
+        analyse_training_run(cfg.analysis, trainer, datamodule, run_dir)
     return summary
 
 

@@ -1,0 +1,262 @@
+"""The analysis a checkpoint evaluation writes, through the function, the CLI and training."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from conftest import tiny_overrides
+from fmnist_lightning.config import CONFIG_DIR, register_resolvers
+from fmnist_lightning.data import CLASS_NAMES, FashionMNISTDataModule
+from fmnist_lightning.evaluate import (
+    AnalysisSettings,
+    UnknownSplitError,
+    default_output_dir,
+    evaluate,
+    evaluate_checkpoint,
+)
+from fmnist_lightning.module import FashionMNISTClassifier
+from fmnist_lightning.train import train
+
+SETTINGS = AnalysisSettings(
+    calibration_bins=10, samples_per_class=4, predictions=6, mistakes=12, seed=0
+)
+DPI = 110  # plots.save_figure's default
+# Nominal figure sizes in inches for SETTINGS, 10 classes and the small network below.
+# Saving with a tight bounding box trims margins or adds room for labels, hence the slack.
+NOMINAL_INCHES = {
+    "samples.png": (4 * 0.85 + 1.6, 10 * 0.85),
+    "architecture.png": (7.5, 0.55 * 9 + 0.9),  # 9 boxes once ReLUs are merged
+    "confusion_matrix.png": (2 * (0.75 * 10 + 2.5), 0.75 * 10 + 1.5),
+    "predictions.png": (3 * 5.2, 2 * 2.1),  # 6 predictions, 3 per row
+    "misclassified.png": (6 * 1.9, 2 * 2.5),  # 12 mistakes, 6 per row
+    "calibration.png": (5.5, 6.5),
+}
+TEXT_FILES = (
+    "report.md",
+    "metrics.json",
+    "per_class.csv",
+    "confusion_matrix.csv",
+    "model_summary.txt",
+)
+
+
+def small_classifier(seed: int = 0) -> FashionMNISTClassifier:
+    """An untrained (seeded) classifier: it makes plenty of mistakes to draw."""
+    torch.manual_seed(seed)
+    return FashionMNISTClassifier(
+        model={
+            "_target_": "fmnist_lightning.network.VGGStyleCNN",
+            "blocks": [[8], [16]],
+            "dense": [32],
+            "channels_last": True,
+        },
+        optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
+        scheduler=None,
+        label_smoothing=0.0,
+        class_names=list(CLASS_NAMES),
+        mean=0.2860,
+        std=0.3530,
+    ).eval()
+
+
+def synthetic_datamodule(root: Path) -> FashionMNISTDataModule:
+    datamodule = FashionMNISTDataModule(
+        root=str(root),
+        batch_size=32,
+        eval_batch_size=64,
+        val_fraction=0.2,
+        split_seed=0,
+        shuffle_seed=0,
+        mean=0.2860,
+        std=0.3530,
+        download=False,
+        on_device=False,
+    )
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    return datamodule
+
+
+def save_checkpoint(module: FashionMNISTClassifier, path: Path) -> Path:
+    """The two keys load_module needs, as Lightning writes them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def image_links(report: Path) -> list[Path]:
+    return [
+        report.parent / link for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report.read_text())
+    ]
+
+
+@pytest.fixture(scope="module")
+def evaluated(synthetic_root, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("analysis")
+    module = small_classifier()
+    metrics = evaluate(module, synthetic_datamodule(synthetic_root), "test", output_dir, SETTINGS)
+    return output_dir, metrics, module
+
+
+def test_every_file_is_written(evaluated):
+    output_dir, _, _ = evaluated
+    for name in (*TEXT_FILES, *NOMINAL_INCHES):
+        assert (output_dir / name).is_file(), name
+        assert (output_dir / name).stat().st_size > 0, name
+
+
+@pytest.mark.parametrize("name", sorted(NOMINAL_INCHES))
+def test_pictures_decode_with_the_expected_size(evaluated, name):
+    output_dir, _, _ = evaluated
+    with Image.open(output_dir / name) as image:
+        image.load()  # decodes the whole file
+        size = image.size
+    nominal = [inches * DPI for inches in NOMINAL_INCHES[name]]
+    for actual, expected in zip(size, nominal, strict=True):
+        assert 0.6 * expected <= actual <= 1.25 * expected, (name, size, nominal)
+
+
+def test_per_class_csv_has_a_row_per_class_and_the_averages(evaluated):
+    output_dir, metrics, _ = evaluated
+    table = pd.read_csv(output_dir / "per_class.csv")
+    assert list(table.columns) == ["class", "precision", "recall", "f1", "support"]
+    assert table["class"].tolist() == [*CLASS_NAMES, "macro avg", "weighted avg"]
+    assert table["support"].iloc[:10].sum() == 100 == metrics["images"]
+    assert table["support"].iloc[10:].tolist() == [100, 100]
+    assert table[["precision", "recall", "f1"]].apply(lambda c: c.between(0, 1).all()).all()
+    # The weighted recall of a classifier is its accuracy.
+    assert table["recall"].iloc[11] == pytest.approx(metrics["accuracy"], abs=1e-6)
+
+
+def test_confusion_matrix_csv_agrees_with_the_model_and_the_per_class_table(
+    evaluated, synthetic_root
+):
+    output_dir, metrics, module = evaluated
+    matrix = pd.read_csv(output_dir / "confusion_matrix.csv", index_col=0)
+    assert matrix.index.name == "true class"
+    assert list(matrix.index) == list(CLASS_NAMES) == list(matrix.columns)
+    images, labels = synthetic_datamodule(synthetic_root).tensors["test"].tensors
+    with torch.no_grad():
+        predictions = module(images).argmax(dim=1)
+    expected = torch.zeros(10, 10, dtype=torch.long)
+    expected.index_put_((labels, predictions), torch.ones(100, dtype=torch.long), accumulate=True)
+    assert (matrix.to_numpy() == expected.numpy()).all()
+    per_class = pd.read_csv(output_dir / "per_class.csv").iloc[:10]
+    assert per_class["support"].tolist() == matrix.sum(axis=1).tolist()
+    assert metrics["accuracy"] == pytest.approx(matrix.to_numpy().trace() / 100)
+
+
+def test_metrics_json_holds_the_headline_numbers(evaluated):
+    output_dir, metrics, _ = evaluated
+    saved = json.loads((output_dir / "metrics.json").read_text())
+    assert saved == metrics
+    assert saved["split"] == "test" and saved["images"] == 100
+    assert 0 <= saved["ece"] <= 1 and saved["loss"] > 0
+    assert saved["predict_seconds"] >= 0 and saved["precision"] == "32-true"
+
+
+def test_report_embeds_every_picture_with_working_relative_links(evaluated):
+    output_dir, _, _ = evaluated
+    report = output_dir / "report.md"
+    links = image_links(report)
+    assert sorted(link.name for link in links) == sorted(NOMINAL_INCHES)
+    assert all(link.is_file() for link in links)
+    text = report.read_text()
+    for row in (*CLASS_NAMES, "macro avg", "weighted avg"):
+        assert f"| {row} |" in text
+    assert "| accuracy |" in text and "| expected calibration error |" in text
+    assert "VGGStyleCNN" in text  # the configuration summary
+    assert "Total params" in (output_dir / "model_summary.txt").read_text()
+
+
+def test_cli_evaluates_a_checkpoint_into_its_run_folder(synthetic_root, tmp_path):
+    checkpoint = save_checkpoint(
+        small_classifier(), tmp_path / "run" / "checkpoints" / "model.ckpt"
+    )
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_lightning.evaluate",
+            f"ckpt_path={checkpoint}",
+            "split=val",
+            f"data.root={synthetic_root}",
+            "accelerator=cpu",
+            "analysis.predictions=6",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output_dir = tmp_path / "run" / "analysis" / "model-val"
+    assert default_output_dir(checkpoint, "val") == output_dir
+    assert f"Analysis folder: {output_dir}" in result.stdout
+    assert "macro avg" in result.stdout and "Ankle boot" in result.stdout
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert metrics["split"] == "val" and metrics["images"] == 80  # 20% of 400
+    assert (output_dir / "evaluate_config.yaml").is_file()
+    assert all(link.is_file() for link in image_links(output_dir / "report.md"))
+    assert list(workdir.iterdir()) == []  # no Hydra folder or log file in the working directory
+
+
+def test_cli_names_a_missing_checkpoint_in_one_line_and_fails(tmp_path):
+    missing = tmp_path / "runs" / "nope" / "checkpoints" / "best.ckpt"
+    result = subprocess.run(
+        [sys.executable, "-m", "fmnist_lightning.evaluate", f"ckpt_path={missing}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: No checkpoint file at")
+    assert str(missing) in lines[0]
+    assert not (tmp_path / "runs").exists()  # nothing created for a bad path
+
+
+def test_an_unknown_split_is_rejected_before_loading_anything(tmp_path):
+    register_resolvers()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("evaluate", overrides=[f"ckpt_path={tmp_path}/x.ckpt", "split=training"])
+    with pytest.raises(UnknownSplitError, match="split=training .* train, val, test"):
+        evaluate_checkpoint(cfg)
+
+
+def test_training_writes_the_analysis_of_its_best_checkpoint(
+    synthetic_root, compose_train, tmp_path
+):
+    overrides = tiny_overrides(synthetic_root, tmp_path) + [
+        "trainer.max_epochs=1",
+        "analysis.predictions=3",
+        "analysis.samples_per_class=2",
+    ]
+    train(compose_train(overrides))
+    (best,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
+    output_dir = tmp_path / "analysis" / f"{best.stem}-test"
+    report = output_dir / "report.md"
+    links = image_links(report)
+    assert output_dir / "../../plots/curves.png" in links  # the run's curves, not a copy
+    assert all(link.is_file() for link in links) and len(links) == 7
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert metrics["checkpoint"] == f"checkpoints/{best.name}" and metrics["images"] == 100
+    assert "| epochs trained | 1 |" in report.read_text()
+
+
+def test_removing_the_analysis_group_turns_it_off_in_training(compose_train, tmp_path):
+    assert compose_train([f"paths.run_dir={tmp_path}"]).analysis.samples_per_class > 0
+    assert compose_train([f"paths.run_dir={tmp_path}", "~analysis"]).get("analysis") is None
