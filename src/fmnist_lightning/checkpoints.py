@@ -46,6 +46,13 @@ def load_module(
 ) -> FashionMNISTClassifier:
     """The trained FashionMNISTClassifier of a checkpoint, in eval mode."""
     checkpoint = read_checkpoint(path, map_location)
-    module = FashionMNISTClassifier(**checkpoint["hyper_parameters"])
-    module.load_state_dict(checkpoint["state_dict"])
+    try:
+        module = FashionMNISTClassifier(**checkpoint["hyper_parameters"])
+        module.load_state_dict(checkpoint["state_dict"])
+    except Exception as error:  # e.g. a network class that moved, or weights of another shape
+        raise CheckpointError(
+            f"'{path}' looks like an fmnist-lightning checkpoint but its model could not be "
+            f"rebuilt ({type(error).__name__}: {str(error).splitlines()[0][:300]}). It may come "
+            "from an incompatible version of the code."
+        ) from error
     return module.to(map_location).eval()
