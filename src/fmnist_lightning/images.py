@@ -71,7 +71,8 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageReadError(name, f"too large, a possible decompression bomb ({error})") from None
     except Exception as error:  # Pillow's decoders raise many types for corrupt data
-        raise ImageReadError(name, f"{type(error).__name__}: {error}") from error
+        reason = f"corrupt, truncated or unsupported image data ({type(error).__name__}: {error})"
+        raise ImageReadError(name, reason) from error
 
 
 def check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:
