@@ -141,10 +141,16 @@ def fit_to_square(gray: np.ndarray, fill: float, size: int = IMAGE_SIZE) -> np.n
 
 
 def prepare_image(
-    image: Image.Image, invert: bool | None = None, size: int = IMAGE_SIZE
+    image: Image.Image,
+    invert: bool | None = None,
+    size: int = IMAGE_SIZE,
+    source: str = "<PIL image>",
 ) -> np.ndarray:
     """A PIL image → (size, size) uint8, light object on black. ``invert=None`` decides by the border."""
-    gray = to_grayscale(image)
+    try:
+        gray = to_grayscale(image)
+    except Exception as error:  # a mode Pillow cannot convert ("La"), NaN pixels...
+        raise ImageReadError(source, f"{type(error).__name__}: {error}") from error
     background = border_mean(gray)
     if invert is None:
         invert = background > LIGHT_BACKGROUND_THRESHOLD
@@ -162,7 +168,4 @@ def load_image(
 ) -> np.ndarray:
     """An image file (path, bytes or stream) → (size, size) uint8 array ready for the classifier."""
     image = read_image(source, max_pixels=max_pixels)
-    try:
-        return prepare_image(image, invert=invert, size=size)
-    except Exception as error:  # an unusual mode Pillow cannot convert, NaN pixels...
-        raise ImageReadError(describe_source(source), f"{type(error).__name__}: {error}") from error
+    return prepare_image(image, invert=invert, size=size, source=describe_source(source))
