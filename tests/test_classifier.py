@@ -200,6 +200,13 @@ def test_checkpoint_with_weights_of_another_shape_is_named(tiny_checkpoint, tmp_
         load_classifier(path)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the error on machines without CUDA")
+def test_asking_for_a_missing_gpu_says_so(tiny_checkpoint):
+    with pytest.raises(ValueError, match="'cuda' was requested but CUDA is not available"):
+        load_classifier(tiny_checkpoint, device="cuda")
+    assert load_classifier(tiny_checkpoint, device="auto").device.type == "cpu"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_predicts_on_the_gpu(tiny_checkpoint, test_set, reference):
     gpu = load_classifier(tiny_checkpoint, device="cuda")

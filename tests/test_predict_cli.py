@@ -143,3 +143,12 @@ def test_module_entry_point_exit_status(tiny_checkpoint, photos, tmp_path):
     rows = json.loads((tmp_path / "out.json").read_text())
     assert len(rows) == 5 and sum(row["error"] is not None for row in rows) == 1
     assert "broken.jpg" in result.stderr and "4 of 5 inputs classified" in result.stdout
+
+
+def test_glob_patterns_are_expanded_when_the_shell_did_not(tiny_checkpoint, photos, tmp_path):
+    folder, _ = photos
+    output = tmp_path / "rows.csv"
+    assert main([str(tiny_checkpoint), str(folder / "*.png"), "-o", str(output)]) == 0
+    assert [Path(row["path"]).name for row in read_csv(output)] == [
+        "a_gray.png", "c_rgba.png", "d_16bit.png"
+    ]  # fmt: skip

@@ -51,7 +51,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; anything else as torch understands it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"Device '{device}' was requested but CUDA is not available here; "
+            "use device='cpu', or 'auto' to take a GPU only when there is one."
+        )
+    return device
 
 
 def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:

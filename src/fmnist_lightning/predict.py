@@ -64,7 +64,9 @@ def find_images(inputs: list[str], recursive: bool = False) -> tuple[list[str], 
                 )
         elif path.exists():
             files.append(entry)  # named explicitly: tried whatever its extension
-        elif glob.has_magic(entry) and (matches := sorted(glob.glob(entry, recursive=True))):
+        elif any(c in entry for c in "*?[") and (
+            matches := sorted(glob.glob(entry, recursive=True))
+        ):
             files += [m for m in matches if Path(m).is_file()]
         else:
             errors[entry] = "no such file or folder"
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         classifier = load_classifier(args.checkpoint, device=args.device)
-    except CheckpointError as error:
+    except (CheckpointError, ValueError) as error:  # not a checkpoint; an unusable --device
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
