@@ -90,3 +90,42 @@ def compose_train() -> Callable[..., DictConfig]:
             return compose(config_name="train", overrides=overrides)
 
     return _compose
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real Lightning checkpoint of a small classifier fitted for a few seconds on synthetic data."""
+    import lightning as L
+
+    from fmnist_lightning.data import CLASS_NAMES, FashionMNISTDataModule
+    from fmnist_lightning.module import FashionMNISTClassifier
+
+    L.seed_everything(0)
+    mean, std = 0.286, 0.353
+    datamodule = FashionMNISTDataModule(
+        root=str(synthetic_root), batch_size=32, eval_batch_size=100, val_fraction=0.2,
+        split_seed=0, shuffle_seed=0, mean=mean, std=std, download=False, on_device=False,
+    )  # fmt: skip
+    module = FashionMNISTClassifier(
+        model={
+            "_target_": "fmnist_lightning.network.VGGStyleCNN",
+            "blocks": [[8], [16]],
+            "dense": [32],
+            "dropout": 0.0,
+            "channels_last": True,
+        },
+        optimizer={"_target_": "torch.optim.Adam", "lr": 3e-3},
+        scheduler=None,
+        label_smoothing=0.0,
+        class_names=list(CLASS_NAMES),
+        mean=mean,
+        std=std,
+    )
+    trainer = L.Trainer(
+        max_steps=6, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=datamodule)
+    path = tmp_path_factory.mktemp("checkpoint") / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    return path

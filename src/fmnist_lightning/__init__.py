@@ -1,1 +1,5 @@
 """fmnist-lightning."""
+
+from fmnist_lightning.classifier import Classifier, Predictions, load_classifier
+
+__all__ = ["Classifier", "Predictions", "load_classifier"]

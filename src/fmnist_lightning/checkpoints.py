@@ -1,5 +1,6 @@
 """Load a checkpoint of this project safely, with a clear error for anything else."""
 
+import zipfile
 from pathlib import Path
 
 import torch
@@ -24,9 +25,14 @@ def read_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for truncated or foreign files
+        # torch's message for a non-checkpoint file suggests weights_only=False: bad advice here.
+        detail = (
+            "it is not the zip archive that torch.save writes"
+            if not zipfile.is_zipfile(path)
+            else f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        )
         raise CheckpointError(
-            f"'{path}' could not be read as a PyTorch checkpoint "
-            f"({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
+            f"'{path}' could not be read as a PyTorch checkpoint ({detail}). "
             "It may be truncated or not a checkpoint at all; pick another .ckpt file."
         ) from error
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
@@ -46,6 +52,13 @@ def load_module(
 ) -> FashionMNISTClassifier:
     """The trained FashionMNISTClassifier of a checkpoint, in eval mode."""
     checkpoint = read_checkpoint(path, map_location)
-    module = FashionMNISTClassifier(**checkpoint["hyper_parameters"])
-    module.load_state_dict(checkpoint["state_dict"])
+    try:
+        module = FashionMNISTClassifier(**checkpoint["hyper_parameters"])
+        module.load_state_dict(checkpoint["state_dict"])
+    except Exception as error:  # e.g. a network class that moved, or weights of another shape
+        raise CheckpointError(
+            f"'{path}' looks like an fmnist-lightning checkpoint but its model could not be "
+            f"rebuilt ({type(error).__name__}: {str(error).splitlines()[0][:300]}). It may come "
+            "from an incompatible version of the code."
+        ) from error
     return module.to(map_location).eval()

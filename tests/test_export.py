@@ -1,0 +1,99 @@
+import importlib.util
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torchvision.datasets import FashionMNIST
+
+from fmnist_lightning import load_classifier
+from fmnist_lightning.data import CLASS_NAMES
+from fmnist_lightning.export import export, load_exported, main
+
+ONNX_MISSING = [
+    m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None
+]
+needs_onnx = pytest.mark.skipif(
+    bool(ONNX_MISSING),
+    reason=f"optional extra 'export' not installed ({', '.join(ONNX_MISSING)}): uv sync --extra export",
+)
+
+
+@pytest.fixture(scope="module")
+def pixels(synthetic_root) -> np.ndarray:
+    """uint8 (N, 1, 28, 28) test images, the exported model's input."""
+    return FashionMNIST(str(synthetic_root), train=False).data[:30].unsqueeze(1).numpy()
+
+
+def exported_matches_pytorch(path, fmt, checkpoint, pixels) -> None:
+    expected = load_classifier(checkpoint).predict(torch.from_numpy(pixels)).probabilities.numpy()
+    run = load_exported(path, fmt)
+    for batch in (1, 7, len(pixels)):  # the batch size is dynamic
+        probabilities = run(pixels[:batch])
+        assert probabilities.shape == (batch, 10) and probabilities.dtype == np.float32
+        np.testing.assert_allclose(probabilities, expected[:batch], atol=1e-5, rtol=0)
+
+
+@needs_onnx
+def test_onnx_export_round_trip(tiny_checkpoint, synthetic_root, pixels, tmp_path, capsys):
+    import onnx
+
+    path = tmp_path / "model.onnx"
+    argv = [str(tiny_checkpoint), "--format", "onnx", "-o", str(path)]
+    assert main([*argv, "--data-root", str(synthetic_root)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Wrote {path}" in printed
+    assert "Max abs difference from PyTorch on 100 Fashion-MNIST test images" in printed
+    assert not list(tmp_path.glob("*.data"))  # one self-contained file
+    exported_matches_pytorch(path, "onnx", tiny_checkpoint, pixels)
+    model = onnx.load(str(path))
+    (inputs,), (outputs,) = model.graph.input, model.graph.output
+    assert (inputs.name, outputs.name) == ("pixels", "probabilities")
+    assert inputs.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    info = {prop.key: prop.value for prop in model.metadata_props}
+    assert json.loads(info["class_names"]) == list(CLASS_NAMES) and float(info["mean"]) == 0.286
+
+
+@needs_onnx
+def test_onnx_falls_back_to_the_torchscript_based_exporter(
+    tiny_checkpoint, synthetic_root, pixels, tmp_path, monkeypatch
+):
+    real_export = torch.onnx.export
+
+    def dynamo_fails(*args, dynamo=True, **kwargs):
+        if dynamo:
+            raise RuntimeError("simulated torch.export failure")
+        return real_export(*args, dynamo=dynamo, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", dynamo_fails)
+    path = tmp_path / "legacy.onnx"
+    exporter, difference, _ = export(tiny_checkpoint, "onnx", path, str(synthetic_root))
+    assert exporter == "TorchScript-based (dynamo=False)" and difference < 1e-5
+    exported_matches_pytorch(path, "onnx", tiny_checkpoint, pixels)
+
+
+def test_torchscript_export_round_trip(tiny_checkpoint, pixels, tmp_path, capsys):
+    path = tmp_path / "model.torchscript.pt"
+    # No dataset where --data-root points: the check runs on random pixels and says so.
+    argv = [str(tiny_checkpoint), "--format", "torchscript", "-o", str(path)]
+    assert main([*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "16"]) == 0
+    assert "on 16 random images (no Fashion-MNIST test set" in capsys.readouterr().out
+    exported_matches_pytorch(path, "torchscript", tiny_checkpoint, pixels)
+    extra = {"metadata.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
+        torch.jit.load(str(path), _extra_files=extra)
+    assert json.loads(json.loads(extra["metadata.json"])["class_names"]) == list(CLASS_NAMES)
+
+
+def test_existing_file_and_wrong_checkpoint_are_refused(tiny_checkpoint, tmp_path, capsys):
+    existing = tmp_path / "model.torchscript.pt"
+    existing.write_bytes(b"keep me")
+    assert main([str(tiny_checkpoint), "--format", "torchscript", "-o", str(existing)]) == 2
+    assert existing.read_bytes() == b"keep me"
+    assert "already exists" in capsys.readouterr().err
+    not_a_checkpoint = tmp_path / "notes.ckpt"
+    not_a_checkpoint.write_text("hello")
+    assert main([str(not_a_checkpoint), "--format", "torchscript"]) == 2
+    assert "notes.ckpt' could not be read as a PyTorch checkpoint" in capsys.readouterr().err

@@ -1,0 +1,154 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torchvision.datasets import FashionMNIST
+
+from fmnist_lightning import load_classifier
+from fmnist_lightning.data import CLASS_NAMES
+from fmnist_lightning.predict import main
+
+PROBABILITY_COLUMNS = [f"prob_{name}" for name in CLASS_NAMES]
+
+
+@pytest.fixture(scope="module")
+def photos(synthetic_root, tmp_path_factory) -> tuple[Path, list[int]]:
+    """A folder of image files made from test images: PNG, a light-background JPEG, RGBA, 16-bit."""
+    folder = tmp_path_factory.mktemp("photos")
+    images = FashionMNIST(str(synthetic_root), train=False).data[:4].numpy()
+    Image.fromarray(images[0]).save(folder / "a_gray.png")
+    light = Image.fromarray(255 - images[1]).resize((84, 84), Image.Resampling.NEAREST)
+    light.convert("RGB").save(folder / "b_light.jpg", quality=95)
+    Image.fromarray(images[2]).convert("RGBA").save(folder / "c_rgba.png")
+    Image.fromarray(images[3].astype("uint16") * 257).save(folder / "d_16bit.png")
+    (folder / "notes.txt").write_text("not an image, and skipped: wrong extension")
+    return folder, [0, 1, 2, 3]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_folder_of_images_gives_one_row_each_with_ten_probabilities(
+    tiny_checkpoint, photos, synthetic_root, tmp_path, capsys
+):
+    folder, indices = photos
+    output = tmp_path / "rows.csv"
+    assert main([str(tiny_checkpoint), str(folder), "-o", str(output)]) == 0
+    rows = read_csv(output)
+    assert [Path(row["path"]).name for row in rows] == [
+        "a_gray.png", "b_light.jpg", "c_rgba.png", "d_16bit.png"
+    ]  # fmt: skip
+    assert list(rows[0]) == [
+        "path",
+        "class_index",
+        "class",
+        "confidence",
+        *PROBABILITY_COLUMNS,
+        "error",
+    ]
+    expected = load_classifier(tiny_checkpoint).predict(
+        FashionMNIST(str(synthetic_root), train=False).data[indices]
+    )
+    for row, name, probabilities in zip(rows, expected.names, expected.probabilities, strict=True):
+        assert row["class"] == name and row["error"] == ""
+        assert CLASS_NAMES[int(row["class_index"])] == name
+        written = torch.tensor([float(row[column]) for column in PROBABILITY_COLUMNS])
+        # PNGs are exact; the resized JPEG is close.
+        tolerance = 2e-2 if row["path"].endswith(".jpg") else 1e-5
+        assert torch.allclose(written, probabilities, atol=tolerance, rtol=0)
+        assert float(row["confidence"]) == pytest.approx(float(written.max()))
+    printed = capsys.readouterr().out
+    assert "a_gray.png" in printed and expected.names[0] in printed
+    assert "4 of 4 inputs classified" in printed
+
+
+def test_corrupt_and_missing_files_get_error_rows_and_a_failing_exit_status(
+    tiny_checkpoint, photos, tmp_path, capsys
+):
+    folder, _ = photos
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes((folder / "a_gray.png").read_bytes()[:70])
+    output = tmp_path / "rows.json"
+    inputs = [
+        str(folder / "a_gray.png"),
+        str(corrupt),
+        str(tmp_path / "gone.png"),
+        str(folder / "c_rgba.png"),
+    ]
+    status = main([str(tiny_checkpoint), *inputs, "-o", str(output)])
+    assert status == 1
+    rows = json.loads(output.read_text())  # the format follows the .json suffix
+    by_path = {row["path"]: row for row in rows}
+    assert set(by_path) == set(inputs)
+    for good in (inputs[0], inputs[3]):
+        assert by_path[good]["error"] is None and len(by_path[good]["probabilities"]) == 10
+    assert "corrupt, truncated" in by_path[str(corrupt)]["error"]
+    assert by_path[str(corrupt)]["class"] is None and by_path[str(corrupt)]["probabilities"] is None
+    assert by_path[inputs[2]]["error"] == "no such file or folder"
+    errors = capsys.readouterr().err
+    assert f"cannot read image '{corrupt}'" in errors and "gone.png" in errors
+
+
+def test_json_to_stdout_puts_the_table_on_stderr(tiny_checkpoint, photos, capsys):
+    folder, _ = photos
+    assert (
+        main([str(tiny_checkpoint), str(folder / "a_gray.png"), "-o", "-", "--format", "json"]) == 0
+    )
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)
+    assert row["class"] in CLASS_NAMES and sum(row["probabilities"].values()) == pytest.approx(1)
+    assert "Predictions" in captured.err
+
+
+def test_existing_output_is_kept_unless_overwrite_is_given(
+    tiny_checkpoint, photos, tmp_path, capsys
+):
+    folder, _ = photos
+    output = tmp_path / "predictions.csv"
+    output.write_text("earlier results\n")
+    assert main([str(tiny_checkpoint), str(folder), "-o", str(output)]) == 2
+    assert output.read_text() == "earlier results\n"
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main([str(tiny_checkpoint), str(folder), "-o", str(output), "--overwrite"]) == 0
+    assert len(read_csv(output)) == 4
+
+
+def test_a_file_that_is_no_checkpoint_is_named(photos, tmp_path, capsys):
+    folder, _ = photos
+    status = main([str(folder / "a_gray.png"), str(folder), "-o", str(tmp_path / "rows.csv")])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "a_gray.png' could not be read as a PyTorch checkpoint" in error
+    assert "Traceback" not in error and not (tmp_path / "rows.csv").exists()
+
+
+def test_module_entry_point_exit_status(tiny_checkpoint, photos, tmp_path):
+    folder, _ = photos
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    command = [sys.executable, "-m", "fmnist_lightning.predict", str(tiny_checkpoint)]
+    command += [str(folder), str(broken), "--format", "json", "-o", str(tmp_path / "out.json")]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"}
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "out.json").read_text())
+    assert len(rows) == 5 and sum(row["error"] is not None for row in rows) == 1
+    assert "broken.jpg" in result.stderr and "4 of 5 inputs classified" in result.stdout
+
+
+def test_glob_patterns_are_expanded_when_the_shell_did_not(tiny_checkpoint, photos, tmp_path):
+    folder, _ = photos
+    output = tmp_path / "rows.csv"
+    assert main([str(tiny_checkpoint), str(folder / "*.png"), "-o", str(output)]) == 0
+    assert [Path(row["path"]).name for row in read_csv(output)] == [
+        "a_gray.png", "c_rgba.png", "d_16bit.png"
+    ]  # fmt: skip
