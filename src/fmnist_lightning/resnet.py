@@ -10,7 +10,6 @@ head: a new ``fc`` with one output per class.
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
@@ -37,6 +36,7 @@ class ResNet18(ResNet):
             for name, parameter in self.named_parameters():
                 if not name.startswith(f"{HEAD}."):
                     parameter.requires_grad_(False)
+            self.train()  # modules start in training mode: put the backbone's BatchNorm in eval
 
     @property
     def head(self) -> nn.Module:
@@ -52,14 +52,27 @@ class ResNet18(ResNet):
         return self
 
 
+def resampling_matrix(source: int, target: int) -> torch.Tensor:
+    """(target, source) weights that spread each source pixel linearly over the two nearest
+    target pixels; every column sums to 1, so resampling keeps a kernel's total weight."""
+    position = (torch.arange(source, dtype=torch.float64) + 0.5) * target / source - 0.5
+    low = position.floor()
+    high_weight = position - low
+    matrix = torch.zeros(target, source, dtype=torch.float64)
+    columns = torch.arange(source)
+    for index, weight in ((low, 1 - high_weight), (low + 1, high_weight)):
+        rows = index.clamp(0, target - 1).long()
+        matrix.index_put_((rows, columns), weight, accumulate=True)
+    return matrix
+
+
 def adapt_stem_weight(weight: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
     """A torchvision stem kernel (64, 3, 7, 7) reshaped to ``target_shape``, e.g. (64, 1, 3, 3).
 
-    Channels: a grey image is R = G = B, so summing the kernel over its colour channels gives
-    the same response to it as the original gives to the grey image in colour. Size: the
-    kernel is resized (bilinear, antialiased) and rescaled so its sum, the response to a
-    flat patch, is unchanged; the filters keep their coarse shape (edges, blobs), not their
-    exact 7x7 detail.
+    Channels: a grey image is R = G = B, so summing the kernel over its colours gives the
+    grey image the response the original gives its colour copy. Size: the kernel is
+    resampled linearly such that each filter keeps its total weight (its response to a
+    flat patch); the filters keep their coarse shape (edges, blobs), not their 7x7 detail.
     """
     out_channels, in_channels, height, width = target_shape
     if weight.shape[0] != out_channels:
@@ -74,11 +87,9 @@ def adapt_stem_weight(weight: torch.Tensor, target_shape: torch.Size) -> torch.T
             )
         weight = weight.sum(dim=1, keepdim=True)
     if weight.shape[2:] != (height, width):
-        area_ratio = (weight.shape[2] * weight.shape[3]) / (height * width)
-        weight = F.interpolate(
-            weight, size=(height, width), mode="bilinear", antialias=True, align_corners=False
-        )
-        weight = weight * area_ratio
+        rows = resampling_matrix(weight.shape[2], height)
+        cols = resampling_matrix(weight.shape[3], width)
+        weight = (rows @ weight.double() @ cols.T).to(weight.dtype)
     return weight
 
 

@@ -100,4 +100,5 @@ def scale_schedule_to_groups(
     if "max_lr" not in scheduler or not base_lr or all(lr == base_lr for lr in lrs):
         return scheduler
     max_lr = float(scheduler["max_lr"])
-    return {**scheduler, "max_lr": [max_lr * lr / base_lr for lr in lrs]}
+    # _convert_: hand the scheduler a plain list, which it divides, not an OmegaConf ListConfig.
+    return {**scheduler, "max_lr": [max_lr * lr / base_lr for lr in lrs], "_convert_": "all"}
