@@ -21,7 +21,15 @@ from omegaconf import OmegaConf
 from fmnist_lightning import runs
 
 # Overrides that do not change what is trained: where data and outputs live, and the seed.
-IGNORED_OVERRIDES = ("seed", "data.root", "paths.", "hydra.", "+hydra.", "callbacks.progress_bar")
+IGNORED_OVERRIDES = (
+    "seed",
+    "data.root",
+    "paths.",
+    "hydra.",
+    "+hydra.",
+    "callbacks.progress_bar",
+    "callbacks.progress_bar.",
+)
 HYDRA_OVERRIDES = Path(".hydra") / "overrides.yaml"
 
 
