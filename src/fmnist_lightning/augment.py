@@ -10,6 +10,7 @@ with 0 therefore holds the dataset's mean pixel, as torchvision's ``RandomErasin
 after ``Normalize``.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,7 @@ def random_erase(
     n, _, height, width = images.shape
     device = images.device
     area = height * width * torch.empty(n, device=device).uniform_(*scale)
-    log_ratio = torch.empty(n, device=device).uniform_(
-        torch.log(torch.tensor(ratio[0])).item(), torch.log(torch.tensor(ratio[1])).item()
-    )
-    aspect = log_ratio.exp()
+    aspect = torch.empty(n, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])).exp()
     box_h = (area * aspect).sqrt().round().clamp(1, height)
     box_w = (area / aspect).sqrt().round().clamp(1, width)
     top = (torch.rand(n, device=device) * (height - box_h + 1)).floor()
@@ -136,7 +134,7 @@ def random_erase(
     return images.masked_fill(erase.unsqueeze(1), value)
 
 
-def as_augment(spec: "BatchAugment | Mapping[str, Any] | None") -> BatchAugment | None:
+def as_augment(spec: BatchAugment | Mapping[str, Any] | None) -> BatchAugment | None:
     """A BatchAugment from itself, its config dict (``_target_`` optional) or None."""
     if spec is None or isinstance(spec, BatchAugment):
         return spec
