@@ -7,11 +7,14 @@ and no worker processes, so waiting for data costs next to nothing.
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 from torchvision.datasets import FashionMNIST
+
+from fmnist_lightning.augment import BatchAugment, as_augment
 
 CLASS_NAMES: tuple[str, ...] = tuple(FashionMNIST.classes)
 RAW_FILES: tuple[str, ...] = (
@@ -111,6 +114,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         std: float,
         download: bool,
         on_device: bool,
+        augment: BatchAugment | dict | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -123,6 +127,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.mean, self.std = mean, std
         self.download, self.on_device = download, on_device
         self.tensors: dict[str, TensorDataset] = {}
+        self.augment = as_augment(augment)
 
     @property
     def num_classes(self) -> int:
@@ -188,3 +193,10 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches, batched on the training device; other splits pass as they are."""
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            return self.augment(images), labels
+        return batch

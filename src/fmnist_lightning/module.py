@@ -13,10 +13,13 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics.classification import MulticlassAccuracy
 
+from fmnist_lightning import transfer
+
 # Keys of the model config that configure how the network runs, not what it is.
-RUNTIME_KEYS = ("channels_last", "compile")
+RUNTIME_KEYS = ("channels_last", "compile", *transfer.TRANSFER_KEYS)
 MIN_SCHEDULE_STEPS = 100
 
 
@@ -85,16 +88,27 @@ class FashionMNISTClassifier(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
+    def setup(self, stage: str) -> None:
+        """Fitting starts from ``model.weights`` or ``model.init_from`` when one is set."""
+        if stage == "fit":
+            message = transfer.load_initial_weights(self.net, self.hparams.model)
+            if message:
+                rank_zero_info(message)
+
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Class probabilities, (N, classes); the batch is images or (images, labels)."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).float().softmax(dim=1)
 
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
+        head_lr = self.hparams.model.get("head_lr")
+        params = transfer.parameter_groups(self, getattr(self.net, "head", None), head_lr)
+        optimizer = instantiate(self.hparams.optimizer, _partial_=True)(params)
         if not self.hparams.scheduler:
             return optimizer
-        scheduler_cfg = dict(self.hparams.scheduler)
+        scheduler_cfg = transfer.scale_schedule_to_groups(
+            dict(self.hparams.scheduler), optimizer, self.hparams.optimizer.get("lr")
+        )
         interval = scheduler_cfg.pop("interval", "epoch")
         if scheduler_cfg.get("total_steps") == "auto":
             # Schedules over the whole run need its length, known once the trainer is attached.

@@ -24,10 +24,28 @@ def conv_block(
     return layers
 
 
+WEIGHT_INITS = ("pytorch", "keras")
+
+
+def initialise_weights(network: nn.Module, scheme: str) -> None:
+    """Keep PyTorch's layer defaults, or re-draw conv/dense layers the way Keras does."""
+    if scheme not in WEIGHT_INITS:
+        raise ValueError(f"weight_init must be one of {', '.join(WEIGHT_INITS)}, got {scheme!r}.")
+    if scheme == "keras":
+        for layer in network.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(layer.weight)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+
+
 class VGGStyleCNN(nn.Module):
     """Conv 64 (7x7) → pool → 128, 128 → pool → 256, 256 → pool → dense 128 → 64 → classes.
 
     With the defaults it has exactly 1,413,834 parameters, the same as the Keras original.
+    ``batch_norm`` puts BatchNorm after every convolution, ``dense_batch_norm`` after every
+    hidden dense layer (both before the ReLU). ``weight_init``: "pytorch" (PyTorch's layer
+    defaults) or "keras" (Glorot-uniform weights and zero biases, as the original had).
     """
 
     def __init__(
@@ -41,6 +59,8 @@ class VGGStyleCNN(nn.Module):
         dense: Sequence[int] = (128, 64),
         dropout: float = 0.5,
         batch_norm: bool = False,
+        dense_batch_norm: bool = False,
+        weight_init: str = "pytorch",
     ) -> None:
         super().__init__()
         features: list[nn.Module] = []
@@ -56,10 +76,14 @@ class VGGStyleCNN(nn.Module):
         classifier: list[nn.Module] = [nn.Flatten()]
         width = channels * size * size
         for hidden in dense:
-            classifier += [nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            classifier.append(nn.Linear(width, hidden, bias=not dense_batch_norm))
+            if dense_batch_norm:
+                classifier.append(nn.BatchNorm1d(hidden))
+            classifier += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = hidden
         classifier.append(nn.Linear(width, num_classes))
         self.classifier = nn.Sequential(*classifier)
+        initialise_weights(self, weight_init)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Map (N, 1, 28, 28) normalised images to (N, classes) logits."""

@@ -310,5 +310,30 @@ def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
     bottom.set_yscale("symlog")
     bottom.set_xlabel("confidence (top-class softmax probability)")
     bottom.set_ylabel("images")
+
+
+def augmented_samples(
+    originals: np.ndarray, views: np.ndarray, titles: Sequence[str] | None = None
+) -> Figure:
+    """One row per image: the image, then its augmented views.
+
+    ``originals`` is (N, H, W) and ``views`` (N, K, H, W), pixel values in [0, 1].
+    """
+    count, per_image = views.shape[:2]
+    figure, axes = plt.subplots(
+        count, per_image + 1, figsize=(1.3 * (per_image + 1), 1.3 * count), squeeze=False
+    )
+    for row in range(count):
+        images = [originals[row], *views[row]]
+        for col, image in enumerate(images):
+            ax = axes[row, col]
+            ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if titles is not None:
+            axes[row, 0].set_ylabel(titles[row], fontsize=8)
+    axes[0, 0].set_title("original", fontsize=9)
+    for col in range(1, per_image + 1):
+        axes[0, col].set_title(f"augmented {col}", fontsize=9)
     figure.tight_layout()
     return figure

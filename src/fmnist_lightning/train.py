@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import runs
+from fmnist_lightning.augment import expand_augment_preset, save_augmentation_preview
 from fmnist_lightning.config import CONFIG_DIR, register_resolvers
 from fmnist_lightning.data import FashionMNISTDataModule
 from fmnist_lightning.evaluate import analyse_training_run
@@ -75,6 +76,7 @@ def write_run_summary(run_dir: Path, trainer: L.Trainer, test: dict, seconds: fl
     runs.write_json(run_dir / runs.TEST_METRICS_JSON, summary)
     epochs = runs.epoch_metrics(run_dir / runs.METRICS_CSV)
     save_figure(training_curves(epochs), run_dir / runs.PLOTS_DIR / "curves.png")
+    save_augmentation_preview(trainer.datamodule, run_dir / runs.PLOTS_DIR / "augmented.png")
     return summary
 
 
@@ -85,6 +87,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
 
+    expand_augment_preset(cfg)  # data.augment=standard works like data/augment=standard
     datamodule: FashionMNISTDataModule = instantiate(cfg.data)
     datamodule.prepare_data()  # fail on missing data before building anything else
     classifier = build_classifier(cfg, list(datamodule.classes))

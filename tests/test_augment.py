@@ -1,0 +1,215 @@
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.trainer.states import RunningStage
+from omegaconf import OmegaConf
+
+from fmnist_lightning.augment import (
+    BatchAugment,
+    as_augment,
+    expand_augment_preset,
+    random_crop,
+    random_erase,
+)
+from fmnist_lightning.data import FashionMNISTDataModule
+
+
+def images_batch(n: int = 64, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def datamodule(root, augment) -> FashionMNISTDataModule:
+    return FashionMNISTDataModule(
+        root=str(root),
+        batch_size=32,
+        eval_batch_size=50,
+        val_fraction=0.2,
+        split_seed=0,
+        shuffle_seed=0,
+        mean=0.286,
+        std=0.353,
+        download=False,
+        on_device=False,
+        augment=augment,
+    )
+
+
+def test_no_switch_on_leaves_images_as_they_are():
+    images = images_batch()
+    augment = BatchAugment()
+    assert not augment.enabled
+    assert torch.equal(augment(images), images)
+
+
+def test_every_switch_keeps_shape_and_dtype_and_leaves_the_input_untouched():
+    images = images_batch()
+    before = images.clone()
+    augment = BatchAugment(crop=True, crop_padding=3, flip=True, erase=True, erase_p=1.0)
+    out = augment(images)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert torch.equal(images, before)
+    assert not torch.equal(out, images)
+
+
+def test_crop_is_a_shift_within_the_padding_filled_with_the_image_minimum():
+    torch.manual_seed(0)
+    padding = 2
+    images = images_batch(32)
+    out = random_crop(images, padding)
+    for image, cropped in zip(images, out, strict=True):
+        fill = image.min()
+        padded = torch.full((1, 28 + 2 * padding, 28 + 2 * padding), float(fill))
+        padded[:, padding:-padding, padding:-padding] = image
+        windows = [
+            padded[:, top : top + 28, left : left + 28]
+            for top in range(2 * padding + 1)
+            for left in range(2 * padding + 1)
+        ]
+        assert any(torch.equal(cropped, window) for window in windows)
+    # Different images get different offsets: not every one is the centred window.
+    assert sum(torch.equal(a, b) for a, b in zip(images, out, strict=True)) < 32
+
+
+def test_flip_mirrors_with_its_probability():
+    images = images_batch(200)
+    assert torch.equal(BatchAugment(flip=True, flip_p=1.0)(images), images.flip(-1))
+    assert torch.equal(BatchAugment(flip=True, flip_p=0.0)(images), images)
+    torch.manual_seed(1)
+    out = BatchAugment(flip=True, flip_p=0.5)(images)
+    flipped = sum(torch.equal(o, i.flip(-1)) for o, i in zip(out, images, strict=True))
+    assert 70 < flipped < 130
+    # Each image is either itself or its mirror image.
+    assert all(
+        torch.equal(o, i) or torch.equal(o, i.flip(-1)) for o, i in zip(out, images, strict=True)
+    )
+
+
+def test_erasing_fills_one_rectangle_of_the_requested_size_with_the_value():
+    torch.manual_seed(2)
+    images = images_batch(100) + 10.0  # no pixel is 0 before erasing
+    out = random_erase(images, p=1.0, scale=(0.1, 0.2), ratio=(0.5, 2.0), value=0.0)
+    erased = out == 0.0
+    assert torch.equal(out[~erased], images[~erased])
+    for mask in erased[:, 0]:
+        rows, cols = mask.any(dim=1).nonzero(), mask.any(dim=0).nonzero()
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert mask.sum() == height * width  # a filled rectangle
+        assert 0.1 * 784 * 0.7 <= mask.sum() <= 0.2 * 784 * 1.3  # area, up to rounding
+    none = random_erase(images, p=0.0, scale=(0.1, 0.2), ratio=(0.5, 2.0), value=0.0)
+    assert torch.equal(none, images)
+
+
+@pytest.mark.parametrize("switch", ["crop", "flip", "erase"])
+def test_each_switch_works_alone(switch):
+    torch.manual_seed(3)
+    images = images_batch()
+    out = BatchAugment(**{switch: True, "flip_p": 1.0, "erase_p": 1.0})(images)
+    changed = (out != images).flatten(1).any(dim=1)
+    assert changed.float().mean() > 0.5
+    if switch == "flip":
+        assert torch.equal(out, images.flip(-1))
+    if switch == "erase":  # only erasing writes the fill value 0 exactly
+        assert ((out == 0) & (images != 0)).any()
+
+
+def test_invalid_strengths_are_refused_with_the_key_name():
+    with pytest.raises(ValueError, match="flip_p"):
+        BatchAugment(flip=True, flip_p=1.5)
+    with pytest.raises(ValueError, match="crop_padding"):
+        BatchAugment(crop=True, crop_padding=-1)
+    with pytest.raises(ValueError, match="erase_scale"):
+        BatchAugment(erase=True, erase_scale=[0.5, 0.1])
+
+
+def test_config_dicts_and_presets_build_the_augmentation(compose_train, tmp_path):
+    cfg = compose_train([f"paths.run_dir={tmp_path}", "data/augment=standard"])
+    augment = as_augment(cfg.data.augment)
+    assert (augment.crop, augment.flip, augment.erase) == (True, True, True)
+    assert augment.crop_padding == 2 and augment.erase_scale == (0.02, 0.33)
+
+    default = as_augment(compose_train([f"paths.run_dir={tmp_path}"]).data.augment)
+    assert not default.enabled
+
+    # The dot form replaces the node by a string; train() swaps in the preset's content.
+    cfg = compose_train([f"paths.run_dir={tmp_path}", "data.augment=standard"])
+    assert cfg.data.augment == "standard"
+    expand_augment_preset(cfg)
+    assert OmegaConf.to_container(cfg.data.augment)["erase"] is True
+    with pytest.raises(ValueError, match="none, standard"):
+        expand_augment_preset(
+            compose_train([f"paths.run_dir={tmp_path}", "data.augment=strongest"])
+        )
+
+    cfg = compose_train([f"paths.run_dir={tmp_path}", "data.augment.flip=true"])
+    single = as_augment(cfg.data.augment)
+    assert (single.crop, single.flip, single.erase) == (False, True, False)
+
+
+def test_the_hook_augments_training_batches_only(synthetic_root):
+    data = datamodule(synthetic_root, BatchAugment(flip=True, flip_p=1.0))
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+    data.trainer = trainer
+    images, labels = images_batch(8), torch.arange(8)
+    for stage in (RunningStage.VALIDATING, RunningStage.TESTING, RunningStage.PREDICTING):
+        trainer.state.stage = stage
+        out_images, out_labels = data.on_after_batch_transfer((images, labels), 0)
+        assert torch.equal(out_images, images) and torch.equal(out_labels, labels)
+    trainer.state.stage = RunningStage.TRAINING
+    out_images, out_labels = data.on_after_batch_transfer((images, labels), 0)
+    assert torch.equal(out_images, images.flip(-1)) and torch.equal(out_labels, labels)
+
+
+class BatchRecorder(L.LightningModule):
+    """A tiny classifier that keeps every batch it is given, per split."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(28 * 28, 10)
+        self.seen: dict[str, list] = {"train": [], "val": [], "test": []}
+
+    def step(self, batch, split):
+        self.seen[split].append((batch[0].clone(), batch[1].clone()))
+        return torch.nn.functional.cross_entropy(self.layer(batch[0].flatten(1)), batch[1])
+
+    def training_step(self, batch, batch_idx):
+        return self.step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self.step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self.step(batch, "test")
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_a_fit_augments_training_batches_and_never_validation_or_test(synthetic_root):
+    data = datamodule(synthetic_root, BatchAugment(flip=True, flip_p=1.0))
+    recorder = BatchRecorder()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=1,
+    )
+    trainer.fit(recorder, datamodule=data)
+    trainer.test(recorder, datamodule=data, verbose=False)
+
+    def rows(images: torch.Tensor) -> set[bytes]:
+        return {image.numpy().tobytes() for image in images}
+
+    plain = {split: rows(data.tensors[split].tensors[0]) for split in ("train", "val", "test")}
+    train_images = torch.cat([images for images, _ in recorder.seen["train"]])
+    train_labels = torch.cat([labels for _, labels in recorder.seen["train"]])
+    assert train_images.shape == (320, 1, 28, 28)
+    # Every training image is the mirror image of a training image, with its label kept.
+    assert rows(train_images.flip(-1)) == plain["train"]
+    assert not rows(train_images) & plain["train"]
+    assert sorted(train_labels.tolist()) == sorted(data.tensors["train"].tensors[1].tolist())
+    for split in ("val", "test"):
+        seen = torch.cat([images for images, _ in recorder.seen[split]])
+        assert rows(seen) <= plain[split] and len(rows(seen)) > 0
