@@ -24,6 +24,7 @@ from fmnist_lightning.data import FashionMNISTDataModule
 from fmnist_lightning.module import FashionMNISTClassifier
 from fmnist_lightning.plots import save_figure, training_curves
 from fmnist_lightning.precision import resolve_precision
+from fmnist_lightning.sweeps import refuse_ddp_in_multirun
 
 register_resolvers()
 
@@ -88,6 +89,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()  # fail on missing data before building anything else
     classifier = build_classifier(cfg, list(datamodule.classes))
     trainer = build_trainer(cfg)
+    refuse_ddp_in_multirun(trainer)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / runs.CONFIG_YAML, resolve=True)
