@@ -18,6 +18,8 @@ summary is also written at interpreter exit if the sweep did not get there.
 import atexit
 import logging
 import math
+import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -85,6 +87,9 @@ class SweepSummary(Callback):
             "status": COMPLETED if job_return.status == JobStatus.COMPLETED else FAILED,
             "overrides": list(job_return.overrides or []),
             "wall_seconds": round(seconds, 1),
+            # Where the launcher ran the job: a joblib worker, a submitit or SLURM job.
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "error": None,
             "traceback": None,
         }
