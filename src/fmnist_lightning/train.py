@@ -117,4 +117,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    # Call the imported module's main(), not this __main__ copy's: launchers that pickle
+    # the task function for other processes (joblib) can then send it by reference.
+    from fmnist_lightning.train import main as importable_main
+
+    importable_main()
