@@ -304,3 +304,40 @@ def test_the_slurm_preset_is_hydras_submitit_launcher_with_editable_settings():
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert launcher.partition == "gpu" and launcher.timeout_min == 60
     assert launcher.gpus_per_node == 1 and launcher.tasks_per_node == 1
+
+
+# --- Reading sweep folders ----------------------------------------------------------------
+
+
+def test_the_summary_reads_job_folders_and_marks_a_killed_job_unfinished(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    for job, dropout in ((0, 0.1), (1, 0.3), (2, 0.5)):
+        hydra_dir = sweep_dir / str(job) / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        OmegaConf.save(
+            OmegaConf.create(["trainer.max_epochs=2", f"model.dropout={dropout}"]),
+            hydra_dir / "overrides.yaml",
+        )
+    for job, val_acc in ((0, 0.5), (2, 0.75)):  # job 1 was killed mid-fit: no results
+        job_dir = sweep_dir / str(job)
+        runs.write_json(
+            job_dir / runs.TEST_METRICS_JSON,
+            {"best_val_acc": val_acc, "test_acc": val_acc - 0.01, "epochs": 2},
+        )
+        (job_dir / runs.METRICS_CSV).write_text(f"epoch,step,val_acc\n0,4,0.25\n1,9,{val_acc}\n")
+
+    summary = sweeps.write_sweep_summary(sweep_dir)
+
+    assert list(summary["job"]) == [2, 0, 1]
+    assert list(summary["status"]) == ["completed", "completed", "unfinished"]
+    assert list(summary["overrides"]) == [
+        "model.dropout=0.5",
+        "model.dropout=0.1",
+        "model.dropout=0.3",
+    ]
+    assert summary.attrs["common_overrides"] == ["trainer.max_epochs=2"]
+    assert list(summary["epochs"][:2]) == [2, 2] and pd.isna(summary["epochs"][2])
+    assert len(sweeps.validation_curves(sweep_dir, summary)) == 2
+    assert pd.read_csv(sweep_dir / "summary.csv")["job"].tolist() == [2, 0, 1]
+    assert "| 1 | unfinished | model.dropout=0.3 |" in (sweep_dir / "summary.md").read_text()
+    assert (sweep_dir / "summary.png").stat().st_size > 10_000

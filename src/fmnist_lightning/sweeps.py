@@ -232,3 +232,16 @@ def refuse_ddp_in_multirun(trainer: Trainer) -> None:
             "or sweep on SLURM with hydra/launcher=slurm and hydra.launcher.tasks_per_node equal "
             "to trainer.devices, so that SLURM starts the ranks."
         )
+
+
+if __name__ == "__main__":
+    # Re-summarise a sweep, e.g. after its SLURM jobs finished without the submitting process:
+    #   python -m fmnist_lightning.sweeps lightning_logs/sweeps/<time>-<id>
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="a folder lightning_logs/sweeps/<time>-<id>")
+    sweep_dir = parser.parse_args().sweep_dir
+    if not sweep_dir.is_dir() or not job_dirs(sweep_dir):
+        parser.error(f"'{sweep_dir}' is not a sweep folder: it holds no job folders 0, 1, ...")
+    print(markdown_table(write_sweep_summary(sweep_dir), decimals={"wall_seconds": 1}))
