@@ -111,7 +111,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def job_overrides(job_dir: Path) -> list[str]:
-    """The overrides that made this job differ from the others (Hydra's overrides.yaml)."""
+    """The job's command-line and sweep overrides, as Hydra saved them in .hydra/overrides.yaml."""
     path = job_dir / ".hydra" / "overrides.yaml"
     return list(OmegaConf.to_container(OmegaConf.load(path))) if path.is_file() else []
 
