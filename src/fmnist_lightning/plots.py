@@ -12,7 +12,7 @@ from pathlib import Path  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MultipleLocator  # noqa: E402
 
 
 def save_figure(figure: Figure, path: Path | str, dpi: int = 110) -> Path:
@@ -55,7 +55,9 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
     )
     for label, epochs in curves.items():
         left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
-    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs_run = max((int(epochs["epoch"].max()) + 1 for epochs in curves.values()), default=1)
+    left.set_xlim(0.5, epochs_run + 0.5)
+    left.xaxis.set_major_locator(MultipleLocator(max(1, epochs_run // 10)))
     left.set_xlabel("epoch")
     left.set_ylabel("validation accuracy")
     left.set_title("Validation accuracy per job")
