@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
+from matplotlib.ticker import MultipleLocator  # noqa: E402
 
 
 def save_figure(figure: Figure, path: Path | str, dpi: int = 110) -> Path:
@@ -335,5 +336,44 @@ def augmented_samples(
     axes[0, 0].set_title("original", fontsize=9)
     for col in range(1, per_image + 1):
         axes[0, col].set_title(f"augmented {col}", fontsize=9)
+
+
+def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
+    """Validation accuracy per epoch, one line per job; best val and test accuracy per job.
+
+    ``curves`` maps a job label to its ``runs.epoch_metrics`` frame; ``summary`` has the
+    columns job, status, best_val_acc and test_acc (``sweeps.summarise_sweep``).
+    """
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 4 + 0.15 * len(summary)), gridspec_kw={"width_ratios": [3, 2]}
+    )
+    for label, epochs in curves.items():
+        left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
+    epochs_run = max((int(epochs["epoch"].max()) + 1 for epochs in curves.values()), default=1)
+    left.set_xlim(0.5, epochs_run + 0.5)
+    left.xaxis.set_major_locator(MultipleLocator(max(1, epochs_run // 10)))
+    left.set_xlabel("epoch")
+    left.set_ylabel("validation accuracy")
+    left.set_title("Validation accuracy per job")
+    left.grid(alpha=0.3)
+    if curves:
+        left.legend(fontsize="small")
+    rows = summary.iloc[::-1]  # best job at the top
+    positions = range(len(rows))
+    best_val = pd.to_numeric(rows["best_val_acc"]).fillna(0.0)
+    test = pd.to_numeric(rows["test_acc"]).fillna(0.0)
+    right.barh([p + 0.2 for p in positions], best_val, height=0.4, label="best val_acc")
+    right.barh([p - 0.2 for p in positions], test, height=0.4, label="test_acc")
+    right.set_yticks(list(positions))
+    right.set_yticklabels(
+        [
+            f"#{job}" + ("" if status == "completed" else f" ({status})")
+            for job, status in zip(rows["job"], rows["status"], strict=True)
+        ]
+    )
+    right.set_xlabel("accuracy")
+    right.set_title("Jobs, best first")
+    right.grid(alpha=0.3, axis="x")
+    right.legend(fontsize="small", loc="lower right")
     figure.tight_layout()
     return figure

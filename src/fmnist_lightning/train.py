@@ -26,6 +26,7 @@ from fmnist_lightning.evaluate import analyse_training_run
 from fmnist_lightning.module import FashionMNISTClassifier
 from fmnist_lightning.plots import save_figure, training_curves
 from fmnist_lightning.precision import resolve_precision
+from fmnist_lightning.sweeps import refuse_ddp_in_multirun
 
 register_resolvers()
 
@@ -92,6 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()  # fail on missing data before building anything else
     classifier = build_classifier(cfg, list(datamodule.classes))
     trainer = build_trainer(cfg)
+    refuse_ddp_in_multirun(trainer)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / runs.CONFIG_YAML, resolve=True)
@@ -121,4 +123,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    # Call the imported module's main(), not this __main__ copy's: launchers that pickle
+    # the task function for other processes (joblib) can then send it by reference.
+    from fmnist_lightning.train import main as importable_main
+
+    importable_main()

@@ -1,0 +1,343 @@
+"""Sweeps through the real entry point: grid, failure, Optuna, launchers; DDP on CPU; sweep configs.
+
+Subprocess tests run ``python -m fmnist_lightning.train`` on synthetic data with a tiny
+network, so Hydra, its plugins and Lightning run exactly as for a user.
+"""
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from lightning import Trainer
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from fmnist_lightning import runs, sweeps
+from fmnist_lightning.config import CONFIG_DIR, register_resolvers
+from fmnist_lightning.data import FashionMNISTDataModule
+from fmnist_lightning.module import FashionMNISTClassifier
+
+
+def tiny_cli(data_root: Path, logs: Path) -> list[str]:
+    """A tiny network and fp32 on CPU: a job takes seconds on synthetic data."""
+    return [
+        f"data.root={data_root}",
+        f"paths.root={logs}",
+        "model.blocks=[[8],[16]]",
+        "model.dense=[16]",
+        "data.batch_size=32",
+        "data.eval_batch_size=64",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "trainer.precision=32-true",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_model_summary=false",
+        "callbacks.progress_bar=null",
+    ]
+
+
+def run_entry_point(args: list[str]) -> tuple[subprocess.CompletedProcess, int]:
+    """Run the training entry point; returns its result and its process id."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "fmnist_lightning.train", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"},
+    ) as process:
+        stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(
+        process.args, process.returncode, stdout, stderr
+    ), process.pid
+
+
+def only_sweep_dir(logs: Path) -> Path:
+    (sweep_dir,) = (logs / "sweeps").iterdir()
+    return sweep_dir
+
+
+def job_records(sweep_dir: Path) -> list[dict]:
+    return [runs.read_json(d / sweeps.JOB_JSON) for d in sweeps.job_dirs(sweep_dir)]
+
+
+def compose_with_hydra(overrides: list[str]) -> DictConfig:
+    register_resolvers()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+# --- Sweeps through the entry point -------------------------------------------------------
+
+
+def test_grid_sweep_writes_a_summary_of_every_job_best_first(synthetic_root, tmp_path):
+    logs = tmp_path / "logs"
+    grid = ["model.dropout=0.1,0.3", "optimizer.lr=0.01,0.003"]
+    result, _ = run_entry_point(
+        ["-m", *tiny_cli(synthetic_root, logs), "trainer.max_epochs=2", *grid]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    sweep_dir = only_sweep_dir(logs)
+    assert [d.name for d in sweeps.job_dirs(sweep_dir)] == ["0", "1", "2", "3"]
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    expected = {
+        f"model.dropout={d} optimizer.lr={lr}"
+        for d, lr in itertools.product(("0.1", "0.3"), ("0.01", "0.003"))
+    }
+    assert set(summary["overrides"]) == expected
+    assert (summary["status"] == "completed").all()
+    assert summary["best_val_acc"].is_monotonic_decreasing
+    assert (summary["epochs"] == 2).all() and (summary["wall_seconds"] > 0).all()
+    for row in summary.itertuples():
+        metrics = runs.read_json(sweep_dir / str(row.job) / runs.TEST_METRICS_JSON)
+        assert row.best_val_acc == pytest.approx(metrics["best_val_acc"])
+        assert row.test_acc == pytest.approx(metrics["test_acc"])
+
+    markdown = (sweep_dir / "summary.md").read_text()
+    table_rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert len(table_rows) == 2 + 4  # header, separator, one row per job
+    assert table_rows[2].split(" | ")[2] == summary["overrides"][0]  # best job first
+    assert "Common overrides:" in markdown and "model.dense=[16]" in markdown
+    with Image.open(sweep_dir / "summary.png") as image:
+        assert image.width > 800 and image.height > 300
+
+
+def test_a_failed_job_is_summarised_as_failed_and_the_others_still_are(synthetic_root, tmp_path):
+    logs = tmp_path / "logs"
+    # A dropout of 1.5 makes torch.nn.Dropout raise while the network is built.
+    result, _ = run_entry_point(["-m", *tiny_cli(synthetic_root, logs), "model.dropout=1.5,0.2"])
+    assert result.returncode != 0  # Hydra reports the failure...
+    assert "dropout probability has to be between 0 and 1" in result.stderr
+
+    sweep_dir = only_sweep_dir(logs)  # ...after running every job and summarising them all
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert list(summary["status"]) == ["completed", "failed"]
+    assert list(summary["overrides"]) == ["model.dropout=0.2", "model.dropout=1.5"]
+    assert 0.0 <= summary["best_val_acc"][0] <= 1.0 and pd.isna(summary["best_val_acc"][1])
+    assert "dropout probability" in summary["error"][1]
+    failed = runs.read_json(sweep_dir / "0" / sweeps.JOB_JSON)
+    assert failed["status"] == "failed" and "Traceback" in failed["traceback"]
+    assert "failed" in (sweep_dir / "summary.md").read_text()
+    assert (sweep_dir / "summary.png").is_file()
+
+
+def test_optuna_search_maximises_the_returned_objective_with_a_seeded_sampler(
+    synthetic_root, tmp_path
+):
+    logs = tmp_path / "logs"
+    search = ["hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=7"]
+    # A searched key given on the command line would be fixed, not searched: leave it out.
+    fixed = [o for o in tiny_cli(synthetic_root, logs) if not o.startswith("data.batch_size")]
+    result, _ = run_entry_point([*fixed, *search])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    sweep_dir = only_sweep_dir(logs)
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert len(summary) == 2 and (summary["status"] == "completed").all()
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert results.best_value == pytest.approx(summary["best_val_acc"].max())
+
+    # The trials are the ones a TPE sampler with the configured seed proposes.
+    space = compose_with_hydra(["hparams_search=optuna"]).hydra.sweeper.params
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    distributions, _ = create_params_from_overrides([f"{k}={v}" for k, v in space.items()])
+    study = optuna.create_study(
+        sampler=optuna.samplers.TPESampler(seed=7, n_startup_trials=10), direction="maximize"
+    )
+    for job in job_records(sweep_dir):
+        sampled = dict(o.split("=", 1) for o in job["overrides"] if o.split("=")[0] in space)
+        expected = study.ask(fixed_distributions=distributions).params
+        assert set(sampled) == {"optimizer.lr", "model.dropout", "data.batch_size"}
+        for name, value in expected.items():
+            assert float(sampled[name]) == pytest.approx(value), name
+        assert 1e-4 <= float(sampled["optimizer.lr"]) <= 1e-2
+        assert int(sampled["data.batch_size"]) in (64, 128, 256)
+
+
+@pytest.mark.parametrize(
+    ("launcher", "settings", "marker"),
+    [
+        ("joblib", ["hydra.launcher.n_jobs=2"], "Joblib.Parallel(n_jobs=2"),
+        ("submitit_local", ["hydra.launcher.timeout_min=10"], ".submitit"),
+    ],
+)
+def test_launcher_runs_a_two_job_sweep_in_other_processes(
+    synthetic_root, tmp_path, launcher, settings, marker
+):
+    logs = tmp_path / "logs"
+    args = ["-m", f"hydra/launcher={launcher}", *settings, *tiny_cli(synthetic_root, logs)]
+    result, main_pid = run_entry_point([*args, "model.dropout=0.1,0.3"])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    sweep_dir = only_sweep_dir(logs)
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert sorted(summary["overrides"]) == ["model.dropout=0.1", "model.dropout=0.3"]
+    assert (summary["status"] == "completed").all()
+    assert summary["test_acc"].between(0, 1).all()
+    # The launcher, not the sweeping process, ran the jobs.
+    assert all(record["pid"] != main_pid for record in job_records(sweep_dir))
+    assert marker in result.stdout + result.stderr or (sweep_dir / marker).is_dir()
+
+
+# --- DDP ----------------------------------------------------------------------------------
+
+
+def accuracy_on(checkpoint: Path, datamodule: FashionMNISTDataModule, split: str) -> float:
+    classifier = FashionMNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
+    images, labels = datamodule.tensors[split].tensors
+    with torch.no_grad():
+        predictions = classifier.eval()(images).argmax(dim=1)
+    return (predictions == labels).float().mean().item()
+
+
+def test_ddp_on_two_cpu_processes_writes_one_run_folder_with_metrics_of_both_ranks(
+    synthetic_root, tmp_path
+):
+    logs = tmp_path / "logs"
+    ddp = ["trainer=ddp", "trainer.devices=2", "trainer.max_epochs=2"]
+    result, _ = run_entry_point([*tiny_cli(synthetic_root, logs), *ddp, "data.eval_batch_size=8"])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    (run_dir,) = (logs / "runs").iterdir()  # rank 1 ran in rank 0's folder
+    assert not (logs / "sweeps").exists()
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert len(checkpoints) == 2 and checkpoints[-1] == "last.ckpt"
+    assert (run_dir / "plots" / "curves.png").is_file()
+    assert [p.name for p in run_dir.glob("**/test_metrics.json")] == ["test_metrics.json"]
+    assert len(list(run_dir.glob("**/config.yaml"))) == 2  # config.yaml and .hydra/config.yaml
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    assert saved.trainer.strategy == "ddp" and saved.trainer.devices == 2
+
+    # 320 training images in batches of 32: each rank takes 5 of the 10 batches per epoch.
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 2 * 5
+
+    # Logged accuracies cover both ranks' shards: they equal the accuracy of the same
+    # weights on the whole split, computed here in one process.
+    datamodule = FashionMNISTDataModule(**{k: v for k, v in saved.data.items() if k != "_target_"})
+    datamodule.setup()
+    epochs = runs.epoch_metrics(run_dir / runs.METRICS_CSV)
+    last_val_acc = epochs["val_acc"].iloc[-1]
+    assert last_val_acc == pytest.approx(
+        accuracy_on(run_dir / "checkpoints" / "last.ckpt", datamodule, "val")
+    )
+    test_metrics = runs.read_json(run_dir / runs.TEST_METRICS_JSON)
+    best = run_dir / test_metrics["best_checkpoint"]
+    assert test_metrics["test_acc"] == pytest.approx(accuracy_on(best, datamodule, "test"))
+
+
+def test_ddp_that_lightning_would_relaunch_is_refused_inside_a_multirun():
+    trainer = Trainer(
+        strategy="ddp", accelerator="cpu", devices=2, logger=False, enable_checkpointing=False
+    )
+    single = Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False)
+    try:
+        HydraConfig.instance().set_config(compose_with_hydra(["hydra.mode=RUN"]))
+        sweeps.refuse_ddp_in_multirun(trainer)  # a single run: Lightning relaunches safely
+        HydraConfig.instance().set_config(compose_with_hydra(["hydra.mode=MULTIRUN"]))
+        sweeps.refuse_ddp_in_multirun(single)
+        with pytest.raises(RuntimeError, match=r"cannot run inside a Hydra multirun.*SLURM"):
+            sweeps.refuse_ddp_in_multirun(trainer)
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_ddp_config_shards_batches_itself():
+    trainer = compose_with_hydra(["trainer=ddp", "trainer.num_nodes=2"]).trainer
+    assert trainer.strategy == "ddp" and trainer.num_nodes == 2
+    assert trainer.use_distributed_sampler is False  # the datamodule's sampler shards by rank
+
+
+# --- Sweep configs ------------------------------------------------------------------------
+
+
+def flat(cfg: DictConfig) -> dict[str, object]:
+    """Every leaf of a config (interpolations unresolved) by its dotted key."""
+    return pd.json_normalize(OmegaConf.to_container(cfg, resolve=False), sep=".").iloc[0].to_dict()
+
+
+def test_a_sweep_composes_configs_that_differ_only_in_the_swept_keys(compose_train):
+    sweep = ["model.dropout=0.3,0.5", "optimizer.lr=1e-3,3e-4", "data.batch_size=64"]
+    parsed = OverridesParser.create().parse_overrides(sweep)
+    (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    configs = [flat(compose_train(list(job))) for job in jobs]
+
+    assert len(configs) == 4
+    assert all(config.keys() == configs[0].keys() for config in configs)
+    differing = {key for key in configs[0] if len({repr(config[key]) for config in configs}) > 1}
+    assert differing == {"model.dropout", "optimizer.lr"}
+    assert {(c["model.dropout"], c["optimizer.lr"]) for c in configs} == set(
+        itertools.product((0.3, 0.5), (1e-3, 3e-4))
+    )
+    assert {c["data.batch_size"] for c in configs} == {64}
+
+
+def test_two_sweeps_started_in_the_same_second_get_different_folders():
+    for _ in range(5):  # retry in the rare case the clock ticks between the two
+        first, second = (
+            compose_with_hydra(["hydra.mode=MULTIRUN"]).hydra.sweep.dir for _ in range(2)
+        )
+        stamp = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
+        first_time, second_time = (re.search(stamp, d).group() for d in (first, second))
+        if first_time == second_time:
+            break
+    assert first_time == second_time
+    assert first != second
+    assert re.fullmatch(rf"lightning_logs/sweeps/{stamp}-[0-9a-f]{{6}}", first)
+
+
+def test_the_slurm_preset_is_hydras_submitit_launcher_with_editable_settings():
+    launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=gpu"])
+    launcher = launcher.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.partition == "gpu" and launcher.timeout_min == 60
+    assert launcher.gpus_per_node == 1 and launcher.tasks_per_node == 1
+
+
+# --- Reading sweep folders ----------------------------------------------------------------
+
+
+def test_the_summary_reads_job_folders_and_marks_a_killed_job_unfinished(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    for job, dropout in ((0, 0.1), (1, 0.3), (2, 0.5)):
+        hydra_dir = sweep_dir / str(job) / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        OmegaConf.save(
+            OmegaConf.create(["trainer.max_epochs=2", f"model.dropout={dropout}"]),
+            hydra_dir / "overrides.yaml",
+        )
+    for job, val_acc in ((0, 0.5), (2, 0.75)):  # job 1 was killed mid-fit: no results
+        job_dir = sweep_dir / str(job)
+        runs.write_json(
+            job_dir / runs.TEST_METRICS_JSON,
+            {"best_val_acc": val_acc, "test_acc": val_acc - 0.01, "epochs": 2},
+        )
+        (job_dir / runs.METRICS_CSV).write_text(f"epoch,step,val_acc\n0,4,0.25\n1,9,{val_acc}\n")
+
+    summary = sweeps.write_sweep_summary(sweep_dir)
+
+    assert list(summary["job"]) == [2, 0, 1]
+    assert list(summary["status"]) == ["completed", "completed", "unfinished"]
+    assert list(summary["overrides"]) == [
+        "model.dropout=0.5",
+        "model.dropout=0.1",
+        "model.dropout=0.3",
+    ]
+    assert summary.attrs["common_overrides"] == ["trainer.max_epochs=2"]
+    assert list(summary["epochs"][:2]) == [2, 2] and pd.isna(summary["epochs"][2])
+    assert len(sweeps.validation_curves(sweep_dir, summary)) == 2
+    assert pd.read_csv(sweep_dir / "summary.csv")["job"].tolist() == [2, 0, 1]
+    assert "| 1 | unfinished | model.dropout=0.3 |" in (sweep_dir / "summary.md").read_text()
+    assert (sweep_dir / "summary.png").stat().st_size > 10_000
