@@ -3,8 +3,8 @@
 ``train.train`` raises a :class:`RunStopped` subclass; the command line prints its message
 (no stack trace) and exits with its ``exit_code``:
 
-* :class:`TrainingInterrupted`: Ctrl-C or SIGTERM; a checkpoint was saved, resume with
-  ``resume=RUN_DIR``. Exit code 128 + signal number (130 for SIGINT, 143 for SIGTERM), the
+* :class:`TrainingInterrupted`: Ctrl-C or SIGTERM (:class:`GracefulInterrupt` saved a
+  checkpoint); resume with ``resume=RUN_DIR``. Exit code 128 + signal number (130 for SIGINT, 143 for SIGTERM), the
   shell convention for "stopped by a signal", so scripts and schedulers see the run did not
   finish.
 * :class:`NonFiniteLoss`: the training loss became NaN or infinite (exit code 1).
@@ -25,8 +25,6 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from fmnist_lightning.resume import GracefulInterrupt
-
 
 class RunStopped(RuntimeError):
     """A run that stopped before the end, for a reason the message explains."""
@@ -46,6 +44,53 @@ class NonFiniteLoss(RunStopped):
 
 class OutOfMemory(RunStopped):
     pass
+
+
+class GracefulInterrupt(Callback):
+    """Save ``last.ckpt`` and stop cleanly on Ctrl-C or SIGTERM.
+
+    Lightning already stops at the next batch boundary on SIGTERM (any environment, not only
+    SLURM) by raising ``SIGTERMException``. The first Ctrl-C is routed to that same handler,
+    so it also stops between batches instead of inside an optimiser step; a second Ctrl-C
+    raises KeyboardInterrupt at once (no checkpoint). ``dirpath``/``filename`` should match
+    ModelCheckpoint's ``last`` file, so ``resume=RUN_DIR`` finds the newest state.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last") -> None:
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+        self.signum: int | None = None  # the signal that stopped training
+        self.saved: Path | None = None  # the checkpoint written when it stopped
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.signum, self.saved = None, None
+        # Lightning registers its SIGTERM handler just before training starts, and restores
+        # every handler when fit ends; handlers can only be set from the main thread.
+        lightning_sigterm = signal.getsignal(signal.SIGTERM)
+        if not callable(lightning_sigterm):
+            return
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if signum == signal.SIGINT and self.signum is not None:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            if self.signum is None:
+                self.signum = signum
+                if signum == signal.SIGINT:
+                    print("\nCtrl-C: saving a checkpoint after this batch (Ctrl-C again to abort)")
+            lightning_sigterm(signal.SIGTERM, frame)
+
+        try:
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+        except ValueError:  # not the main thread
+            pass
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, error: BaseException
+    ) -> None:
+        if isinstance(error, SIGTERMException):
+            self.signum = self.signum or signal.SIGTERM
+            trainer.save_checkpoint(self.path, weights_only=False)
+            self.saved = self.path
 
 
 class StopOnNonFiniteLoss(Callback):
@@ -73,15 +118,13 @@ class StopOnNonFiniteLoss(Callback):
             raise NonFiniteLoss(non_finite_loss_message(trainer, float(loss)))
 
 
-def last_checkpoint_path(trainer: L.Trainer) -> Path | None:
-    """The checkpoint that ModelCheckpoint wrote last (``last.ckpt``), if any."""
-    callback = trainer.checkpoint_callback
-    path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
-    return Path(path).resolve() if path and Path(path).is_file() else None
+def _interrupt_callback(trainer: L.Trainer) -> GracefulInterrupt | None:
+    return next((c for c in trainer.callbacks if isinstance(c, GracefulInterrupt)), None)
 
 
 def _kept_checkpoint_sentence(trainer: L.Trainer) -> str:
-    path = last_checkpoint_path(trainer)
+    interrupt = _interrupt_callback(trainer)
+    path = interrupt.path.resolve() if interrupt and interrupt.path.is_file() else None
     if path is None:
         return "No checkpoint had been written yet."
     return f"The last good checkpoint is kept: {path}"
@@ -146,7 +189,7 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
         yield
     # Lightning raises SIGTERMException on SIGTERM, and on Ctrl-C through GracefulInterrupt.
     except SIGTERMException as stop:
-        interrupt = next((c for c in trainer.callbacks if isinstance(c, GracefulInterrupt)), None)
+        interrupt = _interrupt_callback(trainer)
         signum = (interrupt and interrupt.signum) or signal.SIGTERM
         checkpoint = interrupt.saved if interrupt else None
         message = interrupted_message(signum, checkpoint, trainer, run_dir)

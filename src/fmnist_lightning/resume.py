@@ -4,8 +4,7 @@
   inside a run folder) makes Hydra's run folder that run's folder (``run_folder`` resolver),
   reloads the run's saved ``config.yaml`` and continues training from the checkpoint.
 * A fresh run never writes into a folder that already holds a run (:func:`claim_run_dir`).
-* :class:`GracefulInterrupt` turns the first Ctrl-C into Lightning's SIGTERM handling (stop at
-  the next batch boundary) and saves ``last.ckpt`` there; a second Ctrl-C aborts at once.
+* Ctrl-C and SIGTERM save ``last.ckpt`` and stop cleanly: ``faults.GracefulInterrupt``.
 * :class:`RandomState` stores the torch, CUDA, numpy and Python RNG states in checkpoints, so
   dropout after a resume draws the same numbers as a run that never stopped.
 * :class:`AppendingCSVLogger` appends to the run's ``metrics.csv`` instead of deleting it.
@@ -14,7 +13,6 @@
 import csv
 import os
 import random
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +28,6 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 try:
@@ -39,6 +36,7 @@ except ImportError:  # Windows: run folders are not locked
     fcntl = None
 
 from fmnist_lightning import runs
+from fmnist_lightning.faults import RunStopped
 
 LAST_CHECKPOINT = "last.ckpt"
 # What a fresh run may find in its folder: Hydra's files, logs, and a config from an attempt
@@ -48,7 +46,7 @@ FRESH_RUN_LEFTOVERS = (".hydra", ".lock", "*.log", runs.CONFIG_YAML)
 RESUME_KEYS = ("resume", "ckpt_path")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(RunStopped, ValueError):
     """A run folder that cannot be used as asked (already holds a run, or is not a run)."""
 
 
@@ -101,15 +99,24 @@ def resume_point(resume: str | None, ckpt_path: str | None) -> ResumePoint | Non
     )
 
 
+def _resume_point_or_none(resume: str | None, ckpt_path: str | None) -> ResumePoint | None:
+    # Hydra resolves its run folder before the app runs and would print a stack trace; a bad
+    # resume= gets a new folder here, and train() then stops with the clear error.
+    try:
+        return resume_point(resume, ckpt_path)
+    except RunFolderError:
+        return None
+
+
 def run_folder(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
     """Resolver for ``hydra.run.dir``: the resumed run's folder, else ``fresh`` (a new folder)."""
-    point = resume_point(resume, ckpt_path)
+    point = _resume_point_or_none(resume, ckpt_path)
     return str(point.run_dir) if point else fresh
 
 
 def hydra_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
     """Resolver for ``hydra.output_subdir``: a resumed run keeps its original ``.hydra`` files."""
-    return f".hydra/resumed-{stamp}" if resume_point(resume, ckpt_path) else ".hydra"
+    return f".hydra/resumed-{stamp}" if _resume_point_or_none(resume, ckpt_path) else ".hydra"
 
 
 def _command_line_overrides() -> list[str]:
@@ -188,53 +195,6 @@ def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[
             ) from error
         check_run_dir(run_dir, resuming)  # another process may have finished a run meanwhile
         yield
-
-
-class GracefulInterrupt(Callback):
-    """Save ``last.ckpt`` and stop cleanly on Ctrl-C or SIGTERM.
-
-    Lightning already stops at the next batch boundary on SIGTERM (any environment, not only
-    SLURM) by raising ``SIGTERMException``. The first Ctrl-C is routed to that same handler,
-    so it also stops between batches instead of inside an optimiser step; a second Ctrl-C
-    raises KeyboardInterrupt at once (no checkpoint). ``dirpath``/``filename`` should match
-    ModelCheckpoint's ``last`` file, so ``resume=RUN_DIR`` finds the newest state.
-    """
-
-    def __init__(self, dirpath: str, filename: str = "last") -> None:
-        self.path = Path(dirpath) / f"{filename}.ckpt"
-        self.signum: int | None = None  # the signal that stopped training
-        self.saved: Path | None = None  # the checkpoint written when it stopped
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.signum, self.saved = None, None
-        # Lightning registers its SIGTERM handler just before training starts, and restores
-        # every handler when fit ends; handlers can only be set from the main thread.
-        lightning_sigterm = signal.getsignal(signal.SIGTERM)
-        if not callable(lightning_sigterm):
-            return
-
-        def on_signal(signum: int, frame: Any) -> None:
-            if signum == signal.SIGINT and self.signum is not None:
-                raise KeyboardInterrupt  # a second Ctrl-C: stop now
-            if self.signum is None:
-                self.signum = signum
-                if signum == signal.SIGINT:
-                    print("\nCtrl-C: saving a checkpoint after this batch (Ctrl-C again to abort)")
-            lightning_sigterm(signal.SIGTERM, frame)
-
-        try:
-            signal.signal(signal.SIGINT, on_signal)
-            signal.signal(signal.SIGTERM, on_signal)
-        except ValueError:  # not the main thread
-            pass
-
-    def on_exception(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, error: BaseException
-    ) -> None:
-        if isinstance(error, SIGTERMException):
-            self.signum = self.signum or signal.SIGTERM
-            trainer.save_checkpoint(self.path)
-            self.saved = self.path
 
 
 class RandomState(Callback):
