@@ -17,10 +17,11 @@ from hydra import compose, initialize_config_dir
 
 from conftest import tiny_overrides
 from fault_injection import disk_full_in
+from fmnist_lightning import resume
 from fmnist_lightning.checkpoints import read_checkpoint
 from fmnist_lightning.config import CONFIG_DIR
 from fmnist_lightning.faults import TrainingInterrupted
-from fmnist_lightning.resume import RunFolderError, claim_run_dir
+from fmnist_lightning.resume import ResumePoint, RunFolderError, claim_run_dir, resume_point
 from fmnist_lightning.train import build_trainer, train
 
 TESTS_DIR = Path(__file__).parent
@@ -140,6 +141,7 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_and_resume_finishes_the_same_run(
     steps = metrics.dropna(subset=["train_loss_step"])["step"].tolist()
     assert steps == list(range(2 * STEPS_PER_EPOCH))
     assert metrics["val_acc"].dropna().size == 2 and metrics["test_acc"].dropna().size == 1
+    assert "seconds: 0" in (run_dir / "config.yaml").read_text()  # override applied on top
     # The original Hydra files stay; the resume's own go beside them.
     assert "paths.root" in (run_dir / ".hydra" / "overrides.yaml").read_text()
     (resumed,) = (run_dir / ".hydra").glob("resumed-*/overrides.yaml")
@@ -188,6 +190,29 @@ def test_resume_of_a_folder_without_a_run_names_it_and_says_what_to_pass(
         with pytest.raises(RunFolderError, match=expected) as error:
             train(compose_train([f"resume={target}"]))
         assert str(target) in str(error.value)
+
+
+def test_a_checkpoint_inside_a_run_folder_resumes_that_run(one_epoch_run, tmp_path):
+    run_dir, _ = one_epoch_run
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert resume_point(None, str(last)) == ResumePoint(run_dir, last)
+    assert resume_point(str(run_dir), None) == ResumePoint(run_dir, last)
+    (tmp_path / "loose.ckpt").write_bytes(last.read_bytes())
+    assert resume_point(None, str(tmp_path / "loose.ckpt")) is None  # a new run from it
+
+
+def test_resuming_applies_value_overrides_and_refuses_group_changes(one_epoch_run, monkeypatch):
+    run_dir, cfg = one_epoch_run
+    cfg = cfg.copy()
+    cfg.resume = str(run_dir)
+    typed = ["trainer.max_epochs=5", f"resume={run_dir}"]
+    monkeypatch.setattr(resume, "_command_line_overrides", lambda: typed)
+    resumed = resume.config_to_run(cfg)
+    assert resumed.trainer.max_epochs == 5 and resumed.data.batch_size == 32
+    assert resumed.ckpt_path == str(run_dir / "checkpoints" / "last.ckpt")
+    typed.append("optimizer=adam")
+    with pytest.raises(RunFolderError, match="'optimizer=adam' changes a whole config group"):
+        resume.config_to_run(cfg)
 
 
 # --- 3. Runs never overwrite each other -------------------------------------------------

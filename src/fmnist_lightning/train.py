@@ -106,9 +106,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         has_best = (
             trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path
         )
-        (test,) = trainer.test(
-            classifier, datamodule=datamodule, ckpt_path="best" if has_best else None
-        )
+        # The best file by path: "best" would warn, as there are two ModelCheckpoints.
+        (test,) = trainer.test(classifier, datamodule=datamodule, ckpt_path=has_best or None)
         summary = write_run_summary(run_dir, trainer, test, seconds) or test
     if trainer.is_global_zero:
         print(f"\nTest accuracy: {summary['test_acc']:.4f}   Run folder: {run_dir.resolve()}")
