@@ -5,6 +5,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from fmnist_lightning import resume
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The configs sit in conf/ at the repository root; a wheel carries them inside the package.
 CONFIG_DIR = next(
@@ -18,6 +20,15 @@ CONFIG_DIR = next(
 
 
 def register_resolvers() -> None:
-    """``${unique_id:}``: six hex digits, so two runs started in the same second get two folders."""
+    """``${unique_id:}``: six hex digits, so two runs started in the same second get two folders.
+
+    ``${run_folder:...}`` and ``${hydra_subdir:...}`` point Hydra at a resumed run's folder.
+    """
     if not OmegaConf.has_resolver("unique_id"):
         OmegaConf.register_new_resolver("unique_id", lambda: uuid.uuid4().hex[:6], use_cache=True)
+    for name, function in (
+        ("run_folder", resume.run_folder),
+        ("hydra_subdir", resume.hydra_subdir),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)

@@ -179,8 +179,10 @@ class FashionMNISTDataModule(L.LightningDataModule):
             device=dataset.tensors[0].device,
         )
         # batch_size=None: the sampler yields whole batches of indices, and TensorDataset
-        # slices them in one indexing operation.
-        return DataLoader(dataset, sampler=sampler, batch_size=None)
+        # slices them in one indexing operation. The loader's own generator: starting an
+        # epoch then draws nothing from the global RNG, so dropout's random numbers do not
+        # depend on how many loaders were started (a resumed run starts fewer).
+        return DataLoader(dataset, sampler=sampler, batch_size=None, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

@@ -18,11 +18,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from fmnist_lightning import runs
+from fmnist_lightning import resume, runs
 from fmnist_lightning.augment import expand_augment_preset, save_augmentation_preview
 from fmnist_lightning.config import CONFIG_DIR, register_resolvers
 from fmnist_lightning.data import FashionMNISTDataModule
 from fmnist_lightning.evaluate import analyse_training_run
+from fmnist_lightning.faults import exit_with_message, explain_training_faults
 from fmnist_lightning.module import FashionMNISTClassifier
 from fmnist_lightning.plots import save_figure, training_curves
 from fmnist_lightning.precision import resolve_precision
@@ -83,7 +84,9 @@ def write_run_summary(run_dir: Path, trainer: L.Trainer, test: dict, seconds: fl
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, write the run's artifacts; return the test metrics."""
-    run_dir = Path(cfg.paths.run_dir)
+    cfg = resume.config_to_run(cfg)  # a resumed run continues with its saved settings
+    run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
+    resume.check_run_dir(run_dir, resuming)  # never write into another run's folder
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
@@ -94,30 +97,35 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     classifier = build_classifier(cfg, list(datamodule.classes))
     trainer = build_trainer(cfg)
     refuse_ddp_in_multirun(trainer)
-    if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / runs.CONFIG_YAML, resolve=True)
+    # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
+    # running out of memory become a RunStopped error with a clear message.
+    with (
+        resume.claim_run_dir(run_dir, resuming, lock=trainer.is_global_zero),
+        explain_training_faults(trainer, run_dir, cfg.data),
+    ):
+        if trainer.is_global_zero:
+            OmegaConf.save(cfg, run_dir / runs.CONFIG_YAML, resolve=True)
 
-    started = time.perf_counter()
-    trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    seconds = time.perf_counter() - started
-    has_best = (
-        trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path
-    )
-    (test,) = trainer.test(
-        classifier, datamodule=datamodule, ckpt_path="best" if has_best else None
-    )
-    summary = write_run_summary(run_dir, trainer, test, seconds) or test
-    if trainer.is_global_zero:
-        print(f"\nTest accuracy: {summary['test_acc']:.4f}   Run folder: {run_dir.resolve()}")
+        started = time.perf_counter()
+        trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        seconds = time.perf_counter() - started
+        has_best = (
+            trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path
+        )
+        # The best file by path: "best" would warn, as there are two ModelCheckpoints.
+        (test,) = trainer.test(classifier, datamodule=datamodule, ckpt_path=has_best or None)
+        summary = write_run_summary(run_dir, trainer, test, seconds) or test
     if cfg.get("analysis"):  # the override ~analysis skips it
         analyse_training_run(cfg.analysis, trainer, datamodule, run_dir)
+    if trainer.is_global_zero:  # last, so that it is the line a user sees at the end
+        print(f"\nTest accuracy: {summary['test_acc']:.4f}   Run folder: {run_dir.resolve()}")
     return summary
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    summary = train(cfg)
+    with exit_with_message():  # a run that stops early prints why and how to go on, no traceback
+        summary = train(cfg)
     # Hydra sweepers (Optuna) optimise the value returned here.
     return summary.get(cfg.objective)
 

@@ -1,0 +1,278 @@
+"""Interrupt and resume, run folders that never collide, checkpoints that are never half-written."""
+
+import datetime
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hydra.core.utils
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from conftest import tiny_overrides
+from fault_injection import disk_full_in
+from fmnist_lightning import resume
+from fmnist_lightning.checkpoints import read_checkpoint
+from fmnist_lightning.config import CONFIG_DIR
+from fmnist_lightning.faults import TrainingInterrupted
+from fmnist_lightning.resume import ResumePoint, RunFolderError, claim_run_dir, resume_point
+from fmnist_lightning.train import build_trainer, train
+
+TESTS_DIR = Path(__file__).parent
+# 320 training images in batches of 32: 10 steps per epoch.
+STEPS_PER_EPOCH = 10
+# A narrow version of the network (dropout included), so that fits take seconds on a CPU.
+SMALL_MODEL = ["model.blocks=[[8],[16,16]]", "model.dense=[32,16]"]
+
+
+def exact_overrides(data_root: Path, run_dir: Path) -> list[str]:
+    """Two epochs in fp32 with deterministic algorithms: what "bit-for-bit" can be asked of."""
+    return (
+        tiny_overrides(data_root, run_dir)
+        + SMALL_MODEL
+        + [
+            "trainer.precision=32-true",
+            "trainer.deterministic=true",
+            "trainer.num_sanity_val_steps=0",
+        ]
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(synthetic_root, tmp_path_factory):
+    """A finished one-epoch run: config.yaml, metrics.csv, last.ckpt and a best checkpoint."""
+    run_dir = tmp_path_factory.mktemp("finished")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=tiny_overrides(synthetic_root, run_dir) + SMALL_MODEL)
+    cfg.trainer.max_epochs = 1
+    train(cfg)
+    return run_dir, cfg
+
+
+# --- 1. Interrupt and resume -------------------------------------------------------------
+
+
+def start_training(command_args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(TESTS_DIR)}
+    command = [sys.executable, "-m", "fmnist_lightning.train", *command_args]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def wait_for_step(process: subprocess.Popen, step: int, timeout: float = 180) -> None:
+    """Read the run's stdout until SlowSteps reports ``step``."""
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        if f"[slow-steps] global_step={step}" in line:
+            return
+        assert time.monotonic() < deadline, "training did not reach the step in time"
+    raise AssertionError(f"training ended before step {step}: {process.stderr.read()[-3000:]}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_epoch_saves_a_checkpoint_and_resume_finishes_the_same_run(
+    signum, synthetic_root, tmp_path
+):
+    logs = tmp_path / "logs"
+    common = [
+        f"data.root={synthetic_root}",
+        "data.batch_size=32",
+        "trainer.max_epochs=2",
+        "trainer.accelerator=cpu",
+        "trainer.precision=32-true",
+        "trainer.log_every_n_steps=1",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.enable_model_summary=false",
+        "callbacks.progress_bar=null",
+        *SMALL_MODEL,
+    ]
+    process = start_training(
+        [
+            f"paths.root={logs}",
+            *common,
+            "+callbacks.slow._target_=fault_injection.SlowSteps",
+            "+callbacks.slow.seconds=0.3",
+        ]
+    )
+    try:
+        wait_for_step(process, 3)  # mid-epoch: an epoch has 10 steps
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    (run_dir,) = (logs / "runs").iterdir()
+
+    assert process.returncode == 128 + signum, stderr[-3000:]
+    assert f"Training interrupted by {signal.Signals(signum).name}" in stderr
+    assert f"python -m fmnist_lightning.train resume={run_dir.resolve()}" in stderr
+    assert "Traceback" not in stderr
+    last = run_dir / "checkpoints" / "last.ckpt"
+    interrupted_at = read_checkpoint(last)["global_step"]
+    assert 3 <= interrupted_at < STEPS_PER_EPOCH  # saved where it stopped, mid-epoch
+    rows_before = pd.read_csv(run_dir / "metrics.csv")
+    assert rows_before["train_loss_step"].dropna().size == interrupted_at
+
+    if signum == signal.SIGTERM:
+        return  # the resume path is the same for both signals; run it once
+    process = start_training([f"resume={run_dir}", "+callbacks.slow.seconds=0"])
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    assert [p.name for p in (logs / "runs").iterdir()] == [run_dir.name]  # no second folder
+    assert f"Run folder: {run_dir.resolve()}" in stdout
+    assert read_checkpoint(last)["global_step"] == 2 * STEPS_PER_EPOCH
+    assert not (run_dir / "checkpoints" / "last-v1.ckpt").exists()
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    # Appended: the rows written before the interruption are still first, then every
+    # later step exactly once, and both epochs validated.
+    pd.testing.assert_frame_equal(
+        metrics[rows_before.columns].head(len(rows_before)), rows_before, check_dtype=False
+    )
+    steps = metrics.dropna(subset=["train_loss_step"])["step"].tolist()
+    assert steps == list(range(2 * STEPS_PER_EPOCH))
+    assert metrics["val_acc"].dropna().size == 2 and metrics["test_acc"].dropna().size == 1
+    assert "seconds: 0" in (run_dir / "config.yaml").read_text()  # override applied on top
+    # The original Hydra files stay; the resume's own go beside them.
+    assert "paths.root" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    (resumed,) = (run_dir / ".hydra").glob("resumed-*/overrides.yaml")
+    assert f"resume={run_dir}" in resumed.read_text()
+
+
+def test_resumed_from_an_epoch_end_equals_an_uninterrupted_run(synthetic_root, tmp_path):
+    def run(run_dir: Path, extra: list[str]) -> dict:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return train(
+                compose("train", overrides=exact_overrides(synthetic_root, run_dir) + extra)
+            )
+
+    straight = run(tmp_path / "straight", [])
+    stop = ["+callbacks.stop._target_=fault_injection.SignalAtEpochEnd", "+callbacks.stop.epoch=0"]
+    with pytest.raises(TrainingInterrupted, match="SIGTERM") as interrupted:
+        run(tmp_path / "resumed", stop)
+    assert interrupted.value.exit_code == 143
+    resumed = run(tmp_path / "resumed", stop + [f"resume={tmp_path / 'resumed'}"])
+
+    weights = {
+        name: read_checkpoint(tmp_path / name / "checkpoints" / "last.ckpt")["state_dict"]
+        for name in ("straight", "resumed")
+    }
+    assert weights["straight"].keys() == weights["resumed"].keys()
+    for key, value in weights["straight"].items():
+        torch.testing.assert_close(weights["resumed"][key], value, rtol=0, atol=1e-6, msg=key)
+    assert resumed["test_acc"] == straight["test_acc"]
+    assert resumed["test_loss"] == pytest.approx(straight["test_loss"], abs=1e-6)
+    csv = {name: pd.read_csv(tmp_path / name / "metrics.csv") for name in ("straight", "resumed")}
+    columns = [c for c in csv["straight"].columns if c != "lr-AdamW"]
+    pd.testing.assert_frame_equal(csv["resumed"][columns], csv["straight"][columns], atol=1e-6)
+
+
+def test_resume_of_a_folder_without_a_run_names_it_and_says_what_to_pass(
+    compose_train, one_epoch_run, tmp_path
+):
+    (tmp_path / "empty").mkdir()
+    best = next((one_epoch_run[0] / "checkpoints").glob("best-*.ckpt"))
+    (tmp_path / "loose.ckpt").write_bytes(best.read_bytes())
+    for target, expected in (
+        (tmp_path / "empty", "holds no run to continue"),
+        (tmp_path / "missing", "no such folder or file"),
+        (tmp_path / "loose.ckpt", "not inside a run folder"),
+    ):
+        with pytest.raises(RunFolderError, match=expected) as error:
+            train(compose_train([f"resume={target}"]))
+        assert str(target) in str(error.value)
+
+
+def test_a_checkpoint_inside_a_run_folder_resumes_that_run(one_epoch_run, tmp_path):
+    run_dir, _ = one_epoch_run
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert resume_point(None, str(last)) == ResumePoint(run_dir, last)
+    assert resume_point(str(run_dir), None) == ResumePoint(run_dir, last)
+    (tmp_path / "loose.ckpt").write_bytes(last.read_bytes())
+    assert resume_point(None, str(tmp_path / "loose.ckpt")) is None  # a new run from it
+
+
+def test_resuming_applies_value_overrides_and_refuses_group_changes(one_epoch_run, monkeypatch):
+    run_dir, cfg = one_epoch_run
+    cfg = cfg.copy()
+    cfg.resume = str(run_dir)
+    typed = ["trainer.max_epochs=5", f"resume={run_dir}"]
+    monkeypatch.setattr(resume, "_command_line_overrides", lambda: typed)
+    resumed = resume.config_to_run(cfg)
+    assert resumed.trainer.max_epochs == 5 and resumed.data.batch_size == 32
+    assert resumed.ckpt_path == str(run_dir / "checkpoints" / "last.ckpt")
+    typed.append("optimizer=adam")
+    with pytest.raises(RunFolderError, match="'optimizer=adam' changes a whole config group"):
+        resume.config_to_run(cfg)
+
+
+# --- 3. Runs never overwrite each other -------------------------------------------------
+
+
+def test_two_runs_started_in_the_same_second_get_two_folders(monkeypatch):
+    class FrozenClock(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 1, 0, 0, 0)
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", FrozenClock)  # Hydra's ${now:}
+    folders = []
+    for _ in range(2):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            folders.append(compose("train", return_hydra_config=True).hydra.run.dir)
+    assert all("runs/2026-01-01_00-00-00-" in folder for folder in folders), folders
+    assert folders[0] != folders[1]
+
+
+def test_a_new_run_refuses_a_folder_that_holds_a_run(one_epoch_run):
+    run_dir, cfg = one_epoch_run
+    before = {p: sha256(p) for p in run_dir.rglob("*") if p.is_file()}
+    with pytest.raises(RunFolderError, match="already holds a run") as error:
+        train(cfg)
+    assert f"resume={run_dir}" in str(error.value)
+    assert {p: sha256(p) for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path):
+    with (
+        claim_run_dir(tmp_path, resuming=False),
+        pytest.raises(RunFolderError, match="in use"),
+        claim_run_dir(tmp_path, resuming=False),
+    ):
+        pass
+    with claim_run_dir(tmp_path, resuming=False):  # released when the first run ends
+        pass
+
+
+# --- 2. Checkpoints are never half-written ----------------------------------------------
+
+
+def test_a_failure_in_the_middle_of_a_save_keeps_last_and_best_intact(one_epoch_run):
+    run_dir, cfg = one_epoch_run
+    folder = run_dir / "checkpoints"
+    (best,) = folder.glob("best-*.ckpt")
+    last = folder / "last.ckpt"
+    before = {path: sha256(path) for path in (last, best)}
+    checkpoint_io = build_trainer(cfg).strategy.checkpoint_io
+    checkpoint = read_checkpoint(last)
+    half_a_checkpoint = last.stat().st_size // 2
+
+    for target in (last, best):
+        with disk_full_in(folder, half_a_checkpoint), pytest.raises((OSError, RuntimeError)):
+            checkpoint_io.save_checkpoint(checkpoint, target)
+
+    assert {path: sha256(path) for path in (last, best)} == before
+    for path in (last, best):
+        assert read_checkpoint(path)["global_step"] == STEPS_PER_EPOCH
+    assert sorted(p.name for p in folder.iterdir()) == sorted([last.name, best.name])
+    checkpoint_io.save_checkpoint(checkpoint, last)  # and a save with room works
+    assert read_checkpoint(last)["global_step"] == STEPS_PER_EPOCH
