@@ -311,6 +311,8 @@ def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
     bottom.set_yscale("symlog")
     bottom.set_xlabel("confidence (top-class softmax probability)")
     bottom.set_ylabel("images")
+    figure.tight_layout()
+    return figure
 
 
 def augmented_samples(
@@ -336,6 +338,8 @@ def augmented_samples(
     axes[0, 0].set_title("original", fontsize=9)
     for col in range(1, per_image + 1):
         axes[0, col].set_title(f"augmented {col}", fontsize=9)
+    figure.tight_layout()
+    return figure
 
 
 def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
