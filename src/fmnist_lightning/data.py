@@ -22,7 +22,11 @@ RAW_FILES: tuple[str, ...] = (
 )
 
 
-class DataNotFoundError(RuntimeError):
+class DataError(RuntimeError):
+    """The dataset on disk is missing, unreadable or corrupt; the message says what to do."""
+
+
+class DataNotFoundError(DataError):
     """The dataset is neither on disk nor downloadable."""
 
 

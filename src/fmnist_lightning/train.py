@@ -14,13 +14,16 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import runs
 from fmnist_lightning.config import CONFIG_DIR, register_resolvers
-from fmnist_lightning.data import FashionMNISTDataModule
+from fmnist_lightning.config_schema import ConfigValidationError, validate_config
+from fmnist_lightning.data import DataError, FashionMNISTDataModule
 from fmnist_lightning.module import FashionMNISTClassifier
 from fmnist_lightning.plots import save_figure, training_curves
 from fmnist_lightning.precision import resolve_precision
@@ -79,6 +82,7 @@ def write_run_summary(run_dir: Path, trainer: L.Trainer, test: dict, seconds: fl
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, write the run's artifacts; return the test metrics."""
+    validate_config(cfg)  # bad values stop here, before any data is read
     run_dir = Path(cfg.paths.run_dir)
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("float32_matmul_precision"):
@@ -109,7 +113,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    summary = train(cfg)
+    try:
+        summary = train(cfg)
+    except (ConfigValidationError, DataError) as error:
+        # A user's mistake gets its message, not a stack trace, and exit status 1. In a
+        # sweep the launcher records the failed job instead, and the other jobs still run.
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        raise SystemExit(f"Error: {error}") from None
     # Hydra sweepers (Optuna) optimise the value returned here.
     return summary.get(cfg.objective)
 
