@@ -5,10 +5,16 @@ import subprocess
 import sys
 
 import pytest
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, HydraException
 
 from conftest import tiny_overrides
-from fmnist_lightning.config_schema import ConfigValidationError, known_models, validate_config
+from fmnist_lightning.config_schema import (
+    ConfigValidationError,
+    check_overrides,
+    exit_on_bad_overrides,
+    known_models,
+    validate_config,
+)
 from fmnist_lightning.train import train
 
 TYPOS = [
@@ -142,6 +148,57 @@ def test_train_rejects_a_bad_config_before_reading_data_or_writing(compose_train
     assert not run_dir.exists()
 
 
+# Hydra 1.3 answers these with a stack trace from its internals; check_overrides answers first.
+MALFORMED_OVERRIDES = [
+    ("model=0", "group 'model' takes the name of one of its configs, not 0 (quote a name"),
+    ("~model=1.5", "group 'model' takes the name of one of its configs, not 1.5"),
+    ("scheduler=[1,2]", "group 'scheduler' takes the name of one of its configs, not 1"),
+    ("experiment=null", "'experiment=null' is not a config name; to drop the config of group"),
+    ("=0", "'=0' has no key; write key=value"),
+    ("+=", "'+=' has no key"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), MALFORMED_OVERRIDES)
+def test_overrides_hydra_would_crash_on_get_a_message(compose, override, message):
+    with pytest.raises(Exception) as crash:
+        compose([override])
+    assert not isinstance(crash.value, HydraException)  # ValueError, TypeError, AssertionError
+    with pytest.raises(ConfigValidationError) as error:
+        check_overrides(["trainer.max_epochs=1", override])
+    assert str(error.value).startswith("Invalid override: ") and message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model=cnn",
+        "~experiment",
+        "experiment=seed_keras",
+        "model='0'",
+        "hydra/launcher=basic",
+        "data.batch_size=0",
+        "model.dropout=null",
+        "~model",
+        "model=cnn,cnn",
+        "not [valid",
+    ],
+)
+def test_well_formed_overrides_are_left_to_hydra_and_the_schema(override):
+    check_overrides([override])
+
+
+def test_the_command_line_check_skips_flags_and_exits_with_one_line():
+    exit_on_bad_overrides(["-m", "--cfg", "job", "model=cnn"])
+    with pytest.raises(SystemExit, match="^Error: Invalid override: 'experiment=null'"):
+        exit_on_bad_overrides(["--multirun", "experiment=null"])
+    # Each job of a sweep would crash in Hydra the same way.
+    with pytest.raises(
+        SystemExit, match="group 'model' takes the name of one of its configs, not 3"
+    ):
+        exit_on_bad_overrides(["-m", "model=cnn,3"])
+
+
 def run_cli(*overrides: str, cwd) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "fmnist_lightning.train", f"paths.root={cwd}", *overrides]
     env = {**os.environ, "HYDRA_FULL_ERROR": ""}
@@ -164,3 +221,8 @@ def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path):
         "Error: Invalid config: model.dropout=1.5 is out of range: it must be in [0, 1); "
         "optimizer.lr=0 is out of range: it must be > 0"
     ]
+
+    malformed = run_cli("experiment=null", cwd=tmp_path)
+    assert malformed.returncode == 1
+    assert malformed.stderr.startswith("Error: Invalid override: 'experiment=null'")
+    assert "Traceback" not in malformed.stderr

@@ -15,10 +15,14 @@ field with ``bounded(...)`` to the dataclass of its group.
 
 import math
 import pydoc
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override, OverrideType
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
@@ -190,3 +194,56 @@ def validate_config(cfg: DictConfig) -> None:
     problems = [problem for problem in problems if problem]
     if problems:
         raise ConfigValidationError("Invalid config: " + "; ".join(problems))
+
+
+# Hydra 1.3 turns a few malformed overrides into a stack trace from its own internals rather
+# than a message: a config group given a number, null or a list of numbers (model=0,
+# experiment=null), or an override with no key (=0). The command line checks for them first.
+def is_config_group(key: str) -> bool:
+    return key.startswith("hydra/") or (Path(CONFIG_DIR) / key).is_dir()
+
+
+def group_values(override: Override) -> list[Any]:
+    """The option names an override gives a config group (one, a list, or a choice sweep)."""
+    value = override.value()
+    if isinstance(value, ChoiceSweep):
+        return list(value.list)
+    return value if isinstance(value, list) else [value]
+
+
+def override_problem(text: str) -> str | None:
+    """What Hydra would crash on in one command-line override, or None."""
+    try:
+        (override,) = OverridesParser.create().parse_overrides([text])
+    except OverrideParseException:
+        return None  # Hydra reports syntax errors itself, with a clear message
+    key = override.key_or_group
+    if not key:
+        return f"'{text}' has no key; write key=value, e.g. model.dropout=0.3"
+    if not is_config_group(key) or (override.type == OverrideType.DEL and override.value() is None):
+        return None
+    if override.value() is None:
+        return f"'{text}' is not a config name; to drop the config of group '{key}' use ~{key}"
+    bad = [value for value in group_values(override) if not isinstance(value, str)]
+    if bad:
+        return (
+            f"'{text}': group '{key}' takes the name of one of its configs, not {bad[0]!r} "
+            f"(quote a name that looks like a number: {key}='{bad[0]}')"
+        )
+    return None
+
+
+def check_overrides(overrides: Sequence[str]) -> None:
+    """Raise ConfigValidationError for overrides that Hydra would crash on instead of reporting."""
+    problems = [override_problem(text) for text in overrides]
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise ConfigValidationError("Invalid override: " + "; ".join(problems))
+
+
+def exit_on_bad_overrides(args: Sequence[str]) -> None:
+    """For the command line: exit with one line where Hydra would print a stack trace."""
+    try:
+        check_overrides([arg for arg in args if not arg.startswith("-")])
+    except ConfigValidationError as error:
+        raise SystemExit(f"Error: {error}") from None

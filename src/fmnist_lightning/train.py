@@ -7,6 +7,7 @@ holding the composed config, metrics.csv, checkpoints/, test_metrics.json and pl
 """
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import runs
 from fmnist_lightning.config import CONFIG_DIR, register_resolvers
-from fmnist_lightning.config_schema import ConfigValidationError, validate_config
+from fmnist_lightning.config_schema import (
+    ConfigValidationError,
+    exit_on_bad_overrides,
+    validate_config,
+)
 from fmnist_lightning.data import DataError, FashionMNISTDataModule
 from fmnist_lightning.module import FashionMNISTClassifier
 from fmnist_lightning.plots import save_figure, training_curves
@@ -126,4 +131,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    exit_on_bad_overrides(sys.argv[1:])
     main()
