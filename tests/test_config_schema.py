@@ -63,7 +63,7 @@ OUT_OF_RANGE = [
     ("model.dropout=1.0", "model.dropout=1.0 is out of range: it must be in [0, 1)"),
     ("model.dropout=-0.1", "model.dropout=-0.1 is out of range: it must be in [0, 1)"),
     ("label_smoothing=1", "label_smoothing=1 is out of range: it must be in [0, 1)"),
-    ("seed=-1", "seed=-1 is out of range: it must be in [0, 4.29497e+09]"),
+    ("seed=-1", "seed=-1 is out of range: it must be in [0, 4294967295]"),
     ("data.batch_size=2.5", "data.batch_size=2.5 must be an integer >= 1"),
     ("data.batch_size=abc", "data.batch_size='abc' must be an integer >= 1"),
     ("data.batch_size=true", "data.batch_size=True must be an integer >= 1"),

@@ -53,12 +53,20 @@ class Range:
         )
 
     def __str__(self) -> str:
+        low, high = number(self.low), number(self.high)
         if self.high is None:
-            return f"{'>=' if self.low_inclusive else '>'} {self.low:g}"
+            return f"{'>=' if self.low_inclusive else '>'} {low}"
         if self.low is None:
-            return f"{'<=' if self.high_inclusive else '<'} {self.high:g}"
+            return f"{'<=' if self.high_inclusive else '<'} {high}"
         opening, closing = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
-        return f"in {opening}{self.low:g}, {self.high:g}{closing}"
+        return f"in {opening}{low}, {high}{closing}"
+
+
+def number(value: float | None) -> str:
+    """1 rather than 1.0, 4294967295 rather than 4.29497e+09, 0.001 as 0.001."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def bounded(
@@ -115,8 +123,13 @@ SCHEMAS: dict[str, type] = {
 }
 
 
-def type_name(value: Any) -> str:
-    return "an integer" if value is int else "a number"
+def first_line(error: object) -> str:
+    """The first line of an error's message: the messages here stay on one line."""
+    return next(iter(str(error).splitlines()), "")
+
+
+def type_name(expected: type) -> str:
+    return "an integer" if expected is int else "a number"
 
 
 def check_value(key: str, value: Any, expected: type, allowed: Range) -> str | None:
@@ -156,13 +169,15 @@ def known_models() -> list[str]:
 def model_problem(cfg: DictConfig) -> str | None:
     """Why ``model._target_`` cannot be built, or None when it names a network."""
     hint = f"choose one of model={', model='.join(known_models())}, or a _target_ that names an nn.Module"
-    target = cfg.get("model", {}).get("_target_")
+    model = cfg.get("model")
+    target = model.get("_target_") if isinstance(model, DictConfig) else None
     if not target or not isinstance(target, str):
         return f"model._target_ is missing or empty; {hint}"
     try:
         located = pydoc.locate(target)
     except pydoc.ErrorDuringImport as error:
-        return f"model._target_={target!r} failed to import ({error.exc.__name__}: {error.value}); {hint}"
+        reason = f"{error.exc.__name__}: {first_line(error.value)}"
+        return f"model._target_={target!r} failed to import ({reason}); {hint}"
     if located is None:
         return f"model._target_={target!r} is not an importable name (unknown model); {hint}"
     if isinstance(located, type) and not issubclass(located, nn.Module):
@@ -177,7 +192,7 @@ def resolution_problem(cfg: DictConfig) -> str | None:
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as error:
-        message = str(error).splitlines()[0]
+        message = first_line(error)
         if "HydraConfig was not set" in message:  # composed in Python, not by the CLI
             message += " (outside the command line, pass paths.run_dir=<folder> as an override)"
         return f"{error.full_key or 'a value'} cannot be resolved: {message}"
