@@ -5,9 +5,9 @@ import torch
 
 from conftest import tiny_overrides
 from fmnist_lightning.checkpoints import read_checkpoint
-from fmnist_lightning.faults import NonFiniteLoss, OutOfMemory, exit_with_message
+from fmnist_lightning.faults import NonFiniteLoss, OutOfMemory
 from fmnist_lightning.module import FashionMNISTClassifier
-from fmnist_lightning.train import train
+from fmnist_lightning.train import exit_with_message, train
 
 SMALL_MODEL = ["model.blocks=[[8],[16,16]]", "model.dense=[32,16]"]
 STEPS_PER_EPOCH = 10  # 320 training images in batches of 32

@@ -13,7 +13,6 @@
 
 import math
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,11 +20,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 
 class RunStopped(RuntimeError):
@@ -205,19 +201,3 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
         stage = "testing" if testing else "training"
         message = out_of_memory_message(error, f"data.{key}", data[key], stage)
         raise OutOfMemory(message) from error
-
-
-@contextmanager
-def exit_with_message() -> Iterator[None]:
-    """For the command line: print a RunStopped's message, no traceback, and exit with its code."""
-    try:
-        yield
-    except RunStopped as stop:
-        rank_zero_only(print)(f"\n{stop}", file=sys.stderr)
-        if in_multirun():
-            raise  # Hydra records the job as failed and the sweep goes on; SystemExit would end it
-        sys.exit(stop.exit_code)
-
-
-def in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

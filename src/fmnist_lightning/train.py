@@ -7,13 +7,18 @@ holding the composed config, metrics.csv, checkpoints/, test_metrics.json and pl
 """
 
 import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -21,9 +26,14 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist_lightning import resume, runs
 from fmnist_lightning.augment import expand_augment_preset, save_augmentation_preview
 from fmnist_lightning.config import CONFIG_DIR, register_resolvers
-from fmnist_lightning.data import FashionMNISTDataModule
+from fmnist_lightning.config_schema import (
+    ConfigValidationError,
+    exit_on_bad_overrides,
+    validate_config,
+)
+from fmnist_lightning.data import DataError, FashionMNISTDataModule
 from fmnist_lightning.evaluate import analyse_training_run
-from fmnist_lightning.faults import exit_with_message, explain_training_faults
+from fmnist_lightning.faults import RunStopped, explain_training_faults
 from fmnist_lightning.module import FashionMNISTClassifier
 from fmnist_lightning.plots import save_figure, training_curves
 from fmnist_lightning.precision import resolve_precision
@@ -85,6 +95,7 @@ def write_run_summary(run_dir: Path, trainer: L.Trainer, test: dict, seconds: fl
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, write the run's artifacts; return the test metrics."""
     cfg = resume.config_to_run(cfg)  # a resumed run continues with its saved settings
+    validate_config(cfg)  # bad values stop here, before any data is read
     run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
     resume.check_run_dir(run_dir, resuming)  # never write into another run's folder
     L.seed_everything(cfg.seed, workers=True)
@@ -122,15 +133,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+@contextmanager
+def exit_with_message() -> Iterator[None]:
+    """For the command line: print why a run stopped (fault, bad config or data), no traceback, and exit."""
+    try:
+        yield
+    except (RunStopped, ConfigValidationError, DataError) as stop:
+        prefix = "" if isinstance(stop, RunStopped) else "Error: "
+        rank_zero_only(print)(f"\n{prefix}{stop}", file=sys.stderr)
+        if in_multirun():
+            raise  # Hydra records the job as failed and the sweep goes on; SystemExit would end it
+        sys.exit(getattr(stop, "exit_code", 1))
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with exit_with_message():  # a run that stops early prints why and how to go on, no traceback
+    # A bad config or dataset, an interruption or a fault prints its message, no stack trace.
+    with exit_with_message():
         summary = train(cfg)
     # Hydra sweepers (Optuna) optimise the value returned here.
     return summary.get(cfg.objective)
 
 
 if __name__ == "__main__":
+    exit_on_bad_overrides(sys.argv[1:])  # Hydra crashes on some malformed overrides
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
     from fmnist_lightning.train import main as importable_main

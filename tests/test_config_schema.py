@@ -1,0 +1,228 @@
+"""The config is checked before any work: typos by Hydra's struct mode, values by the schema."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException, HydraException
+
+from conftest import tiny_overrides
+from fmnist_lightning.config_schema import (
+    ConfigValidationError,
+    check_overrides,
+    exit_on_bad_overrides,
+    known_models,
+    validate_config,
+)
+from fmnist_lightning.train import train
+
+TYPOS = [
+    ("data.batchsize=64", "batchsize"),
+    ("trainer.max_epoch=3", "max_epoch"),
+    ("model.dropuot=0.1", "dropuot"),
+    ("optimizer.learning_rate=0.1", "learning_rate"),
+    ("callbacks.early_stopping.patiance=2", "patiance"),
+    ("label_smothing=0.2", "label_smothing"),
+]
+
+
+@pytest.mark.parametrize(("override", "key"), TYPOS)
+def test_struct_mode_rejects_unknown_keys_with_the_key_named(compose_train, override, key):
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_train([override])
+    full_key = override.split("=")[0]
+    assert f"Could not override '{full_key}'" in str(error.value)
+    assert f"Key '{key}' is not in struct" in str(error.value.__cause__)
+
+
+def test_struct_mode_also_holds_inside_an_experiment_preset(compose_train):
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_train(["experiment=seed_keras", "data.batchsize=64"])
+    assert "Key 'batchsize' is not in struct" in str(error.value.__cause__)
+
+
+@pytest.fixture
+def compose(compose_train, tmp_path):
+    """The training config as train() gets it, with the run folder that the CLI would set."""
+    return lambda overrides: compose_train([f"paths.run_dir={tmp_path}", *overrides])
+
+
+OUT_OF_RANGE = [
+    ("optimizer.lr=0", "optimizer.lr=0 is out of range: it must be > 0"),
+    ("optimizer.lr=-0.001", "optimizer.lr=-0.001 is out of range: it must be > 0"),
+    ("optimizer.lr=nan", "optimizer.lr=nan is out of range"),
+    ("optimizer.lr=inf", "optimizer.lr=inf is out of range"),
+    ("data.val_fraction=0", "data.val_fraction=0 is out of range: it must be in (0, 1)"),
+    ("data.val_fraction=1.0", "data.val_fraction=1.0 is out of range: it must be in (0, 1)"),
+    ("data.batch_size=0", "data.batch_size=0 is out of range: it must be >= 1"),
+    ("data.batch_size=-32", "data.batch_size=-32 is out of range: it must be >= 1"),
+    ("data.eval_batch_size=0", "data.eval_batch_size=0 is out of range: it must be >= 1"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0 is out of range: it must be >= 1"),
+    ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is out of range: it must be >= 1"),
+    ("model.dropout=1.0", "model.dropout=1.0 is out of range: it must be in [0, 1)"),
+    ("model.dropout=-0.1", "model.dropout=-0.1 is out of range: it must be in [0, 1)"),
+    ("label_smoothing=1", "label_smoothing=1 is out of range: it must be in [0, 1)"),
+    ("seed=-1", "seed=-1 is out of range: it must be in [0, 4294967295]"),
+    ("data.batch_size=2.5", "data.batch_size=2.5 must be an integer >= 1"),
+    ("data.batch_size=abc", "data.batch_size='abc' must be an integer >= 1"),
+    ("data.batch_size=true", "data.batch_size=True must be an integer >= 1"),
+    ("optimizer.lr=fast", "optimizer.lr='fast' must be a number > 0"),
+    ("model._target_=fmnist_lightning.network.NoSuchNet", "unknown model"),
+    ("model._target_=no_such_package.Net", "unknown model"),
+    ("model._target_=torch.optim.Adam", "is a class but not a torch nn.Module"),
+    ("model._target_=torch.nn", "is not a class or function"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), OUT_OF_RANGE)
+def test_values_out_of_range_name_the_key_the_value_and_the_range(compose, override, message):
+    cfg = compose([override])
+    with pytest.raises(ConfigValidationError) as error:
+        validate_config(cfg)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)  # one line
+
+
+def test_an_unknown_model_lists_the_model_configs_to_choose_from(compose):
+    with pytest.raises(ConfigValidationError, match="choose one of model=cnn"):
+        validate_config(compose(["model._target_=mymodels.Net"]))
+
+
+def test_every_problem_is_reported_at_once(compose):
+    cfg = compose(["optimizer.lr=0", "data.batch_size=0", "model.dropout=1"])
+    with pytest.raises(ConfigValidationError) as error:
+        validate_config(cfg)
+    for key in ("optimizer.lr=0", "data.batch_size=0", "model.dropout=1"):
+        assert key in str(error.value)
+
+
+def test_an_unresolvable_interpolation_is_reported_with_its_key(compose_train):
+    cfg = compose_train(["data.root=${oc.env:FMNIST_NO_SUCH_VARIABLE}"])
+    with pytest.raises(
+        ConfigValidationError, match=r"data\.root cannot be resolved.*FMNIST_NO_SUCH"
+    ):
+        validate_config(cfg)
+
+
+def test_a_missing_required_key_is_reported(compose):
+    with pytest.raises(ConfigValidationError, match="data.batch_size is missing"):
+        validate_config(compose(["~data.batch_size"]))
+
+
+def test_composing_in_python_without_a_run_folder_says_what_to_pass(compose_train):
+    with pytest.raises(ConfigValidationError, match="pass paths.run_dir=<folder>"):
+        validate_config(compose_train([]))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["experiment=seed_keras"],
+        ["optimizer=adam", "scheduler=none"],
+        # The edges of each range are allowed.
+        ["model.dropout=0", "data.val_fraction=0.999", "data.batch_size=1", "trainer.max_epochs=1"],
+        ["label_smoothing=0", "optimizer.lr=1e-9", "optimizer.weight_decay=0"],
+        # Keys without a range are not the schema's business: adding one is allowed.
+        ["+data.augment=true", "+trainer.strategy=ddp"],
+        # A factory function is a valid model, as well as an nn.Module class.
+        ["model._target_=torchvision.models.resnet18", "~model.dropout"],
+    ],
+)
+def test_valid_configs_pass(compose, overrides):
+    validate_config(compose(overrides))
+
+
+@pytest.mark.parametrize("model", known_models())
+def test_every_shipped_model_config_passes(compose, model):
+    validate_config(compose([f"model={model}"]))
+
+
+def test_train_rejects_a_bad_config_before_reading_data_or_writing(compose_train, tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = tiny_overrides(tmp_path / "no-data-here", run_dir) + ["optimizer.lr=0"]
+    # With the data missing too, the config error must come first: nothing was read.
+    with pytest.raises(ConfigValidationError, match="optimizer.lr=0"):
+        train(compose_train(overrides))
+    assert not run_dir.exists()
+
+
+# Hydra 1.3 answers these with a stack trace from its internals; check_overrides answers first.
+MALFORMED_OVERRIDES = [
+    ("model=0", "group 'model' takes the name of one of its configs, not 0 (quote a name"),
+    ("~model=1.5", "group 'model' takes the name of one of its configs, not 1.5"),
+    ("scheduler=[1,2]", "group 'scheduler' takes the name of one of its configs, not 1"),
+    ("experiment=null", "'experiment=null' is not a config name; to drop the config of group"),
+    ("=0", "'=0' has no key; write key=value"),
+    ("+=", "'+=' has no key"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), MALFORMED_OVERRIDES)
+def test_overrides_hydra_would_crash_on_get_a_message(compose, override, message):
+    with pytest.raises(Exception) as crash:
+        compose([override])
+    assert not isinstance(crash.value, HydraException)  # ValueError, TypeError, AssertionError
+    with pytest.raises(ConfigValidationError) as error:
+        check_overrides(["trainer.max_epochs=1", override])
+    assert str(error.value).startswith("Invalid override: ") and message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model=cnn",
+        "~experiment",
+        "experiment=seed_keras",
+        "model='0'",
+        "hydra/launcher=basic",
+        "data.batch_size=0",
+        "model.dropout=null",
+        "~model",
+        "model=cnn,cnn",
+        "not [valid",
+    ],
+)
+def test_well_formed_overrides_are_left_to_hydra_and_the_schema(override):
+    check_overrides([override])
+
+
+def test_the_command_line_check_skips_flags_and_exits_with_one_line():
+    exit_on_bad_overrides(["-m", "--cfg", "job", "model=cnn"])
+    with pytest.raises(SystemExit, match="^Error: Invalid override: 'experiment=null'"):
+        exit_on_bad_overrides(["--multirun", "experiment=null"])
+    # Each job of a sweep would crash in Hydra the same way.
+    with pytest.raises(
+        SystemExit, match="group 'model' takes the name of one of its configs, not 3"
+    ):
+        exit_on_bad_overrides(["-m", "model=cnn,3"])
+
+
+def run_cli(*overrides: str, cwd) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "fmnist_lightning.train", f"paths.root={cwd}", *overrides]
+    env = {**os.environ, "HYDRA_FULL_ERROR": ""}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+
+
+def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path):
+    typo = run_cli("data.batchsize=64", cwd=tmp_path)
+    assert typo.returncode == 1
+    assert "Key 'batchsize' is not in struct" in typo.stderr
+    assert "Traceback" not in typo.stderr
+
+    bad_value = run_cli(
+        "optimizer.lr=0", "model.dropout=1.5", f"data.root={tmp_path}", cwd=tmp_path
+    )
+    assert bad_value.returncode == 1
+    assert "Traceback" not in bad_value.stderr
+    lines = bad_value.stderr.strip().splitlines()
+    assert lines == [
+        "Error: Invalid config: model.dropout=1.5 is out of range: it must be in [0, 1); "
+        "optimizer.lr=0 is out of range: it must be > 0"
+    ]
+
+    malformed = run_cli("experiment=null", cwd=tmp_path)
+    assert malformed.returncode == 1
+    assert malformed.stderr.startswith("Error: Invalid override: 'experiment=null'")
+    assert "Traceback" not in malformed.stderr
