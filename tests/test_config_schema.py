@@ -125,7 +125,7 @@ def test_composing_in_python_without_a_run_folder_says_what_to_pass(compose_trai
         ["model.dropout=0", "data.val_fraction=0.999", "data.batch_size=1", "trainer.max_epochs=1"],
         ["label_smoothing=0", "optimizer.lr=1e-9", "optimizer.weight_decay=0"],
         # Keys without a range are not the schema's business: adding one is allowed.
-        ["+data.augment=true", "+trainer.strategy=ddp"],
+        ["data/augment=standard", "+trainer.strategy=ddp"],
         # A factory function is a valid model, as well as an nn.Module class.
         ["model._target_=torchvision.models.resnet18", "~model.dropout"],
     ],
