@@ -17,7 +17,9 @@ QUICK_TRAIN, QUICK_TEST = 640, 500
 @pytest.fixture(scope="module")
 def quick_result(tmp_path_factory):
     output = tmp_path_factory.mktemp("benchmark") / "bench.json"
+    # One thread: on a busy 2-core machine two OpenMP threads can wait on each other for long.
     argv = ["--quick", "--synthetic", "--batch-size", "16", "--baseline-workers", "1"]
+    argv += ["--threads", "1"]
     returned = benchmark.main([*argv, "--output", str(output)])
     return returned, json.loads(output.read_text())
 
@@ -67,7 +69,8 @@ def test_records_the_setup_it_measured(quick_result):
     env, settings = result["environment"], result["settings"]
     assert env["versions"]["torch"] == torch.__version__
     assert env["versions"]["lightning"] and env["cpu_model"]
-    assert env["torch_threads"] == torch.get_num_threads() >= 1
+    assert env["torch_threads"] == 1
+    assert "--threads 1" in result["command"]
     assert env["device"] == "cpu" and env["gpu_model"] is None
     assert settings["data"] == "synthetic" and settings["batch_size"] == 16
     assert settings["precision"] in ("bf16-mixed", "32-true")  # "auto" resolved
