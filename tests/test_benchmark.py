@@ -125,4 +125,4 @@ def test_between_steps_share_is_the_gap_over_the_step_cycle():
 def test_bad_options_are_refused_with_the_option_named(capsys):
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--steps", "0"])
-    assert "--steps must be positive" in capsys.readouterr().err
+    assert "--steps must be at least 1, got 0" in capsys.readouterr().err

@@ -124,7 +124,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, help="torch intra-op threads (default: torch's, one per core)"
     )
-    parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n matmul peak")
+    parser.add_argument(
+        "--matmul-size", type=int, help="n of the n x n matmul peak (default: 2048, 8192 on GPU)"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -155,8 +157,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("steps", "warmup", "repeats", "baseline_steps", "matmul_size", "threads"):
         if getattr(args, name) is None:
             continue
-        if getattr(args, name) < (0 if name == "warmup" else 1):
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+        minimum = 0 if name == "warmup" else 1
+        if getattr(args, name) < minimum:
+            option = "--" + name.replace("_", "-")
+            parser.error(f"{option} must be at least {minimum}, got {getattr(args, name)}")
     return args
 
 
@@ -254,8 +258,8 @@ def window_seconds(starts: list[float], warmup: int, steps: int) -> list[float]:
 class StepTimer(L.Callback):
     """Clock reads around every training batch, the epoch, and each test run."""
 
-    def __init__(self, sync_every: int = 1) -> None:
-        self.sync_every = sync_every
+    def __init__(self, warmup: int = 0, steps: int = 1) -> None:
+        self.warmup, self.steps = warmup, steps
         self.batch_starts: list[float] = []
         self.batch_ends: list[float] = []
         self.epoch_seconds: list[float] = []
@@ -263,8 +267,9 @@ class StepTimer(L.Callback):
         self._epoch_started = self._test_started = 0.0
 
     def _now(self, trainer: L.Trainer, batch_idx: int | None = None) -> float:
-        # On a GPU, syncing every step would serialise the queue: sync at window edges only.
-        if batch_idx is None or batch_idx % self.sync_every == 0:
+        # On a GPU, syncing every step would drain the queue: sync at window edges only.
+        at_edge = batch_idx is not None and batch_idx >= self.warmup
+        if batch_idx is None or (at_edge and (batch_idx - self.warmup) % self.steps == 0):
             synchronize(trainer.strategy.root_device)
         return time.perf_counter()
 
@@ -315,7 +320,7 @@ def lightning_training(
     datamodule.prepare_data()
     classifier = build_classifier(cfg, list(datamodule.classes))
     trainer = build_trainer(cfg)
-    timer = StepTimer(sync_every=args.steps)
+    timer = StepTimer(args.warmup, args.steps)
     trainer.callbacks.append(timer)
     started = time.perf_counter()
     trainer.fit(classifier, datamodule=datamodule)
@@ -578,8 +583,9 @@ def measure(cfg: DictConfig, args: argparse.Namespace, max_epochs: int) -> dict[
     mult_adds = mult_adds_per_image(cfg, datamodule.num_classes)
     train_flops_per_image = FLOPS_PER_MULT_ADD * TRAIN_PASSES * mult_adds
     dtype = matmul_dtype(precision)
+    matmul_size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     with timed_phase(phases, "matmul"):
-        peaks = matmul_peaks(args.matmul_size, dtype, device, args.repeats)
+        peaks = matmul_peaks(matmul_size, dtype, device, args.repeats)
     peak_flops = max(peaks.values())
     achieved = lightning_rate * train_flops_per_image
 
@@ -655,13 +661,18 @@ def measure(cfg: DictConfig, args: argparse.Namespace, max_epochs: int) -> dict[
             "images_per_s": eval_rate,
             "window_seconds": timer.test_seconds,
         },
-        "memory": {"peak_rss_mib": peak_rss},
+        "memory": {
+            "peak_rss_mib": peak_rss,
+            "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20
+            if device.type == "cuda"
+            else None,
+        },
         "flops": {
             "convention": FLOP_CONVENTION,
             "mult_adds_per_image": mult_adds,
             "train_flops_per_image": train_flops_per_image,
             "achieved_train_flops": achieved,
-            "matmul_size": args.matmul_size,
+            "matmul_size": matmul_size,
             "matmul_dtype": str(dtype).removeprefix("torch."),
             "matmul_peak_flops": peak_flops,
             "fraction_of_matmul_peak": achieved / peak_flops,
