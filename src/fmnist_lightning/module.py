@@ -69,7 +69,8 @@ class FashionMNISTClassifier(L.LightningModule):
         smoothing = self.hparams.label_smoothing if split == "train" else 0.0
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         accuracy = getattr(self, f"{split}_acc")
-        accuracy(logits, labels)
+        # update(), not forward(): the per-batch accuracy forward() computes is never logged.
+        accuracy.update(logits, labels)
         on_step = split == "train"
         self.log(
             f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True
