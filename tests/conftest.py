@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from fmnist_lightning.config import CONFIG_DIR, register_resolvers
+from fmnist_lightning.data import FashionMNISTDataModule
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
@@ -46,6 +47,23 @@ def write_fashion_mnist(root: Path, train: int = 400, test: int = 100) -> Path:
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
     return root
+
+
+def make_datamodule(root: Path, **changes) -> FashionMNISTDataModule:
+    """A data module over ``root`` with small batches and no download; ``changes`` override."""
+    settings = dict(
+        root=str(root),
+        batch_size=32,
+        eval_batch_size=64,
+        val_fraction=0.2,
+        split_seed=0,
+        shuffle_seed=0,
+        mean=0.286,
+        std=0.353,
+        download=False,
+        on_device=False,
+    )
+    return FashionMNISTDataModule(**{**settings, **changes})
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ import torch
 from lightning.pytorch.trainer.states import RunningStage
 from omegaconf import OmegaConf
 
+from conftest import make_datamodule
 from fmnist_lightning.augment import (
     BatchAugment,
     as_augment,
@@ -19,19 +20,7 @@ def images_batch(n: int = 64, seed: int = 0) -> torch.Tensor:
 
 
 def datamodule(root, augment) -> FashionMNISTDataModule:
-    return FashionMNISTDataModule(
-        root=str(root),
-        batch_size=32,
-        eval_batch_size=50,
-        val_fraction=0.2,
-        split_seed=0,
-        shuffle_seed=0,
-        mean=0.286,
-        std=0.353,
-        download=False,
-        on_device=False,
-        augment=augment,
-    )
+    return make_datamodule(root, eval_batch_size=50, augment=augment)
 
 
 def test_no_switch_on_leaves_images_as_they_are():

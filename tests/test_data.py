@@ -2,6 +2,7 @@ import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
+from conftest import make_datamodule
 from fmnist_lightning.data import (
     CLASS_NAMES,
     RAW_FILES,
@@ -10,22 +11,6 @@ from fmnist_lightning.data import (
     FashionMNISTDataModule,
     split_indices,
 )
-
-
-def make_datamodule(root, **changes) -> FashionMNISTDataModule:
-    settings = dict(
-        root=str(root),
-        batch_size=32,
-        eval_batch_size=64,
-        val_fraction=0.2,
-        split_seed=0,
-        shuffle_seed=0,
-        mean=0.286,
-        std=0.353,
-        download=False,
-        on_device=False,
-    )
-    return FashionMNISTDataModule(**{**settings, **changes})
 
 
 def test_split_is_80_20_disjoint_and_covers_everything():

@@ -12,31 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_fashion_mnist, write_idx
+from conftest import make_datamodule, write_fashion_mnist, write_idx
 from fmnist_lightning.data import (
     RAW_FILES,
     CorruptDataError,
     DataError,
     DataNotFoundError,
-    FashionMNISTDataModule,
 )
 
 NOBODY = 65534  # the unprivileged user of most Linux systems
-
-
-def make_datamodule(root: Path, download: bool = False) -> FashionMNISTDataModule:
-    return FashionMNISTDataModule(
-        root=str(root),
-        batch_size=32,
-        eval_batch_size=64,
-        val_fraction=0.2,
-        split_seed=0,
-        shuffle_seed=0,
-        mean=0.286,
-        std=0.353,
-        download=download,
-        on_device=False,
-    )
 
 
 @pytest.fixture

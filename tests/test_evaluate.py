@@ -13,7 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from conftest import tiny_overrides
+from conftest import make_datamodule, tiny_overrides
 from fmnist_lightning.config import CONFIG_DIR, register_resolvers
 from fmnist_lightning.data import CLASS_NAMES, FashionMNISTDataModule
 from fmnist_lightning.evaluate import (
@@ -69,18 +69,7 @@ def small_classifier(seed: int = 0) -> FashionMNISTClassifier:
 
 
 def synthetic_datamodule(root: Path) -> FashionMNISTDataModule:
-    datamodule = FashionMNISTDataModule(
-        root=str(root),
-        batch_size=32,
-        eval_batch_size=64,
-        val_fraction=0.2,
-        split_seed=0,
-        shuffle_seed=0,
-        mean=0.2860,
-        std=0.3530,
-        download=False,
-        on_device=False,
-    )
+    datamodule = make_datamodule(root)
     datamodule.setup("fit")
     datamodule.setup("test")
     return datamodule
