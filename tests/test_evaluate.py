@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from conftest import make_datamodule, tiny_overrides
+from fmnist_lightning import plots
 from fmnist_lightning.config import CONFIG_DIR, register_resolvers
 from fmnist_lightning.data import CLASS_NAMES, FashionMNISTDataModule
 from fmnist_lightning.evaluate import (
@@ -249,3 +251,17 @@ def test_training_writes_the_analysis_of_its_best_checkpoint(
 def test_removing_the_analysis_group_turns_it_off_in_training(compose_train, tmp_path):
     assert compose_train([f"paths.run_dir={tmp_path}"]).analysis.samples_per_class > 0
     assert compose_train([f"paths.run_dir={tmp_path}", "~analysis"]).get("analysis") is None
+
+
+def test_the_report_shows_the_run_pictures_that_exist(synthetic_root, tmp_path):
+    run_dir = tmp_path / "run"
+    views = np.random.default_rng(0).random((2, 3, 28, 28))
+    plots.save_figure(
+        plots.augmented_samples(views[:, 0], views), run_dir / "plots" / "augmented.png"
+    )
+    output_dir = run_dir / "analysis" / "x-test"
+    datamodule = synthetic_datamodule(synthetic_root)
+    evaluate(small_classifier(), datamodule, "test", output_dir, SETTINGS, run_dir=run_dir)
+    report = (output_dir / "report.md").read_text()
+    assert "../../plots/augmented.png" in report
+    assert "curves.png" not in report  # this run has no curves, so none is linked

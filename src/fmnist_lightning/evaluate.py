@@ -54,6 +54,8 @@ register_resolvers()
 SPLITS = ("train", "val", "test")
 ANALYSIS_DIR = "analysis"
 REPORT_MD = "report.md"
+# Pictures of the training run (plots/<key>.png) that the report shows when they exist.
+RUN_PICTURES = ("curves", "augmented")
 
 
 class UnknownSplitError(ValueError):
@@ -191,8 +193,9 @@ def evaluate(
     train = datamodule.tensors["train"].tensors if "train" in datamodule.tensors else None
     pictures = write_figures(result, images, train, module, settings, output_dir)
     run_dir = Path(run_dir) if run_dir else None
-    if run_dir and (run_dir / runs.PLOTS_DIR / "curves.png").is_file():
-        pictures["curves"] = run_dir / runs.PLOTS_DIR / "curves.png"
+    for key in RUN_PICTURES:  # drawn by training, linked rather than copied
+        if run_dir and (run_dir / runs.PLOTS_DIR / f"{key}.png").is_file():
+            pictures[key] = run_dir / runs.PLOTS_DIR / f"{key}.png"
     write_report(output_dir, metrics, result, module, pictures, run_dir)
     return metrics
 

@@ -30,6 +30,11 @@ PICTURES: tuple[Picture, ...] = (
     ),
     Picture("curves", "Training curves", "Accuracy and loss per epoch, train vs. validation."),
     Picture(
+        "augmented",
+        "Augmented training images",
+        "Training images and random augmented views of them, as the network saw them.",
+    ),
+    Picture(
         "confusion_matrix",
         "Confusion matrix",
         "Rows are true classes, columns predicted classes; the right panel divides each row "
