@@ -256,7 +256,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def _load(self, train: bool, download: bool) -> FashionMNIST:
+    def _ensure_files(self, train: bool, download: bool) -> None:
+        """Make sure one split's files are there and sound: download them if allowed, then check
+        their headers and labels. Nothing is parsed here, so this is cheap to repeat."""
         check_readable(self.root)
         missing = missing_files(self.root)
         if missing and not download:
@@ -264,18 +266,28 @@ class FashionMNISTDataModule(L.LightningDataModule):
             if any((raw_folder(self.root) / f"{name}.gz").is_file() for name in missing):
                 reason += "; the .gz files are there, and data.download=true unpacks them offline"
             raise DataNotFoundError(missing_data_message(self.root, reason, missing))
-        if not missing:
-            verify_split(self.root, train)
+        if missing:
+            try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
+                FashionMNIST(str(self.root), train=train, download=True)
+            except RuntimeError as error:  # a failed download
+                raise DataNotFoundError(
+                    missing_data_message(self.root, str(error), missing)
+                ) from error
+        verify_split(self.root, train)
+
+    def _load(self, train: bool) -> FashionMNIST:
+        """Parse one split with torchvision, after checking its files."""
+        self._ensure_files(train, download=False)
         try:
-            return FashionMNIST(str(self.root), train=train, download=download)
-        except RuntimeError as error:  # torchvision's "Dataset not found" or a failed download
-            message = missing_data_message(self.root, str(error), missing)
-            raise DataNotFoundError(message) from error
+            return FashionMNIST(str(self.root), train=train, download=False)
+        except RuntimeError as error:  # torchvision's "Dataset not found"
+            raise DataNotFoundError(missing_data_message(self.root, str(error))) from error
 
     def prepare_data(self) -> None:
-        """Download when missing; with the files present this only checks them."""
+        """Download when missing; with the files present this only checks them (no parsing:
+        Lightning calls it again before fit and before test, and setup parses once)."""
         for train in (True, False):
-            self._load(train, self.download)
+            self._ensure_files(train, self.download)
 
     def _device(self) -> torch.device:
         if self.on_device and self.trainer is not None:
@@ -285,7 +297,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         device = self._device()
         if stage in (None, "fit", "validate") and "train" not in self.tensors:
-            dataset = self._load(train=True, download=False)
+            dataset = self._load(train=True)
             images = normalise(dataset.data, self.mean, self.std).to(device)
             labels = dataset.targets.to(device)
             train_idx, val_idx = split_indices(len(labels), self.val_fraction, self.split_seed)
@@ -293,7 +305,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             self.tensors["train"] = TensorDataset(images[train_idx], labels[train_idx])
             self.tensors["val"] = TensorDataset(images[val_idx], labels[val_idx])
         if stage in (None, "test", "predict") and "test" not in self.tensors:
-            dataset = self._load(train=False, download=False)
+            dataset = self._load(train=False)
             images = normalise(dataset.data, self.mean, self.std).to(device)
             self.tensors["test"] = TensorDataset(images, dataset.targets.to(device))
 
