@@ -117,19 +117,25 @@ def test_config_dicts_and_presets_build_the_augmentation(compose_train, tmp_path
     assert augment.crop_padding == 2 and augment.erase_scale == (0.02, 0.33)
 
     default = as_augment(compose_train([f"paths.run_dir={tmp_path}"]).data.augment)
-    assert not default.enabled
+    assert (default.crop, default.flip, default.erase) == (False, True, False)
+    plain = as_augment(
+        compose_train([f"paths.run_dir={tmp_path}", "data/augment=none"]).data.augment
+    )
+    assert not plain.enabled
 
     # The dot form replaces the node by a string; train() swaps in the preset's content.
     cfg = compose_train([f"paths.run_dir={tmp_path}", "data.augment=standard"])
     assert cfg.data.augment == "standard"
     expand_augment_preset(cfg)
     assert OmegaConf.to_container(cfg.data.augment)["erase"] is True
-    with pytest.raises(ValueError, match="none, standard"):
+    with pytest.raises(ValueError, match="flip, none, standard"):
         expand_augment_preset(
             compose_train([f"paths.run_dir={tmp_path}", "data.augment=strongest"])
         )
 
-    cfg = compose_train([f"paths.run_dir={tmp_path}", "data.augment.flip=true"])
+    cfg = compose_train(
+        [f"paths.run_dir={tmp_path}", "data/augment=none", "data.augment.flip=true"]
+    )
     single = as_augment(cfg.data.augment)
     assert (single.crop, single.flip, single.erase) == (False, True, False)
 

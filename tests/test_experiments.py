@@ -1,4 +1,4 @@
-"""experiment=seed_keras sets every training choice back to the original; experiment=best."""
+"""experiment=seed_keras sets every training choice back to the original; best; finetune."""
 
 from omegaconf import OmegaConf
 
@@ -23,6 +23,7 @@ def test_seed_keras_sets_the_original_value_of_every_training_choice(compose_tra
     assert default.scheduler._target_.endswith("OneCycleLR")
     assert default.label_smoothing > 0 and default.callbacks.early_stopping.monitor == "val_loss"
     assert default.model.weight_init == "pytorch"
+    assert (default.data.augment.flip, default.data.augment.crop) == (True, False)
     different = {
         key
         for key in default.model
@@ -34,7 +35,8 @@ def test_seed_keras_sets_the_original_value_of_every_training_choice(compose_tra
 def test_best_is_bn_with_augmentation_over_30_epochs(compose_train, tmp_path):
     best = compose_train([f"paths.run_dir={tmp_path}", "experiment=best"])
     assert best.model.batch_norm is True
-    assert best.data.augment.crop and best.data.augment.flip and best.data.augment.erase
+    augment = best.data.augment
+    assert (augment.crop, augment.flip, augment.erase) == (True, True, False)
     assert best.trainer.max_epochs == 30
     assert best.callbacks.early_stopping is None
     assert best.callbacks.model_checkpoint.monitor == "val_acc"

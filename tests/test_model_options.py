@@ -10,6 +10,7 @@ from torch import nn
 
 from conftest import tiny_overrides
 from fmnist_lightning.checkpoints import CheckpointError, load_module
+from fmnist_lightning.config_schema import ConfigValidationError, validate_config
 from fmnist_lightning.module import FashionMNISTClassifier, build_network
 from fmnist_lightning.network import VGGStyleCNN
 from fmnist_lightning.resnet import ResNet18, adapt_stem_weight, load_torchvision_weights
@@ -278,3 +279,16 @@ def test_init_from_refuses_another_architecture(small_cnn_checkpoint):
         classifier.setup("fit")
     with pytest.raises(ValueError, match="both set"):
         resnet_classifier(init_from="a.ckpt", weights="b.pth").setup("fit")
+
+
+def test_the_finetune_preset_needs_a_checkpoint(compose_train, tmp_path):
+    without = compose_train([f"paths.run_dir={tmp_path}", "experiment=finetune"])
+    with pytest.raises(ConfigValidationError, match="needs model.init_from=PATH"):
+        validate_config(without)
+
+    cfg = compose_train(
+        [f"paths.run_dir={tmp_path}", "experiment=finetune", "model.init_from=run/best.ckpt"]
+    )
+    validate_config(cfg)
+    assert cfg.model.init_from == "run/best.ckpt"
+    assert (cfg.optimizer.lr, cfg.trainer.max_epochs) == (5e-4, 5)
