@@ -242,7 +242,9 @@ def test_training_writes_the_analysis_of_its_best_checkpoint(
     report = output_dir / "report.md"
     links = image_links(report)
     assert output_dir / "../../plots/curves.png" in links  # the run's curves, not a copy
-    assert all(link.is_file() for link in links) and len(links) == 7
+    # The default flips training images, so the run's augmented views are shown too.
+    assert output_dir / "../../plots/augmented.png" in links
+    assert all(link.is_file() for link in links) and len(links) == 8
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert metrics["checkpoint"] == f"checkpoints/{best.name}" and metrics["images"] == 100
     assert "| epochs trained | 1 |" in report.read_text()
