@@ -2,6 +2,7 @@
 
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
 from omegaconf import OmegaConf
 
@@ -19,7 +20,8 @@ CONFIG_DIR = next(
 )
 
 
-def fail_with(message: str) -> None:
+def fail_with(message: str) -> NoReturn:
+    """The ``${required:'message'}`` resolver: reached only when the key was left unset."""
     raise ValueError(message)
 
 
