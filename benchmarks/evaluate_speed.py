@@ -3,7 +3,7 @@
     FMNIST_DATA_DIR=/path/to/data python benchmarks/evaluate_speed.py CHECKPOINT [--repeats 3]
 
 Prints, per precision, the median wall time and process CPU time of
-``analysis.predict_probabilities`` (what ``fmnist_lightning.evaluate`` runs), and the
+``inference.batches.predict_probabilities`` (what ``fmnist_lightning.evaluate`` runs), and the
 agreement of the bf16 predictions with the fp32 ones. On a shared machine the wall time
 depends on the other load; CPU time divided by the thread count is what an idle machine takes.
 """
@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from fmnist_lightning.analysis import predict_probabilities
-from fmnist_lightning.checkpoints import load_module
-from fmnist_lightning.data import FashionMNISTDataModule
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.inference.batches import predict_probabilities
+from fmnist_lightning.models.module import load_module
 
 
 def main() -> None:
@@ -47,11 +47,11 @@ def main() -> None:
     )
     predictions = {}
     for precision in ("32-true", "bf16-mixed"):
-        predict_probabilities(module, images[:1000], args.batch_size, "cpu", precision)  # warm-up
+        predict_probabilities(module, images[:1000], args.batch_size, precision)  # warm-up
         walls, cpus = [], []
         for _ in range(args.repeats):
             wall, cpu = time.perf_counter(), time.process_time()
-            probabilities = predict_probabilities(module, images, args.batch_size, "cpu", precision)
+            probabilities = predict_probabilities(module, images, args.batch_size, precision)
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
         predictions[precision] = probabilities.argmax(dim=1)

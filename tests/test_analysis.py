@@ -1,21 +1,22 @@
 """Metrics of the analysis against small hand-computed examples."""
 
+import pandas as pd
 import pytest
 import torch
-from torch import nn
 
-from fmnist_lightning.analysis import (
+from fmnist_lightning.analysis.metrics import (
     analyse,
     confusion_matrix,
     expected_calibration_error,
-    model_summary,
     most_confident_mistakes,
     per_class_table,
-    predict_probabilities,
-    readable_units,
     reliability_table,
 )
-from fmnist_lightning.network import VGGStyleCNN
+from fmnist_lightning.analysis.model_summary import model_summary, readable_units
+from fmnist_lightning.analysis.tables import markdown_table
+from fmnist_lightning.inference.batches import predict_probabilities
+from fmnist_lightning.models.module import FashionMNISTModule
+from fmnist_lightning.models.vgg import VGGStyleCNN
 
 # Three classes, six images. By hand:
 #   confusion rows (true) = [2, 1, 0], [0, 1, 1], [0, 0, 1]
@@ -100,16 +101,38 @@ def test_analyse_summarises_accuracy_loss_and_f1():
     )
 
 
-def test_batched_prediction_equals_one_pass_and_rows_sum_to_one():
+def small_module() -> FashionMNISTModule:
     torch.manual_seed(0)
-    network = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    return FashionMNISTModule(
+        net={"_target_": "fmnist_lightning.models.vgg.VGGStyleCNN", "blocks": [[4]], "dense": []},
+        optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
+        scheduler=None,
+        label_smoothing=0.0,
+        class_names=[str(i) for i in range(10)],
+        mean=0.0,
+        std=1.0,
+    )
+
+
+def test_batched_prediction_equals_one_pass_and_rows_sum_to_one():
+    module = small_module().train()
     images = torch.randn(10, 1, 28, 28)
-    batched = predict_probabilities(network, images, batch_size=3)
-    whole = predict_probabilities(network, images, batch_size=100)
+    batched = predict_probabilities(module, images, batch_size=3)
+    whole = predict_probabilities(module, images, batch_size=100)
     assert batched.shape == (10, 10) and batched.dtype == torch.float32
     assert torch.allclose(batched, whole, atol=1e-6)
     assert torch.allclose(batched.sum(dim=1), torch.ones(10), atol=1e-5)
-    assert torch.allclose(batched, network(images).softmax(dim=1), atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(batched, module.eval()(images).softmax(dim=1), atol=1e-6)
+    assert predict_probabilities(module, images[:0]).shape == (0, 10)
+
+
+def test_prediction_runs_in_eval_mode_and_gives_the_mode_back():
+    module = small_module().train()
+    seen = []
+    module.net.register_forward_hook(lambda layer, *_: seen.append(layer.training))
+    predict_probabilities(module, torch.randn(4, 1, 28, 28), batch_size=2)
+    assert seen == [False, False] and module.training
 
 
 def test_model_summary_lists_every_layer_with_shapes_and_parameters():
@@ -127,3 +150,16 @@ def test_torchinfo_unit_names_are_made_readable():
     assert (
         readable_units("Total mult-adds (Units.MEGABYTES): 89.59") == "Total mult-adds (M): 89.59"
     )
+
+
+def test_markdown_tables_escape_cells_align_numbers_and_round_per_column():
+    frame = pd.DataFrame(
+        {"name": ["a|b", "two\nlines", None], "score": [0.12345, float("nan"), 1.0], "n": [1, 2, 3]}
+    )
+    lines = markdown_table(frame, decimals={"score": 2}).splitlines()
+    assert lines[0] == "| name | score | n |"
+    assert lines[1] == "| --- | ---: | ---: |"
+    assert lines[2] == "| a\\|b | 0.12 | 1 |"
+    assert lines[3] == "| two lines |  | 2 |"
+    assert lines[4] == "|  | 1.00 | 3 |"
+    assert markdown_table(frame[["score"]]).splitlines()[2] == "| 0.1235 |"

@@ -1,18 +1,21 @@
+import inspect
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.trainer.states import RunningStage
 from omegaconf import OmegaConf
 
-from conftest import make_datamodule
-from fmnist_lightning.augment import (
-    BatchAugment,
-    as_augment,
-    expand_augment_preset,
-    random_crop,
-    random_erase,
-)
-from fmnist_lightning.data import FashionMNISTDataModule
+from fmnist_lightning.config.overrides import check_overrides
+from fmnist_lightning.config.paths import CONFIG_DIR
+from fmnist_lightning.config.schema import ConfigValidationError, validate_config
+from fmnist_lightning.data.augment import BatchAugment, as_augment, random_crop, random_erase
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from helpers.compose import compose
+from helpers.data import make_datamodule
+
+PRESETS = Path(CONFIG_DIR) / "data" / "augment"
 
 
 def images_batch(n: int = 64, seed: int = 0) -> torch.Tensor:
@@ -110,34 +113,52 @@ def test_invalid_strengths_are_refused_with_the_key_name():
         BatchAugment(erase=True, erase_scale=[0.5, 0.1])
 
 
-def test_config_dicts_and_presets_build_the_augmentation(compose_train, tmp_path):
-    cfg = compose_train([f"paths.run_dir={tmp_path}", "data/augment=standard"])
-    augment = as_augment(cfg.data.augment)
+def compose_augment(tmp_path, *overrides: str):
+    return compose("train", [f"paths.run_dir={tmp_path}", *overrides]).data.augment
+
+
+def test_config_dicts_and_presets_build_the_augmentation(tmp_path):
+    augment = as_augment(compose_augment(tmp_path, "data/augment=standard"))
     assert (augment.crop, augment.flip, augment.erase) == (True, True, True)
     assert augment.crop_padding == 2 and augment.erase_scale == (0.02, 0.33)
 
-    default = as_augment(compose_train([f"paths.run_dir={tmp_path}"]).data.augment)
+    default = as_augment(compose_augment(tmp_path))
     assert (default.crop, default.flip, default.erase) == (False, True, False)
-    plain = as_augment(
-        compose_train([f"paths.run_dir={tmp_path}", "data/augment=none"]).data.augment
-    )
-    assert not plain.enabled
+    assert not as_augment(compose_augment(tmp_path, "data/augment=none")).enabled
 
-    # The dot form replaces the node by a string; train() swaps in the preset's content.
-    cfg = compose_train([f"paths.run_dir={tmp_path}", "data.augment=standard"])
-    assert cfg.data.augment == "standard"
-    expand_augment_preset(cfg)
-    assert OmegaConf.to_container(cfg.data.augment)["erase"] is True
-    with pytest.raises(ValueError, match="flip, none, standard"):
-        expand_augment_preset(
-            compose_train([f"paths.run_dir={tmp_path}", "data.augment=strongest"])
-        )
-
-    cfg = compose_train(
-        [f"paths.run_dir={tmp_path}", "data/augment=none", "data.augment.flip=true"]
-    )
-    single = as_augment(cfg.data.augment)
+    single = as_augment(compose_augment(tmp_path, "data/augment=none", "data.augment.flip=true"))
     assert (single.crop, single.flip, single.erase) == (False, True, False)
+
+
+def test_python_defaults_equal_none_yaml_and_the_presets_inherit_from_it(tmp_path):
+    none = OmegaConf.to_container(OmegaConf.load(PRESETS / "none.yaml"))
+    none.pop("_target_")
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(BatchAugment).parameters.items()
+    }
+    assert set(defaults) == set(none)
+    for name, value in none.items():
+        default = defaults[name]
+        assert (list(default) if isinstance(default, tuple) else default) == value, name
+    for preset in sorted(PRESETS.glob("*.yaml")):
+        composed = OmegaConf.to_container(compose_augment(tmp_path, f"data/augment={preset.stem}"))
+        assert set(composed) == {"_target_", *none}, preset.name  # every key, from none.yaml
+        if preset.stem != "none":
+            own = OmegaConf.to_container(OmegaConf.load(preset))
+            assert own.pop("defaults") == ["none", "_self_"], preset.name
+            assert all(none[key] != value for key, value in own.items()), preset.name
+
+
+def test_the_dotted_form_is_answered_with_the_group_syntax(tmp_path):
+    hint = "to pick the preset write data/augment=standard"
+    with pytest.raises(ConfigValidationError, match=hint):
+        check_overrides(["data.augment=standard"])  # the command line, before Hydra runs
+    cfg = compose("train", [f"paths.run_dir={tmp_path}", "data.augment=standard"])
+    with pytest.raises(ConfigValidationError, match=hint) as error:
+        validate_config(cfg)  # configs composed in Python
+    assert "\n" not in str(error.value)
+    check_overrides(["data/augment=standard", "data.augment.flip=true", "data.augment=null"])
 
 
 def test_the_hook_augments_training_batches_only(synthetic_root):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from fmnist_lightning import benchmark
-from fmnist_lightning.network import VGGStyleCNN
+from fmnist_lightning.models.vgg import VGGStyleCNN
 
 # Quick mode writes 640 training images (512 train + 128 validation) and 500 test images.
 QUICK_TRAIN, QUICK_TEST = 640, 500

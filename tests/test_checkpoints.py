@@ -1,15 +1,15 @@
 import pytest
 import torch
 
-from fmnist_lightning.checkpoints import CheckpointError, load_module
-from fmnist_lightning.module import FashionMNISTClassifier
-from fmnist_lightning.network import VGGStyleCNN
+from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
+from fmnist_lightning.models.module import FashionMNISTModule, load_module
+from fmnist_lightning.models.vgg import VGGStyleCNN
 
 
-def small_classifier() -> FashionMNISTClassifier:
-    return FashionMNISTClassifier(
-        model={
-            "_target_": "fmnist_lightning.network.VGGStyleCNN",
+def small_classifier() -> FashionMNISTModule:
+    return FashionMNISTModule(
+        net={
+            "_target_": "fmnist_lightning.models.vgg.VGGStyleCNN",
             "blocks": [[4], [8]],
             "dense": [16],
         },
@@ -55,3 +55,14 @@ def test_foreign_checkpoint_is_named(tmp_path):
         CheckpointError, match="foreign.ckpt' is not a checkpoint of fmnist-lightning"
     ):
         load_module(path)
+
+
+def test_a_network_that_is_not_the_projects_is_refused_before_anything_is_built(tmp_path):
+    module = small_classifier()
+    hparams = {**module.hparams, "net": {"_target_": "torch.nn.Identity"}}
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hparams}, path)
+    with pytest.raises(CheckpointError, match="other.ckpt' cannot be loaded: net._target_="):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match="is not a network of this project"):
+        FashionMNISTModule.load_from_checkpoint(path)

@@ -5,9 +5,10 @@ from PIL import Image
 from torchvision.datasets import FashionMNIST
 
 from fmnist_lightning import Classifier, Predictions, load_classifier
-from fmnist_lightning.checkpoints import CheckpointError
-from fmnist_lightning.data import CLASS_NAMES, FashionMNISTDataModule
-from fmnist_lightning.images import ImageReadError
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.data.files import CLASS_NAMES
+from fmnist_lightning.inference.images import ImageReadError
+from fmnist_lightning.models.checkpoint_file import CheckpointError
 
 ATOL = 1e-5
 
@@ -127,7 +128,7 @@ def test_predict_runs_in_eval_mode_without_gradients_and_restores_the_mode(
     tiny_checkpoint, test_set, reference, tmp_path
 ):
     checkpoint = torch.load(tiny_checkpoint, weights_only=True)
-    checkpoint["hyper_parameters"]["model"]["dropout"] = 0.5  # same weights, now with dropout
+    checkpoint["hyper_parameters"]["net"]["dropout"] = 0.5  # same weights, now with dropout
     path = tmp_path / "dropout.ckpt"
     torch.save(checkpoint, path)
     classifier = load_classifier(path)
@@ -195,7 +196,7 @@ def test_a_file_that_is_no_checkpoint_names_the_path_and_what_was_expected(tmp_p
 
 def test_checkpoint_with_weights_of_another_shape_is_named(tiny_checkpoint, tmp_path):
     checkpoint = torch.load(tiny_checkpoint, weights_only=True)
-    checkpoint["hyper_parameters"]["model"]["dense"] = [64]
+    checkpoint["hyper_parameters"]["net"]["dense"] = [64]
     path = tmp_path / "edited.ckpt"
     torch.save(checkpoint, path)
     with pytest.raises(CheckpointError, match="edited.ckpt' looks like .* could not be rebuilt"):

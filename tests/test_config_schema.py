@@ -1,26 +1,28 @@
 """The config is checked before any work: typos by Hydra's struct mode, values by the schema."""
 
 import os
+import pydoc
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException, HydraException
+from omegaconf import OmegaConf
 
-from conftest import tiny_overrides
-from fmnist_lightning.config_schema import (
-    ConfigValidationError,
-    check_overrides,
-    exit_on_bad_overrides,
-    known_models,
-    validate_config,
-)
+from fmnist_lightning.analysis import run_files
+from fmnist_lightning.config.overrides import check_overrides, exit_on_bad_overrides
+from fmnist_lightning.config.paths import CONFIG_DIR
+from fmnist_lightning.config.schema import ConfigValidationError, known_models, validate_config
+from fmnist_lightning.models import registry
 from fmnist_lightning.train import train
+from helpers.compose import compose as compose_config
+from helpers.compose import tiny
 
 TYPOS = [
     ("data.batchsize=64", "batchsize"),
     ("trainer.max_epoch=3", "max_epoch"),
-    ("model.dropuot=0.1", "dropuot"),
+    ("model.net.dropuot=0.1", "dropuot"),
     ("optimizer.learning_rate=0.1", "learning_rate"),
     ("callbacks.early_stopping.patiance=2", "patiance"),
     ("label_smothing=0.2", "label_smothing"),
@@ -28,24 +30,24 @@ TYPOS = [
 
 
 @pytest.mark.parametrize(("override", "key"), TYPOS)
-def test_struct_mode_rejects_unknown_keys_with_the_key_named(compose_train, override, key):
+def test_struct_mode_rejects_unknown_keys_with_the_key_named(override, key):
     with pytest.raises(ConfigCompositionException) as error:
-        compose_train([override])
+        compose_config("train", [override])
     full_key = override.split("=")[0]
     assert f"Could not override '{full_key}'" in str(error.value)
     assert f"Key '{key}' is not in struct" in str(error.value.__cause__)
 
 
-def test_struct_mode_also_holds_inside_an_experiment_preset(compose_train):
+def test_struct_mode_also_holds_inside_an_experiment_preset():
     with pytest.raises(ConfigCompositionException) as error:
-        compose_train(["experiment=seed_keras", "data.batchsize=64"])
+        compose_config("train", ["experiment=seed_keras", "data.batchsize=64"])
     assert "Key 'batchsize' is not in struct" in str(error.value.__cause__)
 
 
 @pytest.fixture
-def compose(compose_train, tmp_path):
+def compose(tmp_path):
     """The training config as train() gets it, with the run folder that the CLI would set."""
-    return lambda overrides: compose_train([f"paths.run_dir={tmp_path}", *overrides])
+    return lambda overrides: compose_config("train", [f"paths.run_dir={tmp_path}", *overrides])
 
 
 OUT_OF_RANGE = [
@@ -60,18 +62,18 @@ OUT_OF_RANGE = [
     ("data.eval_batch_size=0", "data.eval_batch_size=0 is out of range: it must be >= 1"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 is out of range: it must be >= 1"),
     ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is out of range: it must be >= 1"),
-    ("model.dropout=1.0", "model.dropout=1.0 is out of range: it must be in [0, 1)"),
-    ("model.dropout=-0.1", "model.dropout=-0.1 is out of range: it must be in [0, 1)"),
+    ("model.net.dropout=1.0", "model.net.dropout=1.0 is out of range: it must be in [0, 1)"),
+    ("model.net.dropout=-0.1", "model.net.dropout=-0.1 is out of range: it must be in [0, 1)"),
     ("label_smoothing=1", "label_smoothing=1 is out of range: it must be in [0, 1)"),
     ("seed=-1", "seed=-1 is out of range: it must be in [0, 4294967295]"),
     ("data.batch_size=2.5", "data.batch_size=2.5 must be an integer >= 1"),
     ("data.batch_size=abc", "data.batch_size='abc' must be an integer >= 1"),
     ("data.batch_size=true", "data.batch_size=True must be an integer >= 1"),
     ("optimizer.lr=fast", "optimizer.lr='fast' must be a number > 0"),
-    ("model._target_=fmnist_lightning.network.NoSuchNet", "unknown model"),
-    ("model._target_=no_such_package.Net", "unknown model"),
-    ("model._target_=torch.optim.Adam", "is a class but not a torch nn.Module"),
-    ("model._target_=torch.nn", "is not a class or function"),
+    ("model.net._target_=fmnist_lightning.models.vgg.NoSuchNet", "unknown model"),
+    ("model.net._target_=no_such_package.Net", "unknown model"),
+    ("model.net._target_=torch.optim.Adam", "is a class but not a torch nn.Module"),
+    ("model.net._target_=torch.nn", "is not a class or function"),
 ]
 
 
@@ -86,19 +88,19 @@ def test_values_out_of_range_name_the_key_the_value_and_the_range(compose, overr
 
 def test_an_unknown_model_lists_the_model_configs_to_choose_from(compose):
     with pytest.raises(ConfigValidationError, match="choose one of model=cnn"):
-        validate_config(compose(["model._target_=mymodels.Net"]))
+        validate_config(compose(["model.net._target_=mymodels.Net"]))
 
 
 def test_every_problem_is_reported_at_once(compose):
-    cfg = compose(["optimizer.lr=0", "data.batch_size=0", "model.dropout=1"])
+    cfg = compose(["optimizer.lr=0", "data.batch_size=0", "model.net.dropout=1"])
     with pytest.raises(ConfigValidationError) as error:
         validate_config(cfg)
-    for key in ("optimizer.lr=0", "data.batch_size=0", "model.dropout=1"):
+    for key in ("optimizer.lr=0", "data.batch_size=0", "model.net.dropout=1"):
         assert key in str(error.value)
 
 
-def test_an_unresolvable_interpolation_is_reported_with_its_key(compose_train):
-    cfg = compose_train(["data.root=${oc.env:FMNIST_NO_SUCH_VARIABLE}"])
+def test_an_unresolvable_interpolation_is_reported_with_its_key():
+    cfg = compose_config("train", ["data.root=${oc.env:FMNIST_NO_SUCH_VARIABLE}"])
     with pytest.raises(
         ConfigValidationError, match=r"data\.root cannot be resolved.*FMNIST_NO_SUCH"
     ):
@@ -110,9 +112,9 @@ def test_a_missing_required_key_is_reported(compose):
         validate_config(compose(["~data.batch_size"]))
 
 
-def test_composing_in_python_without_a_run_folder_says_what_to_pass(compose_train):
+def test_composing_in_python_without_a_run_folder_says_what_to_pass():
     with pytest.raises(ConfigValidationError, match="pass paths.run_dir=<folder>"):
-        validate_config(compose_train([]))
+        validate_config(compose_config("train", []))
 
 
 @pytest.mark.parametrize(
@@ -122,12 +124,23 @@ def test_composing_in_python_without_a_run_folder_says_what_to_pass(compose_trai
         ["experiment=seed_keras"],
         ["optimizer=adam", "scheduler=none"],
         # The edges of each range are allowed.
-        ["model.dropout=0", "data.val_fraction=0.999", "data.batch_size=1", "trainer.max_epochs=1"],
+        [
+            "model.net.dropout=0",
+            "data.val_fraction=0.999",
+            "data.batch_size=1",
+            "trainer.max_epochs=1",
+        ],
         ["label_smoothing=0", "optimizer.lr=1e-9", "optimizer.weight_decay=0"],
         # Keys without a range are not the schema's business: adding one is allowed.
         ["data/augment=standard", "+trainer.strategy=ddp"],
         # A factory function is a valid model, as well as an nn.Module class.
-        ["model._target_=torchvision.models.resnet18", "~model.dropout"],
+        ["model.net._target_=torchvision.models.resnet18", "~model.net.dropout"],
+        # Every debug preset.
+        ["debug=tiny"],
+        ["debug=fast_dev_run"],
+        ["debug=overfit"],
+        ["debug=limit"],
+        ["debug=benchmark"],
     ],
 )
 def test_valid_configs_pass(compose, overrides):
@@ -139,12 +152,11 @@ def test_every_shipped_model_config_passes(compose, model):
     validate_config(compose([f"model={model}"]))
 
 
-def test_train_rejects_a_bad_config_before_reading_data_or_writing(compose_train, tmp_path):
+def test_train_rejects_a_bad_config_before_reading_data_or_writing(tmp_path):
     run_dir = tmp_path / "run"
-    overrides = tiny_overrides(tmp_path / "no-data-here", run_dir) + ["optimizer.lr=0"]
     # With the data missing too, the config error must come first: nothing was read.
     with pytest.raises(ConfigValidationError, match="optimizer.lr=0"):
-        train(compose_train(overrides))
+        train(tiny(tmp_path / "no-data-here", run_dir, "optimizer.lr=0"))
     assert not run_dir.exists()
 
 
@@ -157,6 +169,27 @@ MALFORMED_OVERRIDES = [
     ("=0", "'=0' has no key; write key=value"),
     ("+=", "'+=' has no key"),
 ]
+
+# Well-formed, but not what they look like: answered before Hydra runs.
+MISREAD_OVERRIDES = [
+    (
+        "data.augment=standard",
+        "sets data.augment to a string; to pick the preset write data/augment=standard",
+    ),
+    ("hydra.launcher=joblib", "to pick the preset write hydra/launcher=joblib"),
+    (
+        "model.dropout=0.3",
+        "the network's arguments are under model.net; write model.net.dropout=0.3",
+    ),
+    ("~model.blocks", "write ~model.net.blocks"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), MISREAD_OVERRIDES)
+def test_overrides_that_hydra_would_misread_get_a_message(override, message):
+    with pytest.raises(ConfigValidationError) as error:
+        check_overrides([override])
+    assert str(error.value).startswith("Invalid override: ") and message in str(error.value)
 
 
 @pytest.mark.parametrize(("override", "message"), MALFORMED_OVERRIDES)
@@ -178,7 +211,10 @@ def test_overrides_hydra_would_crash_on_get_a_message(compose, override, message
         "model='0'",
         "hydra/launcher=basic",
         "data.batch_size=0",
-        "model.dropout=null",
+        "model.net.dropout=null",
+        "+model.extra=1",
+        "model.channels_last=false",
+        "data.augment.erase=true",
         "~model",
         "model=cnn,cnn",
         "not [valid",
@@ -199,7 +235,7 @@ def test_the_command_line_check_skips_flags_and_exits_with_one_line():
         exit_on_bad_overrides(["-m", "model=cnn,3"])
 
 
-def run_cli(*overrides: str, cwd) -> subprocess.CompletedProcess:
+def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "fmnist_lightning.train", f"paths.root={cwd}", *overrides]
     env = {**os.environ, "HYDRA_FULL_ERROR": ""}
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
@@ -212,13 +248,13 @@ def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path):
     assert "Traceback" not in typo.stderr
 
     bad_value = run_cli(
-        "optimizer.lr=0", "model.dropout=1.5", f"data.root={tmp_path}", cwd=tmp_path
+        "optimizer.lr=0", "model.net.dropout=1.5", f"data.root={tmp_path}", cwd=tmp_path
     )
     assert bad_value.returncode == 1
     assert "Traceback" not in bad_value.stderr
     lines = bad_value.stderr.strip().splitlines()
     assert lines == [
-        "Error: Invalid config: model.dropout=1.5 is out of range: it must be in [0, 1); "
+        "Error: Invalid config: model.net.dropout=1.5 is out of range: it must be in [0, 1); "
         "optimizer.lr=0 is out of range: it must be > 0"
     ]
 
@@ -226,3 +262,52 @@ def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path):
     assert malformed.returncode == 1
     assert malformed.stderr.startswith("Error: Invalid override: 'experiment=null'")
     assert "Traceback" not in malformed.stderr
+
+
+# --- The config agrees with the code ----------------------------------------------------
+
+
+def yaml_files() -> list[Path]:
+    return sorted(Path(CONFIG_DIR).rglob("*.yaml"))
+
+
+def targets(node) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["_target_"]] if isinstance(node.get("_target_"), str) else []
+        return found + [t for value in node.values() for t in targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in targets(value)]
+    return []
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=lambda p: str(p.relative_to(CONFIG_DIR)))
+def test_every_target_of_the_project_in_conf_can_be_imported(path):
+    for target in targets(OmegaConf.to_container(OmegaConf.load(path))):
+        if target.startswith("fmnist_lightning."):
+            assert pydoc.locate(target) is not None, f"{path.name}: {target}"
+
+
+def test_checkpoint_paths_come_from_one_value_that_the_code_agrees_with(tmp_path):
+    cfg = compose_config("train", [f"paths.run_dir={tmp_path}"])
+    assert cfg.paths.checkpoint_dir == str(tmp_path / run_files.CHECKPOINT_DIR)
+    raw = OmegaConf.to_container(cfg.callbacks, resolve=False)
+    dirpaths = {name: c["dirpath"] for name, c in raw.items() if c and "dirpath" in c}
+    assert set(dirpaths) == {"model_checkpoint", "last_checkpoint", "graceful_interrupt"}
+    assert set(dirpaths.values()) == {"${paths.checkpoint_dir}"}
+    last = cfg.callbacks.last_checkpoint.filename
+    assert last == cfg.callbacks.graceful_interrupt.filename == run_files.LAST_CHECKPOINT
+
+
+@pytest.mark.parametrize("model", known_models())
+def test_every_model_config_declares_the_network_and_its_run_time_keys(model, tmp_path):
+    cfg = compose_config("train", [f"paths.run_dir={tmp_path}", f"model={model}"])
+    assert set(cfg.model) == {"net", "channels_last", "compile", "weights", "init_from", "head_lr"}
+    assert cfg.model.net._target_ in registry.NETWORKS
+
+
+def test_keys_the_code_reads_are_declared(tmp_path):
+    cfg = compose_config("train", [f"paths.run_dir={tmp_path}"])
+    assert "float32_matmul_precision" in cfg and cfg.float32_matmul_precision is None
+    assert set(cfg.scheduler) == {"interval", "schedule"}
+    none = compose_config("train", [f"paths.run_dir={tmp_path}", "scheduler=none"]).scheduler
+    assert (none.interval, none.schedule) == ("epoch", None)

@@ -2,15 +2,10 @@ import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
-from conftest import make_datamodule
-from fmnist_lightning.data import (
-    CLASS_NAMES,
-    RAW_FILES,
-    DataNotFoundError,
-    EpochBatchSampler,
-    FashionMNISTDataModule,
-    split_indices,
-)
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule, split_indices
+from fmnist_lightning.data.files import CLASS_NAMES, RAW_FILES, DataNotFoundError
+from fmnist_lightning.data.sampler import EpochBatchSampler
+from helpers.data import make_datamodule
 
 
 def test_split_is_80_20_disjoint_and_covers_everything():

@@ -12,13 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_datamodule, write_fashion_mnist, write_idx
-from fmnist_lightning.data import (
-    RAW_FILES,
-    CorruptDataError,
-    DataError,
-    DataNotFoundError,
-)
+from fmnist_lightning.data.files import RAW_FILES, CorruptDataError, DataError, DataNotFoundError
+from helpers.data import make_datamodule, write_fashion_mnist, write_idx
 
 NOBODY = 65534  # the unprivileged user of most Linux systems
 

@@ -11,27 +11,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from conftest import make_datamodule, tiny_overrides
-from fmnist_lightning import plots
-from fmnist_lightning.config import CONFIG_DIR, register_resolvers
-from fmnist_lightning.data import CLASS_NAMES, FashionMNISTDataModule
-from fmnist_lightning.evaluate import (
-    AnalysisSettings,
-    UnknownSplitError,
-    default_output_dir,
-    evaluate,
-    evaluate_checkpoint,
-)
-from fmnist_lightning.module import FashionMNISTClassifier
+from fmnist_lightning.analysis import plots
+from fmnist_lightning.analysis.evaluation import AnalysisSettings, default_output_dir, evaluate
+from fmnist_lightning.analysis.figures import save_figure
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.data.files import CLASS_NAMES
+from fmnist_lightning.evaluate import UnknownSplitError, evaluate_checkpoint
+from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.train import train
+from helpers.compose import compose, tiny
+from helpers.data import make_datamodule
 
 SETTINGS = AnalysisSettings(
     calibration_bins=10, samples_per_class=4, predictions=6, mistakes=12, seed=0
 )
-DPI = 110  # plots.save_figure's default
+DPI = 110  # figures.save_figure's default
 # Nominal figure sizes in inches for SETTINGS, 10 classes and the small network below.
 # Saving with a tight bounding box trims margins or adds room for labels, hence the slack.
 NOMINAL_INCHES = {
@@ -51,15 +47,14 @@ TEXT_FILES = (
 )
 
 
-def small_classifier(seed: int = 0) -> FashionMNISTClassifier:
+def small_classifier(seed: int = 0) -> FashionMNISTModule:
     """An untrained (seeded) classifier: it makes plenty of mistakes to draw."""
     torch.manual_seed(seed)
-    return FashionMNISTClassifier(
-        model={
-            "_target_": "fmnist_lightning.network.VGGStyleCNN",
+    return FashionMNISTModule(
+        net={
+            "_target_": "fmnist_lightning.models.vgg.VGGStyleCNN",
             "blocks": [[8], [16]],
             "dense": [32],
-            "channels_last": True,
         },
         optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
         scheduler=None,
@@ -67,6 +62,7 @@ def small_classifier(seed: int = 0) -> FashionMNISTClassifier:
         class_names=list(CLASS_NAMES),
         mean=0.2860,
         std=0.3530,
+        channels_last=True,
     ).eval()
 
 
@@ -77,7 +73,7 @@ def synthetic_datamodule(root: Path) -> FashionMNISTDataModule:
     return datamodule
 
 
-def save_checkpoint(module: FashionMNISTClassifier, path: Path) -> Path:
+def save_checkpoint(module: FashionMNISTModule, path: Path) -> Path:
     """The two keys load_module needs, as Lightning writes them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
@@ -199,7 +195,8 @@ def test_cli_evaluates_a_checkpoint_into_its_run_folder(synthetic_root, tmp_path
     assert "macro avg" in result.stdout and "Ankle boot" in result.stdout
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert metrics["split"] == "val" and metrics["images"] == 80  # 20% of 400
-    assert (output_dir / "evaluate_config.yaml").is_file()
+    saved = (output_dir / "evaluate_config.yaml").read_text()
+    assert "precision: 32-true" in saved or "precision: bf16-mixed" in saved  # auto resolved
     assert all(link.is_file() for link in image_links(output_dir / "report.md"))
     assert list(workdir.iterdir()) == []  # no Hydra folder or log file in the working directory
 
@@ -221,22 +218,14 @@ def test_cli_names_a_missing_checkpoint_in_one_line_and_fails(tmp_path):
 
 
 def test_an_unknown_split_is_rejected_before_loading_anything(tmp_path):
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"ckpt_path={tmp_path}/x.ckpt", "split=training"])
+    cfg = compose("evaluate", [f"ckpt_path={tmp_path}/x.ckpt", "split=training"])
     with pytest.raises(UnknownSplitError, match="split=training .* train, val, test"):
         evaluate_checkpoint(cfg)
 
 
-def test_training_writes_the_analysis_of_its_best_checkpoint(
-    synthetic_root, compose_train, tmp_path
-):
-    overrides = tiny_overrides(synthetic_root, tmp_path) + [
-        "trainer.max_epochs=1",
-        "analysis.predictions=3",
-        "analysis.samples_per_class=2",
-    ]
-    train(compose_train(overrides))
+def test_training_writes_the_analysis_of_its_best_checkpoint(synthetic_root, tmp_path):
+    overrides = ["trainer.max_epochs=1", "analysis.predictions=3", "analysis.samples_per_class=2"]
+    train(tiny(synthetic_root, tmp_path, *overrides))
     (best,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
     output_dir = tmp_path / "analysis" / f"{best.stem}-test"
     report = output_dir / "report.md"
@@ -248,19 +237,24 @@ def test_training_writes_the_analysis_of_its_best_checkpoint(
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert metrics["checkpoint"] == f"checkpoints/{best.name}" and metrics["images"] == 100
     assert "| epochs trained | 1 |" in report.read_text()
+    # The analysed weights are the best checkpoint's: its accuracy is the tested one.
+    tested = json.loads((tmp_path / "test_metrics.json").read_text())["test_acc"]
+    assert metrics["accuracy"] == pytest.approx(tested, abs=1e-6)
 
 
-def test_removing_the_analysis_group_turns_it_off_in_training(compose_train, tmp_path):
-    assert compose_train([f"paths.run_dir={tmp_path}"]).analysis.samples_per_class > 0
-    assert compose_train([f"paths.run_dir={tmp_path}", "~analysis"]).get("analysis") is None
+def test_removing_the_analysis_group_turns_it_off_in_training(synthetic_root, tmp_path):
+    assert compose("train", [f"paths.run_dir={tmp_path}"]).analysis.samples_per_class > 0
+    cfg = tiny(synthetic_root, tmp_path, "~analysis", "trainer.max_epochs=1")
+    assert cfg.get("analysis") is None and cfg.callbacks.test_analysis.settings is None
+    train(cfg)
+    assert (tmp_path / "test_metrics.json").is_file()
+    assert not (tmp_path / "analysis").exists()
 
 
 def test_the_report_shows_the_run_pictures_that_exist(synthetic_root, tmp_path):
     run_dir = tmp_path / "run"
     views = np.random.default_rng(0).random((2, 3, 28, 28))
-    plots.save_figure(
-        plots.augmented_samples(views[:, 0], views), run_dir / "plots" / "augmented.png"
-    )
+    save_figure(plots.augmented_samples(views[:, 0], views), run_dir / "plots" / "augmented.png")
     output_dir = run_dir / "analysis" / "x-test"
     datamodule = synthetic_datamodule(synthetic_root)
     evaluate(small_classifier(), datamodule, "test", output_dir, SETTINGS, run_dir=run_dir)

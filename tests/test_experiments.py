@@ -2,39 +2,47 @@
 
 from omegaconf import OmegaConf
 
+from helpers.compose import compose
 
-def test_seed_keras_sets_the_original_value_of_every_training_choice(compose_train, tmp_path):
-    default = compose_train([f"paths.run_dir={tmp_path}"])
-    keras = compose_train([f"paths.run_dir={tmp_path}", "experiment=seed_keras"])
+
+def test_seed_keras_sets_the_original_value_of_every_training_choice(tmp_path):
+    default = compose("train", [f"paths.run_dir={tmp_path}"])
+    keras = compose("train", [f"paths.run_dir={tmp_path}", "experiment=seed_keras"])
     assert keras.optimizer == {"_target_": "torch.optim.Adam", "lr": 1e-3, "eps": 1e-7}
-    assert not keras.scheduler
+    assert keras.scheduler == {"interval": "epoch", "schedule": None}  # a constant rate
     assert keras.label_smoothing == 0.0
     assert keras.data.batch_size == 32
     assert keras.trainer.max_epochs == 10
-    assert keras.model._target_ == "fmnist_lightning.network.VGGStyleCNN"
-    assert (keras.model.batch_norm, keras.model.dense_batch_norm) == (False, False)
-    assert (keras.model.dropout, keras.model.weight_init) == (0.5, "keras")
+    net = keras.model.net
+    assert net._target_ == "fmnist_lightning.models.vgg.VGGStyleCNN"
+    assert (net.batch_norm, net.dense_batch_norm) == (False, False)
+    assert (net.dropout, net.weight_init) == (0.5, "keras")
     augment = keras.data.augment
     assert not (augment.crop or augment.flip or augment.erase)
     stopping = keras.callbacks.early_stopping
     assert (stopping.monitor, stopping.mode, stopping.patience) == ("train_acc", "max", 3)
     # The project's default differs in exactly these training choices, on the same network.
     assert default.optimizer._target_ == "torch.optim.AdamW" and default.optimizer.weight_decay > 0
-    assert default.scheduler._target_.endswith("OneCycleLR")
+    assert default.scheduler.schedule._target_.endswith("OneCycleLR")
+    assert default.scheduler.interval == "step"
     assert default.label_smoothing > 0 and default.callbacks.early_stopping.monitor == "val_loss"
-    assert default.model.weight_init == "pytorch"
+    assert default.model.net.weight_init == "pytorch"
     assert (default.data.augment.flip, default.data.augment.crop) == (True, False)
     different = {
         key
-        for key in default.model
-        if OmegaConf.select(default.model, key) != OmegaConf.select(keras.model, key)
+        for key in default.model.net
+        if OmegaConf.select(default.model.net, key) != OmegaConf.select(keras.model.net, key)
     }
     assert different == {"weight_init"}
+    assert OmegaConf.to_container(keras.model) == {
+        **OmegaConf.to_container(default.model),
+        "net": OmegaConf.to_container(keras.model.net),
+    }  # and the same run-time settings
 
 
-def test_best_is_bn_with_augmentation_over_30_epochs(compose_train, tmp_path):
-    best = compose_train([f"paths.run_dir={tmp_path}", "experiment=best"])
-    assert best.model.batch_norm is True
+def test_best_is_bn_with_augmentation_over_30_epochs(tmp_path):
+    best = compose("train", [f"paths.run_dir={tmp_path}", "experiment=best"])
+    assert best.model.net.batch_norm is True
     augment = best.data.augment
     assert (augment.crop, augment.flip, augment.erase) == (True, True, False)
     assert best.trainer.max_epochs == 30
@@ -42,10 +50,11 @@ def test_best_is_bn_with_augmentation_over_30_epochs(compose_train, tmp_path):
     assert best.callbacks.model_checkpoint.monitor == "val_acc"
 
 
-def test_resnet18_experiment(compose_train, tmp_path):
-    cfg = compose_train(
-        [f"paths.run_dir={tmp_path}", "experiment=resnet18", "model.freeze_backbone=true"]
+def test_resnet18_experiment(tmp_path):
+    cfg = compose(
+        "train",
+        [f"paths.run_dir={tmp_path}", "experiment=resnet18", "model.net.freeze_backbone=true"],
     )
-    assert cfg.model._target_ == "fmnist_lightning.resnet.ResNet18"
-    assert cfg.model.freeze_backbone is True and cfg.model.weights is None
+    assert cfg.model.net._target_ == "fmnist_lightning.models.resnet.ResNet18"
+    assert cfg.model.net.freeze_backbone is True and cfg.model.weights is None
     assert cfg.data.augment.crop is True

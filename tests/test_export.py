@@ -8,7 +8,7 @@ import torch
 from torchvision.datasets import FashionMNIST
 
 from fmnist_lightning import load_classifier
-from fmnist_lightning.data import CLASS_NAMES
+from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.export import export, load_exported, main
 
 ONNX_MISSING = [

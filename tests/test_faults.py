@@ -3,29 +3,27 @@
 import pytest
 import torch
 
-from conftest import tiny_overrides
-from fmnist_lightning.checkpoints import read_checkpoint
-from fmnist_lightning.faults import NonFiniteLoss, OutOfMemory
-from fmnist_lightning.module import FashionMNISTClassifier
+from fmnist_lightning.models.checkpoint_file import read_checkpoint
+from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.train import exit_with_message, train
+from fmnist_lightning.training.faults import NonFiniteLoss, OutOfMemory
+from helpers.compose import tiny
 
-SMALL_MODEL = ["model.blocks=[[8],[16,16]]", "model.dense=[32,16]"]
+SMALL_MODEL = ["model.net.blocks=[[8],[16,16]]", "model.net.dense=[32,16]"]
 STEPS_PER_EPOCH = 10  # 320 training images in batches of 32
 
 
-def overrides(synthetic_root, run_dir) -> list[str]:
-    return tiny_overrides(synthetic_root, run_dir) + SMALL_MODEL + ["trainer.precision=32-true"]
+def small(synthetic_root, run_dir, *extra: str):
+    return tiny(synthetic_root, run_dir, *SMALL_MODEL, *extra)
 
 
-def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(
-    synthetic_root, compose_train, tmp_path
-):
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path):
     poison = [
-        "+callbacks.poison._target_=fault_injection.PoisonWeightsAtStep",
+        "+callbacks.poison._target_=helpers.faults.PoisonWeightsAtStep",
         f"+callbacks.poison.step={STEPS_PER_EPOCH + 3}",  # mid-way through the second epoch
     ]
     with pytest.raises(NonFiniteLoss) as stopped:
-        train(compose_train(overrides(synthetic_root, tmp_path) + poison))
+        train(small(synthetic_root, tmp_path, *poison))
     message = str(stopped.value)
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert f"epoch 1, step {STEPS_PER_EPOCH + 4}" in message  # the first bad step, no later
@@ -38,12 +36,8 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values())
 
 
-def test_an_absurd_learning_rate_is_caught_before_any_checkpoint(
-    synthetic_root, compose_train, tmp_path
-):
-    cfg = compose_train(
-        overrides(synthetic_root, tmp_path) + ["optimizer.lr=1e12", "scheduler=none"]
-    )
+def test_an_absurd_learning_rate_is_caught_before_any_checkpoint(synthetic_root, tmp_path):
+    cfg = small(synthetic_root, tmp_path, "optimizer.lr=1e12", "scheduler=none")
     with pytest.raises(NonFiniteLoss, match="learning rate at that step: 1e\\+12") as stopped:
         train(cfg)
     assert "No checkpoint had been written yet" in str(stopped.value)
@@ -63,38 +57,38 @@ def test_an_absurd_learning_rate_is_caught_before_any_checkpoint(
     ids=["cuda", "cpu-allocator", "MemoryError"],
 )
 def test_out_of_memory_while_training_suggests_a_smaller_batch(
-    error, device, synthetic_root, compose_train, tmp_path, monkeypatch
+    error, device, synthetic_root, tmp_path, monkeypatch
 ):
     def run_out_of_memory(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(FashionMNISTClassifier, "training_step", run_out_of_memory)
+    monkeypatch.setattr(FashionMNISTModule, "training_step", run_out_of_memory)
     with pytest.raises(OutOfMemory) as stopped:
-        train(compose_train(overrides(synthetic_root, tmp_path)))
+        train(small(synthetic_root, tmp_path))
     message = str(stopped.value)
     assert f"Ran out of {device} memory during training with data.batch_size=32" in message
     assert "data.batch_size=16" in message
 
 
 def test_out_of_memory_while_testing_names_the_eval_batch_size(
-    synthetic_root, compose_train, tmp_path, monkeypatch
+    synthetic_root, tmp_path, monkeypatch
 ):
     def run_out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory.")
 
-    monkeypatch.setattr(FashionMNISTClassifier, "test_step", run_out_of_memory)
-    cfg = compose_train(overrides(synthetic_root, tmp_path) + ["trainer.max_epochs=1"])
+    monkeypatch.setattr(FashionMNISTModule, "test_step", run_out_of_memory)
+    cfg = small(synthetic_root, tmp_path, "trainer.max_epochs=1")
     with pytest.raises(OutOfMemory, match="during testing with data.eval_batch_size=64"):
         train(cfg)
 
 
-def test_other_errors_pass_through_unchanged(synthetic_root, compose_train, tmp_path, monkeypatch):
+def test_other_errors_pass_through_unchanged(synthetic_root, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
-    monkeypatch.setattr(FashionMNISTClassifier, "training_step", fail)
+    monkeypatch.setattr(FashionMNISTModule, "training_step", fail)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
-        train(compose_train(overrides(synthetic_root, tmp_path)))
+        train(small(synthetic_root, tmp_path))
 
 
 def test_the_command_line_prints_the_message_and_exits_without_a_traceback(capsys):

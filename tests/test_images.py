@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist_lightning.images import (
+from fmnist_lightning.inference.images import (
     ImageReadError,
     fit_to_square,
     has_light_background,

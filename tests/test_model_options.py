@@ -8,27 +8,28 @@ import torchvision
 from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import tiny_overrides
-from fmnist_lightning.checkpoints import CheckpointError, load_module
-from fmnist_lightning.config_schema import ConfigValidationError, validate_config
-from fmnist_lightning.module import FashionMNISTClassifier, build_network
-from fmnist_lightning.network import VGGStyleCNN
-from fmnist_lightning.resnet import ResNet18, adapt_stem_weight, load_torchvision_weights
+from fmnist_lightning.config.schema import ConfigValidationError, validate_config
+from fmnist_lightning.models.checkpoint_file import CheckpointError
+from fmnist_lightning.models.module import FashionMNISTModule, build_network, load_module
+from fmnist_lightning.models.pretrained import adapt_stem_weight, load_torchvision_weights
+from fmnist_lightning.models.resnet import ResNet18
+from fmnist_lightning.models.transfer import load_starting_weights, scale_schedule_to_groups
+from fmnist_lightning.models.vgg import VGGStyleCNN
 from fmnist_lightning.train import train
-from fmnist_lightning.transfer import scale_schedule_to_groups
+from helpers.compose import compose, tiny
 
 CLASS_NAMES = [str(i) for i in range(10)]
 # A narrow seed network, so that test fits take a second or two.
-SMALL_CNN = ["model.blocks=[[8],[16]]", "model.dense=[16]", "model.first_kernel_size=3"]
+SMALL_CNN = ["model.net.blocks=[[8],[16]]", "model.net.dense=[16]", "model.net.first_kernel_size=3"]
 
 
 def count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def network_of(compose_train, tmp_path, *overrides: str) -> nn.Module:
-    cfg = compose_train([f"paths.run_dir={tmp_path}", *overrides])
-    return build_network(OmegaConf.to_container(cfg.model), num_classes=10)
+def network_of(tmp_path, *overrides: str) -> nn.Module:
+    cfg = compose("train", [f"paths.run_dir={tmp_path}", *overrides])
+    return build_network(OmegaConf.to_container(cfg.model.net), num_classes=10)
 
 
 @pytest.mark.parametrize(
@@ -36,14 +37,12 @@ def network_of(compose_train, tmp_path, *overrides: str) -> nn.Module:
     [
         ((), 1_413_834, (0, 0)),
         (("model=cnn_bn",), 1_414_666, (5, 0)),
-        (("model=cnn_bn", "model.dense_batch_norm=true"), 1_414_858, (5, 2)),
+        (("model=cnn_bn", "model.net.dense_batch_norm=true"), 1_414_858, (5, 2)),
         (("model=resnet18",), 11_172_810, (20, 0)),
     ],
 )
-def test_each_model_config_builds_its_network(
-    compose_train, tmp_path, overrides, parameters, batch_norms
-):
-    network = network_of(compose_train, tmp_path, *overrides)
+def test_each_model_config_builds_its_network(tmp_path, overrides, parameters, batch_norms):
+    network = network_of(tmp_path, *overrides)
     assert count(network) == parameters
     kinds = (nn.BatchNorm2d, nn.BatchNorm1d)
     assert tuple(sum(isinstance(m, k) for m in network.modules()) for k in kinds) == batch_norms
@@ -143,16 +142,17 @@ def test_unusable_weight_files_give_clear_errors(tmp_path):
         load_torchvision_weights(ResNet18(), garbage)
 
 
-def resnet_classifier(**model_options) -> FashionMNISTClassifier:
-    model = {"_target_": "fmnist_lightning.resnet.ResNet18", "in_channels": 1, **model_options}
-    return FashionMNISTClassifier(
-        model=model,
+def resnet_classifier(head_lr: float | None = None, **net_options) -> FashionMNISTModule:
+    net = {"_target_": "fmnist_lightning.models.resnet.ResNet18", "in_channels": 1, **net_options}
+    return FashionMNISTModule(
+        net=net,
         optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 0.0},
         scheduler=None,
         label_smoothing=0.0,
         class_names=CLASS_NAMES,
         mean=0.0,
         std=1.0,
+        head_lr=head_lr,
     )
 
 
@@ -178,37 +178,33 @@ def test_one_cycle_peaks_keep_the_group_ratio():
     assert scale_schedule_to_groups({"max_lr": 2e-3}, same, 1e-3) == {"max_lr": 2e-3}
 
 
-def test_head_lr_needs_a_network_with_a_head(compose_train, synthetic_root, tmp_path):
-    cfg = compose_train(tiny_overrides(synthetic_root, tmp_path) + ["+model.head_lr=0.1"])
+def test_head_lr_needs_a_network_with_a_head(synthetic_root, tmp_path):
+    cfg = tiny(synthetic_root, tmp_path, "model.head_lr=0.1")
     with pytest.raises(ValueError, match="no `head`"):
         train(cfg)
 
 
-def fit_overrides(synthetic_root, run_dir) -> list[str]:
-    return tiny_overrides(synthetic_root, run_dir) + [
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=1",
-        "trainer.limit_test_batches=1",
-        "trainer.num_sanity_val_steps=0",
-        "trainer.precision=32-true",
-        "data.batch_size=8",
-        "data.eval_batch_size=16",
-    ]
+FIT = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.num_sanity_val_steps=0",
+    "data.batch_size=8",
+    "data.eval_batch_size=16",
+]
 
 
-def test_frozen_backbone_trains_only_the_head(
-    compose_train, synthetic_root, tmp_path, torchvision_weights
-):
+def test_frozen_backbone_trains_only_the_head(synthetic_root, tmp_path, torchvision_weights):
     path, source = torchvision_weights
-    cfg = compose_train(
-        fit_overrides(synthetic_root, tmp_path)
-        + [
-            "model=resnet18",
-            f"model.weights={path}",
-            "model.freeze_backbone=true",
-            "model.head_lr=0.05",
-        ]
+    cfg = tiny(
+        synthetic_root,
+        tmp_path,
+        *FIT,
+        "model=resnet18",
+        f"model.weights={path}",
+        "model.net.freeze_backbone=true",
+        "model.head_lr=0.05",
     )
     train(cfg)
     module = load_module(tmp_path / "checkpoints" / "last.ckpt")
@@ -238,26 +234,22 @@ def test_frozen_backbone_gets_no_gradients():
 
 @pytest.fixture(scope="module")
 def small_cnn_checkpoint(synthetic_root, tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-
-    from fmnist_lightning.config import CONFIG_DIR, register_resolvers
-
-    register_resolvers()
     run_dir = tmp_path_factory.mktemp("source_run")
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=fit_overrides(synthetic_root, run_dir) + SMALL_CNN)
-    train(cfg)
+    train(tiny(synthetic_root, run_dir, *FIT, *SMALL_CNN))
     return run_dir / "checkpoints" / "last.ckpt"
 
 
 def test_init_from_starts_a_new_run_from_a_checkpoint(
-    compose_train, synthetic_root, tmp_path, small_cnn_checkpoint
+    synthetic_root, tmp_path, small_cnn_checkpoint
 ):
     source = load_module(small_cnn_checkpoint).net.state_dict()
-    cfg = compose_train(
-        fit_overrides(synthetic_root, tmp_path)
-        + SMALL_CNN
-        + [f"model.init_from={small_cnn_checkpoint}", "optimizer.lr=1e-9"]
+    cfg = tiny(
+        synthetic_root,
+        tmp_path,
+        *FIT,
+        *SMALL_CNN,
+        f"model.init_from={small_cnn_checkpoint}",
+        "optimizer.lr=1e-9",
     )
     # A learning rate of 1e-9 (0 is refused by the config check): the new run's weights stay
     # the checkpoint's to ~1e-8, while a fresh initialisation would differ by ~1e-2.
@@ -268,26 +260,29 @@ def test_init_from_starts_a_new_run_from_a_checkpoint(
         finetuned = load_module(tmp_path / "checkpoints" / "last.ckpt")
     finally:
         copy.rename(small_cnn_checkpoint)
-    assert finetuned.hparams.model["init_from"] == str(small_cnn_checkpoint)
+    # The run's config records where it started; the checkpoint's hyperparameters need not.
+    assert OmegaConf.load(tmp_path / "config.yaml").model.init_from == str(small_cnn_checkpoint)
+    assert "init_from" not in finetuned.hparams
     for name, tensor in finetuned.net.state_dict().items():
         assert torch.allclose(tensor, source[name], atol=1e-6), name
 
 
 def test_init_from_refuses_another_architecture(small_cnn_checkpoint):
-    classifier = resnet_classifier(init_from=str(small_cnn_checkpoint))
+    network = resnet_classifier().net
     with pytest.raises(CheckpointError, match="does not match"):
-        classifier.setup("fit")
+        load_starting_weights(network, weights=None, init_from=small_cnn_checkpoint)
     with pytest.raises(ValueError, match="both set"):
-        resnet_classifier(init_from="a.ckpt", weights="b.pth").setup("fit")
+        load_starting_weights(network, weights="b.pth", init_from="a.ckpt")
 
 
-def test_the_finetune_preset_needs_a_checkpoint(compose_train, tmp_path):
-    without = compose_train([f"paths.run_dir={tmp_path}", "experiment=finetune"])
+def test_the_finetune_preset_needs_a_checkpoint(tmp_path):
+    without = compose("train", [f"paths.run_dir={tmp_path}", "experiment=finetune"])
     with pytest.raises(ConfigValidationError, match="needs model.init_from=PATH"):
         validate_config(without)
 
-    cfg = compose_train(
-        [f"paths.run_dir={tmp_path}", "experiment=finetune", "model.init_from=run/best.ckpt"]
+    cfg = compose(
+        "train",
+        [f"paths.run_dir={tmp_path}", "experiment=finetune", "model.init_from=run/best.ckpt"],
     )
     validate_config(cfg)
     assert cfg.model.init_from == "run/best.ckpt"

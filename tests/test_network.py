@@ -2,8 +2,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fmnist_lightning.module import build_network
-from fmnist_lightning.network import VGGStyleCNN
+from fmnist_lightning.models.module import build_network
+from fmnist_lightning.models.vgg import VGGStyleCNN
+from helpers.compose import compose
 
 
 def count_parameters(module: torch.nn.Module) -> int:
@@ -14,9 +15,9 @@ def test_seed_network_has_the_keras_parameter_count():
     assert count_parameters(VGGStyleCNN()) == 1_413_834
 
 
-def test_config_builds_the_seed_network(compose_train, tmp_path):
-    cfg = compose_train([f"paths.run_dir={tmp_path}"])
-    network = build_network(OmegaConf.to_container(cfg.model), num_classes=10)
+def test_config_builds_the_seed_network(tmp_path):
+    cfg = compose("train", [f"paths.run_dir={tmp_path}"])
+    network = build_network(OmegaConf.to_container(cfg.model.net), num_classes=10)
     assert count_parameters(network) == 1_413_834
 
 

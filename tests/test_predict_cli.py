@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.datasets import FashionMNIST
 
 from fmnist_lightning import load_classifier
-from fmnist_lightning.data import CLASS_NAMES
+from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.predict import main
 
 PROBABILITY_COLUMNS = [f"prob_{name}" for name in CLASS_NAMES]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fmnist_lightning import load_classifier
-from fmnist_lightning.images import ImageReadError
+from fmnist_lightning.inference.images import ImageReadError
 
 FUZZ = settings(
     max_examples=40,

@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import tiny_overrides
 from fmnist_lightning.results import find_runs, summarise
 from fmnist_lightning.train import train
+from helpers.compose import tiny
 
 # BatchNorm, dropout and every augmentation draw random numbers: all must follow the seed.
 RECIPE = [
     "model=cnn_bn",
-    "model.blocks=[[8],[16]]",
-    "model.dense=[16]",
-    "model.first_kernel_size=3",
+    "model.net.blocks=[[8],[16]]",
+    "model.net.dense=[16]",
+    "model.net.first_kernel_size=3",
     "data/augment=standard",
     "trainer.deterministic=true",
     "trainer.limit_train_batches=5",
@@ -26,19 +26,12 @@ RECIPE = [
 @pytest.fixture(scope="module")
 def three_runs(synthetic_root, tmp_path_factory):
     """Seeds 0, 0 and 1 of the same recipe, each in its own folder."""
-    from hydra import compose, initialize_config_dir
-
-    from fmnist_lightning.config import CONFIG_DIR, register_resolvers
-
-    register_resolvers()
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     folders = []
     try:
         for seed in (0, 0, 1):
             run_dir = tmp_path_factory.mktemp(f"seed{seed}")
-            overrides = tiny_overrides(synthetic_root, run_dir) + RECIPE + [f"seed={seed}"]
-            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-                train(compose("train", overrides=overrides))
+            train(tiny(synthetic_root, run_dir, *RECIPE, f"seed={seed}"))
             folders.append(run_dir)
     finally:  # Lightning switches deterministic algorithms on for the whole process
         torch.use_deterministic_algorithms(was_deterministic)

@@ -13,34 +13,33 @@ import hydra.core.utils
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from conftest import tiny_overrides
-from fault_injection import disk_full_in
-from fmnist_lightning import resume
-from fmnist_lightning.checkpoints import read_checkpoint
-from fmnist_lightning.config import CONFIG_DIR
-from fmnist_lightning.faults import TrainingInterrupted
-from fmnist_lightning.resume import ResumePoint, RunFolderError, claim_run_dir, resume_point
-from fmnist_lightning.train import build_trainer, train
+from fmnist_lightning.models.checkpoint_file import read_checkpoint
+from fmnist_lightning.train import train
+from fmnist_lightning.training import resume
+from fmnist_lightning.training.builders import build_trainer
+from fmnist_lightning.training.faults import TrainingInterrupted
+from fmnist_lightning.training.resume import ResumePoint, resume_point
+from fmnist_lightning.training.run_folder import RunFolderError, claim_run_dir
+from helpers.compose import compose, finalise, tiny, tiny_overrides
+from helpers.faults import disk_full_in
 
 TESTS_DIR = Path(__file__).parent
 # 320 training images in batches of 32: 10 steps per epoch.
 STEPS_PER_EPOCH = 10
 # A narrow version of the network (dropout included), so that fits take seconds on a CPU.
-SMALL_MODEL = ["model.blocks=[[8],[16,16]]", "model.dense=[32,16]"]
+SMALL_MODEL = ["model.net.blocks=[[8],[16,16]]", "model.net.dense=[32,16]"]
 
 
 def exact_overrides(data_root: Path, run_dir: Path) -> list[str]:
     """Two epochs in fp32 with deterministic algorithms: what "bit-for-bit" can be asked of."""
-    return (
-        tiny_overrides(data_root, run_dir)
-        + SMALL_MODEL
-        + [
-            "trainer.precision=32-true",
-            "trainer.deterministic=true",
-            "trainer.num_sanity_val_steps=0",
-        ]
+    return tiny_overrides(
+        data_root,
+        run_dir,
+        *SMALL_MODEL,
+        "trainer.deterministic=true",
+        "trainer.num_sanity_val_steps=0",
     )
 
 
@@ -52,8 +51,7 @@ def sha256(path: Path) -> str:
 def one_epoch_run(synthetic_root, tmp_path_factory):
     """A finished one-epoch run: config.yaml, metrics.csv, last.ckpt and a best checkpoint."""
     run_dir = tmp_path_factory.mktemp("finished")
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=tiny_overrides(synthetic_root, run_dir) + SMALL_MODEL)
+    cfg = tiny(synthetic_root, run_dir, *SMALL_MODEL)
     cfg.trainer.max_epochs = 1
     train(cfg)
     return run_dir, cfg
@@ -85,23 +83,12 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_and_resume_finishes_the_same_run(
     signum, synthetic_root, tmp_path
 ):
     logs = tmp_path / "logs"
-    common = [
-        f"data.root={synthetic_root}",
-        "data.batch_size=32",
-        "trainer.max_epochs=2",
-        "trainer.accelerator=cpu",
-        "trainer.precision=32-true",
-        "trainer.log_every_n_steps=1",
-        "trainer.num_sanity_val_steps=0",
-        "trainer.enable_model_summary=false",
-        "callbacks.progress_bar=null",
-        *SMALL_MODEL,
-    ]
+    common = tiny_overrides(synthetic_root, None, "trainer.num_sanity_val_steps=0", *SMALL_MODEL)
     process = start_training(
         [
             f"paths.root={logs}",
             *common,
-            "+callbacks.slow._target_=fault_injection.SlowSteps",
+            "+callbacks.slow._target_=helpers.faults.SlowSteps",
             "+callbacks.slow.seconds=0.3",
         ]
     )
@@ -150,13 +137,10 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_and_resume_finishes_the_same_run(
 
 def test_resumed_from_an_epoch_end_equals_an_uninterrupted_run(synthetic_root, tmp_path):
     def run(run_dir: Path, extra: list[str]) -> dict:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return train(
-                compose("train", overrides=exact_overrides(synthetic_root, run_dir) + extra)
-            )
+        return train(compose("train", exact_overrides(synthetic_root, run_dir) + extra))
 
     straight = run(tmp_path / "straight", [])
-    stop = ["+callbacks.stop._target_=fault_injection.SignalAtEpochEnd", "+callbacks.stop.epoch=0"]
+    stop = ["+callbacks.stop._target_=helpers.faults.SignalAtEpochEnd", "+callbacks.stop.epoch=0"]
     with pytest.raises(TrainingInterrupted, match="SIGTERM") as interrupted:
         run(tmp_path / "resumed", stop)
     assert interrupted.value.exit_code == 143
@@ -176,9 +160,27 @@ def test_resumed_from_an_epoch_end_equals_an_uninterrupted_run(synthetic_root, t
     pd.testing.assert_frame_equal(csv["resumed"][columns], csv["straight"][columns], atol=1e-6)
 
 
-def test_resume_of_a_folder_without_a_run_names_it_and_says_what_to_pass(
-    compose_train, one_epoch_run, tmp_path
-):
+def test_a_fine_tuned_run_resumes_after_its_init_from_file_is_gone(synthetic_root, tmp_path):
+    """model.init_from is read once, when a fresh run builds its module: never on resume."""
+    source = tmp_path / "source"
+    train(tiny(synthetic_root, source, *SMALL_MODEL, "trainer.max_epochs=1"))
+    init_from = tmp_path / "pretrained.ckpt"
+    (source / "checkpoints" / "last.ckpt").rename(init_from)
+    run_dir = tmp_path / "finetuned"
+    stop = ["+callbacks.stop._target_=helpers.faults.SignalAtEpochEnd", "+callbacks.stop.epoch=0"]
+    with pytest.raises(TrainingInterrupted):
+        train(tiny(synthetic_root, run_dir, *SMALL_MODEL, f"model.init_from={init_from}", *stop))
+    init_from.unlink()  # the starting point is gone: the run's own checkpoint has the weights
+
+    summary = train(tiny(synthetic_root, run_dir, f"resume={run_dir}"))
+    assert summary["epochs"] == 2
+    assert (
+        read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
+    )
+    assert OmegaConf.load(run_dir / "config.yaml").model.init_from == str(init_from)
+
+
+def test_resume_of_a_folder_without_a_run_names_it_and_says_what_to_pass(one_epoch_run, tmp_path):
     (tmp_path / "empty").mkdir()
     best = next((one_epoch_run[0] / "checkpoints").glob("best-*.ckpt"))
     (tmp_path / "loose.ckpt").write_bytes(best.read_bytes())
@@ -188,7 +190,7 @@ def test_resume_of_a_folder_without_a_run_names_it_and_says_what_to_pass(
         (tmp_path / "loose.ckpt", "not inside a run folder"),
     ):
         with pytest.raises(RunFolderError, match=expected) as error:
-            train(compose_train([f"resume={target}"]))
+            train(compose("train", [f"resume={target}"]))
         assert str(target) in str(error.value)
 
 
@@ -227,8 +229,7 @@ def test_two_runs_started_in_the_same_second_get_two_folders(monkeypatch):
     monkeypatch.setattr(hydra.core.utils, "datetime", FrozenClock)  # Hydra's ${now:}
     folders = []
     for _ in range(2):
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            folders.append(compose("train", return_hydra_config=True).hydra.run.dir)
+        folders.append(compose("train", return_hydra_config=True).hydra.run.dir)
     assert all("runs/2026-01-01_00-00-00-" in folder for folder in folders), folders
     assert folders[0] != folders[1]
 
@@ -262,7 +263,7 @@ def test_a_failure_in_the_middle_of_a_save_keeps_last_and_best_intact(one_epoch_
     (best,) = folder.glob("best-*.ckpt")
     last = folder / "last.ckpt"
     before = {path: sha256(path) for path in (last, best)}
-    checkpoint_io = build_trainer(cfg).strategy.checkpoint_io
+    checkpoint_io = build_trainer(finalise(cfg)).strategy.checkpoint_io
     checkpoint = read_checkpoint(last)
     half_a_checkpoint = last.stat().st_size // 2
 

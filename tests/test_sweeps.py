@@ -15,7 +15,6 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -23,28 +22,23 @@ from lightning import Trainer
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from fmnist_lightning import runs, sweeps
-from fmnist_lightning.config import CONFIG_DIR, register_resolvers
-from fmnist_lightning.data import FashionMNISTDataModule
-from fmnist_lightning.module import FashionMNISTClassifier
+from fmnist_lightning.analysis import run_files
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.models.module import FashionMNISTModule
+from fmnist_lightning.training import multirun, sweep_summary
+from helpers.compose import compose, tiny_overrides
 
 
 def tiny_cli(data_root: Path, logs: Path) -> list[str]:
     """A tiny network and fp32 on CPU: a job takes seconds on synthetic data."""
-    return [
-        f"data.root={data_root}",
+    return tiny_overrides(
+        data_root,
+        None,
         f"paths.root={logs}",
-        "model.blocks=[[8],[16]]",
-        "model.dense=[16]",
-        "data.batch_size=32",
-        "data.eval_batch_size=64",
+        "model.net.blocks=[[8],[16]]",
+        "model.net.dense=[16]",
         "trainer.max_epochs=1",
-        "trainer.accelerator=cpu",
-        "trainer.precision=32-true",
-        "trainer.log_every_n_steps=1",
-        "trainer.enable_model_summary=false",
-        "callbacks.progress_bar=null",
-    ]
+    )
 
 
 def run_entry_point(args: list[str]) -> tuple[subprocess.CompletedProcess, int]:
@@ -68,13 +62,13 @@ def only_sweep_dir(logs: Path) -> Path:
 
 
 def job_records(sweep_dir: Path) -> list[dict]:
-    return [runs.read_json(d / sweeps.JOB_JSON) for d in sweeps.job_dirs(sweep_dir)]
+    return [
+        run_files.read_json(d / sweep_summary.JOB_JSON) for d in sweep_summary.job_dirs(sweep_dir)
+    ]
 
 
 def compose_with_hydra(overrides: list[str]) -> DictConfig:
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
+    return compose("train", overrides, return_hydra_config=True)
 
 
 # --- Sweeps through the entry point -------------------------------------------------------
@@ -82,17 +76,17 @@ def compose_with_hydra(overrides: list[str]) -> DictConfig:
 
 def test_grid_sweep_writes_a_summary_of_every_job_best_first(synthetic_root, tmp_path):
     logs = tmp_path / "logs"
-    grid = ["model.dropout=0.1,0.3", "optimizer.lr=0.01,0.003"]
+    grid = ["model.net.dropout=0.1,0.3", "optimizer.lr=0.01,0.003"]
     result, _ = run_entry_point(
         ["-m", *tiny_cli(synthetic_root, logs), "trainer.max_epochs=2", *grid]
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
     sweep_dir = only_sweep_dir(logs)
-    assert [d.name for d in sweeps.job_dirs(sweep_dir)] == ["0", "1", "2", "3"]
+    assert [d.name for d in sweep_summary.job_dirs(sweep_dir)] == ["0", "1", "2", "3"]
     summary = pd.read_csv(sweep_dir / "summary.csv")
     expected = {
-        f"model.dropout={d} optimizer.lr={lr}"
+        f"model.net.dropout={d} optimizer.lr={lr}"
         for d, lr in itertools.product(("0.1", "0.3"), ("0.01", "0.003"))
     }
     assert set(summary["overrides"]) == expected
@@ -100,7 +94,7 @@ def test_grid_sweep_writes_a_summary_of_every_job_best_first(synthetic_root, tmp
     assert summary["best_val_acc"].is_monotonic_decreasing
     assert (summary["epochs"] == 2).all() and (summary["wall_seconds"] > 0).all()
     for row in summary.itertuples():
-        metrics = runs.read_json(sweep_dir / str(row.job) / runs.TEST_METRICS_JSON)
+        metrics = run_files.read_json(sweep_dir / str(row.job) / run_files.TEST_METRICS_JSON)
         assert row.best_val_acc == pytest.approx(metrics["best_val_acc"])
         assert row.test_acc == pytest.approx(metrics["test_acc"])
 
@@ -108,7 +102,7 @@ def test_grid_sweep_writes_a_summary_of_every_job_best_first(synthetic_root, tmp
     table_rows = [line for line in markdown.splitlines() if line.startswith("| ")]
     assert len(table_rows) == 2 + 4  # header, separator, one row per job
     assert table_rows[2].split(" | ")[2] == summary["overrides"][0]  # best job first
-    assert "Common overrides:" in markdown and "model.dense=[16]" in markdown
+    assert "Common overrides:" in markdown and "model.net.dense=[16]" in markdown
     with Image.open(sweep_dir / "summary.png") as image:
         assert image.width > 800 and image.height > 300
 
@@ -116,17 +110,19 @@ def test_grid_sweep_writes_a_summary_of_every_job_best_first(synthetic_root, tmp
 def test_a_failed_job_is_summarised_as_failed_and_the_others_still_are(synthetic_root, tmp_path):
     logs = tmp_path / "logs"
     # A dropout of 1.5 makes torch.nn.Dropout raise while the network is built.
-    result, _ = run_entry_point(["-m", *tiny_cli(synthetic_root, logs), "model.dropout=1.5,0.2"])
+    result, _ = run_entry_point(
+        ["-m", *tiny_cli(synthetic_root, logs), "model.net.dropout=1.5,0.2"]
+    )
     assert result.returncode != 0  # Hydra reports the failure...
-    assert "model.dropout=1.5 is out of range" in result.stderr
+    assert "model.net.dropout=1.5 is out of range" in result.stderr
 
     sweep_dir = only_sweep_dir(logs)  # ...after running every job and summarising them all
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert list(summary["status"]) == ["completed", "failed"]
-    assert list(summary["overrides"]) == ["model.dropout=0.2", "model.dropout=1.5"]
+    assert list(summary["overrides"]) == ["model.net.dropout=0.2", "model.net.dropout=1.5"]
     assert 0.0 <= summary["best_val_acc"][0] <= 1.0 and pd.isna(summary["best_val_acc"][1])
-    assert "model.dropout=1.5 is out of range" in summary["error"][1]
-    failed = runs.read_json(sweep_dir / "0" / sweeps.JOB_JSON)
+    assert "model.net.dropout=1.5 is out of range" in summary["error"][1]
+    failed = run_files.read_json(sweep_dir / "0" / sweep_summary.JOB_JSON)
     assert failed["status"] == "failed" and "Traceback" in failed["traceback"]
     assert "failed" in (sweep_dir / "summary.md").read_text()
     assert (sweep_dir / "summary.png").is_file()
@@ -159,7 +155,7 @@ def test_optuna_search_maximises_the_returned_objective_with_a_seeded_sampler(
     for job in job_records(sweep_dir):
         sampled = dict(o.split("=", 1) for o in job["overrides"] if o.split("=")[0] in space)
         expected = study.ask(fixed_distributions=distributions).params
-        assert set(sampled) == {"optimizer.lr", "model.dropout", "data.batch_size"}
+        assert set(sampled) == {"optimizer.lr", "model.net.dropout", "data.batch_size"}
         for name, value in expected.items():
             assert float(sampled[name]) == pytest.approx(value), name
         assert 1e-4 <= float(sampled["optimizer.lr"]) <= 1e-2
@@ -178,12 +174,12 @@ def test_launcher_runs_a_two_job_sweep_in_other_processes(
 ):
     logs = tmp_path / "logs"
     args = ["-m", f"hydra/launcher={launcher}", *settings, *tiny_cli(synthetic_root, logs)]
-    result, main_pid = run_entry_point([*args, "model.dropout=0.1,0.3"])
+    result, main_pid = run_entry_point([*args, "model.net.dropout=0.1,0.3"])
     assert result.returncode == 0, result.stderr[-3000:]
 
     sweep_dir = only_sweep_dir(logs)
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert sorted(summary["overrides"]) == ["model.dropout=0.1", "model.dropout=0.3"]
+    assert sorted(summary["overrides"]) == ["model.net.dropout=0.1", "model.net.dropout=0.3"]
     assert (summary["status"] == "completed").all()
     assert summary["test_acc"].between(0, 1).all()
     # The launcher, not the sweeping process, ran the jobs.
@@ -195,7 +191,7 @@ def test_launcher_runs_a_two_job_sweep_in_other_processes(
 
 
 def accuracy_on(checkpoint: Path, datamodule: FashionMNISTDataModule, split: str) -> float:
-    classifier = FashionMNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
+    classifier = FashionMNISTModule.load_from_checkpoint(checkpoint, map_location="cpu")
     images, labels = datamodule.tensors[split].tensors
     with torch.no_grad():
         predictions = classifier.eval()(images).argmax(dim=1)
@@ -228,12 +224,12 @@ def test_ddp_on_two_cpu_processes_writes_one_run_folder_with_metrics_of_both_ran
     # weights on the whole split, computed here in one process.
     datamodule = FashionMNISTDataModule(**{k: v for k, v in saved.data.items() if k != "_target_"})
     datamodule.setup()
-    epochs = runs.epoch_metrics(run_dir / runs.METRICS_CSV)
+    epochs = run_files.epoch_metrics(run_dir / run_files.METRICS_CSV)
     last_val_acc = epochs["val_acc"].iloc[-1]
     assert last_val_acc == pytest.approx(
         accuracy_on(run_dir / "checkpoints" / "last.ckpt", datamodule, "val")
     )
-    test_metrics = runs.read_json(run_dir / runs.TEST_METRICS_JSON)
+    test_metrics = run_files.read_json(run_dir / run_files.TEST_METRICS_JSON)
     best = run_dir / test_metrics["best_checkpoint"]
     assert test_metrics["test_acc"] == pytest.approx(accuracy_on(best, datamodule, "test"))
 
@@ -245,11 +241,11 @@ def test_ddp_that_lightning_would_relaunch_is_refused_inside_a_multirun():
     single = Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False)
     try:
         HydraConfig.instance().set_config(compose_with_hydra(["hydra.mode=RUN"]))
-        sweeps.refuse_ddp_in_multirun(trainer)  # a single run: Lightning relaunches safely
+        multirun.refuse_ddp_in_multirun(trainer)  # a single run: Lightning relaunches safely
         HydraConfig.instance().set_config(compose_with_hydra(["hydra.mode=MULTIRUN"]))
-        sweeps.refuse_ddp_in_multirun(single)
+        multirun.refuse_ddp_in_multirun(single)
         with pytest.raises(RuntimeError, match=r"cannot run inside a Hydra multirun.*SLURM"):
-            sweeps.refuse_ddp_in_multirun(trainer)
+            multirun.refuse_ddp_in_multirun(trainer)
     finally:
         HydraConfig.instance().cfg = None
 
@@ -268,17 +264,17 @@ def flat(cfg: DictConfig) -> dict[str, object]:
     return pd.json_normalize(OmegaConf.to_container(cfg, resolve=False), sep=".").iloc[0].to_dict()
 
 
-def test_a_sweep_composes_configs_that_differ_only_in_the_swept_keys(compose_train):
-    sweep = ["model.dropout=0.3,0.5", "optimizer.lr=1e-3,3e-4", "data.batch_size=64"]
+def test_a_sweep_composes_configs_that_differ_only_in_the_swept_keys():
+    sweep = ["model.net.dropout=0.3,0.5", "optimizer.lr=1e-3,3e-4", "data.batch_size=64"]
     parsed = OverridesParser.create().parse_overrides(sweep)
     (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    configs = [flat(compose_train(list(job))) for job in jobs]
+    configs = [flat(compose("train", list(job))) for job in jobs]
 
     assert len(configs) == 4
     assert all(config.keys() == configs[0].keys() for config in configs)
     differing = {key for key in configs[0] if len({repr(config[key]) for config in configs}) > 1}
-    assert differing == {"model.dropout", "optimizer.lr"}
-    assert {(c["model.dropout"], c["optimizer.lr"]) for c in configs} == set(
+    assert differing == {"model.net.dropout", "optimizer.lr"}
+    assert {(c["model.net.dropout"], c["optimizer.lr"]) for c in configs} == set(
         itertools.product((0.3, 0.5), (1e-3, 3e-4))
     )
     assert {c["data.batch_size"] for c in configs} == {64}
@@ -315,29 +311,31 @@ def test_the_summary_reads_job_folders_and_marks_a_killed_job_unfinished(tmp_pat
         hydra_dir = sweep_dir / str(job) / ".hydra"
         hydra_dir.mkdir(parents=True)
         OmegaConf.save(
-            OmegaConf.create(["trainer.max_epochs=2", f"model.dropout={dropout}"]),
+            OmegaConf.create(["trainer.max_epochs=2", f"model.net.dropout={dropout}"]),
             hydra_dir / "overrides.yaml",
         )
     for job, val_acc in ((0, 0.5), (2, 0.75)):  # job 1 was killed mid-fit: no results
         job_dir = sweep_dir / str(job)
-        runs.write_json(
-            job_dir / runs.TEST_METRICS_JSON,
+        run_files.write_json(
+            job_dir / run_files.TEST_METRICS_JSON,
             {"best_val_acc": val_acc, "test_acc": val_acc - 0.01, "epochs": 2},
         )
-        (job_dir / runs.METRICS_CSV).write_text(f"epoch,step,val_acc\n0,4,0.25\n1,9,{val_acc}\n")
+        (job_dir / run_files.METRICS_CSV).write_text(
+            f"epoch,step,val_acc\n0,4,0.25\n1,9,{val_acc}\n"
+        )
 
-    summary = sweeps.write_sweep_summary(sweep_dir)
+    summary = sweep_summary.write_sweep_summary(sweep_dir)
 
     assert list(summary["job"]) == [2, 0, 1]
     assert list(summary["status"]) == ["completed", "completed", "unfinished"]
     assert list(summary["overrides"]) == [
-        "model.dropout=0.5",
-        "model.dropout=0.1",
-        "model.dropout=0.3",
+        "model.net.dropout=0.5",
+        "model.net.dropout=0.1",
+        "model.net.dropout=0.3",
     ]
     assert summary.attrs["common_overrides"] == ["trainer.max_epochs=2"]
     assert list(summary["epochs"][:2]) == [2, 2] and pd.isna(summary["epochs"][2])
-    assert len(sweeps.validation_curves(sweep_dir, summary)) == 2
+    assert len(sweep_summary.validation_curves(sweep_dir, summary)) == 2
     assert pd.read_csv(sweep_dir / "summary.csv")["job"].tolist() == [2, 0, 1]
-    assert "| 1 | unfinished | model.dropout=0.3 |" in (sweep_dir / "summary.md").read_text()
+    assert "| 1 | unfinished | model.net.dropout=0.3 |" in (sweep_dir / "summary.md").read_text()
     assert (sweep_dir / "summary.png").stat().st_size > 10_000

@@ -7,25 +7,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import tiny_overrides
-from fmnist_lightning.data import FashionMNISTDataModule
-from fmnist_lightning.module import FashionMNISTClassifier
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.train import train
+from helpers.compose import compose, finalise, tiny
 
 
 @pytest.fixture(scope="module")
 def finished_run(synthetic_root, tmp_path_factory):
     """One short fit on synthetic data through the composed Hydra config."""
-    from hydra import compose, initialize_config_dir
-
-    from fmnist_lightning.config import CONFIG_DIR, register_resolvers
-
-    register_resolvers()
     run_dir = tmp_path_factory.mktemp("run")
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=tiny_overrides(synthetic_root, run_dir))
+    cfg = tiny(synthetic_root, run_dir)
     summary = train(cfg)
     return run_dir, summary, cfg
 
@@ -43,22 +38,34 @@ def test_fit_writes_every_artifact_of_a_run(finished_run):
     assert 0.0 <= test_metrics["test_acc"] <= 1.0
     assert test_metrics["parameters"] == 1_413_834
     assert test_metrics["epochs"] == 2
-    assert test_metrics["test_acc"] == pytest.approx(summary["test_acc"])
+    assert test_metrics == summary
+    assert test_metrics["precision"] == "32-true"
     with Image.open(run_dir / "plots" / "curves.png") as image:
         assert image.width > 400 and image.height > 200
 
 
 def test_the_saved_config_is_the_composed_one(finished_run):
+    """config.yaml holds the whole composed config, resolved, with the precision that ran."""
     run_dir, _, cfg = finished_run
-    saved = (run_dir / "config.yaml").read_text()
-    assert "batch_size: 32" in saved and str(cfg.data.root) in saved
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+    assert saved == OmegaConf.to_container(finalise(cfg), resolve=True)
+    assert cfg.trainer.precision == "32-true" and saved["trainer"]["precision"] == "32-true"
+
+
+def test_precision_auto_is_recorded_as_the_precision_that_ran(synthetic_root, tmp_path):
+    summary = train(
+        tiny(synthetic_root, tmp_path, "trainer.precision=auto", "trainer.max_epochs=1")
+    )
+    saved = OmegaConf.load(tmp_path / "config.yaml")
+    assert saved.trainer.precision in ("32-true", "bf16-mixed")
+    assert saved.trainer.precision == summary["precision"]
 
 
 def test_reloaded_checkpoint_predicts_identically(finished_run, synthetic_root):
     run_dir, _, cfg = finished_run
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    reloaded = FashionMNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-    again = FashionMNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    reloaded = FashionMNISTModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    again = FashionMNISTModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     datamodule = FashionMNISTDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
     datamodule.setup("test")
     images, _ = datamodule.tensors["test"].tensors
@@ -70,13 +77,17 @@ def test_reloaded_checkpoint_predicts_identically(finished_run, synthetic_root):
     assert reloaded.class_names[0] == "T-shirt/top"
 
 
-def test_learning_happens_on_synthetic_data(synthetic_root, compose_train, tmp_path):
-    overrides = tiny_overrides(synthetic_root, tmp_path) + [
-        "trainer.max_epochs=6",
-        "model.dropout=0.1",
-    ]
-    summary = train(compose_train(overrides))
+def test_learning_happens_on_synthetic_data(synthetic_root, tmp_path):
+    summary = train(tiny(synthetic_root, tmp_path, "trainer.max_epochs=6", "model.net.dropout=0.1"))
     assert summary["test_acc"] > 0.5  # chance is 0.1
+
+
+def test_fast_dev_run_runs_one_batch_of_each_stage(synthetic_root, tmp_path):
+    overrides = ["debug=fast_dev_run", f"data.root={synthetic_root}", f"paths.run_dir={tmp_path}"]
+    summary = train(compose("train", [*overrides, "trainer.accelerator=cpu", "data.batch_size=32"]))
+    assert 0.0 <= summary["test_acc"] <= 1.0
+    assert (tmp_path / "test_metrics.json").is_file()
+    assert not (tmp_path / "checkpoints").exists()  # fast_dev_run writes no checkpoint
 
 
 def test_command_line_entry_point_runs_with_overrides(synthetic_root, tmp_path):
@@ -88,7 +99,7 @@ def test_command_line_entry_point_runs_with_overrides(synthetic_root, tmp_path):
         f"paths.root={tmp_path / 'logs'}",
         "trainer.max_epochs=1",
         "data.batch_size=64",
-        "model.dropout=0.3",
+        "model.net.dropout=0.3",
         "callbacks.progress_bar=null",
         "trainer.accelerator=cpu",
     ]

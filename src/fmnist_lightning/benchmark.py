@@ -4,10 +4,11 @@
     python -m fmnist_lightning.benchmark --quick --synthetic --output bench.json
     python -m fmnist_lightning.benchmark --precision 32-true --memory-format contiguous
     python -m fmnist_lightning.benchmark --compile --no-epoch --no-baseline
-    python -m fmnist_lightning.benchmark model.dropout=0.3     # trailing Hydra overrides
+    python -m fmnist_lightning.benchmark model.net.dropout=0.3     # trailing Hydra overrides
 
-Every figure runs the project's own pieces (the composed Hydra config, the data module,
-the LightningModule, ``train.build_trainer``) and is a median over repeated windows of
+Every figure runs the project's own pieces (the composed Hydra config with ``debug=benchmark``,
+the data module, the LightningModule, ``training.builders.build_trainer``) and is a median
+over repeated windows of
 ``--steps`` steps after ``--warmup`` steps. It prints a table and writes JSON holding:
 
 1. training images/s through the Trainer, and through a plain PyTorch loop over the same
@@ -30,7 +31,6 @@ import json
 import platform
 import resource
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -41,10 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -52,11 +50,14 @@ from rich.table import Table
 from torch.utils.data import DataLoader
 from torchinfo import summary as torchinfo_summary
 
-from fmnist_lightning.config import CONFIG_DIR, register_resolvers
-from fmnist_lightning.data import EpochBatchSampler, FashionMNISTDataModule
-from fmnist_lightning.module import build_network
-from fmnist_lightning.precision import resolve_precision
-from fmnist_lightning.train import build_classifier, build_trainer
+from fmnist_lightning.config.compose import compose, finalise
+from fmnist_lightning.config.overrides import check_overrides
+from fmnist_lightning.config.schema import ConfigValidationError, validate_config
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.data.sampler import EpochBatchSampler
+from fmnist_lightning.data.synthetic import write_fashion_mnist
+from fmnist_lightning.models.module import build_network
+from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 
 # Training FLOPs per image = 2 FLOPs per multiply-add x (1 forward + 2 backward passes).
 FLOPS_PER_MULT_ADD = 2
@@ -147,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "overrides",
         nargs="*",
-        help="Hydra overrides of the training config, e.g. model.dropout=0.3",
+        help="Hydra overrides of the training config, e.g. model.net.dropout=0.3",
     )
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -165,15 +166,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def config_overrides(args: argparse.Namespace, data_root: str | None, run_dir: Path) -> list[str]:
-    """Hydra overrides for the benchmark: the command-line choices, quiet output, a temp run dir."""
-    overrides = [
-        f"paths.run_dir={run_dir}",
-        "trainer.max_epochs=1",
-        "trainer.enable_model_summary=false",
-        # The benchmark prints its own table; a progress bar would interleave with it.
-        "callbacks.progress_bar=null",
-        "+trainer.enable_progress_bar=false",
-    ]
+    """Hydra overrides for the benchmark: the command-line choices, and debug=benchmark (one
+    quiet epoch, no end-of-run work) in a temporary run folder."""
+    overrides = ["debug=benchmark", f"paths.run_dir={run_dir}"]
     if data_root:
         overrides.append(f"data.root={data_root}")
     if args.batch_size:
@@ -198,29 +193,11 @@ def config_overrides(args: argparse.Namespace, data_root: str | None, run_dir: P
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """A uint8 array in the IDX format of the (Fashion-)MNIST files."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def write_random_fashion_mnist(root: Path, train: int, test: int, seed: int = 0) -> Path:
-    """Random images and labels in torchvision's FashionMNIST/raw layout (for throughput only)."""
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for prefix, count in (("train", train), ("t10k", test)):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)))
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, count))
-    return root
+    """The training config with ``overrides``, checked, with its precision resolved."""
+    check_overrides(overrides)
+    cfg = finalise(compose("train", overrides))
+    validate_config(cfg)
+    return cfg
 
 
 # ----------------------------------------------------------------------------- timing
@@ -312,13 +289,11 @@ class StepTimer(L.Callback):
 def lightning_training(
     cfg: DictConfig, args: argparse.Namespace
 ) -> tuple[L.Trainer, Any, FashionMNISTDataModule, StepTimer, float]:
-    """Fit through ``train.build_trainer`` with a StepTimer attached; returns the pieces and fit time."""
+    """Fit through ``training.builders`` with a StepTimer attached; returns the pieces and fit time."""
     L.seed_everything(cfg.seed, workers=True)
-    if cfg.get("float32_matmul_precision"):
-        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    datamodule: FashionMNISTDataModule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
-    classifier = build_classifier(cfg, list(datamodule.classes))
+    classifier = build_module(cfg, datamodule.classes)
     trainer = build_trainer(cfg)
     timer = StepTimer(args.warmup, args.steps)
     trainer.callbacks.append(timer)
@@ -370,7 +345,7 @@ def plain_training(
             f"got {precision!r}. Pass --precision with one of those."
         )
     L.seed_everything(cfg.seed)
-    model = build_classifier(cfg, list(datamodule.classes)).to(device).train()
+    model = build_module(cfg, datamodule.classes).to(device).train()
     optimizer = instantiate(cfg.optimizer, params=model.parameters())
     batches = endless_batches(
         datamodule.tensors["train"], cfg.data.batch_size, cfg.data.shuffle_seed, device
@@ -408,9 +383,9 @@ def evaluation(trainer: L.Trainer, classifier, datamodule, timer: StepTimer, rep
 
 def mult_adds_per_image(cfg: DictConfig, num_classes: int) -> int:
     """torchinfo's multiply-add count of one forward pass of the (uncompiled) network."""
-    net = build_network(OmegaConf.to_container(cfg.model, resolve=True), num_classes)
-    size = int(cfg.model.get("image_size", 28))
-    channels = int(cfg.model.get("in_channels", 1))
+    net = build_network(OmegaConf.to_container(cfg.model.net, resolve=True), num_classes)
+    size = int(cfg.model.net.get("image_size", 28))
+    channels = int(cfg.model.net.get("in_channels", 1))
     info = torchinfo_summary(net, input_size=(1, channels, size, size), verbose=0, device="cpu")
     return int(info.total_mult_adds)
 
@@ -462,8 +437,9 @@ def textbook_baseline(
     from torchvision.transforms import ToTensor
 
     L.seed_everything(cfg.seed)
-    model_cfg = {**OmegaConf.to_container(cfg.model, resolve=True), "channels_last": False}
-    model = build_network(model_cfg, num_classes=10).to(device).train()
+    # The plain network: contiguous memory, whatever model.channels_last says for the project.
+    net = OmegaConf.to_container(cfg.model.net, resolve=True)
+    model = build_network(net, num_classes=10).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=TEXTBOOK_LR)
     dataset = FashionMNIST(root, train=True, transform=ToTensor())
     loader = DataLoader(
@@ -544,10 +520,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         data_root = args.data_root
         if args.synthetic:
             sizes = (640, 500) if args.quick else (60_000, 10_000)
-            data_root = str(write_random_fashion_mnist(Path(tmp) / "data", *sizes))
+            data_root = str(write_fashion_mnist(Path(tmp) / "data", *sizes))
         cfg = compose_config(config_overrides(args, data_root, Path(tmp) / "run"))
         # The benchmark fits one epoch; the projection uses the run length a user would get.
-        max_epochs = int(compose_config(list(args.overrides)).trainer.max_epochs)
+        max_epochs = int(compose("train", list(args.overrides)).trainer.max_epochs)
         return measure(cfg, args, max_epochs)
 
 
@@ -556,7 +532,7 @@ def measure(cfg: DictConfig, args: argparse.Namespace, max_epochs: int) -> dict[
     with timed_phase(phases, "trainer_fit"):
         trainer, classifier, datamodule, timer, fit_seconds = lightning_training(cfg, args)
     device = trainer.strategy.root_device
-    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    precision = cfg.trainer.precision  # resolved once, by compose_config
     batch_size = int(cfg.data.batch_size)
     lightning_windows = window_seconds(timer.batch_starts, args.warmup, args.steps)
     if not lightning_windows:
@@ -791,6 +767,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     try:
         result = run(args)
+    except ConfigValidationError as error:
+        raise SystemExit(f"Error: {error}") from None
     finally:
         torch.set_num_threads(threads)  # callers in the same process keep their setting
     output = args.output or default_output()

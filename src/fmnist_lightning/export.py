@@ -5,10 +5,11 @@
 The exported model needs neither this project nor Lightning:
 
 - input ``pixels``: uint8, shape (N, 1, 28, 28), any N; raw intensities in [0, 255] of
-  dataset-like images (light garment on black; ``images.load_image`` makes them from files);
+  dataset-like images (light garment on black; ``inference.images.load_image`` makes them
+  from files);
 - output ``probabilities``: float32, shape (N, classes), softmax probabilities.
 
-The normalisation (the checkpoint's mean and std, through ``data.normalise``) and the
+The normalisation (the checkpoint's mean and std, through ``data.normalise.normalise``) and the
 softmax are inside the model, so a caller cannot get them wrong; a uint8 input also means
 that floats scaled the wrong way are rejected instead of silently misclassified. The class
 names, mean and std travel in the file's metadata. After writing, the file is loaded back
@@ -30,9 +31,10 @@ import torch
 from torch import nn
 from torchvision.datasets import FashionMNIST
 
-from fmnist_lightning.checkpoints import CheckpointError
-from fmnist_lightning.classifier import Classifier, load_classifier
-from fmnist_lightning.data import normalise
+from fmnist_lightning.data.normalise import normalise
+from fmnist_lightning.inference.classifier import Classifier, load_classifier
+from fmnist_lightning.models.checkpoint_file import CheckpointError
+from fmnist_lightning.models.runtime import unwrapped
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "pixels", "probabilities"
@@ -56,8 +58,7 @@ class StandaloneClassifier(nn.Module):
 
 def standalone_model(classifier: Classifier) -> StandaloneClassifier:
     """The trained network alone (unwrapped from torch.compile), on the CPU, in eval mode."""
-    network = classifier.module.net
-    network = getattr(network, "_orig_mod", network)
+    network = unwrapped(classifier.module.net)
     return StandaloneClassifier(network, classifier.mean, classifier.std).cpu().eval()
 
 

@@ -4,7 +4,7 @@
 
 INPUT is an image file (any format and mode Pillow reads), a folder (its image files,
 ``--recursive`` for subfolders) or a glob pattern. Each image is made dataset-like by
-``images.load_image`` (grayscale, 28x28, inverted when its background is light). A file
+``inference.images.load_image`` (grayscale, 28x28, inverted when its background is light). A file
 that cannot be read gets an error row and a message on stderr; the others are still
 classified. Exit status: 0 when every file was classified, 1 when any failed, 2 for a bad
 command line or checkpoint.
@@ -29,9 +29,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fmnist_lightning.checkpoints import CheckpointError
-from fmnist_lightning.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
-from fmnist_lightning.images import ImageReadError, load_image
+from fmnist_lightning.inference.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
+from fmnist_lightning.inference.images import ImageReadError, load_image
+from fmnist_lightning.models.checkpoint_file import CheckpointError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 FORMATS = ("csv", "json")

@@ -8,6 +8,8 @@ one row of data. Runs are grouped by configuration: the command-line overrides t
 was started with (Hydra's ``.hydra/overrides.yaml``) minus the seed and paths, so the
 three jobs of ``experiment=best -m seed=0,1,2`` form one row ``experiment=best``. Runs
 started from Python, without Hydra's record, are labelled by their network instead.
+
+It needs pandas and OmegaConf only: this command imports no torch.
 """
 
 import argparse
@@ -18,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from fmnist_lightning import runs
+from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis.tables import markdown_table
 
 # Overrides that do not change what is trained: where data and outputs live, and the seed.
 IGNORED_OVERRIDES = (
@@ -57,8 +60,9 @@ def is_ignored(override: str) -> bool:
 def describe_config(config: dict) -> str:
     """A label from the saved config, for runs without Hydra's overrides record."""
     model = config.get("model", {})
-    label = model.get("_target_", "?").rsplit(".", 1)[-1]
-    if model.get("batch_norm"):
+    net = model.get("net", model)  # release 0.1.0 kept the network's arguments in model
+    label = net.get("_target_", "?").rsplit(".", 1)[-1]
+    if net.get("batch_norm"):
         label += " + BN"
     augment = config.get("data", {}).get("augment") or {}
     switches = [name for name in ("crop", "flip", "erase") if augment.get(name)]
@@ -81,15 +85,15 @@ def best_epoch(metrics_csv: Path) -> int | None:
     """The 1-based epoch with the highest validation accuracy (the tested checkpoint's)."""
     if not metrics_csv.is_file():
         return None
-    epochs = runs.epoch_metrics(metrics_csv)
+    epochs = run_files.epoch_metrics(metrics_csv)
     if "val_acc" not in epochs or epochs["val_acc"].isna().all():
         return None
     return int(epochs.loc[epochs["val_acc"].idxmax(), "epoch"]) + 1
 
 
 def read_run(folder: Path) -> Run:
-    test = runs.read_json(folder / runs.TEST_METRICS_JSON)
-    config_file = folder / runs.CONFIG_YAML
+    test = run_files.read_json(folder / run_files.TEST_METRICS_JSON)
+    config_file = folder / run_files.CONFIG_YAML
     config = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
     configuration, from_command_line = configuration_of(folder, config)
     return Run(
@@ -98,7 +102,7 @@ def read_run(folder: Path) -> Run:
         from_command_line=from_command_line,
         seed=int(config.get("seed", -1)),
         test_acc=float(test["test_acc"]),
-        best_epoch=best_epoch(folder / runs.METRICS_CSV),
+        best_epoch=best_epoch(folder / run_files.METRICS_CSV),
         epochs=int(test.get("epochs", 0)),
         parameters=int(test.get("parameters", 0)),
         seconds_per_epoch=float(test.get("seconds_per_epoch", float("nan"))),
@@ -112,11 +116,11 @@ def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path]]:
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"'{folder}' is not a folder: pass run or sweep folders.")
-        for config_file in sorted(folder.rglob(runs.CONFIG_YAML)):
+        for config_file in sorted(folder.rglob(run_files.CONFIG_YAML)):
             run_folder = config_file.parent
             if run_folder.name == ".hydra":
                 continue
-            if (run_folder / runs.TEST_METRICS_JSON).is_file():
+            if (run_folder / run_files.TEST_METRICS_JSON).is_file():
                 finished.append(read_run(run_folder))
             else:
                 unfinished.append(run_folder)
@@ -146,12 +150,6 @@ def summarise(found: list[Run]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(False)]
-    return "\n".join(lines)
 
 
 def reproduce_commands(found: list[Run]) -> list[str]:
@@ -197,13 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if unfinished:
         print(
-            f"Skipped {len(unfinished)} unfinished run(s) (no {runs.TEST_METRICS_JSON}): "
+            f"Skipped {len(unfinished)} unfinished run(s) (no {run_files.TEST_METRICS_JSON}): "
             + ", ".join(str(f) for f in unfinished),
             file=sys.stderr,
         )
     if not found:
         parser.error(
-            f"no finished runs (folders with {runs.TEST_METRICS_JSON}) under "
+            f"no finished runs (folders with {run_files.TEST_METRICS_JSON}) under "
             + ", ".join(str(f) for f in args.folders)
         )
     text = results_markdown(found)

@@ -1,0 +1,153 @@
+"""The analysis of one split: predict it, compute the metrics, write the tables, pictures and report.
+
+``evaluate`` is called by the evaluate command (``python -m fmnist_lightning.evaluate``) and,
+at the end of every training run, by ``training.callbacks.test_analysis.TestSetAnalysis``.
+The analysis folder holds:
+
+    report.md              one page embedding everything below, with metrics and config
+    metrics.json           accuracy, loss, ECE, macro/weighted F1, timing
+    per_class.csv          precision, recall, F1, support per class + macro/weighted averages
+    confusion_matrix.csv   counts, rows = true class, columns = predicted class
+    model_summary.txt      torchinfo: layers, output shapes, parameters, mult-adds
+    samples.png architecture.png confusion_matrix.png predictions.png
+    misclassified.png calibration.png
+"""
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis.figures import write_figures
+from fmnist_lightning.analysis.metrics import Analysis, analyse
+from fmnist_lightning.analysis.report import config_summary, render_report
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.inference.batches import predict_probabilities
+from fmnist_lightning.models.module import FashionMNISTModule
+
+REPORT_MD = "report.md"
+# Pictures of the training run (plots/<name>) that the report shows when they exist.
+RUN_PICTURES = {"curves": run_files.CURVES_PNG, "augmented": run_files.AUGMENTED_PNG}
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """What the analysis draws and how finely it bins; the values live in conf/analysis/."""
+
+    calibration_bins: int
+    samples_per_class: int
+    predictions: int
+    mistakes: int
+    seed: int
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint: the parent of its checkpoints/ folder, else its own folder."""
+    parent = checkpoint.resolve().parent
+    return parent.parent if parent.name == run_files.CHECKPOINT_DIR else parent
+
+
+def default_output_dir(checkpoint: Path, split: str) -> Path:
+    return run_dir_of(checkpoint) / run_files.ANALYSIS_DIR / f"{checkpoint.stem}-{split}"
+
+
+def evaluate(
+    module: FashionMNISTModule,
+    datamodule: FashionMNISTDataModule,
+    split: str,
+    output_dir: Path | str,
+    settings: AnalysisSettings,
+    *,
+    precision: str | int = "32-true",
+    checkpoint: Path | str | None = None,
+    run_dir: Path | str | None = None,
+) -> dict[str, Any]:
+    """Predict one split of a set-up datamodule on the module's device, write the whole
+    analysis; return its metrics.
+
+    ``run_dir`` (the training run, if known) adds its curves and training summary to the report.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    images, labels = datamodule.tensors[split].tensors
+    started = time.perf_counter()
+    probabilities = predict_probabilities(module, images, datamodule.eval_batch_size, precision)
+    seconds = time.perf_counter() - started
+    result = analyse(probabilities, labels, module.class_names, settings.calibration_bins)
+
+    metrics = {
+        "split": split,
+        **result.metrics,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "predict_seconds": round(seconds, 3),
+        "images_per_second": round(len(labels) / max(seconds, 1e-9)),
+        "device": str(module.device),
+        "precision": str(precision),
+    }
+    run_files.write_json(output_dir / "metrics.json", metrics)
+    result.per_class.to_csv(output_dir / "per_class.csv", index=False, float_format="%.6f")
+    result.confusion_frame().to_csv(output_dir / "confusion_matrix.csv")
+
+    train = datamodule.tensors["train"].tensors if "train" in datamodule.tensors else None
+    pictures = write_figures(
+        result,
+        images,
+        train,
+        module,
+        output_dir,
+        samples_per_class=settings.samples_per_class,
+        predictions=settings.predictions,
+        mistakes=settings.mistakes,
+        seed=settings.seed,
+    )
+    run_dir = Path(run_dir) if run_dir else None
+    for key, name in RUN_PICTURES.items():  # drawn by training, linked rather than copied
+        if run_dir and (run_dir / run_files.PLOTS_DIR / name).is_file():
+            pictures[key] = run_dir / run_files.PLOTS_DIR / name
+    write_report(output_dir, metrics, result, module, pictures, run_dir)
+    return metrics
+
+
+def write_report(
+    output_dir: Path,
+    metrics: dict[str, Any],
+    result: Analysis,
+    module: FashionMNISTModule,
+    pictures: dict[str, Path],
+    run_dir: Path | None,
+) -> Path:
+    def read(path: Path, reader: Any) -> Any:
+        return reader(path) if path.is_file() else None
+
+    run_config = read(run_dir / run_files.CONFIG_YAML, OmegaConf.load) if run_dir else None
+    run_summary = (
+        read(run_dir / run_files.TEST_METRICS_JSON, run_files.read_json) if run_dir else None
+    )
+    settings = config_summary(
+        dict(module.hparams),
+        OmegaConf.to_container(run_config) if run_config is not None else None,
+        run_summary,
+    )
+    shown = {
+        "split": f"{metrics['split']} ({metrics['images']:,} images)",
+        "accuracy": f"{metrics['accuracy']:.4f}",
+        "loss (cross-entropy)": f"{metrics['loss']:.4f}",
+        "expected calibration error": f"{metrics['ece']:.4f}",
+        "macro F1": f"{metrics['macro_f1']:.4f}",
+        "weighted F1": f"{metrics['weighted_f1']:.4f}",
+        "checkpoint": f"`{metrics['checkpoint']}`" if metrics["checkpoint"] else "-",
+        "prediction time": f"{metrics['predict_seconds']:.2f} s on {metrics['device']}, "
+        f"{metrics['precision']}",
+    }
+    links = {
+        key: Path(os.path.relpath(path, output_dir)).as_posix() for key, path in pictures.items()
+    }
+    title = f"Evaluation on the {metrics['split']} split"
+    text = render_report(title, shown, result.per_class, settings, links)
+    path = output_dir / REPORT_MD
+    path.write_text(text)
+    return path

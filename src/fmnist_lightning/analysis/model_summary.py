@@ -1,0 +1,67 @@
+"""The layer stack of a network: torchinfo's summary, and one row per layer for the diagram."""
+
+import copy
+import re
+
+import pandas as pd
+from torch import nn
+from torchinfo import summary
+
+from fmnist_lightning.models.runtime import unwrapped
+
+UNIT_PREFIXES = {"MEGABYTES": "M", "GIGABYTES": "G", "TERABYTES": "T"}
+
+
+def describe_layer(layer: nn.Module) -> str:
+    """A short label for a diagram box, e.g. "Conv2d 64, 7×7" or "Dropout 0.5"."""
+    name = type(layer).__name__
+    if isinstance(layer, nn.Conv2d):
+        return f"{name} {layer.out_channels}, {layer.kernel_size[0]}×{layer.kernel_size[1]}"
+    if isinstance(layer, nn.MaxPool2d | nn.AvgPool2d):
+        size = layer.kernel_size
+        size = size if isinstance(size, int) else size[0]
+        return f"{name} {size}×{size}"
+    if isinstance(layer, nn.Linear):
+        return f"{name} {layer.out_features}"
+    if isinstance(layer, nn.Dropout):
+        return f"{name} {layer.p:g}"
+    return name
+
+
+def model_summary(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, pd.DataFrame]:
+    """torchinfo's summary text, and one row per leaf layer: layer, output_shape, params, mult_adds.
+
+    The summary runs a float32 copy on the CPU, so the network itself is not moved.
+    """
+    network = copy.deepcopy(unwrapped(network)).float().cpu()
+    statistics = summary(
+        network,
+        input_size=(1, *input_shape),
+        col_names=("output_size", "num_params", "mult_adds"),
+        depth=4,
+        device="cpu",
+        verbose=0,
+    )
+    rows = [
+        {"layer": "Input", "output_shape": shape_text(input_shape), "params": 0, "mult_adds": 0}
+    ]
+    for info in statistics.summary_list:
+        if info.is_leaf_layer:
+            rows.append(
+                {
+                    "layer": describe_layer(info.module),
+                    "output_shape": shape_text(info.output_size[1:]),
+                    "params": int(info.num_params),
+                    "mult_adds": int(info.macs),
+                }
+            )
+    return readable_units(str(statistics)), pd.DataFrame(rows)
+
+
+def readable_units(text: str) -> str:
+    """torchinfo 1.8 on Python >= 3.11 prints its unit enum as "(Units.MEGABYTES)"; show "(M)"."""
+    return re.sub(r"\(Units\.(\w+)\)", lambda m: f"({UNIT_PREFIXES.get(m[1], m[1])})", text)
+
+
+def shape_text(shape: tuple[int, ...] | list[int]) -> str:
+    return "×".join(str(size) for size in shape)

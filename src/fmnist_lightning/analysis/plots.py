@@ -1,0 +1,374 @@
+"""Pure plotting functions: they take arrays or data frames and return figures.
+
+Nothing here loads checkpoints or data, imports torch or writes a file: ``figures.save_figure``
+saves what these functions draw. The Agg backend is forced so that no window opens.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from collections.abc import Sequence  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
+from matplotlib.ticker import MultipleLocator  # noqa: E402
+
+
+def training_curves(epochs: pd.DataFrame) -> Figure:
+    """Accuracy and loss per epoch, train vs. validation (columns as ``run_files.epoch_metrics`` gives)."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    x = epochs["epoch"] + 1
+    for ax, quantity in zip(axes, ("acc", "loss"), strict=True):
+        for split, style in (("train", "o-"), ("val", "s--")):
+            column = f"{split}_{quantity}"
+            if column in epochs:
+                ax.plot(
+                    x, epochs[column], style, label={"train": "train", "val": "validation"}[split]
+                )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"acc": "accuracy", "loss": "cross-entropy loss"}[quantity])
+        ax.set_title({"acc": "Accuracy", "loss": "Loss"}[quantity])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    figure.tight_layout()
+    return figure
+
+
+# Colours of the layer kinds in the architecture diagram (matplotlib's tab10 palette).
+LAYER_COLOURS = {
+    "Input": "#c7c7c7",
+    "Conv2d": "#1f77b4",
+    "BatchNorm2d": "#17becf",
+    "MaxPool2d": "#ff7f0e",
+    "AvgPool2d": "#ff7f0e",
+    "Flatten": "#9467bd",
+    "Linear": "#2ca02c",
+    "Dropout": "#7f7f7f",
+}
+RIGHT, WRONG = "#1f77b4", "#d62728"
+
+
+def sample_grid(
+    images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], per_class: int = 8
+) -> Figure:
+    """The first ``per_class`` images of every class, one row per class named on the left.
+
+    ``images`` are (N, H, W) in display range ([0, 1] floats or uint8).
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    rows = len(class_names)
+    figure, axes = plt.subplots(
+        rows, per_class, figsize=(per_class * 0.85 + 1.6, rows * 0.85), squeeze=False
+    )
+    for row, name in enumerate(class_names):
+        picked = np.flatnonzero(labels == row)[:per_class]
+        for column, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if column < len(picked):
+                ax.imshow(images[picked[column]], cmap="gray_r")
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
+    figure.suptitle(f"{per_class} training images per class", y=0.99)
+    figure.subplots_adjust(wspace=0.05, hspace=0.05, top=0.95)
+    return figure
+
+
+def merge_activations(layers: pd.DataFrame) -> list[dict]:
+    """Fold each ReLU into the layer before it ("Conv2d 64, 7×7 + ReLU"), as diagrams usually do."""
+    merged: list[dict] = []
+    for row in layers.to_dict("records"):
+        if row["layer"] == "ReLU" and merged:
+            merged[-1] = {**merged[-1], "layer": merged[-1]["layer"] + " + ReLU"}
+        else:
+            merged.append(row)
+    return merged
+
+
+def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> Figure:
+    """The layer stack top to bottom: one box per layer, its output shape and parameter count.
+
+    ``layers`` has columns layer, output_shape and params, one row per layer, input first
+    (as ``model_summary.model_summary`` gives).
+    """
+    rows = merge_activations(layers)
+    figure, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 0.9))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-len(rows) + 0.3, 1.1)
+    ax.axis("off")
+    for index, row in enumerate(rows):
+        y = -index
+        kind = row["layer"].split()[0]
+        colour = LAYER_COLOURS.get(kind, "#e377c2")
+        ax.add_patch(
+            FancyBboxPatch(
+                (0.2, y - 0.3),
+                5.2,
+                0.6,
+                boxstyle="round,pad=0.02,rounding_size=0.12",
+                facecolor=colour,
+                alpha=0.3,
+                edgecolor=colour,
+            )
+        )
+        ax.text(2.8, y, row["layer"], ha="center", va="center", fontsize=10)
+        params = f"{row['params']:,} params" if row["params"] else ""
+        ax.text(
+            5.7, y, row["output_shape"], ha="left", va="center", fontsize=10, family="monospace"
+        )
+        ax.text(9.9, y, params, ha="right", va="center", fontsize=9, color="#555555")
+        if index:
+            ax.annotate(
+                "", (2.8, y + 0.3), (2.8, y + 0.7), arrowprops={"arrowstyle": "->", "lw": 1}
+            )
+    total = f"{int(layers['params'].sum()):,} parameters"
+    if "mult_adds" in layers:
+        total += f", {layers['mult_adds'].sum() / 1e6:.1f} M multiply-adds per image"
+    ax.text(5.7, 0.75, "output shape", ha="left", fontsize=9, color="#555555")
+    ax.set_title(f"{title}: {total}", fontsize=11)
+    return figure
+
+
+def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> Figure:
+    """Counts, and the same matrix with every row (true class) divided by its total."""
+    counts = np.asarray(counts)
+    totals = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    size = len(class_names)
+    figure, axes = plt.subplots(1, 2, figsize=(2 * (0.75 * size + 2.5), 0.75 * size + 1.5))
+    panels = (
+        (counts, "Counts", lambda v: f"{int(v)}"),
+        (normalised, "Row-normalised (recall on the diagonal)", lambda v: f"{v:.2f}"),
+    )
+    for ax, (matrix, title, text) in zip(axes, panels, strict=True):
+        image = ax.imshow(matrix, cmap="Blues")
+        high = matrix.max() / 2 if matrix.size else 0
+        for (true, predicted), value in np.ndenumerate(matrix):
+            if value:
+                ax.text(
+                    predicted,
+                    true,
+                    text(value),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if value > high else "black",
+                )
+        ax.set_xticks(range(size), class_names, rotation=45, ha="right")
+        ax.set_yticks(range(size), class_names)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(title)
+        figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    figure.tight_layout()
+    return figure
+
+
+def _image_axis(ax: Axes, image: np.ndarray, title: str, wrong: bool) -> None:
+    ax.imshow(image, cmap="gray_r")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9, color=WRONG if wrong else "black")
+    if wrong:  # a red frame marks a mistake even in a small thumbnail
+        for spine in ax.spines.values():
+            spine.set_edgecolor(WRONG)
+            spine.set_linewidth(2.5)
+
+
+def prediction_grid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    columns: int = 3,
+) -> Figure:
+    """Each image with its true and predicted class and a bar chart of its class probabilities.
+
+    The predicted class's bar is blue when right and red when wrong; a wrong prediction's
+    image gets a red frame and title, and its true class's bar is outlined.
+    """
+    images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
+    rows = max(1, -(-len(images) // columns))
+    figure, axes = plt.subplots(
+        rows,
+        2 * columns,
+        figsize=(columns * 5.2, rows * 2.1),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [1, 1.6] * columns},
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for index, (image, label, probs) in enumerate(zip(images, labels, probabilities, strict=True)):
+        image_ax, bar_ax = axes[index // columns, 2 * (index % columns) : 2 * (index % columns) + 2]
+        predicted = int(probs.argmax())
+        wrong = predicted != int(label)
+        image_ax.axis("on")
+        title = f"{class_names[predicted]} {probs[predicted]:.0%}"
+        title = (
+            f"✗ {title}\n(true: {class_names[label]})"
+            if wrong
+            else f"{title}\n(true: {class_names[label]})"
+        )
+        _image_axis(image_ax, image, title, wrong)
+        bar_ax.axis("on")
+        colours = ["#bbbbbb"] * len(class_names)
+        colours[predicted] = WRONG if wrong else RIGHT
+        bars = bar_ax.barh(range(len(class_names)), probs, color=colours)
+        if wrong:
+            bars[int(label)].set_edgecolor(RIGHT)
+            bars[int(label)].set_linewidth(1.5)
+        bar_ax.set_xlim(0, 1)
+        bar_ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+        bar_ax.invert_yaxis()
+        bar_ax.tick_params(axis="x", labelsize=7)
+    figure.suptitle("Predicted class and its probability (true class)", y=1.0)
+    figure.tight_layout()
+    return figure
+
+
+def mistakes_grid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    columns: int = 6,
+) -> Figure:
+    """Misclassified images (in the given order) titled with true class, predicted class and confidence."""
+    images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
+    rows = max(1, -(-len(images) // columns))
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(columns * 1.9, rows * 2.5), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label, probs in zip(axes.flat, images, labels, probabilities, strict=False):
+        predicted = int(probs.argmax())
+        ax.axis("on")
+        title = (
+            f"true: {class_names[label]}\npred: {class_names[predicted]}\n{probs[predicted]:.1%}"
+        )
+        _image_axis(ax, image, title, wrong=predicted != int(label))
+    if not len(images):
+        axes[0, 0].text(0, 0.5, "no mistakes", fontsize=12)
+    figure.suptitle("Most confident mistakes")
+    return figure
+
+
+def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
+    """Accuracy against mean confidence per confidence bin, and how many images fall in each.
+
+    ``bins`` has columns lower, upper, count, confidence, accuracy (``metrics.reliability_table``).
+    A calibrated model's bars touch the diagonal; bars below it mean overconfidence.
+    """
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    width = bins["upper"] - bins["lower"]
+    filled = bins["count"] > 0
+    top.bar(
+        bins["lower"][filled],
+        bins["accuracy"][filled],
+        width=width[filled],
+        align="edge",
+        color=RIGHT,
+        edgecolor="white",
+        label="accuracy",
+    )
+    top.bar(
+        bins["lower"][filled],
+        (bins["confidence"] - bins["accuracy"])[filled],
+        bottom=bins["accuracy"][filled],
+        width=width[filled],
+        align="edge",
+        color=WRONG,
+        alpha=0.3,
+        edgecolor=WRONG,
+        hatch="//",
+        label="gap to confidence",
+    )
+    top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.set_title(f"Reliability diagram (ECE = {ece:.2%})")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(bins["lower"], bins["count"], width=width, align="edge", color="#7f7f7f")
+    bottom.set_yscale("symlog")
+    bottom.set_xlabel("confidence (top-class softmax probability)")
+    bottom.set_ylabel("images")
+    figure.tight_layout()
+    return figure
+
+
+def augmented_samples(
+    originals: np.ndarray, views: np.ndarray, titles: Sequence[str] | None = None
+) -> Figure:
+    """One row per image: the image, then its augmented views.
+
+    ``originals`` is (N, H, W) and ``views`` (N, K, H, W), pixel values in [0, 1].
+    """
+    count, per_image = views.shape[:2]
+    figure, axes = plt.subplots(
+        count, per_image + 1, figsize=(1.3 * (per_image + 1), 1.3 * count), squeeze=False
+    )
+    for row in range(count):
+        images = [originals[row], *views[row]]
+        for col, image in enumerate(images):
+            ax = axes[row, col]
+            ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if titles is not None:
+            axes[row, 0].set_ylabel(titles[row], fontsize=8)
+    axes[0, 0].set_title("original", fontsize=9)
+    for col in range(1, per_image + 1):
+        axes[0, col].set_title(f"augmented {col}", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
+    """Validation accuracy per epoch, one line per job; best val and test accuracy per job.
+
+    ``curves`` maps a job label to its ``run_files.epoch_metrics`` frame; ``summary`` has the
+    columns job, status, best_val_acc and test_acc (``training.sweep_summary.summarise_sweep``).
+    """
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 4 + 0.15 * len(summary)), gridspec_kw={"width_ratios": [3, 2]}
+    )
+    for label, epochs in curves.items():
+        left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
+    epochs_run = max((int(epochs["epoch"].max()) + 1 for epochs in curves.values()), default=1)
+    left.set_xlim(0.5, epochs_run + 0.5)
+    left.xaxis.set_major_locator(MultipleLocator(max(1, epochs_run // 10)))
+    left.set_xlabel("epoch")
+    left.set_ylabel("validation accuracy")
+    left.set_title("Validation accuracy per job")
+    left.grid(alpha=0.3)
+    if curves:
+        left.legend(fontsize="small")
+    rows = summary.iloc[::-1]  # best job at the top
+    positions = range(len(rows))
+    best_val = pd.to_numeric(rows["best_val_acc"]).fillna(0.0)
+    test = pd.to_numeric(rows["test_acc"]).fillna(0.0)
+    right.barh([p + 0.2 for p in positions], best_val, height=0.4, label="best val_acc")
+    right.barh([p - 0.2 for p in positions], test, height=0.4, label="test_acc")
+    right.set_yticks(list(positions))
+    right.set_yticklabels(
+        [
+            f"#{job}" + ("" if status == "completed" else f" ({status})")
+            for job, status in zip(rows["job"], rows["status"], strict=True)
+        ]
+    )
+    right.set_xlabel("accuracy")
+    right.set_title("Jobs, best first")
+    right.grid(alpha=0.3, axis="x")
+    right.legend(fontsize="small", loc="lower right")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,42 @@
+"""What a run folder holds, and how to read it back: metrics.csv, test metrics, config.
+
+Only pandas and json: ``python -m fmnist_lightning.results`` reads run folders through
+this module without importing torch. The names agree with ``conf/``: a test checks that
+``paths.checkpoint_dir`` ends in ``CHECKPOINT_DIR`` and that the ``last`` checkpoint of
+``conf/callbacks/default.yaml`` is ``LAST_CHECKPOINT``.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+METRICS_CSV = "metrics.csv"
+TEST_METRICS_JSON = "test_metrics.json"
+CHECKPOINT_DIR = "checkpoints"
+# The file name (without .ckpt) of the checkpoint written at every epoch end and interrupt.
+LAST_CHECKPOINT = "last"
+PLOTS_DIR = "plots"
+# Pictures of a training run, in PLOTS_DIR; the analysis report links to them.
+CURVES_PNG = "curves.png"
+AUGMENTED_PNG = "augmented.png"
+ANALYSIS_DIR = "analysis"
+CONFIG_YAML = "config.yaml"
+EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+
+def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
+    """One row per epoch from Lightning's CSVLogger file, which logs train and val on separate rows."""
+    frame = pd.read_csv(metrics_csv).rename(columns={"train_loss_epoch": "train_loss"})
+    columns = [c for c in EPOCH_COLUMNS if c in frame.columns]
+    per_epoch = frame.dropna(subset=["epoch"]).groupby("epoch")[columns].last()
+    return per_epoch.dropna(how="all").reset_index().astype({"epoch": int})
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())

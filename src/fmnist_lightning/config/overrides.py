@@ -1,0 +1,107 @@
+"""Command-line overrides that Hydra would crash on or misread, answered in one line first.
+
+Hydra 1.3 turns a few malformed overrides into a stack trace from its own internals rather
+than a message: a config group given a number, null or a list of numbers (model=0,
+experiment=null), or an override with no key (=0). Two well-formed ones do not mean what
+they look like: ``data.augment=standard`` (a dot) replaces the augmentation config by the
+string "standard" instead of picking the preset ``data/augment=standard``, and
+``model.dropout=0.3`` names a network argument by its 0.1.0 spelling (now ``model.net.dropout``).
+The command line checks for all of them before Hydra runs.
+"""
+
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override, OverrideType
+from hydra.errors import OverrideParseException
+from omegaconf import OmegaConf
+
+from fmnist_lightning.config.paths import CONFIG_DIR
+from fmnist_lightning.config.schema import ConfigValidationError, group_syntax_hint
+
+
+def is_config_group(key: str) -> bool:
+    return key.startswith("hydra/") or (Path(CONFIG_DIR) / key).is_dir()
+
+
+def group_values(override: Override) -> list[Any]:
+    """The option names an override gives a config group (one, a list, or a choice sweep)."""
+    value = override.value()
+    if isinstance(value, ChoiceSweep):
+        return list(value.list)
+    return value if isinstance(value, list) else [value]
+
+
+@cache
+def model_keys() -> tuple[frozenset[str], frozenset[str]]:
+    """(keys of the model configs beside ``net``, the network arguments under ``net``)."""
+    outer, inner = set(), set()
+    for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"):
+        config = OmegaConf.to_container(OmegaConf.load(path)) or {}
+        outer |= set(config) - {"defaults"}
+        inner |= set(config.get("net") or {})
+    return frozenset(outer), frozenset(inner - {"_target_"})
+
+
+def group_problem(text: str, override: Override, key: str) -> str | None:
+    """A config group given something other than the names of its configs."""
+    if override.type == OverrideType.DEL and override.value() is None:
+        return None
+    if override.value() is None:
+        return f"'{text}' is not a config name; to drop the config of group '{key}' use ~{key}"
+    bad = [value for value in group_values(override) if not isinstance(value, str)]
+    if bad:
+        return (
+            f"'{text}': group '{key}' takes the name of one of its configs, not {bad[0]!r} "
+            f"(quote a name that looks like a number: {key}='{bad[0]}')"
+        )
+    return None
+
+
+def misread_problem(text: str, override: Override, key: str) -> str | None:
+    """A well-formed override that does not do what it looks like: see the module's doc."""
+    if override.type in (OverrideType.ADD, OverrideType.FORCE_ADD):
+        return None  # adding a key on purpose
+    if "." in key and (Path(CONFIG_DIR) / key.replace(".", "/")).is_dir():
+        values = [v for v in group_values(override) if isinstance(v, str)]
+        if values:
+            return f"'{text}' sets {key} to a string; {group_syntax_hint(key, values[0])}"
+    parts = key.split(".")
+    outer, inner = model_keys()
+    if len(parts) > 1 and parts[0] == "model" and parts[1] not in outer and parts[1] in inner:
+        moved = "model.net." + ".".join(parts[1:])
+        return f"'{text}': the network's arguments are under model.net; write {text.replace(key, moved, 1)}"
+    return None
+
+
+def override_problem(text: str) -> str | None:
+    """What Hydra would crash on, or misread, in one command-line override; or None."""
+    try:
+        (override,) = OverridesParser.create().parse_overrides([text])
+    except OverrideParseException:
+        return None  # Hydra reports syntax errors itself, with a clear message
+    key = override.key_or_group
+    if not key:
+        return f"'{text}' has no key; write key=value, e.g. model.net.dropout=0.3"
+    if is_config_group(key):
+        return group_problem(text, override, key)
+    return misread_problem(text, override, key)
+
+
+def check_overrides(overrides: Sequence[str]) -> None:
+    """Raise ConfigValidationError for overrides that Hydra would crash on or misread."""
+    problems = [override_problem(text) for text in overrides]
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise ConfigValidationError("Invalid override: " + "; ".join(problems))
+
+
+def exit_on_bad_overrides(args: Sequence[str]) -> None:
+    """For the command line: exit with one line where Hydra would print a stack trace."""
+    try:
+        check_overrides([arg for arg in args if not arg.startswith("-")])
+    except ConfigValidationError as error:
+        raise SystemExit(f"Error: {error}") from None

@@ -1,0 +1,32 @@
+"""The resolvers the configs use: ``${unique_id:}``, ``${required:...}``, and resume's two."""
+
+import uuid
+from typing import NoReturn
+
+from omegaconf import OmegaConf
+
+from fmnist_lightning.training import resume
+
+
+def fail_with(message: str) -> NoReturn:
+    """The ``${required:'message'}`` resolver: reached only when the key was left unset."""
+    raise ValueError(message)
+
+
+def register_resolvers() -> None:
+    """``${unique_id:}``: six hex digits, so two runs started in the same second get two folders.
+
+    ``${run_folder:...}`` and ``${hydra_subdir:...}`` point Hydra at a resumed run's folder.
+    ``${required:'message'}`` marks a key a preset needs from the command line: resolving it
+    (i.e. leaving it unset) fails with the message. OmegaConf's ``???`` cannot do this in a
+    preset, because merging ``???`` over an existing value keeps the value.
+    """
+    if not OmegaConf.has_resolver("unique_id"):
+        OmegaConf.register_new_resolver("unique_id", lambda: uuid.uuid4().hex[:6], use_cache=True)
+    for name, function in (
+        ("run_folder", resume.run_folder),
+        ("hydra_subdir", resume.hydra_subdir),
+        ("required", fail_with),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)

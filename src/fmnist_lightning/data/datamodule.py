@@ -1,0 +1,163 @@
+"""Fashion-MNIST as a LightningDataModule that serves batches sliced from in-memory tensors.
+
+torchvision parses the IDX files once; images are normalised once into one float tensor,
+and every batch is an index slice of it. There is no per-sample PIL or ToTensor work,
+and no worker processes, so waiting for data costs next to nothing.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.datasets import FashionMNIST
+
+from fmnist_lightning.data.augment import BatchAugment, as_augment
+from fmnist_lightning.data.files import (
+    CLASS_NAMES,
+    DataNotFoundError,
+    check_readable,
+    missing_data_message,
+    missing_files,
+    raw_folder,
+    verify_split,
+)
+from fmnist_lightning.data.normalise import normalise
+from fmnist_lightning.data.sampler import EpochBatchSampler
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random split of range(n) into (train, validation) indices."""
+    permutation = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = round(n * val_fraction)
+    return permutation[n_val:], permutation[:n_val]
+
+
+class FashionMNISTDataModule(L.LightningDataModule):
+    """Train/validation split of the 60,000 training images, and the official 10,000 test images."""
+
+    classes: tuple[str, ...] = CLASS_NAMES
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int,
+        eval_batch_size: int,
+        val_fraction: float,
+        split_seed: int,
+        shuffle_seed: int,
+        mean: float,
+        std: float,
+        download: bool,
+        on_device: bool,
+        augment: BatchAugment | dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_fraction, self.split_seed, self.shuffle_seed = (
+            val_fraction,
+            split_seed,
+            shuffle_seed,
+        )
+        self.mean, self.std = mean, std
+        self.download, self.on_device = download, on_device
+        self.tensors: dict[str, TensorDataset] = {}
+        self.augment = as_augment(augment)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def _ensure_files(self, train: bool, download: bool) -> None:
+        """Make sure one split's files are there and sound: download them if allowed, then check
+        their headers and labels. Nothing is parsed here, so this is cheap to repeat."""
+        check_readable(self.root)
+        missing = missing_files(self.root)
+        if missing and not download:
+            reason = "downloading is off: data.download=false"
+            if any((raw_folder(self.root) / f"{name}.gz").is_file() for name in missing):
+                reason += "; the .gz files are there, and data.download=true unpacks them offline"
+            raise DataNotFoundError(missing_data_message(self.root, reason, missing))
+        if missing:
+            try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
+                FashionMNIST(str(self.root), train=train, download=True)
+            except RuntimeError as error:  # a failed download
+                raise DataNotFoundError(
+                    missing_data_message(self.root, str(error), missing)
+                ) from error
+        verify_split(self.root, train)
+
+    def _load(self, train: bool) -> FashionMNIST:
+        """Parse one split with torchvision, after checking its files."""
+        self._ensure_files(train, download=False)
+        try:
+            return FashionMNIST(str(self.root), train=train, download=False)
+        except RuntimeError as error:  # torchvision's "Dataset not found"
+            raise DataNotFoundError(missing_data_message(self.root, str(error))) from error
+
+    def prepare_data(self) -> None:
+        """Download when missing; with the files present this only checks them (no parsing:
+        Lightning calls it again before fit and before test, and setup parses once)."""
+        for train in (True, False):
+            self._ensure_files(train, self.download)
+
+    def _device(self) -> torch.device:
+        if self.on_device and self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def setup(self, stage: str | None = None) -> None:
+        device = self._device()
+        if stage in (None, "fit", "validate") and "train" not in self.tensors:
+            dataset = self._load(train=True)
+            images = normalise(dataset.data, self.mean, self.std).to(device)
+            labels = dataset.targets.to(device)
+            train_idx, val_idx = split_indices(len(labels), self.val_fraction, self.split_seed)
+            train_idx, val_idx = train_idx.to(device), val_idx.to(device)
+            self.tensors["train"] = TensorDataset(images[train_idx], labels[train_idx])
+            self.tensors["val"] = TensorDataset(images[val_idx], labels[val_idx])
+        if stage in (None, "test", "predict") and "test" not in self.tensors:
+            dataset = self._load(train=False)
+            images = normalise(dataset.data, self.mean, self.std).to(device)
+            self.tensors["test"] = TensorDataset(images, dataset.targets.to(device))
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        dataset = self.tensors[split]
+        rank, world_size = 0, 1
+        if self.trainer is not None:
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        sampler = EpochBatchSampler(
+            len(dataset),
+            batch_size,
+            shuffle=shuffle,
+            seed=self.shuffle_seed,
+            rank=rank,
+            world_size=world_size,
+            device=dataset.tensors[0].device,
+        )
+        # batch_size=None: the sampler yields whole batches of indices, and TensorDataset
+        # slices them in one indexing operation. The loader's own generator: starting an
+        # epoch then draws nothing from the global RNG, so dropout's random numbers do not
+        # depend on how many loaders were started (a resumed run starts fewer).
+        return DataLoader(dataset, sampler=sampler, batch_size=None, generator=torch.Generator())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches, batched on the training device; other splits pass as they are."""
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            return self.augment(images), labels
+        return batch

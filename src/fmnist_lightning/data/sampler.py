@@ -1,0 +1,52 @@
+"""Batches of indices whose order depends only on (seed, epoch), sharded across DDP ranks."""
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+
+class EpochBatchSampler(Sampler[torch.Tensor]):
+    """Yields index tensors, one per batch; the shuffle order depends only on (seed, epoch).
+
+    Lightning calls ``set_epoch`` at the start of every epoch, so a run resumed at epoch k
+    sees the same batches as one that never stopped. Under DDP each rank takes every
+    ``world_size``-th batch of the same order.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
+        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.device = torch.device(device)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batch_count(self) -> int:
+        full, rest = divmod(self.size, self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self._batch_count(), self.world_size))
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.arange(self.size)
+        # One copy per epoch: on a GPU the batches are then sliced on the device.
+        order = order.to(self.device)
+        for batch in range(self.rank, self._batch_count(), self.world_size):
+            yield order[batch * self.batch_size : (batch + 1) * self.batch_size]

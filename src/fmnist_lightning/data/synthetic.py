@@ -1,0 +1,44 @@
+"""Small learnable stand-ins for Fashion-MNIST, written in torchvision's IDX layout.
+
+Each class lights up its own block of pixels (plus noise), so short fits on these files
+show real learning while the real loading code runs. The tests and the benchmark's
+``--synthetic`` mode use them; nothing here is needed to train on the real data.
+"""
+
+import struct
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the IDX format of the MNIST files (big-endian header)."""
+    magic = 0x0800 | array.ndim
+    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def synthetic_split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` uint8 (28, 28) images and their labels, the same for the same (count, seed)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % NUM_CLASSES
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(count, IMAGE_SIZE, IMAGE_SIZE))
+    for index, label in enumerate(labels):
+        row, col = divmod(int(label), 5)
+        images[index, 4 + row * 12 : 12 + row * 12, 1 + col * 5 : 6 + col * 5] += 180
+    return images.clip(0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_fashion_mnist(root: Path, train: int = 400, test: int = 100) -> Path:
+    """A data root holding FashionMNIST/raw/ with ``train`` training and ``test`` test images."""
+    raw = Path(root) / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, count, seed in (("train", train, 0), ("t10k", test, 1)):
+        images, labels = synthetic_split(count, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return Path(root)

@@ -1,0 +1,45 @@
+"""The one inference path: a trained module's class probabilities for many inputs, in batches.
+
+``Classifier.predict`` (raw pixels) and the analysis of a split (normalised tensors) both
+run through :func:`predict_probabilities`, so they agree on everything that decides the
+numbers: eval mode, no autograd, the autocast of ``models.runtime.autocast_for``, batches
+on the module's device, and ``module.predict_step`` on each batch.
+"""
+
+from collections.abc import Callable
+
+import torch
+
+from fmnist_lightning.models.module import FashionMNISTModule
+from fmnist_lightning.models.runtime import autocast_for
+
+
+def predict_probabilities(
+    module: FashionMNISTModule,
+    inputs: torch.Tensor,
+    batch_size: int = 1000,
+    precision: str | int = "32-true",
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Softmax probabilities (N, classes), float32 on the CPU, computed on the module's device.
+
+    ``inputs`` are network inputs, (N, 1, H, W) normalised images, or anything ``transform``
+    turns into them batch by batch on the device (``Classifier`` passes raw pixels). The
+    module runs in eval mode and gets its own mode back afterwards.
+    """
+    device = module.device
+    was_training = module.training
+    module.eval()
+    outputs = []
+    try:
+        with torch.inference_mode(), autocast_for(precision, device):
+            for index, start in enumerate(range(0, len(inputs), batch_size)):
+                batch = inputs[start : start + batch_size].to(device, non_blocking=True)
+                if transform is not None:
+                    batch = transform(batch)
+                outputs.append(module.predict_step(batch, index).float().cpu())
+    finally:
+        module.train(was_training)
+    if not outputs:
+        return torch.empty(0, len(module.class_names))
+    return torch.cat(outputs)

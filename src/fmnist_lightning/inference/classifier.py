@@ -1,0 +1,179 @@
+"""Classify images with a trained checkpoint, preprocessed exactly as in training.
+
+    from fmnist_lightning import load_classifier
+
+    clf = load_classifier("lightning_logs/runs/<run>/checkpoints/last.ckpt")
+    result = clf.predict(images)   # uint8/float arrays or tensors, PIL images, or file paths
+    result.names, result.indices, result.probabilities
+
+Arrays and tensors are taken to be dataset-like already (28x28, light garment on black):
+uint8 pixels in [0, 255] or floats in [0, 1], normalised with the checkpoint's mean and
+std by ``data.normalise.normalise``, the function training uses. PIL images and files go
+through ``inference.images.prepare_image`` first (grayscale, 28x28, inverted when the
+background is light). The probabilities come from ``inference.batches.predict_probabilities``.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fmnist_lightning.data.normalise import normalise
+from fmnist_lightning.inference.batches import predict_probabilities
+from fmnist_lightning.inference.images import IMAGE_SIZE, load_image, prepare_image
+from fmnist_lightning.models.module import FashionMNISTModule, load_module
+from fmnist_lightning.models.runtime import resolve_device
+
+DEFAULT_BATCH_SIZE = 1024
+SHAPES = "(N, 28, 28), (N, 1, 28, 28) or (28, 28)"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What ``Classifier.predict`` returns for N images; tensors are on the CPU."""
+
+    indices: torch.Tensor  # (N,) int64: the predicted class of each image
+    names: list[str]  # the predicted class names, one per image
+    probabilities: torch.Tensor  # (N, classes) float32 softmax probabilities
+
+    @property
+    def confidences(self) -> torch.Tensor:
+        """(N,) probability of the predicted class."""
+        return self.probabilities.gather(1, self.indices[:, None]).squeeze(1)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """An array of 28x28 images → (N, 28, 28) uint8 in [0, 255] or float32 in [0, 1], on the CPU."""
+    pixels = torch.as_tensor(np.array(images) if isinstance(images, np.ndarray) else images)
+    if pixels.dim() == 2:
+        pixels = pixels.unsqueeze(0)
+    elif pixels.dim() == 4 and pixels.shape[1] == 1:
+        pixels = pixels.squeeze(1)
+    if pixels.dim() != 3 or tuple(pixels.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(
+            f"Expected images of shape {SHAPES}, got {tuple(pixels.shape)}. "
+            "Resize other images first, or pass PIL images or file paths."
+        )
+    pixels = pixels.detach().cpu()
+    if pixels.dtype == torch.uint8:
+        return pixels
+    if pixels.dtype.is_floating_point:
+        pixels = pixels.float()
+        if pixels.numel() and not (
+            pixels.isfinite().all() and 0 <= pixels.min() <= pixels.max() <= 1
+        ):
+            raise ValueError(
+                f"Float images must hold pixel intensities in [0, 1], got values in "
+                f"[{pixels.min().item():.3g}, {pixels.max().item():.3g}]. Pass uint8 pixels "
+                "or divide by 255; already normalised images (e.g. FashionMNISTDataModule "
+                "tensors) go straight to the module: clf.module.predict_step(images, 0)."
+            )
+        return pixels
+    integer = pixels.dtype != torch.bool and not pixels.is_complex()
+    if integer and (pixels.numel() == 0 or 0 <= pixels.min() <= pixels.max() <= 255):
+        return pixels.to(torch.uint8)
+    values = f" with values in [{pixels.min()}, {pixels.max()}]" if integer else ""
+    raise ValueError(
+        f"Expected uint8 pixels in [0, 255] or floats in [0, 1], got {pixels.dtype}{values}."
+    )
+
+
+def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:
+    """Any supported input → (N, 28, 28) uint8 (or float32 in [0, 1]) pixels on the CPU."""
+    if isinstance(images, str | Path | Image.Image):
+        images = [images]
+    if isinstance(images, torch.Tensor | np.ndarray):
+        return pixels_from_array(images)
+    if not isinstance(images, Sequence):
+        raise TypeError(
+            f"Cannot classify a {type(images).__name__}: pass a tensor or array of {SHAPES} "
+            "images, a PIL image, a file path, or a list of these."
+        )
+    parts = []
+    for item in images:
+        if isinstance(item, str | Path):
+            item = load_image(item, invert=invert)
+        elif isinstance(item, Image.Image):
+            item = prepare_image(item, invert=invert)
+        elif not isinstance(item, torch.Tensor | np.ndarray):
+            raise TypeError(
+                f"Cannot classify a list item of type {type(item).__name__}: expected file "
+                "paths, PIL images, or arrays/tensors of 28x28 images."
+            )
+        parts.append(pixels_from_array(item))
+    if not parts:
+        return torch.empty(0, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
+    if any(part.dtype != torch.uint8 for part in parts):  # a mix: bring uint8 to [0, 1] too
+        parts = [part.float() / 255.0 if part.dtype == torch.uint8 else part for part in parts]
+    return torch.cat(parts)
+
+
+class Classifier:
+    """A trained FashionMNISTModule with the preprocessing it was trained with."""
+
+    def __init__(self, module: FashionMNISTModule, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.module = module.eval()
+        self.batch_size = batch_size
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.module.class_names
+
+    @property
+    def mean(self) -> float:
+        return float(self.module.hparams.mean)
+
+    @property
+    def std(self) -> float:
+        return float(self.module.hparams.std)
+
+    @property
+    def device(self) -> torch.device:
+        return self.module.device
+
+    def to(self, device: str | torch.device) -> "Classifier":
+        self.module.to(resolve_device(device))
+        return self
+
+    def normalised(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 28, 28) pixels → (N, 1, 28, 28) network input, exactly as in training."""
+        if pixels.dtype != torch.uint8:  # floats in [0, 1]: normalise expects [0, 255]
+            pixels = pixels.float() * 255.0
+        return normalise(pixels, self.mean, self.std)
+
+    def probabilities(self, pixels: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """(N, 28, 28) pixels → (N, classes) probabilities on the CPU, computed in batches on the model's device."""
+        return predict_probabilities(
+            self.module, pixels, batch_size or self.batch_size, transform=self.normalised
+        )
+
+    def predict(
+        self, images: Any, batch_size: int | None = None, invert: bool | None = None
+    ) -> Predictions:
+        """Classify images: arrays/tensors of (N, 28, 28) or (N, 1, 28, 28) pixels (uint8, or floats in [0, 1]), PIL images, or file paths.
+
+        ``invert`` applies to PIL images and files only: None inverts those with a light
+        background, True/False force it. A file that cannot be read raises ImageReadError.
+        """
+        probabilities = self.probabilities(as_pixels(images, invert), batch_size)
+        indices = probabilities.argmax(dim=1)
+        names = [self.class_names[i] for i in indices.tolist()]
+        return Predictions(indices=indices, names=names, probabilities=probabilities)
+
+
+def load_classifier(
+    path: Path | str, device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
+) -> Classifier:
+    """Load a training checkpoint (safely: ``weights_only=True``) as a ready-to-use Classifier.
+
+    ``device`` is "cpu", "cuda", "cuda:1", "auto" (CUDA when available)... A file that is not
+    a checkpoint of this project raises ``models.checkpoint_file.CheckpointError`` naming it.
+    """
+    return Classifier(load_module(path, map_location=resolve_device(device)), batch_size)

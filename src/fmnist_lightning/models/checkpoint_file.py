@@ -1,0 +1,64 @@
+"""Read a checkpoint file of this project safely, with a clear error for anything else.
+
+A leaf: it imports torch and the hyperparameter layout, nothing that builds a model, so
+every way in (the LightningModule, ``init_from``, inference, the commands) can use it.
+"""
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fmnist_lightning.models.hparams import HyperparameterError, upgrade_hparams, validate_hparams
+
+REQUIRED_HPARAMS = ("net", "optimizer", "class_names", "mean", "std")
+
+MapLocation = str | torch.device | dict[str, str] | None
+
+
+class CheckpointError(ValueError):
+    """A path that is not a readable checkpoint of this project."""
+
+
+def read_checkpoint(path: Path | str, map_location: MapLocation = "cpu") -> dict[str, Any]:
+    """The checkpoint dict, loaded with ``weights_only=True`` (no arbitrary code runs).
+
+    Its ``hyper_parameters`` are in the current layout (those of release 0.1.0 upgraded,
+    see ``models.hparams``) and name a network of this project.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"No checkpoint file at '{path}'. Pass the path of a .ckpt file written by "
+            "training, e.g. lightning_logs/runs/<run>/checkpoints/last.ckpt."
+        )
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        # torch's message for a non-checkpoint file suggests weights_only=False: bad advice here.
+        detail = (
+            "it is not the zip archive that torch.save writes"
+            if not zipfile.is_zipfile(path)
+            else f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        )
+        raise CheckpointError(
+            f"'{path}' could not be read as a PyTorch checkpoint ({detail}). "
+            "It may be truncated or not a checkpoint at all; pick another .ckpt file."
+        ) from error
+    stored = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    hparams = upgrade_hparams(stored) if isinstance(stored, dict) else {}
+    missing = [key for key in REQUIRED_HPARAMS if key not in hparams]
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or missing:
+        raise CheckpointError(
+            f"'{path}' is not a checkpoint of fmnist-lightning: expected a Lightning checkpoint "
+            f"with a state_dict and the FashionMNISTModule hyperparameters "
+            f"{', '.join(REQUIRED_HPARAMS)}"
+            + (f" (missing: {', '.join(missing)})." if missing else ".")
+        )
+    try:
+        validate_hparams(hparams)
+    except HyperparameterError as error:
+        raise CheckpointError(f"'{path}' cannot be loaded: {error}.") from error
+    checkpoint["hyper_parameters"] = hparams
+    return checkpoint

@@ -1,0 +1,179 @@
+"""The LightningModule: loss, metrics, optimiser and schedule around the plain network.
+
+Every constructor argument is a plain type (numbers, strings, lists, dicts), because
+``save_hyperparameters`` stores them in the checkpoint and torch >= 2.6 loads checkpoints
+with ``weights_only=True``. The network (``net``) and optimiser are described by
+``_target_`` dicts and built here with ``hydra.utils.instantiate``, so a checkpoint
+rebuilds everything with no other argument: :func:`load_module`, or Lightning's own
+``FashionMNISTModule.load_from_checkpoint(path)``. Both read the file through
+``checkpoint_file.read_checkpoint``, so checkpoints of release 0.1.0 load too.
+
+The starting weights of a fresh run (``model.weights``, ``model.init_from``) are not
+arguments here: the training builder loads them into ``module.net`` once.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torchmetrics.classification import MulticlassAccuracy
+
+from fmnist_lightning.models.checkpoint_file import CheckpointError, MapLocation, read_checkpoint
+from fmnist_lightning.models.runtime import unwrapped
+from fmnist_lightning.models.transfer import parameter_groups, scale_schedule_to_groups
+
+MIN_SCHEDULE_STEPS = 100
+
+
+def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
+    """Instantiate the network that a ``net`` config (``_target_`` and its arguments) names."""
+    return instantiate(net, num_classes=num_classes)
+
+
+class FashionMNISTModule(L.LightningModule):
+    """``net`` with cross-entropy (label smoothing in training), accuracy, optimiser and schedule.
+
+    ``scheduler`` is ``{"interval": "step" | "epoch", "schedule": {_target_...} | None}``;
+    a ``total_steps: auto`` in the schedule is filled in with the run's length.
+    ``channels_last``, ``compile`` and ``head_lr`` say how the network runs and learns.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None,
+        label_smoothing: float,
+        class_names: list[str],
+        mean: float,
+        std: float,
+        channels_last: bool = False,
+        compile: bool = False,
+        head_lr: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_network(net, num_classes=len(class_names))
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        if compile:
+            self.net = torch.compile(self.net)
+        num_classes = len(class_names)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.hparams.class_names)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised (N, 1, 28, 28) images → (N, classes) logits."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        smoothing = self.hparams.label_smoothing if split == "train" else 0.0
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        accuracy = getattr(self, f"{split}_acc")
+        # update(), not forward(): the per-batch accuracy forward() computes is never logged.
+        accuracy.update(logits, labels)
+        on_step = split == "train"
+        self.log(
+            f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True
+        )
+        self.log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities, (N, classes); the batch is images or (images, labels)."""
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(images).float().softmax(dim=1)
+
+    def configure_optimizers(self) -> Any:
+        head = getattr(unwrapped(self.net), "head", None)
+        params = parameter_groups(self, head, self.hparams.head_lr)
+        optimizer = instantiate(self.hparams.optimizer, _partial_=True)(params)
+        scheduler = self.hparams.scheduler or {}
+        if not scheduler.get("schedule"):
+            return optimizer
+        schedule = scale_schedule_to_groups(
+            dict(scheduler["schedule"]), optimizer, self.hparams.optimizer.get("lr")
+        )
+        if schedule.get("total_steps") == "auto":
+            # Schedules over the whole run need its length, known once the trainer is attached.
+            # One-cycle divides by its warm-up length, which must be at least a step or two,
+            # so very short runs (smoke tests) use a longer schedule than they will finish.
+            steps = self.trainer.estimated_stepping_batches
+            schedule["total_steps"] = max(int(steps), MIN_SCHEDULE_STEPS)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": instantiate(schedule, optimizer=optimizer),
+                "interval": scheduler.get("interval", "epoch"),
+            },
+        }
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: Path | str,
+        map_location: MapLocation = None,
+        hparams_file: Path | str | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> "FashionMNISTModule":
+        """Lightning's loader, through ``read_checkpoint``: always ``weights_only=True``, and
+        checkpoints of release 0.1.0 load too. ``kwargs`` override stored hyperparameters;
+        ``hparams_file`` is not supported (a checkpoint of this project holds them)."""
+        if hparams_file is not None:
+            raise ValueError(
+                "hparams_file is not supported: checkpoints of this project store their "
+                "hyperparameters; pass changed values as keyword arguments instead."
+            )
+        if map_location is None and not torch.cuda.is_available():
+            map_location = "cpu"  # as Lightning: a GPU checkpoint loads on a machine without one
+        checkpoint = read_checkpoint(checkpoint_path, map_location)
+        module = cls(**{**checkpoint["hyper_parameters"], **kwargs})
+        module.on_load_checkpoint(checkpoint)
+        module.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
+        tensors = (t for t in checkpoint["state_dict"].values() if isinstance(t, torch.Tensor))
+        return module.to(next(tensors, torch.tensor(0)).device)
+
+
+# The name of release 0.1.0, for code written against it.
+FashionMNISTClassifier = FashionMNISTModule
+
+
+def load_module(path: Path | str, map_location: str | torch.device = "cpu") -> FashionMNISTModule:
+    """The trained FashionMNISTModule of a checkpoint, in eval mode, on ``map_location``."""
+    checkpoint = read_checkpoint(path, map_location)
+    try:
+        module = FashionMNISTModule(**checkpoint["hyper_parameters"])
+        module.load_state_dict(checkpoint["state_dict"])
+    except Exception as error:  # e.g. weights of another shape than the stored arguments say
+        raise CheckpointError(
+            f"'{path}' looks like an fmnist-lightning checkpoint but its model could not be "
+            f"rebuilt ({type(error).__name__}: {str(error).splitlines()[0][:300]}). It may come "
+            "from an incompatible version of the code."
+        ) from error
+    return module.to(map_location).eval()

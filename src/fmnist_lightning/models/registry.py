@@ -1,0 +1,21 @@
+"""The networks this project builds, by the ``_target_`` string a config or checkpoint names.
+
+``NETWORKS`` is the allowlist that checkpoint hyperparameters are checked against before
+anything is built from them. ``LEGACY_TARGETS`` maps the targets that release 0.1.0 wrote
+into its checkpoints (when the networks were top-level modules) to where they live now.
+"""
+
+VGG = "fmnist_lightning.models.vgg.VGGStyleCNN"
+RESNET18 = "fmnist_lightning.models.resnet.ResNet18"
+
+NETWORKS: frozenset[str] = frozenset({VGG, RESNET18})
+
+LEGACY_TARGETS: dict[str, str] = {
+    "fmnist_lightning.network.VGGStyleCNN": VGG,
+    "fmnist_lightning.resnet.ResNet18": RESNET18,
+}
+
+
+def current_target(target: str) -> str:
+    """Where a network named by an old checkpoint lives now; other names unchanged."""
+    return LEGACY_TARGETS.get(target, target)

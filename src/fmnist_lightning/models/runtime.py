@@ -1,0 +1,76 @@
+"""How a network runs on this machine: device, precision, autocast, torch.compile's wrapper.
+
+One place for each rule, so that training, evaluation, inference and export agree:
+
+- :func:`resolve_device`: "auto", "cpu", "cuda", "cuda:1" (and Lightning's "gpu") to a
+  torch device, with a clear error where CUDA is asked for but absent;
+- :func:`resolve_precision`: "auto" to bf16 mixed precision where the hardware runs it
+  natively, else fp32;
+- :func:`autocast_for`: the autocast context of a Lightning precision name;
+- :func:`unwrapped`: the network itself (and :func:`unwrapped_name` a state-dict key of
+  it), also when torch.compile wrapped it.
+"""
+
+import contextlib
+
+import torch
+from torch import nn
+
+
+class DeviceUnavailableError(ValueError):
+    """A device that was asked for but does not exist here (CUDA on a machine without it)."""
+
+
+def will_use_cuda(accelerator: str) -> bool:
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; "gpu" → CUDA; anything else as torch reads it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device("cuda" if device == "gpu" else device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            f"Device '{device}' was requested but CUDA is not available here; "
+            "use device='cpu', or 'auto' to take a GPU only when there is one."
+        )
+    return device
+
+
+def cpu_supports_bf16() -> bool:
+    """True on CPUs with AVX-512 BF16 or AMX, where oneDNN runs bf16 convolutions natively."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
+    """Map ``auto`` to "bf16-mixed" where supported, otherwise "32-true"; pass others through."""
+    if precision != "auto":
+        return precision
+    if will_use_cuda(accelerator):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator in ("auto", "cpu") and cpu_supports_bf16():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def autocast_for(precision: str | int, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16/fp16 autocast for Lightning's mixed-precision names, nothing for the others."""
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+COMPILED = "_orig_mod"  # where torch.compile's wrapper keeps the network
+
+
+def unwrapped(network: nn.Module) -> nn.Module:
+    """The network itself, also when it is wrapped by torch.compile."""
+    return getattr(network, COMPILED, network)
+
+
+def unwrapped_name(name: str) -> str:
+    """A state-dict key of a network without the prefix torch.compile's wrapper adds."""
+    return name.removeprefix(f"{COMPILED}.")

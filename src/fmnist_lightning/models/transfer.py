@@ -1,0 +1,98 @@
+"""Start training from other weights, and give the classification head its own learning rate.
+
+The model config's run-time keys that this module serves (the builder and the
+LightningModule pass them in; the network never sees them):
+
+- ``weights``: a torchvision-format state dict file (e.g. ImageNet ResNet-18), adapted to
+  this network by ``pretrained.load_torchvision_weights``;
+- ``init_from``: a checkpoint of this project; its network weights are the starting point
+  of a new run (fine-tuning), unlike ``ckpt_path``, which resumes the same run;
+- ``head_lr``: learning rate of the network's ``head`` (null: the optimiser's ``lr``).
+
+The two files are read once, when a fresh run builds its module, never when a run resumes
+and never when a checkpoint is loaded: a checkpoint of the fine-tuned run loads without them.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
+from fmnist_lightning.models.pretrained import load_torchvision_weights
+from fmnist_lightning.models.runtime import unwrapped, unwrapped_name
+
+
+def load_starting_weights(
+    network: nn.Module, weights: str | Path | None, init_from: str | Path | None
+) -> str | None:
+    """Load ``model.weights`` or ``model.init_from`` into ``network``; say what was loaded."""
+    if weights and init_from:
+        raise ValueError(
+            "model.weights and model.init_from both set: start from one of them "
+            "(set the other to null)."
+        )
+    if weights:
+        report = load_torchvision_weights(unwrapped(network), weights)
+        return (
+            f"Loaded {weights}: {len(report['kept'])} tensors kept, adapted "
+            f"{report['adapted'] or 'none'}, re-initialised {report['reinitialised'] or 'none'}."
+        )
+    if init_from:
+        load_network_weights(unwrapped(network), init_from)
+        return f"Initialised the network from checkpoint {init_from}."
+    return None
+
+
+def load_network_weights(network: nn.Module, checkpoint_path: str | Path) -> None:
+    """Copy the network weights of a checkpoint of this project into ``network`` (same architecture)."""
+    checkpoint = read_checkpoint(checkpoint_path)
+    state = {}
+    for name, tensor in checkpoint["state_dict"].items():
+        if name.startswith("net."):
+            state[unwrapped_name(name.removeprefix("net."))] = tensor
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        their_network = checkpoint["hyper_parameters"]["net"].get("_target_", "?")
+        raise CheckpointError(
+            f"model.init_from: the network in '{checkpoint_path}' ({their_network}) does not "
+            f"match this run's network ({type(network).__name__}); pick the same model config "
+            f"as the checkpoint's run. {str(error).splitlines()[0][:300]}"
+        ) from error
+
+
+def parameter_groups(
+    module: nn.Module, head: nn.Module | None, head_lr: float | None
+) -> list[dict[str, Any]]:
+    """The trainable parameters as optimiser groups: the head apart when it has its own lr."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    if head_lr is None:
+        return [{"params": trainable}]
+    if head is None:
+        raise ValueError(
+            "model.head_lr is set, but this network has no `head` to give it to; "
+            "set model.head_lr=null."
+        )
+    head_ids = {id(p) for p in head.parameters()}
+    body = [p for p in trainable if id(p) not in head_ids]
+    head_params = [p for p in trainable if id(p) in head_ids]
+    groups = [{"params": body}] if body else []
+    return groups + [{"params": head_params, "lr": float(head_lr)}]
+
+
+def scale_schedule_to_groups(
+    schedule: dict[str, Any], optimizer: torch.optim.Optimizer, base_lr: float | None
+) -> dict[str, Any]:
+    """Give schedules that set absolute rates (OneCycleLR's ``max_lr``) one rate per group.
+
+    Each group's peak keeps the ratio of its ``lr`` to the optimiser's ``lr``, so a head at
+    10x the rate peaks at 10x ``max_lr``.
+    """
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    if "max_lr" not in schedule or not base_lr or all(lr == base_lr for lr in lrs):
+        return schedule
+    max_lr = float(schedule["max_lr"])
+    # _convert_: hand the scheduler a plain list, which it divides, not an OmegaConf ListConfig.
+    return {**schedule, "max_lr": [max_lr * lr / base_lr for lr in lrs], "_convert_": "all"}

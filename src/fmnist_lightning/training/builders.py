@@ -1,0 +1,83 @@
+"""The pieces of a training run, built from its composed config.
+
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.classes)   # starting weights loaded here
+    trainer = build_trainer(cfg)                     # callbacks, loggers, plugins
+
+``cfg.trainer.precision`` must be resolved already (``config.compose.finalise``), so that
+the precision that runs is the one the run's config.yaml records.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+
+from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.models.module import FashionMNISTModule
+from fmnist_lightning.models.transfer import load_starting_weights
+from fmnist_lightning.training.multirun import refuse_ddp_in_multirun
+
+
+def plain(node: Any) -> Any:
+    """A resolved config node as plain dicts and lists, safe to store in a checkpoint."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def build_datamodule(cfg: DictConfig) -> FashionMNISTDataModule:
+    return instantiate(cfg.data)
+
+
+def build_module(cfg: DictConfig, class_names: Sequence[str]) -> FashionMNISTModule:
+    """The LightningModule of ``cfg``; a fresh run's network starts from ``model.weights`` or
+    ``model.init_from`` when one is set. A run with ``ckpt_path`` (a resume, or a new run
+    from a full training state) gets its weights from that checkpoint instead, so the
+    starting files are not read, and need not exist any more."""
+    model = cfg.model
+    module = FashionMNISTModule(
+        net=plain(model.net),
+        optimizer=plain(cfg.optimizer),
+        scheduler=plain(cfg.scheduler),
+        label_smoothing=cfg.label_smoothing,
+        class_names=list(class_names),
+        mean=cfg.data.mean,
+        std=cfg.data.std,
+        channels_last=model.channels_last,
+        compile=model.compile,
+        head_lr=model.head_lr,
+    )
+    if not cfg.get("ckpt_path"):
+        message = load_starting_weights(module.net, model.weights, model.init_from)
+        if message:
+            rank_zero_info(message)
+    return module
+
+
+def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    return [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    return [instantiate(lg) for lg in cfg.logger.values() if lg is not None]
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the run's callbacks and loggers.
+
+    Also sets ``float32_matmul_precision`` (null: torch's default), and refuses DDP that
+    Lightning would start inside a Hydra multirun.
+    """
+    if cfg.trainer.precision == "auto":
+        raise ValueError(
+            "trainer.precision=auto is resolved by config.compose.finalise(cfg) before the "
+            "trainer is built; pass the finalised config."
+        )
+    if cfg.get("float32_matmul_precision"):
+        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg))
+    refuse_ddp_in_multirun(trainer)
+    return trainer

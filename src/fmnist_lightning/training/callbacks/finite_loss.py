@@ -1,0 +1,34 @@
+"""Stop at the first NaN or infinite training loss, before it reaches a checkpoint."""
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from fmnist_lightning.training.faults import NonFiniteLoss, non_finite_loss_message
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stop training at the first NaN or infinite training loss, before it can be checkpointed.
+
+    The check reads the loss back from the device every ``check_every_n_steps`` steps (a sync
+    on a GPU) and always on the epoch's last batch, i.e. before validation and the
+    end-of-epoch checkpoint, so ``last.ckpt`` never holds weights that a bad step ruined.
+    """
+
+    def __init__(self, check_every_n_steps: int = 1) -> None:
+        self.check_every_n_steps = check_every_n_steps
+        self._all_finite: torch.Tensor | None = None
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        finite = torch.isfinite(loss.detach()).all()
+        # Accumulated on the device, so steps between checks cost no synchronisation.
+        self._all_finite = finite if self._all_finite is None else self._all_finite & finite
+        due = (idx + 1) % self.check_every_n_steps == 0 or trainer.is_last_batch
+        if due and not bool(self._all_finite):
+            self._all_finite = None
+            raise NonFiniteLoss(non_finite_loss_message(trainer, float(loss)))

@@ -1,0 +1,45 @@
+"""analysis/<best checkpoint>-test/: the analysis of the tested checkpoint, when testing ends."""
+
+import os
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis.evaluation import REPORT_MD, AnalysisSettings, evaluate
+
+
+class TestSetAnalysis(Callback):
+    """At the end of testing (rank zero): ``analysis.evaluation.evaluate`` on the test set with
+    the weights just tested (the best checkpoint's, when the run tests that).
+
+    ``settings`` None turns it off: conf/callbacks/default.yaml passes ``${analysis}`` when
+    that group is there, so ``~analysis`` skips the analysis.
+    """
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def __init__(self, settings: AnalysisSettings | None, run_dir: str) -> None:
+        self.settings, self.run_dir = settings, Path(run_dir)
+        self.output_dir: Path | None = None
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.settings is None or not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        callback = trainer.checkpoint_callback
+        best = Path(callback.best_model_path) if callback and callback.best_model_path else None
+        self.output_dir = (
+            self.run_dir / run_files.ANALYSIS_DIR / f"{best.stem if best else 'final'}-test"
+        )
+        evaluate(
+            pl_module,
+            trainer.datamodule,
+            "test",
+            self.output_dir,
+            self.settings,
+            precision=str(trainer.precision),
+            checkpoint=os.path.relpath(best, self.run_dir) if best else None,
+            run_dir=self.run_dir,
+        )
+        print(f"Analysis: {(self.output_dir / REPORT_MD).resolve()}")

@@ -1,0 +1,36 @@
+"""Checkpoints that are never half-written: a temporary file in the same folder, then a rename."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file in its own folder, then rename it into place.
+
+    A crash, a kill or a full disk during a save leaves the previous file intact: the rename
+    (``os.replace``) is atomic within one filesystem. Lightning's default writes its temporary
+    file in the system temp folder and moves it, which is a copy, not a rename, whenever that
+    folder is on another filesystem than the run. The data is fsynced before the rename, so a
+    power loss cannot leave a renamed but empty file either.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Path | str, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(temporary, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)

@@ -1,0 +1,133 @@
+"""Ways a run can stop early, each turned into one clear message and an exit code.
+
+``train.train`` raises a :class:`RunStopped` subclass; the command line prints its message
+(no stack trace) and exits with its ``exit_code``:
+
+* :class:`TrainingInterrupted`: Ctrl-C or SIGTERM (``callbacks.interrupt.GracefulInterrupt``
+  saved a checkpoint); resume with ``resume=RUN_DIR``. Exit code 128 + signal number (130
+  for SIGINT, 143 for SIGTERM), the shell convention for "stopped by a signal", so scripts
+  and schedulers see the run did not finish.
+* :class:`NonFiniteLoss`: the training loss became NaN or infinite
+  (``callbacks.finite_loss.StopOnNonFiniteLoss``; exit code 1).
+* :class:`OutOfMemory`: the GPU or host ran out of memory (exit code 1).
+"""
+
+import math
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from fmnist_lightning.training.callbacks.interrupt import GracefulInterrupt
+
+
+class RunStopped(RuntimeError):
+    """A run that stopped before the end, for a reason the message explains."""
+
+    exit_code = 1
+
+
+class TrainingInterrupted(RunStopped):
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class NonFiniteLoss(RunStopped):
+    pass
+
+
+class OutOfMemory(RunStopped):
+    pass
+
+
+def _interrupt_callback(trainer: L.Trainer) -> GracefulInterrupt | None:
+    return next((c for c in trainer.callbacks if isinstance(c, GracefulInterrupt)), None)
+
+
+def _kept_checkpoint_sentence(trainer: L.Trainer) -> str:
+    interrupt = _interrupt_callback(trainer)
+    path = interrupt.path.resolve() if interrupt and interrupt.path.is_file() else None
+    if path is None:
+        return "No checkpoint had been written yet."
+    return f"The last good checkpoint is kept: {path}"
+
+
+def non_finite_loss_message(trainer: L.Trainer, loss: float) -> str:
+    optimizer = trainer.optimizers[0] if trainer.optimizers else None
+    lr = optimizer.param_groups[0]["lr"] if optimizer else math.nan
+    return (
+        f"Training stopped at epoch {trainer.current_epoch}, step {trainer.global_step}: the "
+        f"training loss became {loss} (learning rate at that step: {lr:.3g}).\n"
+        f"{_kept_checkpoint_sentence(trainer)}\n"
+        "What to do: start a new run with a lower learning rate (e.g. optimizer.lr=<a tenth of "
+        "the current value>); check the data (data.root, data.mean, data.std); if you trained "
+        "in reduced precision, try trainer.precision=32-true."
+    )
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA OOM, a failed host allocation, or Python's MemoryError."""
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def out_of_memory_message(error: BaseException, key: str, batch_size: int, stage: str) -> str:
+    """``key``: the batch-size setting in use (data.batch_size or data.eval_batch_size)."""
+    on_gpu = isinstance(error, torch.OutOfMemoryError) or "cuda" in str(error).lower()
+    detail = (str(error).strip().splitlines() or [""])[0][:200]
+    gpu_tip = " On a GPU, data.on_device=false keeps the dataset in host memory." if on_gpu else ""
+    return (
+        f"Ran out of {'GPU' if on_gpu else 'host'} memory during {stage} with {key}={batch_size} "
+        f"({type(error).__name__}: {detail}).\n"
+        f"What to do: use a smaller batch, e.g. {key}={max(batch_size // 2, 1)} (validation "
+        f"and testing use data.eval_batch_size), or free the memory that other processes "
+        f"use.{gpu_tip}"
+    )
+
+
+def interrupted_message(
+    signum: int, checkpoint: Path | None, trainer: L.Trainer, run_dir: Path
+) -> str:
+    name = signal.Signals(signum).name + (" (Ctrl-C)" if signum == signal.SIGINT else "")
+    saved = (
+        f"Checkpoint saved: {checkpoint.resolve()}" if checkpoint else "No checkpoint was saved."
+    )
+    return (
+        f"Training interrupted by {name} at epoch {trainer.current_epoch}, step "
+        f"{trainer.global_step}. {saved}\n"
+        f"To continue this run in the same folder:\n"
+        f"  python -m fmnist_lightning.train resume={run_dir.resolve()}"
+    )
+
+
+@contextmanager
+def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Iterator[None]:
+    """Turn an interruption or an out-of-memory error into a RunStopped; ``data``: the data config."""
+    try:
+        yield
+    # Lightning raises SIGTERMException on SIGTERM, and on Ctrl-C through GracefulInterrupt.
+    except SIGTERMException as stop:
+        interrupt = _interrupt_callback(trainer)
+        signum = (interrupt and interrupt.signum) or signal.SIGTERM
+        checkpoint = interrupt.saved if interrupt else None
+        message = interrupted_message(signum, checkpoint, trainer, run_dir)
+        raise TrainingInterrupted(message, signum) from stop
+    except (RuntimeError, MemoryError) as error:
+        if isinstance(error, RunStopped) or not is_out_of_memory(error):
+            raise
+        # Testing runs batches of data.eval_batch_size (Lightning has reset the stage by now).
+        testing = trainer.state.fn == "test"
+        key = "eval_batch_size" if testing else "batch_size"
+        stage = "testing" if testing else "training"
+        message = out_of_memory_message(error, f"data.{key}", data[key], stage)
+        raise OutOfMemory(message) from error

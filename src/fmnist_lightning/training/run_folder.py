@@ -1,0 +1,68 @@
+"""One folder per run: a fresh run never writes into another run's folder, and holds a lock on its own."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: run folders are not locked
+    fcntl = None
+
+from fmnist_lightning.analysis import run_files
+from fmnist_lightning.training.faults import RunStopped
+
+# What a fresh run may find in its folder: Hydra's files, logs, and a config from an attempt
+# that failed before training (bad data, bad config). Anything else is an earlier run's work.
+FRESH_RUN_LEFTOVERS = (".hydra", ".lock", "*.log", run_files.CONFIG_YAML)
+
+
+class RunFolderError(RunStopped, ValueError):
+    """A run folder that cannot be used as asked (already holds a run, or is not a run)."""
+
+
+def holds_a_run(run_dir: Path) -> list[str]:
+    """Names of what an earlier run left in ``run_dir`` (empty: free for a fresh run)."""
+    if not run_dir.is_dir():
+        return []
+    return sorted(
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in run_dir.iterdir()
+        if not any(entry.match(pattern) for pattern in FRESH_RUN_LEFTOVERS)
+    )
+
+
+def check_run_dir(run_dir: Path, resuming: bool) -> None:
+    """Refuse to start a fresh run in a folder that holds another run's results."""
+    found = holds_a_run(run_dir)
+    if found and not resuming:
+        raise RunFolderError(
+            f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). A new run "
+            "never writes into an existing one. To continue that run: "
+            f"python -m fmnist_lightning.train resume={run_dir}. To start a new run, leave "
+            "paths.run_dir unset (every run gets a new folder) or choose an empty folder."
+        )
+
+
+@contextmanager
+def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[None]:
+    """Check the folder, and hold an exclusive lock on it while the run writes there.
+
+    The lock (``fcntl.flock`` on ``.lock``) is released by the OS even if the process is
+    killed, so a crashed run never blocks its resume. ``lock=False`` (DDP ranks other than
+    0, which write nothing there) and Windows: no lock.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not lock or fcntl is None:
+        yield
+        return
+    with open(run_dir / ".lock", "w") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise RunFolderError(
+                f"The run folder '{run_dir}' is in use by another training process. Wait for "
+                "it to finish, or start a new run in another folder."
+            ) from error
+        check_run_dir(run_dir, resuming)  # another process may have finished a run meanwhile
+        yield

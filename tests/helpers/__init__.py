@@ -1,0 +1,6 @@
+"""Test helpers, imported as ``helpers.<module>`` (pytest puts tests/ on sys.path).
+
+- ``helpers.data``: the synthetic IDX files and a small data module over them;
+- ``helpers.compose``: the one way tests compose a config (``debug=tiny`` fits);
+- ``helpers.faults``: faults on cue (callbacks a run adds with ``+callbacks.x=...``, a full disk).
+"""
