@@ -1,9 +1,10 @@
-# Two commands set up everything: `make train` and `make test`.
+# Two commands set up everything: `make train` and `make test` (the whole suite, as CI
+# runs it). `make test-fast` skips the tests that start subprocesses (marker `slow`).
 # Extra Hydra overrides go in ARGS, e.g. make train ARGS="trainer.max_epochs=3".
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 ARGS ?=
 
-.PHONY: setup train test lint
+.PHONY: setup train test test-fast lint
 setup:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user uv
 	$(UV) sync --locked --all-extras
@@ -13,6 +14,9 @@ train: setup
 
 test: setup
 	$(UV) run --locked pytest $(ARGS)
+
+test-fast: setup
+	$(UV) run --locked pytest -m "not slow" $(ARGS)
 
 lint: setup
 	$(UV) run --locked ruff check .

@@ -241,6 +241,7 @@ def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
 
 
+@pytest.mark.slow
 def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path):
     typo = run_cli("data.batchsize=64", cwd=tmp_path)
     assert typo.returncode == 1

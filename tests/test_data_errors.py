@@ -199,6 +199,7 @@ def test_an_unreadable_folder_or_file_says_permission_denied(shared_data_root, l
     assert "data.root" in result
 
 
+@pytest.mark.slow
 def test_the_cli_prints_the_data_error_without_a_stack_trace(data_root, tmp_path):
     truncate(raw(data_root, "train-images-idx3-ubyte"))
     command = [sys.executable, "-m", "fmnist_lightning.train", f"data.root={data_root}"]

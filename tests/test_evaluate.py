@@ -165,6 +165,7 @@ def test_report_embeds_every_picture_with_working_relative_links(evaluated):
     assert "Total params" in (output_dir / "model_summary.txt").read_text()
 
 
+@pytest.mark.slow
 def test_cli_evaluates_a_checkpoint_into_its_run_folder(synthetic_root, tmp_path):
     checkpoint = save_checkpoint(
         small_classifier(), tmp_path / "run" / "checkpoints" / "model.ckpt"
@@ -201,6 +202,7 @@ def test_cli_evaluates_a_checkpoint_into_its_run_folder(synthetic_root, tmp_path
     assert list(workdir.iterdir()) == []  # no Hydra folder or log file in the working directory
 
 
+@pytest.mark.slow
 def test_cli_names_a_missing_checkpoint_in_one_line_and_fails(tmp_path):
     missing = tmp_path / "runs" / "nope" / "checkpoints" / "best.ckpt"
     result = subprocess.run(

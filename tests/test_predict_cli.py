@@ -130,6 +130,7 @@ def test_a_file_that_is_no_checkpoint_is_named(photos, tmp_path, capsys):
     assert "Traceback" not in error and not (tmp_path / "rows.csv").exists()
 
 
+@pytest.mark.slow
 def test_module_entry_point_exit_status(tiny_checkpoint, photos, tmp_path):
     folder, _ = photos
     broken = tmp_path / "broken.jpg"

@@ -71,6 +71,7 @@ def test_the_table_groups_seeds_by_configuration(study, tmp_path, capsys):
     assert "python -m fmnist_lightning.train experiment=best -m seed=0,1,2" in text
 
 
+@pytest.mark.slow
 def test_the_command_line_reports_unfinished_runs_and_bad_folders(study, tmp_path):
     command = [sys.executable, "-m", "fmnist_lightning.results", str(study)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)

@@ -78,6 +78,7 @@ def wait_for_step(process: subprocess.Popen, step: int, timeout: float = 180) ->
     raise AssertionError(f"training ended before step {step}: {process.stderr.read()[-3000:]}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_mid_epoch_saves_a_checkpoint_and_resume_finishes_the_same_run(
     signum, synthetic_root, tmp_path

@@ -74,6 +74,7 @@ def compose_with_hydra(overrides: list[str]) -> DictConfig:
 # --- Sweeps through the entry point -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_grid_sweep_writes_a_summary_of_every_job_best_first(synthetic_root, tmp_path):
     logs = tmp_path / "logs"
     grid = ["model.net.dropout=0.1,0.3", "optimizer.lr=0.01,0.003"]
@@ -107,6 +108,7 @@ def test_grid_sweep_writes_a_summary_of_every_job_best_first(synthetic_root, tmp
         assert image.width > 800 and image.height > 300
 
 
+@pytest.mark.slow
 def test_a_failed_job_is_summarised_as_failed_and_the_others_still_are(synthetic_root, tmp_path):
     logs = tmp_path / "logs"
     # A dropout of 1.5 makes torch.nn.Dropout raise while the network is built.
@@ -128,6 +130,7 @@ def test_a_failed_job_is_summarised_as_failed_and_the_others_still_are(synthetic
     assert (sweep_dir / "summary.png").is_file()
 
 
+@pytest.mark.slow
 def test_optuna_search_maximises_the_returned_objective_with_a_seeded_sampler(
     synthetic_root, tmp_path
 ):
@@ -162,6 +165,7 @@ def test_optuna_search_maximises_the_returned_objective_with_a_seeded_sampler(
         assert int(sampled["data.batch_size"]) in (64, 128, 256)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("launcher", "settings", "marker"),
     [
@@ -198,6 +202,7 @@ def accuracy_on(checkpoint: Path, datamodule: FashionMNISTDataModule, split: str
     return (predictions == labels).float().mean().item()
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_writes_one_run_folder_with_metrics_of_both_ranks(
     synthetic_root, tmp_path
 ):

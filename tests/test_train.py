@@ -90,6 +90,7 @@ def test_fast_dev_run_runs_one_batch_of_each_stage(synthetic_root, tmp_path):
     assert not (tmp_path / "checkpoints").exists()  # fast_dev_run writes no checkpoint
 
 
+@pytest.mark.slow
 def test_command_line_entry_point_runs_with_overrides(synthetic_root, tmp_path):
     command = [
         sys.executable,
