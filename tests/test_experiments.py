@@ -1,8 +1,15 @@
 """experiment=seed_keras sets every training choice back to the original; best; finetune."""
 
+from pathlib import Path
+
+import pytest
 from omegaconf import OmegaConf
 
-from helpers.compose import compose
+from fmnist_lightning.config.paths import CONFIG_DIR as CONFIG_PATH
+from fmnist_lightning.config.schema import validate_config
+from helpers.compose import compose, finalise
+
+CONFIG_DIR = Path(CONFIG_PATH)
 
 
 def test_seed_keras_sets_the_original_value_of_every_training_choice(tmp_path):
@@ -40,14 +47,43 @@ def test_seed_keras_sets_the_original_value_of_every_training_choice(tmp_path):
     }  # and the same run-time settings
 
 
-def test_best_is_bn_with_augmentation_over_30_epochs(tmp_path):
+def test_best_is_the_compact_network_with_augmentation_averaging_and_tta(tmp_path):
     best = compose("train", [f"paths.run_dir={tmp_path}", "experiment=best"])
-    assert best.model.net.batch_norm is True
+    assert best.model.net._target_ == "fmnist_lightning.models.compact.CompactCNN"
     augment = best.data.augment
     assert (augment.crop, augment.flip, augment.erase) == (True, True, False)
     assert best.trainer.max_epochs == 30
     assert best.callbacks.early_stopping is None
+    assert best.callbacks.weight_averaging._target_.endswith("EMAWeightAveraging")
+    assert best.tta.flip is True
+    # Chosen on validation accuracy, never on the test set.
     assert best.callbacks.model_checkpoint.monitor == "val_acc"
+    validate_config(finalise(best))
+
+
+def test_speedrun_is_a_small_compact_network_on_large_batches(tmp_path):
+    speedrun = compose("train", [f"paths.run_dir={tmp_path}", "experiment=speedrun"])
+    assert speedrun.model.net._target_ == "fmnist_lightning.models.compact.CompactCNN"
+    assert (
+        speedrun.data.batch_size > compose("train", [f"paths.run_dir={tmp_path}"]).data.batch_size
+    )
+    assert speedrun.trainer.max_epochs <= 10
+    assert speedrun.callbacks.early_stopping is None
+    assert "time_to_accuracy" in speedrun.callbacks  # it prints its time to 93%
+    validate_config(finalise(speedrun))
+
+
+@pytest.mark.parametrize("name", ["best", "speedrun"])
+def test_every_value_of_the_preset_says_why(name):
+    """Each key the preset sets carries a comment on its line (defaults list included)."""
+    lines = (CONFIG_DIR / "experiment" / f"{name}.yaml").read_text().splitlines()
+    values = [
+        line
+        for line in lines
+        if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":")
+        and line.strip() != "defaults:"
+    ]  # fmt: skip
+    assert values and all("#" in line for line in values), [v for v in values if "#" not in v]
 
 
 def test_resnet18_experiment(tmp_path):

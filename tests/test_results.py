@@ -1,25 +1,46 @@
-"""python -m fmnist_lightning.results on hand-written run folders of a two-configuration study."""
+"""python -m fmnist_lightning.results on hand-written run folders of a small study."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
+from matplotlib.figure import Figure
+from PIL import Image
 
-from fmnist_lightning.results import main
+from fmnist_lightning.analysis.plots import accuracy_against_time
+from fmnist_lightning.results import (
+    find_runs,
+    main,
+    portable,
+    replace_between_markers,
+    results_markdown,
+)
 
-# (configuration overrides, seed, test accuracy, val_acc per epoch, parameters, s/epoch)
+# (configuration overrides, seed, test acc, test acc with TTA, val_acc per epoch, parameters,
+#  s/epoch). Epoch e (0-based) ends its validation at (e + 1) * s/epoch seconds.
 RUNS = [
-    (["experiment=seed_keras"], 0, 0.9100, [0.88, 0.90, 0.89], 1_413_834, 60.0),
-    (["experiment=seed_keras"], 1, 0.9140, [0.87, 0.91, 0.92], 1_413_834, 62.0),
-    (["experiment=best"], 0, 0.9450, [0.90, 0.93, 0.94, 0.95], 1_414_666, 70.0),
-    (["experiment=best"], 1, 0.9470, [0.91, 0.95, 0.94, 0.93], 1_414_666, 72.0),
-    (["experiment=best"], 2, 0.9490, [0.92, 0.93, 0.94, 0.96], 1_414_666, 74.0),
+    (["experiment=seed_keras"], 0, 0.9100, None, [0.88, 0.90, 0.89], 1_413_834, 60.0),
+    (["experiment=seed_keras"], 1, 0.9140, None, [0.87, 0.91, 0.93], 1_413_834, 62.0),
+    (["experiment=best"], 0, 0.9450, 0.9480, [0.90, 0.93, 0.94, 0.95], 1_161_224, 70.0),
+    (["experiment=best"], 1, 0.9470, 0.9490, [0.91, 0.95, 0.94, 0.93], 1_161_224, 72.0),
+    (["experiment=best"], 2, 0.9490, 0.9530, [0.92, 0.93, 0.94, 0.96], 1_161_224, 74.0),
 ]
+THRESHOLDS = ("0.90", "0.92", "0.93", "0.94", "0.95")
 
 
-def write_run(folder, overrides, seed, test_acc, val_accs, parameters, seconds):
-    """A run folder as train() and Hydra leave it (only the files the table reads)."""
+def first_times(val_accs: list[float], seconds: float) -> dict[str, float | None]:
+    """time_to_val_acc as TimeToAccuracy writes it."""
+    return {
+        key: next(((e + 1) * seconds for e, a in enumerate(val_accs) if a >= float(key)), None)
+        for key in THRESHOLDS
+    }
+
+
+def write_run(folder, overrides, seed, test_acc, tta, val_accs, parameters, seconds, timed=True):
+    """A run folder as train() and Hydra leave it (the files the table reads)."""
     (folder / ".hydra").mkdir(parents=True)
     hydra_overrides = [*overrides, f"seed={seed}", "data.root=/data", "paths.root=/logs"]
     (folder / ".hydra" / "overrides.yaml").write_text(
@@ -27,30 +48,47 @@ def write_run(folder, overrides, seed, test_acc, val_accs, parameters, seconds):
     )
     (folder / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
     (folder / "config.yaml").write_text(f"seed: {seed}\nmodel:\n  _target_: x.Net\n")
-    rows = ["epoch,step,train_loss_epoch,val_acc,val_loss"]
+    rows = ["epoch,step,train_loss_epoch,val_acc,val_loss,elapsed_seconds"]
     for epoch, val_acc in enumerate(val_accs):
-        rows += [f"{epoch},{10 * epoch + 9},0.5,,", f"{epoch},{10 * epoch + 9},,{val_acc},0.3"]
+        step, elapsed = 10 * epoch + 9, (epoch + 1) * seconds
+        rows += [f"{epoch},{step},0.5,,,", f"{epoch},{step},,{val_acc},0.3,{elapsed}"]
     (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
     summary = {
         "test_acc": test_acc,
         "epochs": len(val_accs),
         "parameters": parameters,
         "seconds_per_epoch": seconds,
+        "fit_seconds": seconds * len(val_accs),
         "device": "cpu",
     }
+    if tta is not None:
+        summary["test_acc_tta"] = tta
+    if timed:
+        summary["time_to_val_acc"] = first_times(val_accs, seconds)
     (folder / "test_metrics.json").write_text(json.dumps(summary))
 
 
 @pytest.fixture
 def study(tmp_path):
-    """Two sweep folders as `-m seed=...` makes them, plus one run that never finished."""
+    """Two sweep folders as `-m seed=...` makes them, with what else lies in such folders:
+    an unfinished run, a resumed run's bookkeeping, a sweep's own summary."""
+    sweeps = tmp_path / "sweeps"
     for index, run in enumerate(RUNS):
         sweep = "keras" if "seed_keras" in run[0][0] else "best"
-        write_run(tmp_path / "sweeps" / sweep / str(index), *run)
-    unfinished = tmp_path / "sweeps" / "best" / "9"
+        write_run(sweeps / sweep / str(index), *run)
+    unfinished = sweeps / "best" / "9"
     unfinished.mkdir()
     (unfinished / "config.yaml").write_text("seed: 9\n")
-    return tmp_path / "sweeps"
+    resumed = sweeps / "best" / "2" / ".hydra" / "resumed-2026-01-01_00-00-00"
+    resumed.mkdir()
+    (resumed / "config.yaml").write_text("seed: 2\n")
+    for name in ("multirun.yaml", "summary.csv", "config.yaml"):  # a sweep summary, not a run
+        (sweeps / "best" / name).write_text("seed: 0\n")
+    return sweeps
+
+
+def table_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("|")]
 
 
 def test_the_table_groups_seeds_by_configuration(study, tmp_path, capsys):
@@ -58,17 +96,135 @@ def test_the_table_groups_seeds_by_configuration(study, tmp_path, capsys):
     assert main([str(study / "keras"), str(study / "best"), "--output", str(output)]) == 0
     text = output.read_text()
     assert text == capsys.readouterr().out
-    lines = text.splitlines()
-    assert lines[0].startswith("| configuration | seeds | test accuracy (%) | best epoch |")
-    # seed_keras: mean 91.20, sample std 0.28; best epochs 2 and 3 (1-based).
+    lines = table_lines(text)
+    assert lines[0] == (
+        "| configuration | seeds | test acc (%) | with TTA (%) | time to 93% (s) | s / epoch "
+        "| best epoch | epochs run | parameters | device |"
+    )
+    # seed_keras: mean 91.20, sample std 0.28, no TTA; seed 0 never reached 93%.
     assert lines[2] == (
-        "| `experiment=seed_keras` | 0, 1 | 91.20 ± 0.28 | 2, 3 | 3, 3 | 1,413,834 | 61.0 | cpu |"
+        "| `experiment=seed_keras` | 0, 1 | 91.20 ± 0.28 |  | — (1 of 2 not reached) | 61.0 "
+        "| 2, 3 | 3, 3 | 1,413,834 | cpu |"
     )
+    # best: 93% first at epoch 2, 2, 2 → (140 + 144 + 148) / 3 = 144 s.
     assert lines[3] == (
-        "| `experiment=best` | 0, 1, 2 | 94.70 ± 0.20 | 4, 2, 4 | 4, 4, 4 | 1,414,666 | 72.0 | cpu |"
+        "| `experiment=best` | 0, 1, 2 | 94.70 ± 0.20 | 95.00 ± 0.26 | 144 | 72.0 "
+        "| 4, 2, 4 | 4, 4, 4 | 1,161,224 | cpu |"
     )
+    assert len(lines) == 4  # no row for the unfinished run, the bookkeeping or the summary
     assert "python -m fmnist_lightning.train experiment=seed_keras -m seed=0,1" in text
     assert "python -m fmnist_lightning.train experiment=best -m seed=0,1,2" in text
+
+
+def test_without_tta_runs_there_is_no_tta_column_and_old_runs_show_unknown_times(tmp_path):
+    write_run(tmp_path / "a", ["model=cnn_bn"], 0, 0.93, None, [0.9, 0.93], 1_414_666, 50.0)
+    write_run(tmp_path / "b", ["model=cnn_bn"], 1, 0.93, None, [0.9, 0.93], 1, 50.0, timed=False)
+    found, _, _ = find_runs([tmp_path])
+    lines = table_lines(results_markdown(found))
+    assert "with TTA" not in lines[0]
+    assert lines[2].split(" | ")[3] == "?"  # seed 1 was written before times were recorded
+
+
+def test_bookkeeping_and_summary_folders_are_not_runs(study):
+    found, unfinished, problems = find_runs([study])
+    assert len(found) == 5 and problems == []
+    assert unfinished == [study / "best" / "9"]
+
+
+def test_a_corrupt_file_is_reported_and_the_table_goes_on(study, tmp_path, capsys):
+    (study / "best" / "3" / "test_metrics.json").write_text("{not json")
+    (study / "keras" / "1" / "metrics.csv").write_text("epoch,val_acc\n0,0.9\n1,0.9,1,2,3\n")
+    output = tmp_path / "results.md"
+    assert main([str(study), "--output", str(output)]) == 0
+    captured = capsys.readouterr()
+    problems = [line for line in captured.err.splitlines() if "cannot be read" in line]
+    assert len(problems) == 2
+    assert any(str(study / "best" / "3") in p and "test_metrics.json" in p for p in problems)
+    assert any(str(study / "keras" / "1") in p and "metrics.csv" in p for p in problems)
+    lines = table_lines(output.read_text())
+    # Rows in the order found (best/ sorts before keras/), each without its unreadable seed.
+    assert lines[2].startswith("| `experiment=best` | 0, 2 | 94.70 ± 0.28 |")
+    assert lines[3].startswith("| `experiment=seed_keras` | 0 | 91.00 |")
+
+
+@pytest.mark.parametrize(
+    "override, shown",
+    [
+        ("model.init_from=/home/me/runs/x/checkpoints/best.ckpt", "model.init_from=<checkpoint>"),
+        ("model.init_from=../runs/x/last.ckpt", "model.init_from=<checkpoint>"),
+        ("ckpt_path=last.ckpt", "ckpt_path=<checkpoint>"),
+        ("model.weights=~/resnet18.pth", "model.weights=<checkpoint>"),
+        ("data.root=/srv/data", "data.root=<path>"),
+        ("+x.dir='./out'", "+x.dir=<path>"),
+        ("model.net.blocks=[[8],[16]]", "model.net.blocks=[[8],[16]]"),
+        ("optimizer.lr=0.003", "optimizer.lr=0.003"),
+        ("data/augment=standard", "data/augment=standard"),
+    ],
+)
+def test_path_values_become_placeholders(override, shown):
+    assert portable(override) == shown
+
+
+def test_reproduce_commands_hold_no_machine_specific_path(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        init = f"model.init_from={tmp_path}/seed{seed}/checkpoints/last.ckpt"
+        write_run(runs / str(seed), ["experiment=finetune", init], seed, 0.93, None, [0.93], 1, 9.0)
+    output = tmp_path / "results.md"
+    assert main([str(runs), "--output", str(output)]) == 0
+    text = output.read_text()
+    assert str(tmp_path) not in text
+    assert "| `experiment=finetune model.init_from=<checkpoint>` | 0, 1 |" in text
+    assert "train experiment=finetune model.init_from=<checkpoint> -m seed=0,1" in text
+
+
+def test_readme_gets_the_table_between_its_markers(study, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# Title\n\n<!-- results:start -->\nold table\n<!-- results:end -->\n\nAfter.\n"
+    )
+    output = tmp_path / "results.md"
+    assert main([str(study), "--output", str(output), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# Title\n\n<!-- results:start -->\n| configuration |")
+    assert text.endswith("```\n<!-- results:end -->\n\nAfter.\n")
+    assert "old table" not in text
+    assert output.read_text() in text
+    # Again: the same file (the markers stay, nothing piles up).
+    assert main([str(study), "--output", str(output), "--readme", str(readme)]) == 0
+    assert readme.read_text() == text
+
+
+def test_a_readme_without_markers_is_refused_and_left_alone(study, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# No markers\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(study), "--output", str(tmp_path / "r.md"), "--readme", str(readme)])
+    assert exit_info.value.code == 2
+    assert "<!-- results:start -->" in capsys.readouterr().err
+    assert readme.read_text() == "# No markers\n" and not (tmp_path / "r.md").exists()
+    with pytest.raises(ValueError, match="markers"):
+        replace_between_markers("<!-- results:end --> <!-- results:start -->", "x")
+
+
+def test_the_plot_has_a_line_per_seed_and_a_mean_per_configuration(study, tmp_path):
+    plot = tmp_path / "plots" / "time.png"
+    assert main([str(study), "--output", str(tmp_path / "r.md"), "--plot", str(plot)]) == 0
+    with Image.open(plot) as image:
+        assert image.width > 500 and image.height > 300
+    found, _, _ = find_runs([study])
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for run in found:
+        curves.setdefault(run.configuration, []).append(run.curve)
+    figure = accuracy_against_time(curves, threshold=0.93)
+    assert isinstance(figure, Figure)
+    (axes,) = figure.axes
+    lines = axes.get_lines()
+    assert len(lines) == 5 + 2 + 1  # every seed, the two means, the 93% level
+    means = [line for line in lines if line.get_label().startswith("experiment=best")]
+    (mean,) = means
+    assert list(mean.get_xdata()) == [72.0, 144.0, 216.0, 288.0]  # mean seconds per epoch end
+    assert list(mean.get_ydata()) == pytest.approx([0.91, 0.9366667, 0.94, 0.9466667])
 
 
 @pytest.mark.slow
@@ -77,6 +233,7 @@ def test_the_command_line_reports_unfinished_runs_and_bad_folders(study, tmp_pat
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Skipped 1 unfinished run(s)" in result.stderr and "best/9" in result.stderr
+    assert "resumed-" not in result.stderr
     assert (tmp_path / "results.md").read_text() == result.stdout
     assert result.stdout.count("| `experiment=") == 2
 
@@ -90,3 +247,4 @@ def test_the_command_line_reports_unfinished_runs_and_bad_folders(study, tmp_pat
         [*command[:3], str(empty)], capture_output=True, text=True, timeout=120
     )
     assert nothing.returncode == 2 and "no finished runs" in nothing.stderr
+    assert Path(tmp_path / "results.md").is_file()

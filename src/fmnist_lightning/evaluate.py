@@ -1,11 +1,13 @@
 """Evaluate a checkpoint: metrics, tables and pictures of what the model learned and where it fails.
 
-    python -m fmnist_lightning.evaluate ckpt_path=PATH [split=val] [output_dir=DIR]
+    python -m fmnist_lightning.evaluate ckpt_path=PATH [split=val] [output_dir=DIR] [tta=flip]
 
 The analysis goes to ``<run>/analysis/<checkpoint name>-<split>/`` (``<run>`` is the run
 folder that holds the checkpoints/ folder, else the checkpoint's own folder), or to
 ``output_dir``. Every training run writes the same analysis for its best checkpoint on
-the test set. What the folder holds: ``fmnist_lightning.analysis.evaluation``.
+the test set. ``tta=flip`` or ``tta=flip_shift`` (conf/tta/) evaluates with test-time
+augmentation, into ``<checkpoint name>-<split>-tta/``. What the folder holds:
+``fmnist_lightning.analysis.evaluation``.
 """
 
 import sys
@@ -32,6 +34,7 @@ from fmnist_lightning.models.runtime import (
     resolve_device,
     resolve_precision,
 )
+from fmnist_lightning.models.tta import TTA, TTAError
 
 register_resolvers()
 
@@ -67,12 +70,13 @@ def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
             f"split={cfg.split} is not a split of the data; use one of {', '.join(SPLITS)}."
         )
     cfg.precision = resolve_precision(cfg.precision, cfg.accelerator)  # recorded as it runs
+    tta = TTA.of(OmegaConf.to_container(cfg.tta))
     checkpoint = Path(cfg.ckpt_path)
     module = load_module(checkpoint, map_location=resolve_device(cfg.accelerator))
     run_dir = run_dir_of(checkpoint)
     datamodule = load_datamodule(cfg, module, cfg.split, run_dir)
     output_dir = (
-        Path(cfg.output_dir) if cfg.output_dir else default_output_dir(checkpoint, cfg.split)
+        Path(cfg.output_dir) if cfg.output_dir else default_output_dir(checkpoint, cfg.split, tta)
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / "evaluate_config.yaml", resolve=True)
@@ -85,6 +89,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
         precision=cfg.precision,
         checkpoint=checkpoint.resolve(),
         run_dir=run_dir,
+        tta=tta,
     )
     return metrics, output_dir
 
@@ -116,6 +121,7 @@ def main(cfg: DictConfig) -> None:
         DataNotFoundError,
         UnknownSplitError,
         DeviceUnavailableError,
+        TTAError,
     ) as error:
         # Bad input is the user's to fix: a message, not a stack trace.
         print(f"error: {error}", file=sys.stderr)

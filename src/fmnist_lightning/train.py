@@ -27,6 +27,7 @@ from fmnist_lightning.config.schema import ConfigValidationError, validate_confi
 from fmnist_lightning.data.files import DataError
 from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
+from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
 from fmnist_lightning.training.faults import RunStopped, explain_training_faults
 from fmnist_lightning.training.multirun import in_multirun
 from fmnist_lightning.training.resume import config_to_run
@@ -64,7 +65,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     summary = run_summary_of(trainer) or test
     if trainer.is_global_zero:  # last, so that it is the line a user sees at the end
-        print(f"\nTest accuracy: {summary['test_acc']:.4f}   Run folder: {run_dir.resolve()}")
+        print(f"\n{time_to_accuracy_line(summary)}")
+        print(f"Test accuracy: {summary['test_acc']:.4f}   Run folder: {run_dir.resolve()}")
     return summary
 
 

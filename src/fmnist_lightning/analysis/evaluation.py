@@ -28,6 +28,7 @@ from fmnist_lightning.analysis.report import config_summary, render_report
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.models.module import FashionMNISTModule
+from fmnist_lightning.models.tta import TTA
 
 REPORT_MD = "report.md"
 # Pictures of the training run (plots/<name>) that the report shows when they exist.
@@ -51,8 +52,10 @@ def run_dir_of(checkpoint: Path) -> Path:
     return parent.parent if parent.name == run_files.CHECKPOINT_DIR else parent
 
 
-def default_output_dir(checkpoint: Path, split: str) -> Path:
-    return run_dir_of(checkpoint) / run_files.ANALYSIS_DIR / f"{checkpoint.stem}-{split}"
+def default_output_dir(checkpoint: Path, split: str, tta: TTA | None = None) -> Path:
+    """<run>/analysis/<checkpoint>-<split>/, with a -tta suffix for test-time augmentation."""
+    suffix = "-tta" if tta is not None and tta.enabled else ""
+    return run_dir_of(checkpoint) / run_files.ANALYSIS_DIR / f"{checkpoint.stem}-{split}{suffix}"
 
 
 def evaluate(
@@ -65,17 +68,22 @@ def evaluate(
     precision: str | int = "32-true",
     checkpoint: Path | str | None = None,
     run_dir: Path | str | None = None,
+    tta: TTA | None = None,
 ) -> dict[str, Any]:
     """Predict one split of a set-up datamodule on the module's device, write the whole
     analysis; return its metrics.
 
     ``run_dir`` (the training run, if known) adds its curves and training summary to the report.
+    ``tta`` (None: off): every figure and metric comes from the mean softmax over its views.
     """
+    tta = tta if tta is not None and tta.enabled else None
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     images, labels = datamodule.tensors[split].tensors
     started = time.perf_counter()
-    probabilities = predict_probabilities(module, images, datamodule.eval_batch_size, precision)
+    probabilities = predict_probabilities(
+        module, images, datamodule.eval_batch_size, precision, tta=tta
+    )
     seconds = time.perf_counter() - started
     result = analyse(probabilities, labels, module.class_names, settings.calibration_bins)
 
@@ -87,6 +95,7 @@ def evaluate(
         "images_per_second": round(len(labels) / max(seconds, 1e-9)),
         "device": str(module.device),
         "precision": str(precision),
+        "tta": tta.as_dict() if tta else None,
     }
     run_files.write_json(output_dir / "metrics.json", metrics)
     result.per_class.to_csv(output_dir / "per_class.csv", index=False, float_format="%.6f")
@@ -143,6 +152,11 @@ def write_report(
         "prediction time": f"{metrics['predict_seconds']:.2f} s on {metrics['device']}, "
         f"{metrics['precision']}",
     }
+    if metrics.get("tta"):
+        tta = TTA.of(metrics["tta"])
+        shown["test-time augmentation"] = (
+            f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)"
+        )
     links = {
         key: Path(os.path.relpath(path, output_dir)).as_posix() for key, path in pictures.items()
     }

@@ -372,3 +372,45 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
     right.legend(fontsize="small", loc="lower right")
     figure.tight_layout()
     return figure
+
+
+def accuracy_against_time(
+    curves: dict[str, Sequence[pd.DataFrame]], threshold: float | None = 0.93
+) -> Figure:
+    """Validation accuracy against wall-clock seconds of fitting, one colour per configuration.
+
+    ``curves`` maps a configuration to one frame per seed with the columns epoch, val_acc
+    and elapsed_seconds (``run_files.epoch_metrics``). Each seed is a thin line; the thick
+    line is the mean over the seeds, epoch by epoch (of the epochs every seed ran).
+    ``threshold`` draws a dashed level (None: none).
+    """
+    figure, axes = plt.subplots(figsize=(9, 5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (label, frames) in enumerate(curves.items()):
+        colour = colours[index % len(colours)]
+        frames = [f.dropna(subset=["val_acc", "elapsed_seconds"]) for f in frames]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            continue
+        for frame in frames:
+            axes.plot(frame["elapsed_seconds"], frame["val_acc"], color=colour, lw=0.8, alpha=0.4)
+        common = set.intersection(*(set(f["epoch"]) for f in frames))
+        mean = (
+            pd.concat([f[f["epoch"].isin(common)] for f in frames])
+            .groupby("epoch")[["elapsed_seconds", "val_acc"]]
+            .mean()
+        )
+        seeds = f" ({len(frames)} seeds)" if len(frames) > 1 else ""
+        axes.plot(
+            mean["elapsed_seconds"], mean["val_acc"], "o-", color=colour, lw=2, ms=3,
+            label=f"{label}{seeds}",
+        )  # fmt: skip
+    if threshold is not None:
+        axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"{threshold:.0%}")
+    axes.set_xlabel("wall-clock seconds since fitting started")
+    axes.set_ylabel("validation accuracy")
+    axes.set_title("Validation accuracy against time")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small", loc="lower right")
+    figure.tight_layout()
+    return figure

@@ -23,7 +23,7 @@ CURVES_PNG = "curves.png"
 AUGMENTED_PNG = "augmented.png"
 ANALYSIS_DIR = "analysis"
 CONFIG_YAML = "config.yaml"
-EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")
+EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_acc_tta", "elapsed_seconds")
 
 
 def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from fmnist_lightning.config.paths import CONFIG_DIR
+from fmnist_lightning.models.tta import TTA, TTAError
 
 
 class ConfigValidationError(ValueError):
@@ -218,6 +219,18 @@ def model_problem(cfg: DictConfig) -> str | None:
     return None
 
 
+def tta_problem(cfg: DictConfig) -> str | None:
+    """Why ``tta`` is not a flip switch and a shift in pixels, or None (also when absent)."""
+    node = OmegaConf.select(cfg, "tta")
+    if node is None:
+        return None
+    try:
+        TTA.of(OmegaConf.to_container(node) if isinstance(node, DictConfig) else node)
+    except TTAError as error:
+        return f"{error} (conf/tta/: none, flip, flip_shift)"
+    return None
+
+
 def resolution_problem(cfg: DictConfig) -> str | None:
     """An interpolation (``${...}``) that cannot be resolved, found now rather than mid-run."""
     try:
@@ -238,6 +251,7 @@ def validate_config(cfg: DictConfig) -> None:
     problems = nested_group_problems(cfg)
     problems += range_problems(cfg)
     problems.append(model_problem(cfg))
+    problems.append(tta_problem(cfg))
     problems = [problem for problem in problems if problem]
     if problems:
         raise ConfigValidationError("Invalid config: " + "; ".join(problems))

@@ -3,7 +3,8 @@
 ``Classifier.predict`` (raw pixels) and the analysis of a split (normalised tensors) both
 run through :func:`predict_probabilities`, so they agree on everything that decides the
 numbers: eval mode, no autograd, the autocast of ``models.runtime.autocast_for``, batches
-on the module's device, and ``module.predict_step`` on each batch.
+on the module's device, and ``module.predict_step`` on each batch (on each view of the batch,
+averaged, with test-time augmentation: ``models.tta``).
 """
 
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import torch
 
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.runtime import autocast_for
+from fmnist_lightning.models.tta import TTA, tta_probabilities
 
 
 def predict_probabilities(
@@ -20,12 +22,14 @@ def predict_probabilities(
     batch_size: int = 1000,
     precision: str | int = "32-true",
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    tta: TTA | None = None,
 ) -> torch.Tensor:
     """Softmax probabilities (N, classes), float32 on the CPU, computed on the module's device.
 
     ``inputs`` are network inputs, (N, 1, H, W) normalised images, or anything ``transform``
     turns into them batch by batch on the device (``Classifier`` passes raw pixels). The
-    module runs in eval mode and gets its own mode back afterwards.
+    module runs in eval mode and gets its own mode back afterwards. ``tta`` (None: off)
+    averages the probabilities over the views of each (transformed) batch.
     """
     device = module.device
     was_training = module.training
@@ -37,7 +41,16 @@ def predict_probabilities(
                 batch = inputs[start : start + batch_size].to(device, non_blocking=True)
                 if transform is not None:
                     batch = transform(batch)
-                outputs.append(module.predict_step(batch, index).float().cpu())
+                probabilities = module.predict_step(batch, index).float()
+                if tta is not None and tta.enabled:
+                    probabilities = tta_probabilities(
+                        lambda view, i=index: module.predict_step(view, i).float(),
+                        batch,
+                        tta,
+                        module.background,
+                        first=probabilities,
+                    )
+                outputs.append(probabilities.cpu())
     finally:
         module.train(was_training)
     if not outputs:

@@ -27,6 +27,7 @@ from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.inference.images import IMAGE_SIZE, load_image, prepare_image
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.models.runtime import resolve_device
+from fmnist_lightning.models.tta import TTA
 
 DEFAULT_BATCH_SIZE = 1024
 SHAPES = "(N, 28, 28), (N, 1, 28, 28) or (28, 28)"
@@ -148,21 +149,36 @@ class Classifier:
             pixels = pixels.float() * 255.0
         return normalise(pixels, self.mean, self.std)
 
-    def probabilities(self, pixels: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    def probabilities(
+        self,
+        pixels: torch.Tensor,
+        batch_size: int | None = None,
+        tta: TTA | dict[str, Any] | None = None,
+    ) -> torch.Tensor:
         """(N, 28, 28) pixels → (N, classes) probabilities on the CPU, computed in batches on the model's device."""
         return predict_probabilities(
-            self.module, pixels, batch_size or self.batch_size, transform=self.normalised
+            self.module,
+            pixels,
+            batch_size or self.batch_size,
+            transform=self.normalised,
+            tta=TTA.of(tta),
         )
 
     def predict(
-        self, images: Any, batch_size: int | None = None, invert: bool | None = None
+        self,
+        images: Any,
+        batch_size: int | None = None,
+        invert: bool | None = None,
+        tta: TTA | dict[str, Any] | None = None,
     ) -> Predictions:
         """Classify images: arrays/tensors of (N, 28, 28) or (N, 1, 28, 28) pixels (uint8, or floats in [0, 1]), PIL images, or file paths.
 
         ``invert`` applies to PIL images and files only: None inverts those with a light
         background, True/False force it. A file that cannot be read raises ImageReadError.
+        ``tta``: test-time augmentation, e.g. ``{"flip": True, "shift": 1}`` or a
+        ``models.tta.TTA``; the probabilities are the mean over the views. None: off.
         """
-        probabilities = self.probabilities(as_pixels(images, invert), batch_size)
+        probabilities = self.probabilities(as_pixels(images, invert), batch_size, tta)
         indices = probabilities.argmax(dim=1)
         names = [self.class_names[i] for i in indices.tolist()]
         return Predictions(indices=indices, names=names, probabilities=probabilities)

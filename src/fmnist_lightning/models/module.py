@@ -24,6 +24,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from fmnist_lightning.models.checkpoint_file import CheckpointError, MapLocation, read_checkpoint
 from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.transfer import parameter_groups, scale_schedule_to_groups
+from fmnist_lightning.models.tta import TTA, tta_probabilities
 
 MIN_SCHEDULE_STEPS = 100
 
@@ -39,6 +40,8 @@ class FashionMNISTModule(L.LightningModule):
     ``scheduler`` is ``{"interval": "step" | "epoch", "schedule": {_target_...} | None}``;
     a ``total_steps: auto`` in the schedule is filled in with the run's length.
     ``channels_last``, ``compile`` and ``head_lr`` say how the network runs and learns.
+    ``tta`` (``{flip, shift}``, see ``models.tta``; None: off) adds ``val_acc_tta`` and
+    ``test_acc_tta``, the accuracy of the mean softmax over the views, beside the plain metrics.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class FashionMNISTModule(L.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         head_lr: float | None = None,
+        tta: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -66,10 +70,19 @@ class FashionMNISTModule(L.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.tta = TTA.of(tta)
+        if self.tta.enabled:  # only then: a run without TTA keeps the state_dict it had
+            self.val_acc_tta = MulticlassAccuracy(num_classes, average="micro")
+            self.test_acc_tta = MulticlassAccuracy(num_classes, average="micro")
 
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
+
+    @property
+    def background(self) -> float:
+        """The network input of a black pixel (the normalised background), TTA's shift fill."""
+        return -float(self.hparams.mean) / float(self.hparams.std)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised (N, 1, 28, 28) images → (N, classes) logits."""
@@ -90,7 +103,24 @@ class FashionMNISTModule(L.LightningModule):
             f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True
         )
         self.log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        if split != "train" and self.tta.enabled:
+            self._log_tta_accuracy(images, logits, labels, split)
         return loss
+
+    def _log_tta_accuracy(
+        self, images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, split: str
+    ) -> None:
+        """``{split}_acc_tta``: accuracy of the mean softmax over the TTA views."""
+        probabilities = tta_probabilities(
+            lambda view: self(view).float().softmax(dim=1),
+            images,
+            self.tta,
+            self.background,
+            first=logits.float().softmax(dim=1),
+        )
+        accuracy = getattr(self, f"{split}_acc_tta")
+        accuracy.update(probabilities, labels)
+        self.log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

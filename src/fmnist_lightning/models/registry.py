@@ -7,8 +7,9 @@ into its checkpoints (when the networks were top-level modules) to where they li
 
 VGG = "fmnist_lightning.models.vgg.VGGStyleCNN"
 RESNET18 = "fmnist_lightning.models.resnet.ResNet18"
+COMPACT = "fmnist_lightning.models.compact.CompactCNN"
 
-NETWORKS: frozenset[str] = frozenset({VGG, RESNET18})
+NETWORKS: frozenset[str] = frozenset({VGG, RESNET18, COMPACT})
 
 LEGACY_TARGETS: dict[str, str] = {
     "fmnist_lightning.network.VGGStyleCNN": VGG,

@@ -49,6 +49,7 @@ def build_module(cfg: DictConfig, class_names: Sequence[str]) -> FashionMNISTMod
         channels_last=model.channels_last,
         compile=model.compile,
         head_lr=model.head_lr,
+        tta=plain(cfg.get("tta")),  # runs saved before TTA existed have none
     )
     if not cfg.get("ckpt_path"):
         message = load_starting_weights(module.net, model.weights, model.init_from)

@@ -1,7 +1,6 @@
 """test_metrics.json and plots/curves.png: the summary of a run, written when testing ends."""
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -10,28 +9,21 @@ from lightning.pytorch.callbacks import Callback
 
 from fmnist_lightning.analysis import plots, run_files
 from fmnist_lightning.analysis.figures import save_figure
+from fmnist_lightning.training.callbacks.time_to_accuracy import TimeToAccuracy
 
 
 class RunSummary(Callback):
     """At the end of testing (rank zero): the test metrics and what the run was, as JSON,
     and the training curves from metrics.csv.
 
-    ``summary`` holds what was written; ``train.train`` returns it. The fit time is measured
-    from the start to the end of ``Trainer.fit``.
+    ``summary`` holds what was written; ``train.train`` returns it. The timings
+    (``fit_seconds``, ``seconds_per_epoch``, ``time_to_val_acc``, across resumes) come from
+    the run's ``TimeToAccuracy`` callback; without it they are not written.
     """
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = Path(run_dir)
         self.summary: dict[str, Any] | None = None
-        self._fit_started: float | None = None
-        self._fit_seconds = 0.0
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._fit_started = time.perf_counter()
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._fit_started is not None:
-            self._fit_seconds = time.perf_counter() - self._fit_started
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -41,16 +33,15 @@ class RunSummary(Callback):
         best_path, best_score = (
             (checkpoint.best_model_path, checkpoint.best_model_score) if checkpoint else ("", None)
         )
-        seconds, epochs = self._fit_seconds, trainer.current_epoch
+        timing = next((c for c in trainer.callbacks if isinstance(c, TimeToAccuracy)), None)
         self.summary = {
             **test,
             # Relative to the run folder, so that a moved or copied run still makes sense.
             "best_checkpoint": os.path.relpath(best_path, self.run_dir) if best_path else None,
             "best_val_acc": float(best_score) if best_score is not None else None,
-            "epochs": epochs,
+            "epochs": trainer.current_epoch,
             "precision": str(trainer.precision),
-            "fit_seconds": round(seconds, 1),
-            "seconds_per_epoch": round(seconds / max(epochs, 1), 2),
+            **(timing.summary() if timing else {}),
             "parameters": sum(p.numel() for p in pl_module.parameters()),
             "device": str(trainer.strategy.root_device),
         }

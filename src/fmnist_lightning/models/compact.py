@@ -1,0 +1,80 @@
+"""A compact, fast network in the style of airbench (Keller Jordan's CIFAR-10 speedruns).
+
+    stem:   Conv3x3(in -> stem_width) -> BatchNorm -> GELU            at full resolution
+    groups: for each w in widths:
+              Conv3x3(c -> w) -> MaxPool2d(2) -> BatchNorm -> GELU     (the pooled activation)
+              -> Conv3x3(w -> w) -> BatchNorm -> GELU [+ the pooled activation if residual]
+    head:   global max or average pool -> Dropout -> Linear(c -> classes), times logit_scale
+
+Convolutions before a BatchNorm carry no bias (the norm's shift replaces it); the head has
+none either. Pooling straight after the first convolution of a group makes its second
+convolution, and everything after, run at a quarter of the pixels. ``logit_scale`` < 1
+tempers the logits of an unnormalised head, as airbench's 1/8. With the defaults:
+1,161,224 parameters on 1x28x28 inputs (28 -> 14 -> 7 -> 3 pixels).
+"""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+POOLS = ("max", "avg")
+
+
+def conv_bn_gelu(in_channels: int, out_channels: int, pool: bool = False) -> list[nn.Module]:
+    """Conv3x3 (no bias) [-> MaxPool2d(2)] -> BatchNorm -> GELU."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return [*layers, nn.BatchNorm2d(out_channels), nn.GELU()]
+
+
+class ConvGroup(nn.Module):
+    """Two convolutions at half the input's resolution; ``residual`` adds the first's output."""
+
+    def __init__(self, in_channels: int, width: int, residual: bool = False) -> None:
+        super().__init__()
+        self.first = nn.Sequential(*conv_bn_gelu(in_channels, width, pool=True))
+        self.second = nn.Sequential(*conv_bn_gelu(width, width))
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.first(x)
+        out = self.second(pooled)
+        return out + pooled if self.residual else out
+
+
+class CompactCNN(nn.Module):
+    """Stem, one ConvGroup per width of ``widths``, global pool and a bias-free linear head."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        stem_width: int = 24,
+        widths: Sequence[int] = (64, 128, 256),
+        residual: bool = False,
+        pool: str = "max",
+        dropout: float = 0.0,
+        logit_scale: float = 0.125,
+    ) -> None:
+        super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}.")
+        if not widths:
+            raise ValueError("widths must name at least one group width, e.g. [64, 128, 256].")
+        self.stem = nn.Sequential(*conv_bn_gelu(in_channels, stem_width))
+        groups, channels = [], stem_width
+        for width in widths:
+            groups.append(ConvGroup(channels, width, residual))
+            channels = width
+        self.groups = nn.Sequential(*groups)
+        self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        # Named `head` so that model.head_lr finds it (models.transfer.parameter_groups).
+        self.head = nn.Linear(channels, num_classes, bias=False)
+        self.logit_scale = float(logit_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.pool(self.groups(self.stem(x))).flatten(1)
+        return self.head(self.dropout(features)) * self.logit_scale

@@ -1,0 +1,105 @@
+"""Wall-clock time of fitting, counted across resumes: per validation, to accuracy, per epoch.
+
+At the end of every validation epoch (not the sanity check) :class:`TimeToAccuracy` logs
+``elapsed_seconds``, the seconds since fitting started, so metrics.csv has it on the
+validation rows; it notes when ``val_acc`` first reached each of ``thresholds``. The total
+so far and those first times are part of its state in every checkpoint, so a resumed run
+continues the count (the time between the last checkpoint and a crash is not counted: that
+work is done again). ``RunSummary`` writes :meth:`TimeToAccuracy.summary` into
+test_metrics.json: ``time_to_val_acc`` (threshold → seconds or None), ``fit_seconds`` and
+``seconds_per_epoch``.
+"""
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+ELAPSED_METRIC = "elapsed_seconds"
+MONITOR = "val_acc"
+THRESHOLDS = (0.90, 0.92, 0.93, 0.94, 0.95)
+# The threshold that every run prints at its end.
+HEADLINE = 0.93
+# val_acc is a float32: 11,400 right of 12,000 is 0.94999999, which has reached 0.95.
+TOLERANCE = 1e-6
+
+
+def threshold_key(threshold: float) -> str:
+    """The JSON key of a threshold: 0.9 → "0.90", 0.935 → "0.935"."""
+    two_places = f"{threshold:.2f}"
+    return two_places if float(two_places) == threshold else f"{threshold:g}"
+
+
+class TimeToAccuracy(Callback):
+    """``elapsed_seconds`` at every validation, first times to ``thresholds`` of ``val_acc``."""
+
+    def __init__(self, thresholds: Sequence[float] = THRESHOLDS) -> None:
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.reached: dict[str, float | None] = {threshold_key(t): None for t in self.thresholds}
+        self.earlier_seconds = 0.0  # fitting time of the run's earlier parts (before a resume)
+        self.fit_seconds: float | None = None
+        self.epochs = 0
+        self._started: float | None = None
+        self._validated_at: float | None = None  # elapsed seconds at the last validation's end
+
+    def elapsed(self) -> float:
+        """Seconds of fitting so far, earlier parts of the run included."""
+        running = time.perf_counter() - self._started if self._started is not None else 0.0
+        return self.earlier_seconds + running
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started, self.fit_seconds = time.perf_counter(), None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self._started is None:
+            return
+        self._validated_at = self.elapsed()
+        pl_module.log(ELAPSED_METRIC, self._validated_at, on_epoch=True, sync_dist=True)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # val_acc is computed after the validation epoch's hooks; checkpoints are saved after this.
+        if trainer.sanity_checking or self._validated_at is None:
+            return
+        accuracy = trainer.callback_metrics.get(MONITOR)
+        if accuracy is None:
+            return
+        for threshold in self.thresholds:
+            key = threshold_key(threshold)
+            if self.reached[key] is None and float(accuracy) >= threshold - TOLERANCE:
+                self.reached[key] = round(self._validated_at, 1)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fit_seconds, self.epochs = self.elapsed(), trainer.current_epoch
+        self._started = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"elapsed_seconds": self.elapsed(), "reached": dict(self.reached)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Lightning also calls this when testing a checkpoint after fitting: the count of
+        # this fit is kept then, and a time reached since that checkpoint is not forgotten.
+        if self._started is None and self.fit_seconds is None:
+            self.earlier_seconds = float(state_dict["elapsed_seconds"])
+        for key, seconds in state_dict.get("reached", {}).items():
+            if self.reached.get(key) is None:
+                self.reached[key] = seconds
+
+    def summary(self) -> dict[str, Any]:
+        """The test_metrics.json fields: time to each accuracy, fit time, time per epoch."""
+        seconds = self.fit_seconds
+        return {
+            "time_to_val_acc": dict(self.reached),
+            "fit_seconds": round(seconds, 1) if seconds is not None else None,
+            "seconds_per_epoch": (
+                round(seconds / max(self.epochs, 1), 2) if seconds is not None else None
+            ),
+        }
+
+
+def time_to_accuracy_line(summary: dict[str, Any], threshold: float = HEADLINE) -> str:
+    """The line every run prints: "Time to 93% validation accuracy: 41.2 s" (or not reached)."""
+    seconds = (summary.get("time_to_val_acc") or {}).get(threshold_key(threshold))
+    reached = f"{seconds:.1f} s" if seconds is not None else "not reached"
+    return f"Time to {threshold:.0%} validation accuracy: {reached}"
