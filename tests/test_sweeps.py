@@ -1,4 +1,6 @@
-"""Sweeps through the real entry point: grid, failure, Optuna, launchers; DDP on CPU; sweep configs.
+"""Sweeps through the real entry point: grid, failure, launchers; DDP on CPU; sweep configs.
+
+The Optuna search is its own command (tests/test_search.py).
 
 Subprocess tests run ``python -m fmnist_lightning.train`` on synthetic data with a tiny
 network, so Hydra, its plugins and Lightning run exactly as for a user.
@@ -11,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
 import torch
@@ -128,41 +129,6 @@ def test_a_failed_job_is_summarised_as_failed_and_the_others_still_are(synthetic
     assert failed["status"] == "failed" and "Traceback" in failed["traceback"]
     assert "failed" in (sweep_dir / "summary.md").read_text()
     assert (sweep_dir / "summary.png").is_file()
-
-
-@pytest.mark.slow
-def test_optuna_search_maximises_the_returned_objective_with_a_seeded_sampler(
-    synthetic_root, tmp_path
-):
-    logs = tmp_path / "logs"
-    search = ["hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=7"]
-    # A searched key given on the command line would be fixed, not searched: leave it out.
-    fixed = [o for o in tiny_cli(synthetic_root, logs) if not o.startswith("data.batch_size")]
-    result, _ = run_entry_point([*fixed, *search])
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    sweep_dir = only_sweep_dir(logs)
-    summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert len(summary) == 2 and (summary["status"] == "completed").all()
-    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
-    assert results.best_value == pytest.approx(summary["best_val_acc"].max())
-
-    # The trials are the ones a TPE sampler with the configured seed proposes.
-    space = compose_with_hydra(["hparams_search=optuna"]).hydra.sweeper.params
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
-
-    distributions, _ = create_params_from_overrides([f"{k}={v}" for k, v in space.items()])
-    study = optuna.create_study(
-        sampler=optuna.samplers.TPESampler(seed=7, n_startup_trials=10), direction="maximize"
-    )
-    for job in job_records(sweep_dir):
-        sampled = dict(o.split("=", 1) for o in job["overrides"] if o.split("=")[0] in space)
-        expected = study.ask(fixed_distributions=distributions).params
-        assert set(sampled) == {"optimizer.lr", "model.net.dropout", "data.batch_size"}
-        for name, value in expected.items():
-            assert float(sampled[name]) == pytest.approx(value), name
-        assert 1e-4 <= float(sampled["optimizer.lr"]) <= 1e-2
-        assert int(sampled["data.batch_size"]) in (64, 128, 256)
 
 
 @pytest.mark.slow
