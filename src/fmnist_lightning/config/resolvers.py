@@ -1,6 +1,7 @@
-"""The resolvers the configs use: ``${unique_id:}``, ``${required:...}``, and resume's two."""
+"""The resolvers the configs use: ``${unique_id:}``, ``${required:...}``, ``${path_name:...}``, and resume's two."""
 
 import uuid
+from pathlib import Path
 from typing import NoReturn
 
 from omegaconf import OmegaConf
@@ -17,6 +18,7 @@ def register_resolvers() -> None:
     """``${unique_id:}``: six hex digits, so two runs started in the same second get two folders.
 
     ``${run_folder:...}`` and ``${hydra_subdir:...}`` point Hydra at a resumed run's folder.
+    ``${path_name:<path>}``: the last part of a path (a run's folder name, for MLflow).
     ``${required:'message'}`` marks a key a preset needs from the command line: resolving it
     (i.e. leaving it unset) fails with the message. OmegaConf's ``???`` cannot do this in a
     preset, because merging ``???`` over an existing value keeps the value.
@@ -27,6 +29,7 @@ def register_resolvers() -> None:
         ("run_folder", resume.run_folder),
         ("hydra_subdir", resume.hydra_subdir),
         ("required", fail_with),
+        ("path_name", lambda path: Path(str(path)).name),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
