@@ -9,6 +9,7 @@ network, so Hydra, its plugins and Lightning run exactly as for a user.
 import itertools
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.config import launch
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.training import multirun, sweep_summary
@@ -203,6 +205,81 @@ def test_ddp_on_two_cpu_processes_writes_one_run_folder_with_metrics_of_both_ran
     test_metrics = run_files.read_json(run_dir / run_files.TEST_METRICS_JSON)
     best = run_dir / test_metrics["best_checkpoint"]
     assert test_metrics["test_acc"] == pytest.approx(accuracy_on(best, datamodule, "test"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_train_into_one_run_folder_with_reduced_metrics(
+    synthetic_root, tmp_path
+):
+    """Two "nodes" as a cluster starts them: a torchrun per node, c10d rendezvous, gloo."""
+    logs = tmp_path / "logs"
+    torchrun = [
+        sys.executable, "-m", "torch.distributed.run",  # the torchrun command
+        "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{free_port()}", "--rdzv-id=job42",
+    ]  # fmt: skip
+    train = ["-m", "fmnist_lightning.train", *tiny_cli(synthetic_root, logs)]
+    ddp = ["trainer=ddp", "trainer.num_nodes=2", "trainer.max_epochs=2", "data.eval_batch_size=8"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    nodes = [
+        subprocess.Popen([*torchrun, *train, *ddp], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    for node, output in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, output[-3000:]
+    # One world of two ranks, one per torchrun.
+    for rank in ("GLOBAL_RANK: 0, MEMBER: 1/2", "GLOBAL_RANK: 1, MEMBER: 2/2"):
+        assert sum(rank in output for output in outputs) == 1, rank
+
+    # One folder, named by the launch, that both ranks computed alike.
+    (run_dir,) = (logs / "runs").iterdir()
+    assert run_dir.name == "torchrun-job42"
+    assert sorted(p.name for p in run_dir.glob("*.log")) == ["train.log", "train_rank1.log"]
+    assert [p.name for p in run_dir.glob("**/test_metrics.json")] == ["test_metrics.json"]
+    assert len(list(run_dir.glob("**/config.yaml"))) == 2  # config.yaml and rank 0's .hydra/
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    assert saved.trainer.num_nodes == 2 and saved.trainer.devices == 1
+
+    # 320 training images in batches of 32: each rank takes 5 of the 10 batches per epoch.
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 2 * 5
+    # val_acc is reduced over both ranks: the accuracy on the whole validation split.
+    datamodule = FashionMNISTDataModule(**{k: v for k, v in saved.data.items() if k != "_target_"})
+    datamodule.setup()
+    epochs = run_files.epoch_metrics(run_dir / run_files.METRICS_CSV)
+    assert epochs["val_acc"].iloc[-1] == pytest.approx(
+        accuracy_on(run_dir / "checkpoints" / "last.ckpt", datamodule, "val")
+    )
+
+
+def test_ranks_of_a_cluster_launch_share_one_run_folder_name(monkeypatch):
+    for name in ("TORCHELASTIC_RUN_ID", "WORLD_SIZE", "RANK", "SLURM_JOB_ID", "SLURM_NTASKS",
+                 "SLURM_STEP_ID", "SLURM_PROCID"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    assert launch.launch_name() is None and launch.launch_rank() == 0
+    assert launch.run_name("2026-01-01_00-00-00-abcdef") == "2026-01-01_00-00-00-abcdef"
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # one task: an ordinary run inside a SLURM job
+    assert launch.launch_name() is None
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert launch.launch_name() == "slurm-77.0" and launch.rank_suffix() == "_rank3"
+    assert launch.rank_zero_only(".hydra") is None
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job42")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    hydra_cfg = compose_with_hydra([]).hydra
+    assert hydra_cfg.run.dir == "lightning_logs/runs/torchrun-job42"
+    assert hydra_cfg.output_subdir == ".hydra"
 
 
 def test_ddp_that_lightning_would_relaunch_is_refused_inside_a_multirun():
