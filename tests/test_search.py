@@ -122,8 +122,9 @@ def test_a_search_setting_that_cannot_work_stops_with_one_line(
 
 @pytest.fixture(scope="module")
 def pruned_search(synthetic_root, tmp_path_factory):
-    """Three trials of up to 3 epochs; a pruner that stops any trial below 99% accuracy
-    after its second epoch prunes all but the first (median pruning needs many trials)."""
+    """Three trials of up to 3 epochs and a pruner that stops any trial below 99% accuracy
+    from its second epoch on: each one is pruned there (median pruning needs many trials
+    to show the same)."""
     logs = tmp_path_factory.mktemp("search")
     args = tiny_search(
         synthetic_root,
@@ -136,7 +137,6 @@ def pruned_search(synthetic_root, tmp_path_factory):
         "~hparams_search.pruner.n_startup_trials",
         "hparams_search.pruner.n_warmup_steps=1",
         "+hparams_search.pruner.lower=0.99",
-        # The first trial runs unpruned: a pruner sees no report of a trial at its first step.
     )
     started = time.perf_counter()
     study = runner.run_search(args, train)
@@ -185,6 +185,12 @@ def test_the_summary_lists_every_trial_and_draws_optunas_plots(pruned_search):
     text = (search_dir / summary.SUMMARY_MD).read_text()
     assert text.startswith("# Search fmnist: 3 trials (3 pruned)")
     assert "No trial has completed yet." in text
+    # Each pruned trial ran 2 of its 3 epochs: the estimate adds half its time again.
+    saved = sum(t.duration.total_seconds() / 2 for t in study.get_trials())
+    savings = summary.pruning_savings(study)
+    assert (savings["pruned"], savings["epochs_run"], savings["epochs_full"]) == (3, 6, 9)
+    assert savings["seconds_saved"] == pytest.approx(saved)
+    assert "Pruning: 3 trials stopped after 6 of their 9 epochs" in text
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == 2 + 3
     with Image.open(search_dir / summary.INTERMEDIATE_PNG) as image:
         assert image.width > 500

@@ -72,6 +72,8 @@ class Objective:
         try:
             cfg = compose("train", [*overrides, f"paths.run_dir={run_dir}"])
             check_single_process(cfg)
+            # For the summary's estimate of what pruning saved.
+            trial.set_user_attr("max_epochs", OmegaConf.select(cfg, "trainer.max_epochs"))
             summary = self.train(cfg, [pruning])
             value = self.value_of(summary)
         except optuna.TrialPruned as pruned:

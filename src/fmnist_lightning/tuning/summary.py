@@ -77,6 +77,44 @@ def state_counts(frame: pd.DataFrame) -> str:
     return ", ".join(f"{counts[state]} {state}" for state in counts.index)
 
 
+def pruning_savings(study: optuna.Study) -> dict[str, float] | None:
+    """What pruning saved, estimated from each pruned trial's own seconds per epoch: the
+    seconds it would have taken to run to ``trainer.max_epochs``, less what it took."""
+    pruned = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+        if t.intermediate_values and t.duration and t.user_attrs.get("max_epochs")
+    ]
+    if not pruned:
+        return None
+    saved = sum(
+        trial_seconds(t) / len(t.intermediate_values) * t.user_attrs["max_epochs"]
+        - trial_seconds(t)
+        for t in pruned
+    )
+    spent = sum(trial_seconds(t) or 0.0 for t in study.get_trials(deepcopy=False))
+    return {
+        "pruned": len(pruned),
+        "epochs_run": sum(len(t.intermediate_values) for t in pruned),
+        "epochs_full": sum(t.user_attrs["max_epochs"] for t in pruned),
+        "seconds_saved": saved,
+        "seconds_spent": spent,
+    }
+
+
+def pruning_sentence(savings: dict[str, float]) -> str:
+    share = savings["seconds_saved"] / max(
+        savings["seconds_spent"] + savings["seconds_saved"], 1e-9
+    )
+    return (
+        f"Pruning: {savings['pruned']} trials stopped after {savings['epochs_run']} of their "
+        f"{savings['epochs_full']} epochs; run to the end they would have taken about "
+        f"{savings['seconds_saved']:.0f} s more (from each one's own seconds per epoch), "
+        f"{share:.0%} of the {savings['seconds_spent'] + savings['seconds_saved']:.0f} s the "
+        f"search would have taken without pruning ({savings['seconds_spent']:.0f} s with it)."
+    )
+
+
 def readable_params(frame: pd.DataFrame) -> pd.DataFrame:
     """The table with float parameters to 4 significant digits (a learning rate of 3e-4
     would read 0.0003 at fixed decimals); trials.csv keeps them in full."""
@@ -106,6 +144,9 @@ def summary_text(study: optuna.Study, frame: pd.DataFrame, pictures: list[str]) 
             "```",
             "",
         ]
+    savings = pruning_savings(study)
+    if savings:
+        lines += [pruning_sentence(savings), ""]
     lines += [markdown_table(readable_params(frame), decimals={"seconds": 1}), ""]
     lines += [f"![{Path(p).stem}]({p})" for p in pictures]
     return "\n".join(lines) + "\n"
