@@ -310,6 +310,23 @@ def test_a_search_killed_midway_continues_with_the_same_command(synthetic_root, 
 
 
 @pytest.mark.slow
+def test_an_interrupted_search_records_its_trial_and_says_how_to_continue(synthetic_root, tmp_path):
+    stop = ["+callbacks.stop._target_=helpers.faults.SignalAtEpochEnd", "+callbacks.stop.epoch=0"]
+    args = tiny_search(synthetic_root, tmp_path, "hparams_search.n_trials=2", *stop)
+    process = search_process(args)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 128 + signal.SIGTERM, output[-3000:]
+    assert "Run the same command to continue the study" in output
+    (trial,) = study_of(tmp_path).get_trials()  # the search stopped: no second trial
+    assert trial.state == TrialState.FAIL
+    record = run_files.read_json(tmp_path / "searches" / "fmnist" / "0" / TRIAL_JSON)
+    assert record["state"] == "fail" and record["error"].startswith("TrainingInterrupted")
+    assert (
+        "1 trials (1 fail)" in (tmp_path / "searches" / "fmnist" / summary.SUMMARY_MD).read_text()
+    )
+
+
+@pytest.mark.slow
 def test_the_command_prints_its_usage_and_a_bad_setting_in_one_line(tmp_path):
     usage = subprocess.run(
         [sys.executable, "-m", "fmnist_lightning.search", "--help"], capture_output=True, text=True

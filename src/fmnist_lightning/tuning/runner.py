@@ -10,7 +10,7 @@ from optuna.study import MaxTrialsCallback
 
 from fmnist_lightning.config.compose import compose
 from fmnist_lightning.config.schema import ConfigValidationError
-from fmnist_lightning.training.faults import NonFiniteLoss, OutOfMemory
+from fmnist_lightning.training.faults import NonFiniteLoss, OutOfMemory, TrainingInterrupted
 from fmnist_lightning.tuning.objective import Objective, TrainFunction, check_single_process
 from fmnist_lightning.tuning.space import (
     SearchConfigError,
@@ -90,6 +90,12 @@ def run_search(overrides: Sequence[str], train: TrainFunction) -> optuna.Study:
                 catch=TRIAL_FAULTS,
                 gc_after_trial=True,
             )
+    except TrainingInterrupted:
+        # Its message tells how to resume the one trial; the search resumes as a whole.
+        print(
+            "\nSearch interrupted; the running trial is recorded as failed. Run the same command to continue the study."
+        )
+        raise
     finally:
         write_summary(study, search_dir)
         report(study, search_dir)
