@@ -6,7 +6,8 @@ functions. The rules (subpackages by role, the commands on top):
 - no import circle between modules;
 - data imports nothing else of the project; models nothing of data, training, analysis,
   inference or config; inference nothing of training, analysis or config; analysis
-  nothing of training or config; training nothing of config;
+  nothing of training or config; training nothing of config; tuning (the search) sits
+  above config, and nothing but the commands imports it;
 - no subpackage imports an entry point (the commands) or the top-level package;
 - analysis/plots.py, report.py and tables.py are pure: no torch or Lightning, and no calls
   that write files (open, savefig, write_text, to_csv);
@@ -26,12 +27,14 @@ import fmnist_lightning
 PACKAGE_DIR = Path(fmnist_lightning.__file__).parent
 ENTRY_POINTS = {"train", "evaluate", "predict", "export", "results", "search", "benchmark"}
 FORBIDDEN = {
-    "data": {"models", "training", "analysis", "inference", "config"},
-    "models": {"data", "training", "analysis", "inference", "config"},
-    "inference": {"training", "analysis", "config"},
-    "analysis": {"training", "config"},
-    "training": {"config"},
-    "config": set(),
+    "data": {"models", "training", "analysis", "inference", "config", "tuning"},
+    "models": {"data", "training", "analysis", "inference", "config", "tuning"},
+    "inference": {"training", "analysis", "config", "tuning"},
+    "analysis": {"training", "config", "tuning"},
+    "training": {"config", "tuning"},
+    "config": {"tuning"},
+    # The search's parts: above config (each trial's config is composed), below the commands.
+    "tuning": set(),
 }
 PURE = ("analysis/plots.py", "analysis/report.py", "analysis/tables.py")
 HEAVY = ("torch", "lightning", "pytorch_lightning", "torchvision", "torchmetrics")

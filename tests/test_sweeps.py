@@ -1,17 +1,21 @@
-"""Sweeps through the real entry point: grid, failure, Optuna, launchers; DDP on CPU; sweep configs.
+"""Sweeps through the real entry point: grid, failure, launchers; DDP on CPU; sweep configs.
+
+The Optuna search is its own command (tests/test_search.py).
 
 Subprocess tests run ``python -m fmnist_lightning.train`` on synthetic data with a tiny
 network, so Hydra, its plugins and Lightning run exactly as for a user.
 """
 
+import datetime
 import itertools
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import optuna
+import hydra.core.utils
 import pandas as pd
 import pytest
 import torch
@@ -23,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.config import launch
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.training import multirun, sweep_summary
@@ -131,41 +136,6 @@ def test_a_failed_job_is_summarised_as_failed_and_the_others_still_are(synthetic
 
 
 @pytest.mark.slow
-def test_optuna_search_maximises_the_returned_objective_with_a_seeded_sampler(
-    synthetic_root, tmp_path
-):
-    logs = tmp_path / "logs"
-    search = ["hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=7"]
-    # A searched key given on the command line would be fixed, not searched: leave it out.
-    fixed = [o for o in tiny_cli(synthetic_root, logs) if not o.startswith("data.batch_size")]
-    result, _ = run_entry_point([*fixed, *search])
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    sweep_dir = only_sweep_dir(logs)
-    summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert len(summary) == 2 and (summary["status"] == "completed").all()
-    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
-    assert results.best_value == pytest.approx(summary["best_val_acc"].max())
-
-    # The trials are the ones a TPE sampler with the configured seed proposes.
-    space = compose_with_hydra(["hparams_search=optuna"]).hydra.sweeper.params
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
-
-    distributions, _ = create_params_from_overrides([f"{k}={v}" for k, v in space.items()])
-    study = optuna.create_study(
-        sampler=optuna.samplers.TPESampler(seed=7, n_startup_trials=10), direction="maximize"
-    )
-    for job in job_records(sweep_dir):
-        sampled = dict(o.split("=", 1) for o in job["overrides"] if o.split("=")[0] in space)
-        expected = study.ask(fixed_distributions=distributions).params
-        assert set(sampled) == {"optimizer.lr", "model.net.dropout", "data.batch_size"}
-        for name, value in expected.items():
-            assert float(sampled[name]) == pytest.approx(value), name
-        assert 1e-4 <= float(sampled["optimizer.lr"]) <= 1e-2
-        assert int(sampled["data.batch_size"]) in (64, 128, 256)
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("launcher", "settings", "marker"),
     [
@@ -239,6 +209,81 @@ def test_ddp_on_two_cpu_processes_writes_one_run_folder_with_metrics_of_both_ran
     assert test_metrics["test_acc"] == pytest.approx(accuracy_on(best, datamodule, "test"))
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_train_into_one_run_folder_with_reduced_metrics(
+    synthetic_root, tmp_path
+):
+    """Two "nodes" as a cluster starts them: a torchrun per node, c10d rendezvous, gloo."""
+    logs = tmp_path / "logs"
+    torchrun = [
+        sys.executable, "-m", "torch.distributed.run",  # the torchrun command
+        "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{free_port()}", "--rdzv-id=job42",
+    ]  # fmt: skip
+    train = ["-m", "fmnist_lightning.train", *tiny_cli(synthetic_root, logs)]
+    ddp = ["trainer=ddp", "trainer.num_nodes=2", "trainer.max_epochs=2", "data.eval_batch_size=8"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    nodes = [
+        subprocess.Popen([*torchrun, *train, *ddp], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    for node, output in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, output[-3000:]
+    # One world of two ranks, one per torchrun.
+    for rank in ("GLOBAL_RANK: 0, MEMBER: 1/2", "GLOBAL_RANK: 1, MEMBER: 2/2"):
+        assert sum(rank in output for output in outputs) == 1, rank
+
+    # One folder, named by the launch, that both ranks computed alike.
+    (run_dir,) = (logs / "runs").iterdir()
+    assert run_dir.name == "torchrun-job42"
+    assert sorted(p.name for p in run_dir.glob("*.log")) == ["train.log", "train_rank1.log"]
+    assert [p.name for p in run_dir.glob("**/test_metrics.json")] == ["test_metrics.json"]
+    assert len(list(run_dir.glob("**/config.yaml"))) == 2  # config.yaml and rank 0's .hydra/
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    assert saved.trainer.num_nodes == 2 and saved.trainer.devices == 1
+
+    # 320 training images in batches of 32: each rank takes 5 of the 10 batches per epoch.
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 2 * 5
+    # val_acc is reduced over both ranks: the accuracy on the whole validation split.
+    datamodule = FashionMNISTDataModule(**{k: v for k, v in saved.data.items() if k != "_target_"})
+    datamodule.setup()
+    epochs = run_files.epoch_metrics(run_dir / run_files.METRICS_CSV)
+    assert epochs["val_acc"].iloc[-1] == pytest.approx(
+        accuracy_on(run_dir / "checkpoints" / "last.ckpt", datamodule, "val")
+    )
+
+
+def test_ranks_of_a_cluster_launch_share_one_run_folder_name(monkeypatch):
+    for name in ("TORCHELASTIC_RUN_ID", "WORLD_SIZE", "RANK", "SLURM_JOB_ID", "SLURM_NTASKS",
+                 "SLURM_STEP_ID", "SLURM_PROCID"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    assert launch.launch_name() is None and launch.launch_rank() == 0
+    assert launch.run_name("2026-01-01_00-00-00-abcdef") == "2026-01-01_00-00-00-abcdef"
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # one task: an ordinary run inside a SLURM job
+    assert launch.launch_name() is None
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert launch.launch_name() == "slurm-77.0" and launch.rank_suffix() == "_rank3"
+    assert launch.rank_zero_only(".hydra") is None
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job42")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    hydra_cfg = compose_with_hydra([]).hydra
+    assert hydra_cfg.run.dir == "lightning_logs/runs/torchrun-job42"
+    assert hydra_cfg.output_subdir == ".hydra"
+
+
 def test_ddp_that_lightning_would_relaunch_is_refused_inside_a_multirun():
     trainer = Trainer(
         strategy="ddp", accelerator="cpu", devices=2, logger=False, enable_checkpointing=False
@@ -285,18 +330,20 @@ def test_a_sweep_composes_configs_that_differ_only_in_the_swept_keys():
     assert {c["data.batch_size"] for c in configs} == {64}
 
 
-def test_two_sweeps_started_in_the_same_second_get_different_folders():
-    for _ in range(5):  # retry in the rare case the clock ticks between the two
-        first, second = (
-            compose_with_hydra(["hydra.mode=MULTIRUN"]).hydra.sweep.dir for _ in range(2)
-        )
-        stamp = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
-        first_time, second_time = (re.search(stamp, d).group() for d in (first, second))
-        if first_time == second_time:
-            break
-    assert first_time == second_time
+class StoppedClock(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None) -> datetime.datetime:
+        return cls(2026, 1, 2, 3, 4, 5)
+
+
+def test_two_sweeps_started_in_the_same_second_get_different_folders(monkeypatch):
+    # The clock of Hydra's ${now:} stands still: on a busy machine two composes can take
+    # longer than a second, and the test is about two sweeps in the same second.
+    monkeypatch.setattr(hydra.core.utils, "datetime", StoppedClock)
+    first, second = (compose_with_hydra(["hydra.mode=MULTIRUN"]).hydra.sweep.dir for _ in range(2))
     assert first != second
-    assert re.fullmatch(rf"lightning_logs/sweeps/{stamp}-[0-9a-f]{{6}}", first)
+    for folder in (first, second):
+        assert re.fullmatch(r"lightning_logs/sweeps/2026-01-02_03-04-05-[0-9a-f]{6}", folder)
 
 
 def test_the_slurm_preset_is_hydras_submitit_launcher_with_editable_settings():

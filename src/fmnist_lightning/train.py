@@ -8,7 +8,7 @@ analysis of the tested checkpoint; the callbacks of conf/callbacks/ write the la
 """
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,10 @@ from fmnist_lightning.training.run_folder import check_run_dir, claim_run_dir
 register_resolvers()
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Fit, test the best checkpoint (the callbacks write the summary and analysis); return
-    the run's summary (test_metrics.json)."""
+    the run's summary (test_metrics.json). ``callbacks``: added to those of ``cfg.callbacks``
+    by a caller that drives the run (the search's pruning callback)."""
     cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
     cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
     validate_config(cfg)  # bad values stop here, before any data is read
@@ -49,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # fail on missing data before building anything else
     module = build_module(cfg, datamodule.classes)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, callbacks)
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
     # running out of memory become a RunStopped error with a clear message.
     with (
@@ -71,11 +72,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 @contextmanager
-def exit_with_message() -> Iterator[None]:
-    """For the command line: print why a run stopped (fault, bad config or data), no traceback, and exit."""
+def exit_with_message(extra: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """For the command line: print why a run stopped (fault, bad config or data, or one of
+    ``extra``), no traceback, and exit."""
     try:
         yield
-    except (RunStopped, ConfigValidationError, DataError) as stop:
+    except (RunStopped, ConfigValidationError, DataError, *extra) as stop:
         prefix = "" if isinstance(stop, RunStopped) else "Error: "
         rank_zero_only(print)(f"\n{prefix}{stop}", file=sys.stderr)
         if in_multirun():
@@ -85,10 +87,15 @@ def exit_with_message() -> Iterator[None]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    if cfg.get("hparams_search") is not None:
+        sys.exit(
+            "Error: hparams_search is a search space of the search command: "
+            f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
+        )
     # A bad config or dataset, an interruption or a fault prints its message, no stack trace.
     with exit_with_message():
         summary = train(cfg)
-    # Hydra sweepers (Optuna) optimise the value returned here.
+    # The value a Hydra sweeper would optimise (the search command uses train() itself).
     return summary.get(cfg.objective)
 
 

@@ -66,8 +66,8 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     return [instantiate(lg) for lg in cfg.logger.values() if lg is not None]
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """The Trainer of ``cfg.trainer`` with the run's callbacks and loggers.
+def build_trainer(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the run's callbacks (and ``callbacks``) and loggers.
 
     Also sets ``float32_matmul_precision`` (null: torch's default), and refuses DDP that
     Lightning would start inside a Hydra multirun.
@@ -79,6 +79,8 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
         )
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg))
+    trainer = instantiate(
+        cfg.trainer, callbacks=[*build_callbacks(cfg), *callbacks], logger=build_loggers(cfg)
+    )
     refuse_ddp_in_multirun(trainer)
     return trainer

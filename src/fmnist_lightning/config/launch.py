@@ -1,0 +1,55 @@
+"""Which launch a process belongs to when torchrun or SLURM starts every rank of a run.
+
+Lightning starts the extra ranks of a one-machine DDP run itself and hands them rank 0's
+run folder. A cluster launcher starts all ranks at once instead (``torchrun --nnodes=2``
+on each node, ``srun`` with one task per GPU), and each rank composes its own config:
+the run folder must then be a name they all compute alike, which the launch provides.
+"""
+
+import os
+
+TORCHRUN_ID = "TORCHELASTIC_RUN_ID"
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def launch_name() -> str | None:
+    """``torchrun-<rdzv id>`` or ``slurm-<job>.<step>`` when several ranks of one launch run
+    this, else None. Every rank of the launch gets the same name, on every node."""
+    if os.environ.get(TORCHRUN_ID) and _int_env("WORLD_SIZE", 1) > 1:
+        return f"torchrun-{os.environ[TORCHRUN_ID]}"
+    job = os.environ.get("SLURM_JOB_ID")
+    if job and _int_env("SLURM_NTASKS", 1) > 1:
+        step = os.environ.get("SLURM_STEP_ID")
+        return f"slurm-{job}" + (f".{step}" if step else "")
+    return None
+
+
+def launch_rank() -> int:
+    """This process's global rank in a torchrun or SLURM launch (0 outside one)."""
+    if os.environ.get(TORCHRUN_ID):
+        return _int_env("RANK", 0)
+    if _int_env("SLURM_NTASKS", 1) > 1:
+        return _int_env("SLURM_PROCID", 0)
+    return 0
+
+
+def run_name(default: str) -> str:
+    """Resolver ``${launch_run_name:<default>}``: the launch's name, else ``default``."""
+    return launch_name() or default
+
+
+def rank_zero_only(value: object) -> object:
+    """Resolver ``${launch_rank_zero:<value>}``: ``value`` on rank 0, None (nothing) on the others."""
+    return value if launch_rank() == 0 else None
+
+
+def rank_suffix() -> str:
+    """Resolver ``${launch_rank_suffix:}``: ``""`` on rank 0, ``_rank<N>`` on the others."""
+    rank = launch_rank()
+    return f"_rank{rank}" if rank else ""

@@ -1,0 +1,70 @@
+"""Progress as a redrawn bar in a terminal, and as one line per epoch in a log file or CI."""
+
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+import lightning as L
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+
+
+class EpochLines(ProgressBar):
+    """One line at the end of each training epoch: epoch, step, the epoch's metrics, seconds.
+
+    A ProgressBar, so that Lightning adds no bar of its own; rank zero writes, as for a bar.
+    Step-level values (``*_step``) are left out: the line is about the epoch.
+
+        epoch 2/10  step 750  lr-AdamW 0.0011  train_acc 0.86  train_loss_epoch 0.41  val_acc 0.87  val_loss 0.35  12.3 s
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.stream = stream  # None: sys.stdout at the time of writing (pytest swaps it)
+        self._enabled = True
+        self._epoch_started = time.perf_counter()
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._enabled and trainer.is_global_zero:
+            seconds = time.perf_counter() - self._epoch_started
+            print(epoch_line(trainer, seconds), file=self.stream or sys.stdout, flush=True)
+
+
+def metric_text(value: Any) -> str | None:
+    """A metric for the line: 4 significant digits; None for what is not one number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):  # a tensor of several values, a string
+        return None
+    return f"{number:.4g}" if math.isfinite(number) else str(number)
+
+
+def epoch_line(trainer: L.Trainer, seconds: float) -> str:
+    """``epoch 2/10  step 750  train_loss_epoch 0.41  ...  val_acc 0.87  12.3 s``."""
+    total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+    parts = [f"epoch {trainer.current_epoch + 1}{total}", f"step {trainer.global_step}"]
+    metrics = trainer.callback_metrics
+    for name, value in sorted(metrics.items()):
+        # A value logged per step and per epoch is there three times: keep the epoch's.
+        step_value = name.endswith("_step") or f"{name}_epoch" in metrics
+        text = None if step_value else metric_text(value)
+        if text is not None:
+            parts.append(f"{name} {text}")
+    return "  ".join([*parts, f"{seconds:.1f} s"])
+
+
+def progress_for_output(refresh_rate: int = 20, stream: TextIO | None = None) -> ProgressBar:
+    """TQDM's bar when ``stream`` (stdout, where the bar writes) is a terminal; else EpochLines."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        return TQDMProgressBar(refresh_rate=refresh_rate)
+    return EpochLines()
