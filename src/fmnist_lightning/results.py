@@ -21,213 +21,24 @@ It needs pandas, OmegaConf and matplotlib only: this command imports no torch.
 """
 
 import argparse
-import math
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis.finished_runs import (
+    HEADLINE_ACCURACY,
+    NOT_REACHED,
+    Run,
+    find_runs,
+    portable,
+)
 from fmnist_lightning.analysis.tables import markdown_table
 
-# Overrides that do not change what is trained: where data and outputs live, and the seed.
-IGNORED_OVERRIDES = (
-    "seed",
-    "data.root",
-    "paths.",
-    "hydra.",
-    "+hydra.",
-    "callbacks.progress_bar",
-    "callbacks.progress_bar.",
-)
-HYDRA_DIR = ".hydra"
-HYDRA_OVERRIDES = Path(HYDRA_DIR) / "overrides.yaml"
-# Files of a sweep's or a search's own folder (Hydra's multirun record, the sweep summary,
-# Optuna's result): such a folder summarises runs and is not one.
-SUMMARY_FILES = ("multirun.yaml", "summary.csv", "optimization_results.yaml")
-CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
+__all__ = ["find_runs", "main", "portable", "replace_between_markers", "results_markdown"]
+
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-# The time-to-accuracy column: seconds until val_acc first reached this (time_to_val_acc key).
-HEADLINE_ACCURACY = "0.93"
-NOT_REACHED = "—"
-# Problems reading a run folder that leave that folder out of the table.
-READ_ERRORS = (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException)
-
-
-class RunReadError(ValueError):
-    """A run folder whose files cannot be read; the message names the file and the problem."""
-
-
-@dataclass
-class Run:
-    folder: Path
-    configuration: str
-    from_command_line: bool
-    seed: int
-    test_acc: float
-    test_acc_tta: float | None
-    best_epoch: int | None
-    epochs: int
-    parameters: int
-    seconds_per_epoch: float
-    timed: bool  # test_metrics.json has time_to_val_acc (runs before it had none)
-    time_to_headline: float | None  # seconds to HEADLINE_ACCURACY; None: never reached
-    device: str
-    curve: pd.DataFrame | None = field(default=None, repr=False)  # epoch, val_acc, elapsed
-
-
-def is_ignored(override: str) -> bool:
-    key = override.split("=", 1)[0]
-    return any(
-        key.startswith(name) if name.endswith(".") else key == name for name in IGNORED_OVERRIDES
-    )
-
-
-def looks_like_path(value: str) -> bool:
-    """A file or folder name: it has a separator, starts like a path or ends like a checkpoint."""
-    return (
-        "/" in value
-        or "\\" in value
-        or value.startswith(("~", "./", "../"))
-        or value.lower().endswith(CHECKPOINT_SUFFIXES)
-    )
-
-
-def portable(override: str) -> str:
-    """An override as a table may show it: a path value becomes <checkpoint> or <path>."""
-    key, sep, value = override.partition("=")
-    value = value.strip("'\"")
-    if not sep or not looks_like_path(value):
-        return override
-    placeholder = "<checkpoint>" if value.lower().endswith(CHECKPOINT_SUFFIXES) else "<path>"
-    return f"{key}={placeholder}"
-
-
-def describe_config(config: dict) -> str:
-    """A label from the saved config, for runs without Hydra's overrides record."""
-    model = config.get("model", {})
-    net = model.get("net", model)  # release 0.1.0 kept the network's arguments in model
-    label = net.get("_target_", "?").rsplit(".", 1)[-1]
-    if net.get("batch_norm"):
-        label += " + BN"
-    augment = config.get("data", {}).get("augment") or {}
-    switches = [name for name in ("crop", "flip", "erase") if augment.get(name)]
-    if switches:
-        label += " + " + "/".join(switches)
-    return label
-
-
-def configuration_of(folder: Path, config: dict) -> tuple[str, bool]:
-    """(label, whether it is the command line's overrides)."""
-    overrides_file = folder / HYDRA_OVERRIDES
-    if overrides_file.is_file():
-        overrides = OmegaConf.to_container(OmegaConf.load(overrides_file)) or []
-        kept = [portable(str(o)) for o in overrides if not is_ignored(str(o))]
-        return (" ".join(kept) if kept else "default"), True
-    return describe_config(config), False
-
-
-def validation_curve(metrics_csv: Path) -> pd.DataFrame | None:
-    """epoch, val_acc (and elapsed_seconds when logged) per epoch; None without val_acc."""
-    if not metrics_csv.is_file():
-        return None
-    epochs = run_files.epoch_metrics(metrics_csv)
-    if "val_acc" not in epochs or epochs["val_acc"].isna().all():
-        return None
-    columns = [c for c in ("epoch", "val_acc", "elapsed_seconds") if c in epochs]
-    return epochs[columns].dropna(subset=["val_acc"]).reset_index(drop=True)
-
-
-def best_epoch(curve: pd.DataFrame | None) -> int | None:
-    """The 1-based epoch with the highest validation accuracy (the tested checkpoint's)."""
-    if curve is None:
-        return None
-    return int(curve.loc[curve["val_acc"].idxmax(), "epoch"]) + 1
-
-
-def optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def read_part(folder: Path, name: str, reader: Any) -> Any:
-    """``reader(folder / name)``, a problem becoming a RunReadError that names the file."""
-    try:
-        return reader(folder / name)
-    except READ_ERRORS as error:
-        detail = next(iter(str(error).splitlines()), "") or type(error).__name__
-        raise RunReadError(f"{name}: {type(error).__name__}: {detail[:200]}") from error
-
-
-def read_run(folder: Path) -> Run:
-    """One finished run; RunReadError when one of its files cannot be read."""
-    test = read_part(folder, run_files.TEST_METRICS_JSON, run_files.read_json)
-    if not isinstance(test, dict) or not isinstance(test.get("test_acc"), (int, float)):
-        raise RunReadError(f"{run_files.TEST_METRICS_JSON}: no number under test_acc")
-
-    def load_config(path: Path) -> dict:
-        return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
-
-    config = read_part(folder, run_files.CONFIG_YAML, load_config)
-    configuration, from_command_line = read_part(
-        folder, str(HYDRA_OVERRIDES), lambda _: configuration_of(folder, config)
-    )
-    curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
-    times = test.get("time_to_val_acc")
-    try:
-        return Run(
-            folder=folder,
-            configuration=configuration,
-            from_command_line=from_command_line,
-            seed=int(config.get("seed", -1)),
-            test_acc=float(test["test_acc"]),
-            test_acc_tta=optional_float(test.get("test_acc_tta")),
-            best_epoch=best_epoch(curve),
-            epochs=int(test.get("epochs", 0)),
-            parameters=int(test.get("parameters", 0)),
-            seconds_per_epoch=float(test.get("seconds_per_epoch") or math.nan),
-            timed=isinstance(times, dict),
-            time_to_headline=optional_float(times.get(HEADLINE_ACCURACY))
-            if isinstance(times, dict)
-            else None,
-            device=str(test.get("device", "?")),
-            curve=curve,
-        )
-    except (ValueError, TypeError) as error:
-        raise RunReadError(f"{run_files.TEST_METRICS_JSON}: {error}") from error
-
-
-def is_run_folder(folder: Path, root: Path) -> bool:
-    """A folder with config.yaml that is neither Hydra's bookkeeping nor a sweep's summary."""
-    inside = folder.relative_to(root).parts if folder != root else ()
-    if any(part.startswith(HYDRA_DIR) for part in inside):  # .hydra/, .hydra/resumed-<time>/
-        return False
-    return not any((folder / name).is_file() for name in SUMMARY_FILES)
-
-
-def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path], list[str]]:
-    """Finished runs under the folders (in the order given), unfinished run folders, and one
-    line per folder that could not be read."""
-    finished, unfinished, problems = [], [], []
-    for folder in folders:
-        if not folder.is_dir():
-            raise FileNotFoundError(f"'{folder}' is not a folder: pass run or sweep folders.")
-        for config_file in sorted(folder.rglob(run_files.CONFIG_YAML)):
-            run_folder = config_file.parent
-            if not is_run_folder(run_folder, folder):
-                continue
-            if not (run_folder / run_files.TEST_METRICS_JSON).is_file():
-                unfinished.append(run_folder)
-                continue
-            try:
-                finished.append(read_run(run_folder))
-            except RunReadError as error:
-                problems.append(f"{run_folder}: {error}")
-    return finished, unfinished, problems
 
 
 def mean_and_spread(values: pd.Series) -> str:
