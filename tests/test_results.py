@@ -248,3 +248,21 @@ def test_the_command_line_reports_unfinished_runs_and_bad_folders(study, tmp_pat
     )
     assert nothing.returncode == 2 and "no finished runs" in nothing.stderr
     assert Path(tmp_path / "results.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("summary", "label"),
+    [
+        ({"device": "cpu", "cpu_threads": 2}, "cpu (2 threads)"),
+        ({"device": "cpu", "cpu_threads": 1}, "cpu (1 thread)"),
+        ({"device": "cpu"}, "cpu"),  # written before the thread count was recorded
+        ({"device": "cuda:0", "cpu_threads": 16}, "cuda:0"),
+    ],
+)
+def test_the_device_column_names_the_cpu_threads_a_run_used(tmp_path, summary, label):
+    write_run(tmp_path / "run", ["model=compact"], 0, 0.9, None, [0.9], 1000, 10.0)
+    metrics = tmp_path / "run" / "test_metrics.json"
+    metrics.write_text(json.dumps(json.loads(metrics.read_text()) | summary))
+    found, _, problems = find_runs([tmp_path])
+    assert problems == []
+    assert table_lines(results_markdown(found))[2].endswith(f"| {label} |")

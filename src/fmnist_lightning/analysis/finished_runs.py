@@ -148,6 +148,15 @@ def read_part(folder: Path, name: str, reader: Any) -> Any:
         raise RunReadError(f"{name}: {type(error).__name__}: {detail[:200]}") from error
 
 
+def device_label(test: dict) -> str:
+    """ "cpu (2 threads)" when the run recorded its CPU threads (runs since 0.2), else "cpu"."""
+    device = str(test.get("device", "?"))
+    threads = test.get("cpu_threads")
+    if device == "cpu" and isinstance(threads, int):
+        return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
+    return device
+
+
 def read_run(folder: Path) -> Run:
     """One finished run; RunReadError when one of its files cannot be read."""
     test = read_part(folder, run_files.TEST_METRICS_JSON, run_files.read_json)
@@ -179,7 +188,7 @@ def read_run(folder: Path) -> Run:
             time_to_headline=optional_float(times.get(HEADLINE_ACCURACY))
             if isinstance(times, dict)
             else None,
-            device=str(test.get("device", "?")),
+            device=device_label(test),
             curve=curve,
         )
     except (ValueError, TypeError) as error:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from fmnist_lightning.analysis import plots, run_files
@@ -44,6 +45,8 @@ class RunSummary(Callback):
             **(timing.summary() if timing else {}),
             "parameters": sum(p.numel() for p in pl_module.parameters()),
             "device": str(trainer.strategy.root_device),
+            # Per process: CPU timings depend on it as much as on the network.
+            "cpu_threads": torch.get_num_threads(),
         }
         run_files.write_json(self.run_dir / run_files.TEST_METRICS_JSON, self.summary)
         metrics_csv = self.run_dir / run_files.METRICS_CSV
