@@ -25,11 +25,12 @@ from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.data.files import DataError
+from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.faults import RunStopped, explain_training_faults
 from fmnist_lightning.training.multirun import in_multirun
-from fmnist_lightning.training.resume import config_to_run
+from fmnist_lightning.training.resume import config_to_run, starting_checkpoint
 from fmnist_lightning.training.run_folder import check_run_dir, claim_run_dir
 
 register_resolvers()
@@ -41,6 +42,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
     cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
     validate_config(cfg)  # bad values stop here, before any data is read
+    starting_checkpoint(cfg)  # ckpt_path / resume=: checked before Lightning reads the file
     run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
     check_run_dir(run_dir, resuming)  # never write into another run's folder
     L.seed_everything(cfg.seed, workers=True)
@@ -70,10 +72,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @contextmanager
 def exit_with_message() -> Iterator[None]:
-    """For the command line: print why a run stopped (fault, bad config or data), no traceback, and exit."""
+    """For the command line: print why a run stopped (fault, bad config, data or checkpoint),
+    no traceback, and exit."""
     try:
         yield
-    except (RunStopped, ConfigValidationError, DataError) as stop:
+    except (RunStopped, ConfigValidationError, DataError, CheckpointError) as stop:
         prefix = "" if isinstance(stop, RunStopped) else "Error: "
         rank_zero_only(print)(f"\n{prefix}{stop}", file=sys.stderr)
         if in_multirun():

@@ -2,11 +2,16 @@
 
 Every constructor argument is a plain type (numbers, strings, lists, dicts), because
 ``save_hyperparameters`` stores them in the checkpoint and torch >= 2.6 loads checkpoints
-with ``weights_only=True``. The network (``net``) and optimiser are described by
-``_target_`` dicts and built here with ``hydra.utils.instantiate``, so a checkpoint
-rebuilds everything with no other argument: :func:`load_module`, or Lightning's own
-``FashionMNISTModule.load_from_checkpoint(path)``. Both read the file through
-``checkpoint_file.read_checkpoint``, so checkpoints of release 0.1.0 load too.
+with ``weights_only=True``. The network (``net``), optimiser and schedule are described by
+``_target_`` dicts, so a checkpoint rebuilds everything with no other argument:
+:func:`load_module`, or ``FashionMNISTModule.load_from_checkpoint(path)``. Both read the
+file through ``checkpoint_file.read_checkpoint``, so checkpoints of release 0.1.0 load too.
+
+Hyperparameters are data: the constructor checks them with ``hparams.validate_hparams``
+before building anything (so Lightning's own ``LightningModule.load_from_checkpoint``,
+which calls it with a file's stored values, is guarded too) and builds the three classes
+they name itself, from the checked names: no Hydra instantiate, which would build any
+``_target_`` nested anywhere.
 
 The starting weights of a fresh run (``model.weights``, ``model.init_from``) are not
 arguments here: the training builder loads them into ``module.net`` once.
@@ -18,10 +23,16 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassAccuracy
 
 from fmnist_lightning.models.checkpoint_file import CheckpointError, MapLocation, read_checkpoint
+from fmnist_lightning.models.hparams import (
+    arguments,
+    network_of,
+    optimizer_class,
+    scheduler_class,
+    validate_hparams,
+)
 from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.transfer import parameter_groups, scale_schedule_to_groups
 
@@ -29,8 +40,9 @@ MIN_SCHEDULE_STEPS = 100
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
-    """Instantiate the network that a ``net`` config (``_target_`` and its arguments) names."""
-    return instantiate(net, num_classes=num_classes)
+    """The network a ``net`` dict (``_target_`` and its arguments) names: one of the project's
+    networks (``models.registry``), checked, then built from its class (no Hydra)."""
+    return network_of(net)(**arguments(net), num_classes=num_classes)
 
 
 class FashionMNISTModule(L.LightningModule):
@@ -55,6 +67,21 @@ class FashionMNISTModule(L.LightningModule):
         head_lr: float | None = None,
     ) -> None:
         super().__init__()
+        # Before anything is built: these may be a checkpoint's, from anywhere.
+        validate_hparams(
+            dict(
+                net=net,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                label_smoothing=label_smoothing,
+                class_names=class_names,
+                mean=mean,
+                std=std,
+                channels_last=channels_last,
+                compile=compile,
+                head_lr=head_lr,
+            )
+        )
         self.save_hyperparameters()
         self.net = build_network(net, num_classes=len(class_names))
         self.channels_last = bool(channels_last)
@@ -111,12 +138,13 @@ class FashionMNISTModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         head = getattr(unwrapped(self.net), "head", None)
         params = parameter_groups(self, head, self.hparams.head_lr)
-        optimizer = instantiate(self.hparams.optimizer, _partial_=True)(params)
+        settings = self.hparams.optimizer
+        optimizer = optimizer_class(settings["_target_"])(params, **arguments(settings))
         scheduler = self.hparams.scheduler or {}
         if not scheduler.get("schedule"):
             return optimizer
         schedule = scale_schedule_to_groups(
-            dict(scheduler["schedule"]), optimizer, self.hparams.optimizer.get("lr")
+            arguments(scheduler["schedule"]), optimizer, settings.get("lr")
         )
         if schedule.get("total_steps") == "auto":
             # Schedules over the whole run need its length, known once the trainer is attached.
@@ -127,7 +155,9 @@ class FashionMNISTModule(L.LightningModule):
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": instantiate(schedule, optimizer=optimizer),
+                "scheduler": scheduler_class(scheduler["schedule"]["_target_"])(
+                    optimizer, **schedule
+                ),
                 "interval": scheduler.get("interval", "epoch"),
             },
         }

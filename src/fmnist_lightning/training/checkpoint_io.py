@@ -1,4 +1,5 @@
-"""Checkpoints that are never half-written: a temporary file in the same folder, then a rename."""
+"""Checkpoints that are never half-written (a temporary file in the same folder, then a
+rename), and that are only ever read with ``weights_only=True``."""
 
 import os
 from pathlib import Path
@@ -16,7 +17,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     file in the system temp folder and moves it, which is a copy, not a rename, whenever that
     folder is on another filesystem than the run. The data is fsynced before the rename, so a
     power loss cannot leave a renamed but empty file either.
+
+    Reading (``trainer.fit(ckpt_path=...)``, ``trainer.test(ckpt_path=...)``) always uses
+    ``weights_only=True``, whatever the caller asks: a checkpoint never runs code.
     """
+
+    def load_checkpoint(
+        self,
+        path: Path | str,
+        map_location: Any = lambda storage, location: storage,  # Lightning's default: the CPU
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Path | str, storage_options: Any | None = None

@@ -11,12 +11,14 @@ training from the checkpoint. The pieces that make a resumed run continue exactl
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.models.checkpoint_file import read_checkpoint
 from fmnist_lightning.training.run_folder import RunFolderError
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
@@ -122,3 +124,14 @@ def config_to_run(cfg: DictConfig) -> DictConfig:
     saved.ckpt_path = str(point.checkpoint)
     saved.paths.run_dir = str(point.run_dir)
     return saved
+
+
+def starting_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
+    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too), read
+    and checked by ``read_checkpoint`` before Lightning reads it; None for a fresh run.
+
+    A missing file, a file that is not a checkpoint of this project, or one whose
+    hyperparameters are not plain data stops the run here with a CheckpointError.
+    """
+    ckpt_path = cfg.get("ckpt_path")
+    return read_checkpoint(ckpt_path) if ckpt_path else None
