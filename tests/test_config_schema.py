@@ -258,6 +258,7 @@ def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path):
         "Error: Invalid config: model.net.dropout=1.5 is out of range: it must be in [0, 1); "
         "optimizer.lr=0 is out of range: it must be > 0"
     ]
+    assert list((tmp_path / "runs").glob("*")) == []  # refused: no run folder left behind
 
     malformed = run_cli("experiment=null", cwd=tmp_path)
     assert malformed.returncode == 1

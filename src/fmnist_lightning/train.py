@@ -30,8 +30,16 @@ from fmnist_lightning.training.builders import build_datamodule, build_module, b
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.faults import RunStopped, explain_training_faults
 from fmnist_lightning.training.multirun import in_multirun
-from fmnist_lightning.training.resume import config_to_run, starting_checkpoint
-from fmnist_lightning.training.run_folder import check_run_dir, claim_run_dir
+from fmnist_lightning.training.resume import (
+    config_to_run,
+    rewind_run_folder,
+    starting_checkpoint,
+)
+from fmnist_lightning.training.run_folder import (
+    check_run_dir,
+    claim_run_dir,
+    nothing_left_if_refused,
+)
 
 register_resolvers()
 
@@ -39,18 +47,19 @@ register_resolvers()
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint (the callbacks write the summary and analysis); return
     the run's summary (test_metrics.json)."""
-    cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
-    cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
-    validate_config(cfg)  # bad values stop here, before any data is read
-    starting_checkpoint(cfg)  # ckpt_path / resume=: checked before Lightning reads the file
-    run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
-    check_run_dir(run_dir, resuming)  # never write into another run's folder
-    L.seed_everything(cfg.seed, workers=True)
+    with nothing_left_if_refused():  # a run refused here leaves no run folder behind
+        cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
+        cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
+        validate_config(cfg)  # bad values stop here, before any data is read
+        start = starting_checkpoint(cfg)  # ckpt_path / resume=: checked before Lightning reads it
+        run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
+        check_run_dir(run_dir, resuming)  # never write into another run's folder
+        L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = build_datamodule(cfg)
-    datamodule.prepare_data()  # fail on missing data before building anything else
-    module = build_module(cfg, datamodule.classes)
-    trainer = build_trainer(cfg)
+        datamodule = build_datamodule(cfg)
+        datamodule.prepare_data()  # fail on missing data before building anything else
+        module = build_module(cfg, datamodule.classes)
+        trainer = build_trainer(cfg)
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
     # running out of memory become a RunStopped error with a clear message.
     with (
@@ -58,6 +67,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         explain_training_faults(trainer, run_dir, cfg.data),
     ):
         if trainer.is_global_zero:
+            if resuming:
+                rewind_run_folder(run_dir, start)  # metrics.csv as it was at the checkpoint
             OmegaConf.save(cfg, run_dir / run_files.CONFIG_YAML, resolve=True)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         # The best file by path: "best" would warn, as there are two ModelCheckpoints.

@@ -73,6 +73,20 @@ class PoisonWeightsAtStep(Callback):
                 next(pl_module.parameters()).fill_(float("nan"))
 
 
+class CrashAtStep(Callback):
+    """Flush the loggers and fail at a global step, as a run killed mid-epoch leaves its folder:
+    rows in metrics.csv beyond the last checkpoint."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: Any, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            for logger in trainer.loggers:
+                logger.save()
+            raise RuntimeError(f"simulated crash at step {self.step}")
+
+
 @contextmanager
 def disk_full_in(folder: Path, after_bytes: int) -> Iterator[None]:
     """Writes into ``folder`` fail with ENOSPC after ``after_bytes``; other folders are on another disk.

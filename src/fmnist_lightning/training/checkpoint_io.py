@@ -8,6 +8,18 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+# A save in progress: .<name>.<pid>.tmp beside the checkpoint it will replace.
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of saves that a killed process never finished; call it only
+    while holding the run folder's lock (no other process can be saving there)."""
+    stale = sorted(folder.glob(f".*.ckpt.*{TEMPORARY_SUFFIX}")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temporary file in its own folder, then rename it into place.
@@ -37,7 +49,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary = path.with_name(f".{path.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
         try:
             with open(temporary, "wb") as file:
                 torch.save(checkpoint, file)

@@ -14,6 +14,8 @@
 """
 
 import math
+import re
+import shlex
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -96,9 +98,18 @@ def out_of_memory_message(error: BaseException, key: str, batch_size: int, stage
     )
 
 
+def hydra_value(text: str) -> str:
+    """``text`` as a value of a Hydra override: quoted where the override grammar needs it."""
+    if re.fullmatch(r"[\w/.~+@:%-]+", text, flags=re.ASCII):
+        return text
+    return "'" + text.replace("'", "\\'") + "'"
+
+
 def resume_command(run_dir: Path) -> str:
-    """The command that continues the run in ``run_dir``."""
-    return f"python -m fmnist_lightning.train resume={run_dir.resolve()}"
+    """The command that continues the run in ``run_dir``, quoted for a POSIX shell."""
+    return "python -m fmnist_lightning.train " + shlex.quote(
+        f"resume={hydra_value(str(run_dir.resolve()))}"
+    )
 
 
 def interrupted_message(
