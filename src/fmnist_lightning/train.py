@@ -19,7 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.compose import finalise
+from fmnist_lightning.config.compose import exit_on_preflight_problem, finalise
 from fmnist_lightning.config.overrides import exit_on_bad_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
@@ -106,6 +106,7 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     exit_on_bad_overrides(sys.argv[1:])  # Hydra crashes on some malformed overrides
+    exit_on_preflight_problem("train", sys.argv[1:])  # and prints a traceback for a YAML error
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
     from fmnist_lightning.train import main as importable_main

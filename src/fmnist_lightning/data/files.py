@@ -127,8 +127,9 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def verify_split(root: Path, train: bool) -> None:
-    """Check one split's two IDX files before torchvision parses them; raise CorruptDataError."""
+def verify_split(root: Path, train: bool) -> int:
+    """Check one split's two IDX files before torchvision parses them (raise CorruptDataError);
+    return how many images the split holds."""
     images_path, labels_path = (raw_folder(root) / name for name in split_files(train))
     count, *image_shape = read_idx_shape(images_path, ndim=3)
     (label_count,) = read_idx_shape(labels_path, ndim=1)
@@ -148,3 +149,4 @@ def verify_split(root: Path, train: bool) -> None:
             f"labels must be 0..{len(CLASS_NAMES) - 1}, but {bad.size:,} of {labels.size:,} "
             f"are not (the first, at index {bad[0]}, is {labels[bad[0]]})",
         )
+    return count

@@ -37,6 +37,20 @@ from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.transfer import parameter_groups, scale_schedule_to_groups
 
 MIN_SCHEDULE_STEPS = 100
+# Every metric the module logs (its self.log names), by the stage that logs it: "fit"
+# (training and validation: what EarlyStopping and ModelCheckpoint can monitor) or "test".
+# A metric logged on every step as well as per epoch also appears as <name>_step and
+# <name>_epoch (ON_STEP). Add a metric here with its self.log: _log refuses unlisted names,
+# and validate_config checks the callbacks' monitors against logged_metrics().
+LOGGED_METRICS: dict[str, str] = {
+    "train_loss": "fit",
+    "train_acc": "fit",
+    "val_loss": "fit",
+    "val_acc": "fit",
+    "test_loss": "test",
+    "test_acc": "test",
+}
+ON_STEP = frozenset({"train_loss"})
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
@@ -94,6 +108,22 @@ class FashionMNISTModule(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    @classmethod
+    def logged_metrics(cls, stage: str | None = None) -> tuple[str, ...]:
+        """The names the module's metrics appear under (in ``trainer.callback_metrics`` and
+        metrics.csv), of one stage ("fit" or "test") or all."""
+        names = []
+        for name, logged_in in LOGGED_METRICS.items():
+            if stage in (None, logged_in):
+                names += [name, f"{name}_step", f"{name}_epoch"] if name in ON_STEP else [name]
+        return tuple(names)
+
+    def _log(self, name: str, value: Any, **options: Any) -> None:
+        """``self.log`` for the metrics of LOGGED_METRICS only, so that the list stays true."""
+        if name not in LOGGED_METRICS or options.get("on_step", False) != (name in ON_STEP):
+            raise KeyError(f"{name}: declare the metric in models.module.LOGGED_METRICS/ON_STEP")
+        self.log(name, value, **options)
+
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
@@ -113,10 +143,10 @@ class FashionMNISTModule(L.LightningModule):
         # update(), not forward(): the per-batch accuracy forward() computes is never logged.
         accuracy.update(logits, labels)
         on_step = split == "train"
-        self.log(
+        self._log(
             f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True
         )
-        self.log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        self._log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(
