@@ -24,6 +24,7 @@ metric the module does not log, a run folder that cannot be created.
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -153,10 +154,12 @@ def check_value(key: str, value: Any, expected: type, allowed: Range) -> str | N
     return None
 
 
-def range_problems(cfg: DictConfig) -> list[str]:
-    """Every key of the schema whose value is missing, of the wrong type or out of range."""
+def range_problems(cfg: DictConfig, groups: Iterable[str] = tuple(SCHEMAS)) -> list[str]:
+    """Every key of the schema (of ``groups``) whose value is missing, of the wrong type or out
+    of range."""
     problems = []
-    for group, schema in SCHEMAS.items():
+    for group in groups:
+        schema = SCHEMAS[group]
         node = OmegaConf.select(cfg, group) if group else cfg
         for spec in fields(schema):
             key = f"{group}.{spec.name}" if group else spec.name
@@ -290,21 +293,27 @@ def model_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def run_folder_problem(run_dir: Path | str, key: str = "paths.run_dir") -> str | None:
-    """Why the run folder cannot be created or written (its nearest existing folder is read-
-    only, or a file is in the way), in words naming ``key``; None when it can."""
+def run_folder_problem(
+    run_dir: Path | str,
+    key: str = "paths.run_dir",
+    what: str = "run folder",
+    example: str | None = "$HOME/fmnist-runs",
+) -> str | None:
+    """Why the run folder (or another folder, ``what``) cannot be created or written (its
+    nearest existing folder is read-only, or a file is in the way), in words naming ``key``;
+    None when it can."""
     run_dir = Path(run_dir).absolute()
     existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
     if existing is None:
         return None
-    fix = f"set {key} to a folder you may write, e.g. {key}=$HOME/fmnist-runs"
+    fix = f"set {key} to a folder you may write" + (f", e.g. {key}={example}" if example else "")
     if not existing.is_dir():
-        return f"the run folder '{run_dir}' cannot be created: '{existing}' is a file; {fix}"
+        return f"the {what} '{run_dir}' cannot be created: '{existing}' is a file; {fix}"
     try:  # a real attempt: os.access says yes to root on a read-only filesystem
         os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".fmnist-write-check-"))
     except OSError as error:
         why = "is not writable" if isinstance(error, PermissionError) else f"({error.strerror})"
-        return f"the run folder '{run_dir}' cannot be created: '{existing}' {why}; {fix}"
+        return f"the {what} '{run_dir}' cannot be created: '{existing}' {why}; {fix}"
     return None
 
 
@@ -338,5 +347,28 @@ def validate_config(cfg: DictConfig) -> None:
     run_dir = OmegaConf.select(cfg, "paths.run_dir")
     problems.append(run_folder_problem(run_dir) if run_dir else None)
     problems = [problem for problem in problems if problem]
+    if problems:
+        raise ConfigValidationError("Invalid config: " + "; ".join(problems))
+
+
+# The groups of the evaluate config that the schema checks (it has no model or trainer).
+EVALUATE_GROUPS = ("", "data")
+
+
+def validate_evaluate_config(cfg: DictConfig) -> None:
+    """Raise ConfigValidationError listing every problem of an evaluate config, in one line:
+    no ckpt_path, values out of range (``data.eval_batch_size=0``), keys nothing reads."""
+    problems = []
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.get("ckpt_path"):
+        problems.append(
+            "ckpt_path is required: pass the .ckpt file to evaluate, e.g. "
+            "ckpt_path=lightning_logs/runs/<run>/checkpoints/last.ckpt"
+        )
+    unresolvable = resolution_problem(cfg)
+    if unresolvable:
+        raise ConfigValidationError("Invalid config: " + "; ".join([*problems, unresolvable]))
+    problems += nested_group_problems(cfg)
+    problems += range_problems(cfg, EVALUATE_GROUPS)
+    problems += unknown_key_problems(OmegaConf.to_container(cfg, resolve=True), "evaluate")
     if problems:
         raise ConfigValidationError("Invalid config: " + "; ".join(problems))
