@@ -156,11 +156,24 @@ def test_empty_input_gives_empty_predictions(classifier):
         (torch.full((1, 28, 28), -0.4), r"Float images must hold .* in \[0, 1\].*normalised"),
         (torch.full((1, 28, 28), 300), r"uint8 pixels in \[0, 255\].*torch.int64"),
         (np.ones((1, 28, 28), bool), r"got torch.bool"),
+        (np.full((1, 28, 28), 1000, np.uint16), r"uint8 pixels in \[0, 255\].*torch.uint16"),
+        (torch.full((1, 28, 28), 70000, dtype=torch.uint32), r"got torch.uint32 with values"),
     ],
 )
 def test_wrong_arrays_get_a_clear_error(classifier, images, message):
     with pytest.raises(ValueError, match=message):
         classifier.predict(images)
+
+
+def test_wider_unsigned_pixels_in_range_are_taken_as_uint8(classifier, test_set, reference):
+    wide = test_set[0].numpy().astype(np.uint16)
+    assert torch.equal(classifier.predict(wide).indices, reference.indices)
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:x", "cpu:0:1"])
+def test_a_device_that_is_no_device_is_named(tiny_checkpoint, device):
+    with pytest.raises(ValueError, match=f"Unknown device '{device}'.*cpu, cuda, cuda:1 or auto"):
+        load_classifier(tiny_checkpoint, device=device)
 
 
 def test_wrong_types_get_a_clear_error(classifier):

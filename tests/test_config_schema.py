@@ -11,10 +11,18 @@ from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.config.compose import preflight_problem
 from fmnist_lightning.config.overrides import check_overrides, exit_on_bad_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
-from fmnist_lightning.config.schema import ConfigValidationError, known_models, validate_config
+from fmnist_lightning.config.schema import (
+    ConfigValidationError,
+    known_models,
+    run_folder_problem,
+    validate_config,
+)
+from fmnist_lightning.data.files import DataError
 from fmnist_lightning.models import registry
+from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.train import train
 from helpers.compose import compose as compose_config
 from helpers.compose import tiny
@@ -70,16 +78,32 @@ OUT_OF_RANGE = [
     ("data.batch_size=abc", "data.batch_size='abc' must be an integer >= 1"),
     ("data.batch_size=true", "data.batch_size=True must be an integer >= 1"),
     ("optimizer.lr=fast", "optimizer.lr='fast' must be a number > 0"),
-    ("model.net._target_=fmnist_lightning.models.vgg.NoSuchNet", "unknown model"),
-    ("model.net._target_=no_such_package.Net", "unknown model"),
-    ("model.net._target_=torch.optim.Adam", "is a class but not a torch nn.Module"),
-    ("model.net._target_=torch.nn", "is not a class or function"),
+    ("model.net._target_=fmnist_lightning.models.vgg.NoSuchNet", "is not a network of this"),
+    ("model.net._target_=no_such_package.Net", "is not a network of this project"),
+    ("model.net._target_=torch.optim.Adam", "is not a network of this project"),
+    ("model.net._target_=torchvision.models.resnet18", "is not a network of this project"),
+    ("model.net.kernel_size=0", "model.net.kernel_size=0 is out of range: it must be >= 1"),
+    ("model.net.first_kernel_size=0", "model.net.first_kernel_size=0 is out of range"),
+    ("model.net.in_channels=3", "model.net.in_channels=3: Fashion-MNIST images have 1 channel"),
+    ("data.mean=abc", "data.mean='abc' must be a number in [0, 1]"),
+    ("data.mean=2", "data.mean=2 is out of range: it must be in [0, 1]"),
+    ("optimizer._target_=torch.nn.Linear", "optimizer._target_='torch.nn.Linear' is not a torch"),
+    ("+scheduler.schedule.warmup=3", "scheduler.schedule.warmup is not an argument of OneCycleLR"),
+    (
+        "callbacks.early_stopping.monitor=val_accuracy",
+        "callbacks.early_stopping.monitor='val_accuracy' is not a metric the model logs in training",
+    ),
+    (
+        "callbacks.model_checkpoint.monitor=test_acc",
+        "callbacks.model_checkpoint.monitor='test_acc' is not a metric the model logs in training",
+    ),
+    ("model.weights=/w.pt", "model.weights and model.init_from are both set"),
 ]
 
 
 @pytest.mark.parametrize(("override", "message"), OUT_OF_RANGE)
 def test_values_out_of_range_name_the_key_the_value_and_the_range(compose, override, message):
-    cfg = compose([override])
+    cfg = compose([override, *(["model.init_from=/c.ckpt"] if "weights" in override else [])])
     with pytest.raises(ConfigValidationError) as error:
         validate_config(cfg)
     assert message in str(error.value)
@@ -97,6 +121,97 @@ def test_every_problem_is_reported_at_once(compose):
         validate_config(cfg)
     for key in ("optimizer.lr=0", "data.batch_size=0", "model.net.dropout=1"):
         assert key in str(error.value)
+
+
+def test_the_monitorable_metrics_are_what_the_module_logs(synthetic_root, tmp_path):
+    """FashionMNISTModule.logged_metrics() (what validate_config checks monitors against)
+    names exactly what a fit and a test log."""
+    import lightning as L
+
+    from fmnist_lightning.data.files import CLASS_NAMES
+    from fmnist_lightning.models.module import FashionMNISTModule
+    from helpers.data import make_datamodule
+
+    module = FashionMNISTModule(
+        net={"_target_": registry.VGG, "blocks": [[4]], "dense": [8]},
+        optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
+        scheduler=None,
+        label_smoothing=0.0,
+        class_names=list(CLASS_NAMES),
+        mean=0.3,
+        std=0.3,
+    )
+    trainer = L.Trainer(
+        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_train_batches=2,
+        limit_val_batches=1, limit_test_batches=1, num_sanity_val_steps=0,
+    )  # fmt: skip
+    datamodule = make_datamodule(synthetic_root)
+    trainer.fit(module, datamodule=datamodule)
+    assert set(trainer.callback_metrics) == set(FashionMNISTModule.logged_metrics("fit"))
+    trainer.test(module, datamodule=datamodule)
+    assert set(trainer.callback_metrics) == set(FashionMNISTModule.logged_metrics("test"))
+
+
+PRESETS = {
+    "typo": ("# @package _global_\nlabel_smothing: 0.0\n", "label_smothing is not a key"),
+    "no_package": ("trainer:\n  max_epochs: 3\n", "needs '# @package _global_'"),
+    "bad_argument": (
+        "# @package _global_\ncallbacks:\n  early_stopping:\n    patiance: 2\n",
+        "callbacks.early_stopping.patiance is not an argument of EarlyStopping",
+    ),
+}
+
+
+@pytest.fixture
+def presets(tmp_path) -> str:
+    """A config folder of experiment presets, for hydra.searchpath; see PRESETS."""
+    folder = tmp_path / "my_conf" / "experiment"
+    folder.mkdir(parents=True)
+    for name, (text, _) in PRESETS.items():
+        (folder / f"{name}.yaml").write_text(text)
+    (folder / "broken.yaml").write_text("# @package _global_\ntrainer:\n  max_epochs: [3\n")
+    return f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_a_mistake_inside_a_preset_file_is_caught(compose, presets, name):
+    with pytest.raises(ConfigValidationError) as error:
+        validate_config(compose([presets, f"experiment={name}"]))
+    assert PRESETS[name][1] in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_typo_in_a_preset_suggests_the_key_it_resembles(compose, presets):
+    with pytest.raises(ConfigValidationError, match="did you mean label_smoothing"):
+        validate_config(compose([presets, "experiment=typo"]))
+
+
+def test_a_yaml_error_in_a_preset_is_one_line_before_hydra_runs(presets, tmp_path):
+    problem = preflight_problem("train", [presets, "experiment=broken"])
+    assert problem is not None and "\n" not in problem
+    assert "broken.yaml" in problem and "line 4" in problem
+    assert preflight_problem("train", [presets, "experiment=typo"]) is None  # for the schema
+
+
+def test_a_run_folder_that_cannot_be_created_is_caught_before_hydra_runs(tmp_path, compose):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    problem = preflight_problem("train", [f"paths.root={blocker}"])
+    assert problem is not None and "paths.root" in problem and "a-file" in problem
+    with pytest.raises(ConfigValidationError, match="cannot be created"):
+        validate_config(compose_config("train", [f"paths.run_dir={blocker / 'run'}"]))
+    assert preflight_problem("train", [f"paths.root={tmp_path}"]) is None
+
+
+def test_a_read_only_run_folder_is_named(tmp_path, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    problem = run_folder_problem(tmp_path / "runs" / "x", "paths.root")
+    assert f"'{tmp_path}' is not writable" in problem and "paths.root=" in problem
 
 
 def test_an_unresolvable_interpolation_is_reported_with_its_key():
@@ -133,8 +248,14 @@ def test_composing_in_python_without_a_run_folder_says_what_to_pass():
         ["label_smoothing=0", "optimizer.lr=1e-9", "optimizer.weight_decay=0"],
         # Keys without a range are not the schema's business: adding one is allowed.
         ["data/augment=standard", "+trainer.strategy=ddp"],
-        # A factory function is a valid model, as well as an nn.Module class.
-        ["model.net._target_=torchvision.models.resnet18", "~model.net.dropout"],
+        # Every network of the registry, and the experiments that need no extra argument.
+        ["model=resnet18", "model.net.freeze_backbone=true", "model.head_lr=0.01"],
+        ["experiment=best"],
+        ["experiment=resnet18"],
+        ["experiment=finetune", "model.init_from=/some/run/checkpoints/last.ckpt"],
+        # Monitors of the metrics the model logs while it trains.
+        ["callbacks.early_stopping.monitor=train_loss_epoch"],
+        ["callbacks.model_checkpoint.monitor=null"],
         # Every debug preset.
         ["debug=tiny"],
         ["debug=fast_dev_run"],
@@ -158,6 +279,23 @@ def test_train_rejects_a_bad_config_before_reading_data_or_writing(tmp_path):
     with pytest.raises(ConfigValidationError, match="optimizer.lr=0"):
         train(tiny(tmp_path / "no-data-here", run_dir, "optimizer.lr=0"))
     assert not run_dir.exists()
+
+
+def test_a_split_without_a_batch_stops_before_training(synthetic_root, tmp_path):
+    with pytest.raises(DataError, match="data.val_fraction=0.999999 leaves 0 of the 400"):
+        train(tiny(synthetic_root, tmp_path, "data.val_fraction=0.999999"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize("content", [None, b"not a checkpoint"], ids=["missing", "garbage"])
+def test_a_missing_or_bad_ckpt_path_stops_before_training(synthetic_root, tmp_path, content):
+    path = tmp_path / "start.ckpt"
+    if content is not None:
+        path.write_bytes(content)
+    expected = "No checkpoint file at" if content is None else "could not be read"
+    with pytest.raises(CheckpointError, match=expected):
+        train(tiny(synthetic_root, tmp_path / "run", f"ckpt_path={path}"))
+    assert not (tmp_path / "run").exists()
 
 
 # Hydra 1.3 answers these with a stack trace from its internals; check_overrides answers first.
@@ -242,7 +380,7 @@ def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path):
+def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path, presets):
     typo = run_cli("data.batchsize=64", cwd=tmp_path)
     assert typo.returncode == 1
     assert "Key 'batchsize' is not in struct" in typo.stderr
@@ -258,6 +396,12 @@ def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path):
         "Error: Invalid config: model.net.dropout=1.5 is out of range: it must be in [0, 1); "
         "optimizer.lr=0 is out of range: it must be > 0"
     ]
+    assert list((tmp_path / "runs").glob("*")) == []  # refused: no run folder left behind
+
+    broken = run_cli(presets, "experiment=broken", cwd=tmp_path)  # YAML syntax
+    assert broken.returncode == 1
+    assert broken.stderr.strip().startswith("Error: ") and "broken.yaml" in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
 
     malformed = run_cli("experiment=null", cwd=tmp_path)
     assert malformed.returncode == 1

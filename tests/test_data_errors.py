@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -210,3 +211,38 @@ def test_the_cli_prints_the_data_error_without_a_stack_trace(data_root, tmp_path
     assert "\nError: The Fashion-MNIST file" in result.stderr
     assert "train-images-idx3-ubyte' is damaged" in result.stderr
     assert not list((tmp_path / "logs").rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("fraction", "problem"),
+    [
+        (0.999999, "leaves 0 of the 100 training images for training"),
+        (0.8, "leaves 20 of the 100 training images for training, fewer than one batch"),
+        (0.001, "leaves no image of the 100 for validation"),
+    ],
+)
+def test_a_val_fraction_that_starves_a_split_is_refused_before_training(
+    data_root, fraction, problem
+):
+    with pytest.raises(DataError, match=problem) as error:
+        make_datamodule(data_root, val_fraction=fraction).prepare_data()
+    assert f"data.val_fraction={fraction}" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("kind", ["directory", "FIFO"])
+def test_a_directory_or_fifo_in_place_of_an_idx_file_is_named(data_root, kind):
+    path = raw(data_root, "train-labels-idx1-ubyte")
+    path.unlink()
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("reading the data hung"))
+    signal.alarm(60)
+    try:
+        with pytest.raises(DataError, match=f"'{path}' is a {kind}, not a file") as error:
+            make_datamodule(data_root).prepare_data()
+    finally:
+        signal.alarm(0)
+    assert "\n" not in str(error.value)

@@ -18,7 +18,7 @@ from fmnist_lightning.analysis.evaluation import AnalysisSettings, default_outpu
 from fmnist_lightning.analysis.figures import save_figure
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.data.files import CLASS_NAMES
-from fmnist_lightning.evaluate import UnknownSplitError, evaluate_checkpoint
+from fmnist_lightning.evaluate import UnknownSplitError, evaluate_checkpoint, run
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.train import train
 from helpers.compose import compose, tiny
@@ -263,3 +263,43 @@ def test_the_report_shows_the_run_pictures_that_exist(synthetic_root, tmp_path):
     report = (output_dir / "report.md").read_text()
     assert "../../plots/augmented.png" in report
     assert "curves.png" not in report  # this run has no curves, so none is linked
+
+
+def damaged_copy(root: Path, folder: Path) -> Path:
+    """A copy of the synthetic data whose training images are truncated."""
+    import shutil
+
+    copy = Path(shutil.copytree(root, folder))
+    images = copy / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-5])
+    return copy
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["no ckpt_path", "eval_batch_size=0", "output_dir is a file", "root is a file", "corrupt"],
+)
+def test_bad_input_to_evaluate_is_one_line_and_exit_status_2(
+    case, tiny_checkpoint, synthetic_root, tmp_path, capsys
+):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    given = [f"ckpt_path={tiny_checkpoint}", f"data.root={synthetic_root}", "accelerator=cpu"]
+    overrides, expected = {
+        "no ckpt_path": ([f"data.root={synthetic_root}"], "ckpt_path is required"),
+        "eval_batch_size=0": (
+            [*given, "data.eval_batch_size=0"],
+            "data.eval_batch_size=0 is out of range",
+        ),
+        "output_dir is a file": ([*given, f"output_dir={a_file}"], f"'{a_file}' is a file"),
+        "root is a file": ([*given, f"data.root={a_file}"], "is a file, but it should be a folder"),
+        "corrupt": (
+            [*given, f"data.root={damaged_copy(synthetic_root, tmp_path / 'data')}"],
+            "is damaged",
+        ),
+    }[case]
+    assert run(compose("evaluate", overrides)) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and expected in error, error
+    assert len(error.splitlines()) == 1
+    assert not (tiny_checkpoint.parent / "analysis").exists()

@@ -97,3 +97,43 @@ def test_existing_file_and_wrong_checkpoint_are_refused(tiny_checkpoint, tmp_pat
     not_a_checkpoint.write_text("hello")
     assert main([str(not_a_checkpoint), "--format", "torchscript"]) == 2
     assert "notes.ckpt' could not be read as a PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_zero_check_images_is_refused_before_anything_is_written(tiny_checkpoint, tmp_path):
+    path = tmp_path / "model.torchscript.pt"
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                str(tiny_checkpoint),
+                "--format",
+                "torchscript",
+                "-o",
+                str(path),
+                "--check-images",
+                "0",
+            ]
+        )
+    assert exited.value.code == 2 and not path.exists()
+
+
+def test_a_file_that_fails_its_check_replaces_nothing(
+    tiny_checkpoint, synthetic_root, tmp_path, monkeypatch, capsys
+):
+    from fmnist_lightning import export as export_module
+
+    path = tmp_path / "model.torchscript.pt"
+    path.write_bytes(b"the model of yesterday")
+    monkeypatch.setattr(export_module, "max_difference", lambda *args: 0.5)
+    argv = [str(tiny_checkpoint), "--format", "torchscript", "-o", str(path), "--overwrite"]
+    assert main([*argv, "--data-root", str(synthetic_root)]) == 1
+    assert path.read_bytes() == b"the model of yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file
+    assert "was not written" in capsys.readouterr().err
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / "a-file" / "model.torchscript.pt"
+    assert main([str(tiny_checkpoint), "--format", "torchscript", "-o", str(path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: cannot write") and len(error.splitlines()) == 1

@@ -11,7 +11,11 @@ from torch import nn
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.module import FashionMNISTModule, build_network, load_module
-from fmnist_lightning.models.pretrained import adapt_stem_weight, load_torchvision_weights
+from fmnist_lightning.models.pretrained import (
+    WeightsFileError,
+    adapt_stem_weight,
+    load_torchvision_weights,
+)
 from fmnist_lightning.models.resnet import ResNet18
 from fmnist_lightning.models.transfer import load_starting_weights, scale_schedule_to_groups
 from fmnist_lightning.models.vgg import VGGStyleCNN
@@ -130,7 +134,7 @@ def test_torchvision_weights_load_with_an_adapted_stem_and_a_fresh_head(torchvis
 
 
 def test_unusable_weight_files_give_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="model.weights: no file"):
+    with pytest.raises(WeightsFileError, match="model.weights: no file"):
         load_torchvision_weights(ResNet18(), tmp_path / "missing.pth")
     vgg = tmp_path / "vgg.pth"
     torch.save(VGGStyleCNN().state_dict(), vgg)

@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,97 @@ def test_glob_patterns_are_expanded_when_the_shell_did_not(tiny_checkpoint, phot
     assert [Path(row["path"]).name for row in read_csv(output)] == [
         "a_gray.png", "c_rgba.png", "d_16bit.png"
     ]  # fmt: skip
+
+
+@pytest.fixture
+def no_hang():
+    """Fail, rather than hang, a test whose command would block on a FIFO."""
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the command hung"))
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+
+
+def test_a_file_name_that_is_not_utf8_is_classified_and_written(
+    tiny_checkpoint, photos, tmp_path, capsys, monkeypatch
+):
+    folder, _ = photos
+    monkeypatch.setenv("COLUMNS", "300")  # the table folds long paths at 80 columns
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not UTF-8
+    (inputs / name).write_bytes((folder / "a_gray.png").read_bytes())
+    output = tmp_path / "rows.csv"
+    assert main([str(tiny_checkpoint), str(inputs), "-o", str(output)]) == 0
+    (row,) = read_csv(output)
+    assert row["path"].endswith("caf\\xe9.png") and row["class"] in CLASS_NAMES
+    assert "caf\\xe9.png" in capsys.readouterr().out
+
+
+def test_the_output_is_replaced_only_once_it_is_complete(
+    tiny_checkpoint, photos, tmp_path, monkeypatch
+):
+    from fmnist_lightning import predict
+
+    folder, _ = photos
+    output = tmp_path / "predictions.csv"
+    output.write_text("earlier results\n")
+
+    def fail_half_way(rows, class_names, fmt, out):
+        out.write("path,class\n")
+        raise RuntimeError("disk trouble")
+
+    monkeypatch.setattr(predict, "write_rows", fail_half_way)
+    with pytest.raises(RuntimeError, match="disk trouble"):
+        main([str(tiny_checkpoint), str(folder), "-o", str(output), "--overwrite"])
+    assert output.read_text() == "earlier results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]  # no temporary
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_classifying(
+    tiny_checkpoint, photos, tmp_path, capsys, monkeypatch
+):
+    from fmnist_lightning import predict
+
+    folder, _ = photos
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(predict, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    status = main([str(tiny_checkpoint), str(folder), "-o", str(tmp_path / "a-file" / "o.csv")])
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: cannot write") and "a-file" in error
+    assert len(error.splitlines()) == 1
+
+
+def test_an_unknown_device_is_one_line(tiny_checkpoint, photos, tmp_path, capsys):
+    folder, _ = photos
+    output = tmp_path / "rows.csv"
+    assert main([str(tiny_checkpoint), str(folder), "-o", str(output), "--device", "foo"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: Unknown device 'foo'") and len(error.splitlines()) == 1
+    assert not output.exists()
+
+
+def test_a_fifo_is_reported_not_read(tiny_checkpoint, photos, tmp_path, no_hang):
+    folder, _ = photos
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    output = tmp_path / "rows.json"
+    assert (
+        main([str(tiny_checkpoint), str(fifo), str(folder / "a_gray.png"), "-o", str(output)]) == 1
+    )
+    by_path = {row["path"]: row for row in json.loads(output.read_text())}
+    assert "not a regular file" in by_path[str(fifo)]["error"]
+    assert by_path[str(folder / "a_gray.png")]["error"] is None
+
+
+def test_each_image_is_classified_once_through_a_symlink_loop(tiny_checkpoint, photos, tmp_path):
+    folder, _ = photos
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "shirt.png").write_bytes((folder / "a_gray.png").read_bytes())
+    (images / "loop").symlink_to(images, target_is_directory=True)
+    output = tmp_path / "rows.csv"
+    for inputs in ([str(images / "**" / "*.png")], [str(images), "--recursive"]):
+        assert main([str(tiny_checkpoint), *inputs, "-o", str(output), "--overwrite"]) == 0
+        assert [Path(row["path"]).name for row in read_csv(output)] == ["shirt.png"]

@@ -3,6 +3,7 @@
 import datetime
 import hashlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,13 +14,14 @@ import hydra.core.utils
 import pandas as pd
 import pytest
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from fmnist_lightning.models.checkpoint_file import read_checkpoint
 from fmnist_lightning.train import train
 from fmnist_lightning.training import resume
 from fmnist_lightning.training.builders import build_trainer
-from fmnist_lightning.training.faults import TrainingInterrupted
+from fmnist_lightning.training.faults import TrainingInterrupted, resume_command
 from fmnist_lightning.training.resume import ResumePoint, resume_point
 from fmnist_lightning.training.run_folder import RunFolderError, claim_run_dir
 from helpers.compose import compose, finalise, tiny, tiny_overrides
@@ -113,7 +115,7 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_and_resume_finishes_the_same_run(
 
     if signum == signal.SIGTERM:
         return  # the resume path is the same for both signals; run it once
-    process = start_training([f"resume={run_dir}", "+callbacks.slow.seconds=0"])
+    process = start_training([f"resume={run_dir}", "trainer.enable_model_summary=true"])
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-3000:]
     assert [p.name for p in (logs / "runs").iterdir()] == [run_dir.name]  # no second folder
@@ -129,7 +131,8 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_and_resume_finishes_the_same_run(
     steps = metrics.dropna(subset=["train_loss_step"])["step"].tolist()
     assert steps == list(range(2 * STEPS_PER_EPOCH))
     assert metrics["val_acc"].dropna().size == 2 and metrics["test_acc"].dropna().size == 1
-    assert "seconds: 0" in (run_dir / "config.yaml").read_text()  # override applied on top
+    # An override of a key that may change applies on top.
+    assert "enable_model_summary: true" in (run_dir / "config.yaml").read_text()
     # The original Hydra files stay; the resume's own go beside them.
     assert "paths.root" in (run_dir / ".hydra" / "overrides.yaml").read_text()
     (resumed,) = (run_dir / ".hydra").glob("resumed-*/overrides.yaml")
@@ -205,18 +208,123 @@ def test_a_checkpoint_inside_a_run_folder_resumes_that_run(one_epoch_run, tmp_pa
     assert resume_point(None, str(tmp_path / "loose.ckpt")) is None  # a new run from it
 
 
-def test_resuming_applies_value_overrides_and_refuses_group_changes(one_epoch_run, monkeypatch):
-    run_dir, cfg = one_epoch_run
+def resumed_with(run_dir: Path, cfg, typed: list[str], monkeypatch):
+    """``config_to_run`` as the command line ``resume=RUN_DIR *typed`` would call it."""
     cfg = cfg.copy()
     cfg.resume = str(run_dir)
-    typed = ["trainer.max_epochs=5", f"resume={run_dir}"]
-    monkeypatch.setattr(resume, "_command_line_overrides", lambda: typed)
-    resumed = resume.config_to_run(cfg)
-    assert resumed.trainer.max_epochs == 5 and resumed.data.batch_size == 32
+    monkeypatch.setattr(resume, "_command_line_overrides", lambda: [*typed, f"resume={run_dir}"])
+    return resume.config_to_run(cfg)
+
+
+def test_resuming_applies_value_overrides_and_refuses_group_changes(one_epoch_run, monkeypatch):
+    run_dir, cfg = one_epoch_run
+    resumed = resumed_with(run_dir, cfg, ["trainer.log_every_n_steps=5"], monkeypatch)
+    assert resumed.trainer.log_every_n_steps == 5 and resumed.data.batch_size == 32
     assert resumed.ckpt_path == str(run_dir / "checkpoints" / "last.ckpt")
-    typed.append("optimizer=adam")
     with pytest.raises(RunFolderError, match="'optimizer=adam' changes a whole config group"):
-        resume.config_to_run(cfg)
+        resumed_with(run_dir, cfg, ["optimizer=adam"], monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        ["data.split_seed=7", "data.val_fraction=0.5"],
+        ["seed=1"],
+        ["model.net.dropout=0.3"],
+        ["++model.net.in_channels=3", "~callbacks.early_stopping"],
+        ["optimizer.lr=0.1"],
+    ],
+)
+def test_resume_refuses_to_change_the_experiment(one_epoch_run, typed, monkeypatch):
+    run_dir, cfg = one_epoch_run
+    with pytest.raises(RunFolderError) as refused:
+        resumed_with(run_dir, cfg, typed, monkeypatch)
+    message = str(refused.value)
+    for override in typed:
+        assert f"'{override}'" in message
+    assert "A resumed run may change only trainer.max_epochs" in message
+    assert "\n" not in message
+
+
+def test_resume_accepts_the_values_the_run_already_has(one_epoch_run, monkeypatch):
+    run_dir, cfg = one_epoch_run
+    same = ["data.val_fraction=0.2", "seed=42", "model.net.dense=[32,16]"]
+    resumed = resumed_with(run_dir, cfg, same, monkeypatch)
+    assert resumed.data.val_fraction == 0.2 and resumed.seed == 42
+
+
+def test_resume_honours_dropping_the_analysis(one_epoch_run, monkeypatch):
+    run_dir, cfg = one_epoch_run
+    resumed = resumed_with(run_dir, cfg, ["~analysis"], monkeypatch)
+    assert "analysis" not in resumed
+    assert resumed.callbacks.test_analysis.settings is None
+    kept = resumed_with(run_dir, cfg, ["analysis.mistakes=3"], monkeypatch)
+    assert kept.callbacks.test_analysis.settings.mistakes == 3
+
+
+def test_a_longer_run_under_one_cycle_is_refused_before_training(
+    one_epoch_run, tmp_path, monkeypatch
+):
+    run_dir, cfg = one_epoch_run
+    with pytest.raises(RunFolderError, match="trainer.max_epochs=3.*one-cycle.*1 epoch"):
+        resumed_with(run_dir, cfg, ["trainer.max_epochs=3"], monkeypatch)
+    # A constant rate has no length: the same run can go on for longer.
+    constant = tmp_path / "constant"
+    (constant / "checkpoints").mkdir(parents=True)
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    saved.scheduler = {"interval": "epoch", "schedule": None}
+    OmegaConf.save(saved, constant / "config.yaml")
+    (constant / "checkpoints" / "last.ckpt").write_bytes(b"")
+    resumed = resumed_with(constant, cfg, ["trainer.max_epochs=3"], monkeypatch)
+    assert resumed.trainer.max_epochs == 3
+
+
+def test_a_resumed_run_tidies_what_a_crashed_run_left(synthetic_root, tmp_path):
+    """Rows of metrics.csv after the checkpoint are logged again, so they are dropped first;
+    a temporary file of a save that was killed is removed; a finished run resumed again
+    gets one test row, not two."""
+    crash = ["+callbacks.crash._target_=helpers.faults.CrashAtStep", "+callbacks.crash.step=15"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tiny(synthetic_root, tmp_path, *SMALL_MODEL, "~analysis", *crash))
+    logged = pd.read_csv(tmp_path / "metrics.csv")
+    assert logged["step"].max() == 14  # beyond last.ckpt (step 10): logged again on resume
+    stale = tmp_path / "checkpoints" / ".last.ckpt.999999.tmp"
+    stale.write_bytes(b"half a checkpoint")
+
+    saved = OmegaConf.load(tmp_path / "config.yaml")
+    del saved.callbacks["crash"]
+    OmegaConf.save(saved, tmp_path / "config.yaml")
+    for _ in range(2):  # the second time the run is finished: it is only tested again
+        train(tiny(synthetic_root, tmp_path, f"resume={tmp_path}"))
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    steps = metrics.dropna(subset=["train_loss_step"])["step"].tolist()
+    assert steps == list(range(2 * STEPS_PER_EPOCH))
+    assert metrics["val_acc"].dropna().size == 2 and metrics["test_acc"].dropna().size == 1
+    assert not stale.exists()
+
+
+def test_the_printed_resume_command_survives_the_shell_and_hydra():
+    run_dir = Path("/tmp/runs/a b,c's [1]=x")
+    command = resume_command(run_dir)
+    *_, argument = shlex.split(command)
+    (override,) = OverridesParser.create().parse_overrides([argument])
+    assert (override.key_or_group, override.value()) == ("resume", str(run_dir))
+    assert resume_command(Path("/tmp/plain/run")).endswith(" resume=/tmp/plain/run")
+
+
+@pytest.mark.slow
+def test_a_refused_resume_leaves_the_run_folder_as_it_was(one_epoch_run):
+    run_dir, _ = one_epoch_run
+
+    def contents() -> list[Path]:  # Hydra's log of the attempt is appended to: not counted
+        return sorted(p.relative_to(run_dir) for p in run_dir.rglob("*") if p.suffix != ".log")
+
+    before = contents()
+    process = start_training([f"resume={run_dir}", "data.split_seed=7"])
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr and "'data.split_seed=7'" in stderr
+    assert contents() == before  # no .hydra/resumed-<time>/ either
 
 
 # --- 3. Runs never overwrite each other -------------------------------------------------

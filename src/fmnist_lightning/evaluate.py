@@ -8,6 +8,11 @@ folder that holds the checkpoints/ folder, else the checkpoint's own folder), or
 the test set. ``tta=flip`` or ``tta=flip_shift`` (conf/tta/) evaluates with test-time
 augmentation, into ``<checkpoint name>-<split>-tta/``. What the folder holds:
 ``fmnist_lightning.analysis.evaluation``.
+
+The config is checked first (``config.schema.validate_evaluate_config``), and the analysis
+folder before the checkpoint and the data are read. Exit status: 0 when the analysis is
+written, 2 for bad input (no or a bad ckpt_path, a value out of range, missing or damaged
+data, an analysis folder that cannot be created), with one line on stderr.
 """
 
 import sys
@@ -25,8 +30,13 @@ from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import default_output_dir, evaluate, run_dir_of
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
+from fmnist_lightning.config.schema import (
+    ConfigValidationError,
+    run_folder_problem,
+    validate_evaluate_config,
+)
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
-from fmnist_lightning.data.files import DataNotFoundError
+from fmnist_lightning.data.files import DataError
 from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.models.runtime import (
@@ -39,6 +49,7 @@ from fmnist_lightning.models.tta import TTA, TTAError
 register_resolvers()
 
 SPLITS = ("train", "val", "test")
+EXIT_OK, EXIT_USAGE = 0, 2
 
 
 class UnknownSplitError(ValueError):
@@ -64,7 +75,9 @@ def load_datamodule(
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
-    """The evaluate command: load the checkpoint and the data, write the analysis."""
+    """The evaluate command: check the config, load the checkpoint and the data, write the
+    analysis. Bad input raises before anything is written."""
+    validate_evaluate_config(cfg)
     if cfg.split not in SPLITS:
         raise UnknownSplitError(
             f"split={cfg.split} is not a split of the data; use one of {', '.join(SPLITS)}."
@@ -72,12 +85,15 @@ def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     cfg.precision = resolve_precision(cfg.precision, cfg.accelerator)  # recorded as it runs
     tta = TTA.of(OmegaConf.to_container(cfg.tta))
     checkpoint = Path(cfg.ckpt_path)
-    module = load_module(checkpoint, map_location=resolve_device(cfg.accelerator))
-    run_dir = run_dir_of(checkpoint)
-    datamodule = load_datamodule(cfg, module, cfg.split, run_dir)
     output_dir = (
         Path(cfg.output_dir) if cfg.output_dir else default_output_dir(checkpoint, cfg.split, tta)
     )
+    unwritable = run_folder_problem(output_dir, "output_dir", "analysis folder", example=None)
+    if unwritable:
+        raise ConfigValidationError(unwritable[0].upper() + unwritable[1:])
+    module = load_module(checkpoint, map_location=resolve_device(cfg.accelerator))
+    run_dir = run_dir_of(checkpoint)
+    datamodule = load_datamodule(cfg, module, cfg.split, run_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / "evaluate_config.yaml", resolve=True)
     metrics = evaluate(
@@ -112,21 +128,34 @@ def print_summary(metrics: dict[str, Any], output_dir: Path) -> None:
     console.print(f"Analysis folder: {output_dir.resolve()}", soft_wrap=True)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-def main(cfg: DictConfig) -> None:
+# Bad input is the user's to fix: a message, not a stack trace, and exit status 2.
+BAD_INPUT = (
+    ConfigValidationError,
+    CheckpointError,
+    DataError,
+    UnknownSplitError,
+    DeviceUnavailableError,
+    TTAError,
+)
+
+
+def run(cfg: DictConfig) -> int:
+    """The evaluate command on a composed config; returns its exit status: 0 when the analysis
+    is written, 2 for bad input (one line on stderr)."""
     try:
         metrics, output_dir = evaluate_checkpoint(cfg)
-    except (
-        CheckpointError,
-        DataNotFoundError,
-        UnknownSplitError,
-        DeviceUnavailableError,
-        TTAError,
-    ) as error:
-        # Bad input is the user's to fix: a message, not a stack trace.
+    except BAD_INPUT as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return EXIT_USAGE
     print_summary(metrics, output_dir)
+    return EXIT_OK
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    status = run(cfg)
+    if status != EXIT_OK:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ The exported model needs neither this project nor Lightning:
 The normalisation (the checkpoint's mean and std, through ``data.normalise.normalise``) and the
 softmax are inside the model, so a caller cannot get them wrong; a uint8 input also means
 that floats scaled the wrong way are rejected instead of silently misclassified. The class
-names, mean and std travel in the file's metadata. After writing, the file is loaded back
-(onnxruntime or torch.jit) and its outputs are compared with ``Classifier.predict`` on test
-images, at two batch sizes; the maximum absolute difference is printed.
+names, mean and std travel in the file's metadata. The file is written beside the output,
+loaded back (onnxruntime or torch.jit) and its outputs are compared with
+``Classifier.predict`` on test images, at two batch sizes; only when the maximum absolute
+difference (printed) is within ``--atol`` does it replace the output
+(``inference.output_files.staged``): an existing file is never lost to a file that failed
+its check.
 """
 
 import argparse
@@ -33,6 +36,7 @@ from torchvision.datasets import FashionMNIST
 
 from fmnist_lightning.data.normalise import normalise
 from fmnist_lightning.inference.classifier import Classifier, load_classifier
+from fmnist_lightning.inference.output_files import OutputFileError, check_writable, staged
 from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.runtime import unwrapped
 
@@ -41,8 +45,17 @@ INPUT_NAME, OUTPUT_NAME = "pixels", "probabilities"
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
 EXTRA_INSTALL = "uv sync --extra export  (or: pip install 'fmnist-lightning[export]')"
+DEFAULT_CHECK_IMAGES, DEFAULT_ATOL = 256, 1e-4
 
 RunModel = Callable[[np.ndarray], np.ndarray]
+
+
+class ExportCheckError(RuntimeError):
+    """The exported file's outputs differ from PyTorch's by more than the tolerance."""
+
+    def __init__(self, difference: float, atol: float, described: str) -> None:
+        super().__init__(f"the difference {difference:.3g} exceeds --atol={atol:g}")
+        self.difference, self.atol, self.described = difference, atol, described
 
 
 class StandaloneClassifier(nn.Module):
@@ -162,20 +175,38 @@ def require_onnx_extra() -> None:
 
 
 def export(
-    checkpoint: Path, fmt: str, output: Path, data_root: str, check_count: int = 256
+    checkpoint: Path,
+    fmt: str,
+    output: Path,
+    data_root: str,
+    check_count: int = DEFAULT_CHECK_IMAGES,
+    atol: float = DEFAULT_ATOL,
 ) -> tuple[str, float, str]:
-    """Write the standalone model and check it; returns (exporter, max abs difference, check images)."""
+    """Write the standalone model and check it; returns (exporter, max abs difference, check
+    images). A file that fails its check (ExportCheckError) does not replace ``output``."""
+    if check_count < 1:
+        raise ValueError(f"check_count={check_count}: the check needs at least one image")
     if fmt == "onnx":
         require_onnx_extra()
     classifier = load_classifier(checkpoint, device="cpu")
     model = standalone_model(classifier)
     pixels, described = check_pixels(data_root, check_count)
     example = torch.from_numpy(pixels[: min(len(pixels), 4)])
-    output.parent.mkdir(parents=True, exist_ok=True)
     writer = export_onnx if fmt == "onnx" else export_torchscript
-    exporter = writer(model, example, output, metadata(classifier, checkpoint))
-    difference = max_difference(classifier, load_exported(output, fmt), pixels)
+    with staged(output) as written:
+        exporter = writer(model, example, written, metadata(classifier, checkpoint))
+        difference = max_difference(classifier, load_exported(written, fmt), pixels)
+        if difference > atol:  # raising here keeps the old file and removes the new one
+            raise ExportCheckError(difference, atol, described)
     return exporter, difference, described
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a count of images: pass 1 or more")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -200,8 +231,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("FMNIST_DATA_DIR", "data"),
         help="folder holding FashionMNIST/raw/, for the check (default: $FMNIST_DATA_DIR or ./data)",
     )
-    parser.add_argument("--check-images", type=int, default=256, help="test images to compare on")
-    parser.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference")
+    parser.add_argument(
+        "--check-images",
+        type=positive_int,
+        default=DEFAULT_CHECK_IMAGES,
+        help="test images to compare on (at least 1)",
+    )
+    parser.add_argument(
+        "--atol", type=float, default=DEFAULT_ATOL, help="largest accepted difference"
+    )
     return parser.parse_args(argv)
 
 
@@ -212,18 +250,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: '{output}' already exists; pass --overwrite to replace it.", file=sys.stderr)
         return EXIT_USAGE
     try:
+        check_writable(output)  # before the work, not after it
         exporter, difference, described = export(
-            args.checkpoint, args.format, output, args.data_root, args.check_images
+            args.checkpoint, args.format, output, args.data_root, args.check_images, args.atol
         )
+    except OutputFileError as error:
+        print(f"error: {error}; choose another --output.", file=sys.stderr)
+        return EXIT_USAGE
     except (CheckpointError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except ExportCheckError as error:
+        print(f"Max abs difference from PyTorch on {error.described}: {error.difference:.3g}")
+        kept = " (the existing file is kept)" if output.exists() else ""
+        print(f"error: {error}; '{output}' was not written{kept}.", file=sys.stderr)
+        return EXIT_MISMATCH
     size_mb = output.stat().st_size / 1e6
     print(f"Wrote {output} ({args.format}, {size_mb:.1f} MB, exporter: {exporter})")
     print(f"Max abs difference from PyTorch on {described}: {difference:.3g}")
-    if difference > args.atol:
-        print(f"error: the difference exceeds --atol={args.atol:g}", file=sys.stderr)
-        return EXIT_MISMATCH
     return EXIT_OK
 
 

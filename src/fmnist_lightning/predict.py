@@ -16,7 +16,6 @@ Hydra's override grammar would need quoted; and there is nothing to compose or s
 
 import argparse
 import csv
-import glob
 import json
 import sys
 from pathlib import Path
@@ -24,53 +23,20 @@ from typing import Any, TextIO
 
 import numpy as np
 import torch
-from PIL import Image
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from fmnist_lightning.inference.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
+from fmnist_lightning.inference.image_files import display_path, find_images
 from fmnist_lightning.inference.images import ImageReadError, load_image
+from fmnist_lightning.inference.output_files import OutputFileError, check_writable, staged
 from fmnist_lightning.models.checkpoint_file import CheckpointError
+from fmnist_lightning.models.runtime import DEVICE_CHOICES
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 FORMATS = ("csv", "json")
 INVERT_CHOICES = {"auto": None, "always": True, "never": False}
-# Extensions of the formats Pillow can open: .png, .jpg, .jpeg, .gif, .bmp, .tif, .webp...
-IMAGE_EXTENSIONS = frozenset(
-    extension for extension, name in Image.registered_extensions().items() if name in Image.OPEN
-)
-
-
-def find_images(inputs: list[str], recursive: bool = False) -> tuple[list[str], dict[str, str]]:
-    """The image files the inputs name, in order, and an error for each input that names none."""
-    files: list[str] = []
-    errors: dict[str, str] = {}
-    for entry in inputs:
-        path = Path(entry)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(
-                str(p)
-                for p in path.glob(pattern)
-                if p.is_file()
-                and p.suffix.lower() in IMAGE_EXTENSIONS
-                and not p.name.startswith(".")
-            )
-            files += found
-            if not found:
-                errors[entry] = "folder holds no image files" + (
-                    "" if recursive else " (--recursive searches its subfolders)"
-                )
-        elif path.exists():
-            files.append(entry)  # named explicitly: tried whatever its extension
-        elif any(c in entry for c in "*?[") and (
-            matches := sorted(glob.glob(entry, recursive=True))
-        ):
-            files += [m for m in matches if Path(m).is_file()]
-        else:
-            errors[entry] = "no such file or folder"
-    return files, errors
 
 
 def classify_files(
@@ -96,7 +62,7 @@ def classify_files(
             readable, predictions.indices.tolist(), predictions.probabilities.tolist(), strict=True
         ):
             rows[path] = {
-                "path": path,
+                "path": display_path(path),
                 "class_index": index,
                 "class": classifier.class_names[index],
                 "confidence": probabilities[index],
@@ -108,7 +74,7 @@ def classify_files(
 
 def error_row(path: str, reason: str) -> dict[str, Any]:
     return {
-        "path": path,
+        "path": display_path(path),
         "class_index": None,
         "class": None,
         "confidence": None,
@@ -192,7 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="invert images to light-on-dark: auto (when the border is light; default), always, never",
     )
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 or auto")
+    parser.add_argument("--device", default="cpu", help=f"{DEVICE_CHOICES}; default: cpu")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     return parser.parse_args(argv)
 
@@ -210,13 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or f"predictions.{fmt}"
     to_stdout = output == "-"
     console = Console(file=sys.stderr if to_stdout else sys.stdout)
-    if not to_stdout and Path(output).exists() and not args.overwrite:
-        print(
-            f"error: '{output}' already exists; pass --overwrite to replace it, or choose "
-            "another --output.",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    if not to_stdout:  # found out now, not after classifying
+        try:
+            check_writable(output)
+        except OutputFileError as error:
+            print(f"error: {error}; choose another --output.", file=sys.stderr)
+            return EXIT_USAGE
+        if Path(output).exists() and not args.overwrite:
+            print(
+                f"error: '{output}' already exists; pass --overwrite to replace it, or choose "
+                "another --output.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     try:
         classifier = load_classifier(args.checkpoint, device=args.device)
     except (CheckpointError, ValueError) as error:  # not a checkpoint; an unusable --device
@@ -225,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     files, missing = find_images(args.inputs, args.recursive)
     for entry, reason in missing.items():
-        print(f"error: '{entry}': {reason}", file=sys.stderr)
+        print(f"error: '{display_path(entry)}': {reason}", file=sys.stderr)
     rows = classify_files(
         classifier, files, INVERT_CHOICES[args.invert], args.batch_size, sys.stderr
     )
@@ -234,9 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(results_table(rows))
     if to_stdout:
         write_rows(rows, classifier.class_names, fmt, sys.stdout)
-    else:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        with open(output, "w", newline="") as out:
+    else:  # complete or not at all: an interrupted write keeps the earlier file
+        with staged(output) as written, open(written, "w", newline="", encoding="utf-8") as out:
             write_rows(rows, classifier.class_names, fmt, out)
     failed = sum(row["error"] is not None for row in rows)
     console.print(

@@ -19,19 +19,28 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.compose import finalise
+from fmnist_lightning.config.compose import exit_on_preflight_problem, finalise
 from fmnist_lightning.config.overrides import exit_on_bad_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.data.files import DataError
+from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
 from fmnist_lightning.training.faults import RunStopped, explain_training_faults
 from fmnist_lightning.training.multirun import in_multirun
-from fmnist_lightning.training.resume import config_to_run
-from fmnist_lightning.training.run_folder import check_run_dir, claim_run_dir
+from fmnist_lightning.training.resume import (
+    config_to_run,
+    rewind_run_folder,
+    starting_checkpoint,
+)
+from fmnist_lightning.training.run_folder import (
+    check_run_dir,
+    claim_run_dir,
+    nothing_left_if_refused,
+)
 
 register_resolvers()
 
@@ -40,17 +49,19 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
     """Fit, test the best checkpoint (the callbacks write the summary and analysis); return
     the run's summary (test_metrics.json). ``callbacks``: added to those of ``cfg.callbacks``
     by a caller that drives the run (the search's pruning callback)."""
-    cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
-    cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
-    validate_config(cfg)  # bad values stop here, before any data is read
-    run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
-    check_run_dir(run_dir, resuming)  # never write into another run's folder
-    L.seed_everything(cfg.seed, workers=True)
+    with nothing_left_if_refused():  # a run refused here leaves no run folder behind
+        cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
+        cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
+        validate_config(cfg)  # bad values stop here, before any data is read
+        start = starting_checkpoint(cfg)  # ckpt_path / resume=: checked before Lightning reads it
+        run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
+        check_run_dir(run_dir, resuming)  # never write into another run's folder
+        L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = build_datamodule(cfg)
-    datamodule.prepare_data()  # fail on missing data before building anything else
-    module = build_module(cfg, datamodule.classes)
-    trainer = build_trainer(cfg, callbacks)
+        datamodule = build_datamodule(cfg)
+        datamodule.prepare_data()  # fail on missing data before building anything else
+        module = build_module(cfg, datamodule.classes)
+        trainer = build_trainer(cfg, callbacks)
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
     # running out of memory become a RunStopped error with a clear message.
     with (
@@ -58,6 +69,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         explain_training_faults(trainer, run_dir, cfg.data),
     ):
         if trainer.is_global_zero:
+            if resuming:
+                rewind_run_folder(run_dir, start)  # metrics.csv as it was at the checkpoint
             OmegaConf.save(cfg, run_dir / run_files.CONFIG_YAML, resolve=True)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         # The best file by path: "best" would warn, as there are two ModelCheckpoints.
@@ -73,11 +86,11 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
 
 @contextmanager
 def exit_with_message(extra: tuple[type[Exception], ...] = ()) -> Iterator[None]:
-    """For the command line: print why a run stopped (fault, bad config or data, or one of
+    """For the command line: print why a run stopped (fault, bad config, data or checkpoint, or one of
     ``extra``), no traceback, and exit."""
     try:
         yield
-    except (RunStopped, ConfigValidationError, DataError, *extra) as stop:
+    except (RunStopped, ConfigValidationError, DataError, CheckpointError, *extra) as stop:
         prefix = "" if isinstance(stop, RunStopped) else "Error: "
         rank_zero_only(print)(f"\n{prefix}{stop}", file=sys.stderr)
         if in_multirun():
@@ -101,6 +114,7 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     exit_on_bad_overrides(sys.argv[1:])  # Hydra crashes on some malformed overrides
+    exit_on_preflight_problem("train", sys.argv[1:])  # and prints a traceback for a YAML error
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
     from fmnist_lightning.train import main as importable_main

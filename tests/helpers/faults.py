@@ -37,6 +37,30 @@ class SignalAtEpochEnd(Callback):
             os.kill(os.getpid(), self.signum)
 
 
+# When each SendSignal sent its signals (time.time()), by hook name.
+SENT: dict[str, list[float]] = {}
+
+
+class SendSignal(Callback):
+    """Send ``signum`` to this very process when Lightning calls ``hook`` (any callback hook),
+    the first ``times`` times it does (from the ``after``-th call on)."""
+
+    def __init__(
+        self, hook: str, signum: int = signal.SIGINT, times: int = 1, after: int = 1
+    ) -> None:
+        self.hook, self.signum, self.times, self.after = hook, signum, times, after
+        self.calls = 0
+        SENT[hook] = []
+        setattr(self, hook, self.send)  # an instance attribute wins over Callback's no-op hook
+
+    def send(self, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        if self.calls >= self.after and len(SENT[self.hook]) < self.times:
+            SENT[self.hook].append(time.time())
+            os.kill(os.getpid(), self.signum)
+            time.sleep(0.05)  # let the handler run here, inside the hook
+
+
 class PoisonWeightsAtStep(Callback):
     """Make the weights NaN before a given global step, as a diverging optimiser would."""
 
@@ -47,6 +71,20 @@ class PoisonWeightsAtStep(Callback):
         if trainer.global_step == self.step:
             with torch.no_grad():
                 next(pl_module.parameters()).fill_(float("nan"))
+
+
+class CrashAtStep(Callback):
+    """Flush the loggers and fail at a global step, as a run killed mid-epoch leaves its folder:
+    rows in metrics.csv beyond the last checkpoint."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: Any, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            for logger in trainer.loggers:
+                logger.save()
+            raise RuntimeError(f"simulated crash at step {self.step}")
 
 
 @contextmanager

@@ -6,11 +6,14 @@
 :func:`compose` is the one way the tests, the benchmark and notebooks build a config
 through Hydra's compose API. :func:`finalise` turns the values that depend on the
 machine into what will run (``trainer.precision: auto``), once, before a run validates
-and saves its config, so config.yaml records what ran.
+and saves its config, so config.yaml records what ran. :func:`preflight_problem` composes
+as a command is about to, to catch in one line what Hydra would answer with a traceback.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -18,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
+from fmnist_lightning.config.schema import run_folder_problem
 from fmnist_lightning.models.runtime import resolve_precision
 
 
@@ -51,3 +55,61 @@ def finalise(cfg: DictConfig) -> DictConfig:
         with open_dict(cfg):
             cfg.trainer.precision = resolve_precision(precision, accelerator)
     return cfg
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """An error and the errors it was raised from or during."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def yaml_message(error: yaml.YAMLError) -> str:
+    """Where a config file's YAML is broken and what the parser expected, in one line."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"'{mark.name}', line {mark.line + 1}, column {mark.column + 1}" if mark else "a file"
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    return (
+        f"the config file {where} is not valid YAML: {problem}"
+        + (f" ({context})" if context else "")
+        + "; fix the file's syntax"
+    )
+
+
+def preflight_problem(
+    config_name: str, overrides: Sequence[str], multirun: bool = False
+) -> str | None:
+    """What would stop ``python -m fmnist_lightning.<config_name> <overrides>`` before the app
+    runs, where Hydra prints a traceback: a config file with a YAML syntax error, or a run
+    folder that cannot be created (a read-only ``paths.root``). None when neither is found;
+    whatever else is wrong (a typo, a missing option) is left to Hydra's own message."""
+    try:
+        cfg = compose(config_name, overrides, return_hydra_config=True)
+    except Exception as error:  # Hydra raises many kinds; only a YAML error is answered here
+        found = next((e for e in causes(error) if isinstance(e, yaml.YAMLError)), None)
+        return yaml_message(found) if found is not None else None
+    multirun = multirun or "MULTIRUN" in str(OmegaConf.select(cfg, "hydra.mode"))
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        folder = OmegaConf.select(cfg, key)
+    except OmegaConfBaseException:
+        return None
+    return run_folder_problem(Path(folder), "paths.root") if folder else None
+
+
+def exit_on_preflight_problem(config_name: str, args: Sequence[str]) -> None:
+    """For the command line, before Hydra runs: exit with one line for a preflight problem.
+
+    Only plain runs and multiruns are checked; other flags (--cfg, --help, --config-name)
+    are Hydra's business.
+    """
+    flags = [arg for arg in args if arg.startswith("-")]
+    if any(flag not in ("-m", "--multirun") for flag in flags):
+        return
+    overrides = [arg for arg in args if not arg.startswith("-")]
+    problem = preflight_problem(config_name, overrides, multirun=bool(flags))
+    if problem:
+        raise SystemExit(f"Error: {problem[0].upper()}{problem[1:]}")

@@ -14,20 +14,29 @@ field with ``bounded(...)`` to the dataclass of its group.
 
 It also answers a nested group set with a dot, ``data.augment=standard`` (the string
 "standard" in place of the preset), for configs composed in Python; on the command line
-``config.overrides`` catches it before Hydra runs.
+``config.overrides`` catches it before Hydra runs. And before any work it checks what the
+run would otherwise find out late: keys that nothing reads (``config.keys``: a typo inside a
+preset), the hyperparameters FashionMNISTModule would refuse (``models.hparams``: a network
+that is not the project's, an optimiser that is not torch's), a callback that monitors a
+metric the module does not log, a run folder that cannot be created.
 """
 
 import math
-import pydoc
+import os
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from torch import nn
 
+from fmnist_lightning.config.keys import unknown_key_problems
 from fmnist_lightning.config.paths import CONFIG_DIR
+from fmnist_lightning.data.files import CLASS_NAMES
+from fmnist_lightning.models.hparams import HyperparameterError, validate_hparams
+from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.tta import TTA, TTAError
 
 
@@ -95,6 +104,7 @@ class DataSchema:
     batch_size: int = bounded(1)
     eval_batch_size: int = bounded(1)
     val_fraction: float = bounded(0, 1, low_inclusive=False, high_inclusive=False)
+    mean: float = bounded(0, 1)  # of pixels in [0, 1]
     std: float = bounded(0, low_inclusive=False)
 
 
@@ -102,6 +112,8 @@ class DataSchema:
 class ModelSchema:
     # Not every network has dropout (e.g. a ResNet); where it has, it must be a probability < 1.
     dropout: float = bounded(0, 1, high_inclusive=False, required=False)
+    kernel_size: int = bounded(1, required=False)
+    first_kernel_size: int = bounded(1, required=False)
 
 
 @dataclass
@@ -143,10 +155,12 @@ def check_value(key: str, value: Any, expected: type, allowed: Range) -> str | N
     return None
 
 
-def range_problems(cfg: DictConfig) -> list[str]:
-    """Every key of the schema whose value is missing, of the wrong type or out of range."""
+def range_problems(cfg: DictConfig, groups: Iterable[str] = tuple(SCHEMAS)) -> list[str]:
+    """Every key of the schema (of ``groups``) whose value is missing, of the wrong type or out
+    of range."""
     problems = []
-    for group, schema in SCHEMAS.items():
+    for group in groups:
+        schema = SCHEMAS[group]
         node = OmegaConf.select(cfg, group) if group else cfg
         for spec in fields(schema):
             key = f"{group}.{spec.name}" if group else spec.name
@@ -198,24 +212,109 @@ def known_models() -> list[str]:
     return sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
 
 
-def model_problem(cfg: DictConfig) -> str | None:
-    """Why ``model.net._target_`` cannot be built, or None when it names a network."""
-    hint = f"choose one of model={', model='.join(known_models())}, or a _target_ that names an nn.Module"
-    net = OmegaConf.select(cfg, "model.net")
-    target = net.get("_target_") if isinstance(net, DictConfig) else None
-    if not target or not isinstance(target, str):
-        return f"model.net._target_ is missing or empty; {hint}"
+# The config key of each FashionMNISTModule hyperparameter (training.builders passes them).
+HPARAM_KEYS = {
+    "net": "model.net",
+    "channels_last": "model.channels_last",
+    "compile": "model.compile",
+    "head_lr": "model.head_lr",
+    "mean": "data.mean",
+    "std": "data.std",
+}
+
+
+def module_hparams(config: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters training.builders.build_module would pass, from a plain config
+    (keys the config lacks are left out, for the check to report)."""
+    sources = {
+        "net": ("model", "net"),
+        "optimizer": ("optimizer",),
+        "scheduler": ("scheduler",),
+        "label_smoothing": ("label_smoothing",),
+        "mean": ("data", "mean"),
+        "std": ("data", "std"),
+        "channels_last": ("model", "channels_last"),
+        "compile": ("model", "compile"),
+        "head_lr": ("model", "head_lr"),
+    }
+    hparams: dict[str, Any] = {"class_names": list(CLASS_NAMES)}
+    for name, path in sources.items():
+        node: Any = config
+        for part in path:
+            node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
+        if node is not KeyError:
+            hparams[name] = node
+    return hparams
+
+
+def module_problem(config: dict[str, Any]) -> tuple[str, str] | None:
+    """(config key, what FashionMNISTModule would refuse in its hyperparameters), or None."""
     try:
-        located = pydoc.locate(target)
-    except pydoc.ErrorDuringImport as error:
-        reason = f"{error.exc.__name__}: {first_line(error.value)}"
-        return f"model.net._target_={target!r} failed to import ({reason}); {hint}"
-    if located is None:
-        return f"model.net._target_={target!r} is not an importable name (unknown model); {hint}"
-    if isinstance(located, type) and not issubclass(located, nn.Module):
-        return f"model.net._target_={target!r} is a class but not a torch nn.Module; {hint}"
-    if not callable(located):
-        return f"model.net._target_={target!r} is not a class or function that builds a network; {hint}"
+        validate_hparams(module_hparams(config))
+    except HyperparameterError as error:
+        root = error.key.split(".")[0].split("[")[0]
+        key = HPARAM_KEYS.get(root, root) + error.key[len(root) :]
+        message = str(error).replace(error.key, key, 1)
+        if key == "model.net._target_":
+            message += f"; choose one of model={', model='.join(known_models())}"
+        return key, message
+    return None
+
+
+def monitor_problems(config: dict[str, Any]) -> list[str]:
+    """Callbacks (EarlyStopping, ModelCheckpoint) that monitor a metric the module never logs
+    while it trains: they would fail after the first epoch."""
+    metrics = FashionMNISTModule.logged_metrics("fit")
+    problems = []
+    for name, callback in (config.get("callbacks") or {}).items():
+        monitor = callback.get("monitor") if isinstance(callback, dict) else None
+        if monitor is not None and monitor not in metrics:
+            problems.append(
+                f"callbacks.{name}.monitor={monitor!r} is not a metric the model logs in "
+                f"training; monitor one of {', '.join(metrics)} (or null)"
+            )
+    return problems
+
+
+def model_problems(config: dict[str, Any]) -> list[str]:
+    """Model settings that the network or the data cannot work with."""
+    model = config.get("model") or {}
+    problems = []
+    in_channels = (model.get("net") or {}).get("in_channels", 1)
+    if in_channels != 1:
+        problems.append(
+            f"model.net.in_channels={in_channels!r}: Fashion-MNIST images have 1 channel; "
+            "set model.net.in_channels=1"
+        )
+    if model.get("weights") and model.get("init_from"):
+        problems.append(
+            "model.weights and model.init_from are both set: start from one of them "
+            "(set the other to null)"
+        )
+    return problems
+
+
+def run_folder_problem(
+    run_dir: Path | str,
+    key: str = "paths.run_dir",
+    what: str = "run folder",
+    example: str | None = "$HOME/fmnist-runs",
+) -> str | None:
+    """Why the run folder (or another folder, ``what``) cannot be created or written (its
+    nearest existing folder is read-only, or a file is in the way), in words naming ``key``;
+    None when it can."""
+    run_dir = Path(run_dir).absolute()
+    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
+    if existing is None:
+        return None
+    fix = f"set {key} to a folder you may write" + (f", e.g. {key}={example}" if example else "")
+    if not existing.is_dir():
+        return f"the {what} '{run_dir}' cannot be created: '{existing}' is a file; {fix}"
+    try:  # a real attempt: os.access says yes to root on a read-only filesystem
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".fmnist-write-check-"))
+    except OSError as error:
+        why = "is not writable" if isinstance(error, PermissionError) else f"({error.strerror})"
+        return f"the {what} '{run_dir}' cannot be created: '{existing}' {why}; {fix}"
     return None
 
 
@@ -248,10 +347,42 @@ def validate_config(cfg: DictConfig) -> None:
     unresolvable = resolution_problem(cfg)
     if unresolvable:  # the checks below would trip on the same interpolation
         raise ConfigValidationError(f"Invalid config: {unresolvable}")
+    config = OmegaConf.to_container(cfg, resolve=True)
     problems = nested_group_problems(cfg)
     problems += range_problems(cfg)
-    problems.append(model_problem(cfg))
+    module = module_problem(config)
+    # One problem per key: a value out of range needs no second message from the module.
+    if module and not any(p.startswith((f"{module[0]}=", f"{module[0]} ")) for p in problems):
+        problems.append(module[1])
+    problems += model_problems(config)
     problems.append(tta_problem(cfg))
+    problems += monitor_problems(config)
+    problems += unknown_key_problems(config)
+    run_dir = OmegaConf.select(cfg, "paths.run_dir")
+    problems.append(run_folder_problem(run_dir) if run_dir else None)
     problems = [problem for problem in problems if problem]
+    if problems:
+        raise ConfigValidationError("Invalid config: " + "; ".join(problems))
+
+
+# The groups of the evaluate config that the schema checks (it has no model or trainer).
+EVALUATE_GROUPS = ("", "data")
+
+
+def validate_evaluate_config(cfg: DictConfig) -> None:
+    """Raise ConfigValidationError listing every problem of an evaluate config, in one line:
+    no ckpt_path, values out of range (``data.eval_batch_size=0``), keys nothing reads."""
+    problems = []
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.get("ckpt_path"):
+        problems.append(
+            "ckpt_path is required: pass the .ckpt file to evaluate, e.g. "
+            "ckpt_path=lightning_logs/runs/<run>/checkpoints/last.ckpt"
+        )
+    unresolvable = resolution_problem(cfg)
+    if unresolvable:
+        raise ConfigValidationError("Invalid config: " + "; ".join([*problems, unresolvable]))
+    problems += nested_group_problems(cfg)
+    problems += range_problems(cfg, EVALUATE_GROUPS)
+    problems += unknown_key_problems(OmegaConf.to_container(cfg, resolve=True), "evaluate")
     if problems:
         raise ConfigValidationError("Invalid config: " + "; ".join(problems))

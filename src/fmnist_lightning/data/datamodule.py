@@ -16,6 +16,7 @@ from torchvision.datasets import FashionMNIST
 from fmnist_lightning.data.augment import BatchAugment, as_augment
 from fmnist_lightning.data.files import (
     CLASS_NAMES,
+    DataError,
     DataNotFoundError,
     check_readable,
     missing_data_message,
@@ -25,6 +26,27 @@ from fmnist_lightning.data.files import (
 )
 from fmnist_lightning.data.normalise import normalise
 from fmnist_lightning.data.sampler import EpochBatchSampler
+
+
+class SplitTooSmallError(DataError):
+    """A ``data.val_fraction`` that leaves the training split without a batch, or nothing to validate on."""
+
+
+def check_split(n: int, val_fraction: float, batch_size: int) -> None:
+    """Raise SplitTooSmallError unless the split of ``n`` images leaves at least one training
+    batch and one validation image (as :func:`split_indices` splits them)."""
+    n_val = round(n * val_fraction)
+    if n - n_val < batch_size:
+        raise SplitTooSmallError(
+            f"data.val_fraction={val_fraction} leaves {n - n_val:,} of the {n:,} training images "
+            f"for training, fewer than one batch (data.batch_size={batch_size}); lower "
+            "data.val_fraction or data.batch_size."
+        )
+    if n_val < 1:
+        raise SplitTooSmallError(
+            f"data.val_fraction={val_fraction} leaves no image of the {n:,} for validation; "
+            f"raise data.val_fraction to at least {1 / n:.2g}."
+        )
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,9 +92,10 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def _ensure_files(self, train: bool, download: bool) -> None:
+    def _ensure_files(self, train: bool, download: bool) -> int:
         """Make sure one split's files are there and sound: download them if allowed, then check
-        their headers and labels. Nothing is parsed here, so this is cheap to repeat."""
+        their headers and labels; return the split's image count. Nothing is parsed here, so
+        this is cheap to repeat."""
         check_readable(self.root)
         missing = missing_files(self.root)
         if missing and not download:
@@ -87,7 +110,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
                 raise DataNotFoundError(
                     missing_data_message(self.root, str(error), missing)
                 ) from error
-        verify_split(self.root, train)
+        return verify_split(self.root, train)
 
     def _load(self, train: bool) -> FashionMNIST:
         """Parse one split with torchvision, after checking its files."""
@@ -99,9 +122,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download when missing; with the files present this only checks them (no parsing:
-        Lightning calls it again before fit and before test, and setup parses once)."""
-        for train in (True, False):
-            self._ensure_files(train, self.download)
+        Lightning calls it again before fit and before test, and setup parses once). A
+        val_fraction that starves a split stops here, before any training."""
+        training_images = self._ensure_files(True, self.download)
+        self._ensure_files(False, self.download)
+        check_split(training_images, self.val_fraction, self.batch_size)
 
     def _device(self) -> torch.device:
         if self.on_device and self.trainer is not None:

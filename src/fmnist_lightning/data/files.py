@@ -8,6 +8,7 @@ would cost more than parsing the data (~0.2 s), so they are left to downloads.
 
 import math
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -73,8 +74,35 @@ def unreadable(path: Path, kind: str) -> DataError:
     )
 
 
+# What a path is when it is not a regular file, for the messages.
+SPECIAL_FILE_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file of ``st_mode`` is ("directory", "FIFO", ...), or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for is_kind, kind in SPECIAL_FILE_KINDS if is_kind(mode)), "special file")
+
+
+def not_a_file(path: Path, kind: str) -> DataError:
+    return DataError(
+        f"'{path}' is a {kind}, not a file: the data needs the IDX file itself there. Remove "
+        "it so that the next run downloads the file (data.download=true, needs internet), or "
+        "point data.root (or FMNIST_DATA_DIR) at a folder that holds the four files."
+    )
+
+
 def check_readable(root: Path) -> None:
-    """Raise DataError for a data folder or file that exists but cannot be read."""
+    """Raise DataError for a data folder or file that exists but cannot be read, or for a
+    directory, FIFO or other special file where an IDX file should be (reading a FIFO
+    would block for ever)."""
     raw = raw_folder(root)
     for folder in (root, root / "FashionMNIST", raw):
         try:
@@ -91,7 +119,14 @@ def check_readable(root: Path) -> None:
         if not os.access(folder, os.R_OK | os.X_OK):
             raise unreadable(folder, "folder")
     for name in RAW_FILES:
-        if (raw / name).exists() and not os.access(raw / name, os.R_OK):
+        try:
+            mode = (raw / name).stat().st_mode  # follows a symlink to what it names
+        except OSError:
+            continue  # missing (or a dangling link): reported, or downloaded, later
+        kind = special_kind(mode)
+        if kind:
+            raise not_a_file(raw / name, kind)
+        if not os.access(raw / name, os.R_OK):
             raise unreadable(raw / name, "file")
 
 
@@ -127,8 +162,9 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def verify_split(root: Path, train: bool) -> None:
-    """Check one split's two IDX files before torchvision parses them; raise CorruptDataError."""
+def verify_split(root: Path, train: bool) -> int:
+    """Check one split's two IDX files before torchvision parses them (raise CorruptDataError);
+    return how many images the split holds."""
     images_path, labels_path = (raw_folder(root) / name for name in split_files(train))
     count, *image_shape = read_idx_shape(images_path, ndim=3)
     (label_count,) = read_idx_shape(labels_path, ndim=1)
@@ -148,3 +184,4 @@ def verify_split(root: Path, train: bool) -> None:
             f"labels must be 0..{len(CLASS_NAMES) - 1}, but {bad.size:,} of {labels.size:,} "
             f"are not (the first, at index {bad[0]}, is {labels[bad[0]]})",
         )
+    return count

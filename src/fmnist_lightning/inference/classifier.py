@@ -78,12 +78,23 @@ def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
             )
         return pixels
     integer = pixels.dtype != torch.bool and not pixels.is_complex()
-    if integer and (pixels.numel() == 0 or 0 <= pixels.min() <= pixels.max() <= 255):
+    low, high = integer_range(pixels) if integer and pixels.numel() else (0, 0)
+    if integer and 0 <= low <= high <= 255:
         return pixels.to(torch.uint8)
-    values = f" with values in [{pixels.min()}, {pixels.max()}]" if integer else ""
+    values = f" with values in [{low}, {high}]" if integer else ""
     raise ValueError(
         f"Expected uint8 pixels in [0, 255] or floats in [0, 1], got {pixels.dtype}{values}."
     )
+
+
+def integer_range(pixels: torch.Tensor) -> tuple[int, int]:
+    """(min, max) of a non-empty integer tensor, also of uint16/32/64, which torch cannot
+    reduce (min() raises NotImplementedError for them)."""
+    if pixels.dtype in (torch.uint16, torch.uint32, torch.uint64):
+        # Bounds only: a float64 keeps every value up to 2**53 exact, enough for [0, 255].
+        wide = pixels.to(torch.int64) if pixels.dtype != torch.uint64 else pixels.double()
+        return int(wide.min()), int(wide.max())
+    return int(pixels.min()), int(pixels.max())
 
 
 def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:

@@ -18,12 +18,16 @@ ImageReadError, naming the source and the reason.
 """
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from fmnist_lightning.inference.image_files import display_path
 
 IMAGE_SIZE = 28
 # Pillow's own decompression-bomb threshold (~89 megapixels; a 60 MP photo is fine).
@@ -43,15 +47,15 @@ class ImageReadError(ValueError):
 
 def describe_source(source: ImageSource) -> str:
     if isinstance(source, str | Path):
-        return str(source)
+        return display_path(source)
     return "<bytes>" if isinstance(source, bytes) else getattr(source, "name", "<stream>")
 
 
 def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode a file, bytes or binary stream into a loaded PIL image (first frame, upright)."""
     name = describe_source(source)
-    if isinstance(source, str | Path) and Path(source).is_dir():
-        raise ImageReadError(name, "it is a directory, expected an image file")
+    if isinstance(source, str | Path):
+        check_regular_file(Path(source), name)
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with warnings.catch_warnings():
@@ -73,6 +77,22 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image
     except Exception as error:  # Pillow's decoders raise many types for corrupt data
         reason = f"corrupt, truncated or unsupported image data ({type(error).__name__}: {error})"
         raise ImageReadError(name, reason) from error
+
+
+def check_regular_file(path: Path, name: str) -> None:
+    """Raise ImageReadError for a path that is not a regular file: opening a FIFO, a socket
+    or a device would block or read for ever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImageReadError(name, "no such file") from None
+    except OSError as error:
+        raise ImageReadError(name, f"it cannot be read ({error.strerror or error})") from None
+    if stat.S_ISDIR(mode):
+        raise ImageReadError(name, "it is a directory, expected an image file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket or device"
+        raise ImageReadError(name, f"not a regular file ({kind}), expected an image file")
 
 
 def check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:

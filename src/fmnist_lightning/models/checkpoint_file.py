@@ -24,8 +24,10 @@ class CheckpointError(ValueError):
 def read_checkpoint(path: Path | str, map_location: MapLocation = "cpu") -> dict[str, Any]:
     """The checkpoint dict, loaded with ``weights_only=True`` (no arbitrary code runs).
 
-    Its ``hyper_parameters`` are in the current layout (those of release 0.1.0 upgraded,
-    see ``models.hparams``) and name a network of this project.
+    Its ``hyper_parameters`` are in the current layout (those of release 0.1.0 upgraded)
+    and pass ``models.hparams.validate_hparams``: plain data that names only the project's
+    network, a torch optimiser and a torch schedule. Anything else is a CheckpointError
+    naming the file and the key, raised before anything is built from the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -59,6 +61,9 @@ def read_checkpoint(path: Path | str, map_location: MapLocation = "cpu") -> dict
     try:
         validate_hparams(hparams)
     except HyperparameterError as error:
-        raise CheckpointError(f"'{path}' cannot be loaded: {error}.") from error
+        raise CheckpointError(
+            f"'{path}' cannot be loaded: {error}. Nothing was built from it; use a checkpoint "
+            "written by this project's training."
+        ) from error
     checkpoint["hyper_parameters"] = hparams
     return checkpoint

@@ -2,11 +2,16 @@
 
 Every constructor argument is a plain type (numbers, strings, lists, dicts), because
 ``save_hyperparameters`` stores them in the checkpoint and torch >= 2.6 loads checkpoints
-with ``weights_only=True``. The network (``net``) and optimiser are described by
-``_target_`` dicts and built here with ``hydra.utils.instantiate``, so a checkpoint
-rebuilds everything with no other argument: :func:`load_module`, or Lightning's own
-``FashionMNISTModule.load_from_checkpoint(path)``. Both read the file through
-``checkpoint_file.read_checkpoint``, so checkpoints of release 0.1.0 load too.
+with ``weights_only=True``. The network (``net``), optimiser and schedule are described by
+``_target_`` dicts, so a checkpoint rebuilds everything with no other argument:
+:func:`load_module`, or ``FashionMNISTModule.load_from_checkpoint(path)``. Both read the
+file through ``checkpoint_file.read_checkpoint``, so checkpoints of release 0.1.0 load too.
+
+Hyperparameters are data: the constructor checks them with ``hparams.validate_hparams``
+before building anything (so Lightning's own ``LightningModule.load_from_checkpoint``,
+which calls it with a file's stored values, is guarded too) and builds the three classes
+they name itself, from the checked names: no Hydra instantiate, which would build any
+``_target_`` nested anywhere.
 
 The starting weights of a fresh run (``model.weights``, ``model.init_from``) are not
 arguments here: the training builder loads them into ``module.net`` once.
@@ -18,20 +23,41 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassAccuracy
 
 from fmnist_lightning.models.checkpoint_file import CheckpointError, MapLocation, read_checkpoint
+from fmnist_lightning.models.hparams import (
+    arguments,
+    network_of,
+    optimizer_class,
+    scheduler_class,
+    validate_hparams,
+)
 from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.transfer import parameter_groups, scale_schedule_to_groups
 from fmnist_lightning.models.tta import TTA, tta_probabilities
 
 MIN_SCHEDULE_STEPS = 100
+# Every metric the module logs (its self.log names), by the stage that logs it: "fit"
+# (training and validation: what EarlyStopping and ModelCheckpoint can monitor) or "test".
+# A metric logged on every step as well as per epoch also appears as <name>_step and
+# <name>_epoch (ON_STEP). Add a metric here with its self.log: _log refuses unlisted names,
+# and validate_config checks the callbacks' monitors against logged_metrics().
+LOGGED_METRICS: dict[str, str] = {
+    "train_loss": "fit",
+    "train_acc": "fit",
+    "val_loss": "fit",
+    "val_acc": "fit",
+    "test_loss": "test",
+    "test_acc": "test",
+}
+ON_STEP = frozenset({"train_loss"})
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
-    """Instantiate the network that a ``net`` config (``_target_`` and its arguments) names."""
-    return instantiate(net, num_classes=num_classes)
+    """The network a ``net`` dict (``_target_`` and its arguments) names: one of the project's
+    networks (``models.registry``), checked, then built from its class (no Hydra)."""
+    return network_of(net)(**arguments(net), num_classes=num_classes)
 
 
 class FashionMNISTModule(L.LightningModule):
@@ -59,6 +85,22 @@ class FashionMNISTModule(L.LightningModule):
         tta: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        # Before anything is built: these may be a checkpoint's, from anywhere.
+        validate_hparams(
+            dict(
+                net=net,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                label_smoothing=label_smoothing,
+                class_names=class_names,
+                mean=mean,
+                std=std,
+                channels_last=channels_last,
+                compile=compile,
+                head_lr=head_lr,
+                tta=tta,
+            )
+        )
         self.save_hyperparameters()
         self.net = build_network(net, num_classes=len(class_names))
         self.channels_last = bool(channels_last)
@@ -74,6 +116,22 @@ class FashionMNISTModule(L.LightningModule):
         if self.tta.enabled:  # only then: a run without TTA keeps the state_dict it had
             self.val_acc_tta = MulticlassAccuracy(num_classes, average="micro")
             self.test_acc_tta = MulticlassAccuracy(num_classes, average="micro")
+
+    @classmethod
+    def logged_metrics(cls, stage: str | None = None) -> tuple[str, ...]:
+        """The names the module's metrics appear under (in ``trainer.callback_metrics`` and
+        metrics.csv), of one stage ("fit" or "test") or all."""
+        names = []
+        for name, logged_in in LOGGED_METRICS.items():
+            if stage in (None, logged_in):
+                names += [name, f"{name}_step", f"{name}_epoch"] if name in ON_STEP else [name]
+        return tuple(names)
+
+    def _log(self, name: str, value: Any, **options: Any) -> None:
+        """``self.log`` for the metrics of LOGGED_METRICS only, so that the list stays true."""
+        if name not in LOGGED_METRICS or options.get("on_step", False) != (name in ON_STEP):
+            raise KeyError(f"{name}: declare the metric in models.module.LOGGED_METRICS/ON_STEP")
+        self.log(name, value, **options)
 
     @property
     def class_names(self) -> list[str]:
@@ -99,10 +157,10 @@ class FashionMNISTModule(L.LightningModule):
         # update(), not forward(): the per-batch accuracy forward() computes is never logged.
         accuracy.update(logits, labels)
         on_step = split == "train"
-        self.log(
+        self._log(
             f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True
         )
-        self.log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        self._log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         if split != "train" and self.tta.enabled:
             self._log_tta_accuracy(images, logits, labels, split)
         return loss
@@ -141,12 +199,13 @@ class FashionMNISTModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         head = getattr(unwrapped(self.net), "head", None)
         params = parameter_groups(self, head, self.hparams.head_lr)
-        optimizer = instantiate(self.hparams.optimizer, _partial_=True)(params)
+        settings = self.hparams.optimizer
+        optimizer = optimizer_class(settings["_target_"])(params, **arguments(settings))
         scheduler = self.hparams.scheduler or {}
         if not scheduler.get("schedule"):
             return optimizer
         schedule = scale_schedule_to_groups(
-            dict(scheduler["schedule"]), optimizer, self.hparams.optimizer.get("lr")
+            arguments(scheduler["schedule"]), optimizer, settings.get("lr")
         )
         if schedule.get("total_steps") == "auto":
             # Schedules over the whole run need its length, known once the trainer is attached.
@@ -157,7 +216,9 @@ class FashionMNISTModule(L.LightningModule):
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": instantiate(schedule, optimizer=optimizer),
+                "scheduler": scheduler_class(scheduler["schedule"]["_target_"])(
+                    optimizer, **schedule
+                ),
                 "interval": scheduler.get("interval", "epoch"),
             },
         }

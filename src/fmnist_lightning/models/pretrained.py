@@ -10,7 +10,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.resnet import HEAD
+
+
+class WeightsFileError(CheckpointError):
+    """A ``model.weights`` file that is not a torchvision state dict this network can take."""
 
 
 def resampling_matrix(source: int, target: int) -> torch.Tensor:
@@ -64,21 +69,22 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise WeightsFileError(
             f"model.weights: no file at '{path}'. Pass a torchvision state dict saved with "
             "torch.save(torchvision.models.resnet18(weights=...).state_dict(), path)."
         )
     try:
         source = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated file, pickle with code, not a torch file
-        raise ValueError(
+        raise WeightsFileError(
             f"model.weights: '{path}' could not be read as a torch state dict "
             f"({type(error).__name__}: {str(error).splitlines()[0][:200]})."
         ) from error
+    # Data only: tensors by name (weights_only=True already refused pickled code).
     if not isinstance(source, dict) or not all(
-        isinstance(v, torch.Tensor) for v in source.values()
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in source.items()
     ):
-        raise ValueError(
+        raise WeightsFileError(
             f"model.weights: '{path}' is not a state dict (a dict of tensor names to tensors), "
             "the format torchvision's weight files use."
         )
@@ -86,7 +92,7 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
     unexpected = sorted(set(source) - set(target))
     missing = sorted(set(target) - set(source))
     if unexpected or missing:
-        raise ValueError(
+        raise WeightsFileError(
             f"model.weights: '{path}' does not fit {type(network).__name__}: "
             f"{len(missing)} missing keys (e.g. {missing[:3]}), "
             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}). Use a ResNet-18 state dict."
@@ -105,7 +111,7 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
             state[name] = target[name]
             report["reinitialised"].append(name)
         else:
-            raise ValueError(
+            raise WeightsFileError(
                 f"model.weights: '{name}' has shape {tuple(tensor.shape)} in '{path}', "
                 f"the network expects {tuple(wanted)}."
             )

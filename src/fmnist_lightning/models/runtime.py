@@ -21,6 +21,13 @@ class DeviceUnavailableError(ValueError):
     """A device that was asked for but does not exist here (CUDA on a machine without it)."""
 
 
+class UnknownDeviceError(DeviceUnavailableError):
+    """A device name that names no device ("foo", "cuda:x")."""
+
+
+DEVICE_CHOICES = "cpu, cuda, cuda:1 or auto"
+
+
 def will_use_cuda(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
@@ -29,7 +36,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; "gpu" → CUDA; anything else as torch reads it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device("cuda" if device == "gpu" else device)
+    try:
+        device = torch.device("cuda" if device == "gpu" else device)
+    except (RuntimeError, TypeError) as error:  # torch's "Invalid device string: ..."
+        raise UnknownDeviceError(
+            f"Unknown device '{device}': use {DEVICE_CHOICES} (CUDA when available)."
+        ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailableError(
             f"Device '{device}' was requested but CUDA is not available here; "

@@ -94,5 +94,4 @@ def scale_schedule_to_groups(
     if "max_lr" not in schedule or not base_lr or all(lr == base_lr for lr in lrs):
         return schedule
     max_lr = float(schedule["max_lr"])
-    # _convert_: hand the scheduler a plain list, which it divides, not an OmegaConf ListConfig.
-    return {**schedule, "max_lr": [max_lr * lr / base_lr for lr in lrs], "_convert_": "all"}
+    return {**schedule, "max_lr": [max_lr * lr / base_lr for lr in lrs]}

@@ -1,4 +1,5 @@
-"""Checkpoints that are never half-written: a temporary file in the same folder, then a rename."""
+"""Checkpoints that are never half-written (a temporary file in the same folder, then a
+rename), and that are only ever read with ``weights_only=True``."""
 
 import os
 from pathlib import Path
@@ -6,6 +7,18 @@ from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+# A save in progress: .<name>.<pid>.tmp beside the checkpoint it will replace.
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of saves that a killed process never finished; call it only
+    while holding the run folder's lock (no other process can be saving there)."""
+    stale = sorted(folder.glob(f".*.ckpt.*{TEMPORARY_SUFFIX}")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -16,7 +29,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     file in the system temp folder and moves it, which is a copy, not a rename, whenever that
     folder is on another filesystem than the run. The data is fsynced before the rename, so a
     power loss cannot leave a renamed but empty file either.
+
+    Reading (``trainer.fit(ckpt_path=...)``, ``trainer.test(ckpt_path=...)``) always uses
+    ``weights_only=True``, whatever the caller asks: a checkpoint never runs code.
     """
+
+    def load_checkpoint(
+        self,
+        path: Path | str,
+        map_location: Any = lambda storage, location: storage,  # Lightning's default: the CPU
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Path | str, storage_options: Any | None = None
@@ -25,7 +49,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary = path.with_name(f".{path.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
         try:
             with open(temporary, "wb") as file:
                 torch.save(checkpoint, file)

@@ -3,19 +3,22 @@
 ``train.train`` raises a :class:`RunStopped` subclass; the command line prints its message
 (no stack trace) and exits with its ``exit_code``:
 
-* :class:`TrainingInterrupted`: Ctrl-C or SIGTERM (``callbacks.interrupt.GracefulInterrupt``
-  saved a checkpoint); resume with ``resume=RUN_DIR``. Exit code 128 + signal number (130
-  for SIGINT, 143 for SIGTERM), the shell convention for "stopped by a signal", so scripts
-  and schedulers see the run did not finish.
+* :class:`TrainingInterrupted`: Ctrl-C or SIGTERM, at any point of the run
+  (``callbacks.interrupt.GracefulInterrupt``: a checkpoint is saved when training stopped);
+  resume with ``resume=RUN_DIR``. Exit code 128 + signal number (130 for SIGINT, 143 for
+  SIGTERM), the shell convention for "stopped by a signal", so scripts and schedulers see
+  the run did not finish.
 * :class:`NonFiniteLoss`: the training loss became NaN or infinite
   (``callbacks.finite_loss.StopOnNonFiniteLoss``; exit code 1).
 * :class:`OutOfMemory`: the GPU or host ran out of memory (exit code 1).
 """
 
 import math
+import re
+import shlex
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -95,32 +98,58 @@ def out_of_memory_message(error: BaseException, key: str, batch_size: int, stage
     )
 
 
+def hydra_value(text: str) -> str:
+    """``text`` as a value of a Hydra override: quoted where the override grammar needs it."""
+    if re.fullmatch(r"[\w/.~+@:%-]+", text, flags=re.ASCII):
+        return text
+    return "'" + text.replace("'", "\\'") + "'"
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues the run in ``run_dir``, quoted for a POSIX shell."""
+    return "python -m fmnist_lightning.train " + shlex.quote(
+        f"resume={hydra_value(str(run_dir.resolve()))}"
+    )
+
+
 def interrupted_message(
-    signum: int, checkpoint: Path | None, trainer: L.Trainer, run_dir: Path
+    signum: int, interrupt: GracefulInterrupt | None, trainer: L.Trainer, run_dir: Path
 ) -> str:
+    """What stopped, what was saved (or kept), and the command to go on."""
     name = signal.Signals(signum).name + (" (Ctrl-C)" if signum == signal.SIGINT else "")
-    saved = (
-        f"Checkpoint saved: {checkpoint.resolve()}" if checkpoint else "No checkpoint was saved."
-    )
-    return (
-        f"Training interrupted by {name} at epoch {trainer.current_epoch}, step "
-        f"{trainer.global_step}. {saved}\n"
-        f"To continue this run in the same folder:\n"
-        f"  python -m fmnist_lightning.train resume={run_dir.resolve()}"
-    )
+    where = f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
+    stage = interrupt.stage if interrupt else "training"
+    last = interrupt.path if interrupt else None
+    if interrupt and interrupt.saved:
+        head = (
+            f"Training interrupted by {name} {where}. Checkpoint saved: {interrupt.saved.resolve()}"
+        )
+    elif interrupt and interrupt.aborted:
+        head = f"Run stopped at once by a second Ctrl-C during {stage} {where}; nothing was saved."
+    elif interrupt and interrupt.after_training:
+        head = (
+            f"Run interrupted by {name} during {stage}, after training ({where}); no checkpoint "
+            f"was written, so {interrupt.path.name} keeps the weights that training ended with."
+        )
+    else:
+        head = f"Run interrupted by {name} during {stage} {where}; nothing was saved."
+    if last is not None and last.is_file():
+        return f"{head}\nTo continue this run in the same folder:\n  {resume_command(run_dir)}"
+    return f"{head}\nNo checkpoint of this run exists yet: start the run again."
 
 
 @contextmanager
 def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Iterator[None]:
-    """Turn an interruption or an out-of-memory error into a RunStopped; ``data``: the data config."""
+    """Handle Ctrl-C and SIGTERM while the block runs (``GracefulInterrupt``), and turn an
+    interruption or an out-of-memory error into a RunStopped; ``data``: the data config."""
+    interrupt = _interrupt_callback(trainer)
     try:
-        yield
+        with interrupt.handling_signals(trainer) if interrupt else nullcontext():
+            yield
     # Lightning raises SIGTERMException on SIGTERM, and on Ctrl-C through GracefulInterrupt.
     except SIGTERMException as stop:
-        interrupt = _interrupt_callback(trainer)
         signum = (interrupt and interrupt.signum) or signal.SIGTERM
-        checkpoint = interrupt.saved if interrupt else None
-        message = interrupted_message(signum, checkpoint, trainer, run_dir)
+        message = interrupted_message(signum, interrupt, trainer, run_dir)
         raise TrainingInterrupted(message, signum) from stop
     except (RuntimeError, MemoryError) as error:
         if isinstance(error, RunStopped) or not is_out_of_memory(error):

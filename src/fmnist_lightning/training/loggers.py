@@ -2,6 +2,7 @@
 
 import csv
 import os
+from pathlib import Path
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
@@ -27,3 +28,27 @@ class AppendingCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def drop_rows_from(metrics_csv: Path, step: int) -> int:
+    """Remove the rows logged at ``step`` or later from a metrics.csv; return how many.
+
+    A resumed run logs again every step after its checkpoint (and tests again), so the rows
+    that a crashed, killed or finished run logged after that checkpoint would be duplicated.
+    The file is replaced atomically (a temporary file beside it, then a rename).
+    """
+    if not metrics_csv.is_file():
+        return 0
+    with open(metrics_csv, newline="") as file:
+        reader = csv.DictReader(file)
+        columns, rows = reader.fieldnames or [], list(reader)
+    kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
+    if len(kept) == len(rows):
+        return 0
+    temporary = metrics_csv.with_name(f".{metrics_csv.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)  # as Lightning writes it
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(temporary, metrics_csv)
+    return len(rows) - len(kept)

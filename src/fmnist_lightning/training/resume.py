@@ -7,21 +7,43 @@ training from the checkpoint. The pieces that make a resumed run continue exactl
 ``callbacks.interrupt.GracefulInterrupt`` (``last.ckpt`` on Ctrl-C/SIGTERM),
 ``callbacks.random_state.RandomState`` (RNG states in checkpoints),
 ``loggers.AppendingCSVLogger`` (metrics.csv appended to) and ``run_folder`` (one folder per run).
+
+A resumed run is the same experiment: of the overrides typed next to ``resume=`` only those
+of :data:`RESUMABLE_KEYS` may change a value (how long it trains, progress, logging, the
+end-of-run analysis, where the data is read from); any other change is refused before
+anything runs, and so is a longer or shorter run whose schedule has a fixed length (one-cycle).
 """
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.override_parser.types import Override
+from omegaconf import Container, DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.models.checkpoint_file import read_checkpoint
+from fmnist_lightning.training.loggers import drop_rows_from
 from fmnist_lightning.training.run_folder import RunFolderError
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
 # Settings that say where to resume from; they are not copied over the saved config.
 RESUME_KEYS = ("resume", "ckpt_path")
+# What a resumed run may change (a key and the keys below it), by what it is about.
+# Everything else (the data and its split, the network, the optimiser and its schedule,
+# the seed, the callbacks) is the experiment that the checkpoint belongs to.
+RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "how long it trains": ("trainer.max_epochs",),
+    "progress": ("trainer.enable_progress_bar", "callbacks.progress_bar"),
+    "logging": ("trainer.log_every_n_steps", "trainer.enable_model_summary"),
+    "the end-of-run analysis": ("analysis",),
+    "where the data is read from": ("data.root", "data.download", "data.on_device"),
+}
+# Overrides that do not touch the saved config: Hydra's own settings, and paths.root (a
+# resumed run stays in its folder).
+IGNORED_ON_RESUME = ("hydra", "paths.root")
 
 
 @dataclass(frozen=True)
@@ -97,28 +119,143 @@ def _command_line_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def config_to_run(cfg: DictConfig) -> DictConfig:
-    """The config a run uses: as composed for a fresh run; for a resume, the run's saved config.
+def under(key: str, prefixes: tuple[str, ...]) -> bool:
+    """``key`` is one of ``prefixes`` or lies below one (``analysis.seed`` under ``analysis``)."""
+    return any(key == p or key.startswith((f"{p}.", f"{p}/")) for p in prefixes)
 
-    Overrides typed next to ``resume=`` (``trainer.max_epochs=20``) are applied over the saved
-    config; changing a config group (``optimizer=adam``) is refused.
-    """
-    point = resume_point(cfg.get("resume"), cfg.get("ckpt_path"))
-    if point is None:
-        return cfg
-    saved = OmegaConf.load(point.run_dir / run_files.CONFIG_YAML)
-    for override in OverridesParser.create().parse_overrides(_command_line_overrides()):
+
+def may_change(key: str) -> bool:
+    return under(key, tuple(k for keys in RESUMABLE_KEYS.values() for k in keys))
+
+
+def resumable_keys_sentence() -> str:
+    """The keys a resumed run may change, in words, for the messages and the docs."""
+    parts = [
+        keys[0] + f" ({what})" if len(keys) == 1 else f"{what} ({', '.join(keys)})"
+        for what, keys in RESUMABLE_KEYS.items()
+    ]
+    return "A resumed run may change only " + ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def plain_value(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
+
+
+def delete(config: DictConfig, key: str) -> None:
+    parent_key, _, name = key.rpartition(".")
+    parent = OmegaConf.select(config, parent_key) if parent_key else config
+    if isinstance(parent, DictConfig) and name in parent:
+        del parent[name]
+
+
+def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
+    """Apply the overrides that keep the experiment; return those that would change it."""
+    refused = []
+    for override in overrides:
         key = override.key_or_group
-        if key in RESUME_KEYS or override.is_delete():
+        if key in RESUME_KEYS or under(key, IGNORED_ON_RESUME):
             continue
-        if isinstance(OmegaConf.select(saved, key), DictConfig):
+        current = OmegaConf.select(saved, key)
+        if override.is_delete():
+            if current is not None and not may_change(key):
+                refused.append(override.input_line)
+            elif current is not None:
+                delete(saved, key)
+            continue
+        value = override.value()
+        if isinstance(current, DictConfig) and isinstance(value, str):
             raise RunFolderError(
                 f"'{override.input_line}' changes a whole config group, which a resumed run "
                 "cannot do (its weights and optimiser state belong to its saved settings). "
                 "Start a new run for different settings."
             )
-        OmegaConf.update(saved, key, override.value(), force_add=True)
+        if plain_value(current) == value:
+            continue  # the value the run already has: nothing changes
+        if not may_change(key):
+            refused.append(override.input_line)
+            continue
+        OmegaConf.update(saved, key, value, force_add=True)
+    return refused
+
+
+def schedule_length_problem(saved: DictConfig, epochs_before: Any) -> str | None:
+    """A changed trainer.max_epochs that the run's schedule cannot follow, in words."""
+    epochs = OmegaConf.select(saved, "trainer.max_epochs")
+    schedule = OmegaConf.select(saved, "scheduler.schedule")
+    if epochs == epochs_before or not isinstance(schedule, DictConfig):
+        return None
+    if schedule.get("total_steps") is None and schedule.get("epochs") is None:
+        return None  # a schedule without a length (a constant rate, step decay...) goes on
+    name = "one-cycle" if "OneCycle" in str(schedule.get("_target_")) else "learning-rate"
+    return (
+        f"'trainer.max_epochs={epochs}': this run's {name} schedule "
+        f"({schedule.get('_target_')}) was laid out for the {epochs_before} epochs it started "
+        "with, and a resumed run keeps its schedule (its state is in the checkpoint). Resume "
+        f"with trainer.max_epochs={epochs_before}, or start a new run; a run with "
+        "scheduler=none can be resumed for longer."
+    )
+
+
+def relink_analysis(saved: DictConfig) -> None:
+    """The analysis callback's settings follow the ``analysis`` group again (``~analysis``:
+    none), as ``${oc.select:analysis,null}`` does in conf/callbacks/default.yaml; the saved
+    config holds them resolved, so an override of ``analysis`` would not reach them."""
+    callback = OmegaConf.select(saved, "callbacks.test_analysis")
+    if isinstance(callback, DictConfig) and "settings" in callback:
+        callback.settings = plain_value(saved.get("analysis"))
+
+
+def config_to_run(cfg: DictConfig) -> DictConfig:
+    """The config a run uses: as composed for a fresh run; for a resume, the run's saved config.
+
+    Overrides typed next to ``resume=`` that change a key of :data:`RESUMABLE_KEYS`
+    (``trainer.max_epochs=20``, ``~analysis``) are applied over the saved config, as are
+    those that repeat a saved value; any other change, a changed config group
+    (``optimizer=adam``) and a new length for a schedule of fixed length are refused.
+    """
+    point = resume_point(cfg.get("resume"), cfg.get("ckpt_path"))
+    if point is None:
+        return cfg
+    saved = OmegaConf.load(point.run_dir / run_files.CONFIG_YAML)
+    epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
+    overrides = OverridesParser.create().parse_overrides(_command_line_overrides())
+    refused = apply_overrides(saved, overrides)
+    if refused:
+        raise RunFolderError(
+            f"resume={point.run_dir}: {', '.join(repr(o) for o in refused)} would change the "
+            f"experiment that this run's checkpoint belongs to. {resumable_keys_sentence()}; "
+            "start a new run for other settings."
+        )
+    problem = schedule_length_problem(saved, epochs_before)
+    if problem:
+        raise RunFolderError(f"resume={point.run_dir}: {problem}")
+    relink_analysis(saved)
     saved.resume = str(point.run_dir)
     saved.ckpt_path = str(point.checkpoint)
     saved.paths.run_dir = str(point.run_dir)
     return saved
+
+
+def logging_step(checkpoint: dict[str, Any]) -> int:
+    """The step that a run resumed from ``checkpoint`` logs first (metrics.csv's ``step``)."""
+    loops = checkpoint.get("loops") or {}
+    epoch_loop = (loops.get("fit_loop") or {}).get("epoch_loop.state_dict") or {}
+    return int(epoch_loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
+
+
+def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> None:
+    """Make a resumed run's folder agree with its checkpoint: the rows of metrics.csv logged
+    after it (by a crashed or killed run, or the test of a finished one) are dropped, as the
+    resumed run logs those steps again."""
+    drop_rows_from(run_dir / run_files.METRICS_CSV, logging_step(checkpoint))
+
+
+def starting_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
+    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too), read
+    and checked by ``read_checkpoint`` before Lightning reads it; None for a fresh run.
+
+    A missing file, a file that is not a checkpoint of this project, or one whose
+    hyperparameters are not plain data stops the run here with a CheckpointError.
+    """
+    ckpt_path = cfg.get("ckpt_path")
+    return read_checkpoint(ckpt_path) if ckpt_path else None

@@ -1,8 +1,12 @@
-"""One folder per run: a fresh run never writes into another run's folder, and holds a lock on its own."""
+"""One folder per run: a fresh run never writes into another run's folder, holds a lock on
+its own, and a run refused before it starts leaves nothing behind."""
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
 
 try:
     import fcntl
@@ -10,11 +14,15 @@ except ImportError:  # Windows: run folders are not locked
     fcntl = None
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.training.faults import RunStopped
+from fmnist_lightning.training.checkpoint_io import remove_stale_temporaries
+from fmnist_lightning.training.faults import RunStopped, resume_command
+from fmnist_lightning.training.multirun import in_multirun
 
 # What a fresh run may find in its folder: Hydra's files, logs, and a config from an attempt
 # that failed before training (bad data, bad config). Anything else is an earlier run's work.
 FRESH_RUN_LEFTOVERS = (".hydra", ".lock", "*.log", run_files.CONFIG_YAML)
+# What Hydra writes into a run folder before the run starts.
+HYDRA_FILES = (".hydra", "*.log")
 
 
 class RunFolderError(RunStopped, ValueError):
@@ -38,8 +46,8 @@ def check_run_dir(run_dir: Path, resuming: bool) -> None:
     if found and not resuming:
         raise RunFolderError(
             f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). A new run "
-            "never writes into an existing one. To continue that run: "
-            f"python -m fmnist_lightning.train resume={run_dir}. To start a new run, leave "
+            f"never writes into an existing one. To continue that run: {resume_command(run_dir)} "
+            "To start a new run, leave "
             "paths.run_dir unset (every run gets a new folder) or choose an empty folder."
         )
 
@@ -65,4 +73,42 @@ def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[
                 "it to finish, or start a new run in another folder."
             ) from error
         check_run_dir(run_dir, resuming)  # another process may have finished a run meanwhile
+        remove_stale_temporaries(run_dir / run_files.CHECKPOINT_DIR)  # a killed save's file
         yield
+
+
+def hydra_output() -> tuple[Path, Path] | None:
+    """(the run folder Hydra made for this command, the folder of Hydra's files in it), or
+    None outside the command line and in a multirun (whose job folders record failures)."""
+    if not HydraConfig.initialized() or in_multirun():
+        return None
+    hydra = HydraConfig.get()
+    output = Path(hydra.runtime.output_dir)
+    return output, output / str(hydra.output_subdir or ".hydra")
+
+
+def discard_hydra_output(output: Path, files: Path) -> None:
+    """Remove what Hydra wrote for a run that was refused before it started: a resume's
+    ``.hydra/resumed-<time>/``, or the whole folder of a fresh run if Hydra's files are all
+    it holds (anything else there is not this command's to delete)."""
+    if files.parent.name == ".hydra" and files.name.startswith("resumed-"):
+        shutil.rmtree(files, ignore_errors=True)
+        if files.parent.is_dir() and not any(files.parent.iterdir()):
+            files.parent.rmdir()  # made for this resume alone (a run composed in Python)
+    elif output.is_dir() and all(
+        any(entry.match(pattern) for pattern in HYDRA_FILES) for entry in output.iterdir()
+    ):
+        shutil.rmtree(output, ignore_errors=True)
+
+
+@contextmanager
+def nothing_left_if_refused() -> Iterator[None]:
+    """A run stopped by an error inside the block (before training starts) leaves no folder
+    behind, nor a resume's Hydra files in the run it would have continued."""
+    try:
+        yield
+    except BaseException:
+        found = hydra_output()
+        if found:
+            discard_hydra_output(*found)
+        raise

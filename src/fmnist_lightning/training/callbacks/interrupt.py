@@ -1,6 +1,26 @@
-"""Ctrl-C and SIGTERM stop training at the next batch and save ``last.ckpt``."""
+"""Ctrl-C and SIGTERM stop a run cleanly: during training with ``last.ckpt`` saved, else at once.
+
+:meth:`GracefulInterrupt.handling_signals` holds both signals for the whole run (training,
+testing the best checkpoint, the end-of-run analysis; ``training.faults`` enters it):
+
+- The first signal stops the run at the next batch where a Lightning loop is running
+  batches (the sanity check, training with its validation, testing), and at once anywhere
+  else (setting up, between fitting and testing, the end-of-run analysis). Either way it
+  ends in Lightning's ``SIGTERMException``, which ``training.faults`` turns into one message
+  and exit code 128 + the signal number.
+- ``last.ckpt`` is written only when the run stops while training (from ``on_train_start``
+  to ``on_train_end``): stopping while testing or analysing must keep the checkpoint of the
+  end of training, which saving then would replace with the tested (best) weights.
+- A second Ctrl-C stops at once and writes nothing (a second SIGTERM changes nothing).
+- Ctrl-C does not go through Lightning's SIGTERM handler, which would log "Received SIGTERM".
+
+Lightning's ``OnExceptionCheckpoint`` is not used: it saves on any exception during fit
+(a NaN loss too, whose weights must not reach a checkpoint) and knows nothing of signals.
+"""
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -8,49 +28,116 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+TESTING, SUMMARY = "testing", "the end-of-run summary and analysis"
+AFTER_TRAINING = "after training"
+
 
 class GracefulInterrupt(Callback):
-    """Save ``last.ckpt`` and stop cleanly on Ctrl-C or SIGTERM.
+    """Stop on Ctrl-C or SIGTERM, saving ``last.ckpt`` when training is what stopped.
 
-    Lightning already stops at the next batch boundary on SIGTERM (any environment, not only
-    SLURM) by raising ``SIGTERMException``. The first Ctrl-C is routed to that same handler,
-    so it also stops between batches instead of inside an optimiser step; a second Ctrl-C
-    raises KeyboardInterrupt at once (no checkpoint). ``dirpath``/``filename`` should match
-    ModelCheckpoint's ``last`` file, so ``resume=RUN_DIR`` finds the newest state.
+    ``dirpath``/``filename`` should match ModelCheckpoint's ``last`` file, so that
+    ``resume=RUN_DIR`` finds the newest state. After a stop: ``signum`` (the signal),
+    ``saved`` (the checkpoint written, or None), ``stage`` (what was running),
+    ``aborted`` (a second Ctrl-C).
     """
 
     def __init__(self, dirpath: str, filename: str = "last") -> None:
         self.path = Path(dirpath) / f"{filename}.ckpt"
-        self.signum: int | None = None  # the signal that stopped training
-        self.saved: Path | None = None  # the checkpoint written when it stopped
+        self._trainer: L.Trainer | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.signum: int | None = None
+        self.saved: Path | None = None
+        self.aborted = False
+        self.stage = "setting up"
+        self.training = False  # training steps are running: their state is worth a checkpoint
+        self._batches = False  # a Lightning loop looks at the stop flag after every batch
+
+    @contextmanager
+    def handling_signals(self, trainer: L.Trainer) -> Iterator[None]:
+        """Ctrl-C and SIGTERM stop the run as the module describes while the block runs."""
+        self._trainer = trainer
+        self._reset()
+        previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+        try:
+            for signum in SIGNALS:
+                signal.signal(signum, self._on_signal)
+        except ValueError:  # not the main thread: signals cannot be handled here
+            yield
+            return
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            if signum == signal.SIGINT:  # a second Ctrl-C: stop now, save nothing
+                self.aborted = True
+                raise SIGTERMException
+            return
+        self.signum = signum
+        if signum == signal.SIGINT:
+            print(
+                f"\nCtrl-C: stopping {self._when()} (Ctrl-C again to stop at once, saving nothing)"
+            )
+        if self._trainer is not None:
+            # Lightning's loops stop at the next batch when this flag is up; it is what
+            # Lightning's own SIGTERM handler sets (which would also log "Received SIGTERM").
+            self._trainer._signal_connector.received_sigterm = True
+        if not self._batches:
+            raise SIGTERMException  # no loop would look at the flag: stop here
+
+    @property
+    def after_training(self) -> bool:
+        """The stop came after training had ended: testing, the summary, the analysis."""
+        return self.stage in (AFTER_TRAINING, TESTING, SUMMARY)
+
+    def _when(self) -> str:
+        if not self._batches:
+            return "now"
+        return "after this batch, saving a checkpoint" if self.training else "after this batch"
+
+    def _enter(self, stage: str, training: bool | None = None) -> None:
+        self.stage, self._batches = stage, True
+        if training is not None:
+            self.training = training
+
+    def _leave(self, stage: str) -> None:
+        """Batches are over: a signal that came during the last one stops the run here."""
+        self._batches = False
+        if self.signum is not None:
+            raise SIGTERMException
+        self.stage = stage
+
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._enter("the sanity check")
+
+    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._leave("setting up training")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.signum, self.saved = None, None
-        # Lightning registers its SIGTERM handler just before training starts, and restores
-        # every handler when fit ends; handlers can only be set from the main thread.
-        lightning_sigterm = signal.getsignal(signal.SIGTERM)
-        if not callable(lightning_sigterm):
-            return
+        self._enter("training", training=True)
 
-        def on_signal(signum: int, frame: Any) -> None:
-            if signum == signal.SIGINT and self.signum is not None:
-                raise KeyboardInterrupt  # a second Ctrl-C: stop now
-            if self.signum is None:
-                self.signum = signum
-                if signum == signal.SIGINT:
-                    print("\nCtrl-C: saving a checkpoint after this batch (Ctrl-C again to abort)")
-            lightning_sigterm(signal.SIGTERM, frame)
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._leave(AFTER_TRAINING)
+        self.training = False
 
-        try:
-            signal.signal(signal.SIGINT, on_signal)
-            signal.signal(signal.SIGTERM, on_signal)
-        except ValueError:  # not the main thread
-            pass
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._enter(TESTING)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._leave(SUMMARY)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, error: BaseException
     ) -> None:
-        if isinstance(error, SIGTERMException):
-            self.signum = self.signum or signal.SIGTERM
+        if not isinstance(error, SIGTERMException):
+            return
+        self.signum = self.signum or signal.SIGTERM
+        if self.training and not self.aborted:
             trainer.save_checkpoint(self.path, weights_only=False)
             self.saved = self.path

@@ -1,6 +1,7 @@
 """analysis/<best checkpoint>-test/: the analysis of the tested checkpoint, when testing ends."""
 
 import os
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -16,6 +17,10 @@ class TestSetAnalysis(Callback):
 
     ``settings`` None turns it off: conf/callbacks/default.yaml passes ``${analysis}`` when
     that group is there, so ``~analysis`` skips the analysis.
+
+    The analysis is written into a hidden folder beside its own and moved into place when it
+    is complete: an interruption (Ctrl-C) or a failure half-way leaves no empty or partial
+    folder behind, and an earlier complete analysis of the same checkpoint stays.
     """
 
     __test__ = False  # not a pytest test class, whatever its name
@@ -32,14 +37,25 @@ class TestSetAnalysis(Callback):
         self.output_dir = (
             self.run_dir / run_files.ANALYSIS_DIR / f"{best.stem if best else 'final'}-test"
         )
-        evaluate(
-            pl_module,
-            trainer.datamodule,
-            "test",
-            self.output_dir,
-            self.settings,
-            precision=str(trainer.precision),
-            checkpoint=os.path.relpath(best, self.run_dir) if best else None,
-            run_dir=self.run_dir,
-        )
+        partial = self.output_dir.with_name(f".{self.output_dir.name}.partial")
+        created = not self.output_dir.parent.exists()
+        shutil.rmtree(partial, ignore_errors=True)  # left by a process that was killed
+        try:
+            evaluate(
+                pl_module,
+                trainer.datamodule,
+                "test",
+                partial,
+                self.settings,
+                precision=str(trainer.precision),
+                checkpoint=os.path.relpath(best, self.run_dir) if best else None,
+                run_dir=self.run_dir,
+            )
+        except BaseException:  # Ctrl-C (SIGTERMException is a SystemExit) or a failure
+            shutil.rmtree(partial, ignore_errors=True)
+            if created and not any(self.output_dir.parent.iterdir()):
+                self.output_dir.parent.rmdir()
+            raise
+        shutil.rmtree(self.output_dir, ignore_errors=True)
+        partial.rename(self.output_dir)
         print(f"Analysis: {(self.output_dir / REPORT_MD).resolve()}")
