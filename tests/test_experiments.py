@@ -47,14 +47,15 @@ def test_seed_keras_sets_the_original_value_of_every_training_choice(tmp_path):
     }  # and the same run-time settings
 
 
-def test_best_is_the_compact_network_with_augmentation_averaging_and_tta(tmp_path):
+def test_best_is_the_compact_network_with_crop_flip_and_tta(tmp_path):
     best = compose("train", [f"paths.run_dir={tmp_path}", "experiment=best"])
     assert best.model.net._target_ == "fmnist_lightning.models.compact.CompactCNN"
     augment = best.data.augment
     assert (augment.crop, augment.flip, augment.erase) == (True, True, False)
-    assert best.trainer.max_epochs == 30
+    assert best.trainer.max_epochs <= 30
     assert best.callbacks.early_stopping is None
-    assert best.callbacks.weight_averaging._target_.endswith("EMAWeightAveraging")
+    # EMA was worse on validation: the preset averages no weights.
+    assert best.callbacks.get("weight_averaging") is None
     assert best.tta.flip is True
     # Chosen on validation accuracy, never on the test set.
     assert best.callbacks.model_checkpoint.monitor == "val_acc"
