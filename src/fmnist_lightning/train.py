@@ -1,4 +1,4 @@
-"""Train the seed CNN on Fashion-MNIST, then test its best checkpoint.
+"""Train a network on Fashion-MNIST (the seed CNN by default), then test its best checkpoint.
 
     python -m fmnist_lightning.train [hydra overrides, e.g. model.net.dropout=0.3 trainer.max_epochs=3]
 
