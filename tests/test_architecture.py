@@ -9,7 +9,7 @@ functions. The rules (subpackages by role, the commands on top):
   nothing of training or config; training nothing of config; tuning (the search) sits
   above config, and nothing but the commands imports it;
 - no subpackage imports an entry point (the commands) or the top-level package;
-- analysis/plots.py, report.py and tables.py are pure: no torch or Lightning, and no calls
+- analysis/plots.py, curve_plots.py, report.py and tables.py are pure: no torch or Lightning, and no calls
   that write files (open, savefig, write_text, to_csv);
 - importing the package, and ``python -m fmnist_lightning.results --help``, import no torch.
 """
@@ -36,7 +36,12 @@ FORBIDDEN = {
     # The search's parts: above config (each trial's config is composed), below the commands.
     "tuning": set(),
 }
-PURE = ("analysis/plots.py", "analysis/report.py", "analysis/tables.py")
+PURE = (
+    "analysis/plots.py",
+    "analysis/curve_plots.py",
+    "analysis/report.py",
+    "analysis/tables.py",
+)
 HEAVY = ("torch", "lightning", "pytorch_lightning", "torchvision", "torchmetrics")
 WRITES = {"open", "savefig", "write_text", "write_bytes", "to_csv"}
 NOT_IMPORTED = ("torch", "lightning", "PIL")

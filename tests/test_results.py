@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from fmnist_lightning.analysis.plots import accuracy_against_time
+from fmnist_lightning.analysis.curve_plots import accuracy_against_time
 from fmnist_lightning.results import (
     find_runs,
     main,

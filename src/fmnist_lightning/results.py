@@ -147,7 +147,7 @@ def save_plot(found: list[Run], path: Path) -> int:
     """Draw validation accuracy against time into ``path``; the number of runs drawn."""
     import matplotlib.pyplot as plt
 
-    from fmnist_lightning.analysis.plots import accuracy_against_time
+    from fmnist_lightning.analysis.curve_plots import accuracy_against_time
 
     curves = plot_curves(found)
     figure = accuracy_against_time(curves, threshold=float(HEADLINE_ACCURACY))

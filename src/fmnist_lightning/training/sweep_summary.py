@@ -31,8 +31,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis.curve_plots import sweep_comparison
 from fmnist_lightning.analysis.figures import save_figure
-from fmnist_lightning.analysis.plots import sweep_comparison
 from fmnist_lightning.analysis.tables import markdown_table
 from fmnist_lightning.training.multirun import in_multirun
 

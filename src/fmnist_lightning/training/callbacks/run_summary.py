@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from fmnist_lightning.analysis import plots, run_files
+from fmnist_lightning.analysis import curve_plots, run_files
 from fmnist_lightning.analysis.figures import save_figure
 from fmnist_lightning.training.callbacks.time_to_accuracy import TimeToAccuracy
 
@@ -53,7 +53,7 @@ class RunSummary(Callback):
         if metrics_csv.is_file():  # no logger (e.g. trainer.fast_dev_run): no curves
             epochs_frame = run_files.epoch_metrics(metrics_csv)
             path = self.run_dir / run_files.PLOTS_DIR / run_files.CURVES_PNG
-            save_figure(plots.training_curves(epochs_frame), path)
+            save_figure(curve_plots.training_curves(epochs_frame), path)
 
 
 def run_summary_of(trainer: L.Trainer) -> dict[str, Any] | None:

@@ -1,0 +1,120 @@
+"""Pure plots of learning curves: one run's accuracy and loss per epoch, a sweep's runs
+side by side, and validation accuracy against wall-clock seconds across configurations.
+
+Like ``plots``: data frames in, figures out; no torch, no files (``figures.save_figure``).
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from collections.abc import Sequence  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MultipleLocator  # noqa: E402
+
+
+def training_curves(epochs: pd.DataFrame) -> Figure:
+    """Accuracy and loss per epoch, train vs. validation (columns as ``run_files.epoch_metrics`` gives)."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    x = epochs["epoch"] + 1
+    for ax, quantity in zip(axes, ("acc", "loss"), strict=True):
+        for split, style in (("train", "o-"), ("val", "s--")):
+            column = f"{split}_{quantity}"
+            if column in epochs:
+                ax.plot(
+                    x, epochs[column], style, label={"train": "train", "val": "validation"}[split]
+                )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"acc": "accuracy", "loss": "cross-entropy loss"}[quantity])
+        ax.set_title({"acc": "Accuracy", "loss": "Loss"}[quantity])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    figure.tight_layout()
+    return figure
+
+
+# Colours of the layer kinds in the architecture diagram (matplotlib's tab10 palette).
+def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
+    """Validation accuracy per epoch, one line per job; best val and test accuracy per job.
+
+    ``curves`` maps a job label to its ``run_files.epoch_metrics`` frame; ``summary`` has the
+    columns job, status, best_val_acc and test_acc (``training.sweep_summary.summarise_sweep``).
+    """
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 4 + 0.15 * len(summary)), gridspec_kw={"width_ratios": [3, 2]}
+    )
+    for label, epochs in curves.items():
+        left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
+    epochs_run = max((int(epochs["epoch"].max()) + 1 for epochs in curves.values()), default=1)
+    left.set_xlim(0.5, epochs_run + 0.5)
+    left.xaxis.set_major_locator(MultipleLocator(max(1, epochs_run // 10)))
+    left.set_xlabel("epoch")
+    left.set_ylabel("validation accuracy")
+    left.set_title("Validation accuracy per job")
+    left.grid(alpha=0.3)
+    if curves:
+        left.legend(fontsize="small")
+    rows = summary.iloc[::-1]  # best job at the top
+    positions = range(len(rows))
+    best_val = pd.to_numeric(rows["best_val_acc"]).fillna(0.0)
+    test = pd.to_numeric(rows["test_acc"]).fillna(0.0)
+    right.barh([p + 0.2 for p in positions], best_val, height=0.4, label="best val_acc")
+    right.barh([p - 0.2 for p in positions], test, height=0.4, label="test_acc")
+    right.set_yticks(list(positions))
+    right.set_yticklabels(
+        [
+            f"#{job}" + ("" if status == "completed" else f" ({status})")
+            for job, status in zip(rows["job"], rows["status"], strict=True)
+        ]
+    )
+    right.set_xlabel("accuracy")
+    right.set_title("Jobs, best first")
+    right.grid(alpha=0.3, axis="x")
+    right.legend(fontsize="small", loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_against_time(
+    curves: dict[str, Sequence[pd.DataFrame]], threshold: float | None = 0.93
+) -> Figure:
+    """Validation accuracy against wall-clock seconds of fitting, one colour per configuration.
+
+    ``curves`` maps a configuration to one frame per seed with the columns epoch, val_acc
+    and elapsed_seconds (``run_files.epoch_metrics``). Each seed is a thin line; the thick
+    line is the mean over the seeds, epoch by epoch (of the epochs every seed ran).
+    ``threshold`` draws a dashed level (None: none).
+    """
+    figure, axes = plt.subplots(figsize=(9, 5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (label, frames) in enumerate(curves.items()):
+        colour = colours[index % len(colours)]
+        frames = [f.dropna(subset=["val_acc", "elapsed_seconds"]) for f in frames]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            continue
+        for frame in frames:
+            axes.plot(frame["elapsed_seconds"], frame["val_acc"], color=colour, lw=0.8, alpha=0.4)
+        common = set.intersection(*(set(f["epoch"]) for f in frames))
+        mean = (
+            pd.concat([f[f["epoch"].isin(common)] for f in frames])
+            .groupby("epoch")[["elapsed_seconds", "val_acc"]]
+            .mean()
+        )
+        seeds = f" ({len(frames)} seeds)" if len(frames) > 1 else ""
+        axes.plot(
+            mean["elapsed_seconds"], mean["val_acc"], "o-", color=colour, lw=2, ms=3,
+            label=f"{label}{seeds}",
+        )  # fmt: skip
+    if threshold is not None:
+        axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"{threshold:.0%}")
+    axes.set_xlabel("wall-clock seconds since fitting started")
+    axes.set_ylabel("validation accuracy")
+    axes.set_title("Validation accuracy against time")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small", loc="lower right")
+    figure.tight_layout()
+    return figure
