@@ -3,6 +3,7 @@
 import io
 import re
 
+import pandas as pd
 import pytest
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -52,3 +53,15 @@ def test_one_line_per_epoch_with_its_step_metrics_and_seconds(lines_of_a_fit):
         assert not any(name.endswith("_step") for name in fields) and "train_loss" not in fields
         # The epoch's own validation accuracy, as metrics.csv has it.
         assert float(fields["val_acc"]) == pytest.approx(epochs["val_acc"].iloc[number], abs=1e-4)
+
+
+def test_the_line_shows_the_learning_rate_at_the_end_of_its_epoch(lines_of_a_fit):
+    """The rate the next step will use, as LearningRateMonitor logs it at that step's start
+    (its own lr-* value in callback_metrics is the epoch start's, so it is not shown)."""
+    lines, run_dir = lines_of_a_fit
+    logged = pd.read_csv(run_dir / run_files.METRICS_CSV).dropna(subset=["lr-AdamW"])
+    rate_at = dict(zip(logged["step"], logged["lr-AdamW"], strict=True))
+    for number, line in enumerate(lines[:-1]):  # the last epoch has no next step
+        shown = float(re.search(r"  lr (\S+)  ", line).group(1))
+        assert shown == pytest.approx(rate_at[10 * (number + 1)], rel=1e-3)
+    assert not any(" lr-" in line for line in lines)

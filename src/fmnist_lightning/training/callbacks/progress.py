@@ -15,7 +15,7 @@ class EpochLines(ProgressBar):
     A ProgressBar, so that Lightning adds no bar of its own; rank zero writes, as for a bar.
     Step-level values (``*_step``) are left out: the line is about the epoch.
 
-        epoch 2/10  step 750  lr-AdamW 0.0011  train_acc 0.86  train_loss_epoch 0.41  val_acc 0.87  val_loss 0.35  12.3 s
+        epoch 2/10  step 750  lr 0.0011  train_acc 0.86  train_loss_epoch 0.41  val_acc 0.87  val_loss 0.35  12.3 s
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -52,10 +52,12 @@ def epoch_line(trainer: L.Trainer, seconds: float) -> str:
     """``epoch 2/10  step 750  train_loss_epoch 0.41  ...  val_acc 0.87  12.3 s``."""
     total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
     parts = [f"epoch {trainer.current_epoch + 1}{total}", f"step {trainer.global_step}"]
+    if trainer.optimizers:  # the rate now: LearningRateMonitor's lr-* is the epoch start's
+        parts.append(f"lr {metric_text(trainer.optimizers[0].param_groups[0]['lr'])}")
     metrics = trainer.callback_metrics
     for name, value in sorted(metrics.items()):
         # A value logged per step and per epoch is there three times: keep the epoch's.
-        step_value = name.endswith("_step") or f"{name}_epoch" in metrics
+        step_value = name.endswith("_step") or f"{name}_epoch" in metrics or name.startswith("lr-")
         text = None if step_value else metric_text(value)
         if text is not None:
             parts.append(f"{name} {text}")
