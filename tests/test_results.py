@@ -112,8 +112,8 @@ def test_the_table_groups_seeds_by_configuration(study, tmp_path, capsys):
         "| 4, 2, 4 | 4, 4, 4 | 1,161,224 | cpu |"
     )
     assert len(lines) == 4  # no row for the unfinished run, the bookkeeping or the summary
-    assert "python -m fmnist_lightning.train experiment=seed_keras -m seed=0,1" in text
-    assert "python -m fmnist_lightning.train experiment=best -m seed=0,1,2" in text
+    assert "python -m fmnist_lightning.train -m experiment=seed_keras seed=0,1" in text
+    assert "python -m fmnist_lightning.train -m experiment=best seed=0,1,2" in text
 
 
 def test_without_tta_runs_there_is_no_tta_column_and_old_runs_show_unknown_times(tmp_path):
@@ -175,7 +175,7 @@ def test_reproduce_commands_hold_no_machine_specific_path(tmp_path):
     text = output.read_text()
     assert str(tmp_path) not in text
     assert "| `experiment=finetune model.init_from=<checkpoint>` | 0, 1 |" in text
-    assert "train experiment=finetune model.init_from=<checkpoint> -m seed=0,1" in text
+    assert "train -m experiment=finetune model.init_from=<checkpoint> seed=0,1" in text
 
 
 def test_readme_gets_the_table_between_its_markers(study, tmp_path):
@@ -266,3 +266,17 @@ def test_the_device_column_names_the_cpu_threads_a_run_used(tmp_path, summary, l
     found, _, problems = find_runs([tmp_path])
     assert problems == []
     assert table_lines(results_markdown(found))[2].endswith(f"| {label} |")
+
+
+def test_every_reproduce_command_is_one_hydra_accepts(study, tmp_path):
+    """Hydra's parser takes no option between overrides: `train x=1 -m seed=0` is refused."""
+    from hydra._internal.utils import get_args_parser
+
+    found, _, _ = find_runs([study])
+    commands = [
+        line for line in results_markdown(found).splitlines() if line.startswith("python -m")
+    ]
+    assert len(commands) == 2
+    for command in commands:
+        args = get_args_parser().parse_args(command.split()[3:])
+        assert args.multirun and any(o.startswith("seed=") for o in args.overrides)

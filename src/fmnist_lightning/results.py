@@ -6,7 +6,7 @@
 Every folder below the given ones that holds a finished run (``test_metrics.json``) is
 one row of data. Runs are grouped by configuration: the command-line overrides the run
 was started with (Hydra's ``.hydra/overrides.yaml``) minus the seed and paths, so the
-three jobs of ``experiment=best -m seed=0,1,2`` form one row ``experiment=best``. Runs
+three jobs of ``-m experiment=best seed=0,1,2`` form one row ``experiment=best``. Runs
 started from Python, without Hydra's record, are labelled by their network instead.
 An override whose value is a path is shown as ``key=<checkpoint>`` (or ``<path>``), so the
 table and its commands hold nothing of this machine.
@@ -90,15 +90,16 @@ def summarise(found: list[Run]) -> pd.DataFrame:
 
 
 def reproduce_commands(found: list[Run]) -> list[str]:
-    """The command that re-runs each command-line configuration over its seeds."""
+    """The command that re-runs each command-line configuration over its seeds. ``-m`` comes
+    first: Hydra's argument parser takes no option between overrides."""
     commands: dict[str, list[int]] = {}
     for run in found:
         if run.from_command_line:
             commands.setdefault(run.configuration, []).append(run.seed)
     return [
-        "python -m fmnist_lightning.train "
+        "python -m fmnist_lightning.train -m "
         + ("" if label == "default" else f"{label} ")
-        + f"-m seed={','.join(str(s) for s in sorted(set(seeds)))}"
+        + f"seed={','.join(str(s) for s in sorted(set(seeds)))}"
         for label, seeds in commands.items()
     ]
 

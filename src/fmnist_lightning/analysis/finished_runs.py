@@ -2,7 +2,7 @@
 
 A run's *configuration* is the command-line overrides it was started with (Hydra's
 ``.hydra/overrides.yaml``) minus the seed and paths, so the three jobs of
-``experiment=best -m seed=0,1,2`` share one. Runs started from Python, without Hydra's
+``-m experiment=best seed=0,1,2`` share one. Runs started from Python, without Hydra's
 record, are labelled by their network instead. A path value becomes ``key=<checkpoint>``
 (or ``<path>``), so nothing of this machine is shown. A folder whose files cannot be read
 is one line of ``problems``; resume bookkeeping (``.hydra/``) and sweep or search summary
