@@ -107,8 +107,8 @@ def pruning_sentence(savings: dict[str, float]) -> str:
         savings["seconds_spent"] + savings["seconds_saved"], 1e-9
     )
     return (
-        f"Pruning: {savings['pruned']} trials stopped after {savings['epochs_run']} of their "
-        f"{savings['epochs_full']} epochs; run to the end they would have taken about "
+        f"Pruning: {savings['pruned']} trials ran {savings['epochs_run']} epochs in all"
+        f" of the {savings['epochs_full']} they were given; run to the end they would have taken about "
         f"{savings['seconds_saved']:.0f} s more (from each one's own seconds per epoch), "
         f"{share:.0%} of the {savings['seconds_spent'] + savings['seconds_saved']:.0f} s the "
         f"search would have taken without pruning ({savings['seconds_spent']:.0f} s with it)."
