@@ -12,11 +12,11 @@ from omegaconf import OmegaConf
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config.compose import preflight_problem
+from fmnist_lightning.config.model_checks import known_models
 from fmnist_lightning.config.overrides import check_overrides, exit_on_bad_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import (
     ConfigValidationError,
-    known_models,
     run_folder_problem,
     validate_config,
 )

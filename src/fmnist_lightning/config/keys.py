@@ -30,7 +30,7 @@ PRESET_GROUPS = ("experiment", "debug", "hparams_search")
 GLOBAL_PACKAGE = "# @package _global_"
 # Nodes whose every entry is built, whatever its name.
 BUILT_COLLECTIONS = ("callbacks", "logger")
-# Nodes with a _target_ that FashionMNISTModule checks itself (config.schema.module_problem).
+# Nodes with a _target_ that FashionMNISTModule checks itself (config.model_checks.module_problem).
 CHECKED_BY_THE_MODULE = ("model.net", "optimizer", "scheduler.schedule")
 
 
