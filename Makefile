@@ -1,8 +1,10 @@
 # Two commands set up everything: `make train` and `make test` (the whole suite, as CI
 # runs it). `make test-fast` skips the tests that start subprocesses (marker `slow`).
 # Extra Hydra overrides go in ARGS, e.g. make train ARGS="trainer.max_epochs=3".
+# The tests run in WORKERS processes (pytest-xdist; 0: in this one), one torch thread each.
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 ARGS ?=
+WORKERS ?= 2
 
 .PHONY: setup train test test-fast lint
 setup:
@@ -13,10 +15,10 @@ train: setup
 	$(UV) run --locked python -m fmnist_lightning.train $(ARGS)
 
 test: setup
-	$(UV) run --locked pytest $(ARGS)
+	$(UV) run --locked pytest -n $(WORKERS) --dist worksteal $(ARGS)
 
 test-fast: setup
-	$(UV) run --locked pytest -m "not slow" $(ARGS)
+	$(UV) run --locked pytest -n $(WORKERS) --dist worksteal -m "not slow" $(ARGS)
 
 lint: setup
 	$(UV) run --locked ruff check .

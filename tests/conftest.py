@@ -6,7 +6,14 @@ Helpers (synthetic data, composing configs, faults) live in the ``helpers`` pack
 import os
 from pathlib import Path
 
-import pytest
+# `make test` runs two pytest-xdist workers, one per core of the CI machine: one torch thread
+# each, also in the commands the tests start, so that they share the cores instead of
+# thrashing OpenMP. Set before torch is imported; an explicit setting wins.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
+import pytest  # noqa: E402
 
 from helpers.data import write_fashion_mnist
 

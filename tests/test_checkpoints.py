@@ -4,21 +4,12 @@ import torch
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.models.vgg import VGGStyleCNN
+from helpers.modules import tiny_module
 
 
 def small_classifier() -> FashionMNISTModule:
-    return FashionMNISTModule(
-        net={
-            "_target_": "fmnist_lightning.models.vgg.VGGStyleCNN",
-            "blocks": [[4], [8]],
-            "dense": [16],
-        },
-        optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
-        scheduler=None,
-        label_smoothing=0.0,
-        class_names=[str(i) for i in range(10)],
-        mean=0.5,
-        std=0.25,
+    return tiny_module(
+        blocks=[[4], [8]], dense=[16], class_names=[str(i) for i in range(10)], mean=0.5, std=0.25
     )
 
 

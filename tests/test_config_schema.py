@@ -123,24 +123,17 @@ def test_every_problem_is_reported_at_once(compose):
         assert key in str(error.value)
 
 
-def test_the_monitorable_metrics_are_what_the_module_logs(synthetic_root, tmp_path):
+@pytest.mark.parametrize("tta", [None, {"flip": True, "shift": 0}], ids=["plain", "tta"])
+def test_the_monitorable_metrics_are_what_the_module_logs(synthetic_root, tmp_path, tta):
     """FashionMNISTModule.logged_metrics() (what validate_config checks monitors against)
-    names exactly what a fit and a test log."""
+    names exactly what a fit and a test log, with and without test-time augmentation."""
     import lightning as L
 
-    from fmnist_lightning.data.files import CLASS_NAMES
     from fmnist_lightning.models.module import FashionMNISTModule
     from helpers.data import make_datamodule
+    from helpers.modules import tiny_module
 
-    module = FashionMNISTModule(
-        net={"_target_": registry.VGG, "blocks": [[4]], "dense": [8]},
-        optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
-        scheduler=None,
-        label_smoothing=0.0,
-        class_names=list(CLASS_NAMES),
-        mean=0.3,
-        std=0.3,
-    )
+    module = tiny_module(tta=tta)
     trainer = L.Trainer(
         max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, limit_train_batches=2,
@@ -148,9 +141,19 @@ def test_the_monitorable_metrics_are_what_the_module_logs(synthetic_root, tmp_pa
     )  # fmt: skip
     datamodule = make_datamodule(synthetic_root)
     trainer.fit(module, datamodule=datamodule)
-    assert set(trainer.callback_metrics) == set(FashionMNISTModule.logged_metrics("fit"))
+    fit = FashionMNISTModule.logged_metrics("fit", tta=tta is not None)
+    assert set(trainer.callback_metrics) == set(fit)
+    assert ("val_acc_tta" in fit) == (tta is not None)
     trainer.test(module, datamodule=datamodule)
-    assert set(trainer.callback_metrics) == set(FashionMNISTModule.logged_metrics("test"))
+    test = FashionMNISTModule.logged_metrics("test", tta=tta is not None)
+    assert set(trainer.callback_metrics) == set(test)
+
+
+def test_a_monitor_on_the_tta_accuracy_is_accepted_only_with_tta(compose):
+    monitor = "callbacks.model_checkpoint.monitor=val_acc_tta"
+    validate_config(compose([monitor, "tta=flip"]))
+    with pytest.raises(ConfigValidationError, match="val_acc_tta' is not a metric the model logs"):
+        validate_config(compose([monitor]))
 
 
 PRESETS = {

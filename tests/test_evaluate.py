@@ -23,6 +23,7 @@ from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.train import train
 from helpers.compose import compose, tiny
 from helpers.data import make_datamodule
+from helpers.modules import tiny_module
 
 SETTINGS = AnalysisSettings(
     calibration_bins=10, samples_per_class=4, predictions=6, mistakes=12, seed=0
@@ -50,20 +51,7 @@ TEXT_FILES = (
 def small_classifier(seed: int = 0) -> FashionMNISTModule:
     """An untrained (seeded) classifier: it makes plenty of mistakes to draw."""
     torch.manual_seed(seed)
-    return FashionMNISTModule(
-        net={
-            "_target_": "fmnist_lightning.models.vgg.VGGStyleCNN",
-            "blocks": [[8], [16]],
-            "dense": [32],
-        },
-        optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
-        scheduler=None,
-        label_smoothing=0.0,
-        class_names=list(CLASS_NAMES),
-        mean=0.2860,
-        std=0.3530,
-        channels_last=True,
-    ).eval()
+    return tiny_module(blocks=[[8], [16]], dense=[32], channels_last=True).eval()
 
 
 def synthetic_datamodule(root: Path) -> FashionMNISTDataModule:

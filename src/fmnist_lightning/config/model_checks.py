@@ -75,7 +75,7 @@ def module_problem(config: dict[str, Any]) -> tuple[str, str] | None:
 def monitor_problems(config: dict[str, Any]) -> list[str]:
     """Callbacks (EarlyStopping, ModelCheckpoint) that monitor a metric the module never logs
     while it trains: they would fail after the first epoch."""
-    metrics = FashionMNISTModule.logged_metrics("fit")
+    metrics = FashionMNISTModule.logged_metrics("fit", tta=tta_enabled(config))
     problems = []
     for name, callback in (config.get("callbacks") or {}).items():
         monitor = callback.get("monitor") if isinstance(callback, dict) else None
@@ -103,6 +103,14 @@ def model_problems(config: dict[str, Any]) -> list[str]:
             "(set the other to null)"
         )
     return problems
+
+
+def tta_enabled(config: dict[str, Any]) -> bool:
+    """Whether the run averages TTA views (False for bad settings: tta_problem reports them)."""
+    try:
+        return TTA.of(config.get("tta")).enabled
+    except TTAError:
+        return False
 
 
 def tta_problem(cfg: DictConfig) -> str | None:

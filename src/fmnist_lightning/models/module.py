@@ -48,10 +48,14 @@ LOGGED_METRICS: dict[str, str] = {
     "train_acc": "fit",
     "val_loss": "fit",
     "val_acc": "fit",
+    "val_acc_tta": "fit",
     "test_loss": "test",
     "test_acc": "test",
+    "test_acc_tta": "test",
 }
 ON_STEP = frozenset({"train_loss"})
+# Logged only by a module whose test-time augmentation is on (``tta``).
+TTA_METRICS = frozenset({"val_acc_tta", "test_acc_tta"})
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
@@ -118,12 +122,12 @@ class FashionMNISTModule(L.LightningModule):
             self.test_acc_tta = MulticlassAccuracy(num_classes, average="micro")
 
     @classmethod
-    def logged_metrics(cls, stage: str | None = None) -> tuple[str, ...]:
+    def logged_metrics(cls, stage: str | None = None, tta: bool = False) -> tuple[str, ...]:
         """The names the module's metrics appear under (in ``trainer.callback_metrics`` and
-        metrics.csv), of one stage ("fit" or "test") or all."""
+        metrics.csv), of one stage ("fit" or "test") or all; ``tta``: with TTA switched on."""
         names = []
         for name, logged_in in LOGGED_METRICS.items():
-            if stage in (None, logged_in):
+            if stage in (None, logged_in) and (tta or name not in TTA_METRICS):
                 names += [name, f"{name}_step", f"{name}_epoch"] if name in ON_STEP else [name]
         return tuple(names)
 
@@ -178,7 +182,7 @@ class FashionMNISTModule(L.LightningModule):
         )
         accuracy = getattr(self, f"{split}_acc_tta")
         accuracy.update(probabilities, labels)
-        self.log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
+        self._log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
