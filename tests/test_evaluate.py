@@ -18,7 +18,12 @@ from fmnist_lightning.analysis.evaluation import AnalysisSettings, default_outpu
 from fmnist_lightning.analysis.figures import save_figure
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.data.files import CLASS_NAMES
-from fmnist_lightning.evaluate import UnknownSplitError, evaluate_checkpoint, run
+from fmnist_lightning.evaluate import (
+    UnknownSplitError,
+    bad_override_status,
+    evaluate_checkpoint,
+    run,
+)
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.train import train
 from helpers.compose import compose, tiny
@@ -205,6 +210,15 @@ def test_cli_names_a_missing_checkpoint_in_one_line_and_fails(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: No checkpoint file at")
     assert str(missing) in lines[0]
     assert not (tmp_path / "runs").exists()  # nothing created for a bad path
+
+
+def test_an_override_hydra_would_crash_on_is_refused_in_one_line(tmp_path, capsys):
+    fine = [f"ckpt_path={tmp_path}/x.ckpt", "tta=flip", "split=val"]
+    assert bad_override_status(fine) is None
+    assert capsys.readouterr().err == ""
+    assert bad_override_status([*fine, "tta=null"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: Invalid override: 'tta=null' is not a config name")
 
 
 def test_an_unknown_split_is_rejected_before_loading_anything(tmp_path):

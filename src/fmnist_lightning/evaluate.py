@@ -16,6 +16,7 @@ data, an analysis folder that cannot be created), with one line on stderr.
 """
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import default_output_dir, evaluate, run_dir_of
+from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import (
@@ -151,6 +153,17 @@ def run(cfg: DictConfig) -> int:
     return EXIT_OK
 
 
+def bad_override_status(args: Sequence[str]) -> int | None:
+    """EXIT_USAGE, after one line on stderr, for command-line overrides that Hydra would crash
+    on or misread (``tta=null``, ``data.augment=flip``); None when there are none."""
+    try:
+        check_overrides([arg for arg in args if not arg.startswith("-")])
+    except ConfigValidationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return None
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     status = run(cfg)
@@ -159,4 +172,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    status = bad_override_status(sys.argv[1:])  # before Hydra, which crashes on some of them
+    if status is not None:
+        sys.exit(status)
     main()
