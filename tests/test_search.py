@@ -47,6 +47,47 @@ def study_of(logs: Path, name: str = "fmnist") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
+def racing_storage(monkeypatch, losses: int) -> list[str]:
+    """RDBStorage, as the loser of ``losses`` races to create a new database (the tables
+    another process is creating at the same moment); returns the URLs it was called with."""
+    from sqlalchemy.exc import IntegrityError
+
+    from fmnist_lightning.tuning import study
+
+    real, calls = study.RDBStorage, []
+
+    def racing(url, **options):
+        calls.append(url)
+        if len(calls) <= losses:  # what the second of two processes gets from SQLite
+            raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE failed"))
+        return real(url, **options)
+
+    monkeypatch.setattr(study, "RDBStorage", racing)
+    monkeypatch.setattr(study, "STORAGE_RETRY_SECONDS", 0.0)
+    return calls
+
+
+def test_a_database_another_process_is_creating_is_opened_on_a_retry(tmp_path, monkeypatch):
+    from optuna.storages import RDBStorage
+
+    from fmnist_lightning.tuning import study
+
+    calls = racing_storage(monkeypatch, losses=2)
+    settings = runner.search_config([f"paths.root={tmp_path}"]).hparams_search
+    assert isinstance(study.storage_of(settings), RDBStorage)
+    assert len(calls) == 3 and (tmp_path / "searches" / "fmnist" / "study.db").is_file()
+
+
+def test_a_database_that_never_opens_is_a_one_line_setting_error(tmp_path, monkeypatch):
+    from fmnist_lightning.tuning import study
+
+    calls = racing_storage(monkeypatch, losses=study.STORAGE_ATTEMPTS)
+    settings = runner.search_config([f"paths.root={tmp_path}"]).hparams_search
+    with pytest.raises(space.SearchConfigError, match="hparams_search.storage=.*UNIQUE failed"):
+        study.storage_of(settings)
+    assert len(calls) == study.STORAGE_ATTEMPTS
+
+
 # --- The space and the overrides ----------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """The study of a search: opened from its storage (created the first time), so that the same
 command continues it, and shared by every process that names the same storage and study."""
 
+import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from fmnist_lightning.tuning.space import SearchConfigError
 from fmnist_lightning.tuning.trial_files import write_trial_record
@@ -19,6 +21,9 @@ from fmnist_lightning.tuning.trial_files import write_trial_record
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 DIRECTIONS = ("maximize", "minimize")
 SQLITE_PREFIX = "sqlite:///"
+# Two processes opening a new database at the same moment both create its tables; the one
+# that loses gets an IntegrityError (or "database is locked") and finds them on a retry.
+STORAGE_ATTEMPTS, STORAGE_RETRY_SECONDS = 5, 0.2
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -41,14 +46,27 @@ def storage_of(settings: DictConfig) -> RDBStorage | None:
     if url.startswith(SQLITE_PREFIX) and url != SQLITE_PREFIX + ":memory:":
         Path(url.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return RDBStorage(
-            url,
-            heartbeat_interval=settings.heartbeat_interval,
-            grace_period=settings.grace_period,
-            heartbeat_stale_trial_callback=record_silent_trial,
-        )
+        return rdb_storage(url, settings)
     except (ValueError, ImportError, SQLAlchemyError) as error:  # a malformed URL, no driver
         raise SearchConfigError(f"hparams_search.storage={url!r}: {error}") from error
+
+
+def rdb_storage(url: str, settings: DictConfig) -> RDBStorage:
+    """Optuna's storage of ``url``, tried again while another process creates the same new
+    database; the last attempt's error is the one raised."""
+    open_storage = partial(
+        RDBStorage,
+        url,
+        heartbeat_interval=settings.heartbeat_interval,
+        grace_period=settings.grace_period,
+        heartbeat_stale_trial_callback=record_silent_trial,
+    )
+    for attempt in range(1, STORAGE_ATTEMPTS):
+        try:
+            return open_storage()
+        except (IntegrityError, OperationalError):
+            time.sleep(STORAGE_RETRY_SECONDS * attempt)
+    return open_storage()
 
 
 def check_settings(settings: DictConfig) -> None:
