@@ -29,7 +29,7 @@ from rich.table import Table
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import default_output_dir, evaluate, run_dir_of
-from fmnist_lightning.config.overrides import check_overrides
+from fmnist_lightning.config.overrides import command_line_problem
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import (
@@ -156,12 +156,11 @@ def run(cfg: DictConfig) -> int:
 def bad_override_status(args: Sequence[str]) -> int | None:
     """EXIT_USAGE, after one line on stderr, for command-line overrides that Hydra would crash
     on or misread (``tta=null``, ``data.augment=flip``); None when there are none."""
-    try:
-        check_overrides([arg for arg in args if not arg.startswith("-")])
-    except ConfigValidationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    return None
+    problem = command_line_problem(args)
+    if problem is None:
+        return None
+    print(f"error: {problem}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")

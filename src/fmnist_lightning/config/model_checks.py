@@ -7,8 +7,6 @@ metric the module never logs, and test-time augmentation settings.
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.models.hparams import HyperparameterError, validate_hparams
@@ -113,13 +111,10 @@ def tta_enabled(config: dict[str, Any]) -> bool:
         return False
 
 
-def tta_problem(cfg: DictConfig) -> str | None:
+def tta_problem(config: dict[str, Any]) -> str | None:
     """Why ``tta`` is not a flip switch and a shift in pixels, or None (also when absent)."""
-    node = OmegaConf.select(cfg, "tta")
-    if node is None:
-        return None
     try:
-        TTA.of(OmegaConf.to_container(node) if isinstance(node, DictConfig) else node)
+        TTA.of(config.get("tta"))
     except TTAError as error:
         return f"{error} (conf/tta/: none, flip, flip_shift)"
     return None

@@ -99,9 +99,18 @@ def check_overrides(overrides: Sequence[str]) -> None:
         raise ConfigValidationError("Invalid override: " + "; ".join(problems))
 
 
-def exit_on_bad_overrides(args: Sequence[str]) -> None:
-    """For the command line: exit with one line where Hydra would print a stack trace."""
+def command_line_problem(args: Sequence[str]) -> str | None:
+    """The one-line problem of the overrides among command-line ``args`` (flags skipped)
+    that Hydra would crash on or misread, or None."""
     try:
         check_overrides([arg for arg in args if not arg.startswith("-")])
     except ConfigValidationError as error:
-        raise SystemExit(f"Error: {error}") from None
+        return str(error)
+    return None
+
+
+def exit_on_bad_overrides(args: Sequence[str]) -> None:
+    """For the command line: exit with one line where Hydra would print a stack trace."""
+    problem = command_line_problem(args)
+    if problem:
+        raise SystemExit(f"Error: {problem}")

@@ -258,7 +258,7 @@ def validate_config(cfg: DictConfig) -> None:
     if module and not any(p.startswith((f"{module[0]}=", f"{module[0]} ")) for p in problems):
         problems.append(module[1])
     problems += model_problems(config)
-    problems.append(tta_problem(cfg))
+    problems.append(tta_problem(config))
     problems += monitor_problems(config)
     problems += unknown_key_problems(config)
     run_dir = OmegaConf.select(cfg, "paths.run_dir")
