@@ -11,7 +11,13 @@ from fmnist_lightning.models.module import build_network
 from fmnist_lightning.train import train
 from helpers.compose import compose, finalise, tiny
 
-DEFAULT = {"stem_width": 24, "widths": [64, 128, 256], "residual": False, "pool": "max"}
+DEFAULT = {
+    "stem_width": 24,
+    "widths": [64, 128, 256],
+    "residual": False,
+    "pool": "max",
+    "activation": "gelu",
+}
 
 
 def count_parameters(module: torch.nn.Module) -> int:
@@ -87,6 +93,19 @@ def test_the_layers_are_those_described():
     assert network.head.bias is None and network.head.in_features == 32
 
 
+def test_relu_replaces_every_gelu_and_keeps_the_parameters():
+    gelu = CompactCNN(stem_width=8, widths=[16, 32])
+    relu = CompactCNN(stem_width=8, widths=[16, 32], activation="relu")
+    assert sum(isinstance(m, torch.nn.ReLU) for m in relu.modules()) == 5
+    assert not any(isinstance(m, torch.nn.GELU) for m in relu.modules())
+    assert count_parameters(relu) == count_parameters(gelu)
+    relu.load_state_dict(gelu.state_dict())  # the same tensors: only the nonlinearity differs
+    images = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert relu.eval()(images).shape == (3, 10)
+        assert not torch.allclose(relu(images), gelu.eval()(images))
+
+
 def test_logit_scale_scales_the_logits_and_residual_adds_the_pooled_activation():
     torch.manual_seed(0)
     images = torch.randn(2, 1, 28, 28)
@@ -106,6 +125,8 @@ def test_bad_arguments_are_refused():
         CompactCNN(pool="mean")
     with pytest.raises(ValueError, match="at least one group width"):
         CompactCNN(widths=[])
+    with pytest.raises(ValueError, match="activation must be one of gelu, relu, got 'tanh'"):
+        CompactCNN(activation="tanh")
 
 
 def test_a_short_fit_learns(synthetic_root, tmp_path):

@@ -28,6 +28,7 @@ RUNS = [
     (["experiment=best"], 1, 0.9470, 0.9490, [0.91, 0.95, 0.94, 0.93], 1_161_224, 72.0),
     (["experiment=best"], 2, 0.9490, 0.9530, [0.92, 0.93, 0.94, 0.96], 1_161_224, 74.0),
 ]
+TEST_SECONDS = 5.0
 THRESHOLDS = ("0.90", "0.92", "0.93", "0.94", "0.95")
 
 
@@ -65,6 +66,7 @@ def write_run(folder, overrides, seed, test_acc, tta, val_accs, parameters, seco
         summary["test_acc_tta"] = tta
     if timed:
         summary["time_to_val_acc"] = first_times(val_accs, seconds)
+        summary["test_seconds"] = TEST_SECONDS
     (folder / "test_metrics.json").write_text(json.dumps(summary))
 
 
@@ -99,17 +101,18 @@ def test_the_table_groups_seeds_by_configuration(study, tmp_path, capsys):
     lines = table_lines(text)
     assert lines[0] == (
         "| configuration | seeds | test acc (%) | with TTA (%) | time to 93% (s) | s / epoch "
-        "| best epoch | epochs run | parameters | device |"
+        "| fit + test (s) | best epoch | epochs run | parameters | device |"
     )
-    # seed_keras: mean 91.20, sample std 0.28, no TTA; seed 0 never reached 93%.
+    # seed_keras: mean 91.20, sample std 0.28, no TTA; seed 0 never reached 93%;
+    # fit + test: (3 x 60 + 5 + 3 x 62 + 5) / 2 = 188 s.
     assert lines[2] == (
         "| `experiment=seed_keras` | 0, 1 | 91.20 ± 0.28 |  | — (1 of 2 not reached) | 61.0 "
-        "| 2, 3 | 3, 3 | 1,413,834 | cpu |"
+        "| 188 | 2, 3 | 3, 3 | 1,413,834 | cpu |"
     )
-    # best: 93% first at epoch 2, 2, 2 → (140 + 144 + 148) / 3 = 144 s.
+    # best: 93% first at epoch 2, 2, 2 → (140 + 144 + 148) / 3 = 144 s; 4 x 72 + 5 = 293 s.
     assert lines[3] == (
         "| `experiment=best` | 0, 1, 2 | 94.70 ± 0.20 | 95.00 ± 0.26 | 144 | 72.0 "
-        "| 4, 2, 4 | 4, 4, 4 | 1,161,224 | cpu |"
+        "| 293 | 4, 2, 4 | 4, 4, 4 | 1,161,224 | cpu |"
     )
     assert len(lines) == 4  # no row for the unfinished run, the bookkeeping or the summary
     assert "python -m fmnist_lightning.train -m experiment=seed_keras seed=0,1" in text
@@ -122,7 +125,9 @@ def test_without_tta_runs_there_is_no_tta_column_and_old_runs_show_unknown_times
     found, _, _ = find_runs([tmp_path])
     lines = table_lines(results_markdown(found))
     assert "with TTA" not in lines[0]
-    assert lines[2].split(" | ")[3] == "?"  # seed 1 was written before times were recorded
+    cells = lines[2].split(" | ")
+    assert cells[3] == "?"  # seed 1 was written before times were recorded
+    assert cells[5] == "?"  # and before the test was timed
 
 
 def test_bookkeeping_and_summary_folders_are_not_runs(study):

@@ -56,9 +56,26 @@ def test_first_times_are_kept_and_thresholds_never_reached_stay_null(monkeypatch
         "time_to_val_acc": {"0.90": 10.0, "0.92": 30.0, "0.93": 30.0, "0.94": None, "0.95": None},
         "fit_seconds": 100.0,
         "seconds_per_epoch": 33.33,
+        "test_seconds": None,  # not tested yet
     }
     assert time_to_accuracy_line(callback.summary()) == "Time to 93% validation accuracy: 30.0 s"
     assert time_to_accuracy_line({"time_to_val_acc": {"0.93": None}}).endswith("not reached")
+
+
+def test_the_test_after_the_fit_is_timed_and_printed_with_it(monkeypatch):
+    clock = iter([0.0, 40.0, 50.0, 53.0, 54.5])
+    fake_time = SimpleNamespace(perf_counter=lambda: next(clock))
+    monkeypatch.setattr("fmnist_lightning.training.callbacks.time_to_accuracy.time", fake_time)
+    callback, module = TimeToAccuracy(), FakeModule()
+    callback.on_fit_start(None, module)  # t = 0
+    callback.on_fit_end(SimpleNamespace(current_epoch=1), module)  # t = 40
+    callback.on_test_start(None, module)  # t = 50
+    assert callback.summary()["test_seconds"] == 3.0  # t = 53: asked while the test ends
+    callback.on_test_end(None, module)  # t = 54.5
+    summary = callback.summary()
+    assert (summary["fit_seconds"], summary["test_seconds"]) == (40.0, 4.5)
+    line = time_to_accuracy_line({**summary, "time_to_val_acc": {"0.93": 12.0}})
+    assert line == "Time to 93% validation accuracy: 12.0 s (fit + test: 44.5 s)"
 
 
 def test_a_resumed_callback_continues_the_count(monkeypatch):
@@ -101,8 +118,11 @@ def test_a_run_logs_elapsed_seconds_and_writes_the_times(synthetic_root, tmp_pat
     assert summary["seconds_per_epoch"] == pytest.approx(
         summary["fit_seconds"] / 2, abs=0.03
     )  # fit_seconds: 0.1 s
+    assert isinstance(summary["test_seconds"], float) and 0 <= summary["test_seconds"] < 60
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2].startswith("Time to 93% validation accuracy: ")
+    fit_and_test = summary["fit_seconds"] + summary["test_seconds"]
+    assert lines[-2].endswith(f"(fit + test: {fit_and_test:.1f} s)")
     assert lines[-1].startswith("Test accuracy: ")
 
 

@@ -58,6 +58,12 @@ def time_cell(group: list[Run]) -> str:
     return f"{seconds.mean():.0f}"
 
 
+def fit_and_test_cell(group: list[Run]) -> str:
+    """Mean seconds of fitting plus testing; "?" when a run predates the test's timing."""
+    seconds = [run.fit_and_test_seconds for run in group]
+    return "?" if None in seconds else f"{pd.Series(seconds, dtype=float).mean():.0f}"
+
+
 def summarise(found: list[Run]) -> pd.DataFrame:
     """One row per configuration, in the order configurations first appear."""
     with_tta = any(run.test_acc_tta is not None for run in found)
@@ -78,6 +84,7 @@ def summarise(found: list[Run]) -> pd.DataFrame:
         row |= {
             f"time to {float(HEADLINE_ACCURACY):.0%} (s)": time_cell(group),
             "s / epoch": f"{frame['seconds_per_epoch'].mean():.1f}",
+            "fit + test (s)": fit_and_test_cell(group),
             "best epoch": ", ".join(
                 "?" if pd.isna(e) else str(int(e)) for e in frame["best_epoch"]
             ),
@@ -116,7 +123,9 @@ def results_markdown(found: list[Run]) -> str:
         f". *time to {float(HEADLINE_ACCURACY):.0%}*: mean over seeds of the wall-clock seconds "
         f"from the start of fitting until validation accuracy first reached "
         f"{float(HEADLINE_ACCURACY):.0%} ({NOT_REACHED}: some seed never did). *s / epoch*: "
-        "wall time of fitting divided by the epochs run, validation included."
+        "wall time of fitting divided by the epochs run, validation included. *fit + test*: "
+        "mean seconds of fitting plus testing the best checkpoint (?: a run written before "
+        "the test was timed)."
     )
     commands = reproduce_commands(found)
     if commands:

@@ -60,6 +60,7 @@ class Run:
     epochs: int
     parameters: int
     seconds_per_epoch: float
+    fit_and_test_seconds: float | None  # None: written before test_seconds was recorded
     timed: bool  # test_metrics.json has time_to_val_acc (runs before it had none)
     time_to_headline: float | None  # seconds to HEADLINE_ACCURACY; None: never reached
     device: str
@@ -184,6 +185,7 @@ def read_run(folder: Path) -> Run:
             epochs=int(test.get("epochs", 0)),
             parameters=int(test.get("parameters", 0)),
             seconds_per_epoch=float(test.get("seconds_per_epoch") or math.nan),
+            fit_and_test_seconds=fit_and_test_seconds(test),
             timed=isinstance(times, dict),
             time_to_headline=optional_float(times.get(HEADLINE_ACCURACY))
             if isinstance(times, dict)
@@ -193,6 +195,12 @@ def read_run(folder: Path) -> Run:
         )
     except (ValueError, TypeError) as error:
         raise RunReadError(f"{run_files.TEST_METRICS_JSON}: {error}") from error
+
+
+def fit_and_test_seconds(test: dict) -> float | None:
+    """Seconds of fitting plus testing, from test_metrics.json; None when either is missing."""
+    fit, tested = optional_float(test.get("fit_seconds")), optional_float(test.get("test_seconds"))
+    return fit + tested if fit is not None and tested is not None else None
 
 
 def is_run_folder(folder: Path, root: Path) -> bool:

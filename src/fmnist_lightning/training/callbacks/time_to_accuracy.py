@@ -6,8 +6,9 @@ validation rows; it notes when ``val_acc`` first reached each of ``thresholds``.
 so far and those first times are part of its state in every checkpoint, so a resumed run
 continues the count (the time between the last checkpoint and a crash is not counted: that
 work is done again). ``RunSummary`` writes :meth:`TimeToAccuracy.summary` into
-test_metrics.json: ``time_to_val_acc`` (threshold → seconds or None), ``fit_seconds`` and
-``seconds_per_epoch``.
+test_metrics.json: ``time_to_val_acc`` (threshold → seconds or None), ``fit_seconds``,
+``seconds_per_epoch`` and ``test_seconds`` (the test that follows the fit, so that a budget
+of fit plus test can be checked).
 """
 
 import time
@@ -43,6 +44,8 @@ class TimeToAccuracy(Callback):
         self.epochs = 0
         self._started: float | None = None
         self._validated_at: float | None = None  # elapsed seconds at the last validation's end
+        self._test_started: float | None = None
+        self._test_seconds: float | None = None
 
     def elapsed(self) -> float:
         """Seconds of fitting so far, earlier parts of the run included."""
@@ -74,6 +77,18 @@ class TimeToAccuracy(Callback):
         self.fit_seconds, self.epochs = self.elapsed(), trainer.current_epoch
         self._started = None
 
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._test_started, self._test_seconds = time.perf_counter(), None
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._test_seconds = self.test_seconds()
+
+    def test_seconds(self) -> float | None:
+        """Seconds of the last test, or of the one running (RunSummary asks at its end)."""
+        if self._test_seconds is not None or self._test_started is None:
+            return self._test_seconds
+        return time.perf_counter() - self._test_started
+
     def state_dict(self) -> dict[str, Any]:
         return {"elapsed_seconds": self.elapsed(), "reached": dict(self.reached)}
 
@@ -87,19 +102,23 @@ class TimeToAccuracy(Callback):
                 self.reached[key] = seconds
 
     def summary(self) -> dict[str, Any]:
-        """The test_metrics.json fields: time to each accuracy, fit time, time per epoch."""
-        seconds = self.fit_seconds
+        """The test_metrics.json fields: time to each accuracy, fit time, time per epoch, test time."""
+        seconds, test_seconds = self.fit_seconds, self.test_seconds()
         return {
             "time_to_val_acc": dict(self.reached),
             "fit_seconds": round(seconds, 1) if seconds is not None else None,
             "seconds_per_epoch": (
                 round(seconds / max(self.epochs, 1), 2) if seconds is not None else None
             ),
+            "test_seconds": round(test_seconds, 1) if test_seconds is not None else None,
         }
 
 
 def time_to_accuracy_line(summary: dict[str, Any], threshold: float = HEADLINE) -> str:
-    """The line every run prints: "Time to 93% validation accuracy: 41.2 s" (or not reached)."""
+    """The line every run prints: "Time to 93% validation accuracy: 41.2 s" (or not reached),
+    then the seconds of fit plus test when both are known: "(fit + test: 52.0 s)"."""
     seconds = (summary.get("time_to_val_acc") or {}).get(threshold_key(threshold))
     reached = f"{seconds:.1f} s" if seconds is not None else "not reached"
-    return f"Time to {threshold:.0%} validation accuracy: {reached}"
+    line = f"Time to {threshold:.0%} validation accuracy: {reached}"
+    fit, test = summary.get("fit_seconds"), summary.get("test_seconds")
+    return f"{line} (fit + test: {fit + test:.1f} s)" if None not in (fit, test) else line
