@@ -33,6 +33,13 @@ class FakeModule:
         self.logged.append((name, value))
 
 
+def fake_clock(monkeypatch, readings: list[float]) -> None:
+    """The callback's time.perf_counter() returns ``readings``, one per call."""
+    clock = iter(readings)
+    fake_time = SimpleNamespace(perf_counter=lambda: next(clock))
+    monkeypatch.setattr("fmnist_lightning.training.callbacks.time_to_accuracy.time", fake_time)
+
+
 def validate(callback: TimeToAccuracy, module: FakeModule, accuracy: float, sanity=False) -> None:
     metrics = {"val_acc": torch.tensor(accuracy)}
     trainer = SimpleNamespace(sanity_checking=sanity, callback_metrics=metrics)
@@ -41,9 +48,7 @@ def validate(callback: TimeToAccuracy, module: FakeModule, accuracy: float, sani
 
 
 def test_first_times_are_kept_and_thresholds_never_reached_stay_null(monkeypatch):
-    clock = iter([100.0, 110.0, 130.0, 160.0, 200.0])
-    fake_time = SimpleNamespace(perf_counter=lambda: next(clock))
-    monkeypatch.setattr("fmnist_lightning.training.callbacks.time_to_accuracy.time", fake_time)
+    fake_clock(monkeypatch, [100.0, 110.0, 130.0, 160.0, 200.0])
     callback, module = TimeToAccuracy(), FakeModule()
     callback.on_fit_start(None, module)  # t = 100
     validate(callback, module, 0.99, sanity=True)  # the sanity check counts for nothing
@@ -63,9 +68,7 @@ def test_first_times_are_kept_and_thresholds_never_reached_stay_null(monkeypatch
 
 
 def test_the_test_after_the_fit_is_timed_and_printed_with_it(monkeypatch):
-    clock = iter([0.0, 40.0, 50.0, 53.0, 54.5])
-    fake_time = SimpleNamespace(perf_counter=lambda: next(clock))
-    monkeypatch.setattr("fmnist_lightning.training.callbacks.time_to_accuracy.time", fake_time)
+    fake_clock(monkeypatch, [0.0, 40.0, 50.0, 53.0, 54.5])
     callback, module = TimeToAccuracy(), FakeModule()
     callback.on_fit_start(None, module)  # t = 0
     callback.on_fit_end(SimpleNamespace(current_epoch=1), module)  # t = 40
@@ -79,9 +82,7 @@ def test_the_test_after_the_fit_is_timed_and_printed_with_it(monkeypatch):
 
 
 def test_a_resumed_callback_continues_the_count(monkeypatch):
-    clock = iter([0.0, 5.0, 7.0, 1000.0, 1004.0, 1010.0])
-    fake_time = SimpleNamespace(perf_counter=lambda: next(clock))
-    monkeypatch.setattr("fmnist_lightning.training.callbacks.time_to_accuracy.time", fake_time)
+    fake_clock(monkeypatch, [0.0, 5.0, 7.0, 1000.0, 1004.0, 1010.0])
     first, module = TimeToAccuracy(), FakeModule()
     first.on_fit_start(None, module)  # t = 0
     validate(first, module, 0.91)  # t = 5
