@@ -175,6 +175,21 @@ def test_the_hook_augments_training_batches_only(synthetic_root):
     assert torch.equal(out_images, images.flip(-1)) and torch.equal(out_labels, labels)
 
 
+def test_the_model_summarys_example_image_passes_unaugmented_and_draws_no_random_numbers(
+    synthetic_root,
+):
+    """Lightning's summary sends the module's example image through the hook alone, during
+    training: it must come back as it was, and leave the run's random stream where it was."""
+    data = datamodule(synthetic_root, BatchAugment(flip=True, flip_p=0.5, crop=True))
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+    data.trainer = trainer
+    trainer.state.stage = RunningStage.TRAINING
+    example = images_batch(1)
+    state = torch.get_rng_state()
+    assert data.on_after_batch_transfer(example, 0) is example
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 class BatchRecorder(L.LightningModule):
     """A tiny classifier that keeps every batch it is given, per split."""
 

@@ -182,7 +182,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches, batched on the training device; other splits pass as they are."""
-        if self.augment is not None and self.trainer is not None and self.trainer.training:
-            images, labels = batch
-            return self.augment(images), labels
-        return batch
+        if self.augment is None or self.trainer is None or not self.trainer.training:
+            return batch
+        # Lightning's model summary sends the module's example image here alone, while
+        # training: it passes unaugmented, drawing no random numbers from the run's stream.
+        if isinstance(batch, torch.Tensor):
+            return batch
+        images, labels = batch
+        return self.augment(images), labels
