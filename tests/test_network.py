@@ -1,10 +1,15 @@
 import pytest
 import torch
+from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import OmegaConf
 
+from fmnist_lightning.benchmark.flops import training_flops
+from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.models.module import build_network
 from fmnist_lightning.models.vgg import VGGStyleCNN
+from fmnist_lightning.training.builders import build_module
 from helpers.compose import compose
+from helpers.modules import tiny_module
 
 
 def count_parameters(module: torch.nn.Module) -> int:
@@ -54,3 +59,19 @@ def test_widths_and_dropout_are_configurable():
     # 28 → 14 → 7 after two pools: the first dense layer sees 16 * 7 * 7 features.
     assert network.classifier[1].in_features == 16 * 7 * 7
     assert network(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_the_model_summary_counts_the_networks_flops(tmp_path):
+    """The module carries an example image, so Lightning's summary prints real FLOPs (it
+    printed 0 without one): those of one forward pass, as torch's FLOP counter counts them."""
+    cfg = compose("train", [f"paths.run_dir={tmp_path}"])
+    module = build_module(cfg, CLASS_NAMES)
+    summary = ModelSummary(module, max_depth=1)
+    assert summary.total_flops == training_flops(module.net, (1, 28, 28)).forward > 10**8
+    assert summary.in_sizes[0] == [1, 1, 28, 28] and summary.out_sizes[0] == [1, 10]
+
+
+def test_a_compiled_network_carries_no_example_image():
+    """The summary's batch of one would make torch.compile compile the network twice."""
+    assert tiny_module().example_input_array.shape == (1, 1, 28, 28)
+    assert tiny_module(compile=True).example_input_array is None

@@ -112,6 +112,9 @@ class FashionMNISTModule(L.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         if compile:
             self.net = torch.compile(self.net)
+        else:  # a compiled network would be compiled twice, for this batch of one and the real
+            # One blank image: Lightning's model summary runs it to print sizes and FLOPs.
+            self.example_input_array = torch.zeros(1, 1, 28, 28)
         num_classes = len(class_names)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
