@@ -127,6 +127,7 @@ class OptimizerSchema:
 @dataclass
 class TrainerSchema:
     max_epochs: int = bounded(1)
+    check_val_every_n_epoch: int = bounded(1)
 
 
 SCHEMAS: dict[str, type] = {

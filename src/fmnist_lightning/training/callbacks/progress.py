@@ -3,6 +3,7 @@
 import math
 import sys
 import time
+from collections.abc import Collection
 from typing import Any, TextIO
 
 import lightning as L
@@ -13,7 +14,9 @@ class EpochLines(ProgressBar):
     """One line at the end of each training epoch: epoch, step, the epoch's metrics, seconds.
 
     A ProgressBar, so that Lightning adds no bar of its own; rank zero writes, as for a bar.
-    Step-level values (``*_step``) are left out: the line is about the epoch.
+    Step-level values (``*_step``) are left out: the line is about the epoch. So are the
+    metrics validation logs, on an epoch that did not validate
+    (``trainer.check_val_every_n_epoch`` > 1): Lightning still holds the last ones.
 
         epoch 2/10  step 750  lr 0.0011  train_acc 0.86  train_loss_epoch 0.41  val_acc 0.87  val_loss 0.35  12.3 s
     """
@@ -23,6 +26,9 @@ class EpochLines(ProgressBar):
         self.stream = stream  # None: sys.stdout at the time of writing (pytest swaps it)
         self._enabled = True
         self._epoch_started = time.perf_counter()
+        self._validated = False
+        self._names_before_validation: set[str] = set()
+        self._validation_names: set[str] = set()  # the metrics that validation has logged
 
     def disable(self) -> None:
         self._enabled = False
@@ -32,11 +38,21 @@ class EpochLines(ProgressBar):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
+        self._validated = False
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._names_before_validation = set(trainer.callback_metrics)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_names |= set(trainer.callback_metrics) - self._names_before_validation
+        self._validated = self._validated or not trainer.sanity_checking
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._enabled and trainer.is_global_zero:
             seconds = time.perf_counter() - self._epoch_started
-            print(epoch_line(trainer, seconds), file=self.stream or sys.stdout, flush=True)
+            stale = set() if self._validated else self._validation_names
+            line = epoch_line(trainer, seconds, leave_out=stale)
+            print(line, file=self.stream or sys.stdout, flush=True)
 
 
 def metric_text(value: Any) -> str | None:
@@ -48,8 +64,9 @@ def metric_text(value: Any) -> str | None:
     return f"{number:.4g}" if math.isfinite(number) else str(number)
 
 
-def epoch_line(trainer: L.Trainer, seconds: float) -> str:
-    """``epoch 2/10  step 750  train_loss_epoch 0.41  ...  val_acc 0.87  12.3 s``."""
+def epoch_line(trainer: L.Trainer, seconds: float, leave_out: Collection[str] = ()) -> str:
+    """``epoch 2/10  step 750  train_loss_epoch 0.41  ...  val_acc 0.87  12.3 s``, without the
+    metrics named in ``leave_out``."""
     total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
     parts = [f"epoch {trainer.current_epoch + 1}{total}", f"step {trainer.global_step}"]
     if trainer.optimizers:  # the rate now: LearningRateMonitor's lr-* is the epoch start's
@@ -58,7 +75,7 @@ def epoch_line(trainer: L.Trainer, seconds: float) -> str:
     for name, value in sorted(metrics.items()):
         # A value logged per step and per epoch is there three times: keep the epoch's.
         step_value = name.endswith("_step") or f"{name}_epoch" in metrics or name.startswith("lr-")
-        text = None if step_value else metric_text(value)
+        text = None if step_value or name in leave_out else metric_text(value)
         if text is not None:
             parts.append(f"{name} {text}")
     return "  ".join([*parts, f"{seconds:.1f} s"])
