@@ -37,9 +37,7 @@ def conv_bn_act(
 class ConvGroup(nn.Module):
     """Two convolutions at half the input's resolution; ``residual`` adds the first's output."""
 
-    def __init__(
-        self, in_channels: int, width: int, residual: bool = False, activation: str = "gelu"
-    ) -> None:
+    def __init__(self, in_channels: int, width: int, residual: bool, activation: str) -> None:
         super().__init__()
         self.first = nn.Sequential(*conv_bn_act(in_channels, width, activation, pool=True))
         self.second = nn.Sequential(*conv_bn_act(width, width, activation))
