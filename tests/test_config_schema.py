@@ -98,6 +98,10 @@ OUT_OF_RANGE = [
         "callbacks.model_checkpoint.monitor='test_acc' is not a metric the model logs in training",
     ),
     ("model.weights=/w.pt", "model.weights and model.init_from are both set"),
+    (
+        "trainer.check_val_every_n_epoch=0",
+        "trainer.check_val_every_n_epoch=0 is out of range: it must be >= 1",
+    ),
 ]
 
 
@@ -108,6 +112,18 @@ def test_values_out_of_range_name_the_key_the_value_and_the_range(compose, overr
         validate_config(cfg)
     assert message in str(error.value)
     assert "\n" not in str(error.value)  # one line
+
+
+def test_a_validation_schedule_that_skips_the_last_epoch_is_refused(compose):
+    """Validating every 2nd epoch of 3: the third could never be the tested checkpoint."""
+    with pytest.raises(ConfigValidationError) as error:
+        validate_config(compose(["experiment=speedrun", "trainer.max_epochs=3"]))
+    assert (
+        "trainer.check_val_every_n_epoch=2 does not divide trainer.max_epochs=3: the last 1 "
+        "epoch(s) would never be validated"
+    ) in str(error.value)
+    assert "set trainer.max_epochs to a multiple of 2" in str(error.value)
+    validate_config(compose(["experiment=speedrun", "trainer.max_epochs=6"]))
 
 
 def test_an_unknown_model_lists_the_model_configs_to_choose_from(compose):
@@ -265,6 +281,10 @@ def test_composing_in_python_without_a_run_folder_says_what_to_pass():
         ["debug=overfit"],
         ["debug=limit"],
         ["debug=benchmark"],
+        # Quick checks of the speedrun validate every epoch (it validates every second).
+        ["experiment=speedrun", "debug=limit"],
+        ["experiment=speedrun", "debug=benchmark"],
+        ["experiment=speedrun", "debug=fast_dev_run"],
     ],
 )
 def test_valid_configs_pass(compose, overrides):

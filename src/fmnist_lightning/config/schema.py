@@ -18,7 +18,8 @@ It also answers a nested group set with a dot, ``data.augment=standard`` (the st
 run would otherwise find out late: keys that nothing reads (``config.keys``: a typo inside a
 preset), the hyperparameters FashionMNISTModule would refuse (``models.hparams``: a network
 that is not the project's, an optimiser that is not torch's), a callback that monitors a
-metric the module does not log, a run folder that cannot be created.
+metric the module does not log, a validation schedule that skips the last epochs
+(``config.trainer_checks``), a run folder that cannot be created.
 """
 
 import math
@@ -40,6 +41,7 @@ from fmnist_lightning.config.model_checks import (
     tta_problem,
 )
 from fmnist_lightning.config.paths import CONFIG_DIR
+from fmnist_lightning.config.trainer_checks import validation_schedule_problem
 
 
 class ConfigValidationError(ValueError):
@@ -261,6 +263,7 @@ def validate_config(cfg: DictConfig) -> None:
     problems += model_problems(config)
     problems.append(tta_problem(config))
     problems += monitor_problems(config)
+    problems.append(validation_schedule_problem(config))
     problems += unknown_key_problems(config)
     run_dir = OmegaConf.select(cfg, "paths.run_dir")
     problems.append(run_folder_problem(run_dir) if run_dir else None)
