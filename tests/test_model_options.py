@@ -81,6 +81,25 @@ def test_keras_initialisation_is_glorot_uniform_with_zero_biases():
         VGGStyleCNN(weight_init="glorot")
 
 
+def test_kaiming_initialisation_has_he_variance_and_keeps_the_signal_through_the_relus():
+    torch.manual_seed(0)
+    network = VGGStyleCNN(weight_init="kaiming")
+    for layer in network.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            fan_in = layer.weight[0].numel()
+            assert layer.weight.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.1)
+            assert torch.count_nonzero(layer.bias) == 0
+
+    def feature_std(weight_init: str) -> float:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return VGGStyleCNN(weight_init=weight_init).features(torch.randn(64, 1, 28, 28)).std()
+
+    # PyTorch's default shrinks the activations layer after layer; He's keeps their scale.
+    assert feature_std("kaiming") > 0.5
+    assert feature_std("pytorch") < 0.5 * feature_std("kaiming")
+
+
 def test_resnet_stem_is_3x3_stride_1_without_max_pool():
     network = ResNet18()
     assert network.conv1.kernel_size == (3, 3) and network.conv1.stride == (1, 1)

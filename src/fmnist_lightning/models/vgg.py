@@ -24,19 +24,24 @@ def conv_block(
     return layers
 
 
-WEIGHT_INITS = ("pytorch", "keras")
+WEIGHT_INITS = ("pytorch", "keras", "kaiming")
 
 
 def initialise_weights(network: nn.Module, scheme: str) -> None:
-    """Keep PyTorch's layer defaults, or re-draw conv/dense layers the way Keras does."""
+    """Keep PyTorch's layer defaults, or re-draw conv/dense layers the way Keras does
+    (Glorot-uniform) or for ReLU (Kaiming-normal, He et al. 2015); biases start at zero."""
     if scheme not in WEIGHT_INITS:
         raise ValueError(f"weight_init must be one of {', '.join(WEIGHT_INITS)}, got {scheme!r}.")
-    if scheme == "keras":
-        for layer in network.modules():
-            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+    if scheme == "pytorch":
+        return
+    for layer in network.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            if scheme == "keras":
                 nn.init.xavier_uniform_(layer.weight)
-                if layer.bias is not None:
-                    nn.init.zeros_(layer.bias)
+            else:  # keeps each ReLU layer's output variance, where PyTorch's default shrinks it
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
 
 class VGGStyleCNN(nn.Module):
