@@ -115,15 +115,15 @@ def test_values_out_of_range_name_the_key_the_value_and_the_range(compose, overr
 
 
 def test_a_validation_schedule_that_skips_the_last_epoch_is_refused(compose):
-    """Validating every 2nd epoch of 3: the third could never be the tested checkpoint."""
+    """Validating every 3rd epoch of 4: the fourth could never be the tested checkpoint."""
     with pytest.raises(ConfigValidationError) as error:
-        validate_config(compose(["experiment=speedrun", "trainer.max_epochs=3"]))
+        validate_config(compose(["experiment=speedrun", "trainer.max_epochs=4"]))
     assert (
-        "trainer.check_val_every_n_epoch=2 does not divide trainer.max_epochs=3: the last 1 "
+        "trainer.check_val_every_n_epoch=3 does not divide trainer.max_epochs=4: the last 1 "
         "epoch(s) would never be validated"
     ) in str(error.value)
-    assert "set trainer.max_epochs to a multiple of 2" in str(error.value)
-    validate_config(compose(["experiment=speedrun", "trainer.max_epochs=6"]))
+    assert "set trainer.max_epochs to a multiple of 3" in str(error.value)
+    validate_config(compose(["experiment=speedrun", "trainer.max_epochs=9"]))
 
 
 def test_an_unknown_model_lists_the_model_configs_to_choose_from(compose):
@@ -281,7 +281,7 @@ def test_composing_in_python_without_a_run_folder_says_what_to_pass():
         ["debug=overfit"],
         ["debug=limit"],
         ["debug=benchmark"],
-        # Quick checks of the speedrun validate every epoch (it validates every second).
+        # Quick checks of the speedrun validate every epoch (it validates every third).
         ["experiment=speedrun", "debug=limit"],
         ["experiment=speedrun", "debug=benchmark"],
         ["experiment=speedrun", "debug=fast_dev_run"],
