@@ -169,7 +169,7 @@ def test_a_monitor_on_the_tta_accuracy_is_accepted_only_with_tta(compose):
     monitor = "callbacks.model_checkpoint.monitor=val_acc_tta"
     validate_config(compose([monitor, "tta=flip"]))
     with pytest.raises(ConfigValidationError, match="val_acc_tta' is not a metric the model logs"):
-        validate_config(compose([monitor]))
+        validate_config(compose([monitor, "tta=none"]))
 
 
 PRESETS = {
@@ -257,6 +257,7 @@ def test_composing_in_python_without_a_run_folder_says_what_to_pass():
         [],
         ["experiment=seed_keras"],
         ["optimizer=adam", "scheduler=none"],
+        ["optimizer=sgd"],
         # The edges of each range are allowed.
         [
             "model.net.dropout=0",

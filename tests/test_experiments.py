@@ -18,6 +18,7 @@ def test_seed_keras_sets_the_original_value_of_every_training_choice(tmp_path):
     assert keras.optimizer == {"_target_": "torch.optim.Adam", "lr": 1e-3, "eps": 1e-7}
     assert keras.scheduler == {"interval": "epoch", "schedule": None}  # a constant rate
     assert keras.label_smoothing == 0.0
+    assert not keras.tta.flip and keras.tta.shift == 0  # the original evaluated plain images
     assert keras.data.batch_size == 32
     assert keras.trainer.max_epochs == 10
     net = keras.model.net
@@ -33,6 +34,7 @@ def test_seed_keras_sets_the_original_value_of_every_training_choice(tmp_path):
     assert default.scheduler.schedule._target_.endswith("OneCycleLR")
     assert default.scheduler.interval == "step"
     assert default.label_smoothing > 0 and default.callbacks.early_stopping.monitor == "val_loss"
+    assert default.tta.flip  # the image and its mirror: val_acc_tta and test_acc_tta too
     assert default.model.net.weight_init == "pytorch"
     assert (default.data.augment.flip, default.data.augment.crop) == (True, False)
     different = {

@@ -77,7 +77,7 @@ def test_mlflow_records_a_run_with_its_params_and_metrics(logged_run):
     assert run.data.tags["run_dir"] == str(run_dir)
     params = run.data.params
     assert params["optimizer/_target_"] == "torch.optim.AdamW"
-    assert float(params["optimizer/lr"]) == pytest.approx(2e-3)
+    assert float(params["optimizer/lr"]) == pytest.approx(1e-3)
     assert params["net/_target_"] == "fmnist_lightning.models.vgg.VGGStyleCNN"
     assert run.data.metrics["test_acc"] == pytest.approx(summary["test_acc"])
     history = client.get_metric_history(run.info.run_id, "val_acc")

@@ -20,6 +20,7 @@ from fmnist_lightning.models.resnet import ResNet18
 from fmnist_lightning.models.transfer import load_starting_weights, scale_schedule_to_groups
 from fmnist_lightning.models.vgg import VGGStyleCNN
 from fmnist_lightning.train import train
+from fmnist_lightning.training.builders import build_module
 from helpers.compose import compose, tiny
 
 CLASS_NAMES = [str(i) for i in range(10)]
@@ -310,3 +311,12 @@ def test_the_finetune_preset_needs_a_checkpoint(tmp_path):
     validate_config(cfg)
     assert cfg.model.init_from == "run/best.ckpt"
     assert (cfg.optimizer.lr, cfg.trainer.max_epochs) == (5e-4, 5)
+
+
+def test_optimizer_sgd_is_nesterov_momentum_at_its_own_rate(tmp_path):
+    cfg = compose("train", [f"paths.run_dir={tmp_path}", "optimizer=sgd", "scheduler=none"])
+    optimizer = build_module(cfg, CLASS_NAMES).configure_optimizers()
+    assert isinstance(optimizer, torch.optim.SGD)
+    (group,) = optimizer.param_groups
+    assert (group["lr"], group["momentum"], group["nesterov"]) == (0.05, 0.9, True)
+    assert group["weight_decay"] == cfg.optimizer.weight_decay > 0
