@@ -40,6 +40,17 @@ def first_times(val_accs: list[float], seconds: float) -> dict[str, float | None
     }
 
 
+def composed_config(overrides: list[str], seed: int, folder: Path) -> str:
+    """A stand-in for the config.yaml the overrides compose: it differs between command
+    lines, and like the real one names the run's own folder and the data's."""
+    recipe = " ".join(sorted(o for o in overrides if not o.startswith("trainer.max_epochs")))
+    return (
+        f"seed: {seed}\nrecipe: '{recipe}'\nmodel:\n  _target_: x.Net\n"
+        f"data:\n  root: /data\npaths:\n  run_dir: {folder}\n"
+        f"logger:\n  save_dir: {folder}\ntrainer:\n  enable_progress_bar: {seed == 0}\n"
+    )
+
+
 def write_run(folder, overrides, seed, test_acc, tta, val_accs, parameters, seconds, timed=True):
     """A run folder as train() and Hydra leave it (the files the table reads)."""
     (folder / ".hydra").mkdir(parents=True)
@@ -48,7 +59,7 @@ def write_run(folder, overrides, seed, test_acc, tta, val_accs, parameters, seco
         "".join(f"- {override}\n" for override in hydra_overrides)
     )
     (folder / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
-    (folder / "config.yaml").write_text(f"seed: {seed}\nmodel:\n  _target_: x.Net\n")
+    (folder / "config.yaml").write_text(composed_config(overrides, seed, folder))
     rows = ["epoch,step,train_loss_epoch,val_acc,val_loss,elapsed_seconds"]
     for epoch, val_acc in enumerate(val_accs):
         step, elapsed = 10 * epoch + 9, (epoch + 1) * seconds
@@ -117,6 +128,29 @@ def test_the_table_groups_seeds_by_configuration(study, tmp_path, capsys):
     assert len(lines) == 4  # no row for the unfinished run, the bookkeeping or the summary
     assert "python -m fmnist_lightning.train -m experiment=seed_keras seed=0,1" in text
     assert "python -m fmnist_lightning.train -m experiment=best seed=0,1,2" in text
+
+
+def test_a_longer_command_line_that_composed_the_same_config_joins_its_row(tmp_path):
+    """seed 0 spelled out what experiment=best now says (the stand-in config drops
+    trainer.max_epochs from its recipe, as if the experiment set the same value)."""
+    long = ["experiment=best", "trainer.max_epochs=4"]
+    write_run(tmp_path / "a" / "0", long, 0, 0.945, None, [0.9, 0.95], 7, 70.0)
+    for seed in (1, 2):
+        write_run(
+            tmp_path / "b" / str(seed), ["experiment=best"], seed, 0.947, None, [0.9], 7, 70.0
+        )
+    write_run(
+        tmp_path / "c" / "0", ["experiment=best", "data.batch_size=64"], 0, 0.9, None, [0.9], 7, 9.0
+    )
+    found, _, _ = find_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
+    text = results_markdown(found)
+    rows = [line.split(" | ")[:2] for line in table_lines(text)[2:]]
+    assert rows == [
+        ["| `experiment=best`", "0, 1, 2"],
+        ["| `experiment=best data.batch_size=64`", "0"],
+    ]
+    assert "train -m experiment=best seed=0,1,2\n" in text
+    assert "max_epochs" not in text
 
 
 def test_without_tta_runs_there_is_no_tta_column_and_old_runs_show_unknown_times(tmp_path):

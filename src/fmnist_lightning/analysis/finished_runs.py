@@ -1,9 +1,12 @@
 """Finished runs read from their folders: one :class:`Run` per folder with test_metrics.json.
 
-A run's *configuration* is the command-line overrides it was started with (Hydra's
-``.hydra/overrides.yaml``) minus the seed and paths, so the three jobs of
-``-m experiment=best seed=0,1,2`` share one. Runs started from Python, without Hydra's
-record, are labelled by their network instead. A path value becomes ``key=<checkpoint>``
+Runs that trained the same thing share a *configuration*: their composed config
+(config.yaml) is the same once the seed and where data and outputs live are set aside.
+A configuration is labelled by the shortest command line among its runs (Hydra's
+``.hydra/overrides.yaml`` minus the seed and paths), so the three jobs of
+``-m experiment=best seed=0,1,2`` share one, and a seed run as ``experiment=best
+trainer.max_epochs=22`` joins them while experiment=best says 22 epochs. Runs started
+from Python, without Hydra's record, are labelled by their network instead. A path value becomes ``key=<checkpoint>``
 (or ``<path>``), so nothing of this machine is shown. A folder whose files cannot be read
 is one line of ``problems``; resume bookkeeping (``.hydra/``) and sweep or search summary
 folders are not runs. Pure: pandas and OmegaConf, no torch.
@@ -30,6 +33,7 @@ IGNORED_OVERRIDES = (
     "+hydra.",
     "callbacks.progress_bar",
     "callbacks.progress_bar.",
+    "trainer.enable_progress_bar",
 )
 HYDRA_DIR = ".hydra"
 HYDRA_OVERRIDES = Path(HYDRA_DIR) / "overrides.yaml"
@@ -65,6 +69,8 @@ class Run:
     time_to_headline: float | None  # seconds to HEADLINE_ACCURACY; None: never reached
     device: str
     curve: pd.DataFrame | None = field(default=None, repr=False)  # epoch, val_acc, elapsed
+    # What was trained: the composed config minus seed and locations (None: no config.yaml).
+    trained: str | None = field(default=None, repr=False)
 
 
 def is_ignored(override: str) -> bool:
@@ -106,6 +112,41 @@ def describe_config(config: dict) -> str:
     if switches:
         label += " + " + "/".join(switches)
     return label
+
+
+def flat_items(config: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """("model.net.widths", [64, 128, 256])-style pairs of a nested config."""
+    if not isinstance(config, dict):
+        return [(prefix, config)]
+    return [item for key, value in config.items() for item in flat_items(value, f"{prefix}{key}.")]
+
+
+def what_was_trained(config: dict) -> str | None:
+    """The composed config as one comparable string, without the seed, the ignored keys and
+    path values (a run's own folder appears in several keys)."""
+    if not config:
+        return None
+    kept = []
+    for key, value in flat_items(config):
+        key = key.rstrip(".")
+        if is_ignored(key):
+            continue
+        shown = portable(f"{key}={value}") if isinstance(value, str) else f"{key}={value!r}"
+        kept.append(shown)
+    return "\n".join(sorted(kept))
+
+
+def label_by_what_was_trained(runs: list[Run]) -> None:
+    """Give runs that trained the same thing one configuration: the shortest command line."""
+    labels: dict[str, str] = {}
+    for run in runs:
+        if run.trained is not None and run.from_command_line:
+            known = labels.get(run.trained)
+            if known is None or len(run.configuration) < len(known):
+                labels[run.trained] = run.configuration
+    for run in runs:
+        if run.trained in labels:
+            run.configuration = labels[run.trained]
 
 
 def configuration_of(folder: Path, config: dict) -> tuple[str, bool]:
@@ -192,6 +233,7 @@ def read_run(folder: Path) -> Run:
             else None,
             device=device_label(test),
             curve=curve,
+            trained=what_was_trained(config),
         )
     except (ValueError, TypeError) as error:
         raise RunReadError(f"{run_files.TEST_METRICS_JSON}: {error}") from error
@@ -229,4 +271,5 @@ def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path], list[str]]:
                 finished.append(read_run(run_folder))
             except RunReadError as error:
                 problems.append(f"{run_folder}: {error}")
+    label_by_what_was_trained(finished)
     return finished, unfinished, problems
