@@ -40,14 +40,14 @@ def first_times(val_accs: list[float], seconds: float) -> dict[str, float | None
     }
 
 
-def composed_config(overrides: list[str], seed: int, folder: Path) -> str:
-    """A stand-in for the config.yaml the overrides compose: it differs between command
-    lines, and like the real one names the run's own folder and the data's."""
+def composed_config(overrides: list[str], seed: int, run_dir: str, split_seed: str) -> str:
+    """A stand-in for the config the overrides compose: it differs between command lines,
+    and like the real one has keys that follow the seed and the run's folder."""
     recipe = " ".join(sorted(o for o in overrides if not o.startswith("trainer.max_epochs")))
     return (
         f"seed: {seed}\nrecipe: '{recipe}'\nmodel:\n  _target_: x.Net\n"
-        f"data:\n  root: /data\npaths:\n  run_dir: {folder}\n"
-        f"logger:\n  save_dir: {folder}\ntrainer:\n  enable_progress_bar: {seed == 0}\n"
+        f"data:\n  root: /data\n  split_seed: {split_seed}\npaths:\n  run_dir: {run_dir}\n"
+        f"logger:\n  save_dir: {run_dir}\ntrainer:\n  enable_progress_bar: {seed == 0}\n"
     )
 
 
@@ -58,8 +58,9 @@ def write_run(folder, overrides, seed, test_acc, tta, val_accs, parameters, seco
     (folder / ".hydra" / "overrides.yaml").write_text(
         "".join(f"- {override}\n" for override in hydra_overrides)
     )
-    (folder / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
-    (folder / "config.yaml").write_text(composed_config(overrides, seed, folder))
+    composed = composed_config(overrides, seed, "${hydra:runtime.output_dir}", "${seed}")
+    (folder / ".hydra" / "config.yaml").write_text(composed)  # as Hydra saves it
+    (folder / "config.yaml").write_text(composed_config(overrides, seed, str(folder), str(seed)))
     rows = ["epoch,step,train_loss_epoch,val_acc,val_loss,elapsed_seconds"]
     for epoch, val_acc in enumerate(val_accs):
         step, elapsed = 10 * epoch + 9, (epoch + 1) * seconds

@@ -1,8 +1,9 @@
 """Finished runs read from their folders: one :class:`Run` per folder with test_metrics.json.
 
-Runs that trained the same thing share a *configuration*: their composed config
-(config.yaml) is the same once the seed and where data and outputs live are set aside.
-A configuration is labelled by the shortest command line among its runs (Hydra's
+Runs that trained the same thing share a *configuration*: the config Hydra composed for
+them (``.hydra/config.yaml``, saved before interpolation, so the keys that follow the seed
+or the run's folder read the same in every run) is the same once the seed and where data
+and outputs live are set aside. A configuration is labelled by the shortest command line among its runs (Hydra's
 ``.hydra/overrides.yaml`` minus the seed and paths), so the three jobs of
 ``-m experiment=best seed=0,1,2`` share one, and a seed run as ``experiment=best
 trainer.max_epochs=22`` joins them while experiment=best says 22 epochs. Runs started
@@ -37,6 +38,7 @@ IGNORED_OVERRIDES = (
 )
 HYDRA_DIR = ".hydra"
 HYDRA_OVERRIDES = Path(HYDRA_DIR) / "overrides.yaml"
+HYDRA_CONFIG = Path(HYDRA_DIR) / "config.yaml"
 # Files of a sweep's or a search's own folder (Hydra's multirun record, the sweep summary,
 # Optuna's result): such a folder summarises runs and is not one.
 SUMMARY_FILES = ("multirun.yaml", "summary.csv", "optimization_results.yaml")
@@ -69,7 +71,7 @@ class Run:
     time_to_headline: float | None  # seconds to HEADLINE_ACCURACY; None: never reached
     device: str
     curve: pd.DataFrame | None = field(default=None, repr=False)  # epoch, val_acc, elapsed
-    # What was trained: the composed config minus seed and locations (None: no config.yaml).
+    # What was trained: Hydra's composed config minus seed and locations (None: no record).
     trained: str | None = field(default=None, repr=False)
 
 
@@ -123,7 +125,7 @@ def flat_items(config: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def what_was_trained(config: dict) -> str | None:
     """The composed config as one comparable string, without the seed, the ignored keys and
-    path values (a run's own folder appears in several keys)."""
+    path values (a path given on the command line is shown as a placeholder too)."""
     if not config:
         return None
     kept = []
@@ -212,6 +214,7 @@ def read_run(folder: Path) -> Run:
     configuration, from_command_line = read_part(
         folder, str(HYDRA_OVERRIDES), lambda _: configuration_of(folder, config)
     )
+    hydra_config = read_part(folder, str(HYDRA_CONFIG), load_config)
     curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
     times = test.get("time_to_val_acc")
     try:
@@ -233,7 +236,7 @@ def read_run(folder: Path) -> Run:
             else None,
             device=device_label(test),
             curve=curve,
-            trained=what_was_trained(config),
+            trained=what_was_trained(hydra_config) if from_command_line else None,
         )
     except (ValueError, TypeError) as error:
         raise RunReadError(f"{run_files.TEST_METRICS_JSON}: {error}") from error
