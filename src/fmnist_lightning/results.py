@@ -5,8 +5,9 @@
 
 Every folder below the given ones that holds a finished run (``test_metrics.json``) is
 one row of data. Runs are grouped by what they trained: the config Hydra composed
-(``.hydra/config.yaml``, before interpolation) minus the seed and paths. A row is labelled by the shortest command line among its runs
-(Hydra's ``.hydra/overrides.yaml`` minus the seed and paths), so the three jobs of
+(``.hydra/config.yaml``, before interpolation) minus the seed and paths. A row is
+labelled by the shortest command line among its runs (Hydra's ``.hydra/overrides.yaml``
+minus the seed and paths), so the three jobs of
 ``-m experiment=best seed=0,1,2`` form one row ``experiment=best``, joined by any run
 whose longer command line composed the same config. Runs started from Python, without
 Hydra's record, are labelled by their network instead.
