@@ -3,14 +3,14 @@
 Runs that trained the same thing share a *configuration*: the config Hydra composed for
 them (``.hydra/config.yaml``, saved before interpolation, so the keys that follow the seed
 or the run's folder read the same in every run) is the same once the seed and where data
-and outputs live are set aside. A configuration is labelled by the shortest command line among its runs (Hydra's
-``.hydra/overrides.yaml`` minus the seed and paths), so the three jobs of
-``-m experiment=best seed=0,1,2`` share one, and a seed run as ``experiment=best
-trainer.max_epochs=22`` joins them while experiment=best says 22 epochs. Runs started
-from Python, without Hydra's record, are labelled by their network instead. A path value becomes ``key=<checkpoint>``
-(or ``<path>``), so nothing of this machine is shown. A folder whose files cannot be read
-is one line of ``problems``; resume bookkeeping (``.hydra/``) and sweep or search summary
-folders are not runs. Pure: pandas and OmegaConf, no torch.
+and outputs live are set aside. A configuration is labelled by the shortest command line
+among its runs (Hydra's ``.hydra/overrides.yaml`` minus the seed and paths), so the three
+jobs of ``-m experiment=best seed=0,1,2`` share one, and a seed run as ``experiment=best
+trainer.max_epochs=22`` joins them while experiment=best says 22 epochs. Runs started from
+Python, without Hydra's record, are labelled by their network instead. A path value
+becomes ``key=<checkpoint>`` (or ``<path>``), so nothing of this machine is shown. A
+folder whose files cannot be read is one line of ``problems``; resume bookkeeping
+(``.hydra/``) and sweep or search summary folders are not runs. Pure: pandas and OmegaConf, no torch.
 """
 
 import math
@@ -116,25 +116,17 @@ def describe_config(config: dict) -> str:
     return label
 
 
-def flat_items(config: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """("model.net.widths", [64, 128, 256])-style pairs of a nested config."""
-    if not isinstance(config, dict):
-        return [(prefix, config)]
-    return [item for key, value in config.items() for item in flat_items(value, f"{prefix}{key}.")]
-
-
 def what_was_trained(config: dict) -> str | None:
     """The composed config as one comparable string, without the seed, the ignored keys and
     path values (a path given on the command line is shown as a placeholder too)."""
     if not config:
         return None
-    kept = []
-    for key, value in flat_items(config):
-        key = key.rstrip(".")
-        if is_ignored(key):
-            continue
-        shown = portable(f"{key}={value}") if isinstance(value, str) else f"{key}={value!r}"
-        kept.append(shown)
+    flat = pd.json_normalize(config).to_dict(orient="records")[0]  # "model.net.widths": [...]
+    kept = (
+        portable(f"{key}={value}") if isinstance(value, str) else f"{key}={value!r}"
+        for key, value in flat.items()
+        if not is_ignored(key)
+    )
     return "\n".join(sorted(kept))
 
 
