@@ -108,7 +108,7 @@ def test_the_quick_epoch_holds_exactly_the_timed_windows(quick_result, default_c
     _, result, _ = quick_result
     settings, epoch, train = result["settings"], result["epoch"], result["train"]
     batch_size = default_cfg.data.batch_size
-    assert settings["batch_size"] == batch_size == 128
+    assert settings["batch_size"] == batch_size == 64
     assert (settings["warmup"], settings["steps"], settings["repeats"]) == (2, 2, 3)
     assert settings["lightning_windows"] == QUICK.repeats == len(train["lightning_window_seconds"])
     assert len(train["plain_window_seconds"]) == QUICK.repeats
