@@ -296,7 +296,12 @@ def test_the_command_line_reports_unfinished_runs_and_bad_folders(study, tmp_pat
         ({"device": "cpu", "cpu_threads": 2}, "cpu (2 threads)"),
         ({"device": "cpu", "cpu_threads": 1}, "cpu (1 thread)"),
         ({"device": "cpu"}, "cpu"),  # written before the thread count was recorded
-        ({"device": "cuda:0", "cpu_threads": 16}, "cuda:0"),
+        ({"device": "cuda:0", "cpu_threads": 16}, "cuda:0"),  # before the GPU was named
+        (
+            {"device": "cuda:0", "gpu_model": "NVIDIA H200", "cpu_threads": 16},
+            "cuda:0 (NVIDIA H200)",
+        ),
+        ({"device": "cpu", "gpu_model": None, "cpu_threads": 2}, "cpu (2 threads)"),
     ],
 )
 def test_the_device_column_names_the_cpu_threads_a_run_used(tmp_path, summary, label):

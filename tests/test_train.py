@@ -41,6 +41,7 @@ def test_fit_writes_every_artifact_of_a_run(finished_run):
     assert test_metrics == summary
     assert test_metrics["precision"] == "32-true"
     assert test_metrics["cpu_threads"] == torch.get_num_threads()
+    assert test_metrics["gpu_model"] is None  # a CPU run
     with Image.open(run_dir / "plots" / "curves.png") as image:
         assert image.width > 400 and image.height > 200
 

@@ -2,6 +2,8 @@
 
     python -m fmnist_lightning.results lightning_logs/sweeps/<sweep> [more run or sweep folders]
         [--output results.md] [--readme README.md] [--plot accuracy_time.png]
+    python -m fmnist_lightning.results --validation lightning_logs/sweeps/<sweep> [...]
+        [--output selection.md]
 
 Every folder below the given ones that holds a finished run (``test_metrics.json``) is
 one row of data. Runs are grouped by what they trained: the config Hydra composed
@@ -20,6 +22,10 @@ bookkeeping (``.hydra/``) and sweep or search summary folders are not runs.
 ``<!-- results:end -->`` in that file with the table; ``--plot`` draws validation accuracy
 against wall-clock seconds (``elapsed_seconds`` of metrics.csv), one line per configuration.
 
+``--validation`` writes the table recipe choices are made on instead: best validation
+accuracy (and with TTA) per configuration, ranked, from ``metrics.csv`` alone; it reads no
+test figure (analysis/selection.py), and it reads runs that are still going.
+
 It needs pandas, OmegaConf and matplotlib only: this command imports no torch.
 """
 
@@ -37,6 +43,7 @@ from fmnist_lightning.analysis.finished_runs import (
     find_runs,
     portable,
 )
+from fmnist_lightning.analysis.selection import find_validation_runs, selection_markdown
 from fmnist_lightning.analysis.tables import markdown_table
 
 __all__ = ["find_runs", "main", "portable", "replace_between_markers", "results_markdown"]
@@ -170,6 +177,30 @@ def save_plot(found: list[Run], path: Path) -> int:
     return sum(len(frames) for frames in curves.values())
 
 
+def write_selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """--validation: the validation table of the runs under args.folders, to args.output."""
+    if args.readme is not None or args.plot is not None:
+        parser.error("--validation writes its table to --output only (no --readme, no --plot)")
+    try:
+        found, problems = find_validation_runs(args.folders)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    for problem in problems:
+        print(f"Skipped a run that cannot be read: {problem}", file=sys.stderr)
+    if not found:
+        parser.error(
+            f"no run under {', '.join(str(f) for f in args.folders)} has logged a validation "
+            f"epoch ({run_files.METRICS_CSV} with val_acc)"
+        )
+    text = selection_markdown(found)
+    output = args.output or Path("selection.md")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(text, end="")
+    print(f"\nWrote {output} ({len(found)} runs).", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fmnist_lightning.results",
@@ -177,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("folders", nargs="+", type=Path, help="run folders or sweep folders")
     parser.add_argument(
-        "--output", type=Path, default=Path("results.md"), help="Markdown file to write"
+        "--output",
+        type=Path,
+        help="Markdown file to write (default results.md; selection.md with --validation)",
     )
     parser.add_argument(
         "--readme",
@@ -187,7 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plot", type=Path, help="PNG of validation accuracy against wall-clock seconds"
     )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="the validation table to choose recipes on (reads no test figure) instead",
+    )
     args = parser.parse_args(argv)
+    if args.validation:
+        return write_selection(parser, args)
+    args.output = args.output or Path("results.md")
     try:
         found, unfinished, problems = find_runs(args.folders)
     except FileNotFoundError as error:

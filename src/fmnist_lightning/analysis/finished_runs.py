@@ -14,6 +14,7 @@ folder whose files cannot be read is one line of ``problems``; resume bookkeepin
 """
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,12 +186,20 @@ def read_part(folder: Path, name: str, reader: Any) -> Any:
 
 
 def device_label(test: dict) -> str:
-    """ "cpu (2 threads)" when the run recorded its CPU threads (runs since 0.2), else "cpu"."""
+    """ "cpu (2 threads)" when the run recorded its CPU threads (runs since 0.2), else "cpu";
+    "cuda:0 (NVIDIA H200)" when it recorded the GPU's name."""
     device = str(test.get("device", "?"))
+    if isinstance(test.get("gpu_model"), str):
+        return f"{device} ({test['gpu_model']})"
     threads = test.get("cpu_threads")
     if device == "cpu" and isinstance(threads, int):
         return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
     return device
+
+
+def load_config(path: Path) -> dict:
+    """A saved config as plain containers (interpolations left as written); {} if absent."""
+    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
 
 
 def read_run(folder: Path) -> Run:
@@ -198,9 +207,6 @@ def read_run(folder: Path) -> Run:
     test = read_part(folder, run_files.TEST_METRICS_JSON, run_files.read_json)
     if not isinstance(test, dict) or not isinstance(test.get("test_acc"), (int, float)):
         raise RunReadError(f"{run_files.TEST_METRICS_JSON}: no number under test_acc")
-
-    def load_config(path: Path) -> dict:
-        return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
 
     config = read_part(folder, run_files.CONFIG_YAML, load_config)
     configuration, from_command_line = read_part(
@@ -248,23 +254,28 @@ def is_run_folder(folder: Path, root: Path) -> bool:
     return not any((folder / name).is_file() for name in SUMMARY_FILES)
 
 
-def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path], list[str]]:
-    """Finished runs under the folders (in the order given), unfinished run folders, and one
-    line per folder that could not be read."""
-    finished, unfinished, problems = [], [], []
+def run_folders(folders: list[Path]) -> Iterator[Path]:
+    """Every run folder (finished or not) below the folders, in the order given;
+    FileNotFoundError for one that is not a folder."""
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"'{folder}' is not a folder: pass run or sweep folders.")
         for config_file in sorted(folder.rglob(run_files.CONFIG_YAML)):
-            run_folder = config_file.parent
-            if not is_run_folder(run_folder, folder):
-                continue
-            if not (run_folder / run_files.TEST_METRICS_JSON).is_file():
-                unfinished.append(run_folder)
-                continue
-            try:
-                finished.append(read_run(run_folder))
-            except RunReadError as error:
-                problems.append(f"{run_folder}: {error}")
+            if is_run_folder(config_file.parent, folder):
+                yield config_file.parent
+
+
+def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path], list[str]]:
+    """Finished runs under the folders (in the order given), unfinished run folders, and one
+    line per folder that could not be read."""
+    finished, unfinished, problems = [], [], []
+    for run_folder in run_folders(folders):
+        if not (run_folder / run_files.TEST_METRICS_JSON).is_file():
+            unfinished.append(run_folder)
+            continue
+        try:
+            finished.append(read_run(run_folder))
+        except RunReadError as error:
+            problems.append(f"{run_folder}: {error}")
     label_by_what_was_trained(finished)
     return finished, unfinished, problems

@@ -45,6 +45,8 @@ class RunSummary(Callback):
             **(timing.summary() if timing else {}),
             "parameters": sum(p.numel() for p in pl_module.parameters()),
             "device": str(trainer.strategy.root_device),
+            # "cuda:0" alone does not say which GPU made the timings.
+            "gpu_model": gpu_model(trainer.strategy.root_device),
             # Per process: CPU timings depend on it as much as on the network.
             "cpu_threads": torch.get_num_threads(),
         }
@@ -54,6 +56,11 @@ class RunSummary(Callback):
             epochs_frame = run_files.epoch_metrics(metrics_csv)
             path = self.run_dir / run_files.PLOTS_DIR / run_files.CURVES_PNG
             save_figure(curve_plots.training_curves(epochs_frame), path)
+
+
+def gpu_model(device: torch.device) -> str | None:
+    """The GPU's name (e.g. "NVIDIA H200"), or None on a CPU."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
 
 
 def run_summary_of(trainer: L.Trainer) -> dict[str, Any] | None:

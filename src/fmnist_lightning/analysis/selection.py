@@ -1,0 +1,139 @@
+"""The validation table that recipe choices are made on: best val_acc (and with TTA) per run,
+grouped by configuration as in the results table.
+
+It reads ``metrics.csv`` and Hydra's record only, never ``test_metrics.json``, so a search can
+be judged without a test figure in sight (the test set is read once per final run). A run
+folder counts as soon as it has logged a validation epoch, so a sweep can be read while it
+runs; *epochs run* shows which runs are still short. Pure: pandas and OmegaConf, no torch.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis.finished_runs import (
+    HYDRA_CONFIG,
+    HYDRA_OVERRIDES,
+    RunReadError,
+    configuration_of,
+    label_by_what_was_trained,
+    load_config,
+    read_part,
+    run_folders,
+    what_was_trained,
+)
+from fmnist_lightning.analysis.tables import markdown_table
+
+
+@dataclass
+class ValidationRun:
+    folder: Path
+    configuration: str
+    from_command_line: bool
+    seed: int
+    best_val_acc: float
+    best_val_acc_tta: float | None  # None: the run validated without TTA
+    best_epoch: int  # 1-based, of best_val_acc (the checkpoint a final run would test)
+    epochs: int  # validated epochs so far
+    trained: str | None = field(default=None, repr=False)
+
+
+def validation_epochs(metrics_csv: Path) -> pd.DataFrame | None:
+    """epoch, val_acc (and val_acc_tta when logged) per validated epoch; None before any."""
+    if not metrics_csv.is_file():
+        return None
+    epochs = run_files.epoch_metrics(metrics_csv)
+    if "val_acc" not in epochs:
+        return None
+    columns = [c for c in ("epoch", "val_acc", "val_acc_tta") if c in epochs]
+    validated = epochs[columns].dropna(subset=["val_acc"]).reset_index(drop=True)
+    return validated if len(validated) else None
+
+
+def read_validation_run(folder: Path) -> ValidationRun | None:
+    """One run's best validation figures; None when it has not validated yet."""
+    epochs = read_part(folder, run_files.METRICS_CSV, validation_epochs)
+    if epochs is None:
+        return None
+    config = read_part(folder, run_files.CONFIG_YAML, load_config)
+    configuration, from_command_line = read_part(
+        folder, str(HYDRA_OVERRIDES), lambda _: configuration_of(folder, config)
+    )
+    hydra_config = read_part(folder, str(HYDRA_CONFIG), load_config)
+    tta = epochs["val_acc_tta"].dropna() if "val_acc_tta" in epochs else pd.Series(dtype=float)
+    return ValidationRun(
+        folder=folder,
+        configuration=configuration,
+        from_command_line=from_command_line,
+        seed=int(config.get("seed", -1)),
+        best_val_acc=float(epochs["val_acc"].max()),
+        best_val_acc_tta=float(tta.max()) if len(tta) else None,
+        best_epoch=int(epochs.loc[epochs["val_acc"].idxmax(), "epoch"]) + 1,
+        epochs=len(epochs),
+        trained=what_was_trained(hydra_config) if from_command_line else None,
+    )
+
+
+def find_validation_runs(folders: list[Path]) -> tuple[list[ValidationRun], list[str]]:
+    """Runs under the folders that have validated (in the order given), and one line per
+    folder that could not be read."""
+    found, problems = [], []
+    for run_folder in run_folders(folders):
+        try:
+            run = read_validation_run(run_folder)
+        except RunReadError as error:
+            problems.append(f"{run_folder}: {error}")
+            continue
+        if run is not None:
+            found.append(run)
+    label_by_what_was_trained(found)
+    return found, problems
+
+
+def percent(values: pd.Series) -> str:
+    """ "93.12 ± 0.20" in percent (sample std over seeds), or the value alone for one seed."""
+    spread = f" ± {100 * values.std(ddof=1):.2f}" if len(values) > 1 else ""
+    return f"{100 * values.mean():.2f}{spread}"
+
+
+def selection_table(runs: list[ValidationRun]) -> pd.DataFrame:
+    """One row per configuration, the best mean validation accuracy with TTA first (plain
+    where no run used TTA)."""
+    rows = []
+    for configuration in dict.fromkeys(run.configuration for run in runs):
+        group = sorted((r for r in runs if r.configuration == configuration), key=lambda r: r.seed)
+        frame = pd.DataFrame([vars(run) for run in group])
+        tta = frame["best_val_acc_tta"].dropna()
+        with_tta = len(tta) == len(frame)
+        rows.append(
+            {
+                "configuration": f"`{configuration}`",
+                "seeds": ", ".join(str(s) for s in frame["seed"]),
+                "best val acc (%)": percent(frame["best_val_acc"]),
+                "with TTA (%)": percent(tta) if with_tta else "",
+                "per seed (%)": ", ".join(
+                    f"{100 * r.best_val_acc:.2f}"
+                    + (f" / {100 * r.best_val_acc_tta:.2f}" if with_tta else "")
+                    for r in group
+                ),
+                "best epoch": ", ".join(str(e) for e in frame["best_epoch"]),
+                "epochs run": ", ".join(str(e) for e in frame["epochs"]),
+                "_rank": tta.mean() if with_tta else frame["best_val_acc"].mean(),
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values("_rank", ascending=False, kind="stable").drop(columns="_rank")
+
+
+def selection_markdown(runs: list[ValidationRun]) -> str:
+    return (
+        markdown_table(selection_table(runs).reset_index(drop=True))
+        + "\n\nValidation accuracy only (no test figure is read): per run the best epoch's "
+        "val_acc and the best val_acc with test-time augmentation, then mean ± sample "
+        "standard deviation over seeds; *per seed*: plain / with TTA. Rows are ranked by the "
+        "mean with TTA (plain where a run had none).\n"
+    )
