@@ -302,6 +302,11 @@ def test_the_command_line_reports_unfinished_runs_and_bad_folders(study, tmp_pat
             "cuda:0 (NVIDIA H200)",
         ),
         ({"device": "cpu", "gpu_model": None, "cpu_threads": 2}, "cpu (2 threads)"),
+        (
+            {"device": "cpu", "cpu_model": "AMD EPYC 7B13", "cpu_threads": 2},
+            "cpu (AMD EPYC 7B13, 2 threads)",
+        ),
+        ({"device": "cpu", "cpu_model": None, "cpu_threads": 1}, "cpu (1 thread)"),
     ],
 )
 def test_the_device_column_names_the_cpu_threads_a_run_used(tmp_path, summary, label):

@@ -186,15 +186,17 @@ def read_part(folder: Path, name: str, reader: Any) -> Any:
 
 
 def device_label(test: dict) -> str:
-    """ "cpu (2 threads)" when the run recorded its CPU threads (runs since 0.2), else "cpu";
-    "cuda:0 (NVIDIA H200)" when it recorded the GPU's name."""
+    """What a run ran on, as far as it recorded: "cpu (AMD EPYC 7B13, 2 threads)", "cpu (2
+    threads)" (runs before the processor was recorded), "cpu" (before the threads were),
+    "cuda:0 (NVIDIA H200)" or "cuda:0"."""
     device = str(test.get("device", "?"))
     if isinstance(test.get("gpu_model"), str):
         return f"{device} ({test['gpu_model']})"
     threads = test.get("cpu_threads")
-    if device == "cpu" and isinstance(threads, int):
-        return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
-    return device
+    if device != "cpu" or not isinstance(threads, int):
+        return device
+    processor = f"{test['cpu_model']}, " if isinstance(test.get("cpu_model"), str) else ""
+    return f"cpu ({processor}{threads} thread{'s' if threads != 1 else ''})"
 
 
 def load_config(path: Path) -> dict:
