@@ -12,8 +12,8 @@ from PIL import Image
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.models.module import FashionMNISTModule
+from fmnist_lightning.models.runtime import this_cpu_model
 from fmnist_lightning.train import train
-from fmnist_lightning.training.callbacks.run_summary import cpu_model
 from helpers.compose import compose, finalise, tiny
 
 
@@ -43,7 +43,7 @@ def test_fit_writes_every_artifact_of_a_run(finished_run):
     assert test_metrics["precision"] == "32-true"
     assert test_metrics["cpu_threads"] == torch.get_num_threads()
     assert test_metrics["gpu_model"] is None  # a CPU run
-    assert test_metrics["cpu_model"] == cpu_model()
+    assert test_metrics["cpu_model"] == this_cpu_model()
     with Image.open(run_dir / "plots" / "curves.png") as image:
         assert image.width > 400 and image.height > 200
 
@@ -51,11 +51,11 @@ def test_fit_writes_every_artifact_of_a_run(finished_run):
 def test_the_processor_is_read_from_cpuinfo(tmp_path, monkeypatch):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n")
-    assert cpu_model(cpuinfo) == "AMD EPYC 7B13"
+    assert this_cpu_model(cpuinfo) == "AMD EPYC 7B13"
     monkeypatch.setattr("platform.processor", lambda: "")
-    assert cpu_model(tmp_path / "absent") is None  # neither Linux's file nor platform's name
+    assert this_cpu_model(tmp_path / "absent") is None  # neither Linux's file nor platform's name
     cpuinfo.write_text("processor\t: 0\n")
-    assert cpu_model(cpuinfo) is None
+    assert this_cpu_model(cpuinfo) is None
 
 
 def test_the_saved_config_is_the_composed_one(finished_run):

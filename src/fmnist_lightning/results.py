@@ -44,17 +44,11 @@ from fmnist_lightning.analysis.finished_runs import (
     portable,
 )
 from fmnist_lightning.analysis.selection import find_validation_runs, selection_markdown
-from fmnist_lightning.analysis.tables import markdown_table
+from fmnist_lightning.analysis.tables import markdown_table, mean_and_spread
 
 __all__ = ["find_runs", "main", "portable", "replace_between_markers", "results_markdown"]
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-
-
-def mean_and_spread(values: pd.Series) -> str:
-    """ "92.21 ± 0.16" (sample std over seeds), or the mean alone for one seed."""
-    spread = f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else ""
-    return f"{values.mean():.2f}{spread}"
 
 
 def time_cell(group: list[Run]) -> str:
@@ -177,27 +171,69 @@ def save_plot(found: list[Run], path: Path) -> int:
     return sum(len(frames) for frames in curves.values())
 
 
+def report_unreadable(problems: list[str]) -> None:
+    for problem in problems:
+        print(f"Skipped a run that cannot be read: {problem}", file=sys.stderr)
+
+
+def write_table(text: str, output: Path, runs: int) -> None:
+    """Write the table to ``output`` and print it (the count of runs to stderr)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(text, end="")
+    print(f"\nWrote {output} ({runs} runs).", file=sys.stderr)
+
+
 def write_selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """--validation: the validation table of the runs under args.folders, to args.output."""
+    """--validation: the validation table of the runs under args.folders."""
     if args.readme is not None or args.plot is not None:
         parser.error("--validation writes its table to --output only (no --readme, no --plot)")
     try:
         found, problems = find_validation_runs(args.folders)
     except FileNotFoundError as error:
         parser.error(str(error))
-    for problem in problems:
-        print(f"Skipped a run that cannot be read: {problem}", file=sys.stderr)
+    report_unreadable(problems)
     if not found:
         parser.error(
             f"no run under {', '.join(str(f) for f in args.folders)} has logged a validation "
             f"epoch ({run_files.METRICS_CSV} with val_acc)"
         )
-    text = selection_markdown(found)
-    output = args.output or Path("selection.md")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    print(text, end="")
-    print(f"\nWrote {output} ({len(found)} runs).", file=sys.stderr)
+    write_table(selection_markdown(found), args.output or Path("selection.md"), len(found))
+    return 0
+
+
+def write_results(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The results table of the finished runs under args.folders, and the README and plot."""
+    try:
+        found, unfinished, problems = find_runs(args.folders)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    report_unreadable(problems)
+    if unfinished:
+        print(
+            f"Skipped {len(unfinished)} unfinished run(s) (no {run_files.TEST_METRICS_JSON}): "
+            + ", ".join(str(f) for f in unfinished),
+            file=sys.stderr,
+        )
+    if not found:
+        parser.error(
+            f"no finished runs (folders with {run_files.TEST_METRICS_JSON}) under "
+            + ", ".join(str(f) for f in args.folders)
+        )
+    text = results_markdown(found)
+    readme = None
+    if args.readme is not None:  # check it before writing anything
+        try:
+            readme = replace_between_markers(args.readme.read_text(), text)
+        except (OSError, ValueError) as error:
+            parser.error(f"--readme {args.readme}: {error}")
+    write_table(text, args.output or Path("results.md"), len(found))
+    if readme is not None:
+        args.readme.write_text(readme)
+        print(f"Updated the table in {args.readme}.", file=sys.stderr)
+    if args.plot is not None:
+        drawn = save_plot(found, args.plot)
+        print(f"Wrote {args.plot} ({drawn} runs with elapsed_seconds).", file=sys.stderr)
     return 0
 
 
@@ -226,44 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the validation table to choose recipes on (reads no test figure) instead",
     )
     args = parser.parse_args(argv)
-    if args.validation:
-        return write_selection(parser, args)
-    args.output = args.output or Path("results.md")
-    try:
-        found, unfinished, problems = find_runs(args.folders)
-    except FileNotFoundError as error:
-        parser.error(str(error))
-    for problem in problems:
-        print(f"Skipped a run that cannot be read: {problem}", file=sys.stderr)
-    if unfinished:
-        print(
-            f"Skipped {len(unfinished)} unfinished run(s) (no {run_files.TEST_METRICS_JSON}): "
-            + ", ".join(str(f) for f in unfinished),
-            file=sys.stderr,
-        )
-    if not found:
-        parser.error(
-            f"no finished runs (folders with {run_files.TEST_METRICS_JSON}) under "
-            + ", ".join(str(f) for f in args.folders)
-        )
-    text = results_markdown(found)
-    readme = None
-    if args.readme is not None:  # check it before writing anything
-        try:
-            readme = replace_between_markers(args.readme.read_text(), text)
-        except (OSError, ValueError) as error:
-            parser.error(f"--readme {args.readme}: {error}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(text, end="")
-    print(f"\nWrote {args.output} ({len(found)} runs).", file=sys.stderr)
-    if readme is not None:
-        args.readme.write_text(readme)
-        print(f"Updated the table in {args.readme}.", file=sys.stderr)
-    if args.plot is not None:
-        drawn = save_plot(found, args.plot)
-        print(f"Wrote {args.plot} ({drawn} runs with elapsed_seconds).", file=sys.stderr)
-    return 0
+    return write_selection(parser, args) if args.validation else write_results(parser, args)
 
 
 if __name__ == "__main__":

@@ -155,13 +155,14 @@ def configuration_of(folder: Path, config: dict) -> tuple[str, bool]:
 
 
 def validation_curve(metrics_csv: Path) -> pd.DataFrame | None:
-    """epoch, val_acc (and elapsed_seconds when logged) per epoch; None without val_acc."""
+    """epoch, val_acc (and val_acc_tta, elapsed_seconds when logged) per validated epoch;
+    None without val_acc."""
     if not metrics_csv.is_file():
         return None
     epochs = run_files.epoch_metrics(metrics_csv)
     if "val_acc" not in epochs or epochs["val_acc"].isna().all():
         return None
-    columns = [c for c in ("epoch", "val_acc", "elapsed_seconds") if c in epochs]
+    columns = [c for c in ("epoch", "val_acc", "val_acc_tta", "elapsed_seconds") if c in epochs]
     return epochs[columns].dropna(subset=["val_acc"]).reset_index(drop=True)
 
 
@@ -204,17 +205,25 @@ def load_config(path: Path) -> dict:
     return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
 
 
+def read_configuration(folder: Path) -> tuple[dict, str, bool, str | None]:
+    """A run's saved config, its label, whether that is its command line, and what it
+    trained (for label_by_what_was_trained; None without Hydra's record)."""
+    config = read_part(folder, run_files.CONFIG_YAML, load_config)
+    configuration, from_command_line = read_part(
+        folder, str(HYDRA_OVERRIDES), lambda _: configuration_of(folder, config)
+    )
+    hydra_config = read_part(folder, str(HYDRA_CONFIG), load_config)
+    trained = what_was_trained(hydra_config) if from_command_line else None
+    return config, configuration, from_command_line, trained
+
+
 def read_run(folder: Path) -> Run:
     """One finished run; RunReadError when one of its files cannot be read."""
     test = read_part(folder, run_files.TEST_METRICS_JSON, run_files.read_json)
     if not isinstance(test, dict) or not isinstance(test.get("test_acc"), (int, float)):
         raise RunReadError(f"{run_files.TEST_METRICS_JSON}: no number under test_acc")
 
-    config = read_part(folder, run_files.CONFIG_YAML, load_config)
-    configuration, from_command_line = read_part(
-        folder, str(HYDRA_OVERRIDES), lambda _: configuration_of(folder, config)
-    )
-    hydra_config = read_part(folder, str(HYDRA_CONFIG), load_config)
+    config, configuration, from_command_line, trained = read_configuration(folder)
     curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
     times = test.get("time_to_val_acc")
     try:
@@ -236,7 +245,7 @@ def read_run(folder: Path) -> Run:
             else None,
             device=device_label(test),
             curve=curve,
-            trained=what_was_trained(hydra_config) if from_command_line else None,
+            trained=trained,
         )
     except (ValueError, TypeError) as error:
         raise RunReadError(f"{run_files.TEST_METRICS_JSON}: {error}") from error

@@ -14,17 +14,15 @@ import pandas as pd
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.finished_runs import (
-    HYDRA_CONFIG,
-    HYDRA_OVERRIDES,
     RunReadError,
-    configuration_of,
+    best_epoch,
     label_by_what_was_trained,
-    load_config,
+    read_configuration,
     read_part,
     run_folders,
-    what_was_trained,
+    validation_curve,
 )
-from fmnist_lightning.analysis.tables import markdown_table
+from fmnist_lightning.analysis.tables import markdown_table, mean_and_spread
 
 
 @dataclass
@@ -40,28 +38,12 @@ class ValidationRun:
     trained: str | None = field(default=None, repr=False)
 
 
-def validation_epochs(metrics_csv: Path) -> pd.DataFrame | None:
-    """epoch, val_acc (and val_acc_tta when logged) per validated epoch; None before any."""
-    if not metrics_csv.is_file():
-        return None
-    epochs = run_files.epoch_metrics(metrics_csv)
-    if "val_acc" not in epochs:
-        return None
-    columns = [c for c in ("epoch", "val_acc", "val_acc_tta") if c in epochs]
-    validated = epochs[columns].dropna(subset=["val_acc"]).reset_index(drop=True)
-    return validated if len(validated) else None
-
-
 def read_validation_run(folder: Path) -> ValidationRun | None:
     """One run's best validation figures; None when it has not validated yet."""
-    epochs = read_part(folder, run_files.METRICS_CSV, validation_epochs)
+    epochs = read_part(folder, run_files.METRICS_CSV, validation_curve)
     if epochs is None:
         return None
-    config = read_part(folder, run_files.CONFIG_YAML, load_config)
-    configuration, from_command_line = read_part(
-        folder, str(HYDRA_OVERRIDES), lambda _: configuration_of(folder, config)
-    )
-    hydra_config = read_part(folder, str(HYDRA_CONFIG), load_config)
+    config, configuration, from_command_line, trained = read_configuration(folder)
     tta = epochs["val_acc_tta"].dropna() if "val_acc_tta" in epochs else pd.Series(dtype=float)
     return ValidationRun(
         folder=folder,
@@ -70,9 +52,9 @@ def read_validation_run(folder: Path) -> ValidationRun | None:
         seed=int(config.get("seed", -1)),
         best_val_acc=float(epochs["val_acc"].max()),
         best_val_acc_tta=float(tta.max()) if len(tta) else None,
-        best_epoch=int(epochs.loc[epochs["val_acc"].idxmax(), "epoch"]) + 1,
+        best_epoch=best_epoch(epochs),
         epochs=len(epochs),
-        trained=what_was_trained(hydra_config) if from_command_line else None,
+        trained=trained,
     )
 
 
@@ -92,46 +74,36 @@ def find_validation_runs(folders: list[Path]) -> tuple[list[ValidationRun], list
     return found, problems
 
 
-def percent(values: pd.Series) -> str:
-    """ "93.12 ± 0.20" in percent (sample std over seeds), or the value alone for one seed."""
-    spread = f" ± {100 * values.std(ddof=1):.2f}" if len(values) > 1 else ""
-    return f"{100 * values.mean():.2f}{spread}"
-
-
 def selection_table(runs: list[ValidationRun]) -> pd.DataFrame:
     """One row per configuration, the best mean validation accuracy with TTA first (plain
     where no run used TTA)."""
-    rows = []
+    ranked = []
     for configuration in dict.fromkeys(run.configuration for run in runs):
         group = sorted((r for r in runs if r.configuration == configuration), key=lambda r: r.seed)
         frame = pd.DataFrame([vars(run) for run in group])
         tta = frame["best_val_acc_tta"].dropna()
         with_tta = len(tta) == len(frame)
-        rows.append(
-            {
-                "configuration": f"`{configuration}`",
-                "seeds": ", ".join(str(s) for s in frame["seed"]),
-                "best val acc (%)": percent(frame["best_val_acc"]),
-                "with TTA (%)": percent(tta) if with_tta else "",
-                "per seed (%)": ", ".join(
-                    f"{100 * r.best_val_acc:.2f}"
-                    + (f" / {100 * r.best_val_acc_tta:.2f}" if with_tta else "")
-                    for r in group
-                ),
-                "best epoch": ", ".join(str(e) for e in frame["best_epoch"]),
-                "epochs run": ", ".join(str(e) for e in frame["epochs"]),
-                "_rank": tta.mean() if with_tta else frame["best_val_acc"].mean(),
-            }
-        )
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    return table.sort_values("_rank", ascending=False, kind="stable").drop(columns="_rank")
+        row = {
+            "configuration": f"`{configuration}`",
+            "seeds": ", ".join(str(s) for s in frame["seed"]),
+            "best val acc (%)": mean_and_spread(frame["best_val_acc"] * 100),
+            "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
+            "per seed (%)": ", ".join(
+                f"{100 * r.best_val_acc:.2f}"
+                + (f" / {100 * r.best_val_acc_tta:.2f}" if with_tta else "")
+                for r in group
+            ),
+            "best epoch": ", ".join(str(e) for e in frame["best_epoch"]),
+            "epochs run": ", ".join(str(e) for e in frame["epochs"]),
+        }
+        ranked.append((tta.mean() if with_tta else frame["best_val_acc"].mean(), row))
+    ranked.sort(key=lambda pair: pair[0], reverse=True)  # stable: ties keep their order
+    return pd.DataFrame([row for _, row in ranked])
 
 
 def selection_markdown(runs: list[ValidationRun]) -> str:
     return (
-        markdown_table(selection_table(runs).reset_index(drop=True))
+        markdown_table(selection_table(runs))
         + "\n\nValidation accuracy only (no test figure is read): per run the best epoch's "
         "val_acc and the best val_acc with test-time augmentation, then mean ± sample "
         "standard deviation over seeds; *per seed*: plain / with TTA. Rows are ranked by the "

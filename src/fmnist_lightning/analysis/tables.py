@@ -1,4 +1,5 @@
-"""The one Markdown table writer (GitHub-flavoured): reports, sweep summaries, results.md."""
+"""The one Markdown table writer (GitHub-flavoured): reports, sweep summaries, results.md;
+and the "mean ± std" cell of the results and selection tables."""
 
 import math
 from typing import Any
@@ -12,6 +13,12 @@ def cell_text(value: Any, decimals: int) -> str:
         return ""
     text = f"{value:.{decimals}f}" if isinstance(value, float) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def mean_and_spread(values: pd.Series) -> str:
+    """ "92.21 ± 0.16" (sample std over seeds), or the mean alone for one seed."""
+    spread = f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else ""
+    return f"{values.mean():.2f}{spread}"
 
 
 def markdown_table(

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.collect_env import get_env_info
 
-from fmnist_lightning.models.runtime import cpu_supports_bf16
+from fmnist_lightning.models.runtime import cpu_model, cpu_supports_bf16, gpu_model
 
 # collect_env lists torch's packages through pip, which a uv environment may lack; the
 # libraries the training path runs on are read from the installed metadata too.
@@ -22,22 +22,13 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def cpu_model(cpu_info: str | None) -> str | None:
-    """The processor's name from collect_env's ``cpu_info`` (lscpu's "Model name", or the like)."""
-    for line in (cpu_info or "").splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("model name", "name", "machdep.cpu.brand_string"):
-            return value.strip()
-    return None
-
-
 def environment(device: torch.device) -> dict[str, Any]:
     """``torch.utils.collect_env.get_env_info()`` in full, and the facts of this process it lacks."""
     info = get_env_info()._asdict()
     return {
         "device": str(device),
         # collect_env lists every GPU; this is the one the benchmark ran on.
-        "gpu_model": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "gpu_model": gpu_model(device),
         "cpu_model": cpu_model(info["cpu_info"]),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),

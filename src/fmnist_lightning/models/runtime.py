@@ -9,13 +9,17 @@ One place for each rule, so that training, evaluation, inference and export agre
 - :func:`autocast_for`: the autocast context of a Lightning precision name;
 - :func:`unwrapped`: the network itself (and :func:`unwrapped_name` a state-dict key of
   it), also when torch.compile wrapped it;
-- :func:`keep_freed_memory`: glibc's malloc keeps freed memory for the next training step.
+- :func:`keep_freed_memory`: glibc's malloc keeps freed memory for the next training step;
+- :func:`gpu_model`, :func:`cpu_model`, :func:`this_cpu_model`: the names of the chips that
+  timings were measured on (runs and benchmarks record them).
 """
 
 import contextlib
 import ctypes
 import ctypes.util
 import os
+import platform
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -58,6 +62,29 @@ def cpu_supports_bf16() -> bool:
     """True on CPUs with AVX-512 BF16 or AMX, where oneDNN runs bf16 convolutions natively."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def gpu_model(device: torch.device) -> str | None:
+    """The GPU's name (e.g. "NVIDIA H200"), or None on a CPU."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
+
+
+def cpu_model(cpu_info: str | None) -> str | None:
+    """The processor's name from lscpu-like text ("Model name: ...", /proc/cpuinfo's
+    "model name : ...", macOS's brand string), or None."""
+    for line in (cpu_info or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("model name", "name", "machdep.cpu.brand_string"):
+            return value.strip()
+    return None
+
+
+def this_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """This machine's processor name: /proc/cpuinfo on Linux, platform's elsewhere, or None."""
+    try:
+        return cpu_model(cpuinfo.read_text()) or platform.processor() or None
+    except OSError:  # not Linux
+        return platform.processor() or None
 
 
 def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:

@@ -1,7 +1,6 @@
 """test_metrics.json and plots/curves.png: the summary of a run, written when testing ends."""
 
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from lightning.pytorch.callbacks import Callback
 
 from fmnist_lightning.analysis import curve_plots, run_files
 from fmnist_lightning.analysis.figures import save_figure
+from fmnist_lightning.models.runtime import gpu_model, this_cpu_model
 from fmnist_lightning.training.callbacks.time_to_accuracy import TimeToAccuracy
 
 
@@ -49,7 +49,7 @@ class RunSummary(Callback):
             # "cuda:0" alone does not say which GPU made the timings.
             "gpu_model": gpu_model(trainer.strategy.root_device),
             # CPU timings depend on the processor (AVX-512 BF16, AMX) as much as on the network.
-            "cpu_model": cpu_model(),
+            "cpu_model": this_cpu_model(),
             # Per process: CPU timings depend on it as much as on the network.
             "cpu_threads": torch.get_num_threads(),
         }
@@ -59,23 +59,6 @@ class RunSummary(Callback):
             epochs_frame = run_files.epoch_metrics(metrics_csv)
             path = self.run_dir / run_files.PLOTS_DIR / run_files.CURVES_PNG
             save_figure(curve_plots.training_curves(epochs_frame), path)
-
-
-def gpu_model(device: torch.device) -> str | None:
-    """The GPU's name (e.g. "NVIDIA H200"), or None on a CPU."""
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
-
-
-def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
-    """The processor's name ("model name" of /proc/cpuinfo; platform's elsewhere), or None."""
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                return value.strip()
-    except OSError:
-        pass  # not Linux
-    return platform.processor() or None
 
 
 def run_summary_of(trainer: L.Trainer) -> dict[str, Any] | None:
