@@ -25,7 +25,16 @@ import pytest
 import fmnist_lightning
 
 PACKAGE_DIR = Path(fmnist_lightning.__file__).parent
-ENTRY_POINTS = {"train", "evaluate", "predict", "export", "results", "search", "benchmark"}
+ENTRY_POINTS = {
+    "train",
+    "evaluate",
+    "ensemble",
+    "predict",
+    "export",
+    "results",
+    "search",
+    "benchmark",
+}
 FORBIDDEN = {
     "data": {"models", "training", "analysis", "inference", "config", "tuning"},
     "models": {"data", "training", "analysis", "inference", "config", "tuning"},

@@ -187,6 +187,52 @@ def test_a_corrupt_file_is_reported_and_the_table_goes_on(study, tmp_path, capsy
     assert lines[3].startswith("| `experiment=seed_keras` | 0 | 91.00 |")
 
 
+def write_ensemble(sweep: Path, jobs: list[str], split: str, accuracy: float, fits: list) -> Path:
+    """An ensemble folder as ``python -m fmnist_lightning.ensemble`` leaves it (what the
+    table reads: ensemble_metrics.json, members relative to the folder)."""
+    folder = sweep / f"ensemble-{'+'.join(jobs)}-{split}-tta"
+    folder.mkdir()
+    members = [
+        {
+            "checkpoint": f"../{job}/checkpoints/best-epoch03.ckpt",
+            "accuracy": 0.95,
+            "fit_seconds": fit,
+        }
+        for job, fit in zip(jobs, fits, strict=True)
+    ]
+    total = None if None in fits else sum(fits)
+    metrics = {"split": split, "accuracy": accuracy, "members": members, "fit_seconds": total}
+    (folder / "ensemble_metrics.json").write_text(
+        json.dumps({**metrics, "tta": {"flip": True, "shift": 0}})
+    )
+    return folder
+
+
+def test_test_set_ensembles_get_their_own_table(study, tmp_path, capsys):
+    best = study / "best"  # jobs 2, 3, 4: experiment=best, seeds 0, 1, 2
+    write_ensemble(best, ["2", "3"], "test", 0.9600, [280.0, 290.0])
+    write_ensemble(best, ["3", "4"], "test", 0.9620, [290.0, 300.0])
+    write_ensemble(best, ["2", "4"], "val", 0.9900, [280.0, 300.0])  # choosing, not results
+    write_ensemble(best, ["2", "7"], "test", 0.9700, [280.0, None])  # job 7 is not there
+    output = tmp_path / "results.md"
+    assert main([str(study), "--output", str(output)]) == 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if "cannot be read" in line]
+    assert len(errors) == 1 and "ensemble-2+7-test-tta" in errors[0] and "best/7" in errors[0]
+    text = output.read_text()
+    lines = table_lines(text.split("Ensembles (")[1])
+    assert lines[0] == (
+        "| members' configuration | member seeds | test acc (%) | TTA | members' test acc (%) "
+        "| members' fit (s) | device |"
+    )
+    # (96.00, 96.20): mean 96.10, std 0.14; the members' fits summed: 570 and 590 s.
+    assert lines[2] == (
+        "| `experiment=best` | 0+1, 1+2 | 96.10 ± 0.14 | flip | 95.00 ± 0.00 | 580 | cpu |"
+    )
+    assert len(lines) == 3
+    assert "python -m fmnist_lightning.ensemble 'members=[<run>,<run>]' split=test" in text
+    assert len(table_lines(text.split("Ensembles (")[0])) == 4  # the runs' table is unchanged
+
+
 @pytest.mark.parametrize(
     "override, shown",
     [

@@ -26,16 +26,21 @@ against wall-clock seconds (``elapsed_seconds`` of metrics.csv), one line per co
 accuracy (and with TTA) per configuration, ranked, from ``metrics.csv`` alone; it reads no
 test figure (analysis/selection.py), and it reads runs that are still going.
 
+Ensembles evaluated on the test set (``python -m fmnist_lightning.ensemble ... split=test``,
+its ensemble_metrics.json) under the folders get a second table (analysis/ensembles.py).
+
 It needs pandas, OmegaConf and matplotlib only: this command imports no torch.
 """
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis.ensembles import Ensemble, ensembles_frame, find_ensembles
 from fmnist_lightning.analysis.finished_runs import (
     HEADLINE_ACCURACY,
     NOT_REACHED,
@@ -115,7 +120,20 @@ def reproduce_commands(found: list[Run]) -> list[str]:
     ]
 
 
-def results_markdown(found: list[Run]) -> str:
+def ensembles_markdown(ensembles: list[Ensemble]) -> str:
+    """The ensembles' table, its legend and how to make one."""
+    return (
+        "\n\nEnsembles (`python -m fmnist_lightning.ensemble`: the mean softmax of its "
+        "members, each with the TTA shown), evaluated once on the test set after the choice on "
+        "validation:\n\n"
+        + markdown_table(ensembles_frame(ensembles))
+        + "\n\n*members' fit*: the members' fits one after the other, mean over ensembles; "
+        "members of one ensemble share their train/val split (one `data.split_seed`).\n\n"
+        "```bash\npython -m fmnist_lightning.ensemble 'members=[<run>,<run>]' split=test\n```"
+    )
+
+
+def results_markdown(found: list[Run], ensembles: Sequence[Ensemble] = ()) -> str:
     text = markdown_table(summarise(found))
     text += (
         "\n\nTest accuracy: mean ± sample standard deviation over seeds, of the checkpoint "
@@ -134,6 +152,8 @@ def results_markdown(found: list[Run]) -> str:
     commands = reproduce_commands(found)
     if commands:
         text += "\n\nReproduce with:\n\n```bash\n" + "\n".join(commands) + "\n```"
+    if ensembles:
+        text += ensembles_markdown(list(ensembles))
     return text + "\n"
 
 
@@ -171,9 +191,9 @@ def save_plot(found: list[Run], path: Path) -> int:
     return sum(len(frames) for frames in curves.values())
 
 
-def report_unreadable(problems: list[str]) -> None:
+def report_unreadable(problems: list[str], what: str = "a run") -> None:
     for problem in problems:
-        print(f"Skipped a run that cannot be read: {problem}", file=sys.stderr)
+        print(f"Skipped {what} that cannot be read: {problem}", file=sys.stderr)
 
 
 def write_table(text: str, output: Path, runs: int) -> None:
@@ -208,7 +228,9 @@ def write_results(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         found, unfinished, problems = find_runs(args.folders)
     except FileNotFoundError as error:
         parser.error(str(error))
-    report_unreadable(problems)
+    ensembles, ensemble_problems = find_ensembles(args.folders)
+    report_unreadable(problems, "a run")
+    report_unreadable(ensemble_problems, "an ensemble")
     if unfinished:
         print(
             f"Skipped {len(unfinished)} unfinished run(s) (no {run_files.TEST_METRICS_JSON}): "
@@ -220,7 +242,7 @@ def write_results(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             f"no finished runs (folders with {run_files.TEST_METRICS_JSON}) under "
             + ", ".join(str(f) for f in args.folders)
         )
-    text = results_markdown(found)
+    text = results_markdown(found, ensembles)
     readme = None
     if args.readme is not None:  # check it before writing anything
         try:

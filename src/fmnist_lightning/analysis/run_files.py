@@ -23,6 +23,8 @@ CURVES_PNG = "curves.png"
 AUGMENTED_PNG = "augmented.png"
 ANALYSIS_DIR = "analysis"
 CONFIG_YAML = "config.yaml"
+# What ``python -m fmnist_lightning.ensemble`` writes into its folder.
+ENSEMBLE_METRICS_JSON = "ensemble_metrics.json"
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_acc_tta", "elapsed_seconds")
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.config.keys import unknown_key_problems
@@ -272,24 +272,44 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigValidationError("Invalid config: " + "; ".join(problems))
 
 
-# The groups of the evaluate config that the schema checks (it has no model or trainer).
+# The groups of the evaluate and ensemble configs that the schema checks (it has no model or trainer).
 EVALUATE_GROUPS = ("", "data")
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:
     """Raise ConfigValidationError listing every problem of an evaluate config, in one line:
     no ckpt_path, values out of range (``data.eval_batch_size=0``), keys nothing reads."""
-    problems = []
+    missing = None
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.get("ckpt_path"):
-        problems.append(
+        missing = (
             "ckpt_path is required: pass the .ckpt file to evaluate, e.g. "
             "ckpt_path=lightning_logs/runs/<run>/checkpoints/last.ckpt"
         )
+    validate_checkpoint_command(cfg, "evaluate", missing)
+
+
+def validate_ensemble_config(cfg: DictConfig) -> None:
+    """Raise ConfigValidationError listing every problem of an ensemble config, in one line:
+    fewer than two members, values out of range, keys nothing reads."""
+    members = None if OmegaConf.is_missing(cfg, "members") else cfg.get("members")
+    missing = None
+    if not isinstance(members, ListConfig) or len(members) < 2:
+        missing = (
+            "members must list two or more run folders or .ckpt files, e.g. "
+            "'members=[lightning_logs/sweeps/<sweep>/0,lightning_logs/sweeps/<sweep>/1]'"
+        )
+    validate_checkpoint_command(cfg, "ensemble", missing)
+
+
+def validate_checkpoint_command(cfg: DictConfig, config_name: str, missing: str | None) -> None:
+    """The checks shared by the commands that read checkpoints (no model or trainer groups):
+    ``missing`` (what names the checkpoints is absent or wrong), ranges, unknown keys."""
+    problems = [missing] if missing else []
     unresolvable = resolution_problem(cfg)
     if unresolvable:
         raise ConfigValidationError("Invalid config: " + "; ".join([*problems, unresolvable]))
     problems += nested_group_problems(cfg)
     problems += range_problems(cfg, EVALUATE_GROUPS)
-    problems += unknown_key_problems(OmegaConf.to_container(cfg, resolve=True), "evaluate")
+    problems += unknown_key_problems(OmegaConf.to_container(cfg, resolve=True), config_name)
     if problems:
         raise ConfigValidationError("Invalid config: " + "; ".join(problems))

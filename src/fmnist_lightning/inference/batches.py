@@ -1,7 +1,7 @@
 """The one inference path: a trained module's class probabilities for many inputs, in batches.
 
-``Classifier.predict`` (raw pixels) and the analysis of a split (normalised tensors) both
-run through :func:`predict_probabilities`, so they agree on everything that decides the
+``Classifier.predict`` (raw pixels), the analysis of a split and an ensemble (normalised tensors)
+all run through :func:`predict_probabilities`, so they agree on everything that decides the
 numbers: eval mode, no autograd, the autocast of ``models.runtime.autocast_for``, batches
 on the module's device, and ``module.predict_step`` on each batch (on each view of the batch,
 averaged, with test-time augmentation: ``models.tta``).
@@ -56,3 +56,15 @@ def predict_probabilities(
     if not outputs:
         return torch.empty(0, len(module.class_names))
     return torch.cat(outputs)
+
+
+def ensemble_probabilities(
+    modules: list[FashionMNISTModule],
+    inputs: torch.Tensor,
+    batch_size: int = 1000,
+    precision: str | int = "32-true",
+    tta: TTA | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(the mean of the members' probabilities, each member's), every one (N, classes)."""
+    members = [predict_probabilities(m, inputs, batch_size, precision, tta=tta) for m in modules]
+    return torch.stack(members).mean(dim=0), members

@@ -1,0 +1,114 @@
+"""Evaluated ensembles read from their folders, for the results table.
+
+``python -m fmnist_lightning.ensemble ... split=test`` leaves ensemble_metrics.json in its
+folder; each one found is one :class:`Ensemble`, labelled by its members' configuration
+(their run folders' command line, as :mod:`finished_runs` labels runs). Ensembles evaluated
+on another split are for choosing and are not read. Pure: json and OmegaConf, no torch.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis.finished_runs import (
+    READ_ERRORS,
+    RunReadError,
+    device_label,
+    read_configuration,
+    read_part,
+)
+from fmnist_lightning.analysis.tables import mean_and_spread
+
+
+@dataclass
+class Ensemble:
+    folder: Path
+    configuration: str  # the members' label; " + " between different ones
+    seeds: list[int]
+    test_acc: float
+    tta: str  # the members' test-time views: none, flip or flip + shifts
+    member_acc: list[float]
+    fit_seconds: float | None  # the members' fits together; None when one is unknown
+    device: str
+
+
+def tta_label(tta: dict | None) -> str:
+    if not tta:
+        return "none"
+    return "flip" + (f" + shifts of {tta['shift']}" if tta.get("shift") else "")
+
+
+def member_run_folder(ensemble_folder: Path, checkpoint: str) -> Path:
+    """The run folder of a member's checkpoint (recorded relative to the ensemble's folder)."""
+    path = Path(os.path.normpath(ensemble_folder / checkpoint))
+    return path.parent.parent if path.parent.name == run_files.CHECKPOINT_DIR else path.parent
+
+
+def member_device(run_folder: Path) -> str:
+    """What the member trained on, as the results table says it; "?" without its test record."""
+    test = run_folder / run_files.TEST_METRICS_JSON
+    return device_label(run_files.read_json(test)) if test.is_file() else "?"
+
+
+def read_ensemble(folder: Path) -> Ensemble:
+    """One ensemble evaluated on the test split; RunReadError when a file cannot be read."""
+    metrics = read_part(folder, run_files.ENSEMBLE_METRICS_JSON, run_files.read_json)
+    try:
+        runs = [member_run_folder(folder, m["checkpoint"]) for m in metrics["members"]]
+        for run in runs:
+            if not (run / run_files.CONFIG_YAML).is_file():
+                raise RunReadError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
+        configurations = [read_configuration(run) for run in runs]
+        return Ensemble(
+            folder=folder,
+            configuration=" + ".join(dict.fromkeys(label for _, label, _, _ in configurations)),
+            seeds=[int(config.get("seed", -1)) for config, _, _, _ in configurations],
+            test_acc=float(metrics["accuracy"]),
+            tta=tta_label(metrics.get("tta")),
+            member_acc=[float(m["accuracy"]) for m in metrics["members"]],
+            fit_seconds=metrics.get("fit_seconds"),
+            device=", ".join(dict.fromkeys(member_device(run) for run in runs)),
+        )
+    except (KeyError, TypeError, ValueError) as error:  # a member or a field that is not there
+        raise RunReadError(f"{run_files.ENSEMBLE_METRICS_JSON}: {error!r}") from error
+
+
+def find_ensembles(folders: list[Path]) -> tuple[list[Ensemble], list[str]]:
+    """Ensembles evaluated on the test split under the folders, and one line per unreadable one."""
+    found, problems = [], []
+    for folder in folders:
+        for path in sorted(folder.rglob(run_files.ENSEMBLE_METRICS_JSON)):
+            try:
+                if run_files.read_json(path).get("split") != "test":
+                    continue
+                found.append(read_ensemble(path.parent))
+            except READ_ERRORS as error:
+                problems.append(f"{path.parent}: {error}")
+    return found, problems
+
+
+def ensembles_frame(found: list[Ensemble]) -> pd.DataFrame:
+    """One row per members' configuration: the ensembles' test accuracy over their seeds."""
+    rows = []
+    for configuration in dict.fromkeys(e.configuration for e in found):
+        group = sorted(
+            (e for e in found if e.configuration == configuration), key=lambda e: e.seeds
+        )
+        fits = [e.fit_seconds for e in group]
+        rows.append(
+            {
+                "members' configuration": f"`{configuration}`",
+                "member seeds": ", ".join("+".join(str(s) for s in e.seeds) for e in group),
+                "test acc (%)": mean_and_spread(pd.Series([e.test_acc for e in group]) * 100),
+                "TTA": ", ".join(dict.fromkeys(e.tta for e in group)),
+                "members' test acc (%)": mean_and_spread(
+                    pd.Series([a for e in group for a in e.member_acc]) * 100
+                ),
+                "members' fit (s)": "?" if None in fits else f"{pd.Series(fits).mean():.0f}",
+                "device": ", ".join(dict.fromkeys(e.device for e in group)),
+            }
+        )
+    return pd.DataFrame(rows)
