@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from fmnist_lightning.analysis.curve_plots import accuracy_against_time
+from fmnist_lightning.analysis.ensembles import find_ensembles
 from fmnist_lightning.results import (
     find_runs,
     main,
@@ -376,3 +377,22 @@ def test_every_reproduce_command_is_one_hydra_accepts(study, tmp_path):
     for command in commands:
         args = get_args_parser().parse_args(command.split()[3:])
         assert args.multirun and any(o.startswith("seed=") for o in args.overrides)
+
+
+RECORDS = Path(__file__).parents[1] / "docs" / "runs" / "2026-12-04-xeon-best"
+
+
+def test_the_xeon_results_page_is_what_results_makes_of_its_committed_run_records():
+    """docs/results-xeon.md is regenerated, not typed: the same text from docs/runs/."""
+    folders = [RECORDS / "pair0", RECORDS / "split0b"]
+    found, unfinished, problems = find_runs(folders)
+    ensembles, ensemble_problems = find_ensembles(folders)
+    assert (len(found), len(ensembles), unfinished, problems, ensemble_problems) == (
+        6,
+        3,
+        [],
+        [],
+        [],
+    )
+    page = RECORDS.parents[1] / "results-xeon.md"
+    assert results_markdown(found, ensembles) == page.read_text()
