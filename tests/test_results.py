@@ -218,7 +218,9 @@ def test_test_set_ensembles_get_their_own_table(study, tmp_path, capsys):
     output = tmp_path / "results.md"
     assert main([str(study), "--output", str(output)]) == 0
     errors = [line for line in capsys.readouterr().err.splitlines() if "cannot be read" in line]
-    assert len(errors) == 1 and "ensemble-2+7-test-tta" in errors[0] and "best/7" in errors[0]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"ensemble-2+7-test-tta: a member's run folder {best / '7'} has no config.yaml"
+    )
     text = output.read_text()
     lines = table_lines(text.split("Ensembles (")[1])
     assert lines[0] == (

@@ -57,23 +57,26 @@ def read_ensemble(folder: Path) -> Ensemble:
     """One ensemble evaluated on the test split; RunReadError when a file cannot be read."""
     metrics = read_part(folder, run_files.ENSEMBLE_METRICS_JSON, run_files.read_json)
     try:
-        runs = [member_run_folder(folder, m["checkpoint"]) for m in metrics["members"]]
-        for run in runs:
-            if not (run / run_files.CONFIG_YAML).is_file():
-                raise RunReadError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
-        configurations = [read_configuration(run) for run in runs]
-        return Ensemble(
-            folder=folder,
-            configuration=" + ".join(dict.fromkeys(label for _, label, _, _ in configurations)),
-            seeds=[int(config.get("seed", -1)) for config, _, _, _ in configurations],
-            test_acc=float(metrics["accuracy"]),
-            tta=tta_label(metrics.get("tta")),
-            member_acc=[float(m["accuracy"]) for m in metrics["members"]],
-            fit_seconds=metrics.get("fit_seconds"),
-            device=", ".join(dict.fromkeys(member_device(run) for run in runs)),
-        )
-    except (KeyError, TypeError, ValueError) as error:  # a member or a field that is not there
+        members = metrics["members"]
+        runs = [member_run_folder(folder, member["checkpoint"]) for member in members]
+        member_acc = [float(member["accuracy"]) for member in members]
+        test_acc = float(metrics["accuracy"])
+    except (KeyError, TypeError, ValueError) as error:  # a field that is not there
         raise RunReadError(f"{run_files.ENSEMBLE_METRICS_JSON}: {error!r}") from error
+    for run in runs:
+        if not (run / run_files.CONFIG_YAML).is_file():
+            raise RunReadError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
+    configurations = [read_configuration(run) for run in runs]
+    return Ensemble(
+        folder=folder,
+        configuration=" + ".join(dict.fromkeys(label for _, label, _, _ in configurations)),
+        seeds=[int(config.get("seed", -1)) for config, _, _, _ in configurations],
+        test_acc=test_acc,
+        tta=tta_label(metrics.get("tta")),
+        member_acc=member_acc,
+        fit_seconds=metrics.get("fit_seconds"),
+        device=", ".join(dict.fromkeys(member_device(run) for run in runs)),
+    )
 
 
 def find_ensembles(folders: list[Path]) -> tuple[list[Ensemble], list[str]]:
