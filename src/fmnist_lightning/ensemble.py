@@ -42,6 +42,8 @@ from fmnist_lightning.config.schema import (
 )
 from fmnist_lightning.evaluate import (
     BAD_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
     SPLITS,
     UnknownSplitError,
     bad_override_status,
@@ -54,7 +56,6 @@ from fmnist_lightning.models.tta import TTA
 
 register_resolvers()
 
-EXIT_OK, EXIT_USAGE = 0, 2
 # The data keys that decide which training images became validation images.
 SPLIT_KEYS = ("val_fraction", "split_seed")
 
