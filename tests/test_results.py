@@ -381,20 +381,35 @@ def test_every_reproduce_command_is_one_hydra_accepts(study, tmp_path):
         assert args.multirun and any(o.startswith("seed=") for o in args.overrides)
 
 
-RECORDS = Path(__file__).parents[1] / "docs" / "runs" / "2026-12-04-xeon-best"
+DOCS = Path(__file__).parents[1] / "docs"
+TABLE_RUNS = DOCS / "runs" / "2026-12-04-xeon-table"
+BEST_RUNS = DOCS / "runs" / "2026-12-04-xeon-best"
+# The README table's folders, in its row order (docs/runs/README.md gives the command).
+TABLE_FOLDERS = [
+    TABLE_RUNS / "seed_keras",
+    TABLE_RUNS / "default",
+    TABLE_RUNS / "batch_size_128",
+    TABLE_RUNS / "label_smoothing_0.1",
+    TABLE_RUNS / "lr_0.002",
+    BEST_RUNS / "pair0",
+    BEST_RUNS / "split0b",
+    TABLE_RUNS / "speedrun",
+]
 
 
-def test_the_xeon_results_page_is_what_results_makes_of_its_committed_run_records():
-    """docs/results-xeon.md is regenerated, not typed: the same text from docs/runs/."""
-    folders = [RECORDS / "pair0", RECORDS / "split0b"]
-    found, unfinished, problems = find_runs(folders)
-    ensembles, ensemble_problems = find_ensembles(folders)
+def test_the_readme_table_is_what_results_makes_of_its_committed_run_records():
+    """README.md's table and docs/results.md are regenerated, not typed: the same text from
+    the run records in docs/runs/."""
+    found, unfinished, problems = find_runs(TABLE_FOLDERS)
+    ensembles, ensemble_problems = find_ensembles(TABLE_FOLDERS)
     assert (len(found), len(ensembles), unfinished, problems, ensemble_problems) == (
-        6,
+        18,
         3,
         [],
         [],
         [],
     )
-    page = RECORDS.parents[1] / "results-xeon.md"
-    assert results_markdown(found, ensembles) == page.read_text()
+    table = results_markdown(found, ensembles)
+    assert table == (DOCS / "results.md").read_text()
+    readme = (DOCS.parent / "README.md").read_text()
+    assert replace_between_markers(readme, table) == readme
