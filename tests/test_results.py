@@ -12,6 +12,7 @@ from PIL import Image
 
 from fmnist_lightning.analysis.curve_plots import accuracy_against_time
 from fmnist_lightning.analysis.ensembles import find_ensembles
+from fmnist_lightning.analysis.selection import find_validation_runs, selection_markdown
 from fmnist_lightning.results import (
     find_runs,
     main,
@@ -413,3 +414,11 @@ def test_the_readme_table_is_what_results_makes_of_its_committed_run_records():
     assert table == (DOCS / "results.md").read_text()
     readme = (DOCS.parent / "README.md").read_text()
     assert replace_between_markers(readme, table) == readme
+
+
+def test_the_gpu_selection_page_is_what_results_validation_makes_of_its_run_records():
+    """docs/selection-h200.md (the seed network's second GPU round) is `results --validation`
+    over its committed records: 13 configurations, three seeds each."""
+    found, problems = find_validation_runs([DOCS / "runs" / "2026-12-04-h200-seed-network"])
+    assert (len(found), problems, len({run.configuration for run in found})) == (39, [], 13)
+    assert selection_markdown(found) == (DOCS / "selection-h200.md").read_text()
