@@ -1,11 +1,16 @@
+import threading
+import time
+from pathlib import Path
+
 import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
+from fmnist_lightning.data import datamodule as datamodule_module
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule, split_indices
-from fmnist_lightning.data.files import CLASS_NAMES, RAW_FILES, DataNotFoundError
+from fmnist_lightning.data.files import CLASS_NAMES, RAW_FILES, DataNotFoundError, raw_folder
 from fmnist_lightning.data.sampler import EpochBatchSampler
-from helpers.data import make_datamodule
+from helpers.data import make_datamodule, write_fashion_mnist
 
 
 def test_split_is_80_20_disjoint_and_covers_everything():
@@ -106,3 +111,54 @@ def test_failed_download_gives_the_same_clear_error(tmp_path, monkeypatch):
     datamodule = make_datamodule(tmp_path / "empty", download=True)
     with pytest.raises(DataNotFoundError, match="could not be downloaded.*Error downloading"):
         datamodule.prepare_data()
+
+
+def test_runs_side_by_side_unpack_the_files_once_and_never_read_them_half_written(
+    tmp_path, monkeypatch
+):
+    source = write_fashion_mnist(tmp_path / "source")
+    fresh_root = tmp_path / "fresh"
+    unpacked = []
+
+    class SlowlyUnpackingFashionMNIST:
+        """Stands in for torchvision unpacking the four .gz files: slowly, header first."""
+
+        def __init__(self, root: str, train: bool, download: bool) -> None:
+            unpacked.append(train)
+            raw = raw_folder(Path(root))
+            raw.mkdir(parents=True, exist_ok=True)
+            for name in RAW_FILES:
+                content = (raw_folder(source) / name).read_bytes()
+                with (raw / name).open("wb") as file:
+                    file.write(content[:16])
+                    file.flush()
+                    time.sleep(0.1)
+                    file.write(content[16:])
+
+    monkeypatch.setattr(datamodule_module, "FashionMNIST", SlowlyUnpackingFashionMNIST)
+    errors = []
+
+    def prepare() -> None:
+        try:
+            make_datamodule(fresh_root, download=True).prepare_data()
+        except Exception as error:  # collected: an exception in a thread would be lost
+            errors.append(error)
+
+    runs = [threading.Thread(target=prepare) for _ in range(3)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=60)
+    assert errors == []
+    assert unpacked == [True]  # the first run unpacked all four; the others found them whole
+    for name in RAW_FILES:
+        assert (raw_folder(fresh_root) / name).read_bytes() == (
+            raw_folder(source) / name
+        ).read_bytes()
+
+
+def test_checking_the_files_writes_nothing_into_the_data_folder(tmp_path):
+    root = write_fashion_mnist(tmp_path / "data")
+    before = sorted(path.relative_to(root) for path in root.rglob("*"))
+    make_datamodule(root).prepare_data()
+    assert sorted(path.relative_to(root) for path in root.rglob("*")) == before

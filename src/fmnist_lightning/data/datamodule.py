@@ -19,6 +19,7 @@ from fmnist_lightning.data.files import (
     DataError,
     DataNotFoundError,
     check_readable,
+    files_lock,
     missing_data_message,
     missing_files,
     raw_folder,
@@ -95,22 +96,26 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def _ensure_files(self, train: bool, download: bool) -> int:
         """Make sure one split's files are there and sound: download them if allowed, then check
         their headers and labels; return the split's image count. Nothing is parsed here, so
-        this is cheap to repeat."""
-        check_readable(self.root)
-        missing = missing_files(self.root)
-        if missing and not download:
+        this is cheap to repeat. Runs side by side take turns (files_lock), so that none reads
+        a file another is still unpacking."""
+        with files_lock(self.root):
+            check_readable(self.root)
+            missing = missing_files(self.root)
+            if missing:
+                self._fetch(train, download, missing)
+            return verify_split(self.root, train)
+
+    def _fetch(self, train: bool, download: bool, missing: list[str]) -> None:
+        """Download (or unpack the .gz files of) a split, or say why it cannot be."""
+        if not download:
             reason = "downloading is off: data.download=false"
             if any((raw_folder(self.root) / f"{name}.gz").is_file() for name in missing):
                 reason += "; the .gz files are there, and data.download=true unpacks them offline"
             raise DataNotFoundError(missing_data_message(self.root, reason, missing))
-        if missing:
-            try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
-                FashionMNIST(str(self.root), train=train, download=True)
-            except RuntimeError as error:  # a failed download
-                raise DataNotFoundError(
-                    missing_data_message(self.root, str(error), missing)
-                ) from error
-        return verify_split(self.root, train)
+        try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
+            FashionMNIST(str(self.root), train=train, download=True)
+        except RuntimeError as error:  # a failed download
+            raise DataNotFoundError(missing_data_message(self.root, str(error), missing)) from error
 
     def _load(self, train: bool) -> FashionMNIST:
         """Parse one split with torchvision, after checking its files."""

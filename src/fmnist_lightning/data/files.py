@@ -6,13 +6,16 @@ torchvision knows are of the .gz downloads, not of the files it reads, and hashi
 would cost more than parsing the data (~0.2 s), so they are left to downloads.
 """
 
+import hashlib
 import math
 import os
 import stat
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from torchvision.datasets import FashionMNIST
 
 CLASS_NAMES: tuple[str, ...] = tuple(FashionMNIST.classes)
@@ -39,6 +42,19 @@ class CorruptDataError(DataError):
 
 def raw_folder(root: Path) -> Path:
     return root / "FashionMNIST" / "raw"
+
+
+def files_lock(root: Path) -> FileLock:
+    """A lock for checking and unpacking the files of one data root, across processes.
+
+    Runs started side by side on a fresh folder (a sweep on a parallel launcher, several
+    runs on one GPU machine) would otherwise all unpack the .gz files at once and read each
+    other's half-written files. The lock file lives in the temporary folder, named after the
+    root, so that a shared or read-only data folder is never written to.
+    """
+    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    # 0o666: another user's runs on the same data root can take the lock too.
+    return FileLock(Path(tempfile.gettempdir()) / f"fmnist-lightning-data-{key}.lock", mode=0o666)
 
 
 def split_files(train: bool) -> tuple[str, str]:
