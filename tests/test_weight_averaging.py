@@ -4,6 +4,7 @@ EMA must change what is validated, checkpointed and tested (the average) and not
 the same batches in the same order and the same raw weights as averaging=none.
 """
 
+import pandas as pd
 import pytest
 import torch
 from torch.optim.swa_utils import get_ema_avg_fn
@@ -11,7 +12,6 @@ from torch.optim.swa_utils import get_ema_avg_fn
 from fmnist_lightning.inference.classifier import load_classifier
 from fmnist_lightning.models.checkpoint_file import read_checkpoint
 from fmnist_lightning.train import train
-from fmnist_lightning.training.callbacks.weight_averaging import AveragingNeedsBatchNorm
 from helpers.compose import compose, tiny
 from helpers.recorders import Recorder
 
@@ -125,25 +125,24 @@ def test_a_resumed_ema_run_continues_the_same_average(synthetic_root, tmp_path, 
         assert_same(net_weights(resumed[key]), net_weights(straight[key]))
 
 
-def test_swa_refuses_a_network_without_batch_norm(synthetic_root, tmp_path):
-    with pytest.raises(
-        AveragingNeedsBatchNorm, match="averaging=swa needs a network with BatchNorm"
-    ):
-        train(tiny(synthetic_root, tmp_path, *SMALL_MODEL, "averaging=swa", "~analysis"))
-
-
-def test_swa_validates_and_saves_the_average_after_the_batch_norm_epoch(synthetic_root, tmp_path):
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_swa_validates_and_saves_the_average_after_its_closing_epoch(
+    synthetic_root, tmp_path, batch_norm
+):
     overrides = [
         *SMALL_MODEL,
-        "model.net.batch_norm=true",
+        f"model.net.batch_norm={str(batch_norm).lower()}",
         "averaging=swa",
         "callbacks.weight_averaging.swa_epoch_start=2",
         "trainer.max_epochs=3",
         "~analysis",
     ]
     summary = train(tiny(synthetic_root, tmp_path, *overrides))
-    # Lightning adds one epoch that recomputes the BatchNorm statistics of the average.
+    # One closing epoch copies the average in (and recomputes its BatchNorm statistics), then
+    # validates it: without BatchNorm too, where Lightning alone would skip it.
     assert summary["epochs"] == 4
+    validated_epochs = pd.read_csv(tmp_path / "metrics.csv").dropna(subset=["val_acc"])["epoch"]
+    assert sorted(validated_epochs) == [0, 1, 2, 3]  # epoch 3: the average
     last = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     state = last["callbacks"]["StochasticWeightAveraging"]
     assert state["n_averaged"] == 2  # epochs 2 and 3 (1-based) were averaged

@@ -10,10 +10,11 @@ these subclasses change only when the callbacks act:
   into the module: the test would measure the raw weights. Here the raw weights are restored
   only when fitting resumes.
 - :class:`StochasticWeightAveraging`: Lightning validates the raw weights and copies the
-  average in after the last epoch. With BatchNorm it adds one epoch that recomputes the
-  statistics, then validates and checkpoints the average; without BatchNorm the average is
-  copied in after the last validation, so it would never be validated, checkpointed or tested.
-  Such a network is refused before training.
+  average in after the last epoch. With BatchNorm it adds one closing epoch that recomputes
+  the statistics, then validates and checkpoints the average; without BatchNorm it would copy
+  the average in after the last validation, so it would never be validated, checkpointed or
+  tested. Here every network gets the closing epoch (without BatchNorm it only runs the
+  forward passes, no step), so the average always competes for the best checkpoint.
 """
 
 from typing import Any
@@ -22,12 +23,6 @@ import lightning as L
 from lightning.pytorch.callbacks import EMAWeightAveraging as LightningEMA
 from lightning.pytorch.callbacks import StochasticWeightAveraging as LightningSWA
 from lightning.pytorch.trainer.states import TrainerFn
-
-from fmnist_lightning.training.faults import RunStopped
-
-
-class AveragingNeedsBatchNorm(RunStopped):
-    """averaging=swa on a network without BatchNorm, whose average would never be tested."""
 
 
 class EMAWeightAveraging(LightningEMA):
@@ -41,14 +36,10 @@ class EMAWeightAveraging(LightningEMA):
 
 
 class StochasticWeightAveraging(LightningSWA):
-    """Lightning's SWA, for networks with BatchNorm only (see the module's docstring)."""
+    """Lightning's SWA, whose average is validated and checkpointed for every network."""
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.pl_module_contains_batch_norm(pl_module):
-            raise AveragingNeedsBatchNorm(
-                "averaging=swa needs a network with BatchNorm (e.g. model=cnn_bn or "
-                "model=compact): without it Lightning copies the average in after the last "
-                "validation, so the tested best checkpoint would never hold it. Use "
-                "averaging=ema, which validates and checkpoints the average every epoch."
-            )
-        super().on_fit_start(trainer, pl_module)
+    @staticmethod
+    def pl_module_contains_batch_norm(pl_module: L.LightningModule) -> bool:
+        """Lightning adds its closing epoch (the average copied in, then validated) only when
+        this is true; it is true here for every network (see the module's docstring)."""
+        return True
