@@ -428,8 +428,8 @@ def test_the_gpu_selection_page_is_what_results_validation_makes_of_its_run_reco
 def test_the_swa_table_in_the_results_notes_is_what_results_validation_makes_of_its_records():
     """docs/results-notes.md's SWA table (the seed network, seeds 0, 1, 2, against the
     table's default) is `results --validation` over the committed records."""
-    folders = [TABLE_RUNS / "default", DOCS / "runs" / "2026-12-04-xeon-swa"]
-    found, problems = find_validation_runs(folders)
-    assert (len(found), problems, len({run.configuration for run in found})) == (6, [], 2)
+    swa_runs = [DOCS / "runs" / "2026-12-04-xeon-swa", DOCS / "runs" / "2026-12-04-xeon-swa-longer"]
+    found, problems = find_validation_runs([TABLE_RUNS / "default", *swa_runs])
+    assert (len(found), problems, len({run.configuration for run in found})) == (9, [], 3)
     table = selection_markdown(found).split("\n\n")[0]
     assert table in (DOCS / "results-notes.md").read_text()
