@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 ARGS ?=
 WORKERS ?= 2
 
-.PHONY: setup train test test-fast lint
+.PHONY: setup train test test-fast lint check-wheel
 setup:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user uv
 	$(UV) sync --locked --all-extras
@@ -22,3 +22,16 @@ test-fast: setup
 
 lint: setup
 	$(UV) run --locked ruff check .
+
+# The wheel as a user installs it, in a fresh virtual environment (the locked versions,
+# from uv's cache), outside the checkout: its packed configs compose.
+check-wheel: setup
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	$(UV) build --wheel -q -o "$$scratch/dist" && \
+	$(UV) venv -q "$$scratch/venv" && \
+	$(UV) export --locked --no-dev --no-emit-project --no-hashes -q > "$$scratch/requirements.txt" && \
+	$(UV) pip install -q --python "$$scratch/venv/bin/python" -r "$$scratch/requirements.txt" && \
+	$(UV) pip install -q --python "$$scratch/venv/bin/python" --no-deps "$$scratch"/dist/*.whl && \
+	cd "$$scratch" && ./venv/bin/python -m fmnist_lightning.train --cfg job > job.yaml && \
+	grep -q "_target_: fmnist_lightning.models.vgg.VGGStyleCNN" job.yaml && \
+	echo "check-wheel: $$(ls dist) composes its packed configs"

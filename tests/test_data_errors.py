@@ -1,5 +1,6 @@
 """Damaged, incomplete or unreadable data gives a sentence naming the file and the fix."""
 
+import gzip
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torchvision.datasets import FashionMNIST
 
 from fmnist_lightning.data.files import RAW_FILES, CorruptDataError, DataError, DataNotFoundError
 from helpers.data import make_datamodule, write_fashion_mnist, write_idx
@@ -121,6 +123,19 @@ def test_gz_files_alone_suggest_unpacking_them(data_root):
     path.rename(path.with_name(path.name + ".gz"))  # its name is all the check looks at
     with pytest.raises(DataNotFoundError, match="data.download=true unpacks them offline"):
         make_datamodule(data_root).prepare_data()
+
+
+def test_a_gz_file_cut_short_is_named_not_a_failed_download_of_another(data_root, monkeypatch):
+    monkeypatch.setattr(FashionMNIST, "mirrors", [f"file://{data_root}/no-mirror/"])  # offline
+    path = raw(data_root, "t10k-images-idx3-ubyte")
+    packed = gzip.compress(path.read_bytes())
+    gz = path.with_name(path.name + ".gz")
+    gz.write_bytes(packed[: len(packed) // 2])
+    path.unlink()
+    with pytest.raises(CorruptDataError) as error:
+        make_datamodule(data_root, download=True).prepare_data()
+    assert_names_file_and_fix(str(error.value), gz)
+    assert f"it is {len(packed) // 2:,} bytes long and does not unpack" in str(error.value)
 
 
 def test_a_data_root_that_is_a_file_says_so(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +158,17 @@ def test_members_must_be_two_distinct_checkpoints_with_one_normalisation(synthet
     other = make_run(tmp_path / "b", classifier(1, mean=0.5))
     with pytest.raises(EnsembleError, match="has mean=0.5 but .* must agree"):
         evaluate_ensemble(ensemble_config([run, other], root=synthetic_root))
+
+
+def test_a_run_and_its_copy_are_not_two_members(synthetic_root, tmp_path):
+    run = make_run(tmp_path / "a", classifier(0))
+    copy = shutil.copytree(run, tmp_path / "copy")
+    with pytest.raises(EnsembleError) as error:
+        evaluate_ensemble(ensemble_config([run, copy], "split=test", root=synthetic_root))
+    best = "checkpoints/best-epoch00-val_acc0.5.ckpt"
+    assert str(error.value).startswith(f"{copy / best} holds the same weights as {run / best}")
+    assert "\n" not in str(error.value)
+    assert not list(tmp_path.glob("ensemble-*"))  # refused before writing
 
 
 def test_unknown_keys_are_refused(synthetic_root, tmp_path):

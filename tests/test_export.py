@@ -10,6 +10,7 @@ from torchvision.datasets import FashionMNIST
 from fmnist_lightning import load_classifier
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.export import export, load_exported, main
+from helpers.faults import disk_full_in
 
 ONNX_MISSING = [
     m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None
@@ -28,7 +29,7 @@ def pixels(synthetic_root) -> np.ndarray:
 
 def exported_matches_pytorch(path, fmt, checkpoint, pixels) -> None:
     expected = load_classifier(checkpoint).predict(torch.from_numpy(pixels)).probabilities.numpy()
-    run = load_exported(path, fmt)
+    run = load_exported(path.read_bytes(), fmt)
     for batch in (1, 7, len(pixels)):  # the batch size is dynamic
         probabilities = run(pixels[:batch])
         assert probabilities.shape == (batch, 10) and probabilities.dtype == np.float32
@@ -129,6 +130,38 @@ def test_a_file_that_fails_its_check_replaces_nothing(
     assert path.read_bytes() == b"the model of yesterday"
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file
     assert "was not written" in capsys.readouterr().err
+
+
+def test_a_full_disk_keeps_the_earlier_model_and_leaves_no_temporary(
+    tiny_checkpoint, tmp_path, capsys
+):
+    path = tmp_path / "model.torchscript.pt"
+    path.write_bytes(b"the model of yesterday")
+    argv = [str(tiny_checkpoint), "--format", "torchscript", "-o", str(path), "--overwrite"]
+    with disk_full_in(tmp_path, 1000):
+        status = main([*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "8"])
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: could not write '{path}' (") and "No space left" in error
+    assert "'model.torchscript.pt' is kept as it was" in error and len(error.splitlines()) == 1
+    assert path.read_bytes() == b"the model of yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file
+
+
+def test_an_output_that_is_the_checkpoint_is_refused_even_with_overwrite(
+    tiny_checkpoint, tmp_path, capsys
+):
+    checkpoint, linked = tmp_path / "model.ckpt", tmp_path / "linked.pt"
+    checkpoint.write_bytes(tiny_checkpoint.read_bytes())
+    linked.hardlink_to(checkpoint)  # the same file under another name
+    before = checkpoint.read_bytes()
+    for output in (checkpoint, linked):
+        argv = [str(checkpoint), "--format", "torchscript", "-o", str(output), "--overwrite"]
+        assert main([*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "8"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert "writing there would replace it; choose another --output" in error
+        assert len(error.splitlines()) == 1
+    assert checkpoint.read_bytes() == before
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_line(tiny_checkpoint, tmp_path, capsys):

@@ -1,13 +1,17 @@
 """Numerical faults and running out of memory: a clear message, and the last good checkpoint kept."""
 
+from contextlib import ExitStack
+
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from fmnist_lightning.models.checkpoint_file import read_checkpoint
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.train import exit_with_message, train
 from fmnist_lightning.training.faults import NonFiniteLoss, OutOfMemory
 from helpers.compose import tiny
+from helpers.faults import disk_full_in
 
 SMALL_MODEL = ["model.net.blocks=[[8],[16,16]]", "model.net.dense=[32,16]"]
 STEPS_PER_EPOCH = 10  # 320 training images in batches of 32
@@ -89,6 +93,26 @@ def test_other_errors_pass_through_unchanged(synthetic_root, tmp_path, monkeypat
     monkeypatch.setattr(FashionMNISTModule, "training_step", fail)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         train(small(synthetic_root, tmp_path))
+
+
+def test_a_full_disk_at_a_checkpoint_stops_the_run_in_one_line(synthetic_root, tmp_path, capsys):
+    folder = tmp_path / "checkpoints"
+
+    class FillTheDiskInTheSecondEpoch(Callback):
+        def on_train_epoch_start(self, trainer, *args):
+            if trainer.current_epoch == 1:
+                full.enter_context(disk_full_in(folder, 1000))
+
+    with ExitStack() as full, pytest.raises(SystemExit) as exited, exit_with_message():
+        train(small(synthetic_root, tmp_path), callbacks=[FillTheDiskInTheSecondEpoch()])
+    assert exited.value.code == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"could not write '{folder}" in error and "No space left on device" in error
+    assert "The checkpoints written before are intact" in error
+    command = f"python -m fmnist_lightning.train resume={tmp_path.resolve()}"
+    assert f"Free some space, then continue the run: {command}" in error
+    assert read_checkpoint(folder / "last.ckpt")["global_step"] == STEPS_PER_EPOCH
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no temporary
 
 
 def test_the_command_line_prints_the_message_and_exits_without_a_traceback(capsys):

@@ -14,6 +14,7 @@ from torchvision.datasets import FashionMNIST
 from fmnist_lightning import load_classifier
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.predict import main
+from helpers.faults import disk_full_in
 
 PROBABILITY_COLUMNS = [f"prob_{name}" for name in CLASS_NAMES]
 
@@ -199,6 +200,42 @@ def test_the_output_is_replaced_only_once_it_is_complete(
         main([str(tiny_checkpoint), str(folder), "-o", str(output), "--overwrite"])
     assert output.read_text() == "earlier results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]  # no temporary
+
+
+def test_a_full_disk_keeps_the_earlier_output_and_says_so_in_one_line(
+    tiny_checkpoint, photos, tmp_path, capsys
+):
+    folder, _ = photos
+    output = tmp_path / "predictions.csv"
+    output.write_text("earlier results\n")
+    with disk_full_in(tmp_path, 100):
+        status = main([str(tiny_checkpoint), str(folder), "-o", str(output), "--overwrite"])
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: could not write '{output}' (") and "No space left" in error
+    assert "'predictions.csv' is kept as it was" in error and "--output" in error
+    assert len(error.splitlines()) == 1
+    assert output.read_text() == "earlier results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]  # no temporary
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(
+    tiny_checkpoint, photos, tmp_path, capsys
+):
+    folder, _ = photos
+    image, checkpoint = tmp_path / "img0.png", tmp_path / "model.ckpt"
+    image.write_bytes((folder / "a_gray.png").read_bytes())
+    checkpoint.write_bytes(tiny_checkpoint.read_bytes())
+    linked = tmp_path / "linked.csv"
+    linked.hardlink_to(image)  # the same file under another name
+    before = {path: path.read_bytes() for path in (image, checkpoint)}
+    for output in (image, linked, checkpoint):
+        status = main([str(checkpoint), str(image), "-o", str(output), "--overwrite"])
+        assert status == 2
+        error = capsys.readouterr().err.strip()
+        assert "writing there would replace it; choose another --output" in error
+        assert len(error.splitlines()) == 1
+    assert {path: path.read_bytes() for path in before} == before
 
 
 def test_an_output_that_cannot_be_written_is_refused_before_classifying(

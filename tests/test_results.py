@@ -20,6 +20,7 @@ from fmnist_lightning.results import (
     replace_between_markers,
     results_markdown,
 )
+from helpers.faults import disk_full_in
 
 # (configuration overrides, seed, test acc, test acc with TTA, val_acc per epoch, parameters,
 #  s/epoch). Epoch e (0-based) ends its validation at (e + 1) * s/epoch seconds.
@@ -237,6 +238,21 @@ def test_test_set_ensembles_get_their_own_table(study, tmp_path, capsys):
     assert len(table_lines(text.split("Ensembles (")[0])) == 4  # the runs' table is unchanged
 
 
+def test_a_run_under_several_of_the_folders_given_counts_once(study, tmp_path, monkeypatch, capsys):
+    """``results best best/2 .``: the folders hold one another; each run and ensemble is one."""
+    write_ensemble(study / "best", ["2", "3"], "test", 0.9600, [280.0, 290.0])
+    monkeypatch.chdir(study)
+    output = tmp_path / "results.md"
+    assert main(["best", "best/2", ".", "--output", str(output)]) == 0
+    assert f"({len(RUNS)} runs)" in capsys.readouterr().err
+    runs_table, ensembles_table = output.read_text().split("Ensembles (")
+    assert table_lines(runs_table)[2].startswith("| `experiment=best` | 0, 1, 2 | 94.70 ± 0.20 |")
+    assert table_lines(ensembles_table)[2:] == [
+        "| `experiment=best` | 0+1 | 96.00 | flip | 95.00 ± 0.00 | 570 | cpu |"
+    ]
+    assert len(find_validation_runs([Path("best"), Path(".")])[0]) == len(RUNS)
+
+
 @pytest.mark.parametrize(
     "override, shown",
     [
@@ -295,6 +311,43 @@ def test_a_readme_without_markers_is_refused_and_left_alone(study, tmp_path, cap
     assert readme.read_text() == "# No markers\n" and not (tmp_path / "r.md").exists()
     with pytest.raises(ValueError, match="markers"):
         replace_between_markers("<!-- results:end --> <!-- results:start -->", "x")
+
+
+def test_a_full_disk_leaves_the_readme_as_it_was(study, tmp_path, capsys):
+    readme = tmp_path / "docs" / "README.md"
+    readme.parent.mkdir()
+    before = "# Title\n\n<!-- results:start -->\nold table\n<!-- results:end -->\n\nAfter.\n"
+    readme.write_text(before)
+    argv = [str(study), "--output", str(tmp_path / "results.md"), "--readme", str(readme)]
+    with disk_full_in(readme.parent, 100), pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"error: could not write '{readme}' (") and " kB)" in error
+    assert "No space left on device" in error and "'README.md' is kept as it was" in error
+    assert readme.read_text() == before
+    assert [p.name for p in readme.parent.iterdir()] == ["README.md"]  # no temporary
+
+
+def test_an_output_that_is_the_readme_or_a_run_file_is_refused(study, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\nold table\n<!-- results:end -->\n")
+    run_file = study / "best" / "2" / "test_metrics.json"
+    linked = tmp_path / "linked.md"
+    linked.hardlink_to(run_file)  # the same file under another name
+    before = {path: path.read_bytes() for path in (readme, run_file)}
+    for output in (readme, linked):
+        with pytest.raises(SystemExit) as exited:
+            main([str(study), "--output", str(output), "--readme", str(readme)])
+        assert exited.value.code == 2
+        error = capsys.readouterr().err
+        assert "writing there would replace it; choose another --output" in error
+    assert {path: path.read_bytes() for path in before} == before
+    # A file of a run folder that is not one of its records is an output like any other.
+    table = study / "best" / "2" / "results.md"
+    for _ in range(2):
+        assert main([str(study), "--output", str(table)]) == 0
+    assert "| configuration |" in table.read_text()
 
 
 def test_the_plot_has_a_line_per_seed_and_a_mean_per_configuration(study, tmp_path):

@@ -4,6 +4,7 @@ import datetime
 import hashlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from fmnist_lightning.models.checkpoint_file import read_checkpoint
+from fmnist_lightning.config.compose import preflight_problem
+from fmnist_lightning.config.schema import ConfigValidationError
+from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 from fmnist_lightning.train import train
 from fmnist_lightning.training import resume
 from fmnist_lightning.training.builders import build_trainer
@@ -310,6 +313,102 @@ def test_the_printed_resume_command_survives_the_shell_and_hydra():
     (override,) = OverridesParser.create().parse_overrides([argument])
     assert (override.key_or_group, override.value()) == ("resume", str(run_dir))
     assert resume_command(Path("/tmp/plain/run")).endswith(" resume=/tmp/plain/run")
+
+
+def files_of(run_dir: Path) -> dict[Path, str]:
+    return {p.relative_to(run_dir): sha256(p) for p in run_dir.rglob("*") if p.is_file()}
+
+
+def interrupted_run(data_root: Path, run_dir: Path) -> None:
+    """A run of two epochs stopped by SIGTERM after the first."""
+    stop = ["+callbacks.stop._target_=helpers.faults.SignalAtEpochEnd", "+callbacks.stop.epoch=0"]
+    with pytest.raises(TrainingInterrupted):
+        train(tiny(data_root, run_dir, *SMALL_MODEL, "~analysis", *stop))
+
+
+def test_a_copied_run_resumes_in_the_copy_and_leaves_the_original_alone(synthetic_root, tmp_path):
+    original, copy = tmp_path / "a run", tmp_path / "a copy" / "of it"
+    interrupted_run(synthetic_root, original)
+    shutil.copytree(original, copy)
+    before = files_of(original)
+
+    summary = train(tiny(synthetic_root, copy, f"resume={copy}"))
+
+    assert files_of(original) == before
+    assert summary["epochs"] == 2 and (copy / "test_metrics.json").is_file()
+    last = read_checkpoint(copy / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 2 * STEPS_PER_EPOCH
+    assert str(original) not in str(last["callbacks"])  # its best and last files: the copy's
+    assert pd.read_csv(copy / "metrics.csv")["val_acc"].dropna().size == 2
+
+
+def test_a_moved_run_resumes_in_its_new_place_only(synthetic_root, tmp_path):
+    old, new = tmp_path / "old place", tmp_path / "new place"
+    interrupted_run(synthetic_root, old)
+    old.rename(new)
+
+    train(tiny(synthetic_root, new, f"resume={new}"))
+
+    assert not old.exists()
+    assert read_checkpoint(new / "checkpoints" / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_a_finished_run_whose_best_checkpoint_is_damaged_is_refused_unchanged(
+    one_epoch_run, damage, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run_dir)
+    (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
+    if damage == "truncated":
+        best.write_bytes(best.read_bytes()[:1000])
+    else:
+        best.unlink()
+    before = files_of(run_dir)
+
+    with pytest.raises(CheckpointError, match="best checkpoint") as error:
+        train(compose("train", [f"resume={run_dir}"]))
+
+    what = "cannot be read" if damage == "truncated" else "is missing"
+    assert f"{best.name}' {what}" in str(error.value) and "nothing was changed" in str(error.value)
+    assert files_of(run_dir) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("extra", "refusal"),
+    [([], "is in use by another training process"), (["hparams_search=optuna"], "search space")],
+)
+def test_a_resume_refused_after_hydra_started_leaves_no_hydra_files(
+    one_epoch_run, extra, refusal, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run_dir)
+    # Another process trains there: refused when claiming the folder, after Hydra wrote
+    # .hydra/resumed-<time>/ (hparams_search= is refused earlier, by main()).
+    with claim_run_dir(run_dir, resuming=True):
+        process = start_training([f"resume={run_dir}", *extra])
+        _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr[-3000:]
+    assert refusal in stderr and "Traceback" not in stderr
+    assert not (run_dir / ".hydra").exists()
+
+
+def test_a_resume_of_a_folder_that_cannot_be_written_says_to_fix_or_copy_it(
+    one_epoch_run, monkeypatch
+):
+    run_dir, _ = one_epoch_run
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkdtemp", read_only)
+    problem = preflight_problem("train", [f"resume={run_dir}"])  # what the command line says
+    with pytest.raises(ConfigValidationError) as refused:  # and train(cfg)
+        train(compose("train", [f"resume={run_dir}"]))
+    for message in (problem, str(refused.value)):
+        assert f"the run folder '{run_dir}' cannot be written" in message
+        assert "resume the copy" in message and "paths." not in message
 
 
 @pytest.mark.slow

@@ -158,6 +158,17 @@ def test_a_search_setting_that_cannot_work_stops_with_one_line(
     assert "\n" not in str(error.value)
 
 
+def test_an_override_hydra_cannot_parse_stops_the_command_with_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        search.main(["trainer.max_epochs=[1"])
+    assert stop.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(
+        "Error: Invalid override: 'trainer.max_epochs=[1': no viable alternative at input "
+        "'[1'; see https://hydra.cc/docs/"
+    )
+
+
 # --- A search in this process ---------------------------------------------------------------
 
 

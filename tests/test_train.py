@@ -133,3 +133,27 @@ def test_command_line_entry_point_runs_with_overrides(synthetic_root, tmp_path):
     assert "dropout: 0.3" in (run_dir / "config.yaml").read_text()
     # Hydra writes nothing outside the run folder.
     assert not Path("outputs").exists()
+
+
+@pytest.mark.slow
+def test_lightning_refusing_a_trainer_setting_is_one_line_with_what_to_do(synthetic_root, tmp_path):
+    command = [
+        *(sys.executable, "-m", "fmnist_lightning.train", "debug=tiny"),
+        *(f"data.root={synthetic_root}", f"paths.root={tmp_path}", "trainer.accelerator=mps"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "Error executing job" not in result.stderr and "Traceback" not in result.stderr
+    assert "Lightning refused the trainer settings (fix or drop the trainer.*" in result.stderr
+    assert "`MPSAccelerator` can not run on your system" in result.stderr  # Lightning's words
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_turning_the_progress_bar_off_drops_the_progress_callback(synthetic_root, tmp_path):
+    progress = "{_target_: fmnist_lightning.training.callbacks.progress.progress_for_output}"
+    cfg = tiny(
+        synthetic_root, tmp_path, f"callbacks.progress_bar={progress}", "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "~analysis",
+    )  # fmt: skip
+    assert cfg.trainer.enable_progress_bar is False
+    assert "test_acc" in train(cfg)

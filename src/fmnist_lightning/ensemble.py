@@ -22,10 +22,12 @@ stderr), before anything is written.
 import os
 import sys
 import time
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
@@ -117,6 +119,25 @@ def check_same_inputs(modules: list[FashionMNISTModule], checkpoints: list[Path]
                 )
 
 
+def same_weights(first: torch.nn.Module, second: torch.nn.Module) -> bool:
+    """Whether two modules hold equal tensors under the same names."""
+    a, b = first.state_dict(), second.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+def check_distinct_weights(modules: list[torch.nn.Module], checkpoints: list[Path]) -> None:
+    """Members with equal weights (a run and its copy) are one model counted twice: its own
+    accuracy, reported as an ensemble's, with its fit time doubled."""
+    pairs = combinations(zip(checkpoints, modules, strict=True), 2)
+    for (first, first_module), (second, second_module) in pairs:
+        if same_weights(first_module, second_module):
+            raise EnsembleError(
+                f"{second} holds the same weights as {first} (a copy of one run?), so they "
+                "would be one model counted twice; keep one of them and add a member trained "
+                "with another seed."
+            )
+
+
 def fit_seconds(checkpoint: Path) -> float | None:
     """Seconds from the start of fitting to the end of the member's last epoch (metrics.csv)."""
     metrics_csv = run_dir_of(checkpoint) / run_files.METRICS_CSV
@@ -157,6 +178,7 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
         raise ConfigValidationError(unwritable[0].upper() + unwritable[1:])
     device = resolve_device(cfg.accelerator)
     modules = [load_module(checkpoint, map_location=device) for checkpoint in checkpoints]
+    check_distinct_weights(modules, checkpoints)
     check_same_inputs(modules, checkpoints)
     datamodule = load_datamodule(cfg, modules[0], cfg.split, run_dir_of(checkpoints[0]))
     images, labels = datamodule.tensors[cfg.split].tensors

@@ -12,16 +12,16 @@ The exported model needs neither this project nor Lightning:
 The normalisation (the checkpoint's mean and std, through ``data.normalise.normalise``) and the
 softmax are inside the model, so a caller cannot get them wrong; a uint8 input also means
 that floats scaled the wrong way are rejected instead of silently misclassified. The class
-names, mean and std travel in the file's metadata. The file is written beside the output,
-loaded back (onnxruntime or torch.jit) and its outputs are compared with
-``Classifier.predict`` on test images, at two batch sizes; only when the maximum absolute
-difference (printed) is within ``--atol`` does it replace the output
-(``inference.output_files.staged``): an existing file is never lost to a file that failed
-its check.
+names, mean and std travel in the file's metadata. The file is made in memory, loaded back
+(onnxruntime or torch.jit) and its outputs are compared with ``Classifier.predict`` on test
+images, at two batch sizes; only when the maximum absolute difference (printed) is within
+``--atol`` is it written over the output (``inference.output_files.write_atomically``): an
+existing file is never lost to a file that failed its check or to a full disk.
 """
 
 import argparse
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -36,7 +36,12 @@ from torchvision.datasets import FashionMNIST
 
 from fmnist_lightning.data.normalise import normalise
 from fmnist_lightning.inference.classifier import Classifier, load_classifier
-from fmnist_lightning.inference.output_files import OutputFileError, check_writable, staged
+from fmnist_lightning.inference.output_files import (
+    OutputFileError,
+    check_not_an_input,
+    check_writable,
+    write_atomically,
+)
 from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.runtime import unwrapped
 
@@ -86,56 +91,57 @@ def metadata(classifier: Classifier, checkpoint: Path) -> dict[str, str]:
     }
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, info: dict[str, str]) -> str:
-    """Write an ONNX file with a dynamic batch size; returns which exporter worked."""
+def export_onnx(model: nn.Module, example: torch.Tensor, info: dict[str, str]) -> tuple[str, bytes]:
+    """An ONNX file with a dynamic batch size, and which exporter made it."""
     import onnx
 
-    common = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False)
+    common = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
     try:
         batch = torch.export.Dim("batch")
-        torch.onnx.export(
-            model, (example,), path, dynamo=True, verbose=False,
+        proto = torch.onnx.export(
+            model, (example,), dynamo=True, verbose=False,
             dynamic_shapes={INPUT_NAME: {0: batch}}, **common,
-        )  # fmt: skip
+        ).model_proto  # fmt: skip
         exporter = "torch.export-based (dynamo=True)"
     except Exception as error:  # fall back to the older TorchScript-based exporter
         print(f"dynamo ONNX export failed ({type(error).__name__}: {error}); trying dynamo=False")
+        buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
-                model, (example,), path, dynamo=False,
+                model, (example,), buffer, dynamo=False,
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, **common,
             )  # fmt: skip
+        proto = onnx.load_from_string(buffer.getvalue())
         exporter = "TorchScript-based (dynamo=False)"
-    proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, info)
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
-    return exporter
+    return exporter, proto.SerializeToString()
 
 
 def export_torchscript(
-    model: nn.Module, example: torch.Tensor, path: Path, info: dict[str, str]
-) -> str:
-    """Write a scripted model; the metadata goes in the archive as metadata.json."""
+    model: nn.Module, example: torch.Tensor, info: dict[str, str]
+) -> tuple[str, bytes]:
+    """A scripted model, the metadata in the archive as metadata.json; and how it was made."""
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         # torch.jit is deprecated upstream but still the format C++ (libtorch) services load.
         warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated", category=FutureWarning)
         scripted = torch.jit.script(model)
-        torch.jit.save(scripted, str(path), _extra_files={"metadata.json": json.dumps(info)})
-    return "torch.jit.script"
+        torch.jit.save(scripted, buffer, _extra_files={"metadata.json": json.dumps(info)})
+    return "torch.jit.script", buffer.getvalue()
 
 
-def load_exported(path: Path, fmt: str) -> RunModel:
+def load_exported(content: bytes, fmt: str) -> RunModel:
     """A function running the exported file on uint8 (N, 1, 28, 28) pixels, as a user would."""
     if fmt == "onnx":
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(content, providers=["CPUExecutionProvider"])
         return lambda pixels: session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated", category=FutureWarning)
-        loaded = torch.jit.load(str(path))
+        loaded = torch.jit.load(io.BytesIO(content))
 
     def run(pixels: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -182,8 +188,8 @@ def export(
     check_count: int = DEFAULT_CHECK_IMAGES,
     atol: float = DEFAULT_ATOL,
 ) -> tuple[str, float, str]:
-    """Write the standalone model and check it; returns (exporter, max abs difference, check
-    images). A file that fails its check (ExportCheckError) does not replace ``output``."""
+    """Make the standalone model, check it, then write it; returns (exporter, max abs difference,
+    check images). A file that fails its check (ExportCheckError) does not replace ``output``."""
     if check_count < 1:
         raise ValueError(f"check_count={check_count}: the check needs at least one image")
     if fmt == "onnx":
@@ -193,11 +199,11 @@ def export(
     pixels, described = check_pixels(data_root, check_count)
     example = torch.from_numpy(pixels[: min(len(pixels), 4)])
     writer = export_onnx if fmt == "onnx" else export_torchscript
-    with staged(output) as written:
-        exporter = writer(model, example, written, metadata(classifier, checkpoint))
-        difference = max_difference(classifier, load_exported(written, fmt), pixels)
-        if difference > atol:  # raising here keeps the old file and removes the new one
-            raise ExportCheckError(difference, atol, described)
+    exporter, content = writer(model, example, metadata(classifier, checkpoint))
+    difference = max_difference(classifier, load_exported(content, fmt), pixels)
+    if difference > atol:
+        raise ExportCheckError(difference, atol, described)
+    write_atomically(output, content)
     return exporter, difference, described
 
 
@@ -215,7 +221,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Write a checkpoint as a standalone ONNX or TorchScript model (uint8 pixels "
         "(N, 1, 28, 28) in, probabilities (N, classes) out) and check it against PyTorch.",
         epilog="Exit status: 0 written and matching, 1 outputs differ by more than --atol, "
-        "2 bad arguments, checkpoint or missing optional dependency.",
+        "2 bad arguments, checkpoint, missing optional dependency or an output that cannot be written.",
     )
     parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
     parser.add_argument("--format", choices=tuple(FORMATS), default="onnx")
@@ -246,16 +252,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     output = args.output or args.checkpoint.with_suffix(FORMATS[args.format])
+    try:  # before the work, not after it
+        check_writable(output)
+        check_not_an_input(output, [args.checkpoint])  # whatever --overwrite says
+    except OutputFileError as error:
+        print(f"error: {error}; choose another --output.", file=sys.stderr)
+        return EXIT_USAGE
     if output.exists() and not args.overwrite:
         print(f"error: '{output}' already exists; pass --overwrite to replace it.", file=sys.stderr)
         return EXIT_USAGE
     try:
-        check_writable(output)  # before the work, not after it
         exporter, difference, described = export(
             args.checkpoint, args.format, output, args.data_root, args.check_images, args.atol
         )
-    except OutputFileError as error:
-        print(f"error: {error}; choose another --output.", file=sys.stderr)
+    except OutputFileError as error:  # the disk full, say
+        print(f"error: {error}. Free some space or choose another --output.", file=sys.stderr)
         return EXIT_USAGE
     except (CheckpointError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)

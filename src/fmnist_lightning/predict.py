@@ -16,6 +16,7 @@ Hydra's override grammar would need quoted; and there is nothing to compose or s
 
 import argparse
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -30,7 +31,12 @@ from rich.table import Table
 from fmnist_lightning.inference.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
 from fmnist_lightning.inference.image_files import display_path, find_images
 from fmnist_lightning.inference.images import ImageReadError, load_image
-from fmnist_lightning.inference.output_files import OutputFileError, check_writable, staged
+from fmnist_lightning.inference.output_files import (
+    OutputFileError,
+    check_not_an_input,
+    check_writable,
+    write_atomically,
+)
 from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.runtime import DEVICE_CHOICES
 
@@ -132,7 +138,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m fmnist_lightning.predict",
         description="Classify image files (any size, colour mode, PNG/JPEG/...) with a trained "
         "checkpoint. Prints a table and writes one CSV or JSON row per file.",
-        epilog="Exit status: 0 all files classified, 1 some file failed, 2 bad arguments or checkpoint.",
+        epilog="Exit status: 0 all files classified, 1 some file failed, 2 bad arguments or checkpoint, "
+        "or an output that cannot be written.",
     )
     parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
     parser.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
@@ -176,9 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or f"predictions.{fmt}"
     to_stdout = output == "-"
     console = Console(file=sys.stderr if to_stdout else sys.stdout)
+    files, missing = find_images(args.inputs, args.recursive)
     if not to_stdout:  # found out now, not after classifying
         try:
             check_writable(output)
+            check_not_an_input(output, [args.checkpoint, *files])  # whatever --overwrite says
         except OutputFileError as error:
             print(f"error: {error}; choose another --output.", file=sys.stderr)
             return EXIT_USAGE
@@ -195,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    files, missing = find_images(args.inputs, args.recursive)
     for entry, reason in missing.items():
         print(f"error: '{display_path(entry)}': {reason}", file=sys.stderr)
     rows = classify_files(
@@ -206,9 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     console.print(results_table(rows))
     if to_stdout:
         write_rows(rows, classifier.class_names, fmt, sys.stdout)
-    else:  # complete or not at all: an interrupted write keeps the earlier file
-        with staged(output) as written, open(written, "w", newline="", encoding="utf-8") as out:
-            write_rows(rows, classifier.class_names, fmt, out)
+    else:  # complete or not at all: a failed write keeps the earlier file
+        text = io.StringIO()
+        write_rows(rows, classifier.class_names, fmt, text)
+        try:
+            write_atomically(output, text.getvalue().encode())
+        except OutputFileError as error:
+            print(f"error: {error}. Free some space or choose another --output.", file=sys.stderr)
+            return EXIT_USAGE
     failed = sum(row["error"] is not None for row in rows)
     console.print(
         f"{len(rows) - failed} of {len(rows)} inputs classified"

@@ -19,7 +19,9 @@ table and its commands hold nothing of this machine.
 A folder whose files cannot be read is reported in one line and left out; resume
 bookkeeping (``.hydra/``) and sweep or search summary folders are not runs.
 ``--readme`` replaces what stands between ``<!-- results:start -->`` and
-``<!-- results:end -->`` in that file with the table; ``--plot`` draws validation accuracy
+``<!-- results:end -->`` in that file with the table. The table and the README are written
+whole or not at all (a full disk keeps the earlier file); an ``--output`` that is the README or
+one of the records it reads (config.yaml, metrics.csv, test_metrics.json, ensemble_metrics.json) is refused. ``--plot`` draws validation accuracy
 against wall-clock seconds (``elapsed_seconds`` of metrics.csv), one line per configuration.
 
 ``--validation`` writes the table recipe choices are made on instead: best validation
@@ -34,7 +36,7 @@ It needs pandas, OmegaConf and matplotlib only: this command imports no torch.
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -50,6 +52,11 @@ from fmnist_lightning.analysis.finished_runs import (
 )
 from fmnist_lightning.analysis.selection import find_validation_runs, selection_markdown
 from fmnist_lightning.analysis.tables import markdown_table, mean_and_spread
+from fmnist_lightning.inference.output_files import (
+    OutputFileError,
+    check_not_an_input,
+    write_atomically,
+)
 
 __all__ = ["find_runs", "main", "portable", "replace_between_markers", "results_markdown"]
 
@@ -196,10 +203,41 @@ def report_unreadable(problems: list[str], what: str = "a run") -> None:
         print(f"Skipped {what} that cannot be read: {problem}", file=sys.stderr)
 
 
+# The files of a run or ensemble folder that this command reads: its inputs.
+RECORDS = (
+    run_files.CONFIG_YAML,
+    run_files.METRICS_CSV,
+    run_files.TEST_METRICS_JSON,
+    run_files.ENSEMBLE_METRICS_JSON,
+)
+
+
+def files_in(folders: Iterable[Path]) -> Iterator[Path]:
+    """The records this command reads in ``folders`` (run or ensemble folders)."""
+    return (folder / name for folder in folders for name in RECORDS)
+
+
+def refuse_an_input(parser: argparse.ArgumentParser, output: Path, inputs: Iterable[Path]) -> None:
+    """End the command, before it writes anything, when ``output`` is one of ``inputs``."""
+    try:
+        check_not_an_input(output, inputs)
+    except OutputFileError as error:
+        parser.error(f"{error}; choose another --output")
+
+
+def write_file(path: Path, text: str) -> None:
+    """``text`` into ``path``, whole or not at all; a failure (a full disk) ends the command in
+    one line, the earlier file kept."""
+    try:
+        write_atomically(path, text.encode())
+    except OutputFileError as error:
+        print(f"error: {error}. Free some space or choose another file.", file=sys.stderr)
+        sys.exit(1)
+
+
 def write_table(text: str, output: Path, runs: int) -> None:
     """Write the table to ``output`` and print it (the count of runs to stderr)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    write_file(output, text)
     print(text, end="")
     print(f"\nWrote {output} ({runs} runs).", file=sys.stderr)
 
@@ -218,7 +256,9 @@ def write_selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             f"no run under {', '.join(str(f) for f in args.folders)} has logged a validation "
             f"epoch ({run_files.METRICS_CSV} with val_acc)"
         )
-    write_table(selection_markdown(found), args.output or Path("selection.md"), len(found))
+    output = args.output or Path("selection.md")
+    refuse_an_input(parser, output, files_in(run.folder for run in found))
+    write_table(selection_markdown(found), output, len(found))
     return 0
 
 
@@ -249,9 +289,12 @@ def write_results(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             readme = replace_between_markers(args.readme.read_text(), text)
         except (OSError, ValueError) as error:
             parser.error(f"--readme {args.readme}: {error}")
-    write_table(text, args.output or Path("results.md"), len(found))
+    output = args.output or Path("results.md")
+    folders = [item.folder for item in [*found, *ensembles]]
+    refuse_an_input(parser, output, [*([args.readme] if args.readme else []), *files_in(folders)])
+    write_table(text, output, len(found))
     if readme is not None:
-        args.readme.write_text(readme)
+        write_file(args.readme, readme)
         print(f"Updated the table in {args.readme}.", file=sys.stderr)
     if args.plot is not None:
         drawn = save_plot(found, args.plot)

@@ -34,6 +34,7 @@ from fmnist_lightning.training.faults import RunStopped, explain_training_faults
 from fmnist_lightning.training.multirun import in_multirun
 from fmnist_lightning.training.resume import (
     config_to_run,
+    resume_callbacks,
     rewind_run_folder,
     starting_checkpoint,
 )
@@ -63,7 +64,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         datamodule = build_datamodule(cfg)
         datamodule.prepare_data()  # fail on missing data before building anything else
         module = build_module(cfg, datamodule.classes)
-        trainer = build_trainer(cfg, callbacks)
+        trainer = build_trainer(cfg, [*callbacks, *resume_callbacks(cfg)])
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
     # running out of memory become a RunStopped error with a clear message.
     with (
@@ -102,11 +103,12 @@ def exit_with_message(extra: tuple[type[Exception], ...] = ()) -> Iterator[None]
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    if cfg.get("hparams_search") is not None:
-        sys.exit(
-            "Error: hparams_search is a search space of the search command: "
-            f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
-        )
+    with nothing_left_if_refused():
+        if cfg.get("hparams_search") is not None:
+            sys.exit(
+                "Error: hparams_search is a search space of the search command: "
+                f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
+            )
     # A bad config or dataset, an interruption or a fault prints its message, no stack trace.
     with exit_with_message():
         summary = train(cfg)

@@ -2,6 +2,7 @@
 
 import builtins
 import errno
+import io
 import os
 import shutil
 import signal
@@ -94,6 +95,8 @@ def disk_full_in(folder: Path, after_bytes: int) -> Iterator[None]:
     Simulates a full disk on the run's filesystem while the system temp folder (/tmp) is a
     separate filesystem, a common set-up on clusters: a rename from another folder into
     ``folder`` fails with EXDEV, so ``shutil.move`` falls back to copying, as it would there.
+    Files opened with ``open`` or ``io.open`` (``Path.write_text``) count; a file that C++
+    writes (``torch.jit.save`` to a path) does not.
     """
     folder = Path(folder).resolve()
     real_open, real_rename = builtins.open, os.rename
@@ -105,7 +108,7 @@ def disk_full_in(folder: Path, after_bytes: int) -> Iterator[None]:
         def write(self, data: Any) -> int:
             room = after_bytes - self._written
             if len(data) > room:
-                self._file.write(bytes(data)[: max(room, 0)])
+                self._file.write((data if isinstance(data, str) else bytes(data))[: max(room, 0)])
                 self._file.flush()
                 raise OSError(errno.ENOSPC, "No space left on device (injected)")
             self._written += len(data)
@@ -132,10 +135,12 @@ def disk_full_in(folder: Path, after_bytes: int) -> Iterator[None]:
             raise OSError(errno.EXDEV, "Invalid cross-device link (injected)")
         real_rename(src, dst, *args, **kwargs)
 
-    builtins.open, os.rename = open_, rename
+    builtins.open = io.open = open_
+    os.rename = rename
     use_sendfile, shutil._USE_CP_SENDFILE = shutil._USE_CP_SENDFILE, False  # copy via write()
     try:
         yield
     finally:
-        builtins.open, os.rename = real_open, real_rename
+        builtins.open = io.open = real_open
+        os.rename = real_rename
         shutil._USE_CP_SENDFILE = use_sendfile

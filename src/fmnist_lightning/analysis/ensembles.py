@@ -82,14 +82,15 @@ def read_ensemble(folder: Path) -> Ensemble:
 def find_ensembles(folders: list[Path]) -> tuple[list[Ensemble], list[str]]:
     """Ensembles evaluated on the test split under the folders, and one line per unreadable one."""
     found, problems = [], []
-    for folder in folders:
-        for path in sorted(folder.rglob(run_files.ENSEMBLE_METRICS_JSON)):
-            try:
-                if run_files.read_json(path).get("split") != "test":
-                    continue
-                found.append(read_ensemble(path.parent))
-            except READ_ERRORS as error:
-                problems.append(f"{path.parent}: {error}")
+    named = run_files.ENSEMBLE_METRICS_JSON
+    records = (path for folder in folders for path in sorted(folder.rglob(named)))
+    for path in run_files.once_each(records):
+        try:
+            if run_files.read_json(path).get("split") != "test":
+                continue
+            found.append(read_ensemble(path.parent))
+        except READ_ERRORS as error:
+            problems.append(f"{path.parent}: {error}")
     return found, problems
 
 

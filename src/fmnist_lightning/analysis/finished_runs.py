@@ -266,14 +266,17 @@ def is_run_folder(folder: Path, root: Path) -> bool:
 
 
 def run_folders(folders: list[Path]) -> Iterator[Path]:
-    """Every run folder (finished or not) below the folders, in the order given;
-    FileNotFoundError for one that is not a folder."""
+    """Every run folder (finished or not) below the folders, in the order given, once
+    however the folders overlap; FileNotFoundError for one that is not a folder."""
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"'{folder}' is not a folder: pass run or sweep folders.")
-        for config_file in sorted(folder.rglob(run_files.CONFIG_YAML)):
-            if is_run_folder(config_file.parent, folder):
-                yield config_file.parent
+    return run_files.once_each(
+        config_file.parent
+        for folder in folders
+        for config_file in sorted(folder.rglob(run_files.CONFIG_YAML))
+        if is_run_folder(config_file.parent, folder)
+    )
 
 
 def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path], list[str]]:

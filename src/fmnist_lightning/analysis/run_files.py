@@ -7,6 +7,7 @@ this module without importing torch. The names agree with ``conf/``: a test chec
 """
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +43,13 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+def once_each(paths: Iterable[Path]) -> Iterator[Path]:
+    """The paths in their order, each file or folder once (by resolved path): the folders
+    given to a command may hold one another (``runs runs/RUN .``)."""
+    seen: set[Path] = set()
+    for path in paths:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            yield path

@@ -21,8 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
-from fmnist_lightning.config.schema import run_folder_problem
+from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folder_problem
 from fmnist_lightning.models.runtime import resolve_precision
+from fmnist_lightning.training.resume import resume_point_or_none
 
 
 def compose(
@@ -84,8 +85,9 @@ def preflight_problem(
 ) -> str | None:
     """What would stop ``python -m fmnist_lightning.<config_name> <overrides>`` before the app
     runs, where Hydra prints a traceback: a config file with a YAML syntax error, or a run
-    folder that cannot be created (a read-only ``paths.root``). None when neither is found;
-    whatever else is wrong (a typo, a missing option) is left to Hydra's own message."""
+    folder that cannot be created (a read-only ``paths.root``), or a resumed run's folder that
+    cannot be written. None when neither is found; whatever else is wrong (a typo, a missing
+    option) is left to Hydra's own message."""
     try:
         cfg = compose(config_name, overrides, return_hydra_config=True)
     except Exception as error:  # Hydra raises many kinds; only a YAML error is answered here
@@ -97,7 +99,11 @@ def preflight_problem(
         folder = OmegaConf.select(cfg, key)
     except OmegaConfBaseException:
         return None
-    return run_folder_problem(Path(folder), "paths.root") if folder else None
+    if not folder:
+        return None
+    if not multirun and resume_point_or_none(cfg.get("resume"), cfg.get("ckpt_path")):
+        return resumed_run_folder_problem(folder)
+    return run_folder_problem(Path(folder), "paths.root")
 
 
 def exit_on_preflight_problem(config_name: str, args: Sequence[str]) -> None:

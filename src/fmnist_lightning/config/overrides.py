@@ -91,6 +91,18 @@ def override_problem(text: str) -> str | None:
     return misread_problem(text, override, key)
 
 
+def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """Hydra's reading of the overrides, for a command that parses them itself (the search);
+    ConfigValidationError with Hydra's words, on one line, for one it cannot parse."""
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as error:
+        problem, *_, see = str(error).splitlines()  # Hydra's last line links to its grammar
+        raise ConfigValidationError(
+            f"Invalid override: '{error.override}': {problem}; {see[:1].lower()}{see[1:]}"
+        ) from error
+
+
 def check_overrides(overrides: Sequence[str]) -> None:
     """Raise ConfigValidationError for overrides that Hydra would crash on or misread."""
     problems = [override_problem(text) for text in overrides]

@@ -236,6 +236,18 @@ def run_folder_problem(
     return None
 
 
+def resumed_run_folder_problem(run_dir: Path | str) -> str | None:
+    """Why a resumed run's folder cannot be written, with what to do: the folder is fixed
+    (paths.root and paths.run_dir do not move it); None when it can be written."""
+    if run_folder_problem(run_dir) is None:
+        return None
+    return (
+        f"the run folder '{run_dir}' cannot be written, and a resumed run writes into its own "
+        f"folder; make it writable (chmod -R u+w '{run_dir}'), or copy it to a folder you may "
+        "write (cp -r) and resume the copy"
+    )
+
+
 def resolution_problem(cfg: DictConfig) -> str | None:
     """An interpolation (``${...}``) that cannot be resolved, found now rather than mid-run."""
     try:
@@ -266,7 +278,8 @@ def validate_config(cfg: DictConfig) -> None:
     problems.append(validation_schedule_problem(config))
     problems += unknown_key_problems(config)
     run_dir = OmegaConf.select(cfg, "paths.run_dir")
-    problems.append(run_folder_problem(run_dir) if run_dir else None)
+    folder_problem = resumed_run_folder_problem if cfg.get("resume") else run_folder_problem
+    problems.append(folder_problem(run_dir) if run_dir else None)
     problems = [problem for problem in problems if problem]
     if problems:
         raise ConfigValidationError("Invalid config: " + "; ".join(problems))

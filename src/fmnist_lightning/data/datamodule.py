@@ -18,6 +18,7 @@ from fmnist_lightning.data.files import (
     CLASS_NAMES,
     DataError,
     DataNotFoundError,
+    check_gz_files,
     check_readable,
     files_lock,
     missing_data_message,
@@ -115,6 +116,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
             FashionMNIST(str(self.root), train=train, download=True)
         except RuntimeError as error:  # a failed download
+            check_gz_files(self.root, missing)  # the cause, when one of them is damaged
             raise DataNotFoundError(missing_data_message(self.root, str(error), missing)) from error
 
     def _load(self, train: bool) -> FashionMNIST:

@@ -6,12 +6,15 @@ torchvision knows are of the .gz downloads, not of the files it reads, and hashi
 would cost more than parsing the data (~0.2 s), so they are left to downloads.
 """
 
+import gzip
 import hashlib
 import math
 import os
 import stat
 import struct
 import tempfile
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +151,22 @@ def check_readable(root: Path) -> None:
 
 def missing_files(root: Path) -> list[str]:
     return [name for name in RAW_FILES if not (raw_folder(root) / name).is_file()]
+
+
+def check_gz_files(root: Path, names: Iterable[str]) -> None:
+    """Raise CorruptDataError for a .gz file of ``names`` that does not unpack to its end (a
+    download cut short): torchvision would take it for a missing file and try to download."""
+    for path in (raw_folder(root) / f"{name}.gz" for name in names):
+        if not path.is_file():
+            continue
+        try:
+            with gzip.open(path) as file:
+                while file.read(1 << 20):
+                    pass
+        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+            raise damaged(
+                path, f"it is {path.stat().st_size:,} bytes long and does not unpack ({error})"
+            ) from error
 
 
 def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:

@@ -1,23 +1,21 @@
-"""Output files of the inference commands (predict's rows, export's model files), written whole
-or not at all.
+"""Files written whole or not at all: predict's rows, export's model files, results' tables,
+training's checkpoints.
 
 :func:`check_writable` answers, before any work, whether a file can be created where it is
-asked for (its folder a file, read-only, ...). :func:`staged` hands out a temporary path
-beside the target: the caller writes (and checks) the file there, and only when the block
-ends without an error is it moved over the target with ``os.replace``, atomic within one
-filesystem. An error, an interrupt or a failed check leaves the old file as it was and no
-temporary behind.
+asked for (its folder a file, read-only, ...); :func:`check_not_an_input` refuses an output
+that would replace one of the command's inputs. :func:`write_atomically` writes bytes
+serialised beforehand to a temporary file beside the target, fsyncs it and moves it over the
+target with ``os.replace``, atomic within one filesystem. An error (a full disk included), an
+interrupt or a failed check leaves the old file as it was and no temporary behind.
 """
 
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
-# A file being written: .<stem>.<pid>.tmp<suffix> beside the target; the suffix is kept
-# for writers that look at it (ONNX, TorchScript).
-TEMPORARY_MARK = ".tmp"
+# A file being written: .<name>.<pid>.tmp beside the target.
+TEMPORARY_SUFFIX = ".tmp"
 
 
 class OutputFileError(OSError):
@@ -47,29 +45,48 @@ def check_writable(path: Path | str) -> None:
         raise OutputFileError(f"cannot write '{path}': '{folder}' {why}") from error
 
 
+def check_not_an_input(path: Path | str, inputs: Iterable[Path | str]) -> None:
+    """Raise OutputFileError when ``path`` is one of ``inputs`` (the same file, also through a
+    link): writing it would replace what the command reads."""
+    if not os.path.exists(path):
+        return
+    for candidate in inputs:
+        if os.path.exists(candidate) and os.path.samefile(path, candidate):
+            raise OutputFileError(
+                f"'{path}' is the input '{candidate}': writing there would replace it"
+            )
+
+
 def temporary_path(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.{os.getpid()}{TEMPORARY_MARK}{path.suffix}")
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
 
 
-def sync(path: Path) -> None:
-    """Flush a file's data to disk, so that a power loss cannot leave a renamed empty file."""
-    with open(path, "rb") as file:
-        os.fsync(file.fileno())
+def size_text(count: int) -> str:
+    """A byte count for people: 812 bytes, 4.2 kB, 17.0 MB."""
+    if count < 1000:
+        return f"{count} bytes"
+    return f"{count / 1e3:.1f} kB" if count < 1e6 else f"{count / 1e6:.1f} MB"
 
 
-@contextmanager
-def staged(path: Path | str) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to; moved over ``path`` when the block
-    succeeds, removed when it raises (the old ``path`` then stays as it was)."""
+def write_atomically(path: Path | str, data: bytes | memoryview) -> None:
+    """Make ``path`` hold ``data``, or, on any error, leave it as it was and no temporary file.
+
+    An OSError (a full disk, a quota, a read-only folder) becomes one OutputFileError naming
+    the file, the size being written and what was kept.
+    """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputFileError(f"cannot write '{path}': {error.strerror or error}") from error
     temporary = temporary_path(path)
     try:
-        yield temporary
-        sync(temporary)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())  # a power loss cannot leave a renamed empty file
         os.replace(temporary, path)
+    except OSError as error:
+        kept = f"'{path.name}' is kept as it was" if path.exists() else "nothing was written"
+        raise OutputFileError(
+            f"could not write '{path}' ({size_text(len(data))}): {error.strerror or error}; {kept}"
+        ) from error
     finally:
         temporary.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ every way in (the LightningModule, ``init_from``, inference, the commands) can u
 """
 
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,21 @@ def read_checkpoint(path: Path | str, map_location: MapLocation = "cpu") -> dict
         ) from error
     checkpoint["hyper_parameters"] = hparams
     return checkpoint
+
+
+def check_weight_shapes(
+    path: Path | str, expected: Mapping[str, torch.Tensor], stored: Mapping[str, Any]
+) -> None:
+    """CheckpointError naming each weight whose shape in the file is not the network's
+    (``expected``): torch's own message puts them below a first line that names none."""
+    mismatched = [
+        f"{key} is {tuple(stored[key].shape)} in the file but {tuple(tensor.shape)} in the network"
+        for key, tensor in expected.items()
+        if isinstance(stored.get(key), torch.Tensor) and stored[key].shape != tensor.shape
+    ]
+    if mismatched:
+        raise CheckpointError(
+            f"'{path}' does not fit the network its hyperparameters build "
+            f"({'; '.join(mismatched)}); load it with the version of the code that trained "
+            "it, or use a checkpoint whose weights were saved with these hyperparameters."
+        )

@@ -25,7 +25,12 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from fmnist_lightning.models.checkpoint_file import CheckpointError, MapLocation, read_checkpoint
+from fmnist_lightning.models.checkpoint_file import (
+    CheckpointError,
+    MapLocation,
+    check_weight_shapes,
+    read_checkpoint,
+)
 from fmnist_lightning.models.hparams import (
     arguments,
     network_of,
@@ -164,8 +169,15 @@ class FashionMNISTModule(L.LightningModule):
         # update(), not forward(): the per-batch accuracy forward() computes is never logged.
         accuracy.update(logits, labels)
         on_step = split == "train"
+        # A step value on the progress bar is read back from the device after every step (a
+        # sync on a GPU); the terminal bar shows the loss of the logging steps instead.
         self._log(
-            f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True
+            f"{split}_loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=not on_step,
+            sync_dist=True,
         )
         self._log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         if split != "train" and self.tta.enabled:
@@ -267,8 +279,11 @@ def load_module(path: Path | str, map_location: str | torch.device = "cpu") -> F
     checkpoint = read_checkpoint(path, map_location)
     try:
         module = FashionMNISTModule(**checkpoint["hyper_parameters"])
+        check_weight_shapes(path, module.state_dict(), checkpoint["state_dict"])
         module.load_state_dict(checkpoint["state_dict"])
-    except Exception as error:  # e.g. weights of another shape than the stored arguments say
+    except CheckpointError:
+        raise  # it names the weights that do not fit
+    except Exception as error:  # e.g. a state_dict with other names than the network's
         raise CheckpointError(
             f"'{path}' looks like an fmnist-lightning checkpoint but its model could not be "
             f"rebuilt ({type(error).__name__}: {str(error).splitlines()[0][:300]}). It may come "

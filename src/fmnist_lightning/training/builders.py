@@ -13,14 +13,22 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.transfer import load_starting_weights
+from fmnist_lightning.training.faults import RunStopped
 from fmnist_lightning.training.multirun import refuse_ddp_in_multirun
+
+
+class TrainerSettingsRefused(RunStopped, ValueError):
+    """Lightning's Trainer refused a combination of the trainer settings."""
 
 
 def plain(node: Any) -> Any:
@@ -59,7 +67,12 @@ def build_module(cfg: DictConfig, class_names: Sequence[str]) -> FashionMNISTMod
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    return [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    """The callbacks of ``cfg.callbacks``; trainer.enable_progress_bar=false drops the progress
+    callback (Lightning refuses a progress bar with it)."""
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    if cfg.trainer.get("enable_progress_bar", True) is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    return callbacks
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:
@@ -70,7 +83,8 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> L.Tr
     """The Trainer of ``cfg.trainer`` with the run's callbacks (and ``callbacks``) and loggers.
 
     Also sets ``float32_matmul_precision`` (null: torch's default), and refuses DDP that
-    Lightning would start inside a Hydra multirun.
+    Lightning would start inside a Hydra multirun. Settings Lightning refuses (an accelerator
+    this machine lacks) raise TrainerSettingsRefused with Lightning's words.
     """
     if cfg.trainer.precision == "auto":
         raise ValueError(
@@ -79,8 +93,16 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> L.Tr
         )
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    trainer = instantiate(
-        cfg.trainer, callbacks=[*build_callbacks(cfg), *callbacks], logger=build_loggers(cfg)
-    )
+    every = [*build_callbacks(cfg), *callbacks]
+    try:
+        trainer = instantiate(cfg.trainer, callbacks=every, logger=build_loggers(cfg))
+    except InstantiationException as error:
+        if not isinstance(error.__cause__, MisconfigurationException):
+            raise
+        raise TrainerSettingsRefused(
+            "Lightning refused the trainer settings (fix or drop the trainer.* override "
+            "concerned; trainer.accelerator=auto and trainer.devices=auto use what this machine "
+            f"has): {error.__cause__}"
+        ) from error
     refuse_ddp_in_multirun(trainer)
     return trainer

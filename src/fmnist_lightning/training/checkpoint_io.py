@@ -1,15 +1,14 @@
 """Checkpoints that are never half-written (a temporary file in the same folder, then a
 rename), and that are only ever read with ``weights_only=True``."""
 
-import os
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-# A save in progress: .<name>.<pid>.tmp beside the checkpoint it will replace.
-TEMPORARY_SUFFIX = ".tmp"
+from fmnist_lightning.inference.output_files import TEMPORARY_SUFFIX, write_atomically
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
@@ -27,8 +26,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     A crash, a kill or a full disk during a save leaves the previous file intact: the rename
     (``os.replace``) is atomic within one filesystem. Lightning's default writes its temporary
     file in the system temp folder and moves it, which is a copy, not a rename, whenever that
-    folder is on another filesystem than the run. The data is fsynced before the rename, so a
-    power loss cannot leave a renamed but empty file either.
+    folder is on another filesystem than the run. The checkpoint is serialised in memory
+    first, so that a full disk is one OutputFileError naming the file and its size
+    (``write_atomically``), not an error deep in torch's zip writer.
 
     Reading (``trainer.fit(ckpt_path=...)``, ``trainer.test(ckpt_path=...)``) always uses
     ``weights_only=True``, whatever the caller asks: a checkpoint never runs code.
@@ -47,14 +47,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
-        try:
-            with open(temporary, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_atomically(path, buffer.getbuffer())

@@ -11,6 +11,8 @@
 * :class:`NonFiniteLoss`: the training loss became NaN or infinite
   (``callbacks.finite_loss.StopOnNonFiniteLoss``; exit code 1).
 * :class:`OutOfMemory`: the GPU or host ran out of memory (exit code 1).
+* :class:`CheckpointNotSaved`: a checkpoint could not be written, the disk full say
+  (``checkpoint_io.AtomicCheckpointIO``: the earlier checkpoints stay intact; exit code 1).
 """
 
 import math
@@ -26,6 +28,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.training.callbacks.interrupt import GracefulInterrupt
 
 
@@ -46,6 +49,10 @@ class NonFiniteLoss(RunStopped):
 
 
 class OutOfMemory(RunStopped):
+    pass
+
+
+class CheckpointNotSaved(RunStopped):
     pass
 
 
@@ -98,6 +105,19 @@ def out_of_memory_message(error: BaseException, key: str, batch_size: int, stage
     )
 
 
+def checkpoint_not_saved_message(error: OutputFileError, trainer: L.Trainer, run_dir: Path) -> str:
+    """One line: the file and size that could not be written, what is kept, how to go on."""
+    interrupt = _interrupt_callback(trainer)
+    go_on = (
+        "The checkpoints written before are intact. Free some space, then continue the run: "
+        + resume_command(run_dir)
+        if interrupt and interrupt.path.is_file()
+        else "No checkpoint had been written yet. Free some space, then start the run again."
+    )
+    where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+    return f"Run stopped at {where}: {error}. {go_on}"
+
+
 def hydra_value(text: str) -> str:
     """``text`` as a value of a Hydra override: quoted where the override grammar needs it."""
     if re.fullmatch(r"[\w/.~+@:%-]+", text, flags=re.ASCII):
@@ -141,7 +161,8 @@ def interrupted_message(
 @contextmanager
 def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Iterator[None]:
     """Handle Ctrl-C and SIGTERM while the block runs (``GracefulInterrupt``), and turn an
-    interruption or an out-of-memory error into a RunStopped; ``data``: the data config."""
+    interruption, an out-of-memory error or a checkpoint that could not be written into a
+    RunStopped; ``data``: the data config."""
     interrupt = _interrupt_callback(trainer)
     try:
         with interrupt.handling_signals(trainer) if interrupt else nullcontext():
@@ -151,6 +172,8 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
         signum = (interrupt and interrupt.signum) or signal.SIGTERM
         message = interrupted_message(signum, interrupt, trainer, run_dir)
         raise TrainingInterrupted(message, signum) from stop
+    except OutputFileError as error:  # only checkpoints are written through it here
+        raise CheckpointNotSaved(checkpoint_not_saved_message(error, trainer, run_dir)) from error
     except (RuntimeError, MemoryError) as error:
         if isinstance(error, RunStopped) or not is_out_of_memory(error):
             raise

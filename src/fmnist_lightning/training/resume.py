@@ -8,23 +8,29 @@ training from the checkpoint. The pieces that make a resumed run continue exactl
 ``callbacks.random_state.RandomState`` (RNG states in checkpoints),
 ``loggers.AppendingCSVLogger`` (metrics.csv appended to) and ``run_folder`` (one folder per run).
 
+A run folder may be copied or moved: the paths that its config and its checkpoints' state
+hold under the folder where it was written are re-rooted onto the folder being resumed
+(:func:`relocated`, :class:`RelocatedCheckpoints`), so a resumed run reads and writes only there.
+
 A resumed run is the same experiment: of the overrides typed next to ``resume=`` only those
 of :data:`RESUMABLE_KEYS` may change a value (how long it trains, progress, logging, the
 end-of-run analysis, where the data is read from); any other change is refused before
 anything runs, and so is a longer or shorter run whose schedule has a fixed length (one-cycle).
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import Container, DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.models.checkpoint_file import read_checkpoint
+from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 from fmnist_lightning.training.loggers import drop_rows_from
 from fmnist_lightning.training.run_folder import RunFolderError
 
@@ -95,9 +101,10 @@ def resume_point(resume: str | None, ckpt_path: str | None) -> ResumePoint | Non
     )
 
 
-def _resume_point_or_none(resume: str | None, ckpt_path: str | None) -> ResumePoint | None:
-    # Hydra resolves its run folder before the app runs and would print a stack trace; a bad
-    # resume= gets a new folder here, and train() then stops with the clear error.
+def resume_point_or_none(resume: str | None, ckpt_path: str | None) -> ResumePoint | None:
+    """``resume_point``, or None for a bad ``resume=`` too: Hydra resolves its run folder before
+    the app runs and would print a stack trace; a bad resume= gets a new folder, and train()
+    then stops with the clear error."""
     try:
         return resume_point(resume, ckpt_path)
     except RunFolderError:
@@ -106,13 +113,13 @@ def _resume_point_or_none(resume: str | None, ckpt_path: str | None) -> ResumePo
 
 def run_folder(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
     """Resolver for ``hydra.run.dir``: the resumed run's folder, else ``fresh`` (a new folder)."""
-    point = _resume_point_or_none(resume, ckpt_path)
+    point = resume_point_or_none(resume, ckpt_path)
     return str(point.run_dir) if point else fresh
 
 
 def hydra_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
     """Resolver for ``hydra.output_subdir``: a resumed run keeps its original ``.hydra`` files."""
-    return f".hydra/resumed-{stamp}" if _resume_point_or_none(resume, ckpt_path) else ".hydra"
+    return f".hydra/resumed-{stamp}" if resume_point_or_none(resume, ckpt_path) else ".hydra"
 
 
 def _command_line_overrides() -> list[str]:
@@ -205,6 +212,28 @@ def relink_analysis(saved: DictConfig) -> None:
         callback.settings = plain_value(saved.get("analysis"))
 
 
+def rerooted(value: Any, old: str, new: str) -> Any:
+    """``value`` with every path string under the folder ``old`` moved under ``new`` (the keys
+    and values of dicts, the items of lists); anything else as it is."""
+    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+        return new + value[len(old) :]
+    if isinstance(value, dict):
+        return {rerooted(k, old, new): rerooted(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rerooted(item, old, new) for item in value]
+    return value
+
+
+def relocated(saved: DictConfig, run_dir: Path) -> DictConfig:
+    """The saved config of a run now in ``run_dir``: config.yaml holds absolute paths (the
+    checkpoint and logger folders...) under the folder the run was written in, which a copied
+    or moved run must not write to."""
+    old = str(OmegaConf.select(saved, "paths.run_dir") or "").rstrip(os.sep)
+    if not old or os.path.realpath(old) == os.path.realpath(run_dir):
+        return saved
+    return OmegaConf.create(rerooted(OmegaConf.to_container(saved), old, os.path.abspath(run_dir)))
+
+
 def config_to_run(cfg: DictConfig) -> DictConfig:
     """The config a run uses: as composed for a fresh run; for a resume, the run's saved config.
 
@@ -216,7 +245,7 @@ def config_to_run(cfg: DictConfig) -> DictConfig:
     point = resume_point(cfg.get("resume"), cfg.get("ckpt_path"))
     if point is None:
         return cfg
-    saved = OmegaConf.load(point.run_dir / run_files.CONFIG_YAML)
+    saved = relocated(OmegaConf.load(point.run_dir / run_files.CONFIG_YAML), point.run_dir)
     epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
     overrides = OverridesParser.create().parse_overrides(_command_line_overrides())
     refused = apply_overrides(saved, overrides)
@@ -250,12 +279,68 @@ def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> None:
     drop_rows_from(run_dir / run_files.METRICS_CSV, logging_step(checkpoint))
 
 
+def relocate_checkpoint_states(checkpoint: dict[str, Any], checkpoint_dir: Path) -> None:
+    """Re-root the callback states of ``checkpoint`` that hold a ``dirpath`` (ModelCheckpoint's:
+    its best and last files, as absolute paths) onto ``checkpoint_dir``, where the run's
+    checkpoints are now; Lightning would read, replace and delete the files of the old folder."""
+    new = os.path.realpath(checkpoint_dir)  # as ModelCheckpoint keeps its own dirpath
+    states = checkpoint.get("callbacks") or {}
+    for key, state in states.items():
+        if isinstance(state, dict) and isinstance(state.get("dirpath"), str):
+            states[key] = rerooted(state, state["dirpath"].rstrip(os.sep), new)
+
+
+class RelocatedCheckpoints(L.Callback):
+    """For a resumed run: the checkpoint's ModelCheckpoint states name files of the run's
+    checkpoint folder, wherever the run folder is now (Lightning restores every callback's
+    state after all their ``on_load_checkpoint`` hooks)."""
+
+    def __init__(self, checkpoint_dir: Path) -> None:
+        self.checkpoint_dir = checkpoint_dir
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        relocate_checkpoint_states(checkpoint, self.checkpoint_dir)
+
+
+def resume_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The callbacks a resumed run adds to its own (none for a fresh run)."""
+    return [RelocatedCheckpoints(Path(cfg.ckpt_path).parent)] if cfg.get("resume") else []
+
+
+def check_best_checkpoints(checkpoint: dict[str, Any], checkpoint_dir: Path, run_dir: str) -> None:
+    """Read the best checkpoints that the ModelCheckpoint states of a resumed run's
+    ``checkpoint`` name (in ``checkpoint_dir``): the run tests one when training ends, so a
+    missing or damaged file stops it now, before anything in the folder changes."""
+    relocate_checkpoint_states(checkpoint, checkpoint_dir)
+    for state in (checkpoint.get("callbacks") or {}).values():
+        best = state.get("best_model_path") if isinstance(state, dict) else None
+        if not best or not state.get("monitor"):  # last.ckpt's own state; no best saved yet
+            continue
+        try:
+            read_checkpoint(best)
+        except CheckpointError as error:
+            what = "cannot be read (it may be truncated)" if Path(best).is_file() else "is missing"
+            raise CheckpointError(
+                f"resume={run_dir}: this run's best checkpoint '{best}' {what}, and a resumed run "
+                "tests it when training ends; nothing was changed. Put the file back (from a "
+                "copy of the run) and resume again, or start a new run."
+            ) from error
+
+
 def starting_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
     """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too), read
-    and checked by ``read_checkpoint`` before Lightning reads it; None for a fresh run.
+    and checked by ``read_checkpoint`` before Lightning reads it, and for a resume the best
+    checkpoint it names; None for a fresh run.
 
     A missing file, a file that is not a checkpoint of this project, or one whose
     hyperparameters are not plain data stops the run here with a CheckpointError.
     """
     ckpt_path = cfg.get("ckpt_path")
-    return read_checkpoint(ckpt_path) if ckpt_path else None
+    if not ckpt_path:
+        return None
+    checkpoint = read_checkpoint(ckpt_path)
+    if cfg.get("resume"):
+        check_best_checkpoints(checkpoint, Path(ckpt_path).parent, cfg.resume)
+    return checkpoint

@@ -65,14 +65,15 @@ def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[
         yield
         return
     with open(run_dir / ".lock", "w") as lock_file:
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise RunFolderError(
-                f"The run folder '{run_dir}' is in use by another training process. Wait for "
-                "it to finish, or start a new run in another folder."
-            ) from error
-        check_run_dir(run_dir, resuming)  # another process may have finished a run meanwhile
+        with nothing_left_if_refused():  # a refused resume keeps no .hydra/resumed-<time>/
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise RunFolderError(
+                    f"The run folder '{run_dir}' is in use by another training process. Wait "
+                    "for it to finish, or start a new run in another folder."
+                ) from error
+            check_run_dir(run_dir, resuming)  # another process may have finished a run meanwhile
         remove_stale_temporaries(run_dir / run_files.CHECKPOINT_DIR)  # a killed save's file
         yield
 

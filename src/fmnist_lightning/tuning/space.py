@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from optuna.distributions import (
@@ -13,6 +12,8 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+
+from fmnist_lightning.config.overrides import parse_overrides
 
 
 class SearchConfigError(ValueError):
@@ -69,7 +70,7 @@ def as_override(key: str, value: Any) -> str:
 
 def override_keys(overrides: list[str]) -> list[str]:
     """The key (or group) each override sets, in order."""
-    return [o.key_or_group for o in OverridesParser.create().parse_overrides(overrides)]
+    return [override.key_or_group for override in parse_overrides(overrides)]
 
 
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:

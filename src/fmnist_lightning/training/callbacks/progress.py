@@ -9,6 +9,8 @@ from typing import Any, TextIO
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 
+from fmnist_lightning.training.callbacks.logging_steps import is_logging_step
+
 
 class EpochLines(ProgressBar):
     """One line at the end of each training epoch: epoch, step, the epoch's metrics, seconds.
@@ -81,9 +83,32 @@ def epoch_line(trainer: L.Trainer, seconds: float, leave_out: Collection[str] = 
     return "  ".join([*parts, f"{seconds:.1f} s"])
 
 
+class TerminalBar(TQDMProgressBar):
+    """TQDM's bar, with the training loss of the last logging step.
+
+    The module does not put its step loss on the progress bar: Lightning would then read it
+    back from the device after every step. This bar reads it at the logging steps only.
+    """
+
+    def __init__(self, refresh_rate: int = 1) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+        self._loss: float | None = None
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if is_logging_step(trainer):
+            self._loss = float(outputs["loss"] if isinstance(outputs, dict) else outputs)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, idx)
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        return metrics if self._loss is None else {**metrics, "train_loss": self._loss}
+
+
 def progress_for_output(refresh_rate: int = 20, stream: TextIO | None = None) -> ProgressBar:
-    """TQDM's bar when ``stream`` (stdout, where the bar writes) is a terminal; else EpochLines."""
+    """TerminalBar when ``stream`` (stdout, where the bar writes) is a terminal; else EpochLines."""
     stream = stream or sys.stdout
     if stream.isatty():
-        return TQDMProgressBar(refresh_rate=refresh_rate)
+        return TerminalBar(refresh_rate=refresh_rate)
     return EpochLines()
