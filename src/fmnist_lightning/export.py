@@ -132,8 +132,11 @@ def export_torchscript(
     return "torch.jit.script", buffer.getvalue()
 
 
-def load_exported(content: bytes, fmt: str) -> RunModel:
-    """A function running the exported file on uint8 (N, 1, 28, 28) pixels, as a user would."""
+def load_exported(content: bytes | Path | str, fmt: str) -> RunModel:
+    """A function running the exported model (its file's path, or its bytes before they are
+    written) on uint8 (N, 1, 28, 28) pixels, as a user would."""
+    if isinstance(content, (Path, str)):
+        content = Path(content).read_bytes()
     if fmt == "onnx":
         import onnxruntime
 
