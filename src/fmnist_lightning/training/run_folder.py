@@ -14,8 +14,9 @@ except ImportError:  # Windows: run folders are not locked
     fcntl = None
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.config.resume import RunFolderError
 from fmnist_lightning.training.checkpoint_io import remove_stale_temporaries
-from fmnist_lightning.training.faults import RunStopped, resume_command
+from fmnist_lightning.training.faults import resume_command
 from fmnist_lightning.training.multirun import in_multirun
 
 # What a fresh run may find in its folder: Hydra's files, logs, and a config from an attempt
@@ -23,10 +24,6 @@ from fmnist_lightning.training.multirun import in_multirun
 FRESH_RUN_LEFTOVERS = (".hydra", ".lock", "*.log", run_files.CONFIG_YAML)
 # What Hydra writes into a run folder before the run starts.
 HYDRA_FILES = (".hydra", "*.log")
-
-
-class RunFolderError(RunStopped, ValueError):
-    """A run folder that cannot be used as asked (already holds a run, or is not a run)."""
 
 
 def holds_a_run(run_dir: Path) -> list[str]:
