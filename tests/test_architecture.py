@@ -6,8 +6,8 @@ functions. The rules (subpackages by role, the commands on top):
 - no import circle between modules;
 - data imports nothing else of the project; models nothing of data, training, analysis,
   inference or config; inference nothing of training, analysis or config; analysis
-  nothing of training or config; training nothing of config; tuning (the search) sits
-  above config, and nothing but the commands imports it;
+  nothing of training or config; config nothing of training; tuning (the search) sits
+  above training, and nothing but the commands imports it;
 - no subpackage imports an entry point (the commands) or the top-level package;
 - analysis/plots.py, curve_plots.py, report.py and tables.py are pure: no torch or Lightning, and no calls
   that write files (open, savefig, write_text, to_csv);
@@ -40,9 +40,9 @@ FORBIDDEN = {
     "models": {"data", "training", "analysis", "inference", "config", "tuning"},
     "inference": {"training", "analysis", "config", "tuning"},
     "analysis": {"training", "config", "tuning"},
-    "training": {"config", "tuning"},
-    "config": {"tuning"},
-    # The search's parts: above config (each trial's config is composed), below the commands.
+    "config": {"training", "tuning"},
+    "training": {"tuning"},
+    # The search's parts: above training (each trial is a training run), below the commands.
     "tuning": set(),
 }
 PURE = (

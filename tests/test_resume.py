@@ -18,15 +18,15 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from fmnist_lightning.config import resume
 from fmnist_lightning.config.compose import preflight_problem
+from fmnist_lightning.config.resume import ResumePoint, RunFolderError, resume_point
 from fmnist_lightning.config.schema import ConfigValidationError
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 from fmnist_lightning.train import train
-from fmnist_lightning.training import resume
 from fmnist_lightning.training.builders import build_trainer
 from fmnist_lightning.training.faults import TrainingInterrupted, resume_command
-from fmnist_lightning.training.resume import ResumePoint, resume_point
-from fmnist_lightning.training.run_folder import RunFolderError, claim_run_dir
+from fmnist_lightning.training.run_folder import claim_run_dir
 from helpers.compose import compose, finalise, tiny, tiny_overrides
 from helpers.faults import disk_full_in
 

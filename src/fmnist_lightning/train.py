@@ -23,6 +23,7 @@ from fmnist_lightning.config.compose import exit_on_preflight_problem, finalise
 from fmnist_lightning.config.overrides import exit_on_bad_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
+from fmnist_lightning.config.resume import RunFolderError, config_to_run
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.data.files import DataError
 from fmnist_lightning.models.checkpoint_file import CheckpointError
@@ -33,7 +34,6 @@ from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accurac
 from fmnist_lightning.training.faults import RunStopped, explain_training_faults
 from fmnist_lightning.training.multirun import in_multirun
 from fmnist_lightning.training.resume import (
-    config_to_run,
     resume_callbacks,
     rewind_run_folder,
     starting_checkpoint,
@@ -45,6 +45,8 @@ from fmnist_lightning.training.run_folder import (
 )
 
 register_resolvers()
+# Stops whose messages are printed as they are, without "Error: " (they say what stopped).
+UNPREFIXED = (RunStopped, RunFolderError)
 
 
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
@@ -89,12 +91,12 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
 
 @contextmanager
 def exit_with_message(extra: tuple[type[Exception], ...] = ()) -> Iterator[None]:
-    """For the command line: print why a run stopped (fault, bad config, data or checkpoint, or one of
-    ``extra``), no traceback, and exit."""
+    """For the command line: print why a run stopped (fault, run folder, bad config, data or
+    checkpoint, or one of ``extra``), no traceback, and exit."""
     try:
         yield
-    except (RunStopped, ConfigValidationError, DataError, CheckpointError, *extra) as stop:
-        prefix = "" if isinstance(stop, RunStopped) else "Error: "
+    except (*UNPREFIXED, ConfigValidationError, DataError, CheckpointError, *extra) as stop:
+        prefix = "" if isinstance(stop, UNPREFIXED) else "Error: "
         rank_zero_only(print)(f"\n{prefix}{stop}", file=sys.stderr)
         if in_multirun():
             raise  # Hydra records the job as failed and the sweep goes on; SystemExit would end it

@@ -1,4 +1,6 @@
-"""The Hydra configs of conf/: where they live, their resolvers, composing and checking them.
+"""The Hydra configs of conf/: where they live, their resolvers, composing and checking them,
+and a resumed run's config.
 
-Sits just below the entry points: it may use ``training``, ``models`` and ``data``.
+Below ``training``: it may use ``analysis``, ``inference``, ``models`` and ``data``, and
+knows nothing of training, the search or the entry points.
 """

@@ -21,9 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
+from fmnist_lightning.config.resume import resume_point_or_none
 from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folder_problem
 from fmnist_lightning.models.runtime import resolve_precision
-from fmnist_lightning.training.resume import resume_point_or_none
 
 
 def compose(

@@ -6,8 +6,7 @@ from typing import NoReturn
 
 from omegaconf import OmegaConf
 
-from fmnist_lightning.config import launch
-from fmnist_lightning.training import resume
+from fmnist_lightning.config import launch, resume
 
 
 def fail_with(message: str) -> NoReturn:

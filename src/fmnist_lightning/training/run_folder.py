@@ -3,19 +3,16 @@ its own, and a run refused before it starts leaves nothing behind."""
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 
-try:
-    import fcntl
-except ImportError:  # Windows: run folders are not locked
-    fcntl = None
-
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.config.resume import RunFolderError
 from fmnist_lightning.training.checkpoint_io import remove_stale_temporaries
-from fmnist_lightning.training.faults import RunStopped, resume_command
+from fmnist_lightning.training.faults import resume_command
 from fmnist_lightning.training.multirun import in_multirun
 
 # What a fresh run may find in its folder: Hydra's files, logs, and a config from an attempt
@@ -23,10 +20,6 @@ from fmnist_lightning.training.multirun import in_multirun
 FRESH_RUN_LEFTOVERS = (".hydra", ".lock", "*.log", run_files.CONFIG_YAML)
 # What Hydra writes into a run folder before the run starts.
 HYDRA_FILES = (".hydra", "*.log")
-
-
-class RunFolderError(RunStopped, ValueError):
-    """A run folder that cannot be used as asked (already holds a run, or is not a run)."""
 
 
 def holds_a_run(run_dir: Path) -> list[str]:
@@ -56,19 +49,19 @@ def check_run_dir(run_dir: Path, resuming: bool) -> None:
 def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[None]:
     """Check the folder, and hold an exclusive lock on it while the run writes there.
 
-    The lock (``fcntl.flock`` on ``.lock``) is released by the OS even if the process is
-    killed, so a crashed run never blocks its resume. ``lock=False`` (DDP ranks other than
-    0, which write nothing there) and Windows: no lock.
+    The lock (filelock's ``FileLock`` on ``.lock``, an OS lock) is released even if the
+    process is killed, so a crashed run never blocks its resume. ``lock=False`` (DDP ranks
+    other than 0, which write nothing there): no lock.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not lock or fcntl is None:
+    if not lock:
         yield
         return
-    with open(run_dir / ".lock", "w") as lock_file:
+    with ExitStack() as held:  # released when the run ends or is refused below
         with nothing_left_if_refused():  # a refused resume keeps no .hydra/resumed-<time>/
             try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as error:
+                held.enter_context(FileLock(run_dir / ".lock", timeout=0))
+            except Timeout as error:
                 raise RunFolderError(
                     f"The run folder '{run_dir}' is in use by another training process. Wait "
                     "for it to finish, or start a new run in another folder."

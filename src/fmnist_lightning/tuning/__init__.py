@@ -6,6 +6,6 @@
 - ``objective``: one trial = one ordinary training run, pruned from its validation metric;
 - ``summary``: the table of all trials, the best trial's command line, Optuna's plots.
 
-This layer sits above ``config`` (it composes every trial's config) and below the
+This layer sits above ``training`` and ``config`` (it composes every trial's config) and below the
 commands; the training function comes in as an argument, so no module here imports one.
 """
