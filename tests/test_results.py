@@ -76,6 +76,10 @@ def write_run(folder, overrides, seed, test_acc, tta, val_accs, parameters, seco
         "seconds_per_epoch": seconds,
         "fit_seconds": seconds * len(val_accs),
         "device": "cpu",
+        # The code that ran: the tables leave it out.
+        "version": "0.1.0",
+        "commit": "c0ffee" * 6 + "c0ff",
+        "dirty": False,
     }
     if tta is not None:
         summary["test_acc_tta"] = tta
