@@ -24,6 +24,8 @@ class AppendingCSVLogger(CSVLogger):
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
+        # CSVLogger.experiment with the appending writer: Lightning offers no hook for the
+        # writer's class, and its finalize() saves the writer it finds in _experiment.
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
