@@ -99,7 +99,6 @@ class SweepSummary(Callback):
             record["error"] = f"{type(error).__name__}: {error}"
             record["traceback"] = "".join(traceback.format_exception(error))
         job_dir = Path(HydraConfig.get().runtime.output_dir)
-        job_dir.mkdir(parents=True, exist_ok=True)
         run_files.write_json(job_dir / JOB_JSON, record)
 
 
