@@ -10,9 +10,11 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
+from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.curve_plots import accuracy_against_time
 from fmnist_lightning.analysis.ensembles import find_ensembles
 from fmnist_lightning.analysis.selection import find_validation_runs, selection_markdown
+from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.results import (
     find_runs,
     main,
@@ -76,6 +78,10 @@ def write_run(folder, overrides, seed, test_acc, tta, val_accs, parameters, seco
         "seconds_per_epoch": seconds,
         "fit_seconds": seconds * len(val_accs),
         "device": "cpu",
+        # The code that ran: the tables leave it out.
+        "version": "0.1.0",
+        "commit": "c0ffee" * 6 + "c0ff",
+        "dirty": False,
     }
     if tta is not None:
         summary["test_acc_tta"] = tta
@@ -327,6 +333,15 @@ def test_a_full_disk_leaves_the_readme_as_it_was(study, tmp_path, capsys):
     assert "No space left on device" in error and "'README.md' is kept as it was" in error
     assert readme.read_text() == before
     assert [p.name for p in readme.parent.iterdir()] == ["README.md"]  # no temporary
+
+
+def test_a_run_file_is_written_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "test_metrics.json"
+    run_files.write_json(path, {"test_acc": 0.9})
+    with disk_full_in(tmp_path, 10), pytest.raises(OutputFileError, match="No space left"):
+        run_files.write_json(path, {"test_acc": 0.95})
+    assert run_files.read_json(path) == {"test_acc": 0.9}
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary
 
 
 def test_an_output_that_is_the_readme_or_a_run_file_is_refused(study, tmp_path, capsys):

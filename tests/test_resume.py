@@ -22,10 +22,12 @@ from fmnist_lightning.config import resume
 from fmnist_lightning.config.compose import preflight_problem
 from fmnist_lightning.config.resume import ResumePoint, RunFolderError, resume_point
 from fmnist_lightning.config.schema import ConfigValidationError
+from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 from fmnist_lightning.train import train
 from fmnist_lightning.training.builders import build_trainer
 from fmnist_lightning.training.faults import TrainingInterrupted, resume_command
+from fmnist_lightning.training.loggers import drop_rows_from
 from fmnist_lightning.training.run_folder import claim_run_dir
 from helpers.compose import compose, finalise, tiny, tiny_overrides
 from helpers.faults import disk_full_in
@@ -304,6 +306,18 @@ def test_a_resumed_run_tidies_what_a_crashed_run_left(synthetic_root, tmp_path):
     assert steps == list(range(2 * STEPS_PER_EPOCH))
     assert metrics["val_acc"].dropna().size == 2 and metrics["test_acc"].dropna().size == 1
     assert not stale.exists()
+
+
+def test_rows_are_dropped_from_metrics_csv_whole_or_not_at_all(tmp_path):
+    metrics_csv = tmp_path / "metrics.csv"
+    before = b"epoch,step,train_loss\r\n0,9,1.0\r\n1,19,0.5\r\n"  # as Lightning writes it
+    metrics_csv.write_bytes(before)
+    with disk_full_in(tmp_path, 10), pytest.raises(OutputFileError, match="No space left"):
+        drop_rows_from(metrics_csv, 10)
+    assert metrics_csv.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [metrics_csv.name]  # no temporary
+    assert drop_rows_from(metrics_csv, 10) == 1
+    assert metrics_csv.read_bytes() == b"epoch,step,train_loss\r\n0,9,1.0\r\n"
 
 
 def test_the_printed_resume_command_survives_the_shell_and_hydra():

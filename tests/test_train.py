@@ -1,7 +1,9 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +48,29 @@ def test_fit_writes_every_artifact_of_a_run(finished_run):
     assert test_metrics["cpu_model"] == this_cpu_model()
     with Image.open(run_dir / "plots" / "curves.png") as image:
         assert image.width > 400 and image.height > 200
+
+
+def head_of_this_checkout() -> str | None:
+    """``git rev-parse HEAD`` where these tests live (None: no git, or not a checkout)."""
+    if shutil.which("git") is None:
+        return None
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def test_a_run_records_the_code_that_made_it(finished_run):
+    """test_metrics.json and every checkpoint name the package version and the commit."""
+    run_dir, summary, _ = finished_run
+    expected = {"version": version("fmnist-lightning"), "commit": head_of_this_checkout()}
+    assert {key: summary[key] for key in expected} == expected
+    checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))
+    assert [path.name[:4] for path in checkpoints] == ["best", "last"]
+    for path in checkpoints:
+        recorded = torch.load(path, weights_only=True)["fmnist_lightning"]
+        assert recorded == {**expected, "dirty": summary["dirty"]}
+    assert summary["dirty"] in ((True, False) if expected["commit"] else (None,))
 
 
 def test_the_processor_is_read_from_cpuinfo(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """What a run folder holds, and how to read it back: metrics.csv, test metrics, config.
 
-Only pandas and json: ``python -m fmnist_lightning.results`` reads run folders through
-this module without importing torch. The names agree with ``conf/``: a test checks that
+Only pandas, json and the staged writer (``inference/output_files.py``):
+``python -m fmnist_lightning.results`` reads run folders through this module without
+importing torch. The names agree with ``conf/``: a test checks that
 ``paths.checkpoint_dir`` ends in ``CHECKPOINT_DIR`` and that the ``last`` checkpoint of
 ``conf/callbacks/default.yaml`` is ``LAST_CHECKPOINT``.
 """
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from fmnist_lightning.inference.output_files import write_atomically
 
 METRICS_CSV = "metrics.csv"
 TEST_METRICS_JSON = "test_metrics.json"
@@ -38,7 +41,8 @@ def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    """``payload`` as JSON in ``path``, whole or not at all (``write_atomically``)."""
+    write_atomically(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
 
 
 def read_json(path: Path) -> dict[str, Any]:

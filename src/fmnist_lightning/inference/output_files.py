@@ -1,5 +1,5 @@
 """Files written whole or not at all: predict's rows, export's model files, results' tables,
-training's checkpoints.
+training's checkpoints, metrics.csv rewound for a resume, the JSON records of runs.
 
 :func:`check_writable` answers, before any work, whether a file can be created where it is
 asked for (its folder a file, read-only, ...); :func:`check_not_an_input` refuses an output

@@ -1,5 +1,5 @@
 """Checkpoints that are never half-written (a temporary file in the same folder, then a
-rename), and that are only ever read with ``weights_only=True``."""
+rename), that say which code wrote them, and that are only ever read with ``weights_only=True``."""
 
 import io
 from pathlib import Path
@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fmnist_lightning.inference.output_files import TEMPORARY_SUFFIX, write_atomically
+from fmnist_lightning.training.provenance import CHECKPOINT_KEY, provenance
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
@@ -32,7 +33,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     Reading (``trainer.fit(ckpt_path=...)``, ``trainer.test(ckpt_path=...)``) always uses
     ``weights_only=True``, whatever the caller asks: a checkpoint never runs code.
+
+    Every checkpoint holds ``provenance()`` under ``CHECKPOINT_KEY``, read once per run (the
+    trainer makes one of these) rather than once per save.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.provenance = provenance()
 
     def load_checkpoint(
         self,
@@ -48,5 +56,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
+        torch.save({**checkpoint, CHECKPOINT_KEY: self.provenance}, buffer)
         write_atomically(path, buffer.getbuffer())

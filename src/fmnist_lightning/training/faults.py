@@ -11,8 +11,9 @@
 * :class:`NonFiniteLoss`: the training loss became NaN or infinite
   (``callbacks.finite_loss.StopOnNonFiniteLoss``; exit code 1).
 * :class:`OutOfMemory`: the GPU or host ran out of memory (exit code 1).
-* :class:`CheckpointNotSaved`: a checkpoint could not be written, the disk full say
-  (``checkpoint_io.AtomicCheckpointIO``: the earlier checkpoints stay intact; exit code 1).
+* :class:`CheckpointNotSaved`: a checkpoint (or metrics.csv, test_metrics.json) could not be
+  written, the disk full say (``output_files.write_atomically``: the earlier files stay
+  intact; exit code 1).
 """
 
 import math
@@ -172,7 +173,8 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
         signum = (interrupt and interrupt.signum) or signal.SIGTERM
         message = interrupted_message(signum, interrupt, trainer, run_dir)
         raise TrainingInterrupted(message, signum) from stop
-    except OutputFileError as error:  # only checkpoints are written through it here
+    # Checkpoints, metrics.csv rewound for a resume, test_metrics.json: a resume writes each again.
+    except OutputFileError as error:
         raise CheckpointNotSaved(checkpoint_not_saved_message(error, trainer, run_dir)) from error
     except (RuntimeError, MemoryError) as error:
         if isinstance(error, RunStopped) or not is_out_of_memory(error):

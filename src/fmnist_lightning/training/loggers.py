@@ -1,12 +1,15 @@
 """Lightning's CSVLogger, except that a resumed run appends to its metrics.csv."""
 
 import csv
+import io
 import os
 from pathlib import Path
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+from fmnist_lightning.inference.output_files import write_atomically
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -24,6 +27,8 @@ class AppendingCSVLogger(CSVLogger):
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
+        # CSVLogger.experiment with the appending writer: Lightning offers no hook for the
+        # writer's class, and its finalize() saves the writer it finds in _experiment.
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
@@ -35,7 +40,7 @@ def drop_rows_from(metrics_csv: Path, step: int) -> int:
 
     A resumed run logs again every step after its checkpoint (and tests again), so the rows
     that a crashed, killed or finished run logged after that checkpoint would be duplicated.
-    The file is replaced atomically (a temporary file beside it, then a rename).
+    The file is replaced whole or not at all (``write_atomically``).
     """
     if not metrics_csv.is_file():
         return 0
@@ -45,10 +50,9 @@ def drop_rows_from(metrics_csv: Path, step: int) -> int:
     kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
     if len(kept) == len(rows):
         return 0
-    temporary = metrics_csv.with_name(f".{metrics_csv.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)  # as Lightning writes it
-        writer.writeheader()
-        writer.writerows(kept)
-    os.replace(temporary, metrics_csv)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)  # as Lightning writes it
+    writer.writeheader()
+    writer.writerows(kept)
+    write_atomically(metrics_csv, text.getvalue().encode())
     return len(rows) - len(kept)

@@ -94,11 +94,11 @@ class SweepSummary(Callback):
             "traceback": None,
         }
         if job_return.status != JobStatus.COMPLETED:
-            error = job_return._return_value  # the exception; .return_value would re-raise it
+            # The exception: the public .return_value would raise it again.
+            error = job_return._return_value  # noqa: SLF001 (no public getter of a failure)
             record["error"] = f"{type(error).__name__}: {error}"
             record["traceback"] = "".join(traceback.format_exception(error))
         job_dir = Path(HydraConfig.get().runtime.output_dir)
-        job_dir.mkdir(parents=True, exist_ok=True)
         run_files.write_json(job_dir / JOB_JSON, record)
 
 

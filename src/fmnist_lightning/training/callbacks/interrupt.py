@@ -87,7 +87,7 @@ class GracefulInterrupt(Callback):
         if self._trainer is not None:
             # Lightning's loops stop at the next batch when this flag is up; it is what
             # Lightning's own SIGTERM handler sets (which would also log "Received SIGTERM").
-            self._trainer._signal_connector.received_sigterm = True
+            self._trainer._signal_connector.received_sigterm = True  # noqa: SLF001 (no public setter)
         if not self._batches:
             raise SIGTERMException  # no loop would look at the flag: stop here
 

@@ -12,6 +12,7 @@ from fmnist_lightning.analysis import curve_plots, run_files
 from fmnist_lightning.analysis.figures import save_figure
 from fmnist_lightning.models.runtime import gpu_model, this_cpu_model
 from fmnist_lightning.training.callbacks.time_to_accuracy import TimeToAccuracy
+from fmnist_lightning.training.provenance import provenance
 
 
 class RunSummary(Callback):
@@ -52,6 +53,7 @@ class RunSummary(Callback):
             "cpu_model": this_cpu_model(),
             # Per process: CPU timings depend on it as much as on the network.
             "cpu_threads": torch.get_num_threads(),
+            **provenance(),  # version, commit, dirty: the code that ran
         }
         run_files.write_json(self.run_dir / run_files.TEST_METRICS_JSON, self.summary)
         metrics_csv = self.run_dir / run_files.METRICS_CSV
