@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -21,14 +22,16 @@ def git(folder: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A package folder, repo/pkg, that provenance() takes for the package's own."""
     folder = tmp_path / "repo" / "pkg"
     folder.mkdir(parents=True)
     (folder / "__init__.py").write_text("")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above
     monkeypatch.setattr("fmnist_lightning.training.provenance.PACKAGE_DIR", folder)
-    return folder
+    provenance.cache_clear()  # it is read once per process
+    yield folder
+    provenance.cache_clear()  # the other tests see this checkout's
 
 
 def test_outside_a_checkout_only_the_version_is_known(package):
@@ -53,4 +56,5 @@ def test_a_checkout_gives_its_commit_and_whether_it_had_changes(package):
     head = git(repo, "rev-parse", "HEAD")
     assert provenance() == {"version": version("fmnist-lightning"), "commit": head, "dirty": False}
     (package / "__init__.py").write_text("changed = True\n")
+    provenance.cache_clear()
     assert provenance()["dirty"] is True

@@ -54,6 +54,7 @@ def once_each(paths: Iterable[Path]) -> Iterator[Path]:
     given to a command may hold one another (``runs runs/RUN .``)."""
     seen: set[Path] = set()
     for path in paths:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
             yield path

@@ -23,12 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.transfer import load_starting_weights
-from fmnist_lightning.training.faults import RunStopped
+from fmnist_lightning.training.faults import TrainerSettingsRefused
 from fmnist_lightning.training.multirun import refuse_ddp_in_multirun
-
-
-class TrainerSettingsRefused(RunStopped, ValueError):
-    """Lightning's Trainer refused a combination of the trainer settings."""
 
 
 def plain(node: Any) -> Any:

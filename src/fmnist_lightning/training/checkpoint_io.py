@@ -34,13 +34,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Reading (``trainer.fit(ckpt_path=...)``, ``trainer.test(ckpt_path=...)``) always uses
     ``weights_only=True``, whatever the caller asks: a checkpoint never runs code.
 
-    Every checkpoint holds ``provenance()`` under ``CHECKPOINT_KEY``, read once per run (the
-    trainer makes one of these) rather than once per save.
+    Every checkpoint holds ``provenance()`` under ``CHECKPOINT_KEY``.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.provenance = provenance()
 
     def load_checkpoint(
         self,
@@ -56,5 +51,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         buffer = io.BytesIO()
-        torch.save({**checkpoint, CHECKPOINT_KEY: self.provenance}, buffer)
+        torch.save({**checkpoint, CHECKPOINT_KEY: provenance()}, buffer)
         write_atomically(path, buffer.getbuffer())

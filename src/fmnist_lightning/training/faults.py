@@ -11,6 +11,8 @@
 * :class:`NonFiniteLoss`: the training loss became NaN or infinite
   (``callbacks.finite_loss.StopOnNonFiniteLoss``; exit code 1).
 * :class:`OutOfMemory`: the GPU or host ran out of memory (exit code 1).
+* :class:`TrainerSettingsRefused`: Lightning refused a trainer setting (``builders.build_trainer``;
+  exit code 1).
 * :class:`CheckpointNotSaved`: a checkpoint (or metrics.csv, test_metrics.json) could not be
   written, the disk full say (``output_files.write_atomically``: the earlier files stay
   intact; exit code 1).
@@ -55,6 +57,10 @@ class OutOfMemory(RunStopped):
 
 class CheckpointNotSaved(RunStopped):
     pass
+
+
+class TrainerSettingsRefused(RunStopped, ValueError):
+    """Lightning's Trainer refused a combination of the trainer settings."""
 
 
 def _interrupt_callback(trainer: L.Trainer) -> GracefulInterrupt | None:

@@ -1,6 +1,7 @@
 """Which code wrote a run's files: recorded in test_metrics.json and in every checkpoint."""
 
 import subprocess
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -39,9 +40,11 @@ def checkout() -> tuple[str | None, bool | None]:
     return commit, (bool(changes) if commit and changes is not None else None)
 
 
+@cache  # three git calls, once per process: every checkpoint and the summary share them
 def provenance() -> dict[str, str | bool | None]:
     """The package's ``version``; the ``commit`` of the checkout it is imported from and
-    whether that checkout had uncommitted changes (``dirty``), both None outside a checkout
-    (an installed wheel). Plain values: a checkpoint holding them loads with weights_only."""
+    whether that checkout had uncommitted changes (``dirty``) when first asked, both None
+    outside a checkout (an installed wheel). Plain values: a checkpoint holding them loads
+    with weights_only."""
     commit, dirty = checkout()
     return {"version": package_version(), "commit": commit, "dirty": dirty}
