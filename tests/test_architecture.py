@@ -8,7 +8,8 @@ functions. The rules (subpackages by role, the commands on top):
   inference or config; inference nothing of training, analysis or config; analysis
   nothing of training or config; config nothing of training; tuning (the search) sits
   above training, and nothing but the commands imports it;
-- no subpackage imports an entry point (the commands) or the top-level package;
+- no subpackage imports an entry point (the commands), their front (``cli``) or the
+  top-level package; every module may import ``errors``, which imports nothing of the project;
 - analysis/plots.py, curve_plots.py, report.py and tables.py are pure: no torch or Lightning, and no calls
   that write files (open, savefig, write_text, to_csv);
 - importing the package, and ``python -m fmnist_lightning.results --help``, import no torch.
@@ -140,9 +141,9 @@ def role(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:
         return "package"
-    if parts[1] in FORBIDDEN:
+    if parts[1] in FORBIDDEN or parts[1] == "errors":
         return parts[1]
-    return "entry" if parts[1] in ENTRY_POINTS else "top"
+    return "entry" if parts[1] in ENTRY_POINTS | {"cli"} else "top"
 
 
 def rule_violations(graph: dict[str, dict[str, int]]) -> list[str]:
@@ -153,6 +154,8 @@ def rule_violations(graph: dict[str, dict[str, int]]) -> list[str]:
             source_role, target_role = role(source), role(target)
             if target_role in FORBIDDEN.get(source_role, set()):
                 problems.append(f"{where}: {source_role}/ may not import {target_role}/")
+            if source_role == "errors":
+                problems.append(f"{where}: errors imports nothing of the project")
             if source_role in FORBIDDEN and target_role in ("entry", "package", "top"):
                 problems.append(f"{where}: a subpackage may not import a command or the package")
     return problems
@@ -185,7 +188,7 @@ def test_the_checks_see_a_circle_and_a_forbidden_import(tmp_path):
 
 def test_every_subpackage_module_has_its_place():
     roles = {role(module) for module in module_names(PACKAGE_DIR)}
-    assert roles <= {*FORBIDDEN, "entry", "package"}, roles
+    assert roles <= {*FORBIDDEN, "entry", "package", "errors"}, roles
 
 
 @pytest.mark.parametrize("relative", PURE)
