@@ -8,7 +8,7 @@ from torchvision.datasets import FashionMNIST
 
 from fmnist_lightning.data import datamodule as datamodule_module
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule, split_indices
-from fmnist_lightning.data.files import CLASS_NAMES, RAW_FILES, DataNotFoundError, raw_folder
+from fmnist_lightning.data.files import CLASS_NAMES, RAW_FILES, DataError, raw_folder
 from fmnist_lightning.data.sampler import EpochBatchSampler
 from helpers.data import make_datamodule, write_fashion_mnist
 
@@ -96,7 +96,7 @@ def test_sampler_shards_batches_across_ranks_without_overlap():
 
 def test_missing_data_names_root_files_and_the_fix(tmp_path):
     datamodule = make_datamodule(tmp_path / "nowhere", download=False)
-    with pytest.raises(DataNotFoundError) as error:
+    with pytest.raises(DataError) as error:
         datamodule.prepare_data()
     message = str(error.value)
     assert str(tmp_path / "nowhere") in message
@@ -109,7 +109,7 @@ def test_failed_download_gives_the_same_clear_error(tmp_path, monkeypatch):
     # download path runs for real and fails quickly.
     monkeypatch.setattr(FashionMNIST, "mirrors", [f"file://{tmp_path}/no-mirror/"])
     datamodule = make_datamodule(tmp_path / "empty", download=True)
-    with pytest.raises(DataNotFoundError, match="could not be downloaded.*Error downloading"):
+    with pytest.raises(DataError, match="could not be downloaded.*Error downloading"):
         datamodule.prepare_data()
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from torchvision.datasets import FashionMNIST
 
-from fmnist_lightning.data.files import RAW_FILES, CorruptDataError, DataError, DataNotFoundError
+from fmnist_lightning.data.files import RAW_FILES, DataError
+from fmnist_lightning.errors import UsageError
 from helpers.data import make_datamodule, write_fashion_mnist, write_idx
 
 NOBODY = 65534  # the unprivileged user of most Linux systems
@@ -67,10 +68,11 @@ def with_trailing_bytes(path: Path) -> None:
 def test_a_damaged_file_is_named_with_what_to_do(data_root, damage, name, problem, stage):
     damage(raw(data_root, name))
     datamodule = make_datamodule(data_root)
-    with pytest.raises(CorruptDataError) as error:
+    with pytest.raises(DataError) as error:
         datamodule.prepare_data() if stage == "prepare_data" else datamodule.setup(None)
     assert problem in str(error.value)
     assert_names_file_and_fix(str(error.value), raw(data_root, name))
+    assert isinstance(error.value, UsageError)  # input refused: exit status 2 in every command
 
 
 def test_labels_outside_0_to_9_are_reported_with_the_first_bad_one(data_root):
@@ -78,7 +80,7 @@ def test_labels_outside_0_to_9_are_reported_with_the_first_bad_one(data_root):
     labels = np.frombuffer(path.read_bytes()[8:], dtype=np.uint8).copy()
     labels[[7, 20]] = [10, 255]
     write_idx(path, labels)
-    with pytest.raises(CorruptDataError) as error:
+    with pytest.raises(DataError) as error:
         make_datamodule(data_root).setup("test")
     assert "labels must be 0..9, but 2 of 50 are not (the first, at index 7, is 10)" in str(
         error.value
@@ -89,7 +91,7 @@ def test_labels_outside_0_to_9_are_reported_with_the_first_bad_one(data_root):
 def test_an_image_count_that_differs_from_the_label_count_names_both_files(data_root):
     labels = raw(data_root, "train-labels-idx1-ubyte")
     write_idx(labels, np.zeros(99, dtype=np.uint8))
-    with pytest.raises(CorruptDataError) as error:
+    with pytest.raises(DataError) as error:
         make_datamodule(data_root).setup("fit")
     message = str(error.value)
     assert "holds 100 images but" in message and f"'{labels}' holds 99 labels" in message
@@ -98,14 +100,14 @@ def test_an_image_count_that_differs_from_the_label_count_names_both_files(data_
 
 def test_images_of_the_wrong_size_are_rejected(data_root):
     write_idx(raw(data_root, "t10k-images-idx3-ubyte"), np.zeros((50, 32, 32), dtype=np.uint8))
-    with pytest.raises(CorruptDataError, match="its images are 32x32, not 28x28"):
+    with pytest.raises(DataError, match="its images are 32x32, not 28x28"):
         make_datamodule(data_root).setup("test")
 
 
 def test_a_missing_split_lists_the_missing_files(data_root):
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         raw(data_root, name).unlink()
-    with pytest.raises(DataNotFoundError) as error:
+    with pytest.raises(DataError) as error:
         make_datamodule(data_root).prepare_data()
     message = str(error.value)
     assert "Missing: t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte." in message
@@ -113,7 +115,7 @@ def test_a_missing_split_lists_the_missing_files(data_root):
 
 
 def test_an_empty_folder_lists_all_four_files(tmp_path):
-    with pytest.raises(DataNotFoundError) as error:
+    with pytest.raises(DataError) as error:
         make_datamodule(tmp_path).prepare_data()
     assert f"Missing: {', '.join(RAW_FILES)}." in str(error.value)
 
@@ -121,7 +123,7 @@ def test_an_empty_folder_lists_all_four_files(tmp_path):
 def test_gz_files_alone_suggest_unpacking_them(data_root):
     path = raw(data_root, "train-images-idx3-ubyte")
     path.rename(path.with_name(path.name + ".gz"))  # its name is all the check looks at
-    with pytest.raises(DataNotFoundError, match="data.download=true unpacks them offline"):
+    with pytest.raises(DataError, match="data.download=true unpacks them offline"):
         make_datamodule(data_root).prepare_data()
 
 
@@ -132,7 +134,7 @@ def test_a_gz_file_cut_short_is_named_not_a_failed_download_of_another(data_root
     gz = path.with_name(path.name + ".gz")
     gz.write_bytes(packed[: len(packed) // 2])
     path.unlink()
-    with pytest.raises(CorruptDataError) as error:
+    with pytest.raises(DataError) as error:
         make_datamodule(data_root, download=True).prepare_data()
     assert_names_file_and_fix(str(error.value), gz)
     assert f"it is {len(packed) // 2:,} bytes long and does not unpack" in str(error.value)

@@ -14,7 +14,7 @@ from helpers.compose import compose
 # at 32 MiB), written and freed twice: the page faults of the second time are printed.
 SECOND_BLOCK_FAULTS = """
 import ctypes, resource
-from fmnist_lightning.models.runtime import keep_freed_memory
+from fmnist_lightning.training.machine import keep_freed_memory
 print(keep_freed_memory())
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]

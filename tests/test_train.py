@@ -14,8 +14,8 @@ from PIL import Image
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.models.module import FashionMNISTModule
-from fmnist_lightning.models.runtime import this_cpu_model
 from fmnist_lightning.train import train
+from fmnist_lightning.training.machine import this_cpu_model
 from helpers.compose import compose, finalise, tiny
 
 

@@ -17,7 +17,7 @@ from fmnist_lightning.evaluate import evaluate_checkpoint
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.models.checkpoint_file import read_checkpoint
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
-from fmnist_lightning.models.tta import TTA, TTAError, flip_width, shift_images, views
+from fmnist_lightning.models.tta import TTA, TTAError, shift_images, views
 from fmnist_lightning.train import train
 from helpers.compose import compose, finalise, tiny
 
@@ -45,8 +45,9 @@ def images(count: int = 3) -> torch.Tensor:
 
 def test_flip_is_torch_flip_on_the_width_axis():
     batch = images()
-    assert torch.equal(flip_width(batch), torch.flip(batch, dims=[3]))
-    assert torch.equal(flip_width(batch)[..., 0], batch[..., 27])
+    mirror = views(batch, TTA(flip=True), FILL)[1]
+    assert torch.equal(mirror, torch.flip(batch, dims=[3]))
+    assert torch.equal(mirror[..., 0], batch[..., 27])
 
 
 @pytest.mark.parametrize("dx, dy", [(1, 0), (-1, 0), (0, 2), (0, -2), (3, -1)])
@@ -83,7 +84,7 @@ def test_the_views_of_each_setting():
     expected = [
         shift_images(base, dx, dy, FILL)
         for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))
-        for base in (batch, flip_width(batch))
+        for base in (batch, torch.flip(batch, dims=[3]))
     ]
     for view, wanted in zip(every[2:], expected, strict=True):
         assert torch.equal(view, wanted)

@@ -27,11 +27,11 @@ from fmnist_lightning.config.resume import RunFolderError, config_to_run
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.data.files import DataError
 from fmnist_lightning.models.checkpoint_file import CheckpointError
-from fmnist_lightning.models.runtime import keep_freed_memory
 from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
 from fmnist_lightning.training.faults import RunStopped, explain_training_faults
+from fmnist_lightning.training.machine import keep_freed_memory
 from fmnist_lightning.training.multirun import in_multirun
 from fmnist_lightning.training.resume import (
     resume_callbacks,

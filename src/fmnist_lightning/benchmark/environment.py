@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch.utils.collect_env import get_env_info
 
-from fmnist_lightning.models.runtime import cpu_model, cpu_supports_bf16, gpu_model
+from fmnist_lightning.models.runtime import cpu_supports_bf16
+from fmnist_lightning.training.machine import cpu_model, gpu_model
 
 # collect_env lists torch's packages through pip, which a uv environment may lack; the
 # libraries the training path runs on are read from the installed metadata too.

@@ -43,8 +43,9 @@ from fmnist_lightning.benchmark.training import (
 )
 from fmnist_lightning.config.compose import compose
 from fmnist_lightning.models.module import load_module
-from fmnist_lightning.models.runtime import keep_freed_memory, resolve_device
+from fmnist_lightning.models.runtime import resolve_device
 from fmnist_lightning.training.builders import build_datamodule
+from fmnist_lightning.training.machine import keep_freed_memory
 
 COMMAND = "python -m fmnist_lightning.benchmark"
 

@@ -1,32 +1,30 @@
 """Data augmentation applied to whole batches of tensors, on the device that trains.
 
-Each image of a batch gets its own random crop offset, flip and erasing rectangle, but
-all of them are drawn and applied with a few tensor operations: no per-sample Python, no
-PIL. The datamodule calls a ``BatchAugment`` on training batches only (after they reach
-the training device), so validation, test and prediction always see the plain images.
+Each image of a batch gets its own random crop offset, flip and erasing rectangle, all drawn
+and applied with a few tensor operations: no per-sample Python, no PIL. The datamodule
+augments training batches only, so validation, test and prediction see the plain images.
 
 The images arrive normalised, ``(pixel / 255 - mean) / std``: an erased rectangle filled
 with 0 therefore holds the dataset's mean pixel, as torchvision's ``RandomErasing`` does
-after ``Normalize``.
-
-The presets in ``conf/data/augment/`` all start from ``none.yaml``, whose values are the
-defaults of :class:`BatchAugment` (a test holds them equal).
+after ``Normalize``. The presets in ``conf/data/augment/`` all start from ``none.yaml``,
+whose values are the defaults of :class:`BatchAugment` (a test holds them equal).
 """
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 
+@dataclass
 class BatchAugment:
     """Random crop from a padded image, horizontal flip and random erasing, each with a switch.
 
     - crop: pad every side by ``crop_padding`` pixels (with the image's darkest value, the
-      black background of Fashion-MNIST), then cut a random window of the original size,
-      i.e. shift the image by up to ``crop_padding`` pixels in each direction.
+      black background), then cut a random window of the original size.
     - flip: mirror left-right with probability ``flip_p``.
     - erase: with probability ``erase_p``, fill one rectangle covering a fraction
       ``erase_scale`` of the image, with aspect ratio in ``erase_ratio`` (log-uniform),
@@ -34,48 +32,43 @@ class BatchAugment:
       clipped to it instead of re-drawn.
     """
 
-    def __init__(
-        self,
-        crop: bool = False,
-        crop_padding: int = 2,
-        flip: bool = False,
-        flip_p: float = 0.5,
-        erase: bool = False,
-        erase_p: float = 0.5,
-        erase_scale: Sequence[float] = (0.02, 0.33),
-        erase_ratio: Sequence[float] = (0.3, 3.3),
-        erase_value: float = 0.0,
-    ) -> None:
-        if crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0 pixels, got {crop_padding}.")
-        for name, p in (("flip_p", flip_p), ("erase_p", erase_p)):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} is a probability in [0, 1], got {p}.")
-        low, high = erase_scale
-        if not 0.0 < low <= high <= 1.0:
-            raise ValueError(f"erase_scale is (min, max) fractions in (0, 1], got {erase_scale}.")
-        if not 0.0 < erase_ratio[0] <= erase_ratio[1]:
-            raise ValueError(f"erase_ratio is (min, max) aspect ratios > 0, got {erase_ratio}.")
-        self.crop, self.crop_padding = crop, int(crop_padding)
-        self.flip, self.flip_p = flip, float(flip_p)
-        self.erase, self.erase_p = erase, float(erase_p)
-        self.erase_scale = (float(low), float(high))
-        self.erase_ratio = (float(erase_ratio[0]), float(erase_ratio[1]))
-        self.erase_value = float(erase_value)
+    crop: bool = False
+    crop_padding: int = 2
+    flip: bool = False
+    flip_p: float = 0.5
+    erase: bool = False
+    erase_p: float = 0.5
+    erase_scale: Sequence[float] = (0.02, 0.33)
+    erase_ratio: Sequence[float] = (0.3, 3.3)
+    erase_value: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.erase_scale, self.erase_ratio = tuple(self.erase_scale), tuple(self.erase_ratio)
+        if self.crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0 pixels, got {self.crop_padding}.")
+        for name in ("flip_p", "erase_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}.")
+        if not 0.0 < self.erase_scale[0] <= self.erase_scale[1] <= 1.0:
+            raise ValueError(
+                f"erase_scale is (min, max) fractions in (0, 1], got {self.erase_scale}."
+            )
+        if not 0.0 < self.erase_ratio[0] <= self.erase_ratio[1]:
+            raise ValueError(
+                f"erase_ratio is (min, max) aspect ratios > 0, got {self.erase_ratio}."
+            )
 
     @property
     def enabled(self) -> bool:
         return (self.crop and self.crop_padding > 0) or self.flip or self.erase
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in vars(self).items())})"
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) → augmented (N, C, H, W); the input is left untouched."""
         if self.crop and self.crop_padding > 0:
             images = random_crop(images, self.crop_padding)
         if self.flip:
-            images = random_flip(images, self.flip_p)
+            flip = torch.rand(images.shape[0], device=images.device) < self.flip_p
+            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
         if self.erase:
             images = random_erase(
                 images, self.erase_p, self.erase_scale, self.erase_ratio, self.erase_value
@@ -98,36 +91,21 @@ def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
     return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
-def random_flip(images: torch.Tensor, p: float) -> torch.Tensor:
-    """Mirror each image left-right with probability ``p``."""
-    flip = torch.rand(images.shape[0], device=images.device) < p
-    return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-
-
 def random_erase(
-    images: torch.Tensor,
-    p: float,
-    scale: tuple[float, float],
-    ratio: tuple[float, float],
-    value: float,
+    images: torch.Tensor, p: float, scale: Sequence[float], ratio: Sequence[float], value: float
 ) -> torch.Tensor:
     """With probability ``p`` per image, fill one random rectangle with ``value``."""
     n, _, height, width = images.shape
     device = images.device
     area = height * width * torch.empty(n, device=device).uniform_(*scale)
     aspect = torch.empty(n, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])).exp()
-    box_h = (area * aspect).sqrt().round().clamp(1, height)
-    box_w = (area / aspect).sqrt().round().clamp(1, width)
-    top = (torch.rand(n, device=device) * (height - box_h + 1)).floor()
-    left = (torch.rand(n, device=device) * (width - box_w + 1)).floor()
+    box_h = (area * aspect).sqrt().round().clamp(1, height).view(n, 1, 1)
+    box_w = (area / aspect).sqrt().round().clamp(1, width).view(n, 1, 1)
+    top = (torch.rand(n, device=device).view(n, 1, 1) * (height - box_h + 1)).floor()
+    left = (torch.rand(n, device=device).view(n, 1, 1) * (width - box_w + 1)).floor()
     rows = torch.arange(height, device=device).view(1, height, 1)
     cols = torch.arange(width, device=device).view(1, 1, width)
-    inside = (
-        (rows >= top.view(n, 1, 1))
-        & (rows < (top + box_h).view(n, 1, 1))
-        & (cols >= left.view(n, 1, 1))
-        & (cols < (left + box_w).view(n, 1, 1))
-    )
+    inside = (rows >= top) & (rows < top + box_h) & (cols >= left) & (cols < left + box_w)
     erase = (torch.rand(n, device=device) < p).view(n, 1, 1) & inside
     return images.masked_fill(erase.unsqueeze(1), value)
 
@@ -136,12 +114,12 @@ def as_augment(spec: BatchAugment | Mapping[str, Any] | None) -> BatchAugment | 
     """A BatchAugment from itself, its config dict (``_target_`` optional) or None."""
     if spec is None or isinstance(spec, BatchAugment):
         return spec
-    if isinstance(spec, Mapping):
-        options = OmegaConf.to_container(spec) if isinstance(spec, DictConfig) else dict(spec)
-        options.pop("_target_", None)
-        return BatchAugment(**options)
-    raise TypeError(
-        f"data.augment must be an augmentation config, got {spec!r}. Pick a preset with "
-        "data/augment=<name> (a slash: Hydra's group syntax) or set switches such as "
-        "data.augment.flip=true."
-    )
+    if not isinstance(spec, Mapping):
+        raise TypeError(
+            f"data.augment must be an augmentation config, got {spec!r}. Pick a preset with "
+            "data/augment=<name> (a slash: Hydra's group syntax) or set switches such as "
+            "data.augment.flip=true."
+        )
+    options = OmegaConf.to_container(spec) if isinstance(spec, DictConfig) else dict(spec)
+    options.pop("_target_", None)
+    return BatchAugment(**options)

@@ -17,7 +17,6 @@ from fmnist_lightning.data.augment import BatchAugment, as_augment
 from fmnist_lightning.data.files import (
     CLASS_NAMES,
     DataError,
-    DataNotFoundError,
     check_gz_files,
     check_readable,
     files_lock,
@@ -30,22 +29,18 @@ from fmnist_lightning.data.normalise import normalise
 from fmnist_lightning.data.sampler import EpochBatchSampler
 
 
-class SplitTooSmallError(DataError):
-    """A ``data.val_fraction`` that leaves the training split without a batch, or nothing to validate on."""
-
-
 def check_split(n: int, val_fraction: float, batch_size: int) -> None:
-    """Raise SplitTooSmallError unless the split of ``n`` images leaves at least one training
-    batch and one validation image (as :func:`split_indices` splits them)."""
+    """Refuse a split of ``n`` images (as :func:`split_indices` makes it) without one training
+    batch or one validation image."""
     n_val = round(n * val_fraction)
     if n - n_val < batch_size:
-        raise SplitTooSmallError(
+        raise DataError(
             f"data.val_fraction={val_fraction} leaves {n - n_val:,} of the {n:,} training images "
             f"for training, fewer than one batch (data.batch_size={batch_size}); lower "
             "data.val_fraction or data.batch_size."
         )
     if n_val < 1:
-        raise SplitTooSmallError(
+        raise DataError(
             f"data.val_fraction={val_fraction} leaves no image of the {n:,} for validation; "
             f"raise data.val_fraction to at least {1 / n:.2g}."
         )
@@ -62,6 +57,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
     """Train/validation split of the 60,000 training images, and the official 10,000 test images."""
 
     classes: tuple[str, ...] = CLASS_NAMES
+    num_classes = len(CLASS_NAMES)
 
     def __init__(
         self,
@@ -78,96 +74,72 @@ class FashionMNISTDataModule(L.LightningDataModule):
         augment: BatchAugment | dict | None = None,
     ) -> None:
         super().__init__()
-        self.root = Path(root)
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.root, self.batch_size, self.eval_batch_size = Path(root), batch_size, eval_batch_size
         self.val_fraction, self.split_seed, self.shuffle_seed = (
             val_fraction,
             split_seed,
             shuffle_seed,
         )
-        self.mean, self.std = mean, std
-        self.download, self.on_device = download, on_device
+        self.mean, self.std, self.download, self.on_device = mean, std, download, on_device
         self.tensors: dict[str, TensorDataset] = {}
         self.augment = as_augment(augment)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
     def _ensure_files(self, train: bool, download: bool) -> int:
-        """Make sure one split's files are there and sound: download them if allowed, then check
-        their headers and labels; return the split's image count. Nothing is parsed here, so
-        this is cheap to repeat. Runs side by side take turns (files_lock), so that none reads
-        a file another is still unpacking."""
+        """Download one split's files if missing and allowed, check them, return its image count.
+
+        Nothing is parsed, so this is cheap to repeat. Runs side by side take turns
+        (files_lock), so that none reads a file another is still unpacking.
+        """
         with files_lock(self.root):
             check_readable(self.root)
             missing = missing_files(self.root)
+            if missing and not download:
+                reason = "downloading is off: data.download=false"
+                if any((raw_folder(self.root) / f"{name}.gz").is_file() for name in missing):
+                    reason += (
+                        "; the .gz files are there, and data.download=true unpacks them offline"
+                    )
+                raise DataError(missing_data_message(self.root, reason, missing))
             if missing:
-                self._fetch(train, download, missing)
+                try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
+                    FashionMNIST(str(self.root), train=train, download=True)
+                except RuntimeError as error:  # a failed download
+                    check_gz_files(self.root, missing)  # the cause, when one of them is damaged
+                    raise DataError(missing_data_message(self.root, str(error), missing)) from error
             return verify_split(self.root, train)
 
-    def _fetch(self, train: bool, download: bool, missing: list[str]) -> None:
-        """Download (or unpack the .gz files of) a split, or say why it cannot be."""
-        if not download:
-            reason = "downloading is off: data.download=false"
-            if any((raw_folder(self.root) / f"{name}.gz").is_file() for name in missing):
-                reason += "; the .gz files are there, and data.download=true unpacks them offline"
-            raise DataNotFoundError(missing_data_message(self.root, reason, missing))
-        try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
-            FashionMNIST(str(self.root), train=train, download=True)
-        except RuntimeError as error:  # a failed download
-            check_gz_files(self.root, missing)  # the cause, when one of them is damaged
-            raise DataNotFoundError(missing_data_message(self.root, str(error), missing)) from error
-
-    def _load(self, train: bool) -> FashionMNIST:
-        """Parse one split with torchvision, after checking its files."""
-        self._ensure_files(train, download=False)
-        try:
-            return FashionMNIST(str(self.root), train=train, download=False)
-        except RuntimeError as error:  # torchvision's "Dataset not found"
-            raise DataNotFoundError(missing_data_message(self.root, str(error))) from error
-
     def prepare_data(self) -> None:
-        """Download when missing; with the files present this only checks them (no parsing:
-        Lightning calls it again before fit and before test, and setup parses once). A
-        val_fraction that starves a split stops here, before any training."""
+        """Download when missing, else only check the files (Lightning calls it before fit and
+        before test; setup parses once). A val_fraction that starves a split stops here."""
         training_images = self._ensure_files(True, self.download)
         self._ensure_files(False, self.download)
         check_split(training_images, self.val_fraction, self.batch_size)
 
-    def _device(self) -> torch.device:
-        if self.on_device and self.trainer is not None:
-            return self.trainer.strategy.root_device
-        return torch.device("cpu")
+    def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """One split's normalised images and labels, on the training device when on_device."""
+        self._ensure_files(train, download=False)
+        dataset = FashionMNIST(str(self.root), train=train, download=False)
+        on_device = self.on_device and self.trainer is not None
+        device = self.trainer.strategy.root_device if on_device else torch.device("cpu")
+        return normalise(dataset.data, self.mean, self.std).to(device), dataset.targets.to(device)
 
     def setup(self, stage: str | None = None) -> None:
-        device = self._device()
         if stage in (None, "fit", "validate") and "train" not in self.tensors:
-            dataset = self._load(train=True)
-            images = normalise(dataset.data, self.mean, self.std).to(device)
-            labels = dataset.targets.to(device)
-            train_idx, val_idx = split_indices(len(labels), self.val_fraction, self.split_seed)
-            train_idx, val_idx = train_idx.to(device), val_idx.to(device)
-            self.tensors["train"] = TensorDataset(images[train_idx], labels[train_idx])
-            self.tensors["val"] = TensorDataset(images[val_idx], labels[val_idx])
+            images, labels = self._split(train=True)
+            train, val = split_indices(len(labels), self.val_fraction, self.split_seed)
+            train, val = train.to(labels.device), val.to(labels.device)
+            self.tensors["train"] = TensorDataset(images[train], labels[train])
+            self.tensors["val"] = TensorDataset(images[val], labels[val])
         if stage in (None, "test", "predict") and "test" not in self.tensors:
-            dataset = self._load(train=False)
-            images = normalise(dataset.data, self.mean, self.std).to(device)
-            self.tensors["test"] = TensorDataset(images, dataset.targets.to(device))
+            self.tensors["test"] = TensorDataset(*self._split(train=False))
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         dataset = self.tensors[split]
-        rank, world_size = 0, 1
-        if self.trainer is not None:
-            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        trainer = self.trainer
+        shard = {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
+        device = dataset.tensors[0].device
         sampler = EpochBatchSampler(
-            len(dataset),
-            batch_size,
-            shuffle=shuffle,
-            seed=self.shuffle_seed,
-            rank=rank,
-            world_size=world_size,
-            device=dataset.tensors[0].device,
+            len(dataset), batch_size, shuffle, self.shuffle_seed, device=device, **shard
         )
         # batch_size=None: the sampler yields whole batches of indices, and TensorDataset
         # slices them in one indexing operation. The loader's own generator: starting an
@@ -188,11 +160,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
         return self.test_dataloader()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches, batched on the training device; other splits pass as they are."""
-        if self.augment is None or self.trainer is None or not self.trainer.training:
-            return batch
+        """Augment training batches, on the training device; other splits pass as they are."""
         # Lightning's model summary sends the module's example image here alone, while
         # training: it passes unaugmented, drawing no random numbers from the run's stream.
+        if self.augment is None or not (self.trainer and self.trainer.training):
+            return batch
         if isinstance(batch, torch.Tensor):
             return batch
         images, labels = batch

@@ -21,6 +21,8 @@ import numpy as np
 from filelock import FileLock
 from torchvision.datasets import FashionMNIST
 
+from fmnist_lightning.errors import UsageError
+
 CLASS_NAMES: tuple[str, ...] = tuple(FashionMNIST.classes)
 RAW_FILES: tuple[str, ...] = (
     "train-images-idx3-ubyte",
@@ -28,19 +30,12 @@ RAW_FILES: tuple[str, ...] = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-IMAGE_SHAPE = (28, 28)
+# Where to point the project instead, the end of most messages.
+ELSEWHERE = "or point data.root (or FMNIST_DATA_DIR) at a folder that holds"
 
 
-class DataError(RuntimeError):
-    """The dataset on disk is missing, unreadable or corrupt; the message says what to do."""
-
-
-class DataNotFoundError(DataError):
-    """The dataset is neither on disk nor downloadable."""
-
-
-class CorruptDataError(DataError):
-    """A dataset file that is truncated or altered."""
+class DataError(UsageError):
+    """The dataset on disk is missing, unreadable or corrupt, or its split leaves no batch."""
 
 
 def raw_folder(root: Path) -> Path:
@@ -50,20 +45,13 @@ def raw_folder(root: Path) -> Path:
 def files_lock(root: Path) -> FileLock:
     """A lock for checking and unpacking the files of one data root, across processes.
 
-    Runs started side by side on a fresh folder (a sweep on a parallel launcher, several
-    runs on one GPU machine) would otherwise all unpack the .gz files at once and read each
-    other's half-written files. The lock file lives in the temporary folder, named after the
-    root, so that a shared or read-only data folder is never written to.
+    Runs started side by side on a fresh folder (a sweep, several runs on one GPU machine)
+    would otherwise all unpack the .gz files at once and read each other's half-written
+    files. The lock lives in the temporary folder, so that a shared or read-only data folder
+    is never written to; 0o666 lets another user's runs on the same root take it too.
     """
     key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
-    # 0o666: another user's runs on the same data root can take the lock too.
     return FileLock(Path(tempfile.gettempdir()) / f"fmnist-lightning-data-{key}.lock", mode=0o666)
-
-
-def split_files(train: bool) -> tuple[str, str]:
-    """The (images, labels) file names of the training or the test split."""
-    prefix = "train" if train else "t10k"
-    return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
 
 def missing_data_message(root: Path, reason: str, missing: list[str] | None = None) -> str:
@@ -77,11 +65,10 @@ def missing_data_message(root: Path, reason: str, missing: list[str] | None = No
     )
 
 
-def damaged(path: Path, problem: str, files: str = "it") -> CorruptDataError:
-    return CorruptDataError(
+def damaged(path: Path, problem: str, files: str = "it") -> DataError:
+    return DataError(
         f"The Fashion-MNIST file '{path}' is damaged: {problem}. Delete {files} so that the "
-        "next run downloads it again (data.download=true, needs internet), or point data.root "
-        "(or FMNIST_DATA_DIR) at a folder that holds a good copy."
+        f"next run downloads it again (data.download=true, needs internet), {ELSEWHERE} a good copy."
     )
 
 
@@ -89,32 +76,7 @@ def unreadable(path: Path, kind: str) -> DataError:
     fix = "chmod -R u+rX" if kind == "folder" else "chmod u+r"
     return DataError(
         f"The data {kind} '{path}' cannot be read (permission denied). Give your user "
-        f"access, e.g. {fix} '{path}', or point data.root (or FMNIST_DATA_DIR) at a readable copy."
-    )
-
-
-# What a path is when it is not a regular file, for the messages.
-SPECIAL_FILE_KINDS = (
-    (stat.S_ISDIR, "directory"),
-    (stat.S_ISFIFO, "FIFO"),
-    (stat.S_ISSOCK, "socket"),
-    (stat.S_ISCHR, "character device"),
-    (stat.S_ISBLK, "block device"),
-)
-
-
-def special_kind(mode: int) -> str | None:
-    """What a file of ``st_mode`` is ("directory", "FIFO", ...), or None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    return next((kind for is_kind, kind in SPECIAL_FILE_KINDS if is_kind(mode)), "special file")
-
-
-def not_a_file(path: Path, kind: str) -> DataError:
-    return DataError(
-        f"'{path}' is a {kind}, not a file: the data needs the IDX file itself there. Remove "
-        "it so that the next run downloads the file (data.download=true, needs internet), or "
-        "point data.root (or FMNIST_DATA_DIR) at a folder that holds the four files."
+        f"access, e.g. {fix} '{path}', {ELSEWHERE} a readable copy."
     )
 
 
@@ -137,16 +99,20 @@ def check_readable(root: Path) -> None:
             )
         if not os.access(folder, os.R_OK | os.X_OK):
             raise unreadable(folder, "folder")
-    for name in RAW_FILES:
+    for path in (raw / name for name in RAW_FILES):
         try:
-            mode = (raw / name).stat().st_mode  # follows a symlink to what it names
+            mode = path.stat().st_mode  # follows a symlink to what it names
         except OSError:
             continue  # missing (or a dangling link): reported, or downloaded, later
-        kind = special_kind(mode)
-        if kind:
-            raise not_a_file(raw / name, kind)
-        if not os.access(raw / name, os.R_OK):
-            raise unreadable(raw / name, "file")
+        if not stat.S_ISREG(mode):
+            kind = "directory" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else ""
+            raise DataError(
+                f"'{path}' is a {kind or 'special file'}, not a file: the data needs the IDX "
+                "file itself there. Remove it so that the next run downloads the file "
+                f"(data.download=true, needs internet), {ELSEWHERE} the four files."
+            )
+        if not os.access(path, os.R_OK):
+            raise unreadable(path, "file")
 
 
 def missing_files(root: Path) -> list[str]:
@@ -154,30 +120,28 @@ def missing_files(root: Path) -> list[str]:
 
 
 def check_gz_files(root: Path, names: Iterable[str]) -> None:
-    """Raise CorruptDataError for a .gz file of ``names`` that does not unpack to its end (a
+    """Raise DataError for a .gz file of ``names`` that does not unpack to its end (a
     download cut short): torchvision would take it for a missing file and try to download."""
     for path in (raw_folder(root) / f"{name}.gz" for name in names):
-        if not path.is_file():
-            continue
         try:
             with gzip.open(path) as file:
                 while file.read(1 << 20):
                     pass
+        except FileNotFoundError:
+            continue
         except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+            size = path.stat().st_size
             raise damaged(
-                path, f"it is {path.stat().st_size:,} bytes long and does not unpack ({error})"
+                path, f"it is {size:,} bytes long and does not unpack ({error})"
             ) from error
 
 
 def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
     """The shape in an IDX file's header, once the header and the file size agree with it."""
     header_size = 4 * (1 + ndim)
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as file:
-            header = file.read(header_size)
-    except OSError as error:
-        raise damaged(path, f"it cannot be read ({error.strerror or error})") from error
+    size = path.stat().st_size  # check_readable has made sure it can be read
+    with path.open("rb") as file:
+        header = file.read(header_size)
     if len(header) < header_size:
         raise damaged(path, f"it is {size} bytes long, shorter than its {header_size}-byte header")
     magic, *shape = struct.unpack(f">{1 + ndim}I", header)
@@ -198,13 +162,14 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
 
 
 def verify_split(root: Path, train: bool) -> int:
-    """Check one split's two IDX files before torchvision parses them (raise CorruptDataError);
-    return how many images the split holds."""
-    images_path, labels_path = (raw_folder(root) / name for name in split_files(train))
-    count, *image_shape = read_idx_shape(images_path, ndim=3)
+    """Check one split's two IDX files before torchvision parses them; return its image count."""
+    prefix = "train" if train else "t10k"
+    images_path = raw_folder(root) / f"{prefix}-images-idx3-ubyte"
+    labels_path = raw_folder(root) / f"{prefix}-labels-idx1-ubyte"
+    count, height, width = read_idx_shape(images_path, ndim=3)
     (label_count,) = read_idx_shape(labels_path, ndim=1)
-    if tuple(image_shape) != IMAGE_SHAPE:
-        raise damaged(images_path, f"its images are {image_shape[0]}x{image_shape[1]}, not 28x28")
+    if (height, width) != (28, 28):
+        raise damaged(images_path, f"its images are {height}x{width}, not 28x28")
     if count != label_count:
         raise damaged(
             images_path,

@@ -26,27 +26,24 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
         device: torch.device | str = "cpu",
     ) -> None:
         self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
-        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
-        self.device = torch.device(device)
-        self.epoch = 0
+        self.device, self.epoch = torch.device(device), 0
+        count = size // batch_size if drop_last else -(-size // batch_size)
+        self.batches = range(rank, count, world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _batch_count(self) -> int:
-        full, rest = divmod(self.size, self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
-
     def __len__(self) -> int:
-        return len(range(self.rank, self._batch_count(), self.world_size))
+        return len(self.batches)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.size, generator=generator)
-        else:
-            order = torch.arange(self.size)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = (
+            torch.randperm(self.size, generator=generator)
+            if self.shuffle
+            else torch.arange(self.size)
+        )
         # One copy per epoch: on a GPU the batches are then sliced on the device.
         order = order.to(self.device)
-        for batch in range(self.rank, self._batch_count(), self.world_size):
+        for batch in self.batches:
             yield order[batch * self.batch_size : (batch + 1) * self.batch_size]

@@ -1,6 +1,5 @@
 """The networks, the LightningModule around them, and how checkpoints of them are read.
 
-This package knows nothing of the data files, training runs, analysis, inference or the
-config: everything it builds comes from plain arguments (a checkpoint's hyperparameters
-are plain dicts too).
+Knows nothing of the data files, training runs, analysis, inference or the config: all it
+builds comes from plain arguments (a checkpoint's hyperparameters are plain dicts too).
 """

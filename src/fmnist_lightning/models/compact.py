@@ -65,24 +65,23 @@ class CompactCNN(nn.Module):
         activation: str = "gelu",
     ) -> None:
         super().__init__()
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}.")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}."
-            )
+        for name, value, choices in (
+            ("pool", pool, POOLS),
+            ("activation", activation, ACTIVATIONS),
+        ):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
         if not widths:
             raise ValueError("widths must name at least one group width, e.g. [64, 128, 256].")
         self.stem = nn.Sequential(*conv_bn_act(in_channels, stem_width, activation))
-        groups, channels = [], stem_width
-        for width in widths:
-            groups.append(ConvGroup(channels, width, residual, activation))
-            channels = width
-        self.groups = nn.Sequential(*groups)
+        inputs = [stem_width, *widths[:-1]]
+        self.groups = nn.Sequential(
+            *(ConvGroup(c, w, residual, activation) for c, w in zip(inputs, widths, strict=True))
+        )
         self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         # Named `head` so that model.head_lr finds it (models.transfer.parameter_groups).
-        self.head = nn.Linear(channels, num_classes, bias=False)
+        self.head = nn.Linear(widths[-1], num_classes, bias=False)
         self.logit_scale = float(logit_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

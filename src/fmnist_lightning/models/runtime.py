@@ -1,43 +1,19 @@
-"""How a network runs on this machine: device, precision, autocast, torch.compile's wrapper.
-
-One place for each rule, so that training, evaluation, inference and export agree:
-
-- :func:`resolve_device`: "auto", "cpu", "cuda", "cuda:1" (and Lightning's "gpu") to a
-  torch device, with a clear error where CUDA is asked for but absent;
-- :func:`resolve_precision`: "auto" to bf16 mixed precision where the hardware runs it
-  natively, else fp32;
-- :func:`autocast_for`: the autocast context of a Lightning precision name;
-- :func:`unwrapped`: the network itself (and :func:`unwrapped_name` a state-dict key of
-  it), also when torch.compile wrapped it;
-- :func:`keep_freed_memory`: glibc's malloc keeps freed memory for the next training step;
-- :func:`gpu_model`, :func:`cpu_model`, :func:`this_cpu_model`: the names of the chips that
-  timings were measured on (runs and benchmarks record them).
-"""
+"""How a network runs: device, precision, autocast, and the network inside torch.compile's
+wrapper. One rule each, so that training, evaluation, inference and export agree."""
 
 import contextlib
-import ctypes
-import ctypes.util
-import os
-import platform
-from pathlib import Path
 
 import torch
 from torch import nn
 
-
-class DeviceUnavailableError(ValueError):
-    """A device that was asked for but does not exist here (CUDA on a machine without it)."""
+from fmnist_lightning.errors import UsageError
 
 
-class UnknownDeviceError(DeviceUnavailableError):
-    """A device name that names no device ("foo", "cuda:x")."""
+class DeviceUnavailableError(UsageError):
+    """A device name that names no device ("foo"), or CUDA on a machine without it."""
 
 
 DEVICE_CHOICES = "cpu, cuda, cuda:1 or auto"
-
-
-def will_use_cuda(accelerator: str) -> bool:
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -47,7 +23,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     try:
         device = torch.device("cuda" if device == "gpu" else device)
     except (RuntimeError, TypeError) as error:  # torch's "Invalid device string: ..."
-        raise UnknownDeviceError(
+        raise DeviceUnavailableError(
             f"Unknown device '{device}': use {DEVICE_CHOICES} (CUDA when available)."
         ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -64,34 +40,11 @@ def cpu_supports_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
-def gpu_model(device: torch.device) -> str | None:
-    """The GPU's name (e.g. "NVIDIA H200"), or None on a CPU."""
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
-
-
-def cpu_model(cpu_info: str | None) -> str | None:
-    """The processor's name from lscpu-like text ("Model name: ...", /proc/cpuinfo's
-    "model name : ...", macOS's brand string), or None."""
-    for line in (cpu_info or "").splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("model name", "name", "machdep.cpu.brand_string"):
-            return value.strip()
-    return None
-
-
-def this_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
-    """This machine's processor name: /proc/cpuinfo on Linux, platform's elsewhere, or None."""
-    try:
-        return cpu_model(cpuinfo.read_text()) or platform.processor() or None
-    except OSError:  # not Linux
-        return platform.processor() or None
-
-
 def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
-    """Map ``auto`` to "bf16-mixed" where supported, otherwise "32-true"; pass others through."""
+    """``auto`` → "bf16-mixed" where the hardware runs it natively, else "32-true"; others as they are."""
     if precision != "auto":
         return precision
-    if will_use_cuda(accelerator):
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     if accelerator in ("auto", "cpu") and cpu_supports_bf16():
         return "bf16-mixed"
@@ -117,29 +70,3 @@ def unwrapped(network: nn.Module) -> nn.Module:
 def unwrapped_name(name: str) -> str:
     """A state-dict key of a network without the prefix torch.compile's wrapper adds."""
     return name.removeprefix(f"{COMPILED}.")
-
-
-# mallopt's parameters (glibc's malloc.h) and the settings a user may have made themselves.
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MALLOC_ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
-KEEP_UP_TO = 1 << 30  # bytes: smaller blocks come from the heap, which keeps this much free
-
-
-def keep_freed_memory() -> bool:
-    """Have glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
-
-    By default blocks of more than 128 KiB are mmap-ed and returned when freed, and the heap is
-    trimmed, so the activations a training step frees are faulted in afresh by the next one:
-    that cost a fifth of the speedrun's fit on a CPU (132 s against 164 s, the same weights).
-    True when set; False (nothing changed) off glibc, or where the environment already sets
-    glibc's malloc (e.g. MALLOC_TRIM_THRESHOLD_=131072, its default), which then wins.
-    """
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if any(name in os.environ for name in MALLOC_ENVIRONMENT) or "glibc.malloc." in tunables:
-        return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, some musl builds)
-        return False
-    settings = (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)
-    return all(mallopt(setting, KEEP_UP_TO) == 1 for setting in settings)

@@ -1,12 +1,9 @@
 """Test-time augmentation: views of a batch of network inputs, and the mean softmax over them.
 
-The views of ``TTA(flip=True, shift=1)`` are the images themselves, their mirror image
-(``torch.flip`` on the width axis), and each of those moved by ``shift`` pixels left,
-right, up and down, with the vacated pixels set to the background (``fill``: the value a
-black pixel has after normalisation, ``-mean / std``). ``TTA()`` is off: one view.
-
-The LightningModule uses it for ``val_acc_tta`` / ``test_acc_tta``;
-``inference.batches.predict_probabilities`` for ``evaluate`` and ``Classifier.predict``.
+The views of ``TTA(flip=True, shift=1)`` are the images themselves, their mirror image, and
+each of those moved by ``shift`` pixels left, right, up and down, with the vacated pixels
+set to the background (``fill``: a black pixel after normalisation, ``-mean / std``).
+``TTA()`` is off: one view.
 """
 
 from collections.abc import Callable, Mapping
@@ -14,9 +11,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+
+from fmnist_lightning.errors import UsageError
 
 
-class TTAError(ValueError):
+class TTAError(UsageError):
     """Test-time augmentation settings that are not a flip switch and a shift in pixels."""
 
 
@@ -59,40 +59,21 @@ class TTA:
         return cls(**dict(settings))
 
 
-def flip_width(images: torch.Tensor) -> torch.Tensor:
-    """The mirror images, (N, C, H, W) flipped left-right."""
-    return torch.flip(images, dims=(-1,))
-
-
 def shift_images(images: torch.Tensor, dx: int, dy: int, fill: float) -> torch.Tensor:
     """(N, C, H, W) images moved ``dx`` pixels right and ``dy`` down (negative: left, up);
     the pixels moved in from outside are ``fill``."""
     height, width = images.shape[-2:]
-    shifted = torch.full_like(images, fill)
-    if abs(dx) >= width or abs(dy) >= height:
-        return shifted
-    target_rows, source_rows = _window(dy, height)
-    target_cols, source_cols = _window(dx, width)
-    shifted[..., target_rows, target_cols] = images[..., source_rows, source_cols]
-    return shifted
-
-
-def _window(offset: int, size: int) -> tuple[slice, slice]:
-    """(target, source) slices of an axis moved by ``offset``."""
-    if offset >= 0:
-        return slice(offset, size), slice(0, size - offset)
-    return slice(0, size + offset), slice(-offset, size)
+    padded = F.pad(images, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), value=fill)
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top : top + height, left : left + width].contiguous()
 
 
 def views(images: torch.Tensor, tta: TTA, fill: float) -> list[torch.Tensor]:
-    """The views of ``tta``, the unchanged images first."""
-    bases = [images, flip_width(images)] if tta.flip else [images]
-    out = list(bases)
-    if tta.shift > 0:
-        s = tta.shift
-        for dx, dy in ((s, 0), (-s, 0), (0, s), (0, -s)):
-            out += [shift_images(base, dx, dy, fill) for base in bases]
-    return out
+    """The views of ``tta``, the unchanged images first, then the mirror image."""
+    bases = [images, images.flip(-1)] if tta.flip else [images]
+    s = tta.shift
+    shifts = ((s, 0), (-s, 0), (0, s), (0, -s)) if s > 0 else ()
+    return bases + [shift_images(base, dx, dy, fill) for dx, dy in shifts for base in bases]
 
 
 def tta_probabilities(

@@ -16,8 +16,7 @@ def conv_block(
         layers.append(
             nn.Conv2d(in_channels, width, kernel_size, padding="same", bias=not batch_norm)
         )
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(width))
+        layers += [nn.BatchNorm2d(width)] if batch_norm else []
         layers.append(nn.ReLU(inplace=True))
         in_channels = width
     layers.append(nn.MaxPool2d(2))
@@ -82,8 +81,7 @@ class VGGStyleCNN(nn.Module):
         width = channels * size * size
         for hidden in dense:
             classifier.append(nn.Linear(width, hidden, bias=not dense_batch_norm))
-            if dense_batch_norm:
-                classifier.append(nn.BatchNorm1d(hidden))
+            classifier += [nn.BatchNorm1d(hidden)] if dense_batch_norm else []
             classifier += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = hidden
         classifier.append(nn.Linear(width, num_classes))
