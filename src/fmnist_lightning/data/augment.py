@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 
 @dataclass
@@ -112,14 +111,6 @@ def random_erase(
 
 def as_augment(spec: BatchAugment | Mapping[str, Any] | None) -> BatchAugment | None:
     """A BatchAugment from itself, its config dict (``_target_`` optional) or None."""
-    if spec is None or isinstance(spec, BatchAugment):
-        return spec
     if not isinstance(spec, Mapping):
-        raise TypeError(
-            f"data.augment must be an augmentation config, got {spec!r}. Pick a preset with "
-            "data/augment=<name> (a slash: Hydra's group syntax) or set switches such as "
-            "data.augment.flip=true."
-        )
-    options = OmegaConf.to_container(spec) if isinstance(spec, DictConfig) else dict(spec)
-    options.pop("_target_", None)
-    return BatchAugment(**options)
+        return spec
+    return BatchAugment(**{key: value for key, value in spec.items() if key != "_target_"})

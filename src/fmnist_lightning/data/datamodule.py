@@ -29,23 +29,6 @@ from fmnist_lightning.data.normalise import normalise
 from fmnist_lightning.data.sampler import EpochBatchSampler
 
 
-def check_split(n: int, val_fraction: float, batch_size: int) -> None:
-    """Refuse a split of ``n`` images (as :func:`split_indices` makes it) without one training
-    batch or one validation image."""
-    n_val = round(n * val_fraction)
-    if n - n_val < batch_size:
-        raise DataError(
-            f"data.val_fraction={val_fraction} leaves {n - n_val:,} of the {n:,} training images "
-            f"for training, fewer than one batch (data.batch_size={batch_size}); lower "
-            "data.val_fraction or data.batch_size."
-        )
-    if n_val < 1:
-        raise DataError(
-            f"data.val_fraction={val_fraction} leaves no image of the {n:,} for validation; "
-            f"raise data.val_fraction to at least {1 / n:.2g}."
-        )
-
-
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random split of range(n) into (train, validation) indices."""
     permutation = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -75,12 +58,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.root, self.batch_size, self.eval_batch_size = Path(root), batch_size, eval_batch_size
-        self.val_fraction, self.split_seed, self.shuffle_seed = (
-            val_fraction,
-            split_seed,
-            shuffle_seed,
-        )
-        self.mean, self.std, self.download, self.on_device = mean, std, download, on_device
+        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.shuffle_seed, self.mean, self.std = shuffle_seed, mean, std
+        self.download, self.on_device = download, on_device
         self.tensors: dict[str, TensorDataset] = {}
         self.augment = as_augment(augment)
 
@@ -96,9 +76,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             if missing and not download:
                 reason = "downloading is off: data.download=false"
                 if any((raw_folder(self.root) / f"{name}.gz").is_file() for name in missing):
-                    reason += (
-                        "; the .gz files are there, and data.download=true unpacks them offline"
-                    )
+                    reason += "; the .gz files are there, data.download=true unpacks them offline"
                 raise DataError(missing_data_message(self.root, reason, missing))
             if missing:
                 try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
@@ -110,10 +88,23 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download when missing, else only check the files (Lightning calls it before fit and
-        before test; setup parses once). A val_fraction that starves a split stops here."""
-        training_images = self._ensure_files(True, self.download)
+        before test; setup parses once). A val_fraction that leaves no training batch or no
+        validation image stops here, before any training."""
+        n = self._ensure_files(True, self.download)
         self._ensure_files(False, self.download)
-        check_split(training_images, self.val_fraction, self.batch_size)
+        n_val = round(n * self.val_fraction)  # as split_indices splits
+        fraction, batch_size = self.val_fraction, self.batch_size
+        if n - n_val < batch_size:
+            raise DataError(
+                f"data.val_fraction={fraction} leaves {n - n_val:,} of the {n:,} training images "
+                f"for training, fewer than one batch (data.batch_size={batch_size}); lower "
+                "data.val_fraction or data.batch_size."
+            )
+        if n_val < 1:
+            raise DataError(
+                f"data.val_fraction={fraction} leaves no image of the {n:,} for validation; "
+                f"raise data.val_fraction to at least {1 / n:.2g}."
+            )
 
     def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """One split's normalised images and labels, on the training device when on_device."""

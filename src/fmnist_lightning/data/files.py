@@ -11,7 +11,6 @@ import hashlib
 import math
 import os
 import stat
-import struct
 import tempfile
 import zlib
 from collections.abc import Iterable
@@ -138,20 +137,18 @@ def check_gz_files(root: Path, names: Iterable[str]) -> None:
 
 def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
     """The shape in an IDX file's header, once the header and the file size agree with it."""
-    header_size = 4 * (1 + ndim)
-    size = path.stat().st_size  # check_readable has made sure it can be read
-    with path.open("rb") as file:
-        header = file.read(header_size)
-    if len(header) < header_size:
-        raise damaged(path, f"it is {size} bytes long, shorter than its {header_size}-byte header")
-    magic, *shape = struct.unpack(f">{1 + ndim}I", header)
+    header = np.fromfile(path, dtype=">u4", count=1 + ndim)  # check_readable made sure it reads
+    size = path.stat().st_size
+    if len(header) < 1 + ndim:
+        raise damaged(path, f"it is {size} bytes long, shorter than its {4 * (1 + ndim)}-byte header")
+    magic, *shape = header.tolist()
     if magic != 0x0800 | ndim:
         raise damaged(
             path,
             f"its magic number is 0x{magic:08x}, not 0x{0x0800 | ndim:08x} (unsigned bytes, "
             f"{ndim} dimension{'s' if ndim > 1 else ''})",
         )
-    expected = header_size + math.prod(shape)
+    expected = 4 * (1 + ndim) + math.prod(shape)
     if size != expected:
         raise damaged(
             path,

@@ -16,8 +16,7 @@ NUM_CLASSES = 10
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array in the IDX format of the MNIST files (big-endian header)."""
-    magic = 0x0800 | array.ndim
-    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(f">{1 + array.ndim}I", 0x0800 | array.ndim, *array.shape)
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 

@@ -1,8 +1,7 @@
 """Start a ResNet-18 from a torchvision weight file (e.g. ImageNet): ``model.weights``.
 
-The file's 3-channel 7x7 stem kernel is adapted to this project's 1-channel 3x3 stem
-(:func:`adapt_stem_weight`), its 1000-class head is left at its fresh initialisation, and
-every other tensor is kept as it is.
+The file's 3-channel 7x7 stem kernel is adapted to this project's 1-channel 3x3 stem, its
+1000-class head is left at its fresh initialisation, and every other tensor is kept.
 """
 
 from pathlib import Path
@@ -23,12 +22,10 @@ def resampling_matrix(source: int, target: int) -> torch.Tensor:
     target pixels; every column sums to 1, so resampling keeps a kernel's total weight."""
     position = (torch.arange(source, dtype=torch.float64) + 0.5) * target / source - 0.5
     low = position.floor()
-    high_weight = position - low
     matrix = torch.zeros(target, source, dtype=torch.float64)
-    columns = torch.arange(source)
-    for index, weight in ((low, 1 - high_weight), (low + 1, high_weight)):
+    for index, weight in ((low, 1 - (position - low)), (low + 1, position - low)):
         rows = index.clamp(0, target - 1).long()
-        matrix.index_put_((rows, columns), weight, accumulate=True)
+        matrix.index_put_((rows, torch.arange(source)), weight, accumulate=True)
     return matrix
 
 
@@ -40,35 +37,18 @@ def adapt_stem_weight(weight: torch.Tensor, target_shape: torch.Size) -> torch.T
     resampled linearly such that each filter keeps its total weight (its response to a
     flat patch); the filters keep their coarse shape (edges, blobs), not their 7x7 detail.
     """
-    out_channels, in_channels, height, width = target_shape
-    if weight.shape[0] != out_channels:
-        raise ValueError(
-            f"the stem of the weights file has {weight.shape[0]} filters, the network {out_channels}."
-        )
-    if weight.shape[1] != in_channels:
-        if in_channels != 1:
-            raise ValueError(
-                f"cannot map a {weight.shape[1]}-channel stem to {in_channels} channels; "
-                "only 1 (grey) or the file's own channel count is supported."
-            )
+    if weight.shape[1] != target_shape[1]:  # to grey: the caller checked the target is 1
         weight = weight.sum(dim=1, keepdim=True)
-    if weight.shape[2:] != (height, width):
-        rows = resampling_matrix(weight.shape[2], height)
-        cols = resampling_matrix(weight.shape[3], width)
-        weight = (rows @ weight.double() @ cols.T).to(weight.dtype)
-    return weight
+    rows = resampling_matrix(weight.shape[2], target_shape[2])
+    cols = resampling_matrix(weight.shape[3], target_shape[3])
+    return (rows @ weight.double() @ cols.T).to(weight.dtype)
 
 
 def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, list[str]]:
-    """Load a torchvision ResNet state dict file into ``network``, adapting stem and head.
-
-    Kept as they are: every residual stage, every BatchNorm (weights and running statistics)
-    and the stem's BatchNorm. Adapted: ``conv1.weight`` (see ``adapt_stem_weight``). Left at
-    their fresh initialisation: the head (``fc``), when its shape differs (1000 ImageNet
-    classes vs. 10). Returns the key names of each kind.
-    """
-    path = Path(path)
-    if not path.is_file():
+    """Load a torchvision ResNet state dict file into ``network``; return the names of the
+    tensors kept, adapted (the stem, ``conv1.weight``) and left fresh (the head, ``fc``,
+    when its class count differs)."""
+    if not Path(path).is_file():
         raise WeightsFileError(
             f"model.weights: no file at '{path}'. Pass a torchvision state dict saved with "
             "torch.save(torchvision.models.resnet18(weights=...).state_dict(), path)."
@@ -89,8 +69,7 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
             "the format torchvision's weight files use."
         )
     target = network.state_dict()
-    unexpected = sorted(set(source) - set(target))
-    missing = sorted(set(target) - set(source))
+    unexpected, missing = sorted(set(source) - set(target)), sorted(set(target) - set(source))
     if unexpected or missing:
         raise WeightsFileError(
             f"model.weights: '{path}' does not fit {type(network).__name__}: "
@@ -98,22 +77,19 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}). Use a ResNet-18 state dict."
         )
     report: dict[str, list[str]] = {"kept": [], "adapted": [], "reinitialised": []}
-    state = {}
     for name, tensor in source.items():
         wanted = target[name].shape
         if tensor.shape == wanted:
-            state[name] = tensor
-            report["kept"].append(name)
-        elif name == "conv1.weight":
-            state[name] = adapt_stem_weight(tensor, wanted)
-            report["adapted"].append(name)
+            target[name], kind = tensor, "kept"
+        elif name == "conv1.weight" and tensor.shape[0] == wanted[0] and wanted[1] == 1:
+            target[name], kind = adapt_stem_weight(tensor, wanted), "adapted"
         elif name.startswith(f"{HEAD}."):
-            state[name] = target[name]
-            report["reinitialised"].append(name)
+            kind = "reinitialised"
         else:
             raise WeightsFileError(
                 f"model.weights: '{name}' has shape {tuple(tensor.shape)} in '{path}', "
                 f"the network expects {tuple(wanted)}."
             )
-    network.load_state_dict(state)
+        report[kind].append(name)
+    network.load_state_dict(target)
     return report

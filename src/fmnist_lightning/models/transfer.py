@@ -1,16 +1,9 @@
 """Start training from other weights, and give the classification head its own learning rate.
 
-The model config's run-time keys that this module serves (the builder and the
-LightningModule pass them in; the network never sees them):
-
-- ``weights``: a torchvision-format state dict file (e.g. ImageNet ResNet-18), adapted to
-  this network by ``pretrained.load_torchvision_weights``;
-- ``init_from``: a checkpoint of this project; its network weights are the starting point
-  of a new run (fine-tuning), unlike ``ckpt_path``, which resumes the same run;
-- ``head_lr``: learning rate of the network's ``head`` (null: the optimiser's ``lr``).
-
-The two files are read once, when a fresh run builds its module, never when a run resumes
-and never when a checkpoint is loaded: a checkpoint of the fine-tuned run loads without them.
+``model.weights`` (a torchvision state dict, see ``pretrained``) and ``model.init_from`` (a
+checkpoint of this project: a new run starts from its network, unlike ``ckpt_path``, which
+resumes the same run) are read once, when a fresh run builds its module: never when a run
+resumes or a checkpoint is loaded, so a checkpoint of the fine-tuned run loads without them.
 """
 
 from pathlib import Path
@@ -19,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 from fmnist_lightning.models.pretrained import load_torchvision_weights
 from fmnist_lightning.models.runtime import unwrapped, unwrapped_name
@@ -29,7 +23,7 @@ def load_starting_weights(
 ) -> str | None:
     """Load ``model.weights`` or ``model.init_from`` into ``network``; say what was loaded."""
     if weights and init_from:
-        raise ValueError(
+        raise UsageError(
             "model.weights and model.init_from both set: start from one of them "
             "(set the other to null)."
         )
@@ -48,10 +42,11 @@ def load_starting_weights(
 def load_network_weights(network: nn.Module, checkpoint_path: str | Path) -> None:
     """Copy the network weights of a checkpoint of this project into ``network`` (same architecture)."""
     checkpoint = read_checkpoint(checkpoint_path)
-    state = {}
-    for name, tensor in checkpoint["state_dict"].items():
-        if name.startswith("net."):
-            state[unwrapped_name(name.removeprefix("net."))] = tensor
+    state = {
+        unwrapped_name(name.removeprefix("net.")): tensor
+        for name, tensor in checkpoint["state_dict"].items()
+        if name.startswith("net.")
+    }
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
@@ -71,15 +66,14 @@ def parameter_groups(
     if head_lr is None:
         return [{"params": trainable}]
     if head is None:
-        raise ValueError(
+        raise UsageError(
             "model.head_lr is set, but this network has no `head` to give it to; "
             "set model.head_lr=null."
         )
     head_ids = {id(p) for p in head.parameters()}
     body = [p for p in trainable if id(p) not in head_ids]
-    head_params = [p for p in trainable if id(p) in head_ids]
-    groups = [{"params": body}] if body else []
-    return groups + [{"params": head_params, "lr": float(head_lr)}]
+    head_group = {"params": [p for p in trainable if id(p) in head_ids], "lr": float(head_lr)}
+    return [{"params": body}, head_group] if body else [head_group]
 
 
 def scale_schedule_to_groups(

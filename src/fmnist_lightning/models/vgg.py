@@ -5,6 +5,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+WEIGHT_INITS = ("pytorch", "keras", "kaiming")
+
 
 def conv_block(
     in_channels: int, widths: Sequence[int], kernel_sizes: Sequence[int], batch_norm: bool
@@ -16,14 +18,11 @@ def conv_block(
         layers.append(
             nn.Conv2d(in_channels, width, kernel_size, padding="same", bias=not batch_norm)
         )
-        layers += [nn.BatchNorm2d(width)] if batch_norm else []
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(width))
         layers.append(nn.ReLU(inplace=True))
         in_channels = width
-    layers.append(nn.MaxPool2d(2))
-    return layers
-
-
-WEIGHT_INITS = ("pytorch", "keras", "kaiming")
+    return [*layers, nn.MaxPool2d(2)]
 
 
 def initialise_weights(network: nn.Module, scheme: str) -> None:
@@ -31,16 +30,15 @@ def initialise_weights(network: nn.Module, scheme: str) -> None:
     (Glorot-uniform) or for ReLU (Kaiming-normal, He et al. 2015); biases start at zero."""
     if scheme not in WEIGHT_INITS:
         raise ValueError(f"weight_init must be one of {', '.join(WEIGHT_INITS)}, got {scheme!r}.")
-    if scheme == "pytorch":
-        return
     for layer in network.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            if scheme == "keras":
-                nn.init.xavier_uniform_(layer.weight)
-            else:  # keeps each ReLU layer's output variance, where PyTorch's default shrinks it
-                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
+        if scheme == "pytorch" or not isinstance(layer, (nn.Conv2d, nn.Linear)):
+            continue
+        if scheme == "keras":
+            nn.init.xavier_uniform_(layer.weight)
+        else:  # keeps each ReLU layer's output variance, where PyTorch's default shrinks it
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
 
 
 class VGGStyleCNN(nn.Module):
@@ -49,7 +47,8 @@ class VGGStyleCNN(nn.Module):
     With the defaults it has exactly 1,413,834 parameters, the same as the Keras original.
     ``batch_norm`` puts BatchNorm after every convolution, ``dense_batch_norm`` after every
     hidden dense layer (both before the ReLU). ``weight_init``: "pytorch" (PyTorch's layer
-    defaults) or "keras" (Glorot-uniform weights and zero biases, as the original had).
+    defaults), "keras" (Glorot-uniform weights and zero biases, as the original had) or
+    "kaiming".
     """
 
     def __init__(
@@ -81,7 +80,8 @@ class VGGStyleCNN(nn.Module):
         width = channels * size * size
         for hidden in dense:
             classifier.append(nn.Linear(width, hidden, bias=not dense_batch_norm))
-            classifier += [nn.BatchNorm1d(hidden)] if dense_batch_norm else []
+            if dense_batch_norm:
+                classifier.append(nn.BatchNorm1d(hidden))
             classifier += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = hidden
         classifier.append(nn.Linear(width, num_classes))
