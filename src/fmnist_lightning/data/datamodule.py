@@ -126,11 +126,12 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         dataset = self.tensors[split]
-        trainer = self.trainer
-        shard = {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
+        rank, world_size = 0, 1
+        if self.trainer is not None:
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
         device = dataset.tensors[0].device
         sampler = EpochBatchSampler(
-            len(dataset), batch_size, shuffle, self.shuffle_seed, device=device, **shard
+            len(dataset), batch_size, shuffle, self.shuffle_seed, rank, world_size, device
         )
         # batch_size=None: the sampler yields whole batches of indices, and TensorDataset
         # slices them in one indexing operation. The loader's own generator: starting an
@@ -154,7 +155,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         """Augment training batches, on the training device; other splits pass as they are."""
         # Lightning's model summary sends the module's example image here alone, while
         # training: it passes unaugmented, drawing no random numbers from the run's stream.
-        if self.augment is None or not (self.trainer and self.trainer.training):
+        if self.augment is None or self.trainer is None or not self.trainer.training:
             return batch
         if isinstance(batch, torch.Tensor):
             return batch

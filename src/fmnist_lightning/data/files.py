@@ -140,7 +140,9 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
     header = np.fromfile(path, dtype=">u4", count=1 + ndim)  # check_readable made sure it reads
     size = path.stat().st_size
     if len(header) < 1 + ndim:
-        raise damaged(path, f"it is {size} bytes long, shorter than its {4 * (1 + ndim)}-byte header")
+        raise damaged(
+            path, f"it is {size} bytes long, shorter than its {4 * (1 + ndim)}-byte header"
+        )
     magic, *shape = header.tolist()
     if magic != 0x0800 | ndim:
         raise damaged(

@@ -20,10 +20,10 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
         batch_size: int,
         shuffle: bool,
         seed: int = 0,
-        drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
         device: torch.device | str = "cpu",
+        drop_last: bool = False,
     ) -> None:
         self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
         self.device, self.epoch = torch.device(device), 0

@@ -10,8 +10,8 @@ from lightning.pytorch.callbacks import Callback
 
 from fmnist_lightning.analysis import curve_plots, run_files
 from fmnist_lightning.analysis.figures import save_figure
-from fmnist_lightning.training.machine import gpu_model, this_cpu_model
 from fmnist_lightning.training.callbacks.time_to_accuracy import TimeToAccuracy
+from fmnist_lightning.training.machine import gpu_model, this_cpu_model
 from fmnist_lightning.training.provenance import provenance
 
 
