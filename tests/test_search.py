@@ -109,16 +109,14 @@ def test_a_trials_values_become_overrides_that_compose_to_those_values():
         "optimizer": "adam",
         "data.on_device": False,
     }
-    trial, space = (
-        optuna.trial.FixedTrial(values),
-        {
-            "optimizer.lr": FloatDistribution(1e-5, 1e-2, log=True),
-            "model.net.dropout": FloatDistribution(0.0, 0.5),
-            "data.batch_size": IntDistribution(32, 256, step=32),
-            "optimizer": CategoricalDistribution(["adam", "sgd"]),
-            "data.on_device": CategoricalDistribution([True, False]),
-        },
-    )
+    space = {
+        "optimizer.lr": FloatDistribution(1e-5, 1e-2, log=True),
+        "model.net.dropout": FloatDistribution(0.0, 0.5),
+        "data.batch_size": IntDistribution(32, 256, step=32),
+        "optimizer": CategoricalDistribution(["adam", "sgd"]),
+        "data.on_device": CategoricalDistribution([True, False]),
+    }
+    trial = optuna.trial.FixedTrial(values)  # suggests exactly these values
     overrides = [runner.suggested_override(trial, k, d) for k, d in space.items()]
     assert trial.params == values
     cfg = compose("train", overrides)
@@ -305,7 +303,8 @@ def test_a_study_whose_database_is_gone_does_not_reuse_its_trial_folders(pruned_
 
 
 def search_process(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(TESTS_DIR)}
+    path = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     return subprocess.Popen(
         [sys.executable, "-m", "fmnist_lightning.search", *args],
         stdout=subprocess.PIPE,

@@ -128,8 +128,8 @@ def suggested_override(trial: optuna.Trial, key: str, d: dist.BaseDistribution) 
 
 def write_trial_record(run_dir: Path, trial: Any, state: TrialState, **fields: Any) -> None:
     """trial.json in ``run_dir``: how the trial ended (the study holds the same)."""
-    unset = {"value": None, "seconds": None, "error": None, "params": dict(trial.params)}
-    record = {"trial": trial.number, "state": state.name.lower()} | unset | fields
+    defaults = {"value": None, "seconds": None, "error": None, "params": dict(trial.params)}
+    record = {"trial": trial.number, "state": state.name.lower()} | defaults | fields
     write_json(run_dir / TRIAL_JSON, record)
 
 
