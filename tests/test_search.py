@@ -15,15 +15,16 @@ import optuna
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
-from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 from PIL import Image
 
-from fmnist_lightning import search
+from fmnist_lightning import cli, search
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.errors import UsageError
 from fmnist_lightning.train import train
-from fmnist_lightning.tuning import runner, space, summary
-from fmnist_lightning.tuning.trial_files import TRIAL_JSON
+from fmnist_lightning.tuning import runner, summary
+from fmnist_lightning.tuning.runner import TRIAL_JSON
 from helpers.compose import compose, tiny_overrides
 
 TESTS_DIR = Path(__file__).parent
@@ -52,9 +53,7 @@ def racing_storage(monkeypatch, losses: int) -> list[str]:
     another process is creating at the same moment); returns the URLs it was called with."""
     from sqlalchemy.exc import IntegrityError
 
-    from fmnist_lightning.tuning import study
-
-    real, calls = study.RDBStorage, []
+    real, calls = runner.RDBStorage, []
 
     def racing(url, **options):
         calls.append(url)
@@ -62,30 +61,26 @@ def racing_storage(monkeypatch, losses: int) -> list[str]:
             raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE failed"))
         return real(url, **options)
 
-    monkeypatch.setattr(study, "RDBStorage", racing)
-    monkeypatch.setattr(study, "STORAGE_RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(runner, "RDBStorage", racing)
+    monkeypatch.setattr(runner, "STORAGE_RETRY_SECONDS", 0.0)
     return calls
 
 
 def test_a_database_another_process_is_creating_is_opened_on_a_retry(tmp_path, monkeypatch):
     from optuna.storages import RDBStorage
 
-    from fmnist_lightning.tuning import study
-
     calls = racing_storage(monkeypatch, losses=2)
     settings = runner.search_config([f"paths.root={tmp_path}"]).hparams_search
-    assert isinstance(study.storage_of(settings), RDBStorage)
+    assert isinstance(runner.storage_of(settings), RDBStorage)
     assert len(calls) == 3 and (tmp_path / "searches" / "fmnist" / "study.db").is_file()
 
 
 def test_a_database_that_never_opens_is_a_one_line_setting_error(tmp_path, monkeypatch):
-    from fmnist_lightning.tuning import study
-
-    calls = racing_storage(monkeypatch, losses=study.STORAGE_ATTEMPTS)
+    calls = racing_storage(monkeypatch, losses=runner.STORAGE_ATTEMPTS)
     settings = runner.search_config([f"paths.root={tmp_path}"]).hparams_search
-    with pytest.raises(space.SearchConfigError, match="hparams_search.storage=.*UNIQUE failed"):
-        study.storage_of(settings)
-    assert len(calls) == study.STORAGE_ATTEMPTS
+    with pytest.raises(UsageError, match="hparams_search.storage=.*UNIQUE failed"):
+        runner.storage_of(settings)
+    assert len(calls) == runner.STORAGE_ATTEMPTS
 
 
 # --- The space and the overrides ----------------------------------------------------------
@@ -93,7 +88,7 @@ def test_a_database_that_never_opens_is_a_one_line_setting_error(tmp_path, monke
 
 def test_the_default_space_is_optunas_distributions_of_config_keys():
     settings = runner.search_config([]).hparams_search
-    assert space.distributions(settings.params) == {
+    assert runner.search_space(settings.params) == {
         "optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True),
         "model.net.dropout": FloatDistribution(0.0, 0.6),
         "data.batch_size": CategoricalDistribution([64, 128, 256]),
@@ -114,7 +109,17 @@ def test_a_trials_values_become_overrides_that_compose_to_those_values():
         "optimizer": "adam",
         "data.on_device": False,
     }
-    cfg = compose("train", [space.as_override(k, v) for k, v in values.items()])
+    space = {
+        "optimizer.lr": FloatDistribution(1e-5, 1e-2, log=True),
+        "model.net.dropout": FloatDistribution(0.0, 0.5),
+        "data.batch_size": IntDistribution(32, 256, step=32),
+        "optimizer": CategoricalDistribution(["adam", "sgd"]),
+        "data.on_device": CategoricalDistribution([True, False]),
+    }
+    trial = optuna.trial.FixedTrial(values)  # suggests exactly these values
+    overrides = [runner.suggested_override(trial, k, d) for k, d in space.items()]
+    assert trial.params == values
+    cfg = compose("train", overrides)
     assert cfg.optimizer._target_ == "torch.optim.Adam"
     assert cfg.optimizer.lr == values["optimizer.lr"]  # in full, not rounded
     assert cfg.model.net.dropout == 0.25 and cfg.data.batch_size == 128
@@ -122,11 +127,9 @@ def test_a_trials_values_become_overrides_that_compose_to_those_values():
 
 
 def test_search_settings_and_trial_overrides_are_told_apart():
-    own, trials = space.split_overrides(
-        ["hparams_search.n_trials=3", "trainer.max_epochs=2", "hparams_search=optuna"]
-    )
-    assert own == ["hparams_search.n_trials=3", "hparams_search=optuna"]
-    assert trials == ["trainer.max_epochs=2"]
+    overrides = ["hparams_search.n_trials=3", "trainer.max_epochs=2", "hparams_search=optuna"]
+    assert runner.search_config(overrides).hparams_search.n_trials == 3
+    assert runner.trial_overrides(overrides, {}) == ["trainer.max_epochs=2"]
 
 
 @pytest.mark.parametrize(
@@ -134,7 +137,7 @@ def test_search_settings_and_trial_overrides_are_told_apart():
     [
         (["optimizer.lr=0.1"], "optimizer.lr is searched .* and also set on the command line"),
         (["paths.run_dir=/tmp/x"], "paths.run_dir cannot be set for a search"),
-        (["hparams_search.direction=up"], "direction='up': use maximize or minimize"),
+        (["hparams_search.direction=up"], "direction='up': use maximize/minimize"),
         (["hparams_search.n_trials=-1"], "n_trials=-1: give a whole number"),
         (
             ["+hparams_search.params.x._target_=optuna.distributions.FloatDistribution",
@@ -153,15 +156,15 @@ def test_a_search_setting_that_cannot_work_stops_with_one_line(
     synthetic_root, tmp_path, overrides, message
 ):
     args = tiny_search(synthetic_root, tmp_path, "hparams_search.n_trials=1", *overrides)
-    with pytest.raises(space.SearchConfigError, match=message) as error:
+    with pytest.raises(UsageError, match=message) as error:
         runner.run_search(args, train)
     assert "\n" not in str(error.value)
 
 
 def test_an_override_hydra_cannot_parse_stops_the_command_with_one_line(capsys):
     with pytest.raises(SystemExit) as stop:
-        search.main(["trainer.max_epochs=[1"])
-    assert stop.value.code == 1
+        cli.run(lambda: search.main(["trainer.max_epochs=[1"]))
+    assert stop.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(
         "Error: Invalid override: 'trainer.max_epochs=[1': no viable alternative at input "
@@ -238,11 +241,12 @@ def test_the_summary_lists_every_trial_and_draws_optunas_plots(pruned_search):
     assert text.startswith("# Search fmnist: 3 trials (3 pruned)")
     assert "No trial has completed yet." in text
     # Each pruned trial ran 2 of its 3 epochs: the estimate adds half its time again.
+    spent = sum(t.duration.total_seconds() for t in study.get_trials())
     saved = sum(t.duration.total_seconds() / 2 for t in study.get_trials())
-    savings = summary.pruning_savings(study)
-    assert (savings["pruned"], savings["epochs_run"], savings["epochs_full"]) == (3, 6, 9)
-    assert savings["seconds_saved"] == pytest.approx(saved)
     assert "Pruning: 3 trials ran 6 epochs in all of the 9 they were given" in text
+    assert f"would have taken about {saved:.0f} s more" in text
+    assert f"{saved / (spent + saved):.0%} of the {spent + saved:.0f} s" in text
+    assert f"({spent:.0f} s with it)" in text
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == 2 + 3
     with Image.open(search_dir / summary.INTERMEDIATE_PNG) as image:
         assert image.width > 500
@@ -289,7 +293,7 @@ def test_a_study_whose_database_is_gone_does_not_reuse_its_trial_folders(pruned_
     renamed = search_dir / "study.db"
     renamed.rename(search_dir / "moved.db")
     try:
-        with pytest.raises(space.SearchConfigError, match="already holds trial folders"):
+        with pytest.raises(UsageError, match="already holds trial folders"):
             runner.run_search(args, train)
     finally:
         (search_dir / "moved.db").rename(renamed)
@@ -299,7 +303,8 @@ def test_a_study_whose_database_is_gone_does_not_reuse_its_trial_folders(pruned_
 
 
 def search_process(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(TESTS_DIR)}
+    path = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     return subprocess.Popen(
         [sys.executable, "-m", "fmnist_lightning.search", *args],
         stdout=subprocess.PIPE,
@@ -389,7 +394,7 @@ def test_the_command_prints_its_usage_and_a_bad_setting_in_one_line(tmp_path):
          "hparams_search.direction=sideways"],
         capture_output=True, text=True,
     )  # fmt: skip
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a setting refused
     assert bad.stderr.strip().splitlines()[-1].startswith("Error: hparams_search.direction=")
     # The train command no longer searches (Hydra's Optuna sweeper is gone): it says where to.
     train_cmd = subprocess.run(

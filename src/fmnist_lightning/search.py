@@ -3,7 +3,6 @@ when its validation accuracy falls behind, the study kept in a database so that 
 the same command again continues it.
 
     python -m fmnist_lightning.search [hparams_search=optuna] [hparams_search.KEY=VALUE ...] [training overrides]
-
     python -m fmnist_lightning.search hparams_search.n_trials=12 trainer.max_epochs=5
     python -m fmnist_lightning.search hparams_search.storage=postgresql://host/db   # several machines
 
@@ -11,9 +10,12 @@ The search space, metric, direction, sampler, pruner, storage and study size are
 conf/hparams_search/<name>.yaml; overrides without the ``hparams_search.`` prefix apply to
 every trial. Trials go to lightning_logs/searches/<study>/<trial number>/; at the end that
 folder holds summary.md (best trial and its command line, all trials), trials.csv and plots.
+Exit status: 0 done, 1 failed, 2 a setting refused, 128 + signal interrupted (run it again).
 """
 
 import sys
+
+from fmnist_lightning import cli
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,15 +24,11 @@ def main(argv: list[str] | None = None) -> None:
         print(__doc__)
         return
     # Imported here, so that --help answers without loading torch.
-    from fmnist_lightning.config.overrides import exit_on_bad_overrides
-    from fmnist_lightning.train import exit_with_message, train
+    from fmnist_lightning.train import train
     from fmnist_lightning.tuning.runner import run_search
-    from fmnist_lightning.tuning.space import SearchConfigError
 
-    exit_on_bad_overrides(overrides)
-    with exit_with_message(extra=(SearchConfigError,)):
-        run_search(overrides, train)
+    run_search(overrides, train)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

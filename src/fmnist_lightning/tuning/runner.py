@@ -1,113 +1,250 @@
-"""A search from the command line's overrides: settings, study, trials, summary."""
+"""A search: settings, space, the study in its storage (created the first time, so that the same
+command continues it; shared by every process naming that storage and study), trials."""
 
-from collections.abc import Sequence
+import json
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import optuna
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna import distributions as dist
+from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
+from optuna_integration import PyTorchLightningPruningCallback
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from fmnist_lightning.analysis.run_files import write_json
 from fmnist_lightning.config.compose import compose
-from fmnist_lightning.config.schema import ConfigValidationError
+from fmnist_lightning.config.overrides import parse_overrides
+from fmnist_lightning.errors import UsageError
 from fmnist_lightning.training.faults import NonFiniteLoss, OutOfMemory, TrainingInterrupted
-from fmnist_lightning.tuning.objective import Objective, TrainFunction, check_single_process
-from fmnist_lightning.tuning.space import (
-    SearchConfigError,
-    check_not_fixed,
-    distributions,
-    override_keys,
-    split_overrides,
-)
-from fmnist_lightning.tuning.study import FINISHED, finished_trials, open_study
-from fmnist_lightning.tuning.summary import SUMMARY_MD, best_trial, command_line
-from fmnist_lightning.tuning.summary import write_search_summary as write_summary
+from fmnist_lightning.tuning.summary import SUMMARY_MD, write_summary
 
-DEFAULT_SEARCH = "optuna"
-# A trial that fails for a reason of its own values (a NaN loss, a batch too large for
-# memory) is recorded as failed and the search goes on; any other error stops the search.
-TRIAL_FAULTS = (NonFiniteLoss, OutOfMemory)
+# What counts toward hparams_search.n_trials: every trial that ended, whatever its outcome.
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# Two processes opening a new database at the same moment both create its tables; the one
+# that loses gets an IntegrityError (or "database is locked") and finds them on a retry.
+STORAGE_ATTEMPTS, STORAGE_RETRY_SECONDS = 5, 0.2
+TRIAL_JSON = "trial.json"
 
 
 def search_config(overrides: Sequence[str]) -> DictConfig:
     """The training config with ``hparams_search`` (``=optuna`` unless the command line names one)."""
-    overrides = list(overrides)
-    if "hparams_search" not in override_keys(overrides):
-        overrides = [f"hparams_search={DEFAULT_SEARCH}", *overrides]
     try:
+        if "hparams_search" not in override_keys(overrides):
+            overrides = ["hparams_search=optuna", *overrides]
         cfg = compose("train", overrides)
-    except HydraException as error:
-        raise ConfigValidationError(str(error).splitlines()[0]) from error
+    except (HydraException, ValueError) as error:  # ValueError: Hydra's, a group given a number
+        raise UsageError(str(error).splitlines()[0]) from error
     if cfg.get("hparams_search") is None:
-        raise SearchConfigError(
-            "hparams_search is not set: name a search space, e.g. hparams_search=optuna "
-            "(conf/hparams_search/optuna.yaml)"
-        )
+        raise UsageError("hparams_search is not set: name a search space (hparams_search=optuna)")
+    settings = cfg.hparams_search
+    if settings.direction not in ("maximize", "minimize"):
+        raise UsageError(f"hparams_search.direction={settings.direction!r}: use maximize/minimize")
+    if not isinstance(settings.n_trials, int) or settings.n_trials < 0:
+        raise UsageError(f"hparams_search.n_trials={settings.n_trials!r}: give a whole number >= 0")
+    check_single_process(cfg)
     return cfg
 
 
-def check_fresh_folder(study: optuna.Study, search_dir: Path) -> None:
-    """A new study never writes into the trial folders of an older one of the same name."""
-    if study.get_trials(deepcopy=False) or not search_dir.is_dir():
-        return
-    trials = sorted(p.name for p in search_dir.iterdir() if p.is_dir() and p.name.isdigit())
-    if trials:
-        raise SearchConfigError(
-            f"{search_dir} already holds trial folders ({', '.join(trials[:5])}) but the study "
-            "storage has no trials (was its database removed?): choose another "
-            "hparams_search.study_name, or move that folder away"
+def check_single_process(cfg: DictConfig) -> None:
+    """A trial runs in the search's own process: DDP would re-launch the whole search."""
+    strategy = str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))
+    if "ddp" in strategy:
+        raise UsageError(
+            f"trainer.strategy={strategy}: a search runs each trial in its own process; to use "
+            "several devices, start one search process per device on the same hparams_search.storage"
         )
 
 
-def run_search(overrides: Sequence[str], train: TrainFunction) -> optuna.Study:
-    """Run trials until the study holds ``hparams_search.n_trials`` finished ones; summarise."""
-    own, trial_overrides = split_overrides(list(overrides))
-    cfg = search_config([*own, *trial_overrides])
-    settings = cfg.hparams_search
-    space = distributions(settings.params)
-    check_not_fixed(space, trial_overrides)
-    check_single_process(cfg)
-    study = open_study(settings)
-    search_dir = Path(settings.dir)
-    check_fresh_folder(study, search_dir)
+def override_keys(overrides: Sequence[str]) -> list[str]:
+    return [override.key_or_group for override in parse_overrides(overrides)]
 
-    done = len(finished_trials(study))
-    if done >= settings.n_trials:
-        print(
-            f"The study '{study.study_name}' already holds {done} finished trials "
-            f"(hparams_search.n_trials={settings.n_trials}): nothing to run; raise n_trials to run more."
+
+def search_space(params: DictConfig) -> dict[str, dist.BaseDistribution]:
+    """``hparams_search.params`` (key: a ``_target_`` Optuna distribution) as distributions."""
+    if not params:
+        raise UsageError(
+            "hparams_search.params is empty: give at least one key to search, e.g. optimizer.lr: "
+            "{_target_: optuna.distributions.FloatDistribution, low: 1e-4, high: 1e-2, log: true}"
         )
-    else:
-        print(
-            f"Study '{study.study_name}': {done} of {settings.n_trials} trials finished, running "
-            f"the rest. Folder: {search_dir}"
-        )
-    try:
-        if done < settings.n_trials:
-            study.optimize(
-                Objective(train, settings, space, trial_overrides),
-                callbacks=[MaxTrialsCallback(settings.n_trials, states=FINISHED)],
-                catch=TRIAL_FAULTS,
-                gc_after_trial=True,
+    space = {}
+    for key, spec in params.items():
+        try:
+            space[str(key)] = instantiate(spec, _convert_="all")
+        except Exception as error:  # Optuna's own checks: low > high, a log range from 0, ...
+            raise UsageError(f"hparams_search.params.{key}: {error.__cause__ or error}") from error
+        kinds = (dist.FloatDistribution, dist.IntDistribution, dist.CategoricalDistribution)
+        if not isinstance(space[str(key)], kinds):
+            raise UsageError(
+                f"hparams_search.params.{key} builds {type(space[str(key)]).__name__}, not an Optuna "
+                "distribution: use optuna.distributions.{Float,Int,Categorical}Distribution"
             )
-    except TrainingInterrupted:
-        # Its message tells how to resume the one trial; the search resumes as a whole.
-        print(
-            "\nSearch interrupted; the running trial is recorded as failed. Run the same command to continue the study."
+    return space
+
+
+def trial_overrides(overrides: Sequence[str], space: Mapping[str, Any]) -> list[str]:
+    """The overrides every trial gets: all but the search's own (``hparams_search...``)."""
+    kept = []
+    for override, key in zip(overrides, override_keys(overrides), strict=True):
+        if key in space:  # which of the two would win is unclear
+            raise UsageError(
+                f"{key} is searched (hparams_search.params) and also set on the command line: drop "
+                "the override, or search a copy of conf/hparams_search/optuna.yaml without the key"
+            )
+        if key == "paths.run_dir":
+            raise UsageError(
+                "paths.run_dir cannot be set for a search: every trial gets its own folder "
+                "<hparams_search.dir>/<trial number>; set hparams_search.dir or paths.root"
+            )
+        if key.split(".")[0] != "hparams_search":
+            kept.append(override)
+    return kept
+
+
+def suggested_override(trial: optuna.Trial, key: str, d: dist.BaseDistribution) -> str:
+    """The trial's value for ``key`` (drawn through Optuna's public suggest API) as an override
+    Hydra reads back: floats in full, strings quoted when they must be."""
+    if isinstance(d, dist.CategoricalDistribution):
+        value = trial.suggest_categorical(key, d.choices)
+    else:
+        draw = trial.suggest_int if isinstance(d, dist.IntDistribution) else trial.suggest_float
+        value = draw(key, d.low, d.high, step=d.step, log=d.log)
+    if not isinstance(value, str):
+        return f"{key}={json.dumps(value)}"  # null, true, false, numbers (floats as repr)
+    plain = value.replace("_", "").replace("-", "").isalnum()
+    return f"{key}={value}" if plain else f"{key}='{value}'"
+
+
+def write_trial_record(run_dir: Path, trial: Any, state: TrialState, **fields: Any) -> None:
+    """trial.json in ``run_dir``: how the trial ended (the study holds the same)."""
+    defaults = {"value": None, "seconds": None, "error": None, "params": dict(trial.params)}
+    record = {"trial": trial.number, "state": state.name.lower()} | defaults | fields
+    write_json(run_dir / TRIAL_JSON, record)
+
+
+def record_silent_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna's heartbeat_stale_trial_callback: a trial whose process died gets its record too."""
+    run_dir = trial.user_attrs.get("run_dir")
+    if run_dir and Path(run_dir).is_dir():
+        error = "its process stopped without reporting (killed, or its machine was lost)"
+        write_trial_record(Path(run_dir), trial, TrialState.FAIL, error=error)
+
+
+def storage_of(settings: DictConfig) -> RDBStorage | None:
+    """The study's database (None: in memory); a SQLite file's folder is created first."""
+    url = settings.storage
+    if not url:
+        return None
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    heartbeat = {key: settings[key] for key in ("heartbeat_interval", "grace_period")}
+    open_storage = partial(
+        RDBStorage, url, **heartbeat, heartbeat_stale_trial_callback=record_silent_trial
+    )
+    try:
+        for attempt in range(1, STORAGE_ATTEMPTS):
+            with suppress(IntegrityError, OperationalError):
+                return open_storage()
+            time.sleep(STORAGE_RETRY_SECONDS * attempt)
+        return open_storage()  # the last attempt's error is the one raised
+    except (ValueError, ImportError, SQLAlchemyError) as error:  # a malformed URL, no driver
+        raise UsageError(f"hparams_search.storage={url!r}: {error}") from error
+
+
+def open_study(settings: DictConfig) -> optuna.Study:
+    storage, pruner = storage_of(settings), instantiate(settings.pruner, _convert_="all")
+    name, direction = settings.study_name, settings.direction
+    study = optuna.create_study(
+        study_name=name, storage=storage, pruner=pruner, direction=direction, load_if_exists=True
+    )
+    if (made_to := study.direction.name.lower()) != direction:
+        raise UsageError(
+            f"The study '{name}' in {settings.storage} was made to {made_to}, not {direction}: "
+            "choose another hparams_search.study_name for a new study"
         )
-        raise
-    finally:
-        write_summary(study, search_dir)
-        report(study, search_dir)
+    if storage is not None:  # trials of a killed earlier process, so that the count is right
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    # A fixed seed moves on by the trials already held: a continued study proposes new points.
+    seed = settings.sampler.get("seed")
+    moved = {"seed": seed + len(study.get_trials(deepcopy=False))} if seed is not None else {}
+    study.sampler = instantiate(settings.sampler, **moved, _convert_="all")
     return study
 
 
-def report(study: optuna.Study, search_dir: Path) -> None:
-    """The last lines a user sees: the best trial and how to train it again."""
-    best = best_trial(study)
-    counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in FINISHED}
-    print(f"\nStudy '{study.study_name}': " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    if best is not None:
-        print(f"Best trial {best.number}: {best.value:.4f}   {best.user_attrs.get('run_dir')}")
-        print(f"  {command_line(best)}")
-    print(f"Summary: {(search_dir / SUMMARY_MD).resolve()}")
+def run_trial(trial: optuna.Trial, train: Callable, settings, space, fixed) -> float:
+    """Optuna's objective: a training run in ``<search dir>/<trial number>/`` (and trial.json);
+    user attributes: its command line (for the summary), the process (several share a study)."""
+    overrides = [*fixed, *(suggested_override(trial, k, d) for k, d in space.items())]
+    run_dir = Path(settings.dir) / str(trial.number)
+    trial.set_user_attr("overrides", overrides)
+    trial.set_user_attr("run_dir", str(run_dir))
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    started = time.perf_counter()
+    record = partial(write_trial_record, run_dir, trial)
+    try:
+        cfg = compose("train", [*overrides, f"paths.run_dir={run_dir}"])
+        check_single_process(cfg)
+        # For the summary's estimate of what pruning saved.
+        trial.set_user_attr("max_epochs", OmegaConf.select(cfg, "trainer.max_epochs"))
+        summary = train(cfg, [PyTorchLightningPruningCallback(trial, monitor=settings.monitor)])
+        value = summary.get(settings.metric)
+        if not isinstance(value, int | float):
+            raise UsageError(
+                f"hparams_search.metric={settings.metric!r} is not a number in the run's "
+                f"test_metrics.json; choose one of {', '.join(sorted(summary))}"
+            )
+    except BaseException as error:  # recorded, then Optuna marks the trial pruned or failed
+        pruned = isinstance(error, optuna.TrialPruned)
+        text = str(error) if pruned else f"{type(error).__name__}: {error}"
+        seconds = round(time.perf_counter() - started, 1)
+        record(TrialState.PRUNED if pruned else TrialState.FAIL, seconds=seconds, error=text)
+        raise
+    seconds = round(time.perf_counter() - started, 1)
+    record(TrialState.COMPLETE, seconds=seconds, value=float(value), epochs=summary.get("epochs"))
+    return float(value)
+
+
+def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
+    """Run trials until the study holds ``hparams_search.n_trials`` finished ones; summarise.
+    ``train(cfg, callbacks)`` returns the run's summary: ``fmnist_lightning.train.train``."""
+    settings = search_config(overrides).hparams_search
+    space = search_space(settings.params)
+    fixed = trial_overrides(overrides, space)
+    objective = partial(run_trial, train=train, settings=settings, space=space, fixed=fixed)
+    study, search_dir = open_study(settings), Path(settings.dir)
+    # A new study never writes into the trial folders of an older one of the same name.
+    if not study.get_trials(deepcopy=False) and (search_dir / "0").is_dir():
+        raise UsageError(
+            f"{search_dir} already holds trial folders but the study storage has no trials (was "
+            "its database removed?): choose another hparams_search.study_name, or move it away"
+        )
+    done, wanted = len(study.get_trials(deepcopy=False, states=FINISHED)), settings.n_trials
+    more = "running the rest" if done < wanted else "nothing to run (raise n_trials to run more)"
+    print(f"Study '{study.study_name}': {done} of {wanted} trials finished; {more}: {search_dir}")
+    try:
+        if done < wanted:
+            # A trial that fails for a reason of its own values (a NaN loss, a batch too large
+            # for memory) is recorded as failed and the search goes on; other errors stop it.
+            stop, faults = MaxTrialsCallback(wanted, states=FINISHED), (NonFiniteLoss, OutOfMemory)
+            study.optimize(objective, callbacks=[stop], catch=faults, gc_after_trial=True)
+    except TrainingInterrupted:
+        # Its message tells how to resume the one trial; the search resumes as a whole.
+        print("\nSearch interrupted; the running trial is recorded as failed.", end=" ")
+        print("Run the same command to continue the study.")
+        raise
+    finally:  # the last lines a user sees: the best trial and how to train it again
+        print(f"\n{write_summary(study, search_dir)}Summary: {(search_dir / SUMMARY_MD).resolve()}")
+    return study

@@ -1,155 +1,89 @@
-"""The summary of a search: every trial in a table, the best one's command line, Optuna's plots.
+"""What every search process writes into the search folder at its end: trials.csv, summary.md
+(the best trial's command line, every trial), Optuna's plots (history, intermediate, importances)."""
 
-Written into the search folder at the end of every search process (and so after each
-continuation): trials.csv, summary.md, history.png, intermediate.png, importances.png.
-"""
-
-import logging
 import shlex
 import warnings
 from pathlib import Path
 
 import optuna
 import pandas as pd
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from optuna.visualization import matplotlib as optuna_plots
 
 from fmnist_lightning.analysis.figures import save_figure
 from fmnist_lightning.analysis.tables import markdown_table
-
-log = logging.getLogger(__name__)
+from fmnist_lightning.inference.output_files import write_atomically
 
 TRIALS_CSV = "trials.csv"
 SUMMARY_MD = "summary.md"
 HISTORY_PNG = "history.png"
 INTERMEDIATE_PNG = "intermediate.png"
 IMPORTANCES_PNG = "importances.png"
-TRAIN_COMMAND = "python -m fmnist_lightning.train"
 
 
-def trial_seconds(trial: FrozenTrial) -> float | None:
+def seconds(trial: FrozenTrial) -> float | None:
     return trial.duration.total_seconds() if trial.duration is not None else None
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial, best value first (pruned, failed and running trials after them):
-    trial, state, value, the searched parameters, epochs validated, seconds."""
-    trials = study.get_trials(deepcopy=False)
+    """One row per trial, best value first (the others after them, by number)."""
+    sign = -1 if study.direction == StudyDirection.MAXIMIZE else 1
+    trials = sorted(
+        study.get_trials(deepcopy=False),
+        key=lambda t: (t.state != TrialState.COMPLETE, sign * (t.value or 0), t.number),
+    )
     names = list(dict.fromkeys(name for trial in trials for name in trial.params))
     rows = [
-        {
-            "trial": trial.number,
-            "state": trial.state.name.lower(),
-            "value": trial.value,
-            **{name: trial.params.get(name) for name in names},
-            "epochs": len(trial.intermediate_values),
-            "seconds": trial_seconds(trial),
-        }
-        for trial in trials
+        [t.number, t.state.name.lower(), t.value, *(t.params.get(n) for n in names)]
+        + [len(t.intermediate_values), seconds(t)]
+        for t in trials
     ]
-    columns = ["trial", "state", "value", *names, "epochs", "seconds"]
-    frame = pd.DataFrame(rows, columns=columns)
-    frame["value"] = pd.to_numeric(frame["value"])
-    frame["seconds"] = pd.to_numeric(frame["seconds"])
-    complete = (frame["state"] == "complete").astype(int)
-    maximise = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    frame = frame.assign(_complete=complete).sort_values(
-        ["_complete", "value", "trial"],
-        ascending=[False, not maximise, True],
-        na_position="last",
-    )
-    return frame.drop(columns="_complete").reset_index(drop=True)
-
-
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best completed trial, or None while there is none."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return study.best_trial if complete else None
+    frame = pd.DataFrame(rows, columns=["trial", "state", "value", *names, "epochs", "seconds"])
+    return frame.astype({"value": float, "seconds": float})
 
 
 def command_line(trial: FrozenTrial) -> str:
     """The training command that runs the trial's configuration again, as a new run."""
-    return " ".join([TRAIN_COMMAND, *map(shlex.quote, trial.user_attrs.get("overrides", []))])
+    overrides = trial.user_attrs.get("overrides", [])
+    return " ".join(["python -m fmnist_lightning.train", *map(shlex.quote, overrides)])
 
 
-def state_counts(frame: pd.DataFrame) -> str:
-    counts = frame["state"].value_counts()
-    return ", ".join(f"{counts[state]} {state}" for state in counts.index)
-
-
-def pruning_savings(study: optuna.Study) -> dict[str, float] | None:
+def pruning_sentence(study: optuna.Study) -> str | None:
     """What pruning saved, estimated from each pruned trial's own seconds per epoch: the
     seconds it would have taken to run to ``trainer.max_epochs``, less what it took."""
     pruned = [
-        t
+        (t, len(t.intermediate_values), t.user_attrs.get("max_epochs"))
         for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
         if t.intermediate_values and t.duration and t.user_attrs.get("max_epochs")
     ]
     if not pruned:
         return None
-    saved = sum(
-        trial_seconds(t) / len(t.intermediate_values) * t.user_attrs["max_epochs"]
-        - trial_seconds(t)
-        for t in pruned
-    )
-    spent = sum(trial_seconds(t) or 0.0 for t in study.get_trials(deepcopy=False))
-    return {
-        "pruned": len(pruned),
-        "epochs_run": sum(len(t.intermediate_values) for t in pruned),
-        "epochs_full": sum(t.user_attrs["max_epochs"] for t in pruned),
-        "seconds_saved": saved,
-        "seconds_spent": spent,
-    }
-
-
-def pruning_sentence(savings: dict[str, float]) -> str:
-    share = savings["seconds_saved"] / max(
-        savings["seconds_spent"] + savings["seconds_saved"], 1e-9
-    )
+    saved = sum(seconds(t) * (full / run - 1) for t, run, full in pruned)
+    spent = sum(seconds(t) or 0.0 for t in study.get_trials(deepcopy=False))
     return (
-        f"Pruning: {savings['pruned']} trials ran {savings['epochs_run']} epochs in all"
-        f" of the {savings['epochs_full']} they were given; run to the end they would have taken about "
-        f"{savings['seconds_saved']:.0f} s more (from each one's own seconds per epoch), "
-        f"{share:.0%} of the {savings['seconds_spent'] + savings['seconds_saved']:.0f} s the "
-        f"search would have taken without pruning ({savings['seconds_spent']:.0f} s with it)."
+        f"Pruning: {len(pruned)} trials ran {sum(run for _, run, _ in pruned)} epochs in all of "
+        f"the {sum(full for _, _, full in pruned)} they were given; run to the end they would "
+        f"have taken about {saved:.0f} s more (from each one's own seconds per epoch), "
+        f"{saved / max(spent + saved, 1e-9):.0%} of the {spent + saved:.0f} s the search would "
+        f"have taken without pruning ({spent:.0f} s with it)."
     )
 
 
-def readable_params(frame: pd.DataFrame) -> pd.DataFrame:
-    """The table with float parameters to 4 significant digits (a learning rate of 3e-4
-    would read 0.0003 at fixed decimals); trials.csv keeps them in full."""
-    fixed = ("trial", "state", "value", "epochs", "seconds")
-    shown = frame.copy()
-    for column in (c for c in frame.columns if c not in fixed):
-        if pd.api.types.is_float_dtype(frame[column]):
-            shown[column] = [None if pd.isna(v) else f"{v:.4g}" for v in frame[column]]
-    return shown
-
-
-def summary_text(study: optuna.Study, frame: pd.DataFrame, pictures: list[str]) -> str:
-    """summary.md: the counts, the best trial and its command line, the table, the plots."""
-    lines = [f"# Search {study.study_name}: {len(frame)} trials ({state_counts(frame)})", ""]
-    best = best_trial(study)
-    if best is None:
+def summary_head(study: optuna.Study, frame: pd.DataFrame) -> str:
+    """The counts, the best trial and its command line, what pruning saved."""
+    states = ", ".join(f"{n} {state}" for state, n in frame["state"].value_counts().items())
+    lines = [f"# Search {study.study_name}: {len(frame)} trials ({states})", ""]
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         lines += ["No trial has completed yet.", ""]
     else:
-        lines += [
-            f"Best trial: {best.number}, value {best.value:.4f} "
-            f"({study.direction.name.lower()}d), in `{best.user_attrs.get('run_dir')}`.",
-            "",
-            "Train it again as a new run:",
-            "",
-            "```bash",
-            command_line(best),
-            "```",
-            "",
-        ]
-    savings = pruning_savings(study)
-    if savings:
-        lines += [pruning_sentence(savings), ""]
-    lines += [markdown_table(readable_params(frame), decimals={"seconds": 1}), ""]
-    lines += [f"![{Path(p).stem}]({p})" for p in pictures]
-    return "\n".join(lines) + "\n"
+        best, direction = study.best_trial, study.direction.name.lower()
+        where = f"in `{best.user_attrs.get('run_dir')}`"
+        lines += [f"Best trial: {best.number}, value {best.value:.4f} ({direction}d), {where}.", ""]
+        lines += ["Train it again as a new run:", "", "```bash", command_line(best), "```", ""]
+    if sentence := pruning_sentence(study):
+        lines += [sentence, ""]
+    return "\n".join(lines)
 
 
 def save_optuna_plot(draw, study: optuna.Study, path: Path) -> bool:
@@ -162,31 +96,37 @@ def save_optuna_plot(draw, study: optuna.Study, path: Path) -> bool:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.simplefilter("ignore", UserWarning)
             axes = draw(study)
-    except (ValueError, RuntimeError, ZeroDivisionError) as error:
-        log.info("No %s yet: %s", path.name, error)
+    except (ValueError, RuntimeError, ZeroDivisionError):
         path.unlink(missing_ok=True)
         return False
-    figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-    figure.set_size_inches(8, 4.5)
-    save_figure(figure, path)
+    axes.figure.set_size_inches(8, 4.5)
+    save_figure(axes.figure, path)
     return True
 
 
-def write_search_summary(study: optuna.Study, search_dir: Path) -> pd.DataFrame:
-    """trials.csv, summary.md and the plots in ``search_dir``; returns the table."""
-    search_dir.mkdir(parents=True, exist_ok=True)
+def write_summary(study: optuna.Study, search_dir: Path) -> str:
+    """trials.csv, summary.md and the plots in ``search_dir``; returns summary.md's head."""
     frame = trials_table(study)
-    frame.to_csv(search_dir / TRIALS_CSV, index=False)
-    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    plots = [
-        (optuna_plots.plot_optimization_history, HISTORY_PNG, complete >= 1),
-        (optuna_plots.plot_intermediate_values, INTERMEDIATE_PNG, True),
-        (optuna_plots.plot_param_importances, IMPORTANCES_PNG, complete >= 2),
-    ]
+    write_atomically(search_dir / TRIALS_CSV, frame.to_csv(index=False).encode())
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    plots = {
+        HISTORY_PNG: (optuna_plots.plot_optimization_history, done >= 1),
+        INTERMEDIATE_PNG: (optuna_plots.plot_intermediate_values, True),
+        IMPORTANCES_PNG: (optuna_plots.plot_param_importances, done >= 2),
+    }
     pictures = [
-        name
-        for draw, name, possible in plots
-        if possible and save_optuna_plot(draw, study, search_dir / name)
+        n
+        for n, (draw, can) in plots.items()
+        if can and save_optuna_plot(draw, study, search_dir / n)
     ]
-    (search_dir / SUMMARY_MD).write_text(summary_text(study, frame, pictures))
-    return frame
+    # Float parameters to 4 significant digits (a learning rate of 3e-4 would read 0.0003 at
+    # fixed decimals); trials.csv keeps them in full.
+    shown = frame.copy()
+    for column in frame.columns[3:-2]:
+        if pd.api.types.is_float_dtype(frame[column]):
+            shown[column] = [None if pd.isna(v) else f"{v:.4g}" for v in frame[column]]
+    head = summary_head(study, frame)
+    table = markdown_table(shown, decimals={"seconds": 1})
+    links = "".join(f"![{Path(p).stem}]({p})\n" for p in pictures)
+    write_atomically(search_dir / SUMMARY_MD, f"{head}\n{table}\n\n{links}".encode())
+    return head
