@@ -12,9 +12,9 @@ Every figure runs the project's own pieces: the training config composed by
 Trainer of ``training.builders``. Each is a median over repeated windows of ``--steps``
 steps after ``--warmup`` steps. It prints a table and writes JSON holding:
 
-1. ``train``: images/s through the Trainer, and through a plain PyTorch loop over the same
-   network and the same in-memory tensors in this process (their ratio is the framework's
-   overhead);
+1. ``train``: images/s through the Trainer, and through a plain PyTorch loop over the
+   module's own ``training_step`` on the same in-memory tensors in this process (their
+   ratio is the framework's overhead);
 2. ``data_wait``: the share of step time spent outside the training step (fetching the next
    batch plus the loop's own bookkeeping: an upper bound on waiting for data);
 3. ``eval``: evaluation images/s on the test set through ``Trainer.test``;
@@ -43,10 +43,9 @@ Changed JSON keys since release 0.1.0 (the rest are as they were):
 - ``environment``: ``cpu_count`` and ``cpu_amx`` are gone (``collect_env.cpu_info`` holds
   both); ``python`` and ``platform`` are collect_env's longer strings; ``collect_env`` is new.
 
-Modules: ``cli`` (options, JSON file), ``settings`` (the composed config, synthetic data),
-``suite`` (the runs and their figures), ``harness``
-(timing windows), ``training``, ``evaluation``, ``flops``, ``baseline`` (the measurements),
-``environment`` (environment and memory), ``report`` (the tables).
+Modules: ``cli`` (options, the composed config, the runs and their figures, the JSON file),
+``measure`` (timing windows and the runs they time), ``flops`` (FLOPs, the matmul peak, the
+environment and memory), ``report`` (the tables).
 """
 
 from fmnist_lightning.benchmark.cli import main
