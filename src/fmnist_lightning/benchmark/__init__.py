@@ -13,8 +13,9 @@ Trainer of ``training.builders``. Each is a median over repeated windows of ``--
 steps after ``--warmup`` steps. It prints a table and writes JSON holding:
 
 1. ``train``: images/s through the Trainer, and through a plain PyTorch loop over the
-   module's own ``training_step`` on the same in-memory tensors in this process (their
-   ratio is the framework's overhead);
+   module's own ``training_step`` and the same batches in this process (their ratio is the
+   framework's overhead; since 0.2.0 the loop runs the module's step, metrics included,
+   instead of a copy of its loss);
 2. ``data_wait``: the share of step time spent outside the training step (fetching the next
    batch plus the loop's own bookkeeping: an upper bound on waiting for data);
 3. ``eval``: evaluation images/s on the test set through ``Trainer.test``;

@@ -46,10 +46,18 @@ QUICK_TRAIN, QUICK_TEST = 640, 500
 # What --eval-only compares when --precision is not given: fp32, and bf16 autocast
 # (native on CPUs with AVX-512 BF16 or AMX and on recent GPUs, emulated and slow elsewhere).
 EVAL_ONLY_PRECISIONS = ("32-true", "bf16-mixed")
+# --no-epoch: only the timed steps, no validation: the callbacks that need val metrics go too.
+NO_EPOCH = [
+    "trainer.limit_val_batches=0",
+    "trainer.num_sanity_val_steps=0",
+    "callbacks.model_checkpoint=null",
+    "callbacks.early_stopping=null",
+]
 
 
-def parser() -> argparse.ArgumentParser:
-    out = argparse.ArgumentParser(
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, with --quick applied and every count checked."""
+    options = argparse.ArgumentParser(
         prog=COMMAND,
         description="Training/eval throughput, data wait, memory, FLOP/s and epoch time of "
         "the project's default training path, versus a plain loop and a textbook baseline; "
@@ -59,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
         "the real data (the real loading code still runs), small with --quick. Trailing "
         "arguments are Hydra overrides of the training config, e.g. model.net.dropout=0.3.",
     )
-    add, switch = out.add_argument, argparse.BooleanOptionalAction
+    add, switch = options.add_argument, argparse.BooleanOptionalAction
     add("--steps", type=int, default=25, help="training steps per timed window")
     add("--warmup", type=int, default=10, help="untimed steps before timing")
     add("--repeats", type=int, default=5, help="timed windows (medians are taken)")
@@ -67,37 +75,28 @@ def parser() -> argparse.ArgumentParser:
     add("--precision", help="trainer.precision: auto (default config), 32-true, bf16-mixed, ...")
     add("--memory-format", choices=("channels_last", "contiguous"), help="of the convolutions")
     add("--compile", action=switch, help="torch.compile the network (default: model.compile)")
-    add("--epoch", action=switch, default=True, help="time one epoch, train + validation")
+    add("--epoch", action=switch, default=True, help="time one epoch, train + val, windows in it")
     add("--baseline", action=switch, default=True, help="time the textbook fp32 baseline too")
     add("--baseline-steps", type=int, default=40, help="steps per baseline window")
     add("--baseline-workers", type=int, default=2, help="baseline DataLoader workers")
     add("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     add("--matmul-size", type=int, help="n of the n x n matmul peak (default: 2048, 8192 on GPU)")
     add("--eval-only", metavar="CKPT", help="time this checkpoint's inference path instead")
-    add("--quick", action="store_true", help="a smoke test: few short windows, small matmul")
+    add("--quick", action="store_true", help="smoke test: 3 windows of 2 steps, small matmul")
     add("--synthetic", action="store_true", help="random IDX files instead of the real data")
     add("--data-root", help="folder holding FashionMNIST/raw/ (default: config's)")
-    add("--output", type=Path, help="JSON file (default: lightning_logs/benchmarks/...)")
+    add("--output", type=Path, help="default: lightning_logs/benchmarks/benchmark-<time>.json")
     add("overrides", nargs="*", help="Hydra overrides of the training config")
-    return out
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The options, with --quick applied and every count checked."""
-    options = parser()
     args = options.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.quick:
         vars(args).update(QUICK)
+    # Batches one epoch must hold for every window (a window ends when the next step starts).
+    args.batches = args.warmup + args.steps * args.repeats + 1
     for name, minimum in MINIMUMS.items():
         if (value := getattr(args, name)) is not None and value < minimum:
             options.error(f"--{name.replace('_', '-')} must be at least {minimum}, got {value}")
     return args
-
-
-def batches_needed(args: argparse.Namespace) -> int:
-    """Batches one epoch must hold for every window (a window ends when the next step starts)."""
-    return args.warmup + args.steps * args.repeats + 1
 
 
 def synthetic_sizes(cfg: Any, batches: int, quick: bool) -> tuple[int, int]:
@@ -126,22 +125,13 @@ def benchmark_config(args: argparse.Namespace, folder: Path, *extra: str) -> Any
     }
     overrides += [f"{key}={value}" for key, value in choices.items() if value is not None]
     if not args.epoch:
-        # Only the timed steps, no validation: the callbacks that need val metrics go too.
-        overrides += [
-            f"trainer.limit_train_batches={batches_needed(args)}",
-            "trainer.limit_val_batches=0",
-            "trainer.num_sanity_val_steps=0",
-            "callbacks.model_checkpoint=null",
-            "callbacks.early_stopping=null",
-        ]
+        overrides += [f"trainer.limit_train_batches={args.batches}", *NO_EPOCH]
     overrides += [*args.overrides, *extra]
     check_overrides(overrides)
     cfg = finalise(compose("train", overrides))
     validate_config(cfg)
     if args.synthetic:
-        write_fashion_mnist(
-            folder / "data", *synthetic_sizes(cfg, batches_needed(args), args.quick)
-        )
+        write_fashion_mnist(folder / "data", *synthetic_sizes(cfg, args.batches, args.quick))
     return cfg
 
 
@@ -153,11 +143,13 @@ def timed(phases: dict[str, float], name: str) -> Iterator[None]:
     phases[name] = time.perf_counter() - started
 
 
-def header(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+def document(args: argparse.Namespace, device: torch.device, **sections: Any) -> dict[str, Any]:
+    """The JSON document: when, how and on what the figures were measured, then the figures."""
     return {
         "created": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join([COMMAND, *args.argv]),
         "environment": environment(device),
+        **sections,
     }
 
 
@@ -178,7 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             test_images = measure.trainer_test(trainer, timer, max(repeats, 2))
         eval_rate = measure.median_rate(test_images, timer.test_seconds)
         with timed(phases, "plain_loop"):
-            plain_windows = measure.plain_training(cfg, trainer, warmup, steps, repeats)
+            plain_windows = measure.plain_training(cfg, trainer, args)
         plain_rate = measure.median_rate(steps * batch_size, plain_windows)
         fetch = measure.data_fetch_seconds(trainer, warmup + steps)
         memory_used = memory(device)  # before the matmul and the baseline allocate their own
@@ -205,9 +197,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.baseline:
             with timed(phases, "baseline"):
                 baseline = measure.textbook_baseline(cfg, args, device, lightning_rate)
-    return {
-        **header(args, device),
-        "settings": {
+    return document(
+        args,
+        device,
+        settings={
             "data": "synthetic" if args.synthetic else "real",
             "data_root": str(cfg.data.root),
             "precision": str(cfg.trainer.precision),  # resolved once, by finalise
@@ -222,7 +215,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "statistic": "median over timed windows after warm-up",
             "overrides": list(args.overrides),
         },
-        "train": {
+        train={
             "lightning_images_per_s": lightning_rate,
             "plain_images_per_s": plain_rate,
             "lightning_vs_plain": lightning_rate / plain_rate,
@@ -233,24 +226,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "lightning_window_seconds": trainer_windows,
             "plain_window_seconds": plain_windows,
         },
-        "data_wait": {
+        data_wait={
             # Upper bound: the gap also holds Lightning's per-step logging and bookkeeping.
             "data_wait_fraction": timer.between_steps_fraction(),
             "fetch_ms_per_batch": 1000 * fetch,
             "fetch_fraction": fetch / step_seconds,
         },
-        "eval": {
+        eval={
             "test_images": test_images,
             "images_per_s": eval_rate,
             "window_seconds": timer.test_seconds,
         },
-        "memory": memory_used,
-        "flops": flops,
-        "epoch": epoch,
-        "baseline": baseline,
-        "targets": TARGETS,
-        "phase_seconds": phases,
-    }
+        memory=memory_used,
+        flops=flops,
+        epoch=epoch,
+        baseline=baseline,
+        targets=TARGETS,
+        phase_seconds=phases,
+    )
 
 
 def run_eval_only(args: argparse.Namespace) -> dict[str, Any]:
@@ -273,9 +266,10 @@ def run_eval_only(args: argparse.Namespace) -> dict[str, Any]:
             figures = measure.inference_speed(
                 module.to(device), images, labels, batch_size, precisions, args.repeats
             )
-    return {
-        **header(args, device),
-        "settings": {
+    return document(
+        args,
+        device,
+        settings={
             "mode": "eval-only",
             "checkpoint": str(Path(args.eval_only).resolve()),
             "data": "synthetic" if args.synthetic else "real",
@@ -286,10 +280,10 @@ def run_eval_only(args: argparse.Namespace) -> dict[str, Any]:
             "statistic": "median over repeated passes after a warm-up batch",
             "overrides": list(args.overrides),
         },
-        "eval_only": figures,
-        "memory": memory(device),
-        "phase_seconds": phases,
-    }
+        eval_only=figures,
+        memory=memory(device),
+        phase_seconds=phases,
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import contextlib
 import resource
 import sys
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 from typing import Any, NamedTuple
 
 import torch
@@ -116,12 +116,6 @@ def flop_figures(
     }
 
 
-def package_version(name: str) -> str | None:
-    with contextlib.suppress(PackageNotFoundError):
-        return version(name)
-    return None
-
-
 def environment(device: torch.device) -> dict[str, Any]:
     """``torch.utils.collect_env.get_env_info()`` in full, and the facts of this process it lacks."""
     info = get_env_info()._asdict()
@@ -138,7 +132,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "platform": info["python_platform"],
         "versions": {
             "torch": info["torch_version"],
-            **{name: package_version(name) for name in PACKAGES},
+            **{name: version(name) for name in PACKAGES},
         },
         "collect_env": info,
     }

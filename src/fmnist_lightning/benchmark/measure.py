@@ -16,7 +16,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from fmnist_lightning.data.sampler import EpochBatchSampler
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.models.module import FashionMNISTModule, build_network
@@ -24,6 +23,7 @@ from fmnist_lightning.training.builders import build_datamodule, build_module, b
 
 # Precisions whose plain-loop twin is "the same float32 weights under the same autocast".
 PLAIN_LOOP_PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed")
+CPU = torch.device("cpu")  # no synchronisation around the timed work
 
 
 def synchronize(device: torch.device) -> None:
@@ -60,8 +60,7 @@ def window_seconds(starts: list[float], warmup: int, steps: int) -> list[float]:
     A window ends when the step after it starts, so it holds everything a step costs:
     fetching the batch, the hooks, forward, backward, the optimiser and the logging.
     """
-    edges = range(warmup, len(starts), steps)
-    return [starts[b] - starts[a] for a, b in zip(edges, list(edges)[1:], strict=False)]
+    return [end - start for start, end in itertools.pairwise(starts[warmup::steps])]
 
 
 class StepTimer(L.Callback):
@@ -130,55 +129,40 @@ def lightning_training(cfg: DictConfig, timer: StepTimer) -> tuple[L.Trainer, fl
     return trainer, time.perf_counter() - started
 
 
-def plain_training(
-    cfg: DictConfig, trainer: L.Trainer, warmup: int, steps: int, repeats: int
-) -> list[float]:
+def plain_training(cfg: DictConfig, trainer: L.Trainer, args: Any) -> list[float]:
     """A hand-written loop over the module's own ``training_step``: the same network, loss,
-    metrics, tensors, optimiser and autocast as ``trainer``'s, no framework around them."""
+    metrics, batches (the project's train DataLoader), optimiser and autocast as ``trainer``'s,
+    no framework around them."""
     if str(cfg.trainer.precision) not in PLAIN_LOOP_PRECISIONS:
         raise UsageError(
             f"The plain-loop comparison supports precision {', '.join(PLAIN_LOOP_PRECISIONS)}; "
             f"got {cfg.trainer.precision!r}. Pass --precision with one of those."
         )
     L.seed_everything(cfg.seed)
-    device, datamodule = trainer.strategy.root_device, trainer.datamodule
-    model = build_module(cfg, datamodule.classes).to(device).train()
+    device = trainer.strategy.root_device
+    model = build_module(cfg, trainer.datamodule.classes).to(device).train()
     optimizer = instantiate(cfg.optimizer, params=model.parameters())
-    dataset, batch_size = datamodule.tensors["train"], int(cfg.data.batch_size)
-
-    def batches() -> Iterator[tuple[torch.Tensor, ...]]:
-        """Full index-sliced batches, epoch after epoch (the project's sampler); drop_last:
-        every timed step then holds exactly batch_size images."""
-        for epoch in itertools.count():
-            sampler = EpochBatchSampler(
-                len(dataset), batch_size, True, cfg.data.shuffle_seed, drop_last=True, device=device
-            )
-            sampler.set_epoch(epoch)
-            yield from (dataset[indices] for indices in sampler)
-
-    stream = batches()
+    loader = trainer.datamodule.train_dataloader()
+    stream = itertools.chain.from_iterable(itertools.repeat(loader))  # epoch after epoch
 
     def step() -> None:
+        batch = [tensor.to(device, non_blocking=True) for tensor in next(stream)]
         with trainer.precision_plugin.forward_context():
-            loss = model.training_step(next(stream), 0)
+            loss = model.training_step(batch, 0)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
     with warnings.catch_warnings():  # self.log() without a Trainer warns, and logs nothing
         warnings.filterwarnings("ignore", "You are trying to `self.log")
-        return timed_windows(step, warmup, steps, repeats, device)
+        return timed_windows(step, args.warmup, args.steps, args.repeats, device)
 
 
 def data_fetch_seconds(trainer: L.Trainer, batches: int) -> float:
     """Median time to draw one batch from the project's train DataLoader, alone."""
     loader = trainer.datamodule.train_dataloader()
-    times, iterator = [], iter(loader)
-    for _ in range(min(batches, len(loader))):
-        started = time.perf_counter()
-        next(iterator)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    iterator, count = iter(loader), min(batches, len(loader))
+    return statistics.median(timed_windows(lambda: next(iterator), 0, 1, count, CPU))
 
 
 def trainer_test(trainer: L.Trainer, timer: StepTimer, repeats: int) -> int:
