@@ -256,16 +256,14 @@ def run_eval_only(args: argparse.Namespace) -> dict[str, Any]:
         normalisation = (f"data.mean={module.hparams.mean}", f"data.std={module.hparams.std}")
         cfg = benchmark_config(args, Path(tmp), *normalisation)
         device = resolve_device(cfg.trainer.accelerator)
+        module.to(device)
         datamodule = build_datamodule(cfg)
         datamodule.prepare_data()
         datamodule.setup("test")
-        images, labels = datamodule.tensors["test"].tensors
-        precisions = [str(cfg.trainer.precision)] if args.precision else EVAL_ONLY_PRECISIONS
-        batch_size = int(cfg.data.eval_batch_size)
+        test, batch_size = datamodule.tensors["test"], int(cfg.data.eval_batch_size)
+        precisions = (str(cfg.trainer.precision),) if args.precision else EVAL_ONLY_PRECISIONS
         with timed(phases, "inference"):
-            figures = measure.inference_speed(
-                module.to(device), images, labels, batch_size, precisions, args.repeats
-            )
+            figures = measure.inference_speed(module, test, batch_size, precisions, args.repeats)
     return document(
         args,
         device,
@@ -276,7 +274,7 @@ def run_eval_only(args: argparse.Namespace) -> dict[str, Any]:
             "data_root": str(cfg.data.root),
             "eval_batch_size": batch_size,
             "repeats": args.repeats,
-            "test_images": len(images),
+            "test_images": len(test),
             "statistic": "median over repeated passes after a warm-up batch",
             "overrides": list(args.overrides),
         },

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
@@ -176,8 +176,7 @@ def trainer_test(trainer: L.Trainer, timer: StepTimer, repeats: int) -> int:
 
 def inference_speed(
     module: FashionMNISTModule,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    test: TensorDataset,
     batch_size: int,
     precisions: Sequence[str],
     repeats: int,
@@ -190,8 +189,8 @@ def inference_speed(
     On a shared machine the wall time depends on the other load; CPU seconds divided by the
     thread count is what an idle machine would take.
     """
-    by_precision: dict[str, Any] = {}
-    reference = None
+    images, labels = test.tensors
+    by_precision, reference = {}, None
     for precision in precisions:
         predict_probabilities(module, images[:batch_size], batch_size, precision)
         walls, cpus = [], []
