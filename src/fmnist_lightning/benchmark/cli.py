@@ -120,7 +120,7 @@ def benchmark_config(args: argparse.Namespace, folder: Path, *extra: str) -> Any
         "data.root": data_root,
         "data.batch_size": args.batch_size,
         "trainer.precision": args.precision,
-        "model.channels_last": args.memory_format and args.memory_format == "channels_last",
+        "model.channels_last": {"channels_last": True, "contiguous": False}.get(args.memory_format),
         "model.compile": args.compile,
     }
     overrides += [f"{key}={value}" for key, value in choices.items() if value is not None]
