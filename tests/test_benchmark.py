@@ -15,28 +15,21 @@ from torch.utils.collect_env import SystemEnv
 from torch.utils.flop_counter import FlopCounterMode
 
 from fmnist_lightning.benchmark import main
-from fmnist_lightning.benchmark.cli import parse_args
-from fmnist_lightning.benchmark.environment import cpu_model
+from fmnist_lightning.benchmark.cli import parse_args, synthetic_sizes
 from fmnist_lightning.benchmark.flops import matmul_products
-from fmnist_lightning.benchmark.harness import (
-    BenchmarkError,
-    StepTimer,
-    Windows,
-    window_seconds,
-)
-from fmnist_lightning.benchmark.settings import synthetic_sizes
-from fmnist_lightning.benchmark.suite import TrainerRun, lightning_windows
+from fmnist_lightning.benchmark.measure import StepTimer, window_seconds
 from fmnist_lightning.data.datamodule import split_indices
+from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.models.module import build_network, load_module
-from fmnist_lightning.models.runtime import resolve_precision
+from fmnist_lightning.models.runtime import cpu_model, resolve_precision
 from fmnist_lightning.training.builders import plain
 from helpers.compose import compose
 from helpers.data import make_datamodule, write_fashion_mnist
 
 LEGACY_CHECKPOINT = Path(__file__).parent / "fixtures" / "legacy-0.1.0" / "vgg_small.ckpt"
 # --quick: 2 warm-up steps, then 3 windows of 2 steps (+1 step that ends the last window).
-QUICK = Windows(warmup=2, steps=2, repeats=3)
+QUICK_REPEATS, QUICK_BATCHES = 3, 2 + 3 * 2 + 1
 QUICK_TEST = 500
 SECTIONS = {
     "created", "command", "environment", "settings", "train", "data_wait", "eval", "memory",
@@ -110,16 +103,16 @@ def test_the_quick_epoch_holds_exactly_the_timed_windows(quick_result, default_c
     batch_size = default_cfg.data.batch_size
     assert settings["batch_size"] == batch_size == 64
     assert (settings["warmup"], settings["steps"], settings["repeats"]) == (2, 2, 3)
-    assert settings["lightning_windows"] == QUICK.repeats == len(train["lightning_window_seconds"])
-    assert len(train["plain_window_seconds"]) == QUICK.repeats
+    assert settings["lightning_windows"] == QUICK_REPEATS == len(train["lightning_window_seconds"])
+    assert len(train["plain_window_seconds"]) == QUICK_REPEATS
     # Full batches only: the epoch is the warm-up, the windows and the step that ends them.
-    assert epoch["train_images"] == QUICK.batches_needed * batch_size
+    assert epoch["train_images"] == QUICK_BATCHES * batch_size
     split = split_indices(epoch["train_images"] + epoch["val_images"], 0.2, 0)
     assert (len(split[0]), len(split[1])) == (epoch["train_images"], epoch["val_images"])
     assert epoch["default_max_epochs"] == default_cfg.trainer.max_epochs == 10
     assert epoch["projected_run_minutes"] * 60 > 10 * epoch["seconds"]
     assert result["eval"]["test_images"] == QUICK_TEST
-    assert len(result["eval"]["window_seconds"]) == QUICK.repeats  # warm-up run excluded
+    assert len(result["eval"]["window_seconds"]) == QUICK_REPEATS  # warm-up run excluded
 
 
 def test_records_the_setup_it_measured(quick_result, tmp_path):
@@ -181,7 +174,7 @@ def test_eval_only_times_the_inference_path_of_a_checkpoint(tmp_path):
     assert list(figures["by_precision"]) == ["32-true", "bf16-mixed"]
     for row in figures["by_precision"].values():
         assert positive(row["images_per_s"]) and positive(row["cpu_seconds"])
-        assert len(row["window_seconds"]) == QUICK.repeats
+        assert len(row["window_seconds"]) == QUICK_REPEATS
         assert row["wall_seconds"] == pytest.approx(QUICK_TEST / row["images_per_s"])
         assert 0 <= row["agreement"] <= 1
     # The same test images (the synthetic test split does not depend on the training size),
@@ -201,28 +194,29 @@ def test_eval_only_times_the_inference_path_of_a_checkpoint(tmp_path):
 
 
 def test_eval_only_refuses_a_missing_checkpoint_in_one_line(tmp_path):
-    with pytest.raises(SystemExit, match=r"^Error: No checkpoint file at .*missing\.ckpt"):
+    """A refused input (cli.run prints it as "Error: ..." and exits 2), and no JSON written."""
+    with pytest.raises(ValueError, match=r"^No checkpoint file at .*missing\.ckpt") as error:
         main(["--eval-only", str(tmp_path / "missing.ckpt"), "--output", str(tmp_path / "x")])
+    assert "\n" not in str(error.value) and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("batch_size", [16, 100, 128, 512])
 @pytest.mark.parametrize("val_fraction", [0.1, 0.2, 0.37])
 def test_quick_synthetic_data_gives_every_window_in_full_batches(batch_size, val_fraction):
     cfg = compose("train", [f"data.batch_size={batch_size}", f"data.val_fraction={val_fraction}"])
-    count, test = synthetic_sizes(cfg, QUICK, quick=True)
+    count, test = synthetic_sizes(cfg, QUICK_BATCHES, quick=True)
     train = len(split_indices(count, val_fraction, 0)[0])
-    assert train >= QUICK.batches_needed * batch_size and test == QUICK_TEST
+    assert train >= QUICK_BATCHES * batch_size and test == QUICK_TEST
     # And hardly more than that (or the minimum, 640).
-    assert count == 640 or count <= QUICK.batches_needed * batch_size / (1 - val_fraction) + 2
-    assert synthetic_sizes(cfg, QUICK, quick=False) == (60_000, 10_000)
+    assert count == 640 or count <= QUICK_BATCHES * batch_size / (1 - val_fraction) + 2
+    assert synthetic_sizes(cfg, QUICK_BATCHES, quick=False) == (60_000, 10_000)
 
 
 def test_too_few_batches_for_a_window_is_one_actionable_sentence():
     timer = StepTimer(2, 2)
     timer.batch_starts = [0.0, 1.0, 2.0, 3.0]
-    run = TrainerRun(None, None, None, timer, 0.0)  # only the timer is read
-    with pytest.raises(BenchmarkError, match=r"4 training batches, too few .* lower --warmup"):
-        lightning_windows(run, QUICK)
+    with pytest.raises(UsageError, match=r"4 training batches, too few .* lower --warmup"):
+        timer.windows()
 
 
 def test_the_onednn_product_is_the_matrix_product():
@@ -250,15 +244,16 @@ def test_windows_are_cut_from_step_start_times():
 
 
 def test_between_steps_share_is_the_gap_over_the_step_cycle():
-    timer = StepTimer()
+    timer = StepTimer(warmup=1)
     timer.batch_starts = [0.0, 10.0, 20.0, 30.0]
     timer.batch_ends = [9.0, 19.5, 29.9, 39.0]
-    assert timer.between_steps_fraction(warmup=1) == pytest.approx(0.03)  # median of 0.05, 0.01
+    assert timer.between_steps_fraction() == pytest.approx(0.03)  # median of 0.05, 0.01
 
 
 def test_bad_options_are_refused_with_the_option_named(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as refused:
         parse_args(["--steps", "0"])
+    assert refused.value.code == 2
     assert "--steps must be at least 1, got 0" in capsys.readouterr().err
     args = parse_args(["--quick", "--steps", "9"])
     assert (args.steps, args.warmup, args.repeats, args.matmul_size) == (2, 2, 3, 256)

@@ -12,9 +12,8 @@ Every figure runs the project's own pieces: the training config composed by
 Trainer of ``training.builders``. Each is a median over repeated windows of ``--steps``
 steps after ``--warmup`` steps. It prints a table and writes JSON holding:
 
-1. ``train``: images/s through the Trainer, and through a plain PyTorch loop over the same
-   network and the same in-memory tensors in this process (their ratio is the framework's
-   overhead);
+1. ``train``: images/s through the Trainer, and through a plain PyTorch loop over the
+   module's own ``training_step`` and the same batches (their ratio is Lightning's cost);
 2. ``data_wait``: the share of step time spent outside the training step (fetching the next
    batch plus the loop's own bookkeeping: an upper bound on waiting for data);
 3. ``eval``: evaluation images/s on the test set through ``Trainer.test``;
@@ -31,22 +30,7 @@ steps after ``--warmup`` steps. It prints a table and writes JSON holding:
 ``--eval-only CKPT`` times the inference path instead (``inference.batches
 .predict_probabilities``, what ``evaluate`` runs) over the test set, per precision, with
 wall and CPU seconds, accuracy and the agreement between precisions (key ``eval_only``).
-
-Changed JSON keys since release 0.1.0 (the rest are as they were):
-
-- ``flops.mult_adds_per_image`` (torchinfo's count, biases included) is gone;
-  ``flops.forward_flops_per_image`` is torch's count of one forward pass (2 per
-  multiply-add, no biases), and ``flops.train_flops_per_image`` is now counted (forward
-  + backward) instead of 2 x 3 x the multiply-adds; ``flops.train_flops_by_operator`` is new.
-- ``flops.matmul_peak_flops_by_kernel``: ``onednn`` (a private ``torch._C`` call) is now
-  ``onednn_conv1x1``, the same product as a public 1x1 convolution, which oneDNN runs.
-- ``environment``: ``cpu_count`` and ``cpu_amx`` are gone (``collect_env.cpu_info`` holds
-  both); ``python`` and ``platform`` are collect_env's longer strings; ``collect_env`` is new.
-
-Modules: ``cli`` (options, JSON file), ``settings`` (the composed config, synthetic data),
-``suite`` (the runs and their figures), ``harness``
-(timing windows), ``training``, ``evaluation``, ``flops``, ``baseline`` (the measurements),
-``environment`` (environment and memory), ``report`` (the tables).
+The keys changed since release 0.1.0 are listed in docs/performance.md.
 """
 
 from fmnist_lightning.benchmark.cli import main

@@ -1,18 +1,24 @@
-"""FLOPs of a training step, counted by torch, and the FLOP/s peak of a large matrix product."""
+"""The machine: FLOPs of a training step counted by torch, the FLOP/s peak of a large matrix
+product, what the figures were measured on (torch's own environment report), and the memory
+they took."""
 
 import contextlib
+import resource
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from importlib.metadata import version
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
+from torch.utils.collect_env import get_env_info
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmnist_lightning.benchmark.harness import Windows, median_rate, timed_windows
+from fmnist_lightning.benchmark.measure import median_rate, timed_windows
 from fmnist_lightning.models.module import build_network
+from fmnist_lightning.models.runtime import cpu_model, cpu_supports_bf16, gpu_model
 from fmnist_lightning.training.builders import plain
 
 FLOP_CONVENTION = (
@@ -23,10 +29,12 @@ FLOP_CONVENTION = (
 )
 # Images per counted pass: two, so that BatchNorm1d in training mode accepts the batch.
 COUNTED_IMAGES = 2
+# collect_env lists torch's packages through pip, which a uv environment may lack; the
+# libraries the training path runs on are read from the installed metadata too.
+PACKAGES = ("lightning", "torchvision", "torchmetrics", "hydra-core", "numpy")
 
 
-@dataclass(frozen=True)
-class FlopCount:
+class FlopCount(NamedTuple):
     """FLOPs per image of one forward pass and of one training step, and by operator."""
 
     forward: int
@@ -48,21 +56,10 @@ def training_flops(network: nn.Module, input_shape: tuple[int, ...]) -> FlopCoun
         forward = counter.get_total_flops()
         F.cross_entropy(logits, labels).backward()
     network.zero_grad(set_to_none=True)
-    by_operator = {
-        str(op): count // COUNTED_IMAGES
-        for op, count in counter.get_flop_counts()["Global"].items()
-    }
-    return FlopCount(
-        forward // COUNTED_IMAGES, counter.get_total_flops() // COUNTED_IMAGES, by_operator
-    )
-
-
-def matmul_dtype(precision: str | int) -> torch.dtype:
-    """The dtype the network's products run in under a Lightning precision."""
-    text = str(precision)
-    if text.startswith("bf16"):
-        return torch.bfloat16
-    return torch.float16 if text.startswith("16") else torch.float32
+    counts = counter.get_flop_counts()["Global"].items()
+    by_operator = {str(op): count // COUNTED_IMAGES for op, count in counts}
+    total = counter.get_total_flops()
+    return FlopCount(forward // COUNTED_IMAGES, total // COUNTED_IMAGES, by_operator)
 
 
 def matmul_products(a: torch.Tensor, b: torch.Tensor) -> dict[str, Callable[[], Any]]:
@@ -84,38 +81,26 @@ def matmul_products(a: torch.Tensor, b: torch.Tensor) -> dict[str, Callable[[], 
     return products
 
 
-def matmul_peaks(
-    n: int, dtype: torch.dtype, device: torch.device, repeats: int
-) -> dict[str, float]:
-    """Median FLOP/s of an n x n x n matrix product (2 n^3 FLOPs) in ``dtype``, per kernel."""
+def flop_figures(
+    cfg: DictConfig, images_per_s: float, matmul_size: int, device: torch.device, repeats: int
+) -> dict[str, Any]:
+    """Training FLOP/s achieved at ``images_per_s`` against the matrix-product peak in the same
+    dtype (the one the network's products run in under the Lightning precision)."""
+    # A fresh, uncompiled copy of the network: the count does not depend on its weights.
+    network = build_network(plain(cfg.model.net), num_classes=10)
+    size = int(cfg.model.net.get("image_size", 28))
+    count = training_flops(network, (int(cfg.model.net.get("in_channels", 1)), size, size))
+    precision = str(cfg.trainer.precision)
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float32
+    dtype = torch.float16 if precision.startswith("16") else dtype
+    n = matmul_size
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=generator).to(device, dtype)
-    b = torch.randn(n, n, generator=generator).to(device, dtype)
-    windows = Windows(warmup=2, steps=3, repeats=max(repeats, 3))
+    a, b = (torch.randn(n, n, generator=generator).to(device, dtype) for _ in range(2))
     peaks = {}
     for name, product in matmul_products(a, b).items():
         with contextlib.suppress(RuntimeError):  # a kernel this build lacks
-            seconds = timed_windows(product, windows, device)
-            peaks[name] = median_rate(windows.steps * 2 * n**3, seconds)
-    return peaks
-
-
-def flop_figures(
-    cfg: DictConfig,
-    num_classes: int,
-    images_per_s: float,
-    matmul_size: int,
-    device: torch.device,
-    repeats: int = 3,
-) -> dict[str, Any]:
-    """Training FLOP/s achieved at ``images_per_s`` against the matrix-product peak in the same dtype."""
-    # A fresh, uncompiled copy of the network: the count does not depend on its weights.
-    network = build_network(plain(cfg.model.net), num_classes)
-    size = int(cfg.model.net.get("image_size", 28))
-    count = training_flops(network, (int(cfg.model.net.get("in_channels", 1)), size, size))
-    dtype = matmul_dtype(cfg.trainer.precision)
-    peaks = matmul_peaks(matmul_size, dtype, device, repeats)
-    peak = max(peaks.values())
+            seconds = timed_windows(product, 2, 3, max(repeats, 3), device)
+            peaks[name] = median_rate(3 * 2 * n**3, seconds)
     achieved = images_per_s * count.train
     return {
         "convention": FLOP_CONVENTION,
@@ -123,9 +108,42 @@ def flop_figures(
         "train_flops_per_image": count.train,
         "train_flops_by_operator": count.by_operator,
         "achieved_train_flops": achieved,
-        "matmul_size": matmul_size,
+        "matmul_size": n,
         "matmul_dtype": str(dtype).removeprefix("torch."),
-        "matmul_peak_flops": peak,
-        "fraction_of_matmul_peak": achieved / peak,
+        "matmul_peak_flops": max(peaks.values()),
+        "fraction_of_matmul_peak": achieved / max(peaks.values()),
         "matmul_peak_flops_by_kernel": peaks,
+    }
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """``torch.utils.collect_env.get_env_info()`` in full, and the facts of this process it lacks."""
+    info = get_env_info()._asdict()
+    return {
+        "device": str(device),
+        # collect_env lists every GPU; this is the one the benchmark ran on.
+        "gpu_model": gpu_model(device),
+        "cpu_model": cpu_model(info["cpu_info"]),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        # The rule that turns trainer.precision=auto into bf16-mixed (models.runtime).
+        "cpu_bf16": cpu_supports_bf16(),
+        "python": info["python_version"],
+        "platform": info["python_platform"],
+        "versions": {
+            "torch": info["torch_version"],
+            **{name: version(name) for name in PACKAGES},
+        },
+        "collect_env": info,
+    }
+
+
+def memory(device: torch.device) -> dict[str, float | None]:
+    """Peak resident memory of the process (Linux reports KiB, macOS bytes), and the peak of
+    GPU memory torch allocated."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {
+        "peak_rss_mib": peak / (2**20 if sys.platform == "darwin" else 2**10),
+        "peak_gpu_mib": gpu,
     }
