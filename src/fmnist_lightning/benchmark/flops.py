@@ -18,7 +18,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fmnist_lightning.benchmark.measure import median_rate, timed_windows
 from fmnist_lightning.models.module import build_network
-from fmnist_lightning.models.runtime import cpu_model, cpu_supports_bf16, gpu_model
+from fmnist_lightning.models.runtime import cpu_supports_bf16
+from fmnist_lightning.training.machine import cpu_model, gpu_model
 from fmnist_lightning.training.builders import plain
 
 FLOP_CONVENTION = (
