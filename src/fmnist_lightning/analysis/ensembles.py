@@ -15,12 +15,12 @@ import pandas as pd
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.finished_runs import (
     READ_ERRORS,
-    RunReadError,
     device_label,
     read_configuration,
     read_part,
 )
 from fmnist_lightning.analysis.tables import mean_and_spread
+from fmnist_lightning.errors import UsageError
 
 
 @dataclass
@@ -33,12 +33,6 @@ class Ensemble:
     member_acc: list[float]
     fit_seconds: float | None  # the members' fits together; None when one is unknown
     device: str
-
-
-def tta_label(tta: dict | None) -> str:
-    if not tta:
-        return "none"
-    return "flip" + (f" + shifts of {tta['shift']}" if tta.get("shift") else "")
 
 
 def member_run_folder(ensemble_folder: Path, checkpoint: str) -> Path:
@@ -54,7 +48,7 @@ def member_device(run_folder: Path) -> str:
 
 
 def read_ensemble(folder: Path) -> Ensemble:
-    """One ensemble evaluated on the test split; RunReadError when a file cannot be read."""
+    """One ensemble evaluated on the test split; UsageError when a file cannot be read."""
     metrics = read_part(folder, run_files.ENSEMBLE_METRICS_JSON, run_files.read_json)
     try:
         members = metrics["members"]
@@ -62,17 +56,20 @@ def read_ensemble(folder: Path) -> Ensemble:
         member_acc = [float(member["accuracy"]) for member in members]
         test_acc = float(metrics["accuracy"])
     except (KeyError, TypeError, ValueError) as error:  # a field that is not there
-        raise RunReadError(f"{run_files.ENSEMBLE_METRICS_JSON}: {error!r}") from error
+        raise UsageError(f"{run_files.ENSEMBLE_METRICS_JSON}: {error!r}") from error
     for run in runs:
         if not (run / run_files.CONFIG_YAML).is_file():
-            raise RunReadError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
+            raise UsageError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
     configurations = [read_configuration(run) for run in runs]
+    tta = metrics.get("tta")
     return Ensemble(
         folder=folder,
         configuration=" + ".join(dict.fromkeys(label for _, label, _, _ in configurations)),
-        seeds=[int(config.get("seed", -1)) for config, _, _, _ in configurations],
+        seeds=[seed for seed, _, _, _ in configurations],
         test_acc=test_acc,
-        tta=tta_label(metrics.get("tta")),
+        tta="flip" + (f" + shifts of {tta['shift']}" if tta.get("shift") else "")
+        if tta
+        else "none",
         member_acc=member_acc,
         fit_seconds=metrics.get("fit_seconds"),
         device=", ".join(dict.fromkeys(member_device(run) for run in runs)),
@@ -86,9 +83,8 @@ def find_ensembles(folders: list[Path]) -> tuple[list[Ensemble], list[str]]:
     records = (path for folder in folders for path in sorted(folder.rglob(named)))
     for path in run_files.once_each(records):
         try:
-            if run_files.read_json(path).get("split") != "test":
-                continue
-            found.append(read_ensemble(path.parent))
+            if run_files.read_json(path).get("split") == "test":
+                found.append(read_ensemble(path.parent))
         except READ_ERRORS as error:
             problems.append(f"{path.parent}: {error}")
     return found, problems

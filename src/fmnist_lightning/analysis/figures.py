@@ -6,25 +6,16 @@ a ``report.Picture`` with the same key to ``report.PICTURES``.
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
-from matplotlib.figure import Figure
 
 from fmnist_lightning.analysis import plots
 from fmnist_lightning.analysis.metrics import Analysis, most_confident_mistakes
 from fmnist_lightning.analysis.model_summary import model_summary
+from fmnist_lightning.analysis.run_files import save_figure
 from fmnist_lightning.data.normalise import denormalise
+from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.runtime import unwrapped
-
-
-def save_figure(figure: Figure, path: Path | str, dpi: int = 110) -> Path:
-    """Save and close a figure, creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(figure)
-    return path
 
 
 def display_images(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -69,7 +60,7 @@ def write_figures(
         written["samples"] = save_figure(figure, output_dir / "samples.png")
 
     summary_text, layers = model_summary(module.net, tuple(images.shape[1:]))
-    (output_dir / "model_summary.txt").write_text(summary_text + "\n")
+    write_atomically(output_dir / "model_summary.txt", (summary_text + "\n").encode())
     written["architecture"] = save_figure(
         plots.architecture_diagram(layers, title=type(unwrapped(module.net)).__name__),
         output_dir / "architecture.png",

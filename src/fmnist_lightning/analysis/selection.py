@@ -14,12 +14,10 @@ import pandas as pd
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.finished_runs import (
-    RunReadError,
     best_epoch,
-    label_by_what_was_trained,
     read_configuration,
     read_part,
-    run_folders,
+    read_runs,
     validation_curve,
 )
 from fmnist_lightning.analysis.tables import markdown_table, mean_and_spread
@@ -43,13 +41,13 @@ def read_validation_run(folder: Path) -> ValidationRun | None:
     epochs = read_part(folder, run_files.METRICS_CSV, validation_curve)
     if epochs is None:
         return None
-    config, configuration, from_command_line, trained = read_configuration(folder)
-    tta = epochs["val_acc_tta"].dropna() if "val_acc_tta" in epochs else pd.Series(dtype=float)
+    seed, configuration, from_command_line, trained = read_configuration(folder)
+    tta = epochs.get("val_acc_tta", pd.Series(dtype=float)).dropna()
     return ValidationRun(
         folder=folder,
         configuration=configuration,
         from_command_line=from_command_line,
-        seed=int(config.get("seed", -1)),
+        seed=seed,
         best_val_acc=float(epochs["val_acc"].max()),
         best_val_acc_tta=float(tta.max()) if len(tta) else None,
         best_epoch=best_epoch(epochs),
@@ -61,17 +59,7 @@ def read_validation_run(folder: Path) -> ValidationRun | None:
 def find_validation_runs(folders: list[Path]) -> tuple[list[ValidationRun], list[str]]:
     """Runs under the folders that have validated (in the order given), and one line per
     folder that could not be read."""
-    found, problems = [], []
-    for run_folder in run_folders(folders):
-        try:
-            run = read_validation_run(run_folder)
-        except RunReadError as error:
-            problems.append(f"{run_folder}: {error}")
-            continue
-        if run is not None:
-            found.append(run)
-    label_by_what_was_trained(found)
-    return found, problems
+    return read_runs(folders, read_validation_run)
 
 
 def selection_table(runs: list[ValidationRun]) -> pd.DataFrame:
