@@ -1,9 +1,9 @@
 """python -m fmnist_lightning.results on hand-written run folders of a small study."""
 
 import json
-from functools import partial
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
