@@ -5,12 +5,8 @@ import json
 import pytest
 
 from fmnist_lightning import cli
-from fmnist_lightning.analysis.selection import (
-    find_validation_runs,
-    read_validation_run,
-    selection_markdown,
-)
-from fmnist_lightning.results import main
+from fmnist_lightning.analysis.finished_runs import find_validation_runs, read_validation_run
+from fmnist_lightning.results import main, selection_markdown
 
 # A test accuracy no validation figure equals: if it shows up anywhere, the test set was read.
 TEST_ACC = 0.4321

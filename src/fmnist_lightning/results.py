@@ -17,7 +17,7 @@ wall-clock seconds (``elapsed_seconds`` of metrics.csv), one line per configurat
 
 ``--validation`` writes the table recipe choices are made on instead: best validation
 accuracy (and with TTA) per configuration, ranked, from ``metrics.csv`` alone; it reads no
-test figure (analysis/selection.py), and it reads runs that are still going.
+test figure, and it reads runs that are still going (*epochs run* shows which are short).
 
 Ensembles evaluated on the test set (``python -m fmnist_lightning.ensemble ... split=test``,
 its ensemble_metrics.json) under the folders get a second table (analysis/ensembles.py).
@@ -39,11 +39,17 @@ from fmnist_lightning.analysis.finished_runs import (
     HEADLINE_ACCURACY,
     NOT_REACHED,
     Run,
+    ValidationRun,
     find_runs,
+    find_validation_runs,
     portable,
 )
-from fmnist_lightning.analysis.selection import find_validation_runs, selection_markdown
-from fmnist_lightning.analysis.tables import markdown_table, mean_and_spread
+from fmnist_lightning.analysis.tables import (
+    by_configuration,
+    listed,
+    markdown_table,
+    mean_and_spread,
+)
 from fmnist_lightning.errors import Failed, UsageError
 from fmnist_lightning.inference.output_files import (
     OutputFileError,
@@ -60,46 +66,75 @@ RECORDS = (run_files.CONFIG_YAML, run_files.METRICS_CSV, run_files.TEST_METRICS_
 RECORDS += (run_files.ENSEMBLE_METRICS_JSON,)
 
 
-def time_cell(group: list[Run]) -> str:
+def time_cell(group: pd.DataFrame) -> str:
     """Mean seconds to HEADLINE_ACCURACY; "—" with a count when some seed never got there."""
-    if not all(run.timed for run in group):
+    if not group["timed"].all():
         return "?"  # a run written before time to accuracy was recorded
-    missed = sum(run.time_to_headline is None for run in group)
+    missed = group["time_to_headline"].isna().sum()
     if missed:
         return f"{NOT_REACHED} ({missed} of {len(group)} not reached)"
-    return f"{pd.Series([run.time_to_headline for run in group], dtype=float).mean():.0f}"
+    return f"{group['time_to_headline'].astype(float).mean():.0f}"
 
 
 def summarise(found: list[Run]) -> pd.DataFrame:
     """One row per configuration, in the order configurations first appear."""
-    with_tta = any(run.test_acc_tta is not None for run in found)
     rows = []
-    for configuration in dict.fromkeys(run.configuration for run in found):
-        group = sorted((r for r in found if r.configuration == configuration), key=lambda r: r.seed)
-        frame = pd.DataFrame([vars(run) for run in group])
-        tta = frame["test_acc_tta"].dropna()
-        fit_and_test = frame["fit_and_test_seconds"]
+    for configuration, group in by_configuration(found, "seed"):
+        tta, fit_and_test = group["test_acc_tta"].dropna(), group["fit_and_test_seconds"]
         rows.append(
             {
                 "configuration": f"`{configuration}`",
-                "seeds": ", ".join(str(s) for s in frame["seed"]),
-                "test acc (%)": mean_and_spread(frame["test_acc"] * 100),
-                "with TTA (%)": mean_and_spread(tta * 100) if len(tta) == len(frame) else "",
+                "seeds": listed(group["seed"]),
+                "test acc (%)": mean_and_spread(group["test_acc"] * 100),
+                "with TTA (%)": mean_and_spread(tta * 100) if len(tta) == len(group) else "",
                 f"time to {HEADLINE} (s)": time_cell(group),
-                "s / epoch": f"{frame['seconds_per_epoch'].mean():.1f}",
+                "s / epoch": f"{group['seconds_per_epoch'].mean():.1f}",
                 # "?": a run written before the test was timed
                 "fit + test (s)": "?"
                 if fit_and_test.isna().any()
                 else f"{fit_and_test.mean():.0f}",
-                "best epoch": ", ".join(
-                    "?" if pd.isna(e) else str(int(e)) for e in frame["best_epoch"]
-                ),
-                "epochs run": ", ".join(str(e) for e in frame["epochs"]),
-                "parameters": ", ".join(f"{p:,}" for p in dict.fromkeys(frame["parameters"])),
-                "device": ", ".join(dict.fromkeys(frame["device"])),
+                "best epoch": listed("?" if pd.isna(e) else int(e) for e in group["best_epoch"]),
+                "epochs run": listed(group["epochs"]),
+                "parameters": listed((f"{p:,}" for p in group["parameters"]), unique=True),
+                "device": listed(group["device"], unique=True),
             }
         )
+    with_tta = any(run.test_acc_tta is not None for run in found)
     return pd.DataFrame(rows).drop(columns=[] if with_tta else ["with TTA (%)"])
+
+
+def selection_table(runs: list[ValidationRun]) -> pd.DataFrame:
+    """One row per configuration, the best mean validation accuracy with TTA first (plain
+    where no run used TTA)."""
+    ranked = []
+    for configuration, group in by_configuration(runs, "seed"):
+        tta = group["best_val_acc_tta"].dropna()
+        with_tta = len(tta) == len(group)
+        per_seed = [f"{100 * r.best_val_acc:.2f}" for r in group.itertuples()]
+        if with_tta:
+            per_seed = [f"{s} / {100 * t:.2f}" for s, t in zip(per_seed, tta, strict=True)]
+        row = {
+            "configuration": f"`{configuration}`",
+            "seeds": listed(group["seed"]),
+            "best val acc (%)": mean_and_spread(group["best_val_acc"] * 100),
+            "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
+            "per seed (%)": ", ".join(per_seed),
+            "best epoch": listed(group["best_epoch"]),
+            "epochs run": listed(group["epochs"]),
+        }
+        ranked.append((tta.mean() if with_tta else group["best_val_acc"].mean(), row))
+    ranked.sort(key=lambda pair: pair[0], reverse=True)  # stable: ties keep their order
+    return pd.DataFrame([row for _, row in ranked])
+
+
+def selection_markdown(runs: list[ValidationRun]) -> str:
+    return (
+        markdown_table(selection_table(runs))
+        + "\n\nValidation accuracy only (no test figure is read): per run the best epoch's "
+        "val_acc and the best val_acc with test-time augmentation, then mean ± sample "
+        "standard deviation over seeds; *per seed*: plain / with TTA. Rows are ranked by the "
+        "mean with TTA (plain where a run had none).\n"
+    )
 
 
 def reproduce_commands(found: list[Run]) -> list[str]:

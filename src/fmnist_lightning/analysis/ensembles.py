@@ -19,7 +19,7 @@ from fmnist_lightning.analysis.finished_runs import (
     read_configuration,
     read_part,
 )
-from fmnist_lightning.analysis.tables import mean_and_spread
+from fmnist_lightning.analysis.tables import by_configuration, listed, mean_and_spread
 from fmnist_lightning.errors import UsageError
 
 
@@ -93,22 +93,17 @@ def find_ensembles(folders: list[Path]) -> tuple[list[Ensemble], list[str]]:
 def ensembles_frame(found: list[Ensemble]) -> pd.DataFrame:
     """One row per members' configuration: the ensembles' test accuracy over their seeds."""
     rows = []
-    for configuration in dict.fromkeys(e.configuration for e in found):
-        group = sorted(
-            (e for e in found if e.configuration == configuration), key=lambda e: e.seeds
-        )
-        fits = [e.fit_seconds for e in group]
+    for configuration, group in by_configuration(found, "seeds"):
+        fits = group["fit_seconds"]
         rows.append(
             {
                 "members' configuration": f"`{configuration}`",
-                "member seeds": ", ".join("+".join(str(s) for s in e.seeds) for e in group),
-                "test acc (%)": mean_and_spread(pd.Series([e.test_acc for e in group]) * 100),
-                "TTA": ", ".join(dict.fromkeys(e.tta for e in group)),
-                "members' test acc (%)": mean_and_spread(
-                    pd.Series([a for e in group for a in e.member_acc]) * 100
-                ),
-                "members' fit (s)": "?" if None in fits else f"{pd.Series(fits).mean():.0f}",
-                "device": ", ".join(dict.fromkeys(e.device for e in group)),
+                "member seeds": listed("+".join(str(s) for s in seeds) for seeds in group["seeds"]),
+                "test acc (%)": mean_and_spread(group["test_acc"] * 100),
+                "TTA": listed(group["tta"], unique=True),
+                "members' test acc (%)": mean_and_spread(group["member_acc"].explode() * 100),
+                "members' fit (s)": "?" if fits.isna().any() else f"{fits.mean():.0f}",
+                "device": listed(group["device"], unique=True),
             }
         )
     return pd.DataFrame(rows)

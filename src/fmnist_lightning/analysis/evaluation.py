@@ -15,14 +15,11 @@ The analysis folder holds:
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.analysis.figures import write_figures
+from fmnist_lightning.analysis.figures import AnalysisSettings, write_figures
 from fmnist_lightning.analysis.finished_runs import load_config
 from fmnist_lightning.analysis.metrics import analyse
 from fmnist_lightning.analysis.report import config_summary, render_report
@@ -35,17 +32,6 @@ from fmnist_lightning.models.tta import TTA
 REPORT_MD = "report.md"
 # Pictures of the training run (plots/<name>) that the report shows when they exist.
 RUN_PICTURES = {"curves": run_files.CURVES_PNG, "augmented": run_files.AUGMENTED_PNG}
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """What the analysis draws and how finely it bins; the values live in conf/analysis/."""
-
-    calibration_bins: int
-    samples_per_class: int
-    predictions: int
-    mistakes: int
-    seed: int
 
 
 def run_dir_of(checkpoint: Path) -> Path:
@@ -100,21 +86,14 @@ def evaluate(
         "tta": tta.as_dict() if tta else None,
     }
     run_files.write_json(output_dir / "metrics.json", metrics)
-    write_csv(result.per_class, output_dir / "per_class.csv", index=False, float_format="%.6f")
-    write_csv(result.confusion_frame(), output_dir / "confusion_matrix.csv")
+    per_class = result.per_class.to_csv(index=False, float_format="%.6f")
+    write_atomically(output_dir / "per_class.csv", per_class.encode())
+    write_atomically(
+        output_dir / "confusion_matrix.csv", result.confusion_frame().to_csv().encode()
+    )
 
     train = datamodule.tensors["train"].tensors if "train" in datamodule.tensors else None
-    pictures = write_figures(
-        result,
-        images,
-        train,
-        module,
-        output_dir,
-        samples_per_class=settings.samples_per_class,
-        predictions=settings.predictions,
-        mistakes=settings.mistakes,
-        seed=settings.seed,
-    )
+    pictures = write_figures(result, images, train, module, output_dir, settings)
     run_dir = Path(run_dir) if run_dir else None
     for key, name in RUN_PICTURES.items():  # drawn by training, linked rather than copied
         if run_dir and (run_dir / run_files.PLOTS_DIR / name).is_file():
@@ -134,7 +113,3 @@ def evaluate(
     text = render_report(metrics, result.per_class, shown, links, views)
     write_atomically(output_dir / REPORT_MD, text.encode())
     return metrics
-
-
-def write_csv(frame: pd.DataFrame, path: Path, **options: Any) -> None:
-    write_atomically(path, frame.to_csv(**options).encode())

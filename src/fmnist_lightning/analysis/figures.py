@@ -4,6 +4,7 @@ To add a picture to every report, draw it in :func:`write_figures` under a new k
 a ``report.Picture`` with the same key to ``report.PICTURES``.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,70 +24,65 @@ def display_images(images: torch.Tensor, mean: float, std: float) -> torch.Tenso
     return denormalise(images[:, 0], mean, std).cpu()
 
 
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """What the analysis draws and how finely it bins; the values live in conf/analysis/."""
+
+    calibration_bins: int
+    samples_per_class: int
+    predictions: int
+    mistakes: int
+    seed: int
+
+
 def write_figures(
     result: Analysis,
     images: torch.Tensor,
     train: tuple[torch.Tensor, torch.Tensor] | None,
     module: FashionMNISTModule,
     output_dir: Path,
-    *,
-    samples_per_class: int,
-    predictions: int,
-    mistakes: int,
-    seed: int,
+    settings: AnalysisSettings,
 ) -> dict[str, Path]:
-    """Draw every picture of the analysis; returns the written files by ``report.PICTURES`` key.
+    """Draw every picture of the analysis into <key>.png; returns the written files by
+    ``report.PICTURES`` key.
 
     ``images`` are the evaluated split's network inputs, ``train`` the training inputs and
-    labels (for samples.png; None leaves it out). ``predictions`` images drawn with
-    ``seed`` and the ``mistakes`` most confident mistakes are shown.
+    labels (for samples.png; None leaves it out). ``settings.predictions`` images drawn with
+    ``settings.seed`` and the ``settings.mistakes`` most confident mistakes are shown.
     """
     mean, std = module.hparams.mean, module.hparams.std
     names, labels, probabilities = result.class_names, result.labels, result.probabilities
-    written: dict[str, Path] = {}
-
+    summary_text, layers = model_summary(module.net, tuple(images.shape[1:]))
+    write_atomically(output_dir / "model_summary.txt", (summary_text + "\n").encode())
+    figures = {
+        "architecture": plots.architecture_diagram(layers, type(unwrapped(module.net)).__name__),
+        "confusion_matrix": plots.confusion_matrix_figure(result.confusion.numpy(), names),
+        "calibration": plots.reliability_diagram(result.reliability, result.metrics["ece"]),
+    }
     if train is not None:
         train_images, train_labels = train
         # Pick the first images of each class on the tensors' device, and copy only those.
+        per_class = settings.samples_per_class
         picked = torch.cat(
-            [(train_labels == c).nonzero().flatten()[:samples_per_class] for c in range(len(names))]
+            [(train_labels == c).nonzero().flatten()[:per_class] for c in range(len(names))]
         )
-        figure = plots.sample_grid(
+        figures["samples"] = plots.sample_grid(
             display_images(train_images[picked], mean, std).numpy(),
             train_labels[picked].cpu().numpy(),
             names,
-            samples_per_class,
+            per_class,
         )
-        written["samples"] = save_figure(figure, output_dir / "samples.png")
-
-    summary_text, layers = model_summary(module.net, tuple(images.shape[1:]))
-    write_atomically(output_dir / "model_summary.txt", (summary_text + "\n").encode())
-    written["architecture"] = save_figure(
-        plots.architecture_diagram(layers, title=type(unwrapped(module.net)).__name__),
-        output_dir / "architecture.png",
-    )
-    written["confusion_matrix"] = save_figure(
-        plots.confusion_matrix_figure(result.confusion.numpy(), names),
-        output_dir / "confusion_matrix.png",
-    )
-
-    generator = torch.Generator().manual_seed(seed)
-    shown = torch.randperm(len(labels), generator=generator)[:predictions]
-    wrong = most_confident_mistakes(probabilities, labels, mistakes)
+    generator = torch.Generator().manual_seed(settings.seed)
+    shown = torch.randperm(len(labels), generator=generator)[: settings.predictions]
+    wrong = most_confident_mistakes(probabilities, labels, settings.mistakes)
     for key, indices, draw in (
         ("predictions", shown, plots.prediction_grid),
         ("misclassified", wrong, plots.mistakes_grid),
     ):
-        figure = draw(
+        figures[key] = draw(
             display_images(images[indices.to(images.device)], mean, std).numpy(),
             labels[indices].numpy(),
             probabilities[indices].numpy(),
             names,
         )
-        written[key] = save_figure(figure, output_dir / f"{key}.png")
-
-    written["calibration"] = save_figure(
-        plots.reliability_diagram(result.reliability, result.metrics["ece"]),
-        output_dir / "calibration.png",
-    )
-    return written
+    return {key: save_figure(figure, output_dir / f"{key}.png") for key, figure in figures.items()}

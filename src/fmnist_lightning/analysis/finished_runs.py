@@ -11,6 +11,11 @@ Python, without Hydra's record, are labelled by their network instead. A path va
 becomes ``key=<checkpoint>`` (or ``<path>``), so nothing of this machine is shown. A
 folder whose files cannot be read is one line of ``problems``; resume bookkeeping
 (``.hydra/``) and sweep or search summary folders are not runs. Pure: pandas and OmegaConf, no torch.
+
+A :class:`ValidationRun` is what ``results --validation`` reads of a run: ``metrics.csv``
+and Hydra's record only, never ``test_metrics.json``, so a search can be judged without a
+test figure in sight (the test set is read once per final run). A run folder counts as
+soon as it has logged a validation epoch, so a sweep can be read while it runs.
 """
 
 import math
@@ -262,3 +267,42 @@ def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path], list[str]]:
 
     found, problems = read_runs(folders, finished)
     return found, unfinished, problems
+
+
+@dataclass
+class ValidationRun:
+    folder: Path
+    configuration: str
+    from_command_line: bool
+    seed: int
+    best_val_acc: float
+    best_val_acc_tta: float | None  # None: the run validated without TTA
+    best_epoch: int  # 1-based, of best_val_acc (the checkpoint a final run would test)
+    epochs: int  # validated epochs so far
+    trained: str | None = field(default=None, repr=False)
+
+
+def read_validation_run(folder: Path) -> ValidationRun | None:
+    """One run's best validation figures; None when it has not validated yet."""
+    epochs = read_part(folder, run_files.METRICS_CSV, validation_curve)
+    if epochs is None:
+        return None
+    seed, configuration, from_command_line, trained = read_configuration(folder)
+    tta = epochs.get("val_acc_tta", pd.Series(dtype=float)).dropna()
+    return ValidationRun(
+        folder=folder,
+        configuration=configuration,
+        from_command_line=from_command_line,
+        seed=seed,
+        best_val_acc=float(epochs["val_acc"].max()),
+        best_val_acc_tta=float(tta.max()) if len(tta) else None,
+        best_epoch=best_epoch(epochs),
+        epochs=len(epochs),
+        trained=trained,
+    )
+
+
+def find_validation_runs(folders: list[Path]) -> tuple[list[ValidationRun], list[str]]:
+    """Runs under the folders that have validated (in the order given), and one line per
+    folder that could not be read."""
+    return read_runs(folders, read_validation_run)

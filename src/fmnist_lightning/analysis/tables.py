@@ -2,6 +2,7 @@
 and the "mean ± std" cell of the results and selection tables."""
 
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -13,6 +14,19 @@ def cell_text(value: Any, decimals: int) -> str:
         return ""
     text = f"{value:.{decimals}f}" if isinstance(value, float) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def by_configuration(items: Iterable, order: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(configuration, its items' fields as a frame sorted by ``order``) per configuration,
+    in the order configurations first appear."""
+    frame = pd.DataFrame([vars(item) for item in items])
+    for configuration, group in frame.groupby("configuration", sort=False):
+        yield configuration, group.sort_values(order, kind="stable")
+
+
+def listed(values: Iterable, unique: bool = False) -> str:
+    """Values as one cell, "0, 1, 2"; with ``unique`` each value once."""
+    return ", ".join(str(value) for value in (dict.fromkeys(values) if unique else values))
 
 
 def mean_and_spread(values: pd.Series) -> str:
