@@ -125,6 +125,17 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> F
     return figure
 
 
+def blank_grid(count: int, columns: int, size: tuple[float, float], **options) -> tuple:
+    """A figure of ceil(count / columns) rows of ``columns`` axes of ``size`` inches, each
+    axis off until something is drawn on it."""
+    rows = max(1, -(-count // columns))
+    figsize = (columns * size[0], rows * size[1])
+    figure, axes = plt.subplots(rows, columns, figsize=figsize, squeeze=False, **options)
+    for ax in axes.flat:
+        ax.axis("off")
+    return figure, axes
+
+
 def _image_axis(ax: Axes, image: np.ndarray, title: str, wrong: bool) -> None:
     ax.imshow(image, cmap="gray_r")
     ax.set(xticks=[], yticks=[])
@@ -146,12 +157,8 @@ def prediction_grid(
     image gets a red frame and title, and its true class's bar is outlined.
     """
     images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
-    rows = max(1, -(-len(images) // columns))
     ratios = {"width_ratios": [1, 1.6] * columns}
-    size = (columns * 5.2, rows * 2.1)
-    figure, axes = plt.subplots(rows, 2 * columns, figsize=size, squeeze=False, gridspec_kw=ratios)
-    for ax in axes.flat:
-        ax.axis("off")
+    figure, axes = blank_grid(2 * len(images), 2 * columns, (2.6, 2.1), gridspec_kw=ratios)
     for index, (image, label, probs) in enumerate(zip(images, labels, probabilities, strict=True)):
         image_ax, bar_ax = axes[index // columns, 2 * (index % columns) : 2 * (index % columns) + 2]
         predicted = int(probs.argmax())
@@ -184,12 +191,7 @@ def mistakes_grid(
 ) -> Figure:
     """Misclassified images (in the given order) titled with true class, predicted class and confidence."""
     images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
-    rows = max(1, -(-len(images) // columns))
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(columns * 1.9, rows * 2.5), squeeze=False, layout="constrained"
-    )
-    for ax in axes.flat:
-        ax.axis("off")
+    figure, axes = blank_grid(len(images), columns, (1.9, 2.5), layout="constrained")
     for ax, image, label, probs in zip(axes.flat, images, labels, probabilities, strict=False):
         predicted = int(probs.argmax())
         ax.axis("on")

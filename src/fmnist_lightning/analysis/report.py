@@ -2,8 +2,7 @@
 
 Rendering is pure: the functions here take metrics, tables and relative picture links
 and return text. To add a picture to every report, append its (key, title, caption) to
-``PICTURES`` and have ``figures.write_figures``
-save the file under the same key.
+``PICTURES`` and have ``figures.write_figures`` save the file under the same key.
 """
 
 from collections.abc import Mapping
@@ -83,7 +82,7 @@ def config_summary(
     summary |= {  # the normalisation (mean, std) is the data's, not a choice
         name.replace("_", " "): str(value)
         for name, value in hparams.items()
-        if not isinstance(value, Mapping | list) and name not in ("mean", "std")
+        if isinstance(value, bool | int | float | str) and name not in ("mean", "std")
     }
     if run_config:
         data, trainer = run_config.get("data", {}), run_config.get("trainer", {})
@@ -110,7 +109,7 @@ def render_report(
     tta: str | None = None,
 ) -> str:
     """The Markdown page of an evaluation's ``metrics`` (metrics.json); ``pictures`` maps a
-    ``Picture.key`` to its link relative to the report, ``tta`` describes the views."""
+    picture's key to its link relative to the report, ``tta`` describes the views."""
     shown = {
         "split": f"{metrics['split']} ({metrics['images']:,} images)",
         "accuracy": f"{metrics['accuracy']:.4f}",
