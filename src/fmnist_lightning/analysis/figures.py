@@ -1,7 +1,7 @@
 """The pictures of one evaluation, drawn by ``plots`` and saved as PNG files.
 
 To add a picture to every report, draw it in :func:`write_figures` under a new key and add
-a ``report.Picture`` with the same key to ``report.PICTURES``.
+its (key, title, caption) to ``report.PICTURES``.
 """
 
 from dataclasses import dataclass

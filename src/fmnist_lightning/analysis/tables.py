@@ -42,14 +42,10 @@ def markdown_table(
     ``decimals[column]`` places (``default_decimals`` otherwise). No trailing newline."""
     decimals = decimals or {}
     columns = [str(column) for column in frame.columns]
-    numeric = [pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes]
     places = [decimals.get(column, default_decimals) for column in columns]
     lines = [
-        "| " + " | ".join(cell_text(column, 0) for column in columns) + " |",
-        "| " + " | ".join("---:" if right else "---" for right in numeric) + " |",
+        [cell_text(column, 0) for column in columns],
+        ["---:" if pd.api.types.is_numeric_dtype(dtype) else "---" for dtype in frame.dtypes],
+        *(map(cell_text, row, places) for row in frame.itertuples(index=False)),
     ]
-    lines += [
-        "| " + " | ".join(cell_text(v, d) for v, d in zip(row, places, strict=True)) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return "\n".join(lines)
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
