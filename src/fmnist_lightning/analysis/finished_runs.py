@@ -47,12 +47,33 @@ NOT_REACHED = "—"
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException)
 
 
-@dataclass
-class Run:
+@dataclass(kw_only=True)
+class RunFolder:
+    """What every run folder says: its seed and configuration (see above)."""
+
     folder: Path
     configuration: str
     from_command_line: bool
     seed: int
+    # What was trained: Hydra's composed config minus seed and locations (None: no record).
+    trained: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def read(cls, folder: Path, **fields: Any) -> Any:
+        """The run in ``folder`` with ``fields``; UsageError when its config cannot be read."""
+        seed, configuration, from_command_line, trained = read_configuration(folder)
+        return cls(
+            folder=folder,
+            configuration=configuration,
+            from_command_line=from_command_line,
+            seed=seed,
+            trained=trained,
+            **fields,
+        )
+
+
+@dataclass(kw_only=True)
+class Run(RunFolder):
     test_acc: float
     test_acc_tta: float | None
     best_epoch: int | None
@@ -64,8 +85,6 @@ class Run:
     time_to_headline: float | None  # seconds to HEADLINE_ACCURACY; None: never reached
     device: str
     curve: pd.DataFrame | None = field(default=None, repr=False)  # epoch, val_acc, elapsed
-    # What was trained: Hydra's composed config minus seed and locations (None: no record).
-    trained: str | None = field(default=None, repr=False)
 
 
 def is_ignored(override: str) -> bool:
@@ -207,18 +226,8 @@ def read_test_metrics(path: Path) -> dict[str, Any]:
 def read_run(folder: Path) -> Run:
     """One finished run; UsageError when one of its files cannot be read."""
     test = read_part(folder, run_files.TEST_METRICS_JSON, read_test_metrics)
-    seed, configuration, from_command_line, trained = read_configuration(folder)
     curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
-    return Run(
-        folder=folder,
-        configuration=configuration,
-        from_command_line=from_command_line,
-        seed=seed,
-        best_epoch=best_epoch(curve),
-        curve=curve,
-        trained=trained,
-        **test,
-    )
+    return Run.read(folder, best_epoch=best_epoch(curve), curve=curve, **test)
 
 
 def run_folders(folders: list[Path]) -> Iterator[Path]:
@@ -269,17 +278,12 @@ def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path], list[str]]:
     return found, unfinished, problems
 
 
-@dataclass
-class ValidationRun:
-    folder: Path
-    configuration: str
-    from_command_line: bool
-    seed: int
+@dataclass(kw_only=True)
+class ValidationRun(RunFolder):
     best_val_acc: float
     best_val_acc_tta: float | None  # None: the run validated without TTA
     best_epoch: int  # 1-based, of best_val_acc (the checkpoint a final run would test)
     epochs: int  # validated epochs so far
-    trained: str | None = field(default=None, repr=False)
 
 
 def read_validation_run(folder: Path) -> ValidationRun | None:
@@ -287,18 +291,13 @@ def read_validation_run(folder: Path) -> ValidationRun | None:
     epochs = read_part(folder, run_files.METRICS_CSV, validation_curve)
     if epochs is None:
         return None
-    seed, configuration, from_command_line, trained = read_configuration(folder)
     tta = epochs.get("val_acc_tta", pd.Series(dtype=float)).dropna()
-    return ValidationRun(
-        folder=folder,
-        configuration=configuration,
-        from_command_line=from_command_line,
-        seed=seed,
+    return ValidationRun.read(
+        folder,
         best_val_acc=float(epochs["val_acc"].max()),
         best_val_acc_tta=float(tta.max()) if len(tta) else None,
         best_epoch=best_epoch(epochs),
         epochs=len(epochs),
-        trained=trained,
     )
 
 
