@@ -75,20 +75,16 @@ def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> F
     figure, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 0.9))
     ax.set(xlim=(0, 10), ylim=(-len(rows) + 0.3, 1.1))
     ax.axis("off")
+    box = "round,pad=0.02,rounding_size=0.12"
     for index, row in enumerate(rows):
-        y = -index
-        kind = row["layer"].split()[0]
-        colour = LAYER_COLOURS.get(kind, "#e377c2")
-        box = "round,pad=0.02,rounding_size=0.12"
+        y, colour = -index, LAYER_COLOURS.get(row["layer"].split()[0], "#e377c2")
         ax.add_patch(FancyBboxPatch((0.2, y - 0.3), 5.2, 0.6, box, fc=colour, ec=colour, alpha=0.3))
         ax.text(2.8, y, row["layer"], ha="center", va="center", fontsize=10)
         ax.text(5.7, y, row["output_shape"], va="center", fontsize=10, family="monospace")
         params = f"{row['params']:,} params" if row["params"] else ""
         ax.text(9.9, y, params, ha="right", va="center", fontsize=9, color="#555555")
-        if index:
-            ax.annotate(
-                "", (2.8, y + 0.3), (2.8, y + 0.7), arrowprops={"arrowstyle": "->", "lw": 1}
-            )
+        if index:  # an arrow from the box above
+            ax.annotate("", (2.8, y + 0.3), (2.8, y + 0.7), arrowprops={"arrowstyle": "->"})
     total = f"{int(layers['params'].sum()):,} parameters"
     if "mult_adds" in layers:
         total += f", {layers['mult_adds'].sum() / 1e6:.1f} M multiply-adds per image"
