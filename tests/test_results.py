@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -10,10 +11,11 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
+from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.curve_plots import accuracy_against_time
 from fmnist_lightning.analysis.ensembles import find_ensembles
-from fmnist_lightning.analysis.selection import find_validation_runs, selection_markdown
+from fmnist_lightning.analysis.finished_runs import find_validation_runs
 from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.results import (
     find_runs,
@@ -21,6 +23,7 @@ from fmnist_lightning.results import (
     portable,
     replace_between_markers,
     results_markdown,
+    selection_markdown,
 )
 from helpers.faults import disk_full_in
 
@@ -311,7 +314,9 @@ def test_a_readme_without_markers_is_refused_and_left_alone(study, tmp_path, cap
     readme = tmp_path / "README.md"
     readme.write_text("# No markers\n")
     with pytest.raises(SystemExit) as exit_info:
-        main([str(study), "--output", str(tmp_path / "r.md"), "--readme", str(readme)])
+        cli.run(
+            lambda: main([str(study), "--output", str(tmp_path / "r.md"), "--readme", str(readme)])
+        )
     assert exit_info.value.code == 2
     assert "<!-- results:start -->" in capsys.readouterr().err
     assert readme.read_text() == "# No markers\n" and not (tmp_path / "r.md").exists()
@@ -326,10 +331,10 @@ def test_a_full_disk_leaves_the_readme_as_it_was(study, tmp_path, capsys):
     readme.write_text(before)
     argv = [str(study), "--output", str(tmp_path / "results.md"), "--readme", str(readme)]
     with disk_full_in(readme.parent, 100), pytest.raises(SystemExit) as exited:
-        main(argv)
+        cli.run(lambda: main(argv))
     assert exited.value.code == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith(f"error: could not write '{readme}' (") and " kB)" in error
+    assert error.startswith(f"Error: could not write '{readme}' (") and " kB)" in error
     assert "No space left on device" in error and "'README.md' is kept as it was" in error
     assert readme.read_text() == before
     assert [p.name for p in readme.parent.iterdir()] == ["README.md"]  # no temporary
@@ -353,7 +358,7 @@ def test_an_output_that_is_the_readme_or_a_run_file_is_refused(study, tmp_path, 
     before = {path: path.read_bytes() for path in (readme, run_file)}
     for output in (readme, linked):
         with pytest.raises(SystemExit) as exited:
-            main([str(study), "--output", str(output), "--readme", str(readme)])
+            cli.run(partial(main, [str(study), "--output", str(output), "--readme", str(readme)]))
         assert exited.value.code == 2
         error = capsys.readouterr().err
         assert "writing there would replace it; choose another --output" in error

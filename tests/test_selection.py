@@ -4,12 +4,9 @@ import json
 
 import pytest
 
-from fmnist_lightning.analysis.selection import (
-    find_validation_runs,
-    read_validation_run,
-    selection_markdown,
-)
-from fmnist_lightning.results import main
+from fmnist_lightning import cli
+from fmnist_lightning.analysis.finished_runs import find_validation_runs, read_validation_run
+from fmnist_lightning.results import main, selection_markdown
 
 # A test accuracy no validation figure equals: if it shows up anywhere, the test set was read.
 TEST_ACC = 0.4321
@@ -132,7 +129,7 @@ def test_the_command_writes_selection_md_and_leaves_results_md_alone(
 @pytest.mark.parametrize("extra", [["--readme", "README.md"], ["--plot", "a.png"]])
 def test_validation_refuses_the_results_only_options(search, extra, capsys):
     with pytest.raises(SystemExit) as stopped:
-        main(["--validation", str(search), *extra])
+        cli.run(lambda: main(["--validation", str(search), *extra]))
     assert stopped.value.code == 2
     assert "--output only" in capsys.readouterr().err
 
@@ -140,8 +137,9 @@ def test_validation_refuses_the_results_only_options(search, extra, capsys):
 def test_folders_without_validated_runs_are_an_error(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.yaml").write_text("seed: 0\n")
-    with pytest.raises(SystemExit):
-        main(["--validation", str(tmp_path)])
+    with pytest.raises(SystemExit) as stopped:
+        cli.run(lambda: main(["--validation", str(tmp_path)]))
+    assert stopped.value.code == 2
     assert "has logged a validation epoch" in capsys.readouterr().err
 
 

@@ -6,27 +6,18 @@
         [--output selection.md]
 
 Every folder below the given ones that holds a finished run (``test_metrics.json``) is
-one row of data. Runs are grouped by what they trained: the config Hydra composed
-(``.hydra/config.yaml``, before interpolation) minus the seed and paths. A row is
-labelled by the shortest command line among its runs (Hydra's ``.hydra/overrides.yaml``
-minus the seed and paths), so the three jobs of
-``-m experiment=best seed=0,1,2`` form one row ``experiment=best``, joined by any run
-whose longer command line composed the same config. Runs started from Python, without
-Hydra's record, are labelled by their network instead.
-An override whose value is a path is shown as ``key=<checkpoint>`` (or ``<path>``), so the
-table and its commands hold nothing of this machine.
-
-A folder whose files cannot be read is reported in one line and left out; resume
-bookkeeping (``.hydra/``) and sweep or search summary folders are not runs.
+one row of data, grouped and labelled by configuration as ``analysis/finished_runs.py``
+says: the three jobs of ``-m experiment=best seed=0,1,2`` form one row ``experiment=best``.
+A folder whose files cannot be read is reported in one line and left out.
 ``--readme`` replaces what stands between ``<!-- results:start -->`` and
 ``<!-- results:end -->`` in that file with the table. The table and the README are written
-whole or not at all (a full disk keeps the earlier file); an ``--output`` that is the README or
-one of the records it reads (config.yaml, metrics.csv, test_metrics.json, ensemble_metrics.json) is refused. ``--plot`` draws validation accuracy
-against wall-clock seconds (``elapsed_seconds`` of metrics.csv), one line per configuration.
+whole or not at all (a full disk keeps the earlier file); an ``--output`` that is the README
+or one of the records it reads is refused. ``--plot`` draws validation accuracy against
+wall-clock seconds (``elapsed_seconds`` of metrics.csv), one line per configuration.
 
 ``--validation`` writes the table recipe choices are made on instead: best validation
 accuracy (and with TTA) per configuration, ranked, from ``metrics.csv`` alone; it reads no
-test figure (analysis/selection.py), and it reads runs that are still going.
+test figure, and it reads runs that are still going (*epochs run* shows which are short).
 
 Ensembles evaluated on the test set (``python -m fmnist_lightning.ensemble ... split=test``,
 its ensemble_metrics.json) under the folders get a second table (analysis/ensembles.py).
@@ -36,22 +27,30 @@ It needs pandas, OmegaConf and matplotlib only: this command imports no torch.
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.ensembles import Ensemble, ensembles_frame, find_ensembles
 from fmnist_lightning.analysis.finished_runs import (
     HEADLINE_ACCURACY,
     NOT_REACHED,
     Run,
+    ValidationRun,
     find_runs,
+    find_validation_runs,
     portable,
 )
-from fmnist_lightning.analysis.selection import find_validation_runs, selection_markdown
-from fmnist_lightning.analysis.tables import markdown_table, mean_and_spread
+from fmnist_lightning.analysis.tables import (
+    by_configuration,
+    listed,
+    markdown_table,
+    mean_and_spread,
+)
+from fmnist_lightning.errors import Failed, UsageError
 from fmnist_lightning.inference.output_files import (
     OutputFileError,
     check_not_an_input,
@@ -61,83 +60,96 @@ from fmnist_lightning.inference.output_files import (
 __all__ = ["find_runs", "main", "portable", "replace_between_markers", "results_markdown"]
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+HEADLINE = f"{float(HEADLINE_ACCURACY):.0%}"
+# The files of a run or ensemble folder that this command reads: its inputs.
+RECORDS = (run_files.CONFIG_YAML, run_files.METRICS_CSV, run_files.TEST_METRICS_JSON)
+RECORDS += (run_files.ENSEMBLE_METRICS_JSON,)
 
 
-def time_cell(group: list[Run]) -> str:
+def time_cell(group: pd.DataFrame) -> str:
     """Mean seconds to HEADLINE_ACCURACY; "—" with a count when some seed never got there."""
-    if not all(run.timed for run in group):
+    if not group["timed"].all():
         return "?"  # a run written before time to accuracy was recorded
-    missed = sum(run.time_to_headline is None for run in group)
+    missed = group["time_to_headline"].isna().sum()
     if missed:
         return f"{NOT_REACHED} ({missed} of {len(group)} not reached)"
-    seconds = pd.Series([run.time_to_headline for run in group], dtype=float)
-    return f"{seconds.mean():.0f}"
-
-
-def fit_and_test_cell(group: list[Run]) -> str:
-    """Mean seconds of fitting plus testing; "?" when a run predates the test's timing."""
-    seconds = [run.fit_and_test_seconds for run in group]
-    return "?" if None in seconds else f"{pd.Series(seconds, dtype=float).mean():.0f}"
+    return f"{group['time_to_headline'].astype(float).mean():.0f}"
 
 
 def summarise(found: list[Run]) -> pd.DataFrame:
     """One row per configuration, in the order configurations first appear."""
-    with_tta = any(run.test_acc_tta is not None for run in found)
     rows = []
-    for configuration in dict.fromkeys(run.configuration for run in found):
-        group = sorted(
-            (run for run in found if run.configuration == configuration), key=lambda r: r.seed
+    for configuration, group in by_configuration(found, "seed"):
+        tta, fit_and_test = group["test_acc_tta"].dropna(), group["fit_and_test_seconds"]
+        rows.append(
+            {
+                "configuration": f"`{configuration}`",
+                "seeds": listed(group["seed"]),
+                "test acc (%)": mean_and_spread(group["test_acc"] * 100),
+                "with TTA (%)": mean_and_spread(tta * 100) if len(tta) == len(group) else "",
+                f"time to {HEADLINE} (s)": time_cell(group),
+                "s / epoch": f"{group['seconds_per_epoch'].mean():.1f}",
+                # "?": a run written before the test was timed
+                "fit + test (s)": "?"
+                if fit_and_test.isna().any()
+                else f"{fit_and_test.mean():.0f}",
+                "best epoch": listed("?" if pd.isna(e) else int(e) for e in group["best_epoch"]),
+                "epochs run": listed(group["epochs"]),
+                "parameters": listed((f"{p:,}" for p in group["parameters"]), unique=True),
+                "device": listed(group["device"], unique=True),
+            }
         )
-        frame = pd.DataFrame([vars(run) for run in group])
+    with_tta = any(run.test_acc_tta is not None for run in found)
+    return pd.DataFrame(rows).drop(columns=[] if with_tta else ["with TTA (%)"])
+
+
+def selection_table(runs: list[ValidationRun]) -> pd.DataFrame:
+    """One row per configuration, the best mean validation accuracy with TTA first (plain
+    where no run used TTA)."""
+    ranked = []
+    for configuration, group in by_configuration(runs, "seed"):
+        tta = group["best_val_acc_tta"].dropna()
+        with_tta = len(tta) == len(group)
+        per_seed = [f"{100 * r.best_val_acc:.2f}" for r in group.itertuples()]
+        if with_tta:
+            per_seed = [f"{s} / {100 * t:.2f}" for s, t in zip(per_seed, tta, strict=True)]
         row = {
             "configuration": f"`{configuration}`",
-            "seeds": ", ".join(str(s) for s in frame["seed"]),
-            "test acc (%)": mean_and_spread(frame["test_acc"] * 100),
+            "seeds": listed(group["seed"]),
+            "best val acc (%)": mean_and_spread(group["best_val_acc"] * 100),
+            "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
+            "per seed (%)": ", ".join(per_seed),
+            "best epoch": listed(group["best_epoch"]),
+            "epochs run": listed(group["epochs"]),
         }
-        if with_tta:
-            tta = frame["test_acc_tta"].dropna()
-            row["with TTA (%)"] = mean_and_spread(tta * 100) if len(tta) == len(frame) else ""
-        row |= {
-            f"time to {float(HEADLINE_ACCURACY):.0%} (s)": time_cell(group),
-            "s / epoch": f"{frame['seconds_per_epoch'].mean():.1f}",
-            "fit + test (s)": fit_and_test_cell(group),
-            "best epoch": ", ".join(
-                "?" if pd.isna(e) else str(int(e)) for e in frame["best_epoch"]
-            ),
-            "epochs run": ", ".join(str(e) for e in frame["epochs"]),
-            "parameters": ", ".join(f"{p:,}" for p in dict.fromkeys(frame["parameters"])),
-            "device": ", ".join(dict.fromkeys(frame["device"])),
-        }
-        rows.append(row)
-    return pd.DataFrame(rows)
+        ranked.append((tta.mean() if with_tta else group["best_val_acc"].mean(), row))
+    ranked.sort(key=lambda pair: pair[0], reverse=True)  # stable: ties keep their order
+    return pd.DataFrame([row for _, row in ranked])
+
+
+def selection_markdown(runs: list[ValidationRun]) -> str:
+    return (
+        markdown_table(selection_table(runs))
+        + "\n\nValidation accuracy only (no test figure is read): per run the best epoch's "
+        "val_acc and the best val_acc with test-time augmentation, then mean ± sample "
+        "standard deviation over seeds; *per seed*: plain / with TTA. Rows are ranked by the "
+        "mean with TTA (plain where a run had none).\n"
+    )
 
 
 def reproduce_commands(found: list[Run]) -> list[str]:
     """The command that re-runs each command-line configuration over its seeds. ``-m`` comes
     first: Hydra's argument parser takes no option between overrides."""
-    commands: dict[str, list[int]] = {}
+    commands: dict[str, set[int]] = {}
     for run in found:
         if run.from_command_line:
-            commands.setdefault(run.configuration, []).append(run.seed)
+            commands.setdefault(run.configuration, set()).add(run.seed)
     return [
         "python -m fmnist_lightning.train -m "
         + ("" if label == "default" else f"{label} ")
-        + f"seed={','.join(str(s) for s in sorted(set(seeds)))}"
+        + f"seed={','.join(str(s) for s in sorted(seeds))}"
         for label, seeds in commands.items()
     ]
-
-
-def ensembles_markdown(ensembles: list[Ensemble]) -> str:
-    """The ensembles' table, its legend and how to make one."""
-    return (
-        "\n\nEnsembles (`python -m fmnist_lightning.ensemble`: the mean softmax of its "
-        "members, each with the TTA shown), evaluated once on the test set after the choice on "
-        "validation:\n\n"
-        + markdown_table(ensembles_frame(ensembles))
-        + "\n\n*members' fit*: the members' fits one after the other, mean over ensembles; "
-        "members of one ensemble share their train/val split (one `data.split_seed`).\n\n"
-        "```bash\npython -m fmnist_lightning.ensemble 'members=[<run>,<run>]' split=test\n```"
-    )
 
 
 def results_markdown(found: list[Run], ensembles: Sequence[Ensemble] = ()) -> str:
@@ -149,9 +161,9 @@ def results_markdown(found: list[Run], ensembles: Sequence[Ensemble] = ()) -> st
     if any(run.test_acc_tta is not None for run in found):
         text += "; *with TTA*: the same checkpoint, mean softmax over the test-time views"
     text += (
-        f". *time to {float(HEADLINE_ACCURACY):.0%}*: mean over seeds of the wall-clock seconds "
+        f". *time to {HEADLINE}*: mean over seeds of the wall-clock seconds "
         f"from the start of fitting until validation accuracy first reached "
-        f"{float(HEADLINE_ACCURACY):.0%} ({NOT_REACHED}: some seed never did). *s / epoch*: "
+        f"{HEADLINE} ({NOT_REACHED}: some seed never did). *s / epoch*: "
         "wall time of fitting divided by the epochs run, validation included. *fit + test*: "
         "mean seconds of fitting plus testing the best checkpoint (?: a run written before "
         "the test was timed)."
@@ -160,7 +172,15 @@ def results_markdown(found: list[Run], ensembles: Sequence[Ensemble] = ()) -> st
     if commands:
         text += "\n\nReproduce with:\n\n```bash\n" + "\n".join(commands) + "\n```"
     if ensembles:
-        text += ensembles_markdown(list(ensembles))
+        text += (
+            "\n\nEnsembles (`python -m fmnist_lightning.ensemble`: the mean softmax of its "
+            "members, each with the TTA shown), evaluated once on the test set after the choice "
+            "on validation:\n\n"
+            + markdown_table(ensembles_frame(list(ensembles)))
+            + "\n\n*members' fit*: the members' fits one after the other, mean over ensembles; "
+            "members of one ensemble share their train/val split (one `data.split_seed`).\n\n"
+            "```bash\npython -m fmnist_lightning.ensemble 'members=[<run>,<run>]' split=test\n```"
+        )
     return text + "\n"
 
 
@@ -175,27 +195,26 @@ def replace_between_markers(document: str, text: str) -> str:
     return f"{document[: start + len(README_START)]}\n{text}{document[end:]}"
 
 
-def plot_curves(found: list[Run]) -> dict[str, list[pd.DataFrame]]:
-    """Per configuration, the validation curves of its runs that logged elapsed_seconds."""
-    curves: dict[str, list[pd.DataFrame]] = {}
-    for run in found:
-        if run.curve is not None and "elapsed_seconds" in run.curve:
-            curves.setdefault(run.configuration, []).append(run.curve)
-    return curves
+def write_file(path: Path, data: str | bytes, inputs: Iterable[Path] = ()) -> None:
+    """``data`` into ``path``, whole or not at all; refused when ``path`` is one of ``inputs``
+    (before anything is written), failed (the earlier file kept) on a full disk."""
+    try:
+        check_not_an_input(path, inputs)
+    except OutputFileError as error:
+        raise UsageError(f"{error}; choose another --output") from error
+    try:
+        write_atomically(path, data.encode() if isinstance(data, str) else data)
+    except OutputFileError as error:
+        raise Failed(f"{error}. Free some space or choose another file.") from error
 
 
-def save_plot(found: list[Run], path: Path) -> int:
-    """Draw validation accuracy against time into ``path``; the number of runs drawn."""
-    import matplotlib.pyplot as plt
-
-    from fmnist_lightning.analysis.curve_plots import accuracy_against_time
-
-    curves = plot_curves(found)
-    figure = accuracy_against_time(curves, threshold=float(HEADLINE_ACCURACY))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return sum(len(frames) for frames in curves.values())
+def write_table(text: str, output: Path, runs: int, folders: Iterable[Path], *others: Path) -> None:
+    """Write the table to ``output`` unless it is one of the records of ``folders`` (or
+    ``others``), and print it (the count of runs to stderr)."""
+    records = [*others, *(folder / name for folder in folders for name in RECORDS)]
+    write_file(output, text, records)
+    print(text, end="")
+    print(f"\nWrote {output} ({runs} runs).", file=sys.stderr)
 
 
 def report_unreadable(problems: list[str], what: str = "a run") -> None:
@@ -203,71 +222,38 @@ def report_unreadable(problems: list[str], what: str = "a run") -> None:
         print(f"Skipped {what} that cannot be read: {problem}", file=sys.stderr)
 
 
-# The files of a run or ensemble folder that this command reads: its inputs.
-RECORDS = (
-    run_files.CONFIG_YAML,
-    run_files.METRICS_CSV,
-    run_files.TEST_METRICS_JSON,
-    run_files.ENSEMBLE_METRICS_JSON,
-)
-
-
-def files_in(folders: Iterable[Path]) -> Iterator[Path]:
-    """The records this command reads in ``folders`` (run or ensemble folders)."""
-    return (folder / name for folder in folders for name in RECORDS)
-
-
-def refuse_an_input(parser: argparse.ArgumentParser, output: Path, inputs: Iterable[Path]) -> None:
-    """End the command, before it writes anything, when ``output`` is one of ``inputs``."""
-    try:
-        check_not_an_input(output, inputs)
-    except OutputFileError as error:
-        parser.error(f"{error}; choose another --output")
-
-
-def write_file(path: Path, text: str) -> None:
-    """``text`` into ``path``, whole or not at all; a failure (a full disk) ends the command in
-    one line, the earlier file kept."""
-    try:
-        write_atomically(path, text.encode())
-    except OutputFileError as error:
-        print(f"error: {error}. Free some space or choose another file.", file=sys.stderr)
-        sys.exit(1)
-
-
-def write_table(text: str, output: Path, runs: int) -> None:
-    """Write the table to ``output`` and print it (the count of runs to stderr)."""
-    write_file(output, text)
-    print(text, end="")
-    print(f"\nWrote {output} ({runs} runs).", file=sys.stderr)
-
-
-def write_selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def write_selection(args: argparse.Namespace) -> None:
     """--validation: the validation table of the runs under args.folders."""
     if args.readme is not None or args.plot is not None:
-        parser.error("--validation writes its table to --output only (no --readme, no --plot)")
-    try:
-        found, problems = find_validation_runs(args.folders)
-    except FileNotFoundError as error:
-        parser.error(str(error))
+        raise UsageError("--validation writes its table to --output only (no --readme, no --plot)")
+    found, problems = find_validation_runs(args.folders)
     report_unreadable(problems)
     if not found:
-        parser.error(
+        raise UsageError(
             f"no run under {', '.join(str(f) for f in args.folders)} has logged a validation "
             f"epoch ({run_files.METRICS_CSV} with val_acc)"
         )
     output = args.output or Path("selection.md")
-    refuse_an_input(parser, output, files_in(run.folder for run in found))
-    write_table(selection_markdown(found), output, len(found))
-    return 0
+    write_table(selection_markdown(found), output, len(found), (run.folder for run in found))
 
 
-def write_results(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def write_plot(found: list[Run], path: Path) -> None:
+    """Validation accuracy against time of the runs that logged elapsed_seconds, into ``path``."""
+    from fmnist_lightning.analysis.curve_plots import accuracy_against_time
+
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for run in found:
+        if run.curve is not None and "elapsed_seconds" in run.curve:
+            curves.setdefault(run.configuration, []).append(run.curve)
+    figure = accuracy_against_time(curves, threshold=float(HEADLINE_ACCURACY))
+    write_file(path, run_files.png_bytes(figure))
+    drawn = sum(len(frames) for frames in curves.values())
+    print(f"Wrote {path} ({drawn} runs with elapsed_seconds).", file=sys.stderr)
+
+
+def write_results(args: argparse.Namespace) -> None:
     """The results table of the finished runs under args.folders, and the README and plot."""
-    try:
-        found, unfinished, problems = find_runs(args.folders)
-    except FileNotFoundError as error:
-        parser.error(str(error))
+    found, unfinished, problems = find_runs(args.folders)
     ensembles, ensemble_problems = find_ensembles(args.folders)
     report_unreadable(problems, "a run")
     report_unreadable(ensemble_problems, "an ensemble")
@@ -278,7 +264,7 @@ def write_results(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             file=sys.stderr,
         )
     if not found:
-        parser.error(
+        raise UsageError(
             f"no finished runs (folders with {run_files.TEST_METRICS_JSON}) under "
             + ", ".join(str(f) for f in args.folders)
         )
@@ -288,18 +274,15 @@ def write_results(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         try:
             readme = replace_between_markers(args.readme.read_text(), text)
         except (OSError, ValueError) as error:
-            parser.error(f"--readme {args.readme}: {error}")
-    output = args.output or Path("results.md")
+            raise UsageError(f"--readme {args.readme}: {error}") from error
     folders = [item.folder for item in [*found, *ensembles]]
-    refuse_an_input(parser, output, [*([args.readme] if args.readme else []), *files_in(folders)])
-    write_table(text, output, len(found))
+    output = args.output or Path("results.md")
+    write_table(text, output, len(found), folders, *([args.readme] if args.readme else []))
     if readme is not None:
         write_file(args.readme, readme)
         print(f"Updated the table in {args.readme}.", file=sys.stderr)
     if args.plot is not None:
-        drawn = save_plot(found, args.plot)
-        print(f"Wrote {args.plot} ({drawn} runs with elapsed_seconds).", file=sys.stderr)
-    return 0
+        write_plot(found, args.plot)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the validation table to choose recipes on (reads no test figure) instead",
     )
     args = parser.parse_args(argv)
-    return write_selection(parser, args) if args.validation else write_results(parser, args)
+    (write_selection if args.validation else write_results)(args)
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -21,22 +21,17 @@ def training_curves(epochs: pd.DataFrame) -> Figure:
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     x = epochs["epoch"] + 1
     for ax, quantity in zip(axes, ("acc", "loss"), strict=True):
-        for split, style in (("train", "o-"), ("val", "s--")):
-            column = f"{split}_{quantity}"
-            if column in epochs:
-                ax.plot(
-                    x, epochs[column], style, label={"train": "train", "val": "validation"}[split]
-                )
-        ax.set_xlabel("epoch")
-        ax.set_ylabel({"acc": "accuracy", "loss": "cross-entropy loss"}[quantity])
-        ax.set_title({"acc": "Accuracy", "loss": "Loss"}[quantity])
+        for split, style, label in (("train", "o-", "train"), ("val", "s--", "validation")):
+            if f"{split}_{quantity}" in epochs:
+                ax.plot(x, epochs[f"{split}_{quantity}"], style, label=label)
+        ylabel = {"acc": "accuracy", "loss": "cross-entropy loss"}[quantity]
+        ax.set(xlabel="epoch", ylabel=ylabel, title={"acc": "Accuracy", "loss": "Loss"}[quantity])
         ax.grid(alpha=0.3)
         ax.legend()
     figure.tight_layout()
     return figure
 
 
-# Colours of the layer kinds in the architecture diagram (matplotlib's tab10 palette).
 def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
     """Validation accuracy per epoch, one line per job; best val and test accuracy per job.
 
@@ -49,10 +44,8 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
     for label, epochs in curves.items():
         left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
     epochs_run = max((int(epochs["epoch"].max()) + 1 for epochs in curves.values()), default=1)
-    left.set_xlim(0.5, epochs_run + 0.5)
+    left.set(xlim=(0.5, epochs_run + 0.5), xlabel="epoch", ylabel="validation accuracy")
     left.xaxis.set_major_locator(MultipleLocator(max(1, epochs_run // 10)))
-    left.set_xlabel("epoch")
-    left.set_ylabel("validation accuracy")
     left.set_title("Validation accuracy per job")
     left.grid(alpha=0.3)
     if curves:
@@ -63,15 +56,11 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
     test = pd.to_numeric(rows["test_acc"]).fillna(0.0)
     right.barh([p + 0.2 for p in positions], best_val, height=0.4, label="best val_acc")
     right.barh([p - 0.2 for p in positions], test, height=0.4, label="test_acc")
-    right.set_yticks(list(positions))
-    right.set_yticklabels(
-        [
-            f"#{job}" + ("" if status == "completed" else f" ({status})")
-            for job, status in zip(rows["job"], rows["status"], strict=True)
-        ]
+    jobs = zip(rows["job"], rows["status"], strict=True)
+    right.set_yticks(
+        list(positions), [f"#{job}" + ("" if s == "completed" else f" ({s})") for job, s in jobs]
     )
-    right.set_xlabel("accuracy")
-    right.set_title("Jobs, best first")
+    right.set(xlabel="accuracy", title="Jobs, best first")
     right.grid(alpha=0.3, axis="x")
     right.legend(fontsize="small", loc="lower right")
     figure.tight_layout()
@@ -105,14 +94,13 @@ def accuracy_against_time(
             .mean()
         )
         seeds = f" ({len(frames)} seeds)" if len(frames) > 1 else ""
+        label = f"{label}{seeds}"
         axes.plot(
-            mean["elapsed_seconds"], mean["val_acc"], "o-", color=colour, lw=2, ms=3,
-            label=f"{label}{seeds}",
-        )  # fmt: skip
+            mean["elapsed_seconds"], mean["val_acc"], "o-", color=colour, lw=2, ms=3, label=label
+        )
     if threshold is not None:
         axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"{threshold:.0%}")
-    axes.set_xlabel("wall-clock seconds since fitting started")
-    axes.set_ylabel("validation accuracy")
+    axes.set(xlabel="wall-clock seconds since fitting started", ylabel="validation accuracy")
     axes.set_title("Validation accuracy against time")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small", loc="lower right")

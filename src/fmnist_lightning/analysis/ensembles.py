@@ -15,12 +15,12 @@ import pandas as pd
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.finished_runs import (
     READ_ERRORS,
-    RunReadError,
     device_label,
     read_configuration,
     read_part,
 )
-from fmnist_lightning.analysis.tables import mean_and_spread
+from fmnist_lightning.analysis.tables import by_configuration, listed, mean_and_spread
+from fmnist_lightning.errors import UsageError
 
 
 @dataclass
@@ -33,12 +33,6 @@ class Ensemble:
     member_acc: list[float]
     fit_seconds: float | None  # the members' fits together; None when one is unknown
     device: str
-
-
-def tta_label(tta: dict | None) -> str:
-    if not tta:
-        return "none"
-    return "flip" + (f" + shifts of {tta['shift']}" if tta.get("shift") else "")
 
 
 def member_run_folder(ensemble_folder: Path, checkpoint: str) -> Path:
@@ -54,7 +48,7 @@ def member_device(run_folder: Path) -> str:
 
 
 def read_ensemble(folder: Path) -> Ensemble:
-    """One ensemble evaluated on the test split; RunReadError when a file cannot be read."""
+    """One ensemble evaluated on the test split; UsageError when a file cannot be read."""
     metrics = read_part(folder, run_files.ENSEMBLE_METRICS_JSON, run_files.read_json)
     try:
         members = metrics["members"]
@@ -62,17 +56,20 @@ def read_ensemble(folder: Path) -> Ensemble:
         member_acc = [float(member["accuracy"]) for member in members]
         test_acc = float(metrics["accuracy"])
     except (KeyError, TypeError, ValueError) as error:  # a field that is not there
-        raise RunReadError(f"{run_files.ENSEMBLE_METRICS_JSON}: {error!r}") from error
+        raise UsageError(f"{run_files.ENSEMBLE_METRICS_JSON}: {error!r}") from error
     for run in runs:
         if not (run / run_files.CONFIG_YAML).is_file():
-            raise RunReadError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
+            raise UsageError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
     configurations = [read_configuration(run) for run in runs]
+    tta = metrics.get("tta")
     return Ensemble(
         folder=folder,
         configuration=" + ".join(dict.fromkeys(label for _, label, _, _ in configurations)),
-        seeds=[int(config.get("seed", -1)) for config, _, _, _ in configurations],
+        seeds=[seed for seed, _, _, _ in configurations],
         test_acc=test_acc,
-        tta=tta_label(metrics.get("tta")),
+        tta="flip" + (f" + shifts of {tta['shift']}" if tta.get("shift") else "")
+        if tta
+        else "none",
         member_acc=member_acc,
         fit_seconds=metrics.get("fit_seconds"),
         device=", ".join(dict.fromkeys(member_device(run) for run in runs)),
@@ -86,9 +83,8 @@ def find_ensembles(folders: list[Path]) -> tuple[list[Ensemble], list[str]]:
     records = (path for folder in folders for path in sorted(folder.rglob(named)))
     for path in run_files.once_each(records):
         try:
-            if run_files.read_json(path).get("split") != "test":
-                continue
-            found.append(read_ensemble(path.parent))
+            if run_files.read_json(path).get("split") == "test":
+                found.append(read_ensemble(path.parent))
         except READ_ERRORS as error:
             problems.append(f"{path.parent}: {error}")
     return found, problems
@@ -97,22 +93,17 @@ def find_ensembles(folders: list[Path]) -> tuple[list[Ensemble], list[str]]:
 def ensembles_frame(found: list[Ensemble]) -> pd.DataFrame:
     """One row per members' configuration: the ensembles' test accuracy over their seeds."""
     rows = []
-    for configuration in dict.fromkeys(e.configuration for e in found):
-        group = sorted(
-            (e for e in found if e.configuration == configuration), key=lambda e: e.seeds
-        )
-        fits = [e.fit_seconds for e in group]
+    for configuration, group in by_configuration(found, "seeds"):
+        fits = group["fit_seconds"]
         rows.append(
             {
                 "members' configuration": f"`{configuration}`",
-                "member seeds": ", ".join("+".join(str(s) for s in e.seeds) for e in group),
-                "test acc (%)": mean_and_spread(pd.Series([e.test_acc for e in group]) * 100),
-                "TTA": ", ".join(dict.fromkeys(e.tta for e in group)),
-                "members' test acc (%)": mean_and_spread(
-                    pd.Series([a for e in group for a in e.member_acc]) * 100
-                ),
-                "members' fit (s)": "?" if None in fits else f"{pd.Series(fits).mean():.0f}",
-                "device": ", ".join(dict.fromkeys(e.device for e in group)),
+                "member seeds": listed("+".join(str(s) for s in seeds) for seeds in group["seeds"]),
+                "test acc (%)": mean_and_spread(group["test_acc"] * 100),
+                "TTA": listed(group["tta"], unique=True),
+                "members' test acc (%)": mean_and_spread(group["member_acc"].explode() * 100),
+                "members' fit (s)": "?" if fits.isna().any() else f"{fits.mean():.0f}",
+                "device": listed(group["device"], unique=True),
             }
         )
     return pd.DataFrame(rows)

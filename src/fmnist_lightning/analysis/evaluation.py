@@ -15,35 +15,23 @@ The analysis folder holds:
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.analysis.figures import write_figures
-from fmnist_lightning.analysis.metrics import Analysis, analyse
+from fmnist_lightning.analysis.figures import AnalysisSettings, write_figures
+from fmnist_lightning.analysis.finished_runs import load_config
+from fmnist_lightning.analysis.metrics import analyse
 from fmnist_lightning.analysis.report import config_summary, render_report
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.inference.batches import predict_probabilities
+from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.tta import TTA
 
 REPORT_MD = "report.md"
 # Pictures of the training run (plots/<name>) that the report shows when they exist.
 RUN_PICTURES = {"curves": run_files.CURVES_PNG, "augmented": run_files.AUGMENTED_PNG}
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """What the analysis draws and how finely it bins; the values live in conf/analysis/."""
-
-    calibration_bins: int
-    samples_per_class: int
-    predictions: int
-    mistakes: int
-    seed: int
 
 
 def run_dir_of(checkpoint: Path) -> Path:
@@ -98,70 +86,30 @@ def evaluate(
         "tta": tta.as_dict() if tta else None,
     }
     run_files.write_json(output_dir / "metrics.json", metrics)
-    result.per_class.to_csv(output_dir / "per_class.csv", index=False, float_format="%.6f")
-    result.confusion_frame().to_csv(output_dir / "confusion_matrix.csv")
+    per_class = result.per_class.to_csv(index=False, float_format="%.6f")
+    write_atomically(output_dir / "per_class.csv", per_class.encode())
+    write_atomically(
+        output_dir / "confusion_matrix.csv", result.confusion_frame().to_csv().encode()
+    )
 
     train = datamodule.tensors["train"].tensors if "train" in datamodule.tensors else None
-    pictures = write_figures(
-        result,
-        images,
-        train,
-        module,
-        output_dir,
-        samples_per_class=settings.samples_per_class,
-        predictions=settings.predictions,
-        mistakes=settings.mistakes,
-        seed=settings.seed,
-    )
+    pictures = write_figures(result, images, train, module, output_dir, settings)
     run_dir = Path(run_dir) if run_dir else None
     for key, name in RUN_PICTURES.items():  # drawn by training, linked rather than copied
         if run_dir and (run_dir / run_files.PLOTS_DIR / name).is_file():
             pictures[key] = run_dir / run_files.PLOTS_DIR / name
-    write_report(output_dir, metrics, result, module, pictures, run_dir)
-    return metrics
-
-
-def write_report(
-    output_dir: Path,
-    metrics: dict[str, Any],
-    result: Analysis,
-    module: FashionMNISTModule,
-    pictures: dict[str, Path],
-    run_dir: Path | None,
-) -> Path:
-    def read(path: Path, reader: Any) -> Any:
-        return reader(path) if path.is_file() else None
-
-    run_config = read(run_dir / run_files.CONFIG_YAML, OmegaConf.load) if run_dir else None
-    run_summary = (
-        read(run_dir / run_files.TEST_METRICS_JSON, run_files.read_json) if run_dir else None
-    )
-    settings = config_summary(
-        dict(module.hparams),
-        OmegaConf.to_container(run_config) if run_config is not None else None,
-        run_summary,
-    )
-    shown = {
-        "split": f"{metrics['split']} ({metrics['images']:,} images)",
-        "accuracy": f"{metrics['accuracy']:.4f}",
-        "loss (cross-entropy)": f"{metrics['loss']:.4f}",
-        "expected calibration error": f"{metrics['ece']:.4f}",
-        "macro F1": f"{metrics['macro_f1']:.4f}",
-        "weighted F1": f"{metrics['weighted_f1']:.4f}",
-        "checkpoint": f"`{metrics['checkpoint']}`" if metrics["checkpoint"] else "-",
-        "prediction time": f"{metrics['predict_seconds']:.2f} s on {metrics['device']}, "
-        f"{metrics['precision']}",
-    }
-    if metrics.get("tta"):
-        tta = TTA.of(metrics["tta"])
-        shown["test-time augmentation"] = (
-            f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)"
-        )
     links = {
         key: Path(os.path.relpath(path, output_dir)).as_posix() for key, path in pictures.items()
     }
-    title = f"Evaluation on the {metrics['split']} split"
-    text = render_report(title, shown, result.per_class, settings, links)
-    path = output_dir / REPORT_MD
-    path.write_text(text)
-    return path
+    test = run_dir / run_files.TEST_METRICS_JSON if run_dir else None
+    shown = config_summary(
+        dict(module.hparams),
+        load_config(run_dir / run_files.CONFIG_YAML) if run_dir else None,
+        run_files.read_json(test) if test and test.is_file() else None,
+    )
+    views = (
+        f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)" if tta else None
+    )
+    text = render_report(metrics, result.per_class, shown, links, views)
+    write_atomically(output_dir / REPORT_MD, text.encode())
+    return metrics

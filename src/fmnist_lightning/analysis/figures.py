@@ -1,35 +1,38 @@
 """The pictures of one evaluation, drawn by ``plots`` and saved as PNG files.
 
 To add a picture to every report, draw it in :func:`write_figures` under a new key and add
-a ``report.Picture`` with the same key to ``report.PICTURES``.
+its (key, title, caption) to ``report.PICTURES``.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
-from matplotlib.figure import Figure
 
 from fmnist_lightning.analysis import plots
 from fmnist_lightning.analysis.metrics import Analysis, most_confident_mistakes
 from fmnist_lightning.analysis.model_summary import model_summary
+from fmnist_lightning.analysis.run_files import save_figure
 from fmnist_lightning.data.normalise import denormalise
+from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.runtime import unwrapped
-
-
-def save_figure(figure: Figure, path: Path | str, dpi: int = 110) -> Path:
-    """Save and close a figure, creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(figure)
-    return path
 
 
 def display_images(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     """Normalised (N, 1, H, W) network inputs → (N, H, W) pixels in [0, 1], on the CPU."""
     return denormalise(images[:, 0], mean, std).cpu()
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """What the analysis draws and how finely it bins; the values live in conf/analysis/."""
+
+    calibration_bins: int
+    samples_per_class: int
+    predictions: int
+    mistakes: int
+    seed: int
 
 
 def write_figures(
@@ -38,64 +41,48 @@ def write_figures(
     train: tuple[torch.Tensor, torch.Tensor] | None,
     module: FashionMNISTModule,
     output_dir: Path,
-    *,
-    samples_per_class: int,
-    predictions: int,
-    mistakes: int,
-    seed: int,
+    settings: AnalysisSettings,
 ) -> dict[str, Path]:
-    """Draw every picture of the analysis; returns the written files by ``report.PICTURES`` key.
+    """Draw every picture of the analysis into <key>.png; returns the written files by
+    ``report.PICTURES`` key.
 
     ``images`` are the evaluated split's network inputs, ``train`` the training inputs and
-    labels (for samples.png; None leaves it out). ``predictions`` images drawn with
-    ``seed`` and the ``mistakes`` most confident mistakes are shown.
+    labels (for samples.png; None leaves it out). ``settings.predictions`` images drawn with
+    ``settings.seed`` and the ``settings.mistakes`` most confident mistakes are shown.
     """
     mean, std = module.hparams.mean, module.hparams.std
     names, labels, probabilities = result.class_names, result.labels, result.probabilities
-    written: dict[str, Path] = {}
-
+    summary_text, layers = model_summary(module.net, tuple(images.shape[1:]))
+    write_atomically(output_dir / "model_summary.txt", (summary_text + "\n").encode())
+    figures = {
+        "architecture": plots.architecture_diagram(layers, type(unwrapped(module.net)).__name__),
+        "confusion_matrix": plots.confusion_matrix_figure(result.confusion.numpy(), names),
+        "calibration": plots.reliability_diagram(result.reliability, result.metrics["ece"]),
+    }
     if train is not None:
         train_images, train_labels = train
         # Pick the first images of each class on the tensors' device, and copy only those.
+        per_class = settings.samples_per_class
         picked = torch.cat(
-            [(train_labels == c).nonzero().flatten()[:samples_per_class] for c in range(len(names))]
+            [(train_labels == c).nonzero().flatten()[:per_class] for c in range(len(names))]
         )
-        figure = plots.sample_grid(
+        figures["samples"] = plots.sample_grid(
             display_images(train_images[picked], mean, std).numpy(),
             train_labels[picked].cpu().numpy(),
             names,
-            samples_per_class,
+            per_class,
         )
-        written["samples"] = save_figure(figure, output_dir / "samples.png")
-
-    summary_text, layers = model_summary(module.net, tuple(images.shape[1:]))
-    (output_dir / "model_summary.txt").write_text(summary_text + "\n")
-    written["architecture"] = save_figure(
-        plots.architecture_diagram(layers, title=type(unwrapped(module.net)).__name__),
-        output_dir / "architecture.png",
-    )
-    written["confusion_matrix"] = save_figure(
-        plots.confusion_matrix_figure(result.confusion.numpy(), names),
-        output_dir / "confusion_matrix.png",
-    )
-
-    generator = torch.Generator().manual_seed(seed)
-    shown = torch.randperm(len(labels), generator=generator)[:predictions]
-    wrong = most_confident_mistakes(probabilities, labels, mistakes)
+    generator = torch.Generator().manual_seed(settings.seed)
+    shown = torch.randperm(len(labels), generator=generator)[: settings.predictions]
+    wrong = most_confident_mistakes(probabilities, labels, settings.mistakes)
     for key, indices, draw in (
         ("predictions", shown, plots.prediction_grid),
         ("misclassified", wrong, plots.mistakes_grid),
     ):
-        figure = draw(
+        figures[key] = draw(
             display_images(images[indices.to(images.device)], mean, std).numpy(),
             labels[indices].numpy(),
             probabilities[indices].numpy(),
             names,
         )
-        written[key] = save_figure(figure, output_dir / f"{key}.png")
-
-    written["calibration"] = save_figure(
-        plots.reliability_diagram(result.reliability, result.metrics["ece"]),
-        output_dir / "calibration.png",
-    )
-    return written
+    return {key: save_figure(figure, output_dir / f"{key}.png") for key, figure in figures.items()}

@@ -11,10 +11,15 @@ Python, without Hydra's record, are labelled by their network instead. A path va
 becomes ``key=<checkpoint>`` (or ``<path>``), so nothing of this machine is shown. A
 folder whose files cannot be read is one line of ``problems``; resume bookkeeping
 (``.hydra/``) and sweep or search summary folders are not runs. Pure: pandas and OmegaConf, no torch.
+
+A :class:`ValidationRun` is what ``results --validation`` reads of a run: ``metrics.csv``
+and Hydra's record only, never ``test_metrics.json``, so a search can be judged without a
+test figure in sight (the test set is read once per final run). A run folder counts as
+soon as it has logged a validation epoch, so a sweep can be read while it runs.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,21 +30,12 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.errors import UsageError
 
-# Overrides that do not change what is trained: where data and outputs live, and the seed.
-IGNORED_OVERRIDES = (
-    "seed",
-    "data.root",
-    "paths.",
-    "hydra.",
-    "+hydra.",
-    "callbacks.progress_bar",
-    "callbacks.progress_bar.",
-    "trainer.enable_progress_bar",
-)
-HYDRA_DIR = ".hydra"
-HYDRA_OVERRIDES = Path(HYDRA_DIR) / "overrides.yaml"
-HYDRA_CONFIG = Path(HYDRA_DIR) / "config.yaml"
+# Overrides that do not change what is trained: where data and outputs live, and the seed
+# (a name ending in "." stands for every key below it).
+IGNORED_OVERRIDES = ("seed", "data.root", "paths.", "hydra.", "+hydra.", "callbacks.progress_bar")
+IGNORED_OVERRIDES += ("callbacks.progress_bar.", "trainer.enable_progress_bar")
 # Files of a sweep's or a search's own folder (Hydra's multirun record, the sweep summary,
 # Optuna's result): such a folder summarises runs and is not one.
 SUMMARY_FILES = ("multirun.yaml", "summary.csv", "optimization_results.yaml")
@@ -51,16 +47,33 @@ NOT_REACHED = "—"
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException)
 
 
-class RunReadError(ValueError):
-    """A run folder whose files cannot be read; the message names the file and the problem."""
+@dataclass(kw_only=True)
+class RunFolder:
+    """What every run folder says: its seed and configuration (see above)."""
 
-
-@dataclass
-class Run:
     folder: Path
     configuration: str
     from_command_line: bool
     seed: int
+    # What was trained: Hydra's composed config minus seed and locations (None: no record).
+    trained: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def read(cls, folder: Path, **fields: Any) -> Any:
+        """The run in ``folder`` with ``fields``; UsageError when its config cannot be read."""
+        seed, configuration, from_command_line, trained = read_configuration(folder)
+        return cls(
+            folder=folder,
+            configuration=configuration,
+            from_command_line=from_command_line,
+            seed=seed,
+            trained=trained,
+            **fields,
+        )
+
+
+@dataclass(kw_only=True)
+class Run(RunFolder):
     test_acc: float
     test_acc_tta: float | None
     best_epoch: int | None
@@ -72,49 +85,33 @@ class Run:
     time_to_headline: float | None  # seconds to HEADLINE_ACCURACY; None: never reached
     device: str
     curve: pd.DataFrame | None = field(default=None, repr=False)  # epoch, val_acc, elapsed
-    # What was trained: Hydra's composed config minus seed and locations (None: no record).
-    trained: str | None = field(default=None, repr=False)
 
 
 def is_ignored(override: str) -> bool:
     key = override.split("=", 1)[0]
-    return any(
-        key.startswith(name) if name.endswith(".") else key == name for name in IGNORED_OVERRIDES
-    )
-
-
-def looks_like_path(value: str) -> bool:
-    """A file or folder name: it has a separator, starts like a path or ends like a checkpoint."""
-    return (
-        "/" in value
-        or "\\" in value
-        or value.startswith(("~", "./", "../"))
-        or value.lower().endswith(CHECKPOINT_SUFFIXES)
-    )
+    return any(key.startswith(n) if n.endswith(".") else key == n for n in IGNORED_OVERRIDES)
 
 
 def portable(override: str) -> str:
-    """An override as a table may show it: a path value becomes <checkpoint> or <path>."""
+    """An override as a table may show it: a path value (a separator, a start like a path,
+    a checkpoint's suffix) becomes <checkpoint> or <path>."""
     key, sep, value = override.partition("=")
     value = value.strip("'\"")
-    if not sep or not looks_like_path(value):
+    checkpoint = value.lower().endswith(CHECKPOINT_SUFFIXES)
+    path = checkpoint or "/" in value or "\\" in value or value.startswith(("~", "./", "../"))
+    if not sep or not path:
         return override
-    placeholder = "<checkpoint>" if value.lower().endswith(CHECKPOINT_SUFFIXES) else "<path>"
-    return f"{key}={placeholder}"
+    return f"{key}={'<checkpoint>' if checkpoint else '<path>'}"
 
 
 def describe_config(config: dict) -> str:
     """A label from the saved config, for runs without Hydra's overrides record."""
     model = config.get("model", {})
     net = model.get("net", model)  # release 0.1.0 kept the network's arguments in model
-    label = net.get("_target_", "?").rsplit(".", 1)[-1]
-    if net.get("batch_norm"):
-        label += " + BN"
+    label = net.get("_target_", "?").rsplit(".", 1)[-1] + (" + BN" if net.get("batch_norm") else "")
     augment = config.get("data", {}).get("augment") or {}
     switches = [name for name in ("crop", "flip", "erase") if augment.get(name)]
-    if switches:
-        label += " + " + "/".join(switches)
-    return label
+    return label + (" + " + "/".join(switches) if switches else "")
 
 
 def what_was_trained(config: dict) -> str | None:
@@ -123,35 +120,24 @@ def what_was_trained(config: dict) -> str | None:
     if not config:
         return None
     flat = pd.json_normalize(config).to_dict(orient="records")[0]  # "model.net.widths": [...]
-    kept = (
-        portable(f"{key}={value}") if isinstance(value, str) else f"{key}={value!r}"
-        for key, value in flat.items()
-        if not is_ignored(key)
+    return "\n".join(
+        sorted(
+            portable(f"{key}={value}") if isinstance(value, str) else f"{key}={value!r}"
+            for key, value in flat.items()
+            if not is_ignored(key)
+        )
     )
-    return "\n".join(sorted(kept))
 
 
-def label_by_what_was_trained(runs: list[Run]) -> None:
+def label_by_what_was_trained(runs: list) -> None:
     """Give runs that trained the same thing one configuration: the shortest command line."""
     labels: dict[str, str] = {}
     for run in runs:
         if run.trained is not None and run.from_command_line:
-            known = labels.get(run.trained)
-            if known is None or len(run.configuration) < len(known):
-                labels[run.trained] = run.configuration
+            known = labels.get(run.trained, run.configuration)
+            labels[run.trained] = min(known, run.configuration, key=len)
     for run in runs:
-        if run.trained in labels:
-            run.configuration = labels[run.trained]
-
-
-def configuration_of(folder: Path, config: dict) -> tuple[str, bool]:
-    """(label, whether it is the command line's overrides)."""
-    overrides_file = folder / HYDRA_OVERRIDES
-    if overrides_file.is_file():
-        overrides = OmegaConf.to_container(OmegaConf.load(overrides_file)) or []
-        kept = [portable(str(o)) for o in overrides if not is_ignored(str(o))]
-        return (" ".join(kept) if kept else "default"), True
-    return describe_config(config), False
+        run.configuration = labels.get(run.trained, run.configuration)
 
 
 def validation_curve(metrics_csv: Path) -> pd.DataFrame | None:
@@ -168,128 +154,154 @@ def validation_curve(metrics_csv: Path) -> pd.DataFrame | None:
 
 def best_epoch(curve: pd.DataFrame | None) -> int | None:
     """The 1-based epoch with the highest validation accuracy (the tested checkpoint's)."""
-    if curve is None:
-        return None
-    return int(curve.loc[curve["val_acc"].idxmax(), "epoch"]) + 1
+    return None if curve is None else int(curve.loc[curve["val_acc"].idxmax(), "epoch"]) + 1
 
 
-def optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def read_part(folder: Path, name: str, reader: Any) -> Any:
-    """``reader(folder / name)``, a problem becoming a RunReadError that names the file."""
+def read_part(folder: Path, name: str, reader: Callable[[Path], Any]) -> Any:
+    """``reader(folder / name)``, a problem becoming a UsageError that names the file."""
     try:
         return reader(folder / name)
     except READ_ERRORS as error:
         detail = next(iter(str(error).splitlines()), "") or type(error).__name__
-        raise RunReadError(f"{name}: {type(error).__name__}: {detail[:200]}") from error
+        raise UsageError(f"{name}: {type(error).__name__}: {detail[:200]}") from error
 
 
 def device_label(test: dict) -> str:
     """What a run ran on, as far as it recorded: "cpu (AMD EPYC 7B13, 2 threads)", "cpu (2
     threads)" (runs before the processor was recorded), "cpu" (before the threads were),
     "cuda:0 (NVIDIA H200)" or "cuda:0"."""
-    device = str(test.get("device", "?"))
+    device, threads = str(test.get("device", "?")), test.get("cpu_threads")
     if isinstance(test.get("gpu_model"), str):
         return f"{device} ({test['gpu_model']})"
-    threads = test.get("cpu_threads")
     if device != "cpu" or not isinstance(threads, int):
         return device
     processor = f"{test['cpu_model']}, " if isinstance(test.get("cpu_model"), str) else ""
     return f"cpu ({processor}{threads} thread{'s' if threads != 1 else ''})"
 
 
-def load_config(path: Path) -> dict:
+def load_config(path: Path) -> Any:
     """A saved config as plain containers (interpolations left as written); {} if absent."""
     return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
 
 
-def read_configuration(folder: Path) -> tuple[dict, str, bool, str | None]:
-    """A run's saved config, its label, whether that is its command line, and what it
-    trained (for label_by_what_was_trained; None without Hydra's record)."""
+def read_configuration(folder: Path) -> tuple[int, str, bool, str | None]:
+    """A run's seed, its label, whether that is its command line, and what it trained
+    (for label_by_what_was_trained; None without Hydra's record)."""
     config = read_part(folder, run_files.CONFIG_YAML, load_config)
-    configuration, from_command_line = read_part(
-        folder, str(HYDRA_OVERRIDES), lambda _: configuration_of(folder, config)
-    )
-    hydra_config = read_part(folder, str(HYDRA_CONFIG), load_config)
-    trained = what_was_trained(hydra_config) if from_command_line else None
-    return config, configuration, from_command_line, trained
+    seed = read_part(folder, run_files.CONFIG_YAML, lambda _: int(config.get("seed", -1)))
+    if not (folder / ".hydra/overrides.yaml").is_file():
+        return seed, describe_config(config), False, None
+    overrides = read_part(folder, ".hydra/overrides.yaml", load_config) or []
+    kept = [portable(str(o)) for o in overrides if not is_ignored(str(o))]
+    trained = what_was_trained(read_part(folder, ".hydra/config.yaml", load_config))
+    return seed, " ".join(kept) or "default", True, trained
+
+
+def optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def read_test_metrics(path: Path) -> dict[str, Any]:
+    """The Run fields test_metrics.json gives (a field of the wrong type raises)."""
+    test = run_files.read_json(path)
+    if not isinstance(test, dict) or not isinstance(test.get("test_acc"), (int, float)):
+        raise ValueError("no number under test_acc")
+    times, fit = test.get("time_to_val_acc"), optional_float(test.get("fit_seconds"))
+    tested = optional_float(test.get("test_seconds"))
+    return {
+        "test_acc": float(test["test_acc"]),
+        "test_acc_tta": optional_float(test.get("test_acc_tta")),
+        "epochs": int(test.get("epochs", 0)),
+        "parameters": int(test.get("parameters", 0)),
+        "seconds_per_epoch": float(test.get("seconds_per_epoch") or math.nan),
+        "fit_and_test_seconds": None if fit is None or tested is None else fit + tested,
+        "timed": isinstance(times, dict),
+        "time_to_headline": optional_float(times.get(HEADLINE_ACCURACY))
+        if isinstance(times, dict)
+        else None,
+        "device": device_label(test),
+    }
 
 
 def read_run(folder: Path) -> Run:
-    """One finished run; RunReadError when one of its files cannot be read."""
-    test = read_part(folder, run_files.TEST_METRICS_JSON, run_files.read_json)
-    if not isinstance(test, dict) or not isinstance(test.get("test_acc"), (int, float)):
-        raise RunReadError(f"{run_files.TEST_METRICS_JSON}: no number under test_acc")
-
-    config, configuration, from_command_line, trained = read_configuration(folder)
+    """One finished run; UsageError when one of its files cannot be read."""
+    test = read_part(folder, run_files.TEST_METRICS_JSON, read_test_metrics)
     curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
-    times = test.get("time_to_val_acc")
-    try:
-        return Run(
-            folder=folder,
-            configuration=configuration,
-            from_command_line=from_command_line,
-            seed=int(config.get("seed", -1)),
-            test_acc=float(test["test_acc"]),
-            test_acc_tta=optional_float(test.get("test_acc_tta")),
-            best_epoch=best_epoch(curve),
-            epochs=int(test.get("epochs", 0)),
-            parameters=int(test.get("parameters", 0)),
-            seconds_per_epoch=float(test.get("seconds_per_epoch") or math.nan),
-            fit_and_test_seconds=fit_and_test_seconds(test),
-            timed=isinstance(times, dict),
-            time_to_headline=optional_float(times.get(HEADLINE_ACCURACY))
-            if isinstance(times, dict)
-            else None,
-            device=device_label(test),
-            curve=curve,
-            trained=trained,
-        )
-    except (ValueError, TypeError) as error:
-        raise RunReadError(f"{run_files.TEST_METRICS_JSON}: {error}") from error
-
-
-def fit_and_test_seconds(test: dict) -> float | None:
-    """Seconds of fitting plus testing, from test_metrics.json; None when either is missing."""
-    fit, tested = optional_float(test.get("fit_seconds")), optional_float(test.get("test_seconds"))
-    return fit + tested if fit is not None and tested is not None else None
-
-
-def is_run_folder(folder: Path, root: Path) -> bool:
-    """A folder with config.yaml that is neither Hydra's bookkeeping nor a sweep's summary."""
-    inside = folder.relative_to(root).parts if folder != root else ()
-    if any(part.startswith(HYDRA_DIR) for part in inside):  # .hydra/, .hydra/resumed-<time>/
-        return False
-    return not any((folder / name).is_file() for name in SUMMARY_FILES)
+    return Run.read(folder, best_epoch=best_epoch(curve), curve=curve, **test)
 
 
 def run_folders(folders: list[Path]) -> Iterator[Path]:
     """Every run folder (finished or not) below the folders, in the order given, once
-    however the folders overlap; FileNotFoundError for one that is not a folder."""
+    however the folders overlap; a folder that is not one is refused. A run folder has
+    config.yaml and is neither Hydra's bookkeeping nor a sweep's summary."""
     for folder in folders:
         if not folder.is_dir():
-            raise FileNotFoundError(f"'{folder}' is not a folder: pass run or sweep folders.")
+            raise UsageError(f"'{folder}' is not a folder: pass run or sweep folders.")
     return run_files.once_each(
-        config_file.parent
+        config.parent
         for folder in folders
-        for config_file in sorted(folder.rglob(run_files.CONFIG_YAML))
-        if is_run_folder(config_file.parent, folder)
+        for config in sorted(folder.rglob(run_files.CONFIG_YAML))
+        # .hydra/, .hydra/resumed-<time>/ hold the config of a resumed run's earlier start
+        if not any(part.startswith(".hydra") for part in config.relative_to(folder).parts)
+        and not any((config.parent / name).is_file() for name in SUMMARY_FILES)
     )
+
+
+def read_runs(folders: list[Path], read: Callable[[Path], Any]) -> tuple[list, list[str]]:
+    """``read`` of every run folder under the folders (None: left out), and one line per
+    folder that could not be read; runs that trained the same thing labelled alike."""
+    found, problems = [], []
+    for folder in run_folders(folders):
+        try:
+            run = read(folder)
+        except UsageError as error:
+            problems.append(f"{folder}: {error}")
+            continue
+        if run is not None:
+            found.append(run)
+    label_by_what_was_trained(found)
+    return found, problems
 
 
 def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path], list[str]]:
     """Finished runs under the folders (in the order given), unfinished run folders, and one
     line per folder that could not be read."""
-    finished, unfinished, problems = [], [], []
-    for run_folder in run_folders(folders):
-        if not (run_folder / run_files.TEST_METRICS_JSON).is_file():
-            unfinished.append(run_folder)
-            continue
-        try:
-            finished.append(read_run(run_folder))
-        except RunReadError as error:
-            problems.append(f"{run_folder}: {error}")
-    label_by_what_was_trained(finished)
-    return finished, unfinished, problems
+    unfinished: list[Path] = []
+
+    def finished(folder: Path) -> Run | None:
+        if (folder / run_files.TEST_METRICS_JSON).is_file():
+            return read_run(folder)
+        unfinished.append(folder)
+        return None
+
+    found, problems = read_runs(folders, finished)
+    return found, unfinished, problems
+
+
+@dataclass(kw_only=True)
+class ValidationRun(RunFolder):
+    best_val_acc: float
+    best_val_acc_tta: float | None  # None: the run validated without TTA
+    best_epoch: int  # 1-based, of best_val_acc (the checkpoint a final run would test)
+    epochs: int  # validated epochs so far
+
+
+def read_validation_run(folder: Path) -> ValidationRun | None:
+    """One run's best validation figures; None when it has not validated yet."""
+    epochs = read_part(folder, run_files.METRICS_CSV, validation_curve)
+    if epochs is None:
+        return None
+    tta = epochs.get("val_acc_tta", pd.Series(dtype=float)).dropna()
+    return ValidationRun.read(
+        folder,
+        best_val_acc=float(epochs["val_acc"].max()),
+        best_val_acc_tta=float(tta.max()) if len(tta) else None,
+        best_epoch=best_epoch(epochs),
+        epochs=len(epochs),
+    )
+
+
+def find_validation_runs(folders: list[Path]) -> tuple[list[ValidationRun], list[str]]:
+    """Runs under the folders that have validated (in the order given), and one line per
+    folder that could not be read."""
+    return read_runs(folders, read_validation_run)

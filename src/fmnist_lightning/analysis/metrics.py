@@ -1,30 +1,23 @@
 """What a trained classifier gets right and wrong, computed from its predicted probabilities.
 
-Every metric is computed with torchmetrics from the probabilities that
+Every metric is computed with torchmetrics (or pandas) from the probabilities that
 ``inference.batches.predict_probabilities`` returns; nothing here draws or writes files.
 """
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
-from torchmetrics.classification import (
-    MulticlassCalibrationError,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
+from torchmetrics.functional.classification import (
+    multiclass_calibration_error,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
 )
 
-PER_CLASS_COLUMNS = ("class", "precision", "recall", "f1", "support")
 AVERAGE_ROWS = ("macro avg", "weighted avg")
-
-
-def confusion_matrix(
-    predictions: torch.Tensor, labels: torch.Tensor, num_classes: int
-) -> torch.Tensor:
-    """Counts (classes, classes): row = true class, column = predicted class."""
-    return MulticlassConfusionMatrix(num_classes)(predictions, labels).long()
 
 
 def per_class_table(
@@ -34,39 +27,20 @@ def per_class_table(
 
     A class that is never predicted has precision 0 (torchmetrics' zero_division default).
     """
-    num_classes = len(class_names)
-    scores = {
-        name: metric(num_classes, average=None)(predictions, labels)
-        for name, metric in (
-            ("precision", MulticlassPrecision),
-            ("recall", MulticlassRecall),
-            ("f1", MulticlassF1Score),
-        )
-    }
-    support = torch.bincount(labels, minlength=num_classes)
-    table = pd.DataFrame(
-        {"class": class_names, **{k: v.double().numpy() for k, v in scores.items()}}
-    )
-    table["support"] = support.numpy()
-    weights = support.double() / support.sum().clamp(min=1)
-    averages = [
-        {"class": "macro avg", **{k: v.double().mean().item() for k, v in scores.items()}},
+    metrics = {"precision": multiclass_precision, "recall": multiclass_recall}
+    metrics["f1"] = multiclass_f1_score
+    scores = pd.DataFrame(
         {
-            "class": "weighted avg",
-            **{k: (v.double() * weights).sum().item() for k, v in scores.items()},
-        },
-    ]
-    for row in averages:
-        row["support"] = int(support.sum())
-    return pd.concat([table, pd.DataFrame(averages)], ignore_index=True)[list(PER_CLASS_COLUMNS)]
-
-
-def expected_calibration_error(
-    probabilities: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
-) -> float:
-    """Top-label ECE: the support-weighted mean |accuracy - confidence| over confidence bins."""
-    metric = MulticlassCalibrationError(probabilities.shape[1], n_bins=n_bins, norm="l1")
-    return float(metric(probabilities, labels))
+            name: metric(predictions, labels, len(class_names), average=None).double().numpy()
+            for name, metric in metrics.items()
+        }
+    )
+    support = torch.bincount(labels, minlength=len(class_names)).numpy()
+    weighted = scores.mul(support, axis=0).sum() / max(support.sum(), 1)
+    table = pd.concat([scores, pd.DataFrame([scores.mean(), weighted])], ignore_index=True)
+    table.insert(0, "class", [*class_names, *AVERAGE_ROWS])
+    table["support"] = [*support, support.sum(), support.sum()]
+    return table
 
 
 def reliability_table(
@@ -77,23 +51,21 @@ def reliability_table(
     Bins are [k/n, (k+1)/n), the last one closed, on the top-class probability.
     """
     confidence, predictions = probabilities.max(dim=1)
-    correct = (predictions == labels).double()
-    bins = (confidence * n_bins).long().clamp(max=n_bins - 1)
-    count = torch.bincount(bins, minlength=n_bins).double()
-    mean_confidence = torch.zeros(n_bins, dtype=torch.double).index_add_(
-        0, bins, confidence.double()
-    )
-    accuracy = torch.zeros(n_bins, dtype=torch.double).index_add_(0, bins, correct)
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.double)
-    return pd.DataFrame(
+    images = pd.DataFrame(
         {
-            "lower": edges[:-1].numpy(),
-            "upper": edges[1:].numpy(),
-            "count": count.long().numpy(),
-            "confidence": (mean_confidence / count).numpy(),
-            "accuracy": (accuracy / count).numpy(),
+            "bin": (confidence * n_bins).long().clamp(max=n_bins - 1).numpy(),
+            "confidence": confidence.double().numpy(),
+            "accuracy": (predictions == labels).double().numpy(),
         }
     )
+    bins = images.groupby("bin").agg(
+        count=("bin", "size"), confidence=("confidence", "mean"), accuracy=("accuracy", "mean")
+    )
+    bins = bins.reindex(range(n_bins)).fillna({"count": 0}).astype({"count": int})
+    edges = np.linspace(0, 1, n_bins + 1)
+    return bins.reset_index(drop=True).assign(lower=edges[:-1], upper=edges[1:])[
+        ["lower", "upper", "count", "confidence", "accuracy"]
+    ]
 
 
 def most_confident_mistakes(
@@ -113,7 +85,7 @@ class Analysis:
     probabilities: torch.Tensor
     labels: torch.Tensor
     class_names: list[str]
-    confusion: torch.Tensor
+    confusion: torch.Tensor  # counts: row = true class, column = predicted class
     per_class: pd.DataFrame
     reliability: pd.DataFrame
     metrics: dict[str, float] = field(default_factory=dict)
@@ -131,26 +103,29 @@ class Analysis:
 def analyse(
     probabilities: torch.Tensor, labels: torch.Tensor, class_names: list[str], n_bins: int = 15
 ) -> Analysis:
-    """Confusion matrix, per-class table, reliability bins and summary metrics of predictions."""
+    """Confusion matrix, per-class table, reliability bins and summary metrics of predictions.
+
+    The expected calibration error (ECE) is top-label: the support-weighted mean
+    |accuracy - confidence| over the confidence bins."""
     labels = labels.long().cpu()
     predictions = probabilities.argmax(dim=1)
     per_class = per_class_table(predictions, labels, class_names)
-    averages = per_class.set_index("class")
     true_class_probability = probabilities.gather(1, labels[:, None]).squeeze(1)
+    ece = multiclass_calibration_error(probabilities, labels, len(class_names), n_bins, "l1")
     metrics = {
         "accuracy": float((predictions == labels).double().mean()),
         # Cross-entropy of the float32 probabilities; the clamp keeps a confident miss finite.
         "loss": float(-true_class_probability.clamp(min=1e-12).log().mean()),
-        "ece": expected_calibration_error(probabilities, labels, n_bins),
-        "macro_f1": float(averages.loc["macro avg", "f1"]),
-        "weighted_f1": float(averages.loc["weighted avg", "f1"]),
+        "ece": float(ece),
+        "macro_f1": float(per_class["f1"].iloc[-2]),
+        "weighted_f1": float(per_class["f1"].iloc[-1]),
         "images": len(labels),
     }
     return Analysis(
         probabilities=probabilities,
         labels=labels,
         class_names=list(class_names),
-        confusion=confusion_matrix(predictions, labels, len(class_names)),
+        confusion=multiclass_confusion_matrix(predictions, labels, len(class_names)).long(),
         per_class=per_class,
         reliability=reliability_table(probabilities, labels, n_bins),
         metrics=metrics,

@@ -45,10 +45,7 @@ def sample_grid(
     for row, name in enumerate(class_names):
         picked = np.flatnonzero(labels == row)[:per_class]
         for column, ax in enumerate(axes[row]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            ax.set(xticks=[], yticks=[], frame_on=False)
             if column < len(picked):
                 ax.imshow(images[picked[column]], cmap="gray_r")
         axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
@@ -76,34 +73,18 @@ def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> F
     """
     rows = merge_activations(layers)
     figure, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 0.9))
-    ax.set_xlim(0, 10)
-    ax.set_ylim(-len(rows) + 0.3, 1.1)
+    ax.set(xlim=(0, 10), ylim=(-len(rows) + 0.3, 1.1))
     ax.axis("off")
+    box = "round,pad=0.02,rounding_size=0.12"
     for index, row in enumerate(rows):
-        y = -index
-        kind = row["layer"].split()[0]
-        colour = LAYER_COLOURS.get(kind, "#e377c2")
-        ax.add_patch(
-            FancyBboxPatch(
-                (0.2, y - 0.3),
-                5.2,
-                0.6,
-                boxstyle="round,pad=0.02,rounding_size=0.12",
-                facecolor=colour,
-                alpha=0.3,
-                edgecolor=colour,
-            )
-        )
+        y, colour = -index, LAYER_COLOURS.get(row["layer"].split()[0], "#e377c2")
+        ax.add_patch(FancyBboxPatch((0.2, y - 0.3), 5.2, 0.6, box, fc=colour, ec=colour, alpha=0.3))
         ax.text(2.8, y, row["layer"], ha="center", va="center", fontsize=10)
+        ax.text(5.7, y, row["output_shape"], va="center", fontsize=10, family="monospace")
         params = f"{row['params']:,} params" if row["params"] else ""
-        ax.text(
-            5.7, y, row["output_shape"], ha="left", va="center", fontsize=10, family="monospace"
-        )
         ax.text(9.9, y, params, ha="right", va="center", fontsize=9, color="#555555")
-        if index:
-            ax.annotate(
-                "", (2.8, y + 0.3), (2.8, y + 0.7), arrowprops={"arrowstyle": "->", "lw": 1}
-            )
+        if index:  # an arrow from the box above
+            ax.annotate("", (2.8, y + 0.3), (2.8, y + 0.7), arrowprops={"arrowstyle": "->"})
     total = f"{int(layers['params'].sum()):,} parameters"
     if "mult_adds" in layers:
         total += f", {layers['mult_adds'].sum() / 1e6:.1f} M multiply-adds per image"
@@ -128,34 +109,35 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> F
         high = matrix.max() / 2 if matrix.size else 0
         for (true, predicted), value in np.ndenumerate(matrix):
             if value:
+                colour = "white" if value > high else "black"
                 ax.text(
-                    predicted,
-                    true,
-                    text(value),
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if value > high else "black",
+                    predicted, true, text(value), ha="center", va="center", fontsize=8, c=colour
                 )
         ax.set_xticks(range(size), class_names, rotation=45, ha="right")
         ax.set_yticks(range(size), class_names)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        ax.set_title(title)
+        ax.set(xlabel="predicted class", ylabel="true class", title=title)
         figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     figure.tight_layout()
     return figure
 
 
+def blank_grid(count: int, columns: int, size: tuple[float, float], **options) -> tuple:
+    """A figure of ceil(count / columns) rows of ``columns`` axes of ``size`` inches, each
+    axis off until something is drawn on it."""
+    rows = max(1, -(-count // columns))
+    figsize = (columns * size[0], rows * size[1])
+    figure, axes = plt.subplots(rows, columns, figsize=figsize, squeeze=False, **options)
+    for ax in axes.flat:
+        ax.axis("off")
+    return figure, axes
+
+
 def _image_axis(ax: Axes, image: np.ndarray, title: str, wrong: bool) -> None:
     ax.imshow(image, cmap="gray_r")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=9, color=WRONG if wrong else "black")
     if wrong:  # a red frame marks a mistake even in a small thumbnail
-        for spine in ax.spines.values():
-            spine.set_edgecolor(WRONG)
-            spine.set_linewidth(2.5)
+        plt.setp(list(ax.spines.values()), edgecolor=WRONG, linewidth=2.5)
 
 
 def prediction_grid(
@@ -171,35 +153,22 @@ def prediction_grid(
     image gets a red frame and title, and its true class's bar is outlined.
     """
     images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
-    rows = max(1, -(-len(images) // columns))
-    figure, axes = plt.subplots(
-        rows,
-        2 * columns,
-        figsize=(columns * 5.2, rows * 2.1),
-        squeeze=False,
-        gridspec_kw={"width_ratios": [1, 1.6] * columns},
-    )
-    for ax in axes.flat:
-        ax.axis("off")
+    ratios = {"width_ratios": [1, 1.6] * columns}
+    figure, axes = blank_grid(2 * len(images), 2 * columns, (2.6, 2.1), gridspec_kw=ratios)
     for index, (image, label, probs) in enumerate(zip(images, labels, probabilities, strict=True)):
         image_ax, bar_ax = axes[index // columns, 2 * (index % columns) : 2 * (index % columns) + 2]
         predicted = int(probs.argmax())
         wrong = predicted != int(label)
         image_ax.axis("on")
-        title = f"{class_names[predicted]} {probs[predicted]:.0%}"
-        title = (
-            f"✗ {title}\n(true: {class_names[label]})"
-            if wrong
-            else f"{title}\n(true: {class_names[label]})"
-        )
+        title = f"{class_names[predicted]} {probs[predicted]:.0%}\n(true: {class_names[label]})"
+        title = f"✗ {title}" if wrong else title
         _image_axis(image_ax, image, title, wrong)
         bar_ax.axis("on")
         colours = ["#bbbbbb"] * len(class_names)
         colours[predicted] = WRONG if wrong else RIGHT
         bars = bar_ax.barh(range(len(class_names)), probs, color=colours)
         if wrong:
-            bars[int(label)].set_edgecolor(RIGHT)
-            bars[int(label)].set_linewidth(1.5)
+            bars[int(label)].set(edgecolor=RIGHT, linewidth=1.5)
         bar_ax.set_xlim(0, 1)
         bar_ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
         bar_ax.invert_yaxis()
@@ -218,19 +187,12 @@ def mistakes_grid(
 ) -> Figure:
     """Misclassified images (in the given order) titled with true class, predicted class and confidence."""
     images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
-    rows = max(1, -(-len(images) // columns))
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(columns * 1.9, rows * 2.5), squeeze=False, layout="constrained"
-    )
-    for ax in axes.flat:
-        ax.axis("off")
+    figure, axes = blank_grid(len(images), columns, (1.9, 2.5), layout="constrained")
     for ax, image, label, probs in zip(axes.flat, images, labels, probabilities, strict=False):
         predicted = int(probs.argmax())
         ax.axis("on")
-        title = (
-            f"true: {class_names[label]}\npred: {class_names[predicted]}\n{probs[predicted]:.1%}"
-        )
-        _image_axis(ax, image, title, wrong=predicted != int(label))
+        names = f"true: {class_names[label]}\npred: {class_names[predicted]}"
+        _image_axis(ax, image, f"{names}\n{probs[predicted]:.1%}", wrong=predicted != int(label))
     if not len(images):
         axes[0, 0].text(0, 0.5, "no mistakes", fontsize=12)
     figure.suptitle("Most confident mistakes")
@@ -246,39 +208,20 @@ def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
     figure, (top, bottom) = plt.subplots(
         2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    width = bins["upper"] - bins["lower"]
-    filled = bins["count"] > 0
-    top.bar(
-        bins["lower"][filled],
-        bins["accuracy"][filled],
-        width=width[filled],
-        align="edge",
-        color=RIGHT,
-        edgecolor="white",
-        label="accuracy",
-    )
-    top.bar(
-        bins["lower"][filled],
-        (bins["confidence"] - bins["accuracy"])[filled],
-        bottom=bins["accuracy"][filled],
-        width=width[filled],
-        align="edge",
-        color=WRONG,
-        alpha=0.3,
-        edgecolor=WRONG,
-        hatch="//",
-        label="gap to confidence",
-    )
+    widths, filled = bins["upper"] - bins["lower"], bins["count"] > 0
+    left, accuracy, width = bins["lower"][filled], bins["accuracy"][filled], widths[filled]
+    gap = (bins["confidence"] - bins["accuracy"])[filled]
+    top.bar(left, accuracy, width, align="edge", color=RIGHT, ec="white", label="accuracy")
+    gap_style = {"color": WRONG, "alpha": 0.3, "ec": WRONG, "hatch": "//"}
+    top.bar(left, gap, width, accuracy, align="edge", label="gap to confidence", **gap_style)
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-    top.set_xlim(0, 1)
-    top.set_ylim(0, 1)
-    top.set_ylabel("accuracy")
+    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
     top.set_title(f"Reliability diagram (ECE = {ece:.2%})")
     top.legend(loc="upper left", fontsize=8)
-    bottom.bar(bins["lower"], bins["count"], width=width, align="edge", color="#7f7f7f")
-    bottom.set_yscale("symlog")
-    bottom.set_xlabel("confidence (top-class softmax probability)")
-    bottom.set_ylabel("images")
+    bottom.bar(bins["lower"], bins["count"], widths, align="edge", color="#7f7f7f")
+    bottom.set(
+        yscale="symlog", xlabel="confidence (top-class softmax probability)", ylabel="images"
+    )
     figure.tight_layout()
     return figure
 
@@ -295,16 +238,12 @@ def augmented_samples(
         count, per_image + 1, figsize=(1.3 * (per_image + 1), 1.3 * count), squeeze=False
     )
     for row in range(count):
-        images = [originals[row], *views[row]]
-        for col, image in enumerate(images):
-            ax = axes[row, col]
-            ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
+        for col, image in enumerate([originals[row], *views[row]]):
+            axes[row, col].imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+            axes[row, col].set(xticks=[], yticks=[])
         if titles is not None:
             axes[row, 0].set_ylabel(titles[row], fontsize=8)
-    axes[0, 0].set_title("original", fontsize=9)
-    for col in range(1, per_image + 1):
-        axes[0, col].set_title(f"augmented {col}", fontsize=9)
+    for col, ax in enumerate(axes[0]):
+        ax.set_title(f"augmented {col}" if col else "original", fontsize=9)
     figure.tight_layout()
     return figure

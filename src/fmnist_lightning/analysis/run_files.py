@@ -1,12 +1,14 @@
-"""What a run folder holds, and how to read it back: metrics.csv, test metrics, config.
+"""What a run folder holds, how to read it back (metrics.csv, test metrics, config) and
+write its records and pictures whole (``inference/output_files.write_atomically``).
 
-Only pandas, json and the staged writer (``inference/output_files.py``):
+Only pandas, json, the staged writer and (when a picture is saved) matplotlib:
 ``python -m fmnist_lightning.results`` reads run folders through this module without
 importing torch. The names agree with ``conf/``: a test checks that
 ``paths.checkpoint_dir`` ends in ``CHECKPOINT_DIR`` and that the ``last`` checkpoint of
 ``conf/callbacks/default.yaml`` is ``LAST_CHECKPOINT``.
 """
 
+import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -43,6 +45,22 @@ def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """``payload`` as JSON in ``path``, whole or not at all (``write_atomically``)."""
     write_atomically(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def png_bytes(figure: Any, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes, the figure closed."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def save_figure(figure: Any, path: Path | str, dpi: int = 110) -> Path:
+    """Save a figure as PNG, whole or not at all, and close it."""
+    write_atomically(Path(path), png_bytes(figure, dpi))
+    return Path(path)
 
 
 def read_json(path: Path) -> dict[str, Any]:

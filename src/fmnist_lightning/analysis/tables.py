@@ -2,6 +2,7 @@
 and the "mean ± std" cell of the results and selection tables."""
 
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -13,6 +14,19 @@ def cell_text(value: Any, decimals: int) -> str:
         return ""
     text = f"{value:.{decimals}f}" if isinstance(value, float) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def by_configuration(items: Iterable, order: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(configuration, its items' fields as a frame sorted by ``order``) per configuration,
+    in the order configurations first appear."""
+    frame = pd.DataFrame([vars(item) for item in items])
+    for configuration, group in frame.groupby("configuration", sort=False):
+        yield configuration, group.sort_values(order, kind="stable")
+
+
+def listed(values: Iterable, unique: bool = False) -> str:
+    """Values as one cell, "0, 1, 2"; with ``unique`` each value once."""
+    return ", ".join(str(value) for value in (dict.fromkeys(values) if unique else values))
 
 
 def mean_and_spread(values: pd.Series) -> str:
@@ -28,14 +42,10 @@ def markdown_table(
     ``decimals[column]`` places (``default_decimals`` otherwise). No trailing newline."""
     decimals = decimals or {}
     columns = [str(column) for column in frame.columns]
-    numeric = [pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes]
     places = [decimals.get(column, default_decimals) for column in columns]
     lines = [
-        "| " + " | ".join(cell_text(column, 0) for column in columns) + " |",
-        "| " + " | ".join("---:" if right else "---" for right in numeric) + " |",
+        [cell_text(column, 0) for column in columns],
+        ["---:" if pd.api.types.is_numeric_dtype(dtype) else "---" for dtype in frame.dtypes],
+        *(map(cell_text, row, places) for row in frame.itertuples(index=False)),
     ]
-    lines += [
-        "| " + " | ".join(cell_text(v, d) for v, d in zip(row, places, strict=True)) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return "\n".join(lines)
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
