@@ -15,8 +15,7 @@ Writes to ``output_dir`` (default: the members' common folder, in
 ``ensemble-<their run folders' names joined by +>-<split>[-tta]/``): ensemble_metrics.json
 (the ensemble's metrics; each member's checkpoint, relative to that folder, accuracy and fit
 seconds; their sum, what the ensemble cost to train), per_class.csv, confusion_matrix.csv and
-ensemble_config.yaml. Exit status as evaluate's: 0 when written, 2 for bad input (one line on
-stderr), before anything is written.
+ensemble_config.yaml. Bad input is refused before anything is written.
 """
 
 import os
@@ -136,7 +135,6 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     if cfg.split != "test":
         check_shared_split(checkpoints)
     runs = [run_dir_of(checkpoint) for checkpoint in checkpoints]
-    # By default <the members' common folder>/ensemble-<run folder names joined by +>-<split>[-tta]/
     default = f"ensemble-{'+'.join(run.name for run in runs)}-{cfg.split}"
     default = Path(os.path.commonpath(runs)) / (default + ("-tta" if tta.enabled else ""))
     output_dir = Path(cfg.output_dir or default).resolve()

@@ -9,10 +9,7 @@ the test set. ``tta=flip`` or ``tta=flip_shift`` (conf/tta/) evaluates with test
 augmentation, into ``<checkpoint name>-<split>-tta/``. What the folder holds:
 ``fmnist_lightning.analysis.evaluation``.
 
-The config is checked first (``config.schema.validate_evaluate_config``), and the analysis
-folder before the checkpoint and the data are read. Exit status: 0 when the analysis is
-written, 2 for bad input (no or a bad ckpt_path, a value out of range, missing or damaged
-data, an analysis folder that cannot be created), with one line on stderr.
+The config and the analysis folder are checked before the checkpoint and the data are read.
 """
 
 import sys

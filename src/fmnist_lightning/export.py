@@ -2,20 +2,13 @@
 
     python -m fmnist_lightning.export CHECKPOINT --format onnx|torchscript [-o FILE]
 
-The exported model needs neither this project nor Lightning:
-
-- input ``pixels``: uint8, shape (N, 1, 28, 28), any N; raw intensities in [0, 255] of
-  dataset-like images (light garment on black; ``inference.images.load_image`` makes them
-  from files);
-- output ``probabilities``: float32, shape (N, classes), softmax probabilities.
-
-The normalisation (the checkpoint's mean and std, through ``data.normalise.normalise``) and the
-softmax are inside the model, so a caller cannot get them wrong; a uint8 input also means
-that floats scaled the wrong way are rejected instead of silently misclassified. The class
-names, mean and std travel in the file's metadata. The file is made in memory, loaded back
-(onnxruntime or torch.jit) and its outputs are compared with ``Classifier.predict`` on test
-images, at two batch sizes; only when the maximum absolute difference (printed) is within
-``--atol`` is it written over the output (``inference.output_files.write_atomically``): an
+The exported model needs neither this project nor Lightning: uint8 ``pixels`` (N, 1, 28, 28)
+in [0, 255] of dataset-like images in, float32 softmax ``probabilities`` (N, classes) out.
+The normalisation and the softmax are inside the model, so a caller cannot get them wrong;
+a uint8 input also means that floats scaled the wrong way are rejected instead of silently
+misclassified. The class names, mean and std travel in the file's metadata. The file is made
+in memory, loaded back (onnxruntime or torch.jit) and compared with ``Classifier.predict`` on
+test images at two batch sizes; only within ``--atol`` does it replace the output, so an
 existing file is never lost to a file that failed its check or to a full disk.
 """
 

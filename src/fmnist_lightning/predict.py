@@ -2,12 +2,9 @@
 
     python -m fmnist_lightning.predict CHECKPOINT INPUT [INPUT ...] [--format csv|json] [-o FILE]
 
-INPUT is an image file (any format and mode Pillow reads), a folder (its image files,
-``--recursive`` for subfolders) or a glob pattern. Each image is made dataset-like by
-``inference.images.load_image`` (grayscale, 28x28, inverted when its background is light). A file
+INPUT is an image file, a folder (``--recursive`` for subfolders) or a glob pattern. A file
 that cannot be read gets an error row and a message on stderr; the others are still
-classified. Exit status: 0 when every file was classified, 1 when any failed, 2 for a bad
-command line or checkpoint.
+classified (exit status 1).
 
 A plain argparse command rather than a Hydra app: its inputs are lists of file names, which
 the shell expands (``photos/*.jpg``) and which may hold spaces, commas or brackets that
@@ -40,7 +37,7 @@ FORMATS = ("csv", "json")
 INVERT_CHOICES = {"auto": None, "always": True, "never": False}
 
 
-def error_row(path: str, reason: str) -> dict[str, Any]:
+def error_row(path: str, reason: str | None) -> dict[str, Any]:
     keys = ("class_index", "class", "confidence", "probabilities")
     return {"path": display_path(path), **dict.fromkeys(keys), "error": reason}
 
@@ -104,7 +101,8 @@ def results_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def main(argv: list[str] | None = None) -> int:
+    """The command; returns 0 when every input was classified, 1 when any failed."""
     parser = argparse.ArgumentParser(
         prog="python -m fmnist_lightning.predict",
         description="Classify image files (any size, colour mode, PNG/JPEG/...) with a trained "
@@ -124,23 +122,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "-f", "--format", choices=FORMATS, help="default: from the --output suffix, else csv"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    parser.add_argument(
-        "-r", "--recursive", action="store_true", help="also search subfolders of folder inputs"
-    )
+    parser.add_argument("-r", "--recursive", action="store_true", help="search subfolders too")
     parser.add_argument(
         "--invert",
-        choices=tuple(INVERT_CHOICES),
+        choices=INVERT_CHOICES,
         default="auto",
         help="invert images to light-on-dark: auto (when the border is light; default), always, never",
     )
     parser.add_argument("--device", default="cpu", help=f"{DEVICE_CHOICES}; default: cpu")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The command; returns 0 when every input was classified, 1 when any failed."""
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     suffix = Path(args.output or "").suffix.lower().lstrip(".")
     fmt = args.format or (suffix if suffix in FORMATS else "csv")
     output = args.output or f"predictions.{fmt}"
@@ -155,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for entry, reason in missing.items():
         print(f"error: '{display_path(entry)}': {reason}", file=sys.stderr)
-    invert = INVERT_CHOICES[args.invert]
-    rows = classify_files(classifier, files, invert, args.batch_size)
+    rows = classify_files(classifier, files, INVERT_CHOICES[args.invert], args.batch_size)
     rows += [error_row(entry, reason) for entry, reason in missing.items()]
     console = Console(file=sys.stderr if to_stdout else sys.stdout)
     console.print(results_table(rows))

@@ -7,10 +7,8 @@
     result.names, result.indices, result.probabilities
 
 Arrays and tensors are taken to be dataset-like already (28x28, light garment on black):
-uint8 pixels in [0, 255] or floats in [0, 1], normalised with the checkpoint's mean and
-std by ``data.normalise.normalise``, the function training uses. PIL images and files go
-through ``inference.images.prepare_image`` first (grayscale, 28x28, inverted when the
-background is light). The probabilities come from ``inference.batches.predict_probabilities``.
+uint8 pixels in [0, 255] or floats in [0, 1], normalised by ``data.normalise.normalise``,
+the function training uses. PIL images and files go through ``inference.images`` first.
 """
 
 from collections.abc import Sequence
