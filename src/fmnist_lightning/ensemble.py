@@ -40,6 +40,7 @@ from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import validate_ensemble_config
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.evaluate import (
+    SPLIT_KEYS,
     check_output_dir,
     checked_settings,
     load_datamodule,
@@ -50,9 +51,6 @@ from fmnist_lightning.inference.batches import ensemble_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.models.runtime import resolve_device
-
-# The data keys that decide which training images became validation images.
-SPLIT_KEYS = ("val_fraction", "split_seed")
 
 
 def member_checkpoint(member: Path) -> Path:

@@ -52,6 +52,8 @@ from fmnist_lightning.models.tta import TTA, TTAError
 register_resolvers()
 
 SPLITS = ("train", "val", "test")
+# The data keys that decide which training images became validation images.
+SPLIT_KEYS = ("val_fraction", "split_seed")
 # What the layers below refuse: the user's to fix, a message and exit status 2.
 REFUSED = (ConfigValidationError, CheckpointError, DataError, DeviceUnavailableError, TTAError)
 
@@ -81,7 +83,7 @@ def load_datamodule(
     if split != "test" and run_config.is_file():
         # The validation split is a seeded random split: rebuild the run's, not the default one.
         data = OmegaConf.load(run_config).get("data", {})
-        overrides |= {k: data[k] for k in ("val_fraction", "split_seed") if k in data}
+        overrides |= {key: data[key] for key in SPLIT_KEYS if key in data}
     datamodule: FashionMNISTDataModule = instantiate(cfg.data, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")  # the training images, for samples.png
