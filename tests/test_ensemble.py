@@ -13,7 +13,8 @@ import torch
 
 from fmnist_lightning.analysis.ensembles import find_ensembles
 from fmnist_lightning.config.schema import ConfigValidationError
-from fmnist_lightning.ensemble import EnsembleError, evaluate_ensemble, member_checkpoint
+from fmnist_lightning.ensemble import evaluate_ensemble, member_checkpoint
+from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import ensemble_probabilities, predict_probabilities
 from fmnist_lightning.models import registry
 from fmnist_lightning.models.module import FashionMNISTModule
@@ -105,7 +106,7 @@ def test_members_on_different_splits_are_refused_on_validation_but_not_on_test(
 ):
     first = make_run(tmp_path / "a", classifier(0))
     other = make_run(tmp_path / "b", classifier(1), split={"val_fraction": 0.2, "split_seed": 1})
-    with pytest.raises(EnsembleError, match="different train/val splits.*data.split_seed"):
+    with pytest.raises(UsageError, match="different train/val splits.*data.split_seed"):
         evaluate_ensemble(ensemble_config([first, other], root=synthetic_root))
     assert not (tmp_path / "ensemble-a+b-val-tta").exists()  # refused before writing
 
@@ -137,11 +138,11 @@ def test_a_member_is_a_checkpoint_file_or_a_run_folder_with_one_best_checkpoint(
     run = make_run(tmp_path / "run", classifier(0))
     assert member_checkpoint(run).name == "best-epoch00-val_acc0.5.ckpt"
     assert member_checkpoint(run / "checkpoints" / "last.ckpt").name == "last.ckpt"
-    with pytest.raises(EnsembleError, match="has 2 checkpoints/best-.*name the member's .ckpt"):
+    with pytest.raises(UsageError, match="has 2 checkpoints/best-.*name the member's .ckpt"):
         member_checkpoint(make_run(tmp_path / "two", classifier(0), best=2))
-    with pytest.raises(EnsembleError, match="has no checkpoints/best-"):
+    with pytest.raises(UsageError, match="has no checkpoints/best-"):
         member_checkpoint(make_run(tmp_path / "none", classifier(0), best=0))
-    with pytest.raises(EnsembleError, match="No run folder or checkpoint file at"):
+    with pytest.raises(UsageError, match="No run folder or checkpoint file at"):
         member_checkpoint(tmp_path / "missing")
 
 
@@ -149,21 +150,21 @@ def test_members_must_be_two_distinct_checkpoints_with_one_normalisation(synthet
     run = make_run(tmp_path / "a", classifier(0))
     with pytest.raises(ConfigValidationError, match="members must list two or more"):
         evaluate_ensemble(ensemble_config([run], root=synthetic_root))
-    with pytest.raises(EnsembleError, match="listed twice"):
+    with pytest.raises(UsageError, match="listed twice"):
         evaluate_ensemble(
             ensemble_config(
                 [run, run / "checkpoints" / "best-epoch00-val_acc0.5.ckpt"], root=synthetic_root
             )
         )
     other = make_run(tmp_path / "b", classifier(1, mean=0.5))
-    with pytest.raises(EnsembleError, match="has mean=0.5 but .* must agree"):
+    with pytest.raises(UsageError, match="has mean=0.5 but .* must agree"):
         evaluate_ensemble(ensemble_config([run, other], root=synthetic_root))
 
 
 def test_a_run_and_its_copy_are_not_two_members(synthetic_root, tmp_path):
     run = make_run(tmp_path / "a", classifier(0))
     copy = shutil.copytree(run, tmp_path / "copy")
-    with pytest.raises(EnsembleError) as error:
+    with pytest.raises(UsageError) as error:
         evaluate_ensemble(ensemble_config([run, copy], "split=test", root=synthetic_root))
     best = "checkpoints/best-epoch00-val_acc0.5.ckpt"
     assert str(error.value).startswith(f"{copy / best} holds the same weights as {run / best}")
@@ -195,5 +196,5 @@ def test_cli_prints_members_and_ensemble_and_fails_in_one_line(synthetic_root, t
     )  # fmt: skip
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines() == [
-        f"error: No run folder or checkpoint file at {tmp_path / 'nope'}."
+        f"Error: No run folder or checkpoint file at {tmp_path / 'nope'}."
     ]

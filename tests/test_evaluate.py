@@ -13,17 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
+from fmnist_lightning import cli
 from fmnist_lightning.analysis import plots
 from fmnist_lightning.analysis.evaluation import AnalysisSettings, default_output_dir, evaluate
 from fmnist_lightning.analysis.figures import save_figure
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.data.files import CLASS_NAMES
-from fmnist_lightning.evaluate import (
-    UnknownSplitError,
-    bad_override_status,
-    evaluate_checkpoint,
-    run,
-)
+from fmnist_lightning.errors import UsageError
+from fmnist_lightning.evaluate import evaluate_checkpoint, refuse_bad_overrides, run
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.train import train
 from helpers.compose import compose, tiny
@@ -207,23 +204,30 @@ def test_cli_names_a_missing_checkpoint_in_one_line_and_fails(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: No checkpoint file at")
+    assert len(lines) == 1 and lines[0].startswith("Error: No checkpoint file at")
     assert str(missing) in lines[0]
     assert not (tmp_path / "runs").exists()  # nothing created for a bad path
 
 
+def exit_status(command) -> int:
+    """The exit status of ``command`` through the command-line front that prints its errors."""
+    with pytest.raises(SystemExit) as exited:
+        cli.run(command)
+    return exited.value.code
+
+
 def test_an_override_hydra_would_crash_on_is_refused_in_one_line(tmp_path, capsys):
     fine = [f"ckpt_path={tmp_path}/x.ckpt", "tta=flip", "split=val"]
-    assert bad_override_status(fine) is None
+    refuse_bad_overrides(fine)
     assert capsys.readouterr().err == ""
-    assert bad_override_status([*fine, "tta=null"]) == 2
+    assert exit_status(lambda: refuse_bad_overrides([*fine, "tta=null"])) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("error: Invalid override: 'tta=null' is not a config name")
+    assert line.startswith("Error: Invalid override: 'tta=null' is not a config name")
 
 
 def test_an_unknown_split_is_rejected_before_loading_anything(tmp_path):
     cfg = compose("evaluate", [f"ckpt_path={tmp_path}/x.ckpt", "split=training"])
-    with pytest.raises(UnknownSplitError, match="split=training .* train, val, test"):
+    with pytest.raises(UsageError, match="split=training .* train, val, test"):
         evaluate_checkpoint(cfg)
 
 
@@ -300,8 +304,9 @@ def test_bad_input_to_evaluate_is_one_line_and_exit_status_2(
             "is damaged",
         ),
     }[case]
-    assert run(compose("evaluate", overrides)) == 2
+    cfg = compose("evaluate", overrides)
+    assert exit_status(lambda: run(cfg)) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("error: ") and expected in error, error
+    assert error.startswith("Error: ") and expected in error, error
     assert len(error.splitlines()) == 1
     assert not (tiny_checkpoint.parent / "analysis").exists()

@@ -7,10 +7,18 @@ import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
-from fmnist_lightning import load_classifier
+from fmnist_lightning import cli, load_classifier
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.export import export, load_exported, main
 from helpers.faults import disk_full_in
+
+
+def run_export(argv: list[str]) -> int:
+    """The command's exit status, through the command-line front that prints its errors."""
+    with pytest.raises(SystemExit) as exited:
+        cli.run(lambda: main(argv))
+    return exited.value.code
+
 
 ONNX_MISSING = [
     m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None
@@ -42,7 +50,7 @@ def test_onnx_export_round_trip(tiny_checkpoint, synthetic_root, pixels, tmp_pat
 
     path = tmp_path / "model.onnx"
     argv = [str(tiny_checkpoint), "--format", "onnx", "-o", str(path)]
-    assert main([*argv, "--data-root", str(synthetic_root)]) == 0
+    assert run_export([*argv, "--data-root", str(synthetic_root)]) == 0
     printed = capsys.readouterr().out
     assert f"Wrote {path}" in printed
     assert "Max abs difference from PyTorch on 100 Fashion-MNIST test images" in printed
@@ -78,7 +86,9 @@ def test_torchscript_export_round_trip(tiny_checkpoint, pixels, tmp_path, capsys
     path = tmp_path / "model.torchscript.pt"
     # No dataset where --data-root points: the check runs on random pixels and says so.
     argv = [str(tiny_checkpoint), "--format", "torchscript", "-o", str(path)]
-    assert main([*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "16"]) == 0
+    assert (
+        run_export([*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "16"]) == 0
+    )
     assert "on 16 random images (no Fashion-MNIST test set" in capsys.readouterr().out
     exported_matches_pytorch(path, "torchscript", tiny_checkpoint, pixels)
     extra = {"metadata.json": ""}
@@ -91,30 +101,19 @@ def test_torchscript_export_round_trip(tiny_checkpoint, pixels, tmp_path, capsys
 def test_existing_file_and_wrong_checkpoint_are_refused(tiny_checkpoint, tmp_path, capsys):
     existing = tmp_path / "model.torchscript.pt"
     existing.write_bytes(b"keep me")
-    assert main([str(tiny_checkpoint), "--format", "torchscript", "-o", str(existing)]) == 2
+    assert run_export([str(tiny_checkpoint), "--format", "torchscript", "-o", str(existing)]) == 2
     assert existing.read_bytes() == b"keep me"
     assert "already exists" in capsys.readouterr().err
     not_a_checkpoint = tmp_path / "notes.ckpt"
     not_a_checkpoint.write_text("hello")
-    assert main([str(not_a_checkpoint), "--format", "torchscript"]) == 2
+    assert run_export([str(not_a_checkpoint), "--format", "torchscript"]) == 2
     assert "notes.ckpt' could not be read as a PyTorch checkpoint" in capsys.readouterr().err
 
 
 def test_zero_check_images_is_refused_before_anything_is_written(tiny_checkpoint, tmp_path):
     path = tmp_path / "model.torchscript.pt"
-    with pytest.raises(SystemExit) as exited:
-        main(
-            [
-                str(tiny_checkpoint),
-                "--format",
-                "torchscript",
-                "-o",
-                str(path),
-                "--check-images",
-                "0",
-            ]
-        )
-    assert exited.value.code == 2 and not path.exists()
+    argv = [str(tiny_checkpoint), "--format", "torchscript", "-o", str(path)]
+    assert run_export([*argv, "--check-images", "0"]) == 2 and not path.exists()
 
 
 def test_a_file_that_fails_its_check_replaces_nothing(
@@ -126,7 +125,7 @@ def test_a_file_that_fails_its_check_replaces_nothing(
     path.write_bytes(b"the model of yesterday")
     monkeypatch.setattr(export_module, "max_difference", lambda *args: 0.5)
     argv = [str(tiny_checkpoint), "--format", "torchscript", "-o", str(path), "--overwrite"]
-    assert main([*argv, "--data-root", str(synthetic_root)]) == 1
+    assert run_export([*argv, "--data-root", str(synthetic_root)]) == 1
     assert path.read_bytes() == b"the model of yesterday"
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file
     assert "was not written" in capsys.readouterr().err
@@ -139,10 +138,12 @@ def test_a_full_disk_keeps_the_earlier_model_and_leaves_no_temporary(
     path.write_bytes(b"the model of yesterday")
     argv = [str(tiny_checkpoint), "--format", "torchscript", "-o", str(path), "--overwrite"]
     with disk_full_in(tmp_path, 1000):
-        status = main([*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "8"])
-    assert status == 2
+        status = run_export(
+            [*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "8"]
+        )
+    assert status == 1  # the work failed: the model was made and checked, not written
     error = capsys.readouterr().err.strip()
-    assert error.startswith(f"error: could not write '{path}' (") and "No space left" in error
+    assert error.startswith(f"Error: could not write '{path}' (") and "No space left" in error
     assert "'model.torchscript.pt' is kept as it was" in error and len(error.splitlines()) == 1
     assert path.read_bytes() == b"the model of yesterday"
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file
@@ -157,7 +158,10 @@ def test_an_output_that_is_the_checkpoint_is_refused_even_with_overwrite(
     before = checkpoint.read_bytes()
     for output in (checkpoint, linked):
         argv = [str(checkpoint), "--format", "torchscript", "-o", str(output), "--overwrite"]
-        assert main([*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "8"]) == 2
+        assert (
+            run_export([*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "8"])
+            == 2
+        )
         error = capsys.readouterr().err.strip()
         assert "writing there would replace it; choose another --output" in error
         assert len(error.splitlines()) == 1
@@ -167,6 +171,6 @@ def test_an_output_that_is_the_checkpoint_is_refused_even_with_overwrite(
 def test_an_output_folder_that_cannot_be_written_is_one_line(tiny_checkpoint, tmp_path, capsys):
     (tmp_path / "a-file").write_text("")
     path = tmp_path / "a-file" / "model.torchscript.pt"
-    assert main([str(tiny_checkpoint), "--format", "torchscript", "-o", str(path)]) == 2
+    assert run_export([str(tiny_checkpoint), "--format", "torchscript", "-o", str(path)]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("error: cannot write") and len(error.splitlines()) == 1
+    assert error.startswith("Error: cannot write") and len(error.splitlines()) == 1

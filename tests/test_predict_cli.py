@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import FashionMNIST
 
-from fmnist_lightning import load_classifier
+from fmnist_lightning import cli, load_classifier
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.predict import main
 from helpers.faults import disk_full_in
@@ -33,6 +33,13 @@ def photos(synthetic_root, tmp_path_factory) -> tuple[Path, list[int]]:
     return folder, [0, 1, 2, 3]
 
 
+def run_predict(argv: list[str]) -> int:
+    """The command's exit status, through the command-line front that prints its errors."""
+    with pytest.raises(SystemExit) as exited:
+        cli.run(lambda: main(argv))
+    return exited.value.code
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
@@ -43,7 +50,7 @@ def test_folder_of_images_gives_one_row_each_with_ten_probabilities(
 ):
     folder, indices = photos
     output = tmp_path / "rows.csv"
-    assert main([str(tiny_checkpoint), str(folder), "-o", str(output)]) == 0
+    assert run_predict([str(tiny_checkpoint), str(folder), "-o", str(output)]) == 0
     rows = read_csv(output)
     assert [Path(row["path"]).name for row in rows] == [
         "a_gray.png", "b_light.jpg", "c_rgba.png", "d_16bit.png"
@@ -85,7 +92,7 @@ def test_corrupt_and_missing_files_get_error_rows_and_a_failing_exit_status(
         str(tmp_path / "gone.png"),
         str(folder / "c_rgba.png"),
     ]
-    status = main([str(tiny_checkpoint), *inputs, "-o", str(output)])
+    status = run_predict([str(tiny_checkpoint), *inputs, "-o", str(output)])
     assert status == 1
     rows = json.loads(output.read_text())  # the format follows the .json suffix
     by_path = {row["path"]: row for row in rows}
@@ -102,7 +109,10 @@ def test_corrupt_and_missing_files_get_error_rows_and_a_failing_exit_status(
 def test_json_to_stdout_puts_the_table_on_stderr(tiny_checkpoint, photos, capsys):
     folder, _ = photos
     assert (
-        main([str(tiny_checkpoint), str(folder / "a_gray.png"), "-o", "-", "--format", "json"]) == 0
+        run_predict(
+            [str(tiny_checkpoint), str(folder / "a_gray.png"), "-o", "-", "--format", "json"]
+        )
+        == 0
     )
     captured = capsys.readouterr()
     (row,) = json.loads(captured.out)
@@ -116,16 +126,18 @@ def test_existing_output_is_kept_unless_overwrite_is_given(
     folder, _ = photos
     output = tmp_path / "predictions.csv"
     output.write_text("earlier results\n")
-    assert main([str(tiny_checkpoint), str(folder), "-o", str(output)]) == 2
+    assert run_predict([str(tiny_checkpoint), str(folder), "-o", str(output)]) == 2
     assert output.read_text() == "earlier results\n"
     assert "already exists; pass --overwrite" in capsys.readouterr().err
-    assert main([str(tiny_checkpoint), str(folder), "-o", str(output), "--overwrite"]) == 0
+    assert run_predict([str(tiny_checkpoint), str(folder), "-o", str(output), "--overwrite"]) == 0
     assert len(read_csv(output)) == 4
 
 
 def test_a_file_that_is_no_checkpoint_is_named(photos, tmp_path, capsys):
     folder, _ = photos
-    status = main([str(folder / "a_gray.png"), str(folder), "-o", str(tmp_path / "rows.csv")])
+    status = run_predict(
+        [str(folder / "a_gray.png"), str(folder), "-o", str(tmp_path / "rows.csv")]
+    )
     assert status == 2
     error = capsys.readouterr().err
     assert "a_gray.png' could not be read as a PyTorch checkpoint" in error
@@ -151,7 +163,7 @@ def test_module_entry_point_exit_status(tiny_checkpoint, photos, tmp_path):
 def test_glob_patterns_are_expanded_when_the_shell_did_not(tiny_checkpoint, photos, tmp_path):
     folder, _ = photos
     output = tmp_path / "rows.csv"
-    assert main([str(tiny_checkpoint), str(folder / "*.png"), "-o", str(output)]) == 0
+    assert run_predict([str(tiny_checkpoint), str(folder / "*.png"), "-o", str(output)]) == 0
     assert [Path(row["path"]).name for row in read_csv(output)] == [
         "a_gray.png", "c_rgba.png", "d_16bit.png"
     ]  # fmt: skip
@@ -176,7 +188,7 @@ def test_a_file_name_that_is_not_utf8_is_classified_and_written(
     name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not UTF-8
     (inputs / name).write_bytes((folder / "a_gray.png").read_bytes())
     output = tmp_path / "rows.csv"
-    assert main([str(tiny_checkpoint), str(inputs), "-o", str(output)]) == 0
+    assert run_predict([str(tiny_checkpoint), str(inputs), "-o", str(output)]) == 0
     (row,) = read_csv(output)
     assert row["path"].endswith("caf\\xe9.png") and row["class"] in CLASS_NAMES
     assert "caf\\xe9.png" in capsys.readouterr().out
@@ -209,10 +221,10 @@ def test_a_full_disk_keeps_the_earlier_output_and_says_so_in_one_line(
     output = tmp_path / "predictions.csv"
     output.write_text("earlier results\n")
     with disk_full_in(tmp_path, 100):
-        status = main([str(tiny_checkpoint), str(folder), "-o", str(output), "--overwrite"])
-    assert status == 2
+        status = run_predict([str(tiny_checkpoint), str(folder), "-o", str(output), "--overwrite"])
+    assert status == 1  # the work failed: the table was printed, the rows not written
     error = capsys.readouterr().err.strip()
-    assert error.startswith(f"error: could not write '{output}' (") and "No space left" in error
+    assert error.startswith(f"Error: could not write '{output}' (") and "No space left" in error
     assert "'predictions.csv' is kept as it was" in error and "--output" in error
     assert len(error.splitlines()) == 1
     assert output.read_text() == "earlier results\n"
@@ -230,7 +242,7 @@ def test_an_output_that_is_an_input_is_refused_even_with_overwrite(
     linked.hardlink_to(image)  # the same file under another name
     before = {path: path.read_bytes() for path in (image, checkpoint)}
     for output in (image, linked, checkpoint):
-        status = main([str(checkpoint), str(image), "-o", str(output), "--overwrite"])
+        status = run_predict([str(checkpoint), str(image), "-o", str(output), "--overwrite"])
         assert status == 2
         error = capsys.readouterr().err.strip()
         assert "writing there would replace it; choose another --output" in error
@@ -246,19 +258,23 @@ def test_an_output_that_cannot_be_written_is_refused_before_classifying(
     folder, _ = photos
     (tmp_path / "a-file").write_text("")
     monkeypatch.setattr(predict, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
-    status = main([str(tiny_checkpoint), str(folder), "-o", str(tmp_path / "a-file" / "o.csv")])
+    status = run_predict(
+        [str(tiny_checkpoint), str(folder), "-o", str(tmp_path / "a-file" / "o.csv")]
+    )
     assert status == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("error: cannot write") and "a-file" in error
+    assert error.startswith("Error: cannot write") and "a-file" in error
     assert len(error.splitlines()) == 1
 
 
 def test_an_unknown_device_is_one_line(tiny_checkpoint, photos, tmp_path, capsys):
     folder, _ = photos
     output = tmp_path / "rows.csv"
-    assert main([str(tiny_checkpoint), str(folder), "-o", str(output), "--device", "foo"]) == 2
+    assert (
+        run_predict([str(tiny_checkpoint), str(folder), "-o", str(output), "--device", "foo"]) == 2
+    )
     error = capsys.readouterr().err.strip()
-    assert error.startswith("error: Unknown device 'foo'") and len(error.splitlines()) == 1
+    assert error.startswith("Error: Unknown device 'foo'") and len(error.splitlines()) == 1
     assert not output.exists()
 
 
@@ -268,7 +284,10 @@ def test_a_fifo_is_reported_not_read(tiny_checkpoint, photos, tmp_path, no_hang)
     os.mkfifo(fifo)
     output = tmp_path / "rows.json"
     assert (
-        main([str(tiny_checkpoint), str(fifo), str(folder / "a_gray.png"), "-o", str(output)]) == 1
+        run_predict(
+            [str(tiny_checkpoint), str(fifo), str(folder / "a_gray.png"), "-o", str(output)]
+        )
+        == 1
     )
     by_path = {row["path"]: row for row in json.loads(output.read_text())}
     assert "not a regular file" in by_path[str(fifo)]["error"]
@@ -283,5 +302,5 @@ def test_each_image_is_classified_once_through_a_symlink_loop(tiny_checkpoint, p
     (images / "loop").symlink_to(images, target_is_directory=True)
     output = tmp_path / "rows.csv"
     for inputs in ([str(images / "**" / "*.png")], [str(images), "--recursive"]):
-        assert main([str(tiny_checkpoint), *inputs, "-o", str(output), "--overwrite"]) == 0
+        assert run_predict([str(tiny_checkpoint), *inputs, "-o", str(output), "--overwrite"]) == 0
         assert [Path(row["path"]).name for row in read_csv(output)] == ["shirt.png"]

@@ -15,8 +15,7 @@ Writes to ``output_dir`` (default: the members' common folder, in
 ``ensemble-<their run folders' names joined by +>-<split>[-tta]/``): ensemble_metrics.json
 (the ensemble's metrics; each member's checkpoint, relative to that folder, accuracy and fit
 seconds; their sum, what the ensemble cost to train), per_class.csv, confusion_matrix.csv and
-ensemble_config.yaml. Exit status as evaluate's: 0 when written, 2 for bad input (one line on
-stderr), before anything is written.
+ensemble_config.yaml. Bad input is refused before anything is written.
 """
 
 import os
@@ -27,43 +26,31 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import run_dir_of
 from fmnist_lightning.analysis.metrics import analyse
 from fmnist_lightning.config.paths import CONFIG_DIR
-from fmnist_lightning.config.resolvers import register_resolvers
-from fmnist_lightning.config.schema import (
-    ConfigValidationError,
-    run_folder_problem,
-    validate_ensemble_config,
-)
+from fmnist_lightning.config.schema import validate_ensemble_config
+from fmnist_lightning.errors import UsageError
 from fmnist_lightning.evaluate import (
-    BAD_INPUT,
-    EXIT_OK,
-    EXIT_USAGE,
-    SPLITS,
-    UnknownSplitError,
-    bad_override_status,
+    SPLIT_KEYS,
+    check_output_dir,
+    checked_settings,
     load_datamodule,
+    refuse_bad_overrides,
+    refused_as_usage,
 )
 from fmnist_lightning.inference.batches import ensemble_probabilities
+from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
-from fmnist_lightning.models.runtime import resolve_device, resolve_precision
-from fmnist_lightning.models.tta import TTA
-
-register_resolvers()
-
-# The data keys that decide which training images became validation images.
-SPLIT_KEYS = ("val_fraction", "split_seed")
-
-
-class EnsembleError(ValueError):
-    """Members that cannot make an ensemble: missing, ambiguous or trained incompatibly."""
+from fmnist_lightning.models.runtime import resolve_device
 
 
 def member_checkpoint(member: Path) -> Path:
@@ -71,71 +58,60 @@ def member_checkpoint(member: Path) -> Path:
     if member.is_file():
         return member
     if not member.is_dir():
-        raise EnsembleError(f"No run folder or checkpoint file at {member}.")
+        raise UsageError(f"No run folder or checkpoint file at {member}.")
     best = sorted((member / run_files.CHECKPOINT_DIR).glob("best-*.ckpt"))
     if len(best) != 1:
         found = "no" if not best else f"{len(best)}"
-        raise EnsembleError(
+        raise UsageError(
             f"{member} has {found} checkpoints/best-*.ckpt; name the member's .ckpt file instead."
         )
     return best[0]
 
 
-def training_split(checkpoint: Path) -> dict[str, Any]:
-    """The train/val split a checkpoint was trained on, from its run's config.yaml."""
-    config = run_dir_of(checkpoint) / run_files.CONFIG_YAML
-    if not config.is_file():
-        raise EnsembleError(
-            f"No {run_files.CONFIG_YAML} beside {checkpoint}'s checkpoints folder: which images "
-            "it trained on is unknown, so it can be in an ensemble for split=test only."
-        )
-    data = OmegaConf.load(config).get("data", {})
-    return {key: data.get(key) for key in SPLIT_KEYS}
-
-
 def check_shared_split(checkpoints: list[Path]) -> None:
     """Members validated together must share their train/val split (else leaks)."""
-    splits = [training_split(checkpoint) for checkpoint in checkpoints]
+    splits = []
+    for checkpoint in checkpoints:
+        config = run_dir_of(checkpoint) / run_files.CONFIG_YAML
+        if not config.is_file():
+            raise UsageError(
+                f"No {run_files.CONFIG_YAML} beside {checkpoint}'s checkpoints folder: which "
+                "images it trained on is unknown, so it can be in an ensemble for split=test only."
+            )
+        data = OmegaConf.load(config).get("data", {})
+        splits.append({key: data.get(key) for key in SPLIT_KEYS})
     if any(split != splits[0] for split in splits):
         seen = ", ".join(
             f"{run_dir_of(c).name}: {s}" for c, s in zip(checkpoints, splits, strict=True)
         )
-        raise EnsembleError(
+        raise UsageError(
             f"The members were trained on different train/val splits ({seen}), so some "
             "validation images are training images of another member. Train members with one "
             "data.split_seed (e.g. -m seed=0,10 data.split_seed=0), or evaluate split=test."
         )
 
 
-def check_same_inputs(modules: list[FashionMNISTModule], checkpoints: list[Path]) -> None:
-    """The members read the same tensors: one normalisation and one list of classes."""
-    expected = modules[0].hparams
-    for module, checkpoint in zip(modules[1:], checkpoints[1:], strict=True):
-        for key in ("mean", "std", "class_names"):
-            if module.hparams[key] != expected[key]:
-                raise EnsembleError(
-                    f"{checkpoint} has {key}={module.hparams[key]!r} but {checkpoints[0]} has "
-                    f"{expected[key]!r}; an ensemble's members must agree on it."
-                )
-
-
-def same_weights(first: torch.nn.Module, second: torch.nn.Module) -> bool:
-    """Whether two modules hold equal tensors under the same names."""
-    a, b = first.state_dict(), second.state_dict()
-    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
-
-
-def check_distinct_weights(modules: list[torch.nn.Module], checkpoints: list[Path]) -> None:
-    """Members with equal weights (a run and its copy) are one model counted twice: its own
-    accuracy, reported as an ensemble's, with its fit time doubled."""
+def check_members(modules: list[FashionMNISTModule], checkpoints: list[Path]) -> None:
+    """Distinct weights, one normalisation and one list of classes: members with equal weights
+    (a run and its copy) are one model counted twice, its own accuracy reported as an
+    ensemble's, with its fit time doubled."""
     pairs = combinations(zip(checkpoints, modules, strict=True), 2)
     for (first, first_module), (second, second_module) in pairs:
-        if same_weights(first_module, second_module):
-            raise EnsembleError(
+        a, b = first_module.state_dict(), second_module.state_dict()
+        if a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a):
+            raise UsageError(
                 f"{second} holds the same weights as {first} (a copy of one run?), so they "
                 "would be one model counted twice; keep one of them and add a member trained "
                 "with another seed."
             )
+    expected = modules[0].hparams
+    for module, checkpoint in zip(modules[1:], checkpoints[1:], strict=True):
+        for key in ("mean", "std", "class_names"):
+            if module.hparams[key] != expected[key]:
+                raise UsageError(
+                    f"{checkpoint} has {key}={module.hparams[key]!r} but {checkpoints[0]} has "
+                    f"{expected[key]!r}; an ensemble's members must agree on it."
+                )
 
 
 def fit_seconds(checkpoint: Path) -> float | None:
@@ -143,44 +119,28 @@ def fit_seconds(checkpoint: Path) -> float | None:
     metrics_csv = run_dir_of(checkpoint) / run_files.METRICS_CSV
     if not metrics_csv.is_file():
         return None
-    elapsed = run_files.epoch_metrics(metrics_csv).get("elapsed_seconds")
-    return None if elapsed is None or elapsed.dropna().empty else float(elapsed.dropna().iloc[-1])
-
-
-def default_output_dir(checkpoints: list[Path], split: str, tta: TTA) -> Path:
-    """<the members' common folder>/ensemble-<run folder names joined by +>-<split>[-tta]/."""
-    runs = [run_dir_of(checkpoint) for checkpoint in checkpoints]
-    names = "+".join(run.name for run in runs)
-    return (
-        Path(os.path.commonpath(runs)) / f"ensemble-{names}-{split}{'-tta' if tta.enabled else ''}"
-    )
+    elapsed = run_files.epoch_metrics(metrics_csv).get("elapsed_seconds", pd.Series()).dropna()
+    return None if elapsed.empty else float(elapsed.iloc[-1])
 
 
 def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     """The ensemble command: check the config and the members, predict, write the metrics."""
     validate_ensemble_config(cfg)
-    if cfg.split not in SPLITS:
-        raise UnknownSplitError(
-            f"split={cfg.split} is not a split of the data; use one of {', '.join(SPLITS)}."
-        )
-    cfg.precision = resolve_precision(cfg.precision, cfg.accelerator)
-    tta = TTA.of(OmegaConf.to_container(cfg.tta))
+    tta = checked_settings(cfg)
     checkpoints = [member_checkpoint(Path(member)) for member in cfg.members]
     if len({checkpoint.resolve() for checkpoint in checkpoints}) < len(checkpoints):
-        raise EnsembleError(f"A checkpoint is listed twice in members={list(cfg.members)}.")
+        raise UsageError(f"A checkpoint is listed twice in members={list(cfg.members)}.")
     if cfg.split != "test":
         check_shared_split(checkpoints)
-    output_dir = (
-        Path(cfg.output_dir) if cfg.output_dir else default_output_dir(checkpoints, cfg.split, tta)
-    ).resolve()
-    unwritable = run_folder_problem(output_dir, "output_dir", "ensemble folder", example=None)
-    if unwritable:
-        raise ConfigValidationError(unwritable[0].upper() + unwritable[1:])
+    runs = [run_dir_of(checkpoint) for checkpoint in checkpoints]
+    default = f"ensemble-{'+'.join(run.name for run in runs)}-{cfg.split}"
+    default = Path(os.path.commonpath(runs)) / (default + ("-tta" if tta.enabled else ""))
+    output_dir = Path(cfg.output_dir or default).resolve()
+    check_output_dir(output_dir, "ensemble folder")
     device = resolve_device(cfg.accelerator)
     modules = [load_module(checkpoint, map_location=device) for checkpoint in checkpoints]
-    check_distinct_weights(modules, checkpoints)
-    check_same_inputs(modules, checkpoints)
-    datamodule = load_datamodule(cfg, modules[0], cfg.split, run_dir_of(checkpoints[0]))
+    check_members(modules, checkpoints)
+    datamodule = load_datamodule(cfg, modules[0], cfg.split, runs[0])
     images, labels = datamodule.tensors[cfg.split].tensors
 
     started = time.perf_counter()
@@ -210,11 +170,11 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
         "precision": str(cfg.precision),
         "tta": tta.as_dict() if tta.enabled else None,
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "ensemble_config.yaml", resolve=True)
+    write_atomically(output_dir / "ensemble_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     run_files.write_json(output_dir / run_files.ENSEMBLE_METRICS_JSON, metrics)
-    result.per_class.to_csv(output_dir / "per_class.csv", index=False, float_format="%.6f")
-    result.confusion_frame().to_csv(output_dir / "confusion_matrix.csv")
+    per_class = result.per_class.to_csv(index=False, float_format="%.6f")
+    write_atomically(output_dir / "per_class.csv", per_class)
+    write_atomically(output_dir / "confusion_matrix.csv", result.confusion_frame().to_csv())
     return metrics, output_dir
 
 
@@ -233,26 +193,17 @@ def print_summary(metrics: dict[str, Any], output_dir: Path) -> None:
     console.print(f"Ensemble folder: {output_dir.resolve()}", soft_wrap=True)
 
 
-def run(cfg: DictConfig) -> int:
-    """The ensemble command on a composed config; returns its exit status."""
-    try:
+def run(cfg: DictConfig) -> None:
+    """The ensemble command on a composed config: the ensemble folder written, then a summary."""
+    with refused_as_usage():
         metrics, output_dir = evaluate_ensemble(cfg)
-    except (*BAD_INPUT, EnsembleError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
     print_summary(metrics, output_dir)
-    return EXIT_OK
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="ensemble")
 def main(cfg: DictConfig) -> None:
-    status = run(cfg)
-    if status != EXIT_OK:
-        sys.exit(status)
+    cli.run(lambda: run(cfg))
 
 
-if __name__ == "__main__":
-    status = bad_override_status(sys.argv[1:])  # before Hydra, which crashes on some of them
-    if status is not None:
-        sys.exit(status)
-    main()
+if __name__ == "__main__":  # main's cli.run is in Hydra's task, where Hydra would print its own
+    cli.run(lambda: refuse_bad_overrides(sys.argv[1:]) or main())

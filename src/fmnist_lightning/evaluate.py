@@ -9,14 +9,12 @@ the test set. ``tta=flip`` or ``tta=flip_shift`` (conf/tta/) evaluates with test
 augmentation, into ``<checkpoint name>-<split>-tta/``. What the folder holds:
 ``fmnist_lightning.analysis.evaluation``.
 
-The config is checked first (``config.schema.validate_evaluate_config``), and the analysis
-folder before the checkpoint and the data are read. Exit status: 0 when the analysis is
-written, 2 for bad input (no or a bad ckpt_path, a value out of range, missing or damaged
-data, an analysis folder that cannot be created), with one line on stderr.
+The config and the analysis folder are checked before the checkpoint and the data are read.
 """
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import default_output_dir, evaluate, run_dir_of
 from fmnist_lightning.config.overrides import command_line_problem
@@ -39,6 +38,8 @@ from fmnist_lightning.config.schema import (
 )
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.data.files import DataError
+from fmnist_lightning.errors import UsageError
+from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.models.runtime import (
@@ -51,11 +52,26 @@ from fmnist_lightning.models.tta import TTA, TTAError
 register_resolvers()
 
 SPLITS = ("train", "val", "test")
-EXIT_OK, EXIT_USAGE = 0, 2
+# The data keys that decide which training images became validation images.
+SPLIT_KEYS = ("val_fraction", "split_seed")
+# What the layers below refuse: the user's to fix, a message and exit status 2.
+REFUSED = (ConfigValidationError, CheckpointError, DataError, DeviceUnavailableError, TTAError)
 
 
-class UnknownSplitError(ValueError):
-    """A split name other than train, val or test."""
+def checked_settings(cfg: DictConfig) -> TTA:
+    """The split, precision (recorded as it runs) and TTA of evaluate and ensemble, checked."""
+    if cfg.split not in SPLITS:
+        raise UsageError(
+            f"split={cfg.split} is not a split of the data; use one of {', '.join(SPLITS)}."
+        )
+    cfg.precision = resolve_precision(cfg.precision, cfg.accelerator)
+    return TTA.of(OmegaConf.to_container(cfg.tta))
+
+
+def check_output_dir(output_dir: Path, what: str) -> None:
+    problem = run_folder_problem(output_dir, "output_dir", what, example=None)
+    if problem:
+        raise UsageError(problem[0].upper() + problem[1:])
 
 
 def load_datamodule(
@@ -67,7 +83,7 @@ def load_datamodule(
     if split != "test" and run_config.is_file():
         # The validation split is a seeded random split: rebuild the run's, not the default one.
         data = OmegaConf.load(run_config).get("data", {})
-        overrides |= {k: data[k] for k in ("val_fraction", "split_seed") if k in data}
+        overrides |= {key: data[key] for key in SPLIT_KEYS if key in data}
     datamodule: FashionMNISTDataModule = instantiate(cfg.data, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")  # the training images, for samples.png
@@ -80,24 +96,16 @@ def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     """The evaluate command: check the config, load the checkpoint and the data, write the
     analysis. Bad input raises before anything is written."""
     validate_evaluate_config(cfg)
-    if cfg.split not in SPLITS:
-        raise UnknownSplitError(
-            f"split={cfg.split} is not a split of the data; use one of {', '.join(SPLITS)}."
-        )
-    cfg.precision = resolve_precision(cfg.precision, cfg.accelerator)  # recorded as it runs
-    tta = TTA.of(OmegaConf.to_container(cfg.tta))
+    tta = checked_settings(cfg)
     checkpoint = Path(cfg.ckpt_path)
     output_dir = (
         Path(cfg.output_dir) if cfg.output_dir else default_output_dir(checkpoint, cfg.split, tta)
     )
-    unwritable = run_folder_problem(output_dir, "output_dir", "analysis folder", example=None)
-    if unwritable:
-        raise ConfigValidationError(unwritable[0].upper() + unwritable[1:])
+    check_output_dir(output_dir, "analysis folder")
     module = load_module(checkpoint, map_location=resolve_device(cfg.accelerator))
     run_dir = run_dir_of(checkpoint)
     datamodule = load_datamodule(cfg, module, cfg.split, run_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "evaluate_config.yaml", resolve=True)
+    write_atomically(output_dir / "evaluate_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     metrics = evaluate(
         module,
         datamodule,
@@ -130,48 +138,34 @@ def print_summary(metrics: dict[str, Any], output_dir: Path) -> None:
     console.print(f"Analysis folder: {output_dir.resolve()}", soft_wrap=True)
 
 
-# Bad input is the user's to fix: a message, not a stack trace, and exit status 2.
-BAD_INPUT = (
-    ConfigValidationError,
-    CheckpointError,
-    DataError,
-    UnknownSplitError,
-    DeviceUnavailableError,
-    TTAError,
-)
-
-
-def run(cfg: DictConfig) -> int:
-    """The evaluate command on a composed config; returns its exit status: 0 when the analysis
-    is written, 2 for bad input (one line on stderr)."""
+@contextmanager
+def refused_as_usage() -> Iterator[None]:
+    """The refusals of the layers below (REFUSED) as errors.UsageError, for cli.run."""
     try:
+        yield
+    except REFUSED as error:
+        raise UsageError(str(error)) from error
+
+
+def run(cfg: DictConfig) -> None:
+    """The evaluate command on a composed config: the analysis written, then its summary."""
+    with refused_as_usage():
         metrics, output_dir = evaluate_checkpoint(cfg)
-    except BAD_INPUT as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
     print_summary(metrics, output_dir)
-    return EXIT_OK
 
 
-def bad_override_status(args: Sequence[str]) -> int | None:
-    """EXIT_USAGE, after one line on stderr, for command-line overrides that Hydra would crash
-    on or misread (``tta=null``, ``data.augment=flip``); None when there are none."""
+def refuse_bad_overrides(args: Sequence[str]) -> None:
+    """Refuse the command-line overrides that Hydra would crash on or misread (``tta=null``,
+    ``data.augment=flip``), before Hydra sees them."""
     problem = command_line_problem(args)
-    if problem is None:
-        return None
-    print(f"error: {problem}", file=sys.stderr)
-    return EXIT_USAGE
+    if problem is not None:
+        raise UsageError(problem)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    status = run(cfg)
-    if status != EXIT_OK:
-        sys.exit(status)
+    cli.run(lambda: run(cfg))
 
 
-if __name__ == "__main__":
-    status = bad_override_status(sys.argv[1:])  # before Hydra, which crashes on some of them
-    if status is not None:
-        sys.exit(status)
-    main()
+if __name__ == "__main__":  # main's cli.run is in Hydra's task, where Hydra would print its own
+    cli.run(lambda: refuse_bad_overrides(sys.argv[1:]) or main())

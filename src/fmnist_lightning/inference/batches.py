@@ -31,14 +31,13 @@ def predict_probabilities(
     module runs in eval mode and gets its own mode back afterwards. ``tta`` (None: off)
     averages the probabilities over the views of each (transformed) batch.
     """
-    device = module.device
     was_training = module.training
     module.eval()
-    outputs = []
+    outputs = [torch.empty(0, len(module.class_names))]
     try:
-        with torch.inference_mode(), autocast_for(precision, device):
-            for index, start in enumerate(range(0, len(inputs), batch_size)):
-                batch = inputs[start : start + batch_size].to(device, non_blocking=True)
+        with torch.inference_mode(), autocast_for(precision, module.device):
+            for index, batch in enumerate(inputs.split(batch_size)):
+                batch = batch.to(module.device, non_blocking=True)
                 if transform is not None:
                     batch = transform(batch)
                 probabilities = module.predict_step(batch, index).float()
@@ -53,8 +52,6 @@ def predict_probabilities(
                 outputs.append(probabilities.cpu())
     finally:
         module.train(was_training)
-    if not outputs:
-        return torch.empty(0, len(module.class_names))
     return torch.cat(outputs)
 
 

@@ -7,10 +7,8 @@
     result.names, result.indices, result.probabilities
 
 Arrays and tensors are taken to be dataset-like already (28x28, light garment on black):
-uint8 pixels in [0, 255] or floats in [0, 1], normalised with the checkpoint's mean and
-std by ``data.normalise.normalise``, the function training uses. PIL images and files go
-through ``inference.images.prepare_image`` first (grayscale, 28x28, inverted when the
-background is light). The probabilities come from ``inference.batches.predict_probabilities``.
+uint8 pixels in [0, 255] or floats in [0, 1], normalised by ``data.normalise.normalise``,
+the function training uses. PIL images and files go through ``inference.images`` first.
 """
 
 from collections.abc import Sequence
@@ -65,36 +63,25 @@ def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     pixels = pixels.detach().cpu()
     if pixels.dtype == torch.uint8:
         return pixels
+    # float64 holds every bound exactly enough, also of uint16/32/64, which torch cannot reduce.
+    wide = pixels.double() if pixels.numel() else torch.zeros(1, dtype=torch.float64)
+    low, high = wide.min().item(), wide.max().item()
     if pixels.dtype.is_floating_point:
-        pixels = pixels.float()
-        if pixels.numel() and not (
-            pixels.isfinite().all() and 0 <= pixels.min() <= pixels.max() <= 1
-        ):
+        if not (wide.isfinite().all() and 0 <= low <= high <= 1):
             raise ValueError(
                 f"Float images must hold pixel intensities in [0, 1], got values in "
-                f"[{pixels.min().item():.3g}, {pixels.max().item():.3g}]. Pass uint8 pixels "
-                "or divide by 255; already normalised images (e.g. FashionMNISTDataModule "
-                "tensors) go straight to the module: clf.module.predict_step(images, 0)."
+                f"[{low:.3g}, {high:.3g}]. Pass uint8 pixels or divide by 255; already "
+                "normalised images (e.g. FashionMNISTDataModule tensors) go straight to the "
+                "module: clf.module.predict_step(images, 0)."
             )
-        return pixels
+        return pixels.float()
     integer = pixels.dtype != torch.bool and not pixels.is_complex()
-    low, high = integer_range(pixels) if integer and pixels.numel() else (0, 0)
     if integer and 0 <= low <= high <= 255:
         return pixels.to(torch.uint8)
-    values = f" with values in [{low}, {high}]" if integer else ""
+    values = f" with values in [{int(low)}, {int(high)}]" if integer else ""
     raise ValueError(
         f"Expected uint8 pixels in [0, 255] or floats in [0, 1], got {pixels.dtype}{values}."
     )
-
-
-def integer_range(pixels: torch.Tensor) -> tuple[int, int]:
-    """(min, max) of a non-empty integer tensor, also of uint16/32/64, which torch cannot
-    reduce (min() raises NotImplementedError for them)."""
-    if pixels.dtype in (torch.uint16, torch.uint32, torch.uint64):
-        # Bounds only: a float64 keeps every value up to 2**53 exact, enough for [0, 255].
-        wide = pixels.to(torch.int64) if pixels.dtype != torch.uint64 else pixels.double()
-        return int(wide.min()), int(wide.max())
-    return int(pixels.min()), int(pixels.max())
 
 
 def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:

@@ -1,16 +1,14 @@
 """The image files that command-line inputs name: files, folders and glob patterns.
 
 Each image is listed once, however many ways it is reached (two patterns, a symlink to its
-folder): the first path that names it is kept, the others are the same file by their
-resolved path. ``**`` (in a pattern, or ``--recursive`` for a folder) does not descend into
-symlinked folders, as pathlib's glob and ``find`` do not, so a link to a parent folder (a
-loop) is not followed forty levels deep. Names are shown with :func:`display_path`, which
-also prints a file name that is not UTF-8.
+folder): the first path that names it is kept. ``**`` (in a pattern, or ``--recursive`` for
+a folder) does not descend into symlinked folders, as pathlib's glob and ``find`` do not, so
+a link to a parent folder (a loop) is not followed forty levels deep. Names are shown with
+:func:`display_path`, which also prints a file name that is not UTF-8.
 """
 
 import glob
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 from PIL import Image
@@ -32,28 +30,15 @@ def is_hidden(path: Path, start: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(start).parts)
 
 
-def folder_images(folder: Path, recursive: bool) -> list[str]:
-    """The image files of a folder (by extension, hidden ones left out), sorted."""
-    candidates = folder.glob("**/*" if recursive else "*")
-    return sorted(
-        str(path)
-        for path in candidates
-        if path.suffix.lower() in IMAGE_EXTENSIONS
-        and not is_hidden(path, folder)
-        and path.is_file()
-    )
-
-
 def pattern_files(pattern: str) -> list[str]:
     """The files a glob pattern matches, sorted; names starting with a dot only where the
     pattern itself has a part that does (as the shell, and glob.glob)."""
     parts = Path(pattern).parts
     first_magic = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-    start = Path(*parts[:first_magic]) if first_magic else Path()
-    relative = "/".join(parts[first_magic:])
+    start = Path(*parts[:first_magic])
     hidden_asked = any(part.startswith(".") for part in parts[first_magic:])
     try:
-        matches = list(start.glob(relative))
+        matches = list(start.glob("/".join(parts[first_magic:])))
     except ValueError:  # "a**b", which pathlib refuses: glob's reading, without recursion
         return sorted(path for path in glob.glob(pattern) if Path(path).is_file())
     return sorted(
@@ -63,18 +48,6 @@ def pattern_files(pattern: str) -> list[str]:
     )
 
 
-def unique(paths: Iterable[str]) -> list[str]:
-    """The paths in order, each file once: later paths to a file already listed are dropped."""
-    seen: set[str] = set()
-    kept = []
-    for path in paths:
-        resolved = os.path.realpath(path)
-        if resolved not in seen:
-            seen.add(resolved)
-            kept.append(path)
-    return kept
-
-
 def find_images(inputs: list[str], recursive: bool = False) -> tuple[list[str], dict[str, str]]:
     """The image files the inputs name, in order and each once, and an error for each input
     that names none."""
@@ -82,8 +55,14 @@ def find_images(inputs: list[str], recursive: bool = False) -> tuple[list[str], 
     errors: dict[str, str] = {}
     for entry in inputs:
         path = Path(entry)
-        if path.is_dir():
-            found = folder_images(path, recursive)
+        if path.is_dir():  # its image files by extension, hidden ones left out
+            found = sorted(
+                str(file)
+                for file in path.glob("**/*" if recursive else "*")
+                if file.suffix.lower() in IMAGE_EXTENSIONS
+                and not is_hidden(file, path)
+                and file.is_file()
+            )
             files += found
             if not found:
                 errors[entry] = "folder holds no image files" + (
@@ -95,4 +74,8 @@ def find_images(inputs: list[str], recursive: bool = False) -> tuple[list[str], 
             files += matches
         else:
             errors[entry] = "no such file or folder"
-    return unique(files), errors
+    # Each file once, by its resolved path: later paths to a file already listed are dropped.
+    unique: dict[str, str] = {}
+    for file in files:
+        unique.setdefault(os.path.realpath(file), file)
+    return list(unique.values()), errors

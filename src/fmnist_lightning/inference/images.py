@@ -13,13 +13,11 @@ product shot is usually the opposite (dark garment on white), bigger and in colo
 5. invert when the background was light, and round to uint8.
 
 An 8-bit grayscale 28x28 image with a dark border (a dataset image saved as PNG) passes
-through unchanged. Every function here is pure; every failure to read an image raises
-ImageReadError, naming the source and the reason.
+through unchanged. Every failure to read an image raises ImageReadError, naming the source
+and the reason.
 """
 
 import io
-import os
-import stat
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +25,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.image_files import display_path
 
 IMAGE_SIZE = 28
@@ -37,7 +36,7 @@ LIGHT_BACKGROUND_THRESHOLD = 0.5
 ImageSource = str | Path | bytes | BinaryIO
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UsageError):
     """An input that cannot be read as an image: missing, unreadable, corrupt or too large."""
 
     def __init__(self, source: str, reason: str) -> None:
@@ -55,21 +54,29 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image
     """Decode a file, bytes or binary stream into a loaded PIL image (first frame, upright)."""
     name = describe_source(source)
     if isinstance(source, str | Path):
-        check_regular_file(Path(source), name)
-    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+        path = Path(source)
+        if path.is_dir():
+            raise ImageReadError(name, "it is a directory, expected an image file")
+        if path.exists() and not path.is_file():  # opening a FIFO would block for ever
+            raise ImageReadError(name, "not a regular file (a FIFO, socket or device)")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its limit; treat that as the error it is.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(stream) as image:
-                check_size(image.size, max_pixels, name)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise Image.DecompressionBombError(
+                        f"{width}x{height} is {width * height:,} pixels, more than the limit of "
+                        f"{max_pixels:,} (a guard against decompression bombs); shrink it first"
+                    )
                 image.load()  # decode now, inside the try: truncated data fails here
                 # Photos from phones store their rotation in EXIF instead of in the pixels.
                 return ImageOps.exif_transpose(image)
-    except ImageReadError:
-        raise
     except FileNotFoundError:
         raise ImageReadError(name, "no such file") from None
+    except PermissionError as error:
+        raise ImageReadError(name, f"it cannot be read ({error.strerror})") from None
     except Image.UnidentifiedImageError:
         raise ImageReadError(name, "not an image format Pillow can decode") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -79,43 +86,9 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image
         raise ImageReadError(name, reason) from error
 
 
-def check_regular_file(path: Path, name: str) -> None:
-    """Raise ImageReadError for a path that is not a regular file: opening a FIFO, a socket
-    or a device would block or read for ever."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise ImageReadError(name, "no such file") from None
-    except OSError as error:
-        raise ImageReadError(name, f"it cannot be read ({error.strerror or error})") from None
-    if stat.S_ISDIR(mode):
-        raise ImageReadError(name, "it is a directory, expected an image file")
-    if not stat.S_ISREG(mode):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket or device"
-        raise ImageReadError(name, f"not a regular file ({kind}), expected an image file")
-
-
-def check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:
-    width, height = size
-    if width < 1 or height < 1:
-        raise ImageReadError(name, f"empty image ({width}x{height} pixels)")
-    if width * height > max_pixels:
-        raise ImageReadError(
-            name,
-            f"{width}x{height} is {width * height:,} pixels, more than the limit of "
-            f"{max_pixels:,} (a guard against decompression bombs); shrink the image first",
-        )
-
-
-def has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-
-
 def to_grayscale(image: Image.Image) -> np.ndarray:
     """Intensities in [0, 1] as a float32 (height, width) array, 16-bit precision kept."""
-    if image.mode.startswith("I;16"):
-        return np.asarray(image, dtype=np.float32) / 65535.0
-    if image.mode == "I":  # 16-bit PNGs in some Pillow versions, 32-bit integer TIFFs
+    if image.mode.startswith("I"):  # 16-bit PNGs (I;16 or I), 32-bit integer TIFFs
         return np.clip(np.asarray(image, dtype=np.float32) / 65535.0, 0.0, 1.0)
     if image.mode == "F":
         pixels = np.asarray(image, dtype=np.float32)
@@ -123,10 +96,9 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
             raise ValueError("float image with NaN or infinite pixels")
         # Float images come as [0, 1] or [0, 255] intensities.
         return np.clip(pixels / 255.0 if pixels.max() > 1.0 else pixels, 0.0, 1.0)
-    if has_alpha(image):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image.convert("RGBA"))
     if image.mode not in ("1", "L", "P", "RGB"):
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV...: via RGB
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
@@ -134,12 +106,11 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
 
 def border_mean(gray: np.ndarray) -> float:
     """Mean intensity of the outermost rows and columns."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(border.mean())
+    return float(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]).mean())
 
 
-def has_light_background(gray: np.ndarray, threshold: float = LIGHT_BACKGROUND_THRESHOLD) -> bool:
-    return border_mean(gray) > threshold
+def has_light_background(gray: np.ndarray) -> bool:
+    return border_mean(gray) > LIGHT_BACKGROUND_THRESHOLD
 
 
 def fit_to_square(gray: np.ndarray, fill: float, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -161,31 +132,22 @@ def fit_to_square(gray: np.ndarray, fill: float, size: int = IMAGE_SIZE) -> np.n
 
 
 def prepare_image(
-    image: Image.Image,
-    invert: bool | None = None,
-    size: int = IMAGE_SIZE,
-    source: str = "<PIL image>",
+    image: Image.Image, invert: bool | None = None, source: str = "<PIL image>"
 ) -> np.ndarray:
-    """A PIL image → (size, size) uint8, light object on black. ``invert=None`` decides by the border."""
+    """A PIL image → 28x28 uint8, light object on black. ``invert=None`` decides by the border."""
     try:
         gray = to_grayscale(image)
     except Exception as error:  # a mode Pillow cannot convert ("La"), NaN pixels...
         raise ImageReadError(source, f"{type(error).__name__}: {error}") from error
     background = border_mean(gray)
-    if invert is None:
-        invert = background > LIGHT_BACKGROUND_THRESHOLD
-    square = fit_to_square(gray, fill=background, size=size)
-    if invert:
+    square = fit_to_square(gray, fill=background)
+    if background > LIGHT_BACKGROUND_THRESHOLD if invert is None else invert:
         square = 1.0 - square
     return np.clip(np.rint(square * 255.0), 0, 255).astype(np.uint8)
 
 
 def load_image(
-    source: ImageSource,
-    invert: bool | None = None,
-    size: int = IMAGE_SIZE,
-    max_pixels: int = MAX_PIXELS,
+    source: ImageSource, invert: bool | None = None, max_pixels: int = MAX_PIXELS
 ) -> np.ndarray:
-    """An image file (path, bytes or stream) → (size, size) uint8 array ready for the classifier."""
-    image = read_image(source, max_pixels=max_pixels)
-    return prepare_image(image, invert=invert, size=size, source=describe_source(source))
+    """An image file (path, bytes or stream) → 28x28 uint8 array ready for the classifier."""
+    return prepare_image(read_image(source, max_pixels), invert, describe_source(source))
