@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fmnist_lightning.errors import Stopped
 from fmnist_lightning.inference.output_files import OutputFileError
-from fmnist_lightning.training.callbacks.interrupt import GracefulInterrupt
+from fmnist_lightning.training.callbacks.interrupt import AFTER_TRAINING, GracefulInterrupt
 
 
 class RunStopped(Stopped):
@@ -95,7 +95,7 @@ def interrupted_message(signum: int, trainer: L.Trainer, run_dir: Path) -> str:
         )
     elif interrupt and interrupt.aborted:
         head = f"Run stopped at once by a second Ctrl-C during {stage} {where}; nothing was saved."
-    elif interrupt and interrupt.after_training:
+    elif interrupt and interrupt.stage in AFTER_TRAINING:
         head = (
             f"Run interrupted by {name} during {stage}, after training ({where}); no checkpoint "
             f"was written, so {interrupt.path.name} keeps the weights that training ended with."

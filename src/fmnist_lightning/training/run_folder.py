@@ -31,14 +31,13 @@ def check_run_dir(run_dir: Path, resuming: bool) -> None:
         for entry in run_dir.iterdir()
         if not any(entry.match(pattern) for pattern in FRESH_RUN_LEFTOVERS)
     )
-    if not found:
-        return
-    raise RunFolderError(
-        f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). A new run "
-        f"never writes into an existing one. To continue that run: {resume_command(run_dir)} "
-        "To start a new run, leave "
-        "paths.run_dir unset (every run gets a new folder) or choose an empty folder."
-    )
+    if found:
+        raise RunFolderError(
+            f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). A new run "
+            f"never writes into an existing one. To continue that run: {resume_command(run_dir)} "
+            "To start a new run, leave paths.run_dir unset (every run gets a new folder) or "
+            "choose an empty folder."
+        )
 
 
 @contextmanager

@@ -81,12 +81,8 @@ class GracefulInterrupt(Callback):
         if not self._batches:
             raise SIGTERMException  # no loop would look at the flag: stop here
 
-    @property
-    def after_training(self) -> bool:
-        return self.stage in AFTER_TRAINING
-
-    def _enter(self, stage: str) -> None:
-        self.stage, self._batches = stage, True
+    def _enter(self, stage: str, training: bool = False) -> None:
+        self.stage, self._batches, self.training = stage, True, training
 
     def _leave(self, stage: str) -> None:
         """Batches are over: a signal that came during the last one stops the run here."""
@@ -102,8 +98,7 @@ class GracefulInterrupt(Callback):
         self._leave("setting up training")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._enter("training")
-        self.training = True
+        self._enter("training", training=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._leave(AFTER_TRAINING[0])
