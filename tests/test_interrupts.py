@@ -49,7 +49,7 @@ def test_sigterm_while_testing_keeps_the_final_checkpoint(synthetic_root, tmp_pa
         synthetic_root, tmp_path, *send("stop", "on_test_batch_start", signal.SIGTERM)
     )
     assert isinstance(stop, TrainingInterrupted), repr(stop)
-    assert stop.exit_code == 143
+    assert stop.exit_status == 143
     message = str(stop)
     assert "during testing, after training" in message and "Checkpoint saved" not in message
     last = tmp_path / "checkpoints" / "last.ckpt"
@@ -63,7 +63,7 @@ def test_sigterm_while_testing_keeps_the_final_checkpoint(synthetic_root, tmp_pa
 def test_ctrl_c_during_the_sanity_check_is_an_interrupt_like_any_other(synthetic_root, tmp_path):
     stop = stopped_run(synthetic_root, tmp_path, *send("stop", "on_sanity_check_start"))
     assert isinstance(stop, TrainingInterrupted), repr(stop)
-    assert stop.exit_code == 130
+    assert stop.exit_status == 130
     assert "during the sanity check" in str(stop) and "nothing was saved" in str(stop)
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
 
@@ -83,7 +83,7 @@ def test_ctrl_c_during_the_analysis_stops_and_leaves_no_analysis_folder(
     monkeypatch.setattr(evaluation, "write_figures", interrupted_drawing)
     stop = stopped_run(synthetic_root, tmp_path)
     assert isinstance(stop, TrainingInterrupted), repr(stop)
-    assert stop.exit_code == 130
+    assert stop.exit_status == 130
     assert "during the end-of-run summary and analysis" in str(stop)
     assert not (tmp_path / "analysis").exists()
     assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 20
@@ -97,7 +97,7 @@ def test_a_second_ctrl_c_stops_at_once_and_saves_nothing(synthetic_root, tmp_pat
         *send("second", "on_save_checkpoint"),  # while the first one's checkpoint is saved
     )
     assert isinstance(stop, TrainingInterrupted), repr(stop)
-    assert stop.exit_code == 130
+    assert stop.exit_status == 130
     assert "second Ctrl-C" in str(stop) and "nothing was saved" in str(stop)
     assert list(tmp_path.rglob("*.ckpt*")) == []  # no half-written file either
 

@@ -1,5 +1,5 @@
-"""Checkpoints that are never half-written (a temporary file in the same folder, then a
-rename), that say which code wrote them, and that are only ever read with ``weights_only=True``."""
+"""Checkpoints that are never half-written, that say which code wrote them, and that are only
+ever read with ``weights_only=True``."""
 
 import io
 from pathlib import Path
@@ -12,29 +12,23 @@ from fmnist_lightning.inference.output_files import TEMPORARY_SUFFIX, write_atom
 from fmnist_lightning.training.provenance import CHECKPOINT_KEY, provenance
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
+def remove_stale_temporaries(folder: Path) -> None:
     """Delete the temporary files of saves that a killed process never finished; call it only
     while holding the run folder's lock (no other process can be saving there)."""
-    stale = sorted(folder.glob(f".*.ckpt.*{TEMPORARY_SUFFIX}")) if folder.is_dir() else []
-    for path in stale:
+    for path in folder.glob(f".*.ckpt.*{TEMPORARY_SUFFIX}"):
         path.unlink(missing_ok=True)
-    return stale
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file in its own folder, then rename it into place.
+    """Each checkpoint goes to a temporary file in its own folder, renamed into place
+    (``write_atomically``): a crash, a kill or a full disk leaves the previous file intact.
+    Lightning's default writes its temporary file in the system temp folder and moves it, a
+    copy, not a rename, when that is another filesystem. Serialised in memory first, so that a
+    full disk is one OutputFileError naming the file and its size, not an error deep in torch's
+    zip writer. Every checkpoint holds ``provenance()`` under ``CHECKPOINT_KEY``.
 
-    A crash, a kill or a full disk during a save leaves the previous file intact: the rename
-    (``os.replace``) is atomic within one filesystem. Lightning's default writes its temporary
-    file in the system temp folder and moves it, which is a copy, not a rename, whenever that
-    folder is on another filesystem than the run. The checkpoint is serialised in memory
-    first, so that a full disk is one OutputFileError naming the file and its size
-    (``write_atomically``), not an error deep in torch's zip writer.
-
-    Reading (``trainer.fit(ckpt_path=...)``, ``trainer.test(ckpt_path=...)``) always uses
-    ``weights_only=True``, whatever the caller asks: a checkpoint never runs code.
-
-    Every checkpoint holds ``provenance()`` under ``CHECKPOINT_KEY``.
+    Reading (``trainer.fit/test(ckpt_path=...)``) always uses ``weights_only=True``, whatever
+    the caller asks: a checkpoint never runs code.
     """
 
     def load_checkpoint(

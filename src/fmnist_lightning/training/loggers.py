@@ -22,8 +22,6 @@ class _AppendingWriter(ExperimentWriter):
 
 
 class AppendingCSVLogger(CSVLogger):
-    """Lightning's CSVLogger, except that it appends to an existing metrics.csv."""
-
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
@@ -36,23 +34,18 @@ class AppendingCSVLogger(CSVLogger):
 
 
 def drop_rows_from(metrics_csv: Path, step: int) -> int:
-    """Remove the rows logged at ``step`` or later from a metrics.csv; return how many.
-
-    A resumed run logs again every step after its checkpoint (and tests again), so the rows
-    that a crashed, killed or finished run logged after that checkpoint would be duplicated.
-    The file is replaced whole or not at all (``write_atomically``).
-    """
+    """Remove the rows logged at ``step`` or later from a metrics.csv (a resumed run logs
+    them again), replacing the file whole or not at all; return how many."""
     if not metrics_csv.is_file():
         return 0
     with open(metrics_csv, newline="") as file:
         reader = csv.DictReader(file)
-        columns, rows = reader.fieldnames or [], list(reader)
+        rows = list(reader)
     kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
-    if len(kept) == len(rows):
-        return 0
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns)  # as Lightning writes it
-    writer.writeheader()
-    writer.writerows(kept)
-    write_atomically(metrics_csv, text.getvalue().encode())
+    if len(kept) < len(rows):
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=reader.fieldnames or [])  # as Lightning writes
+        writer.writeheader()
+        writer.writerows(kept)
+        write_atomically(metrics_csv, text.getvalue().encode())
     return len(rows) - len(kept)

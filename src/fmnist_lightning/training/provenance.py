@@ -21,30 +21,22 @@ def git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def package_version() -> str | None:
-    try:
-        return version("fmnist-lightning")
-    except PackageNotFoundError:  # imported from a source tree that was never installed
-        return None
-
-
-def checkout() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git checkout the package is imported from, (None, None) outside one."""
-    # A wheel installed into a virtual environment inside some repository is not that
-    # repository's code: the package's own files must be tracked there.
-    if git("ls-files", "--error-unmatch", "__init__.py") is None:
-        return None, None
-    commit = git("rev-parse", "HEAD")
-    # Untracked files are not looked at: cheap, and they are not the package's code.
-    changes = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
-    return commit, (bool(changes) if commit and changes is not None else None)
-
-
 @cache  # three git calls, once per process: every checkpoint and the summary share them
 def provenance() -> dict[str, str | bool | None]:
     """The package's ``version``; the ``commit`` of the checkout it is imported from and
-    whether that checkout had uncommitted changes (``dirty``) when first asked, both None
-    outside a checkout (an installed wheel). Plain values: a checkpoint holding them loads
-    with weights_only."""
-    commit, dirty = checkout()
-    return {"version": package_version(), "commit": commit, "dirty": dirty}
+    whether that had uncommitted changes (``dirty``) when first asked, both None outside a
+    checkout (an installed wheel). Plain values: a checkpoint holding them loads with
+    weights_only."""
+    try:
+        package_version = version("fmnist-lightning")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        package_version = None
+    commit = dirty = None
+    # A wheel installed into a virtual environment inside some repository is not that
+    # repository's code: the package's own files must be tracked there.
+    if git("ls-files", "--error-unmatch", "__init__.py") is not None:
+        commit = git("rev-parse", "HEAD")
+        # Untracked files are not looked at: cheap, and they are not the package's code.
+        changes = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
+        dirty = bool(changes) if commit and changes is not None else None
+    return {"version": package_version, "commit": commit, "dirty": dirty}

@@ -2,12 +2,9 @@
 checkpoints checked before anything changes, the checkpoints' paths re-rooted onto the folder.
 
 The run folder and the settings that a resumed run continues with are ``config.resume``'s.
-The pieces that make a resumed run continue exactly:
-``callbacks.interrupt.GracefulInterrupt`` (``last.ckpt`` on Ctrl-C/SIGTERM),
-``callbacks.random_state.RandomState`` (RNG states in checkpoints),
-``loggers.AppendingCSVLogger`` (metrics.csv appended to) and ``run_folder`` (one folder per run).
-The checkpoints of a copied or moved run name files of the folder where they were written;
-:class:`RelocatedCheckpoints` re-roots them, so a resumed run reads and writes only there.
+The other pieces that make a resumed run continue exactly: ``callbacks.interrupt`` (``last.ckpt``
+on Ctrl-C/SIGTERM), ``callbacks.random_state`` (RNG states in checkpoints), ``loggers``
+(metrics.csv appended to) and ``run_folder`` (one folder per run).
 """
 
 import os
@@ -23,24 +20,19 @@ from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkp
 from fmnist_lightning.training.loggers import drop_rows_from
 
 
-def logging_step(checkpoint: dict[str, Any]) -> int:
-    """The step that a run resumed from ``checkpoint`` logs first (metrics.csv's ``step``)."""
+def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> None:
+    """Drop the rows of metrics.csv logged after ``checkpoint`` (by a crashed or killed run,
+    or the test of a finished one): the resumed run logs those steps again."""
     loops = checkpoint.get("loops") or {}
     epoch_loop = (loops.get("fit_loop") or {}).get("epoch_loop.state_dict") or {}
-    return int(epoch_loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
-
-
-def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> None:
-    """Make a resumed run's folder agree with its checkpoint: the rows of metrics.csv logged
-    after it (by a crashed or killed run, or the test of a finished one) are dropped, as the
-    resumed run logs those steps again."""
-    drop_rows_from(run_dir / run_files.METRICS_CSV, logging_step(checkpoint))
+    step = epoch_loop.get("_batches_that_stepped", checkpoint.get("global_step", 0))
+    drop_rows_from(run_dir / run_files.METRICS_CSV, int(step))
 
 
 def relocate_checkpoint_states(checkpoint: dict[str, Any], checkpoint_dir: Path) -> None:
-    """Re-root the callback states of ``checkpoint`` that hold a ``dirpath`` (ModelCheckpoint's:
-    its best and last files, as absolute paths) onto ``checkpoint_dir``, where the run's
-    checkpoints are now; Lightning would read, replace and delete the files of the old folder."""
+    """Re-root ModelCheckpoint's states in ``checkpoint`` (their best and last files, as
+    absolute paths) onto ``checkpoint_dir``, where the checkpoints of a copied or moved run
+    are now; Lightning would read, replace and delete the files of the old folder."""
     new = os.path.realpath(checkpoint_dir)  # as ModelCheckpoint keeps its own dirpath
     states = checkpoint.get("callbacks") or {}
     for key, state in states.items():
@@ -49,8 +41,7 @@ def relocate_checkpoint_states(checkpoint: dict[str, Any], checkpoint_dir: Path)
 
 
 class RelocatedCheckpoints(L.Callback):
-    """For a resumed run: the checkpoint's ModelCheckpoint states name files of the run's
-    checkpoint folder, wherever the run folder is now (Lightning restores every callback's
+    """For a resumed run: ``relocate_checkpoint_states`` (Lightning restores every callback's
     state after all their ``on_load_checkpoint`` hooks)."""
 
     def __init__(self, checkpoint_dir: Path) -> None:
@@ -67,11 +58,17 @@ def resume_callbacks(cfg: DictConfig) -> list[L.Callback]:
     return [RelocatedCheckpoints(Path(cfg.ckpt_path).parent)] if cfg.get("resume") else []
 
 
-def check_best_checkpoints(checkpoint: dict[str, Any], checkpoint_dir: Path, run_dir: str) -> None:
-    """Read the best checkpoints that the ModelCheckpoint states of a resumed run's
-    ``checkpoint`` name (in ``checkpoint_dir``): the run tests one when training ends, so a
-    missing or damaged file stops it now, before anything in the folder changes."""
-    relocate_checkpoint_states(checkpoint, checkpoint_dir)
+def starting_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
+    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too), read
+    and checked by ``read_checkpoint`` (a CheckpointError stops the run here); None for a
+    fresh run. A resumed run tests the best checkpoint its ModelCheckpoint states name when
+    training ends: a missing or damaged one stops it now, before the folder changes."""
+    if not cfg.get("ckpt_path"):
+        return None
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    if not cfg.get("resume"):
+        return checkpoint
+    relocate_checkpoint_states(checkpoint, Path(cfg.ckpt_path).parent)
     for state in (checkpoint.get("callbacks") or {}).values():
         best = state.get("best_model_path") if isinstance(state, dict) else None
         if not best or not state.get("monitor"):  # last.ckpt's own state; no best saved yet
@@ -81,24 +78,8 @@ def check_best_checkpoints(checkpoint: dict[str, Any], checkpoint_dir: Path, run
         except CheckpointError as error:
             what = "cannot be read (it may be truncated)" if Path(best).is_file() else "is missing"
             raise CheckpointError(
-                f"resume={run_dir}: this run's best checkpoint '{best}' {what}, and a resumed run "
-                "tests it when training ends; nothing was changed. Put the file back (from a "
+                f"resume={cfg.resume}: this run's best checkpoint '{best}' {what}, and a resumed "
+                "run tests it when training ends; nothing was changed. Put the file back (from a "
                 "copy of the run) and resume again, or start a new run."
             ) from error
-
-
-def starting_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
-    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too), read
-    and checked by ``read_checkpoint`` before Lightning reads it, and for a resume the best
-    checkpoint it names; None for a fresh run.
-
-    A missing file, a file that is not a checkpoint of this project, or one whose
-    hyperparameters are not plain data stops the run here with a CheckpointError.
-    """
-    ckpt_path = cfg.get("ckpt_path")
-    if not ckpt_path:
-        return None
-    checkpoint = read_checkpoint(ckpt_path)
-    if cfg.get("resume"):
-        check_best_checkpoints(checkpoint, Path(ckpt_path).parent, cfg.resume)
     return checkpoint

@@ -15,43 +15,36 @@ from fmnist_lightning.training.checkpoint_io import remove_stale_temporaries
 from fmnist_lightning.training.faults import resume_command
 from fmnist_lightning.training.multirun import in_multirun
 
-# What a fresh run may find in its folder: Hydra's files, logs, and a config from an attempt
-# that failed before training (bad data, bad config). Anything else is an earlier run's work.
-FRESH_RUN_LEFTOVERS = (".hydra", ".lock", "*.log", run_files.CONFIG_YAML)
 # What Hydra writes into a run folder before the run starts.
 HYDRA_FILES = (".hydra", "*.log")
-
-
-def holds_a_run(run_dir: Path) -> list[str]:
-    """Names of what an earlier run left in ``run_dir`` (empty: free for a fresh run)."""
-    if not run_dir.is_dir():
-        return []
-    return sorted(
-        entry.name + ("/" if entry.is_dir() else "")
-        for entry in run_dir.iterdir()
-        if not any(entry.match(pattern) for pattern in FRESH_RUN_LEFTOVERS)
-    )
+# What a fresh run may find in its folder: Hydra's files, and a config from an attempt that
+# failed before training (bad data, bad config). Anything else is an earlier run's work.
+FRESH_RUN_LEFTOVERS = (*HYDRA_FILES, ".lock", run_files.CONFIG_YAML)
 
 
 def check_run_dir(run_dir: Path, resuming: bool) -> None:
     """Refuse to start a fresh run in a folder that holds another run's results."""
-    found = holds_a_run(run_dir)
-    if found and not resuming:
+    if resuming or not run_dir.is_dir():
+        return
+    found = sorted(
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in run_dir.iterdir()
+        if not any(entry.match(pattern) for pattern in FRESH_RUN_LEFTOVERS)
+    )
+    if found:
         raise RunFolderError(
             f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). A new run "
             f"never writes into an existing one. To continue that run: {resume_command(run_dir)} "
-            "To start a new run, leave "
-            "paths.run_dir unset (every run gets a new folder) or choose an empty folder."
+            "To start a new run, leave paths.run_dir unset (every run gets a new folder) or "
+            "choose an empty folder."
         )
 
 
 @contextmanager
 def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[None]:
-    """Check the folder, and hold an exclusive lock on it while the run writes there.
-
-    The lock (filelock's ``FileLock`` on ``.lock``, an OS lock) is released even if the
-    process is killed, so a crashed run never blocks its resume. ``lock=False`` (DDP ranks
-    other than 0, which write nothing there): no lock.
+    """Check the folder, and hold an exclusive lock on it (``.lock``, an OS lock, released
+    even if the process is killed: a crashed run never blocks its resume) while the run
+    writes there. ``lock=False`` (DDP ranks other than 0, which write nothing there): no lock.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     if not lock:
@@ -71,38 +64,25 @@ def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[
         yield
 
 
-def hydra_output() -> tuple[Path, Path] | None:
-    """(the run folder Hydra made for this command, the folder of Hydra's files in it), or
-    None outside the command line and in a multirun (whose job folders record failures)."""
-    if not HydraConfig.initialized() or in_multirun():
-        return None
-    hydra = HydraConfig.get()
-    output = Path(hydra.runtime.output_dir)
-    return output, output / str(hydra.output_subdir or ".hydra")
-
-
-def discard_hydra_output(output: Path, files: Path) -> None:
-    """Remove what Hydra wrote for a run that was refused before it started: a resume's
-    ``.hydra/resumed-<time>/``, or the whole folder of a fresh run if Hydra's files are all
-    it holds (anything else there is not this command's to delete)."""
-    if files.parent.name == ".hydra" and files.name.startswith("resumed-"):
-        shutil.rmtree(files, ignore_errors=True)
-        if files.parent.is_dir() and not any(files.parent.iterdir()):
-            files.parent.rmdir()  # made for this resume alone (a run composed in Python)
-    elif output.is_dir() and all(
-        any(entry.match(pattern) for pattern in HYDRA_FILES) for entry in output.iterdir()
-    ):
-        shutil.rmtree(output, ignore_errors=True)
-
-
 @contextmanager
 def nothing_left_if_refused() -> Iterator[None]:
     """A run stopped by an error inside the block (before training starts) leaves no folder
-    behind, nor a resume's Hydra files in the run it would have continued."""
+    behind, nor a resume's Hydra files (``.hydra/resumed-<time>/``) in the run it would have
+    continued. Outside the command line and in a multirun (whose job folders record
+    failures), nothing is removed."""
     try:
         yield
     except BaseException:
-        found = hydra_output()
-        if found:
-            discard_hydra_output(*found)
+        if HydraConfig.initialized() and not in_multirun():
+            hydra = HydraConfig.get()
+            output = Path(hydra.runtime.output_dir)
+            files = output / str(hydra.output_subdir or ".hydra")
+            if files.parent.name == ".hydra" and files.name.startswith("resumed-"):
+                shutil.rmtree(files, ignore_errors=True)
+                if files.parent.is_dir() and not any(files.parent.iterdir()):
+                    files.parent.rmdir()  # made for this resume alone (a run composed in Python)
+            elif output.is_dir() and all(  # else not this command's to delete
+                any(entry.match(p) for p in HYDRA_FILES) for entry in output.iterdir()
+            ):
+                shutil.rmtree(output, ignore_errors=True)
         raise

@@ -6,18 +6,15 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from fmnist_lightning.training.callbacks.logging_steps import is_logging_step
+from fmnist_lightning.training.callbacks import is_logging_step
 from fmnist_lightning.training.faults import NonFiniteLoss, non_finite_loss_message
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Stop training at the first NaN or infinite training loss, before it can be checkpointed.
-
-    Every step's loss is checked on the device; the result is read back (a sync on a GPU) at
-    Lightning's logging steps (``trainer.log_every_n_steps``), or every ``check_every_n_steps``
-    steps when that is set, and always on the epoch's last batch, i.e. before validation and
-    the end-of-epoch checkpoint, so ``last.ckpt`` never holds weights that a bad step ruined.
-    """
+    """Every step's loss is checked on the device; the result is read back (a sync on a GPU) at
+    Lightning's logging steps, or every ``check_every_n_steps`` steps when set, and always on
+    the epoch's last batch, before validation and the end-of-epoch checkpoint, so ``last.ckpt``
+    never holds weights that a bad step ruined."""
 
     def __init__(self, check_every_n_steps: int | None = None) -> None:
         self.check_every_n_steps = check_every_n_steps
@@ -30,13 +27,8 @@ class StopOnNonFiniteLoss(Callback):
         finite = torch.isfinite(loss.detach()).all()
         # Accumulated on the device, so steps between checks cost no synchronisation.
         self._all_finite = finite if self._all_finite is None else self._all_finite & finite
-        if self._check_due(trainer) and not bool(self._all_finite):
+        every = self.check_every_n_steps
+        due = is_logging_step(trainer) if every is None else trainer.global_step % every == 0
+        if (due or trainer.is_last_batch) and not bool(self._all_finite):
             self._all_finite = None
             raise NonFiniteLoss(non_finite_loss_message(trainer, float(loss)))
-
-    def _check_due(self, trainer: L.Trainer) -> bool:
-        if trainer.is_last_batch:
-            return True
-        if self.check_every_n_steps is None:
-            return is_logging_step(trainer)
-        return trainer.global_step % self.check_every_n_steps == 0

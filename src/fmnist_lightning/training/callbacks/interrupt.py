@@ -1,18 +1,12 @@
 """Ctrl-C and SIGTERM stop a run cleanly: during training with ``last.ckpt`` saved, else at once.
 
-:meth:`GracefulInterrupt.handling_signals` holds both signals for the whole run (training,
-testing the best checkpoint, the end-of-run analysis; ``training.faults`` enters it):
-
-- The first signal stops the run at the next batch where a Lightning loop is running
-  batches (the sanity check, training with its validation, testing), and at once anywhere
-  else (setting up, between fitting and testing, the end-of-run analysis). Either way it
-  ends in Lightning's ``SIGTERMException``, which ``training.faults`` turns into one message
-  and exit code 128 + the signal number.
-- ``last.ckpt`` is written only when the run stops while training (from ``on_train_start``
-  to ``on_train_end``): stopping while testing or analysing must keep the checkpoint of the
-  end of training, which saving then would replace with the tested (best) weights.
-- A second Ctrl-C stops at once and writes nothing (a second SIGTERM changes nothing).
-- Ctrl-C does not go through Lightning's SIGTERM handler, which would log "Received SIGTERM".
+While ``handling_signals`` holds both signals (the whole run; ``training.faults`` enters it),
+the first one stops the run at the next batch where a Lightning loop runs batches (sanity
+check, training, testing), and at once anywhere else; either way in Lightning's
+``SIGTERMException``, which ``training.faults`` turns into one message, exit 128 + signal.
+``last.ckpt`` is written only when training is what stopped: stopping while testing or
+analysing must keep the end of training's checkpoint, which a save would replace with the
+tested (best) weights. A second Ctrl-C stops at once, saving nothing.
 
 Lightning's ``OnExceptionCheckpoint`` is not used: it saves on any exception during fit
 (a NaN loss too, whose weights must not reach a checkpoint) and knows nothing of signals.
@@ -29,18 +23,13 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-TESTING, SUMMARY = "testing", "the end-of-run summary and analysis"
-AFTER_TRAINING = "after training"
+AFTER_TRAINING = ("after training", "testing", "the end-of-run summary and analysis")
 
 
 class GracefulInterrupt(Callback):
-    """Stop on Ctrl-C or SIGTERM, saving ``last.ckpt`` when training is what stopped.
-
-    ``dirpath``/``filename`` should match ModelCheckpoint's ``last`` file, so that
-    ``resume=RUN_DIR`` finds the newest state. After a stop: ``signum`` (the signal),
-    ``saved`` (the checkpoint written, or None), ``stage`` (what was running),
-    ``aborted`` (a second Ctrl-C).
-    """
+    """``dirpath``/``filename``: ModelCheckpoint's ``last`` file, which ``resume=RUN_DIR`` reads.
+    After a stop: ``signum``, ``saved`` (the checkpoint written, or None), ``stage`` (what was
+    running), ``aborted`` (a second Ctrl-C)."""
 
     def __init__(self, dirpath: str, filename: str = "last") -> None:
         self.path = Path(dirpath) / f"{filename}.ckpt"
@@ -57,7 +46,6 @@ class GracefulInterrupt(Callback):
 
     @contextmanager
     def handling_signals(self, trainer: L.Trainer) -> Iterator[None]:
-        """Ctrl-C and SIGTERM stop the run as the module describes while the block runs."""
         self._trainer = trainer
         self._reset()
         previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
@@ -81,8 +69,10 @@ class GracefulInterrupt(Callback):
             return
         self.signum = signum
         if signum == signal.SIGINT:
+            when = "after this batch" if self._batches else "now"
+            saving = ", saving a checkpoint" if self._batches and self.training else ""
             print(
-                f"\nCtrl-C: stopping {self._when()} (Ctrl-C again to stop at once, saving nothing)"
+                f"\nCtrl-C: stopping {when}{saving} (Ctrl-C again to stop at once, saving nothing)"
             )
         if self._trainer is not None:
             # Lightning's loops stop at the next batch when this flag is up; it is what
@@ -91,20 +81,8 @@ class GracefulInterrupt(Callback):
         if not self._batches:
             raise SIGTERMException  # no loop would look at the flag: stop here
 
-    @property
-    def after_training(self) -> bool:
-        """The stop came after training had ended: testing, the summary, the analysis."""
-        return self.stage in (AFTER_TRAINING, TESTING, SUMMARY)
-
-    def _when(self) -> str:
-        if not self._batches:
-            return "now"
-        return "after this batch, saving a checkpoint" if self.training else "after this batch"
-
-    def _enter(self, stage: str, training: bool | None = None) -> None:
-        self.stage, self._batches = stage, True
-        if training is not None:
-            self.training = training
+    def _enter(self, stage: str, training: bool = False) -> None:
+        self.stage, self._batches, self.training = stage, True, training
 
     def _leave(self, stage: str) -> None:
         """Batches are over: a signal that came during the last one stops the run here."""
@@ -123,21 +101,20 @@ class GracefulInterrupt(Callback):
         self._enter("training", training=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._leave(AFTER_TRAINING)
+        self._leave(AFTER_TRAINING[0])
         self.training = False
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._enter(TESTING)
+        self._enter(AFTER_TRAINING[1])
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._leave(SUMMARY)
+        self._leave(AFTER_TRAINING[2])
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, error: BaseException
     ) -> None:
-        if not isinstance(error, SIGTERMException):
-            return
-        self.signum = self.signum or signal.SIGTERM
-        if self.training and not self.aborted:
-            trainer.save_checkpoint(self.path, weights_only=False)
-            self.saved = self.path
+        if isinstance(error, SIGTERMException):
+            self.signum = self.signum or signal.SIGTERM
+            if self.training and not self.aborted:
+                trainer.save_checkpoint(self.path, weights_only=False)
+                self.saved = self.path

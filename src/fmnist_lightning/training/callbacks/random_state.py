@@ -10,12 +10,10 @@ from lightning.pytorch.callbacks import Callback
 
 
 class RandomState(Callback):
-    """Save the RNG states (torch, CUDA, numpy, Python) in checkpoints and restore them on resume.
-
-    Restored at ``on_train_start``, after the sanity check and model set-up, so the first
-    training step after a resume draws the same dropout masks as an uninterrupted run. Stored
-    as tensors and plain lists, so checkpoints still load with ``weights_only=True``.
-    """
+    """Saves the torch, CUDA, numpy and Python RNG states (as tensors and plain lists, so that
+    checkpoints load with ``weights_only=True``); restores them at ``on_train_start``, after the
+    sanity check and set-up, so the first step after a resume draws the same dropout masks as
+    an uninterrupted run."""
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None

@@ -16,13 +16,9 @@ from fmnist_lightning.training.provenance import provenance
 
 
 class RunSummary(Callback):
-    """At the end of testing (rank zero): the test metrics and what the run was, as JSON,
-    and the training curves from metrics.csv.
-
-    ``summary`` holds what was written; ``train.train`` returns it. The timings
-    (``fit_seconds``, ``seconds_per_epoch``, ``time_to_val_acc``, across resumes) come from
-    the run's ``TimeToAccuracy`` callback; without it they are not written.
-    """
+    """At the end of testing (rank zero): the test metrics and what the run was, as JSON
+    (``summary``, which ``train.train`` returns), and the training curves from metrics.csv.
+    The timings come from the run's ``TimeToAccuracy``; without it they are not written."""
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = Path(run_dir)
@@ -32,9 +28,9 @@ class RunSummary(Callback):
         if not trainer.is_global_zero:
             return
         test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
-        checkpoint = trainer.checkpoint_callback
+        best = trainer.checkpoint_callback
         best_path, best_score = (
-            (checkpoint.best_model_path, checkpoint.best_model_score) if checkpoint else ("", None)
+            (best.best_model_path, best.best_model_score) if best else ("", None)
         )
         timing = next((c for c in trainer.callbacks if isinstance(c, TimeToAccuracy)), None)
         self.summary = {
@@ -47,20 +43,18 @@ class RunSummary(Callback):
             **(timing.summary() if timing else {}),
             "parameters": sum(p.numel() for p in pl_module.parameters()),
             "device": str(trainer.strategy.root_device),
-            # "cuda:0" alone does not say which GPU made the timings.
+            # Timings depend on which GPU ("cuda:0" does not say), or on the processor
+            # (AVX-512 BF16, AMX) and the threads per process, as much as on the network.
             "gpu_model": gpu_model(trainer.strategy.root_device),
-            # CPU timings depend on the processor (AVX-512 BF16, AMX) as much as on the network.
             "cpu_model": this_cpu_model(),
-            # Per process: CPU timings depend on it as much as on the network.
             "cpu_threads": torch.get_num_threads(),
             **provenance(),  # version, commit, dirty: the code that ran
         }
         run_files.write_json(self.run_dir / run_files.TEST_METRICS_JSON, self.summary)
         metrics_csv = self.run_dir / run_files.METRICS_CSV
         if metrics_csv.is_file():  # no logger (e.g. trainer.fast_dev_run): no curves
-            epochs_frame = run_files.epoch_metrics(metrics_csv)
-            path = self.run_dir / run_files.PLOTS_DIR / run_files.CURVES_PNG
-            save_figure(curve_plots.training_curves(epochs_frame), path)
+            curves = curve_plots.training_curves(run_files.epoch_metrics(metrics_csv))
+            save_figure(curves, self.run_dir / run_files.PLOTS_DIR / run_files.CURVES_PNG)
 
 
 def run_summary_of(trainer: L.Trainer) -> dict[str, Any] | None:

@@ -13,14 +13,11 @@ from fmnist_lightning.analysis.evaluation import REPORT_MD, AnalysisSettings, ev
 
 class TestSetAnalysis(Callback):
     """At the end of testing (rank zero): ``analysis.evaluation.evaluate`` on the test set with
-    the weights just tested (the best checkpoint's, when the run tests that).
+    the weights just tested; ``settings`` None (``~analysis``) turns it off.
 
-    ``settings`` None turns it off: conf/callbacks/default.yaml passes ``${analysis}`` when
-    that group is there, so ``~analysis`` skips the analysis.
-
-    The analysis is written into a hidden folder beside its own and moved into place when it
-    is complete: an interruption (Ctrl-C) or a failure half-way leaves no empty or partial
-    folder behind, and an earlier complete analysis of the same checkpoint stays.
+    Written into a hidden folder beside its own, moved into place when complete: an
+    interruption or a failure half-way leaves no partial folder, and an earlier complete
+    analysis of the same checkpoint stays.
     """
 
     __test__ = False  # not a pytest test class, whatever its name
@@ -34,10 +31,9 @@ class TestSetAnalysis(Callback):
             return
         callback = trainer.checkpoint_callback
         best = Path(callback.best_model_path) if callback and callback.best_model_path else None
-        self.output_dir = (
-            self.run_dir / run_files.ANALYSIS_DIR / f"{best.stem if best else 'final'}-test"
-        )
-        partial = self.output_dir.with_name(f".{self.output_dir.name}.partial")
+        name = f"{best.stem if best else 'final'}-test"
+        self.output_dir = self.run_dir / run_files.ANALYSIS_DIR / name
+        partial = self.output_dir.with_name(f".{name}.partial")
         created = not self.output_dir.parent.exists()
         shutil.rmtree(partial, ignore_errors=True)  # left by a process that was killed
         try:

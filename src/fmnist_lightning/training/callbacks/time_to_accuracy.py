@@ -1,14 +1,11 @@
 """Wall-clock time of fitting, counted across resumes: per validation, to accuracy, per epoch.
 
-At the end of every validation epoch (not the sanity check) :class:`TimeToAccuracy` logs
-``elapsed_seconds``, the seconds since fitting started, so metrics.csv has it on the
-validation rows; it notes when ``val_acc`` first reached each of ``thresholds``. The total
-so far and those first times are part of its state in every checkpoint, so a resumed run
+At the end of every validation (not the sanity check) :class:`TimeToAccuracy` logs
+``elapsed_seconds`` (metrics.csv's validation rows) and notes when ``val_acc`` first reached
+each threshold. The total and those times are in its checkpoint state, so a resumed run
 continues the count (the time between the last checkpoint and a crash is not counted: that
 work is done again). ``RunSummary`` writes :meth:`TimeToAccuracy.summary` into
-test_metrics.json: ``time_to_val_acc`` (threshold → seconds or None), ``fit_seconds``,
-``seconds_per_epoch`` and ``test_seconds`` (the test that follows the fit, so that a budget
-of fit plus test can be checked).
+test_metrics.json, with ``test_seconds``, so that a budget of fit plus test can be checked.
 """
 
 import time
@@ -18,11 +15,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-ELAPSED_METRIC = "elapsed_seconds"
-MONITOR = "val_acc"
 THRESHOLDS = (0.90, 0.92, 0.93, 0.94, 0.95)
-# The threshold that every run prints at its end.
-HEADLINE = 0.93
+HEADLINE = 0.93  # the threshold that every run prints at its end
 # val_acc is a float32: 11,400 right of 12,000 is 0.94999999, which has reached 0.95.
 TOLERANCE = 1e-6
 
@@ -33,12 +27,14 @@ def threshold_key(threshold: float) -> str:
     return two_places if float(two_places) == threshold else f"{threshold:g}"
 
 
-class TimeToAccuracy(Callback):
-    """``elapsed_seconds`` at every validation, first times to ``thresholds`` of ``val_acc``."""
+def rounded(seconds: float | None, places: int = 1) -> float | None:
+    return round(seconds, places) if seconds is not None else None
 
+
+class TimeToAccuracy(Callback):
     def __init__(self, thresholds: Sequence[float] = THRESHOLDS) -> None:
-        self.thresholds = tuple(float(t) for t in thresholds)
-        self.reached: dict[str, float | None] = {threshold_key(t): None for t in self.thresholds}
+        self.thresholds = {threshold_key(t): float(t) for t in thresholds}
+        self.reached: dict[str, float | None] = dict.fromkeys(self.thresholds)
         self.earlier_seconds = 0.0  # fitting time of the run's earlier parts (before a resume)
         self.fit_seconds: float | None = None
         self.epochs = 0
@@ -48,7 +44,6 @@ class TimeToAccuracy(Callback):
         self._test_seconds: float | None = None
 
     def elapsed(self) -> float:
-        """Seconds of fitting so far, earlier parts of the run included."""
         running = time.perf_counter() - self._started if self._started is not None else 0.0
         return self.earlier_seconds + running
 
@@ -56,20 +51,16 @@ class TimeToAccuracy(Callback):
         self._started, self.fit_seconds = time.perf_counter(), None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self._started is None:
-            return
-        self._validated_at = self.elapsed()
-        pl_module.log(ELAPSED_METRIC, self._validated_at, on_epoch=True, sync_dist=True)
+        if not trainer.sanity_checking and self._started is not None:
+            self._validated_at = self.elapsed()
+            pl_module.log("elapsed_seconds", self._validated_at, on_epoch=True, sync_dist=True)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # val_acc is computed after the validation epoch's hooks; checkpoints are saved after this.
-        if trainer.sanity_checking or self._validated_at is None:
+        accuracy = trainer.callback_metrics.get("val_acc")
+        if trainer.sanity_checking or self._validated_at is None or accuracy is None:
             return
-        accuracy = trainer.callback_metrics.get(MONITOR)
-        if accuracy is None:
-            return
-        for threshold in self.thresholds:
-            key = threshold_key(threshold)
+        for key, threshold in self.thresholds.items():
             if self.reached[key] is None and float(accuracy) >= threshold - TOLERANCE:
                 self.reached[key] = round(self._validated_at, 1)
 
@@ -102,21 +93,18 @@ class TimeToAccuracy(Callback):
                 self.reached[key] = seconds
 
     def summary(self) -> dict[str, Any]:
-        """The test_metrics.json fields: time to each accuracy, fit time, time per epoch, test time."""
-        seconds, test_seconds = self.fit_seconds, self.test_seconds()
+        """The test_metrics.json fields."""
+        seconds = self.fit_seconds
         return {
             "time_to_val_acc": dict(self.reached),
-            "fit_seconds": round(seconds, 1) if seconds is not None else None,
-            "seconds_per_epoch": (
-                round(seconds / max(self.epochs, 1), 2) if seconds is not None else None
-            ),
-            "test_seconds": round(test_seconds, 1) if test_seconds is not None else None,
+            "fit_seconds": rounded(seconds),
+            "seconds_per_epoch": rounded(seconds and seconds / max(self.epochs, 1), 2),
+            "test_seconds": rounded(self.test_seconds()),
         }
 
 
 def time_to_accuracy_line(summary: dict[str, Any], threshold: float = HEADLINE) -> str:
-    """The line every run prints: "Time to 93% validation accuracy: 41.2 s" (or not reached),
-    then the seconds of fit plus test when both are known: "(fit + test: 52.0 s)"."""
+    """The line a run prints: Time to 93% validation accuracy: 41.2 s (fit + test: 52.0 s)."""
     seconds = (summary.get("time_to_val_acc") or {}).get(threshold_key(threshold))
     reached = f"{seconds:.1f} s" if seconds is not None else "not reached"
     line = f"Time to {threshold:.0%} validation accuracy: {reached}"

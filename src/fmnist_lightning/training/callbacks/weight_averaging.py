@@ -1,20 +1,13 @@
-"""Lightning's weight averaging callbacks (conf/averaging/), with two fixes for how runs here test.
+"""Lightning's weight averaging callbacks (conf/averaging/), changed only in when they act:
 
-The averaging itself is Lightning's (``torch.optim.swa_utils.AveragedModel`` underneath);
-these subclasses change only when the callbacks act:
-
-- :class:`EMAWeightAveraging`: Lightning validates with the average swapped in and saves it
-  as the checkpoint's ``state_dict`` (the raw weights go to ``current_model_state``), so the
-  best checkpoint holds the weights that earned its ``val_acc``. But ``trainer.test(ckpt_path=
-  best)`` also calls the callback's ``on_load_checkpoint``, which loads ``current_model_state``
-  into the module: the test would measure the raw weights. Here the raw weights are restored
-  only when fitting resumes.
-- :class:`StochasticWeightAveraging`: Lightning validates the raw weights and copies the
-  average in after the last epoch. With BatchNorm it adds one closing epoch that recomputes
-  the statistics, then validates and checkpoints the average; without BatchNorm it would copy
-  the average in after the last validation, so it would never be validated, checkpointed or
-  tested. Here every network gets the closing epoch (without BatchNorm it only runs the
-  forward passes, no step), so the average always competes for the best checkpoint.
+- :class:`EMAWeightAveraging`: Lightning validates and checkpoints the average (the raw
+  weights go to ``current_model_state``), but ``trainer.test(ckpt_path=best)`` also calls its
+  ``on_load_checkpoint``, which loads the raw weights: the test would measure those. Here
+  they are restored only when fitting resumes.
+- :class:`StochasticWeightAveraging`: Lightning copies the average in after the last epoch;
+  only with BatchNorm does it add a closing epoch that validates and checkpoints it, so
+  without BatchNorm the average would never be validated, checkpointed or tested. Here every
+  network gets the closing epoch (without BatchNorm only forward passes, no step).
 """
 
 from typing import Any
@@ -26,8 +19,6 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 
 class EMAWeightAveraging(LightningEMA):
-    """Lightning's EMA; outside fitting a loaded checkpoint's ``state_dict`` (the average) stays."""
-
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
@@ -36,10 +27,6 @@ class EMAWeightAveraging(LightningEMA):
 
 
 class StochasticWeightAveraging(LightningSWA):
-    """Lightning's SWA, whose average is validated and checkpointed for every network."""
-
     @staticmethod
     def pl_module_contains_batch_norm(pl_module: L.LightningModule) -> bool:
-        """Lightning adds its closing epoch (the average copied in, then validated) only when
-        this is true; it is true here for every network (see the module's docstring)."""
-        return True
+        return True  # Lightning's condition for its closing epoch (see above)
