@@ -33,8 +33,8 @@ from fmnist_lightning.data.synthetic import write_fashion_mnist
 from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import load_module
 from fmnist_lightning.models.runtime import resolve_device
-from fmnist_lightning.training.machine import keep_freed_memory
 from fmnist_lightning.training.builders import build_datamodule
+from fmnist_lightning.training.machine import keep_freed_memory
 
 COMMAND = "python -m fmnist_lightning.benchmark"
 # --quick: a smoke test of every measurement in well under a minute.

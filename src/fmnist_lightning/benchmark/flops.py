@@ -19,8 +19,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from fmnist_lightning.benchmark.measure import median_rate, timed_windows
 from fmnist_lightning.models.module import build_network
 from fmnist_lightning.models.runtime import cpu_supports_bf16
-from fmnist_lightning.training.machine import cpu_model, gpu_model
 from fmnist_lightning.training.builders import plain
+from fmnist_lightning.training.machine import cpu_model, gpu_model
 
 FLOP_CONVENTION = (
     "torch.utils.flop_counter.FlopCounterMode over one forward and backward pass of the "
