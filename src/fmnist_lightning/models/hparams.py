@@ -16,6 +16,7 @@ key, and the line of the module that uses it.
 
 import inspect
 import math
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -279,20 +280,25 @@ class HParams:
         return cls(**hparams)
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, class_names: list[str]) -> "HParams":
-        """The hyperparameters of a training config (the key of each field's metadata)."""
-        values = {"class_names": list(class_names)}
-        for spec in fields(cls):
-            if spec.metadata["key"] and OmegaConf.select(cfg, spec.metadata["key"]) is not None:
-                node = OmegaConf.select(cfg, spec.metadata["key"])
-                values[spec.name] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-            elif spec.metadata["key"]:  # runs saved before a key existed have none
-                values[spec.name] = None if spec.default is MISSING else spec.default
-        return cls.of(values)
+    def from_config(cls, cfg: DictConfig, class_names: Sequence[str]) -> "HParams":
+        """The hyperparameters of a training config, checked."""
+        return cls.of(config_values(cfg, class_names))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, as the checkpoint stores it."""
         return asdict(self)
+
+
+def config_values(cfg: DictConfig, class_names: Sequence[str]) -> dict[str, Any]:
+    """The module's keyword arguments in a training config (each field's metadata key), unchecked."""
+    values: dict[str, Any] = {"class_names": list(class_names)}
+    for spec in fields(HParams):
+        if spec.metadata["key"]:
+            node = OmegaConf.select(cfg, spec.metadata["key"], default=spec.default)
+            values[spec.name] = None if node is MISSING else node  # runs saved before a key existed
+            if isinstance(node, DictConfig):
+                values[spec.name] = OmegaConf.to_container(node, resolve=True)
+    return values
 
 
 def config_key(key: str) -> str:
