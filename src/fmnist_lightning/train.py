@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.compose import finalise
+from fmnist_lightning.config.compose import finalise, preflight_problem
 from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
@@ -133,7 +133,8 @@ def main(cfg: DictConfig) -> float | None:
 def command() -> None:
     """The command line: Hydra composes the config once and re-raises what it refuses
     (HYDRA_FULL_ERROR), which becomes one line here."""
-    check_overrides([arg for arg in sys.argv[1:] if not arg.startswith("-")])
+    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    check_overrides(overrides)
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
     from fmnist_lightning.train import STARTED as started
@@ -148,7 +149,11 @@ def command() -> None:
     except Exception as error:
         if started:
             raise  # a bug: its traceback
-        raise ConfigValidationError(error_message(error).removeprefix("Error: ")) from error
+        # Hydra could not create the run folder: say which key moves it.
+        multirun = bool({"-m", "--multirun"} & set(sys.argv))
+        folder = isinstance(error, OSError) and preflight_problem("train", overrides, multirun)
+        message = folder or error_message(error).removeprefix("Error: ")
+        raise ConfigValidationError(message[:1].upper() + message[1:]) from error
 
 
 if __name__ == "__main__":
