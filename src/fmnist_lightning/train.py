@@ -90,8 +90,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
 
 @contextmanager
 def exit_with_message(extra: tuple[type[Exception], ...] = ()) -> Iterator[None]:
-    """For a command not on ``cli.run`` yet (the search): print why a run stopped as one
-    line, no traceback, and exit with its status; in a multirun, re-raise for Hydra."""
+    """Print why a run stopped as one line, no traceback, and exit with its status; in a
+    multirun, re-raise for Hydra."""
     try:
         yield
     except (FmnistError, RunStopped, DataError, *extra) as stop:
@@ -117,15 +117,16 @@ STARTED = []  # main() was reached: an error before it is Hydra's, composing the
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     STARTED.append(True)
-    with nothing_left_if_refused():
-        if cfg.get("hparams_search") is not None:
-            raise UsageError(
-                "hparams_search is a search space of the search command: "
-                f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
-            )
-    # What stops the run reaches command(); in a multirun Hydra records the job as failed
-    # first, and the sweep goes on.
-    summary = train(cfg)
+    # What stops the run is one line (a SystemExit, which Hydra does not report again); in
+    # a multirun it is re-raised, for Hydra to record the job as failed and go on.
+    with exit_with_message():
+        with nothing_left_if_refused():
+            if cfg.get("hparams_search") is not None:
+                raise UsageError(
+                    "hparams_search is a search space of the search command: "
+                    f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
+                )
+        summary = train(cfg)
     # The value a Hydra sweeper would optimise (the search command uses train() itself).
     return summary.get(cfg.objective)
 

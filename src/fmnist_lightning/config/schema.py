@@ -150,12 +150,12 @@ RANGES: dict[str, Bound] = {
     "data.batch_size": Bound(1, integer=True),
     "data.eval_batch_size": Bound(1, integer=True),
     "data.val_fraction": Bound(0, 1, open_low=True, open_high=True),
-    "optimizer.lr": Bound(0, open_low=True),
-    "optimizer.weight_decay": Bound(0),
     # Not every network has dropout (e.g. a ResNet); where it has, it must be a probability < 1.
     "model.net.dropout": Bound(0, 1, open_high=True),
     "model.net.kernel_size": Bound(1, integer=True),
     "model.net.first_kernel_size": Bound(1, integer=True),
+    "optimizer.lr": Bound(0, open_low=True),
+    "optimizer.weight_decay": Bound(0),
     "trainer.max_epochs": Bound(1, integer=True),
     "trainer.check_val_every_n_epoch": Bound(1, integer=True),
 }
