@@ -28,6 +28,7 @@ from fmnist_lightning.train import train
 from helpers.compose import compose as compose_config
 from helpers.compose import tiny
 
+
 def known_models() -> list[str]:
     return sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
 
@@ -245,7 +246,9 @@ def test_a_yaml_error_in_a_preset_is_one_line_before_hydra_runs(presets, tmp_pat
     found = preflight_problem("train", [presets, "experiment=broken"])
     assert found is not None and "\n" not in found
     assert "broken.yaml" in found and "line 4" in found
-    assert "broken.yaml" in problem(lambda o: compose_config("train", o), [presets, "experiment=broken"])
+    assert "broken.yaml" in problem(
+        lambda o: compose_config("train", o), [presets, "experiment=broken"]
+    )
 
 
 def test_a_run_folder_that_cannot_be_created_is_caught_before_hydra_runs(tmp_path, compose):

@@ -110,11 +110,9 @@ class Train:
 
 
 @dataclass
-class Evaluate:
+class CheckpointCommand:
     data: Data = field(default_factory=Data)
-    analysis: Node = None
     tta: TTASettings | None = None
-    ckpt_path: str | None = MISSING
     split: str = MISSING
     output_dir: str | None = None
     accelerator: str = "auto"
@@ -123,15 +121,14 @@ class Evaluate:
 
 
 @dataclass
-class Ensemble:
-    data: Data = field(default_factory=Data)
-    tta: TTASettings | None = None
+class Evaluate(CheckpointCommand):
+    analysis: Node = None
+    ckpt_path: str | None = MISSING
+
+
+@dataclass
+class Ensemble(CheckpointCommand):
     members: list[str] | None = MISSING
-    split: str = MISSING
-    output_dir: str | None = None
-    accelerator: str = "auto"
-    precision: str = "auto"
-    seed: int = MISSING
 
 
 def register_schemas() -> None:
@@ -159,8 +156,6 @@ RANGES: dict[str, Bound] = {
     "trainer.max_epochs": Bound(1, integer=True),
     "trainer.check_val_every_n_epoch": Bound(1, integer=True),
 }
-# Keys without which the run cannot start; the others are checked where they are set.
-REQUIRED = ("seed", "data.batch_size", "data.eval_batch_size", "data.val_fraction", "optimizer.lr")
 CHECKPOINT_COMMAND_KEYS = ("seed", "data.batch_size", "data.eval_batch_size", "data.val_fraction")
 # Groups whose files set keys of other groups (presets): they need '# @package _global_'.
 PRESET_GROUPS = ("experiment", "debug")
@@ -168,14 +163,13 @@ GLOBAL_PACKAGE = "# @package _global_"
 
 
 def range_problems(config: dict[str, Any], keys: tuple[str, ...] = tuple(RANGES)) -> list[str]:
+    """The values out of range (keys the schema requires are there: it says MISSING)."""
     problems = []
     for key in keys:
         value: Any = config
         for part in key.split("."):
             value = value.get(part, KeyError) if isinstance(value, dict) else KeyError
-        if value is KeyError and key in REQUIRED:
-            problems.append(f"{key} is missing; it must be {'an integer' if RANGES[key].integer else 'a number'} {RANGES[key]}")
-        elif value is not KeyError:
+        if value is not KeyError:
             problems.append(RANGES[key].problem(key, value))
     return problems
 
@@ -214,7 +208,11 @@ def argument_problems(value: Any, key: str) -> Iterator[str]:
             return
         name, parameters = found
         for argument in value:
-            if parameters is not None and not argument.startswith("_") and argument not in parameters:
+            if (
+                parameters is not None
+                and not argument.startswith("_")
+                and argument not in parameters
+            ):
                 close = difflib.get_close_matches(argument, sorted(parameters), n=1)
                 hint = f" (did you mean {key}.{close[0]}?)" if close else ""
                 yield f"{key}.{argument} is not an argument of {name}{hint}"
@@ -383,7 +381,9 @@ def validate_checkpoint_command(cfg: DictConfig, missing: str | None) -> None:
         config = resolved(cfg)
     except ConfigValidationError as error:
         refuse([missing, str(error).removeprefix("Invalid config: ")])
-    refuse([missing, *range_problems(config, CHECKPOINT_COMMAND_KEYS), *argument_problems(config, "")])
+    refuse(
+        [missing, *range_problems(config, CHECKPOINT_COMMAND_KEYS), *argument_problems(config, "")]
+    )
 
 
 # --- The one printer ----------------------------------------------------------------------
@@ -442,4 +442,3 @@ def error_message(error: BaseException) -> str:
     if found is not None and re.search(r"not in struct|not in '\w+'", str(found)):
         message += unknown_key_hint(found)
     return message if message.startswith("Error: ") else f"Error: {message}"
-

@@ -58,7 +58,10 @@ class Bound(NamedTuple):
     integer: bool = False
 
     def __str__(self) -> str:
-        low, high = (str(int(v)) if float(v).is_integer() else f"{v:g}" for v in (self.low or 0, self.high or 0))
+        low, high = (
+            str(int(v)) if float(v).is_integer() else f"{v:g}"
+            for v in (self.low or 0, self.high or 0)
+        )
         if self.high is None:
             return f"{'>' if self.open_low else '>='} {low}"
         return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
@@ -147,13 +150,17 @@ def torch_class(key: str, target: str, module: Any, base: type, what: str) -> ty
         or found is base
     ):
         where = child(key, TARGET)
-        raise HyperparameterError(f"{where}={target!r} is not {what} (expected {prefix}<Name>)", where)
+        raise HyperparameterError(
+            f"{where}={target!r} is not {what} (expected {prefix}<Name>)", where
+        )
     return found
 
 
 def optimizer_class(target: str) -> type[torch.optim.Optimizer]:
     """The torch.optim optimiser that ``optimizer._target_`` names (checked by name)."""
-    return torch_class("optimizer", target, torch.optim, torch.optim.Optimizer, "a torch.optim optimiser")
+    return torch_class(
+        "optimizer", target, torch.optim, torch.optim.Optimizer, "a torch.optim optimiser"
+    )
 
 
 def scheduler_class(target: str) -> type:
@@ -206,7 +213,11 @@ def check_scheduler(key: str, scheduler: Any) -> None:
 
 
 def check_class_names(key: str, value: Any) -> None:
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, str) for v in value)
+    ):
         raise HyperparameterError(f"{key} must be a list of strings (one per class)", key)
 
 

@@ -43,9 +43,8 @@ def build_module(cfg: DictConfig, class_names: Sequence[str]) -> FashionMNISTMod
     from a full training state) gets its weights from that checkpoint instead, so the
     starting files are not read, and need not exist any more."""
     module = FashionMNISTModule(**config_values(cfg, class_names))
-    model = cfg.model
     if not cfg.get("ckpt_path"):
-        message = load_starting_weights(module.net, model.weights, model.init_from)
+        message = load_starting_weights(module.net, cfg.model.weights, cfg.model.init_from)
         if message:
             rank_zero_info(message)
     return module
@@ -71,11 +70,8 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> L.Tr
     Lightning would start inside a Hydra multirun. Settings Lightning refuses (an accelerator
     this machine lacks) raise TrainerSettingsRefused with Lightning's words.
     """
-    if cfg.trainer.precision == "auto":
-        raise ValueError(
-            "trainer.precision=auto is resolved by config.compose.finalise(cfg) before the "
-            "trainer is built; pass the finalised config."
-        )
+    if cfg.trainer.precision == "auto":  # a programming error, not the user's
+        raise ValueError("pass the config through config.compose.finalise(cfg) first")
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     every = [*build_callbacks(cfg), *callbacks]
