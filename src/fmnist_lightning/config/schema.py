@@ -19,7 +19,8 @@ import pydoc
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import MISSING as DATACLASS_MISSING
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,6 @@ class Data:
     val_fraction: float = MISSING
     split_seed: int | None = None
     shuffle_seed: int | None = None
-    mean: float = MISSING
-    std: float = MISSING
     download: bool = True
     on_device: bool = True
     augment: Node = None
@@ -62,11 +61,31 @@ class Data:
 @dataclass
 class Model:
     net: dict[str, Any] = node()
-    channels_last: bool = False
-    compile: bool = False
     weights: str | None = None
     init_from: str | None = None
-    head_lr: float | None = None
+
+
+def with_hparams(base: type, prefix: str) -> type:
+    """``base`` with a field for each module hyperparameter whose config key is
+    ``<prefix><name>``: ``HParams`` declares it, its type and default, once."""
+    declared = {spec.name for spec in fields(base)}
+    extra = [
+        (
+            name,
+            spec.type,
+            field(default=MISSING if spec.default is DATACLASS_MISSING else spec.default),
+        )
+        for spec in fields(HParams)
+        if spec.metadata["key"].startswith(prefix)
+        and (name := spec.metadata["key"].removeprefix(prefix))
+        and "." not in name
+        and name not in declared
+    ]
+    return make_dataclass(base.__name__, extra, bases=(base,))
+
+
+Data = with_hparams(Data, "data.")  # mean, std
+Model = with_hparams(Model, "model.")  # channels_last, compile, head_lr
 
 
 @dataclass
@@ -95,18 +114,20 @@ class Train:
     optimizer: dict[str, Any] = node()
     scheduler: Scheduler = field(default_factory=Scheduler)
     trainer: dict[str, Any] = node()
-    callbacks: dict[str, Node] = node()
-    logger: dict[str, Node] = node()
+    callbacks: dict[str, Any] = node()
+    logger: dict[str, Any] = node()
     paths: Paths = field(default_factory=Paths)
     analysis: Node = None
     tta: TTASettings | None = None
     hparams_search: Node = None  # the search command's space (conf/hparams_search/)
     seed: int = MISSING
-    label_smoothing: float = MISSING
     resume: str | None = None
     ckpt_path: str | None = None
     objective: str = MISSING
     float32_matmul_precision: str | None = None
+
+
+Train = with_hparams(Train, "")  # label smoothing
 
 
 @dataclass
