@@ -74,7 +74,6 @@ WRONG_TYPES = [
     ("data.mean=abc", "data.mean"),
     ("seed=abc", "seed"),
     ("model.channels_last=maybe", "model.channels_last"),
-    ("data.augment=standard", "data.augment"),
     ("~data.batch_size", "data.batch_size"),  # a key without which nothing runs
 ]
 

@@ -55,7 +55,7 @@ class Data:
     shuffle_seed: int | None = None
     download: bool = True
     on_device: bool = True
-    augment: Node = None
+    augment: Any = None  # a string is refused in cross_key_problems, with the fix
 
 
 @dataclass
@@ -273,6 +273,12 @@ def monitor_problems(config: dict[str, Any]) -> list[str]:
 
 def cross_key_problems(config: dict[str, Any]) -> Iterator[str]:
     """Settings that each are fine but do not work together, or with the data."""
+    augment = (config.get("data") or {}).get("augment")
+    if isinstance(augment, str):
+        yield (
+            f"data.augment={augment!r} is a string, not a config; to pick the preset write "
+            f"data/augment={augment} (a slash selects a config of a group; a dot sets one value)"
+        )
     model = config.get("model") or {}
     in_channels = (model.get("net") or {}).get("in_channels", 1)
     if in_channels != 1:
