@@ -251,6 +251,8 @@ def module_problem(config: DictConfig) -> str | None:
         if key == "model.net._target_":
             models = sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
             message += f"; choose one of model={', model='.join(models)}"
+        elif key == "tta":
+            message += " (conf/tta/: none, flip, flip_shift)"
         return message
     return None
 

@@ -141,11 +141,15 @@ class FashionMNISTModule(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, train: bool = True) -> torch.Tensor:
+        """Cross-entropy, with the label smoothing of the hyperparameters in training."""
+        smoothing = self.hparams.label_smoothing if train else 0.0
+        return F.cross_entropy(logits, labels, label_smoothing=smoothing)
+
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        smoothing = self.hparams.label_smoothing if split == "train" else 0.0
-        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        loss = self.loss(logits, labels, train=split == "train")
         accuracy = getattr(self, f"{split}_acc")
         # update(), not forward(): the per-batch accuracy forward() computes is never logged.
         accuracy.update(logits, labels)
