@@ -7,6 +7,7 @@ holding the composed config, metrics.csv, checkpoints/, test_metrics.json, plots
 analysis of the tested checkpoint; the callbacks of conf/callbacks/ write the last three.
 """
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,18 +16,18 @@ from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.compose import exit_on_preflight_problem, finalise
-from fmnist_lightning.config.overrides import exit_on_bad_overrides
+from fmnist_lightning.config.compose import finalise, preflight_problem
+from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
-from fmnist_lightning.config.resume import RunFolderError, config_to_run
-from fmnist_lightning.config.schema import ConfigValidationError, validate_config
+from fmnist_lightning.config.resume import config_to_run
+from fmnist_lightning.config.schema import ConfigValidationError, error_message, validate_config
 from fmnist_lightning.data.files import DataError
-from fmnist_lightning.models.checkpoint_file import CheckpointError
+from fmnist_lightning.errors import FmnistError, Stopped, UsageError
 from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
@@ -45,8 +46,6 @@ from fmnist_lightning.training.run_folder import (
 )
 
 register_resolvers()
-# Stops whose messages are printed as they are, without "Error: " (they say what stopped).
-UNPREFIXED = (RunStopped, RunFolderError)
 
 
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
@@ -91,38 +90,73 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
 
 @contextmanager
 def exit_with_message(extra: tuple[type[Exception], ...] = ()) -> Iterator[None]:
-    """For the command line: print why a run stopped (fault, run folder, bad config, data or
-    checkpoint, or one of ``extra``), no traceback, and exit."""
+    """Print why a run stopped as one line, no traceback, and exit with its status; in a
+    multirun, re-raise for Hydra."""
     try:
         yield
-    except (*UNPREFIXED, ConfigValidationError, DataError, CheckpointError, *extra) as stop:
-        prefix = "" if isinstance(stop, UNPREFIXED) else "Error: "
-        rank_zero_only(print)(f"\n{prefix}{stop}", file=sys.stderr)
+    except (FmnistError, RunStopped, DataError, *extra) as stop:
         if in_multirun():
             raise  # Hydra records the job as failed and the sweep goes on; SystemExit would end it
-        sys.exit(getattr(stop, "exit_code", 1))
+        error = stop if isinstance(stop, FmnistError) else as_fmnist_error(stop)
+        cli.report(error)
+        sys.exit(error.exit_status)
+
+
+def as_fmnist_error(stop: Exception) -> FmnistError:
+    """The errors of other layers that are not FmnistErrors yet, as the one front prints them."""
+    if isinstance(stop, RunStopped):
+        error = Stopped(str(stop))
+        error.exit_status = getattr(stop, "exit_code", 1)
+        return error
+    return UsageError(str(stop))
+
+
+STARTED = []  # main() was reached: an error before it is Hydra's, composing the config
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with nothing_left_if_refused():
-        if cfg.get("hparams_search") is not None:
-            sys.exit(
-                "Error: hparams_search is a search space of the search command: "
-                f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
-            )
-    # A bad config or dataset, an interruption or a fault prints its message, no stack trace.
+    STARTED.append(True)
+    # What stops the run is one line (a SystemExit, which Hydra does not report again); in
+    # a multirun it is re-raised, for Hydra to record the job as failed and go on.
     with exit_with_message():
+        with nothing_left_if_refused():
+            if cfg.get("hparams_search") is not None:
+                raise UsageError(
+                    "hparams_search is a search space of the search command: "
+                    f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
+                )
         summary = train(cfg)
     # The value a Hydra sweeper would optimise (the search command uses train() itself).
     return summary.get(cfg.objective)
 
 
-if __name__ == "__main__":
-    exit_on_bad_overrides(sys.argv[1:])  # Hydra crashes on some malformed overrides
-    exit_on_preflight_problem("train", sys.argv[1:])  # and prints a traceback for a YAML error
+def command() -> None:
+    """The command line: Hydra composes the config once and re-raises what it refuses
+    (HYDRA_FULL_ERROR), which becomes one line here."""
+    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    check_overrides(overrides)
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
+    from fmnist_lightning.train import STARTED as started
     from fmnist_lightning.train import main as importable_main
 
-    importable_main()
+    try:
+        importable_main()
+    except FmnistError:
+        raise
+    except (RunStopped, DataError) as stop:  # until these are FmnistErrors themselves
+        raise as_fmnist_error(stop) from stop
+    except Exception as error:
+        if started:
+            raise  # a bug: its traceback
+        # Hydra could not create the run folder: say which key moves it.
+        multirun = bool({"-m", "--multirun"} & set(sys.argv))
+        folder = isinstance(error, OSError) and preflight_problem("train", overrides, multirun)
+        message = folder or error_message(error).removeprefix("Error: ")
+        raise ConfigValidationError(message[:1].upper() + message[1:]) from error
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    cli.run(command)

@@ -6,11 +6,10 @@
 :func:`compose` is the one way the tests, the benchmark and notebooks build a config
 through Hydra's compose API. :func:`finalise` turns the values that depend on the
 machine into what will run (``trainer.precision: auto``), once, before a run validates
-and saves its config, so config.yaml records what ran. :func:`preflight_problem` composes
-as a command is about to, to catch in one line what Hydra would answer with a traceback.
+and saves its config, so config.yaml records what ran.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -22,7 +21,12 @@ from omegaconf.errors import OmegaConfBaseException
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.resume import resume_point_or_none
-from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folder_problem
+from fmnist_lightning.config.schema import (
+    causes,
+    resumed_run_folder_problem,
+    run_folder_problem,
+    yaml_message,
+)
 from fmnist_lightning.models.runtime import resolve_precision
 
 
@@ -58,28 +62,6 @@ def finalise(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def causes(error: BaseException) -> Iterator[BaseException]:
-    """An error and the errors it was raised from or during."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
-def yaml_message(error: yaml.YAMLError) -> str:
-    """Where a config file's YAML is broken and what the parser expected, in one line."""
-    mark = getattr(error, "problem_mark", None)
-    where = f"'{mark.name}', line {mark.line + 1}, column {mark.column + 1}" if mark else "a file"
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    context = getattr(error, "context", None)
-    return (
-        f"the config file {where} is not valid YAML: {problem}"
-        + (f" ({context})" if context else "")
-        + "; fix the file's syntax"
-    )
-
-
 def preflight_problem(
     config_name: str, overrides: Sequence[str], multirun: bool = False
 ) -> str | None:
@@ -104,18 +86,3 @@ def preflight_problem(
     if not multirun and resume_point_or_none(cfg.get("resume"), cfg.get("ckpt_path")):
         return resumed_run_folder_problem(folder)
     return run_folder_problem(Path(folder), "paths.root")
-
-
-def exit_on_preflight_problem(config_name: str, args: Sequence[str]) -> None:
-    """For the command line, before Hydra runs: exit with one line for a preflight problem.
-
-    Only plain runs and multiruns are checked; other flags (--cfg, --help, --config-name)
-    are Hydra's business.
-    """
-    flags = [arg for arg in args if arg.startswith("-")]
-    if any(flag not in ("-m", "--multirun") for flag in flags):
-        return
-    overrides = [arg for arg in args if not arg.startswith("-")]
-    problem = preflight_problem(config_name, overrides, multirun=bool(flags))
-    if problem:
-        raise SystemExit(f"Error: {problem[0].upper()}{problem[1:]}")

@@ -1,12 +1,10 @@
-"""Command-line overrides that Hydra would crash on or misread, answered in one line first.
+"""Command-line overrides that Hydra would crash on, or whose refusal would not say the fix.
 
 Hydra 1.3 turns a few malformed overrides into a stack trace from its own internals rather
 than a message: a config group given a number, null or a list of numbers (model=0,
-experiment=null), or an override with no key (=0). Two well-formed ones do not mean what
-they look like: ``data.augment=standard`` (a dot) replaces the augmentation config by the
-string "standard" instead of picking the preset ``data/augment=standard``, and
-``model.dropout=0.3`` names a network argument by its 0.1.0 spelling (now ``model.net.dropout``).
-The command line checks for all of them before Hydra runs.
+experiment=null), or an override with no key (=0). The schema refuses two more without
+saying what was meant: ``data.augment=standard`` (a dot, where ``data/augment=standard``
+picks the preset) and ``model.dropout=0.3`` (0.1.0's spelling of ``model.net.dropout``).
 """
 
 from collections.abc import Sequence
@@ -20,7 +18,7 @@ from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 
 from fmnist_lightning.config.paths import CONFIG_DIR
-from fmnist_lightning.config.schema import ConfigValidationError, group_syntax_hint
+from fmnist_lightning.config.schema import ConfigValidationError
 
 
 def is_config_group(key: str) -> bool:
@@ -68,7 +66,11 @@ def misread_problem(text: str, override: Override, key: str) -> str | None:
     if "." in key and (Path(CONFIG_DIR) / key.replace(".", "/")).is_dir():
         values = [v for v in group_values(override) if isinstance(v, str)]
         if values:
-            return f"'{text}' sets {key} to a string; {group_syntax_hint(key, values[0])}"
+            return (
+                f"'{text}' sets {key} to a string; to pick the preset write "
+                f"{key.replace('.', '/')}={values[0]} (a slash selects a config of a group; a "
+                "dot sets one value)"
+            )
     parts = key.split(".")
     outer, inner = model_keys()
     if len(parts) > 1 and parts[0] == "model" and parts[1] not in outer and parts[1] in inner:
@@ -122,7 +124,7 @@ def command_line_problem(args: Sequence[str]) -> str | None:
 
 
 def exit_on_bad_overrides(args: Sequence[str]) -> None:
-    """For the command line: exit with one line where Hydra would print a stack trace."""
+    """For a command not on ``cli.run`` yet: exit with one line where Hydra would crash."""
     problem = command_line_problem(args)
     if problem:
         raise SystemExit(f"Error: {problem}")

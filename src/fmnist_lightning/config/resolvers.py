@@ -7,6 +7,7 @@ from typing import NoReturn
 from omegaconf import OmegaConf
 
 from fmnist_lightning.config import launch, resume
+from fmnist_lightning.config.schema import register_schemas
 
 
 def fail_with(message: str) -> NoReturn:
@@ -25,6 +26,7 @@ def register_resolvers() -> None:
     (i.e. leaving it unset) fails with the message. OmegaConf's ``???`` cannot do this in a
     preset, because merging ``???`` over an existing value keeps the value.
     """
+    register_schemas()
     if not OmegaConf.has_resolver("unique_id"):
         OmegaConf.register_new_resolver("unique_id", lambda: uuid.uuid4().hex[:6], use_cache=True)
     for name, function in (

@@ -24,6 +24,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import Container, DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.errors import UsageError
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
 # Settings that say where to resume from; they are not copied over the saved config.
@@ -43,8 +44,10 @@ RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
 IGNORED_ON_RESUME = ("hydra", "paths.root")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UsageError):
     """A run folder that cannot be used as asked (already holds a run, or is not a run)."""
+
+    prefix = ""  # its messages start with the setting concerned (resume=...)
 
 
 @dataclass(frozen=True)

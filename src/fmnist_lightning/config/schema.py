@@ -1,215 +1,311 @@
-"""Check a composed training config before any work: values in range, a model that exists.
+"""The schema of the configs, and every check of a composed config before any work.
 
-Unknown keys never get this far: Hydra composes in struct mode, so a typo such as
-``data.batchsize=64`` stops at start-up with "Key 'batchsize' is not in struct" (``+key=value``
-adds a key on purpose). What struct mode cannot see is a known key with a bad value, and
-that is what this schema checks.
-
-The schema is a set of dataclasses, one per config group, whose fields are the keys that
-have an allowed range. It is deliberately *not* registered in Hydra's ConfigStore as the
-schema of the whole config: that would make every key of every group part of one closed
-schema, so adding a key to a YAML file (a new callback, an augmentation setting) would also
-mean editing this module. Keys without a range need no entry; to check a new one, add a
-field with ``bounded(...)`` to the dataclass of its group.
-
-It also answers a nested group set with a dot, ``data.augment=standard`` (the string
-"standard" in place of the preset), for configs composed in Python; on the command line
-``config.overrides`` catches it before Hydra runs. And before any work it checks what the
-run would otherwise find out late: keys that nothing reads (``config.keys``: a typo inside a
-preset), the hyperparameters FashionMNISTModule would refuse (``models.hparams``: a network
-that is not the project's, an optimiser that is not torch's), a callback that monitors a
-metric the module does not log, a validation schedule that skips the last epochs
-(``config.trainer_checks``), a run folder that cannot be created.
+The dataclasses below are registered in Hydra's ConfigStore and are the first entry of the
+defaults lists of conf/train.yaml, evaluate.yaml and ensemble.yaml: OmegaConf itself refuses
+a key that is not declared (on the command line and inside a preset) and a value of the
+wrong type, while composing. Nodes with a ``_target_`` (the network, the optimiser, the
+schedule, the Trainer, the callbacks, the loggers, the augmentation) are open there; their
+keys are checked against the signature of what the target names, as ``instantiate`` calls
+it (so ``+trainer.gradient_clip_val=1.0`` works). :func:`validate_config` then checks, in
+one place, what a type cannot say: ranges (:data:`RANGES`), the module's hyperparameters
+(``models.hparams.HParams``), cross-key rules, the run folder. :func:`error_message` turns
+any of these errors, and OmegaConf's and Hydra's, into one line with the nearest key.
 """
 
-import math
+import difflib
+import inspect
 import os
+import pydoc
+import re
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator
+from dataclasses import MISSING as DATACLASS_MISSING
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+import yaml
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from fmnist_lightning.config.keys import unknown_key_problems
-from fmnist_lightning.config.model_checks import (
-    model_problems,
-    module_problem,
-    monitor_problems,
-    tta_problem,
-)
 from fmnist_lightning.config.paths import CONFIG_DIR
-from fmnist_lightning.config.trainer_checks import validation_schedule_problem
+from fmnist_lightning.data.files import CLASS_NAMES
+from fmnist_lightning.errors import UsageError
+from fmnist_lightning.models.hparams import Bound, HParams, HyperparameterError, config_key
+from fmnist_lightning.models.module import FashionMNISTModule
+from fmnist_lightning.models.tta import TTA, TTAError
+
+# Open nodes: a _target_ and its arguments (checked by signature), or entries of such nodes.
+Node = dict[str, Any] | None
 
 
-class ConfigValidationError(ValueError):
-    """A config value outside its allowed range, or a model that cannot be built."""
+def node() -> Any:
+    return field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Range:
-    """The allowed values of a number: bounds (None: unbounded), each inclusive or not."""
+@dataclass
+class Data:
+    _target_: str = MISSING
+    root: str = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    val_fraction: float = MISSING
+    split_seed: int | None = None
+    shuffle_seed: int | None = None
+    download: bool = True
+    on_device: bool = True
+    augment: Any = None  # a string is refused in cross_key_problems, with the fix
 
-    low: float | None = None
-    high: float | None = None
-    low_inclusive: bool = True
-    high_inclusive: bool = True
 
-    def __contains__(self, value: float) -> bool:
-        if self.low is not None and not (
-            value >= self.low if self.low_inclusive else value > self.low
-        ):
-            return False
-        return self.high is None or (
-            value <= self.high if self.high_inclusive else value < self.high
+@dataclass
+class Model:
+    net: dict[str, Any] = node()
+    weights: str | None = None
+    init_from: str | None = None
+
+
+def with_hparams(base: type, prefix: str) -> type:
+    """``base`` with a field for each module hyperparameter whose config key is
+    ``<prefix><name>``: ``HParams`` declares it, its type and default, once."""
+    declared = {spec.name for spec in fields(base)}
+    extra = [
+        (
+            name,
+            spec.type,
+            field(default=MISSING if spec.default is DATACLASS_MISSING else spec.default),
         )
-
-    def __str__(self) -> str:
-        low, high = number(self.low), number(self.high)
-        if self.high is None:
-            return f"{'>=' if self.low_inclusive else '>'} {low}"
-        if self.low is None:
-            return f"{'<=' if self.high_inclusive else '<'} {high}"
-        opening, closing = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
-        return f"in {opening}{low}, {high}{closing}"
+        for spec in fields(HParams)
+        if spec.metadata["key"].startswith(prefix)
+        and (name := spec.metadata["key"].removeprefix(prefix))
+        and "." not in name
+        and name not in declared
+    ]
+    return make_dataclass(base.__name__, extra, bases=(base,))
 
 
-def number(value: float | None) -> str:
-    """1 rather than 1.0, 4294967295 rather than 4.29497e+09, 0.001 as 0.001."""
-    if value is None:
-        return ""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def bounded(
-    low: float | None = None,
-    high: float | None = None,
-    *,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
-    required: bool = True,
-) -> Any:
-    """A schema field: the key's allowed range; ``required=False`` skips the key where absent."""
-    allowed = Range(low, high, low_inclusive, high_inclusive)
-    return field(default=None, metadata={"range": allowed, "required": required})
-
-
-# One dataclass per config group, named by ``group``; field types say int or float.
-@dataclass
-class TopLevelSchema:
-    seed: int = bounded(0, 2**32 - 1)  # the range numpy's and Lightning's seeding accept
-    label_smoothing: float = bounded(0, 1, high_inclusive=False, required=False)
+Data = with_hparams(Data, "data.")  # mean, std
+Model = with_hparams(Model, "model.")  # channels_last, compile, head_lr
 
 
 @dataclass
-class DataSchema:
-    batch_size: int = bounded(1)
-    eval_batch_size: int = bounded(1)
-    val_fraction: float = bounded(0, 1, low_inclusive=False, high_inclusive=False)
-    mean: float = bounded(0, 1)  # of pixels in [0, 1]
-    std: float = bounded(0, low_inclusive=False)
+class Scheduler:
+    interval: str = "epoch"
+    schedule: Node = None
 
 
 @dataclass
-class ModelSchema:
+class Paths:
+    root: str = MISSING
+    run_dir: str = MISSING
+    checkpoint_dir: str = MISSING
+
+
+@dataclass
+class TTASettings:
+    flip: bool = False
+    shift: int = 0
+
+
+@dataclass
+class Train:
+    data: Data = field(default_factory=Data)
+    model: Model = field(default_factory=Model)
+    optimizer: dict[str, Any] = node()
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    trainer: dict[str, Any] = node()
+    callbacks: dict[str, Any] = node()
+    logger: dict[str, Any] = node()
+    paths: Paths = field(default_factory=Paths)
+    analysis: Node = None
+    tta: TTASettings | None = None
+    hparams_search: Node = None  # the search command's space (conf/hparams_search/)
+    seed: int = MISSING
+    resume: str | None = None
+    ckpt_path: str | None = None
+    objective: str = MISSING
+    float32_matmul_precision: str | None = None
+
+
+Train = with_hparams(Train, "")  # label smoothing
+
+
+@dataclass
+class CheckpointCommand:
+    data: Data = field(default_factory=Data)
+    tta: TTASettings | None = None
+    split: str = MISSING
+    output_dir: str | None = None
+    accelerator: str = "auto"
+    precision: str = "auto"
+    seed: int = MISSING
+
+
+@dataclass
+class Evaluate(CheckpointCommand):
+    analysis: Node = None
+    ckpt_path: str | None = MISSING
+
+
+@dataclass
+class Ensemble(CheckpointCommand):
+    members: list[str] | None = MISSING
+
+
+def register_schemas() -> None:
+    """``<name>_schema`` in Hydra's ConfigStore, the first default of conf/<name>.yaml."""
+    for name, schema in (("train", Train), ("evaluate", Evaluate), ("ensemble", Ensemble)):
+        ConfigStore.instance().store(name=f"{name}_schema", node=schema)
+
+
+class ConfigValidationError(UsageError):
+    """A config that cannot run: a key, a value out of range, settings that do not agree."""
+
+
+# The ranges of the config's numbers (those of the module's hyperparameters are in HParams).
+RANGES: dict[str, Bound] = {
+    "seed": Bound(0, 2**32 - 1, integer=True),  # the range numpy's and Lightning's seeding accept
+    "data.batch_size": Bound(1, integer=True),
+    "data.eval_batch_size": Bound(1, integer=True),
+    "data.val_fraction": Bound(0, 1, open_low=True, open_high=True),
     # Not every network has dropout (e.g. a ResNet); where it has, it must be a probability < 1.
-    dropout: float = bounded(0, 1, high_inclusive=False, required=False)
-    kernel_size: int = bounded(1, required=False)
-    first_kernel_size: int = bounded(1, required=False)
-
-
-@dataclass
-class OptimizerSchema:
-    lr: float = bounded(0, low_inclusive=False)
-    weight_decay: float = bounded(0, required=False)
-
-
-@dataclass
-class TrainerSchema:
-    max_epochs: int = bounded(1)
-    check_val_every_n_epoch: int = bounded(1)
-
-
-SCHEMAS: dict[str, type] = {
-    "": TopLevelSchema,
-    "data": DataSchema,
-    "model.net": ModelSchema,
-    "optimizer": OptimizerSchema,
-    "trainer": TrainerSchema,
+    "model.net.dropout": Bound(0, 1, open_high=True),
+    "model.net.kernel_size": Bound(1, integer=True),
+    "model.net.first_kernel_size": Bound(1, integer=True),
+    "optimizer.lr": Bound(0, open_low=True),
+    "optimizer.weight_decay": Bound(0),
+    "trainer.max_epochs": Bound(1, integer=True),
+    "trainer.check_val_every_n_epoch": Bound(1, integer=True),
 }
+CHECKPOINT_COMMAND_KEYS = ("seed", "data.batch_size", "data.eval_batch_size", "data.val_fraction")
+# Groups whose files set keys of other groups (presets): they need '# @package _global_'.
+PRESET_GROUPS = ("experiment", "debug")
+GLOBAL_PACKAGE = "# @package _global_"
 
 
-def first_line(error: object) -> str:
-    """The first line of an error's message: the messages here stay on one line."""
-    return next(iter(str(error).splitlines()), "")
+def range_problems(config: dict[str, Any], keys: tuple[str, ...] = tuple(RANGES)) -> list[str]:
+    """The values out of range (keys the schema requires are there: it says MISSING)."""
+    problems = []
+    for key in keys:
+        value: Any = config
+        for part in key.split("."):
+            value = value.get(part, KeyError) if isinstance(value, dict) else KeyError
+        if value is not KeyError:
+            problems.append(RANGES[key].problem(key, value))
+    return problems
 
 
-def type_name(expected: type) -> str:
-    return "an integer" if expected is int else "a number"
+def parameters_of(target: str) -> tuple[str, set[str] | None] | None:
+    """(a name for it, the keyword arguments it takes, None for any) of what ``target``
+    names; None when it cannot be imported."""
+    try:
+        found = pydoc.locate(target)
+    except pydoc.ErrorDuringImport:
+        return None
+    if found is None or not callable(found):
+        return None
+    try:
+        parameters = inspect.signature(found).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): anything goes
+        return getattr(found, "__name__", target), None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return found.__name__, None
+    return found.__name__, {p.name for p in parameters}
 
 
-def check_value(key: str, value: Any, expected: type, allowed: Range) -> str | None:
-    """A problem with one value, in words, or None when it is fine."""
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or (expected is int and not isinstance(value, int)):
-        return f"{key}={value!r} must be {type_name(expected)} {allowed}"
-    if not math.isfinite(value) or value not in allowed:
-        return f"{key}={value!r} is out of range: it must be {allowed}"
+def argument_problems(value: Any, key: str) -> Iterator[str]:
+    """Keys of a ``_target_`` node (and of those nested in it) that the target does not take;
+    the module checks its own three (``HParams``)."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from argument_problems(item, f"{key}[{index}]")
+    if not isinstance(value, dict):
+        return
+    target = value.get("_target_")
+    if isinstance(target, str) and key not in ("model.net", "optimizer", "scheduler.schedule"):
+        found = parameters_of(target)
+        if found is None:
+            yield f"{key}._target_={target!r} cannot be imported"
+            return
+        name, parameters = found
+        for argument in value:
+            if (
+                parameters is not None
+                and not argument.startswith("_")
+                and argument not in parameters
+            ):
+                close = difflib.get_close_matches(argument, sorted(parameters), n=1)
+                hint = f" (did you mean {key}.{close[0]}?)" if close else ""
+                yield f"{key}.{argument} is not an argument of {name}{hint}"
+    for name, entry in value.items():
+        yield from argument_problems(entry, f"{key}.{name}" if key else name)
+
+
+def module_problem(config: DictConfig) -> str | None:
+    """What FashionMNISTModule would refuse in its hyperparameters, with the config key named."""
+    try:
+        HParams.from_config(config, CLASS_NAMES)
+    except HyperparameterError as error:
+        key = config_key(error.key)
+        message = str(error).replace(error.key, key, 1)
+        if key == "model.net._target_":
+            models = sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+            message += f"; choose one of model={', model='.join(models)}"
+        elif key == "tta":
+            message += " (conf/tta/: none, flip, flip_shift)"
+        return message
     return None
 
 
-def range_problems(cfg: DictConfig, groups: Iterable[str] = tuple(SCHEMAS)) -> list[str]:
-    """Every key of the schema (of ``groups``) whose value is missing, of the wrong type or out
-    of range."""
-    problems = []
-    for group in groups:
-        schema = SCHEMAS[group]
-        node = OmegaConf.select(cfg, group) if group else cfg
-        for spec in fields(schema):
-            key = f"{group}.{spec.name}" if group else spec.name
-            if not isinstance(node, DictConfig) or spec.name not in node:
-                if spec.metadata["required"]:
-                    problems.append(
-                        f"{key} is missing; it must be {type_name(spec.type)} {spec.metadata['range']}"
-                    )
-                continue
-            problem = check_value(key, node[spec.name], spec.type, spec.metadata["range"])
-            if problem:
-                problems.append(problem)
-    return problems
+def monitor_problems(config: dict[str, Any]) -> list[str]:
+    """Callbacks (EarlyStopping, ModelCheckpoint) that monitor a metric the module never logs
+    while it trains: they would fail after the first epoch."""
+    try:
+        tta = TTA.of(config.get("tta")).enabled
+    except TTAError:
+        tta = False  # reported by the module's check
+    metrics = FashionMNISTModule.logged_metrics("fit", tta=tta)
+    return [
+        f"callbacks.{name}.monitor={callback['monitor']!r} is not a metric the model logs in "
+        f"training; monitor one of {', '.join(metrics)} (or null)"
+        for name, callback in (config.get("callbacks") or {}).items()
+        if isinstance(callback, dict) and callback.get("monitor") not in (None, *metrics)
+    ]
 
 
-def nested_groups() -> list[str]:
-    """Config groups inside another group's node, e.g. "data/augment" (not Hydra's own)."""
-    root = Path(CONFIG_DIR)
-    return sorted(
-        path.relative_to(root).as_posix()
-        for path in root.glob("*/*")
-        if path.is_dir() and path.parent.name != "hydra"
-    )
-
-
-def group_syntax_hint(key: str, value: Any) -> str:
-    """What to write instead of ``data.augment=standard``: the group syntax, with a slash."""
-    return (
-        f"to pick the preset write {key.replace('.', '/')}={value} (a slash selects a config "
-        "of a group; a dot sets one value)"
-    )
-
-
-def nested_group_problems(cfg: DictConfig) -> list[str]:
-    """Nested groups set to a string (``data.augment=standard``) instead of a preset's config."""
-    problems = []
-    for group in nested_groups():
-        key = group.replace("/", ".")
-        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
-        if isinstance(value, str):
-            problems.append(
-                f"{key}={value!r} is a string, not a config; {group_syntax_hint(key, value)}"
-            )
-    return problems
+def cross_key_problems(config: dict[str, Any]) -> Iterator[str]:
+    """Settings that each are fine but do not work together, or with the data."""
+    augment = (config.get("data") or {}).get("augment")
+    if isinstance(augment, str):
+        yield (
+            f"data.augment={augment!r} is a string, not a config; to pick the preset write "
+            f"data/augment={augment} (a slash selects a config of a group; a dot sets one value)"
+        )
+    model = config.get("model") or {}
+    in_channels = (model.get("net") or {}).get("in_channels", 1)
+    if in_channels != 1:
+        yield (
+            f"model.net.in_channels={in_channels!r}: Fashion-MNIST images have 1 channel; "
+            "set model.net.in_channels=1"
+        )
+    if model.get("weights") and model.get("init_from"):
+        yield (
+            "model.weights and model.init_from are both set: start from one of them "
+            "(set the other to null)"
+        )
+    # Lightning validates after every n-th epoch and adds no validation after the last one:
+    # with n = 2 and 3 epochs, the checkpoint chosen on val_acc and tested could never come
+    # from the third epoch, and its time to accuracy would not be measured.
+    trainer = config.get("trainer") or {}
+    every, epochs = trainer.get("check_val_every_n_epoch"), trainer.get("max_epochs")
+    numbers = isinstance(every, int) and isinstance(epochs, int) and every >= 1 and epochs >= 1
+    if numbers and not trainer.get("fast_dev_run") and epochs % every:
+        yield (
+            f"trainer.check_val_every_n_epoch={every} does not divide trainer.max_epochs={epochs}: "
+            f"the last {epochs % every} epoch(s) would never be validated, so neither the tested "
+            f"checkpoint nor the time to accuracy could come from them; set trainer.max_epochs "
+            f"to a multiple of {every}, or trainer.check_val_every_n_epoch=1"
+        )
 
 
 def run_folder_problem(
@@ -248,81 +344,130 @@ def resumed_run_folder_problem(run_dir: Path | str) -> str | None:
     )
 
 
-def resolution_problem(cfg: DictConfig) -> str | None:
-    """An interpolation (``${...}``) that cannot be resolved, found now rather than mid-run."""
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain data; an interpolation that cannot be resolved is found now."""
     try:
-        OmegaConf.to_container(cfg, resolve=True)
+        return OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as error:
-        message = first_line(error)
+        message = str(error).splitlines()[0]
         if "HydraConfig was not set" in message:  # composed in Python, not by the CLI
             message += " (outside the command line, pass paths.run_dir=<folder> as an override)"
-        return f"{error.full_key or 'a value'} cannot be resolved: {message}"
-    return None
+        raise ConfigValidationError(
+            f"Invalid config: {error.full_key or 'a value'} cannot be resolved: {message}"
+        ) from error
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Raise ConfigValidationError listing every problem of the config, in one line."""
-    unresolvable = resolution_problem(cfg)
-    if unresolvable:  # the checks below would trip on the same interpolation
-        raise ConfigValidationError(f"Invalid config: {unresolvable}")
-    config = OmegaConf.to_container(cfg, resolve=True)
-    problems = nested_group_problems(cfg)
-    problems += range_problems(cfg)
-    module = module_problem(config)
-    # One problem per key: a value out of range needs no second message from the module.
-    if module and not any(p.startswith((f"{module[0]}=", f"{module[0]} ")) for p in problems):
-        problems.append(module[1])
-    problems += model_problems(config)
-    problems.append(tta_problem(config))
-    problems += monitor_problems(config)
-    problems.append(validation_schedule_problem(config))
-    problems += unknown_key_problems(config)
-    run_dir = OmegaConf.select(cfg, "paths.run_dir")
-    folder_problem = resumed_run_folder_problem if cfg.get("resume") else run_folder_problem
-    problems.append(folder_problem(run_dir) if run_dir else None)
+def refuse(problems: list[str | None]) -> None:
     problems = [problem for problem in problems if problem]
     if problems:
         raise ConfigValidationError("Invalid config: " + "; ".join(problems))
 
 
-# The groups of the evaluate and ensemble configs that the schema checks (it has no model or trainer).
-EVALUATE_GROUPS = ("", "data")
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigValidationError listing every problem of a training config, in one line."""
+    config = resolved(cfg)
+    problems = range_problems(config)
+    module = module_problem(cfg)
+    # One problem per key: a value out of range needs no second message from the module.
+    if module and not any(p and p.split("=")[0].split(" ")[0] in module for p in problems):
+        problems.append(module)
+    problems += cross_key_problems(config)
+    problems += monitor_problems(config)
+    problems += argument_problems(config, "")
+    run_dir = config.get("paths", {}).get("run_dir")
+    folder_problem = resumed_run_folder_problem if config.get("resume") else run_folder_problem
+    problems.append(folder_problem(run_dir) if run_dir else None)
+    refuse(problems)
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:
-    """Raise ConfigValidationError listing every problem of an evaluate config, in one line:
-    no ckpt_path, values out of range (``data.eval_batch_size=0``), keys nothing reads."""
+    """Raise ConfigValidationError listing every problem of an evaluate config, in one line."""
     missing = None
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.get("ckpt_path"):
         missing = (
             "ckpt_path is required: pass the .ckpt file to evaluate, e.g. "
             "ckpt_path=lightning_logs/runs/<run>/checkpoints/last.ckpt"
         )
-    validate_checkpoint_command(cfg, "evaluate", missing)
+    validate_checkpoint_command(cfg, missing)
 
 
 def validate_ensemble_config(cfg: DictConfig) -> None:
-    """Raise ConfigValidationError listing every problem of an ensemble config, in one line:
-    fewer than two members, values out of range, keys nothing reads."""
+    """Raise ConfigValidationError listing every problem of an ensemble config, in one line."""
     members = None if OmegaConf.is_missing(cfg, "members") else cfg.get("members")
     missing = None
-    if not isinstance(members, ListConfig) or len(members) < 2:
+    if members is None or len(members) < 2:
         missing = (
             "members must list two or more run folders or .ckpt files, e.g. "
             "'members=[lightning_logs/sweeps/<sweep>/0,lightning_logs/sweeps/<sweep>/1]'"
         )
-    validate_checkpoint_command(cfg, "ensemble", missing)
+    validate_checkpoint_command(cfg, missing)
 
 
-def validate_checkpoint_command(cfg: DictConfig, config_name: str, missing: str | None) -> None:
-    """The checks shared by the commands that read checkpoints (no model or trainer groups):
-    ``missing`` (what names the checkpoints is absent or wrong), ranges, unknown keys."""
-    problems = [missing] if missing else []
-    unresolvable = resolution_problem(cfg)
-    if unresolvable:
-        raise ConfigValidationError("Invalid config: " + "; ".join([*problems, unresolvable]))
-    problems += nested_group_problems(cfg)
-    problems += range_problems(cfg, EVALUATE_GROUPS)
-    problems += unknown_key_problems(OmegaConf.to_container(cfg, resolve=True), config_name)
-    if problems:
-        raise ConfigValidationError("Invalid config: " + "; ".join(problems))
+def validate_checkpoint_command(cfg: DictConfig, missing: str | None) -> None:
+    """The checks of the commands that read checkpoints: ``missing`` (what names the
+    checkpoints is absent or wrong), ranges, the arguments of _target_ nodes."""
+    try:
+        config = resolved(cfg)
+    except ConfigValidationError as error:
+        refuse([missing, str(error).removeprefix("Invalid config: ")])
+    refuse(
+        [missing, *range_problems(config, CHECKPOINT_COMMAND_KEYS), *argument_problems(config, "")]
+    )
+
+
+# --- The one printer ----------------------------------------------------------------------
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """An error and the errors it was raised from or during."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def yaml_message(error: yaml.YAMLError) -> str:
+    """Where a config file's YAML is broken and what the parser expected, in one line."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"'{mark.name}', line {mark.line + 1}, column {mark.column + 1}" if mark else "a file"
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    return (
+        f"the config file {where} is not valid YAML: {problem}"
+        + (f" ({context})" if context else "")
+        + "; fix the file's syntax"
+    )
+
+
+def unknown_key_hint(error: OmegaConfBaseException) -> str:
+    """The fix for a key the schema does not declare: a preset's package line, or the
+    declared key it resembles."""
+    name = str(getattr(error, "key", "") or "")
+    parent = (getattr(error, "full_key", "") or "").rpartition(".")[0]
+    if name in PRESET_GROUPS or (error.full_key or "").split(".")[0] in PRESET_GROUPS:
+        return (
+            f"; a preset of conf/{name or parent}/ sets keys of the whole config and needs "
+            f"'{GLOBAL_PACKAGE}' as its first line"
+        )
+    node = getattr(error, "object_type", None)
+    known = list(getattr(node, "__dataclass_fields__", {}))
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {f'{parent}.' if parent else ''}{close[0]}?)" if close else ""
+
+
+def error_message(error: BaseException) -> str:
+    """One line for a config that Hydra or OmegaConf refused (or one of ours)."""
+    found = next((e for e in causes(error) if isinstance(e, yaml.YAMLError)), None)
+    if found is not None:
+        return f"Error: {yaml_message(found)}"
+    found = next((e for e in causes(error) if isinstance(e, OmegaConfBaseException)), None)
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    message = lines[0] if lines else type(error).__name__
+    if found is not None and found is not error:
+        key = getattr(found, "full_key", None)
+        key = f" ({key})" if key and key not in message else ""
+        message = f"{message.rstrip('.')}: {str(found).splitlines()[0]}{key}"
+    if found is not None and re.search(r"not in struct|not in '\w+'", str(found)):
+        message += unknown_key_hint(found)
+    return message if message.startswith("Error: ") else f"Error: {message}"

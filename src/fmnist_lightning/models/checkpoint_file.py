@@ -11,14 +11,15 @@ from typing import Any
 
 import torch
 
-from fmnist_lightning.models.hparams import HyperparameterError, upgrade_hparams, validate_hparams
+from fmnist_lightning.errors import UsageError
+from fmnist_lightning.models.hparams import HParams, HyperparameterError, upgrade_hparams
 
 REQUIRED_HPARAMS = ("net", "optimizer", "class_names", "mean", "std")
 
 MapLocation = str | torch.device | dict[str, str] | None
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError):
     """A path that is not a readable checkpoint of this project."""
 
 
@@ -26,7 +27,7 @@ def read_checkpoint(path: Path | str, map_location: MapLocation = "cpu") -> dict
     """The checkpoint dict, loaded with ``weights_only=True`` (no arbitrary code runs).
 
     Its ``hyper_parameters`` are in the current layout (those of release 0.1.0 upgraded)
-    and pass ``models.hparams.validate_hparams``: plain data that names only the project's
+    and make a ``models.hparams.HParams``: plain data that names only the project's
     network, a torch optimiser and a torch schedule. Anything else is a CheckpointError
     naming the file and the key, raised before anything is built from the file.
     """
@@ -60,7 +61,7 @@ def read_checkpoint(path: Path | str, map_location: MapLocation = "cpu") -> dict
             + (f" (missing: {', '.join(missing)})." if missing else ".")
         )
     try:
-        validate_hparams(hparams)
+        HParams.of(hparams)
     except HyperparameterError as error:
         raise CheckpointError(
             f"'{path}' cannot be loaded: {error}. Nothing was built from it; use a checkpoint "

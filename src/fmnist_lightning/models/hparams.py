@@ -1,56 +1,46 @@
-"""The hyperparameters a checkpoint stores: their schema, its check, and the upgrade of 0.1.0's layout.
+"""The hyperparameters of FashionMNISTModule: one frozen dataclass, checked once, stored as plain data.
 
-Layout now (the arguments of ``FashionMNISTModule``, all plain types)::
+Hyperparameters are data, and a checkpoint may come from anywhere. :class:`HParams` refuses,
+with a :class:`HyperparameterError` naming the key, anything but this layout: values only
+None, booleans, numbers, strings, lists and dicts; ``net._target_`` one of the project's
+networks (``models.registry``), ``optimizer._target_`` a torch.optim optimiser and
+``scheduler.schedule._target_`` a torch.optim.lr_scheduler class, checked by their names
+before anything is imported; the other keys of these three arguments of that class; and no
+``_target_``, ``_args_``, ``_partial_``, ``_recursive_`` or ``_convert_`` anywhere else. The
+module builds these three classes itself from the checked names (no Hydra instantiate), so
+no checkpoint can make loading call anything else.
 
-    net:        {_target_: <a network of models.registry.NETWORKS>, ...its arguments}
-    optimizer:  {_target_: torch.optim.X, lr: ..., ...its arguments}
-    scheduler:  {interval: step|epoch, schedule: {_target_: torch.optim.lr_scheduler.X, ...} | null}
-    label_smoothing, class_names, mean, std, channels_last, compile, head_lr
-
-Hyperparameters are data, and a checkpoint may come from anywhere. :func:`validate_hparams`
-refuses, with a :class:`HyperparameterError` naming the key, anything but that layout:
-every key of the right type; values only None, booleans, numbers, strings, lists and dicts;
-``net._target_`` one of the project's networks (0.1.0's names mapped first),
-``optimizer._target_`` a torch.optim optimiser and ``scheduler.schedule._target_`` a
-torch.optim.lr_scheduler class, checked by their names before anything is imported; the
-other keys of these three arguments of that class; and no ``_target_``, ``_args_``,
-``_partial_``, ``_recursive_`` or ``_convert_`` anywhere else. The module builds these three
-classes itself from the checked names (no Hydra instantiate), so no checkpoint can make
-loading call anything else.
-
-Release 0.1.0 kept the network's arguments and the run-time keys together under ``model``
-(with ``weights`` and ``init_from``, which a checkpoint no longer needs) and the
-scheduler's ``interval`` inside the scheduler's own arguments.
+A new hyperparameter is one field here (its check and config key in the metadata), its YAML
+key, and the line of the module that uses it.
 """
 
 import inspect
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, NamedTuple
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
-from fmnist_lightning.models.registry import NETWORKS, current_target, network_class
+from fmnist_lightning.errors import UsageError
+from fmnist_lightning.models.compat import current_target, upgrade_hparams
+from fmnist_lightning.models.registry import NETWORKS, network_class
 from fmnist_lightning.models.tta import TTA, TTAError
 
-# Keys of 0.1.0's ``model`` that said how the network runs, not what it is.
-RUNTIME_KEYS = ("channels_last", "compile", "head_lr")
-# Starting points of a fresh run (read once by the builder): not part of a trained model.
-STARTING_WEIGHT_KEYS = ("weights", "init_from")
+__all__ = ["HParams", "HyperparameterError", "upgrade_hparams", "validate_hparams"]
 
 TARGET = "_target_"
 # Hydra's instantiate reads these keys anywhere in a dict; in hyperparameters only the
 # three class nodes below may hold one (_target_), and the module reads it, not Hydra.
 RESERVED_KEYS = frozenset({TARGET, "_args_", "_partial_", "_recursive_", "_convert_"})
 CLASS_NODES = ("net", "optimizer", "scheduler.schedule")
-OPTIMIZERS = "torch.optim."
-SCHEDULERS = "torch.optim.lr_scheduler."
 INTERVALS = ("step", "epoch")
 MAX_DEPTH = 12  # deeper than any real hyperparameter; keeps the check's recursion bounded
 PLAIN = "None, a boolean, a number, a string, a list or a dict"
 
 
-class HyperparameterError(ValueError):
+class HyperparameterError(UsageError):
     """Hyperparameters that this code will not build a model from; ``key`` names the culprit."""
 
     def __init__(self, message: str, key: str) -> None:
@@ -58,41 +48,34 @@ class HyperparameterError(ValueError):
         self.key = key
 
 
-def is_legacy(hparams: dict[str, Any]) -> bool:
-    """Release 0.1.0's layout: a ``model`` key and no ``net``."""
-    return "model" in hparams and "net" not in hparams
+class Bound(NamedTuple):
+    """The allowed values of a number: bounds (None: unbounded), open or closed."""
 
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    integer: bool = False
 
-def upgrade_scheduler(scheduler: dict[str, Any] | None) -> dict[str, Any]:
-    """0.1.0's scheduler (its arguments with ``interval`` among them, or empty) → the new layout."""
-    schedule = dict(scheduler or {})
-    interval = schedule.pop("interval", "epoch")
-    return {"interval": interval, "schedule": schedule or None}
+    def __str__(self) -> str:
+        low, high = (
+            str(int(v)) if float(v).is_integer() else f"{v:g}"
+            for v in (self.low or 0, self.high or 0)
+        )
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {low}"
+        return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
 
-
-def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
-    """Hyperparameters in the current layout; those of 0.1.0 are rewritten, others copied.
-
-    Only the shape is changed here; what the values are is :func:`validate_hparams`'s business.
-    """
-    upgraded = dict(hparams)
-    model = upgraded.get("model")
-    if not is_legacy(hparams) or not isinstance(model, dict):
-        return upgraded
-    model = dict(upgraded.pop("model"))
-    for key in STARTING_WEIGHT_KEYS:
-        model.pop(key, None)
-    runtime = {key: model.pop(key) for key in RUNTIME_KEYS if key in model}
-    if isinstance(model.get(TARGET), str):
-        model[TARGET] = current_target(model[TARGET])
-    upgraded["net"] = model
-    scheduler = upgraded.get("scheduler")
-    if scheduler is None or isinstance(scheduler, dict):
-        upgraded["scheduler"] = upgrade_scheduler(scheduler)
-    return {**upgraded, **runtime}
-
-
-# --- The check ------------------------------------------------------------------------
+    def problem(self, key: str, value: Any) -> str | None:
+        """What is wrong with ``value`` for ``key``, in words, or None."""
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or (self.integer and not isinstance(value, int)):
+            return f"{key}={value!r} must be {'an integer' if self.integer else 'a number'} {self}"
+        low_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        if not (math.isfinite(value) and low_ok and high_ok):
+            return f"{key}={value!r} is out of range: it must be {self}"
+        return None
 
 
 def child(key: str, name: str | int) -> str:
@@ -106,8 +89,6 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
     """Only plain values, with string keys and no reserved key except a class node's _target_."""
     if depth > MAX_DEPTH:
         raise HyperparameterError(f"{key} is nested more than {MAX_DEPTH} levels deep", key)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return
     if isinstance(value, dict):
         for name, entry in value.items():
             if not isinstance(name, str):
@@ -123,43 +104,15 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
     elif isinstance(value, (list, tuple)):
         for index, entry in enumerate(value):
             check_plain(entry, child(key, index), depth + 1)
-    else:
+    elif value is not None and not isinstance(value, (bool, int, float, str)):
         raise HyperparameterError(
             f"{key} holds a {type(value).__name__}, not a plain value ({PLAIN})", key
         )
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_number(key: str, value: Any) -> None:
-    if not is_number(value):
-        raise HyperparameterError(f"{key}={value!r} must be a number", key)
-
-
-def check_positive(key: str, value: Any) -> None:
-    if not is_number(value) or value <= 0:
-        raise HyperparameterError(f"{key}={value!r} must be a number > 0", key)
-
-
-def check_optional_positive(key: str, value: Any) -> None:
-    if value is not None:
-        check_positive(key, value)
-
-
-def check_boolean(key: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise HyperparameterError(f"{key}={value!r} must be true or false", key)
-
-
-def check_class_names(key: str, value: Any) -> None:
-    if (
-        not isinstance(value, (list, tuple))
-        or not value
-        or not all(isinstance(v, str) for v in value)
-    ):
-        raise HyperparameterError(f"{key} must be a list of strings (one per class)", key)
+def arguments(node: dict[str, Any]) -> dict[str, Any]:
+    """A class node's arguments: every key but ``_target_``."""
+    return {name: value for name, value in node.items() if name != TARGET}
 
 
 def class_node(key: str, node: Any) -> str:
@@ -169,29 +122,25 @@ def class_node(key: str, node: Any) -> str:
     return node[TARGET]
 
 
-def arguments(node: dict[str, Any]) -> dict[str, Any]:
-    """A class node's arguments: every key but ``_target_``."""
-    return {name: value for name, value in node.items() if name != TARGET}
-
-
-def check_arguments(key: str, node: dict[str, Any], cls: type, supplied: tuple[str, ...]) -> None:
-    """Every argument of the node is a parameter of ``cls``; ``supplied`` ones the module passes."""
+def check_arguments(key: str, node: dict[str, Any], cls: type, supplied: str) -> type:
+    """Every argument of the node is a parameter of ``cls``; ``supplied`` the module passes."""
     parameters = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for name in arguments(node):
         where = child(key, name)
-        if name in supplied:
+        if name == supplied:
             raise HyperparameterError(
                 f"{where} may not be set: the module passes it to {cls.__name__}", where
             )
         if not takes_any and name not in parameters:
             raise HyperparameterError(f"{where} is not an argument of {cls.__name__}", where)
+    return cls
 
 
-def torch_class(key: str, target: str, prefix: str, base: type, what: str) -> type:
-    """The class ``prefix + Name`` of torch, found by name first: nothing else is imported."""
+def torch_class(key: str, target: str, module: Any, base: type, what: str) -> type:
+    """The class ``<module>.<Name>`` of torch, found by name first: nothing else is imported."""
+    prefix = f"{module.__name__}."
     name = target.removeprefix(prefix)
-    module = torch.optim if prefix == OPTIMIZERS else torch.optim.lr_scheduler
     found = getattr(module, name, None) if target.startswith(prefix) else None
     if (
         not name.isidentifier()
@@ -210,7 +159,7 @@ def torch_class(key: str, target: str, prefix: str, base: type, what: str) -> ty
 def optimizer_class(target: str) -> type[torch.optim.Optimizer]:
     """The torch.optim optimiser that ``optimizer._target_`` names (checked by name)."""
     return torch_class(
-        "optimizer", target, OPTIMIZERS, torch.optim.Optimizer, "a torch.optim optimiser"
+        "optimizer", target, torch.optim, torch.optim.Optimizer, "a torch.optim optimiser"
     )
 
 
@@ -219,7 +168,7 @@ def scheduler_class(target: str) -> type:
     return torch_class(
         "scheduler.schedule",
         target,
-        SCHEDULERS,
+        torch.optim.lr_scheduler,
         torch.optim.lr_scheduler.LRScheduler,
         "a torch.optim.lr_scheduler class",
     )
@@ -235,18 +184,11 @@ def network_of(net: Any, key: str = "net") -> type:
             f"{', '.join(sorted(NETWORKS))}",
             where,
         )
-    cls = network_class(target)
-    check_arguments(key, net, cls, supplied=("num_classes",))
-    return cls
-
-
-def check_network(key: str, net: Any) -> None:
-    network_of(net, key)
+    return check_arguments(key, net, network_class(target), supplied="num_classes")
 
 
 def check_optimizer(key: str, optimizer: Any) -> None:
-    cls = optimizer_class(class_node(key, optimizer))
-    check_arguments(key, optimizer, cls, supplied=("params",))
+    check_arguments(key, optimizer, optimizer_class(class_node(key, optimizer)), "params")
 
 
 def check_scheduler(key: str, scheduler: Any) -> None:
@@ -254,20 +196,34 @@ def check_scheduler(key: str, scheduler: Any) -> None:
         return
     if not isinstance(scheduler, dict):
         raise HyperparameterError(f"{key} must be null or a dict of interval and schedule", key)
-    for name in scheduler:
-        if name not in ("interval", "schedule"):
-            raise HyperparameterError(f"{child(key, name)} is not a key of {key}", child(key, name))
-    interval = scheduler.get("interval", "epoch")
-    if interval not in INTERVALS:
+    unknown = sorted(set(scheduler) - {"interval", "schedule"})
+    if unknown:
+        where = child(key, unknown[0])
+        raise HyperparameterError(f"{where} is not a key of {key}", where)
+    if scheduler.get("interval", "epoch") not in INTERVALS:
         where = child(key, "interval")
         raise HyperparameterError(
-            f"{where}={interval!r} must be one of {', '.join(map(repr, INTERVALS))}", where
+            f"{where}={scheduler['interval']!r} must be one of {', '.join(map(repr, INTERVALS))}",
+            where,
         )
-    schedule = scheduler.get("schedule")
-    if schedule is not None:
+    if scheduler.get("schedule") is not None:
         where = child(key, "schedule")
-        cls = scheduler_class(class_node(where, schedule))
-        check_arguments(where, schedule, cls, supplied=("optimizer",))
+        cls = scheduler_class(class_node(where, scheduler["schedule"]))
+        check_arguments(where, scheduler["schedule"], cls, supplied="optimizer")
+
+
+def check_class_names(key: str, value: Any) -> None:
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise HyperparameterError(f"{key} must be a list of strings (one per class)", key)
+
+
+def check_boolean(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise HyperparameterError(f"{key}={value!r} must be true or false", key)
 
 
 def check_tta(key: str, tta: Any) -> None:
@@ -278,36 +234,91 @@ def check_tta(key: str, tta: Any) -> None:
         raise HyperparameterError(str(error).rstrip("."), key) from error
 
 
-# Every argument of FashionMNISTModule: its check, and whether it may be left out.
-SCHEMA: dict[str, tuple[Callable[[str, Any], None], bool]] = {
-    "net": (check_network, True),
-    "optimizer": (check_optimizer, True),
-    "scheduler": (check_scheduler, True),
-    "label_smoothing": (check_number, True),
-    "class_names": (check_class_names, True),
-    "mean": (check_number, True),
-    "std": (check_positive, True),
-    "channels_last": (check_boolean, False),
-    "compile": (check_boolean, False),
-    "head_lr": (check_optional_positive, False),
-    "tta": (check_tta, False),
-}
+def bounded(bound: Bound, optional: bool = False) -> Any:
+    def check(key: str, value: Any) -> None:
+        problem = None if optional and value is None else bound.problem(key, value)
+        if problem:
+            raise HyperparameterError(problem, key)
+
+    return check
+
+
+def hparam(key: str, check: Any, default: Any = MISSING) -> Any:
+    """A field: its config key (what ``HParams.from_config`` reads) and its check."""
+    return field(default=default, metadata={"key": key, "check": check})
+
+
+@dataclass(frozen=True)
+class HParams:
+    """Every argument of FashionMNISTModule, checked in this order when made."""
+
+    net: dict[str, Any] = hparam("model.net", lambda key, net: network_of(net, key))
+    optimizer: dict[str, Any] = hparam("optimizer", check_optimizer)
+    # {"interval": "step" | "epoch", "schedule": {_target_...} | None}
+    scheduler: dict[str, Any] | None = hparam("scheduler", check_scheduler)
+    # Cross-entropy label smoothing in training (validation and test use none).
+    label_smoothing: float = hparam("label_smoothing", bounded(Bound(0, 1, open_high=True)))
+    class_names: list[str] = hparam("", check_class_names)  # the datamodule's classes
+    mean: float = hparam("data.mean", bounded(Bound(0, 1)))  # of pixels in [0, 1]
+    std: float = hparam("data.std", bounded(Bound(0, open_low=True)))
+    channels_last: bool = hparam("model.channels_last", check_boolean, False)
+    compile: bool = hparam("model.compile", check_boolean, False)
+    head_lr: float | None = hparam("model.head_lr", bounded(Bound(0, open_low=True), True), None)
+    tta: dict[str, Any] | None = hparam("tta", check_tta, None)
+
+    def __post_init__(self) -> None:
+        check_plain({spec.name: getattr(self, spec.name) for spec in fields(self)}, "")
+        for spec in fields(self):
+            spec.metadata["check"](spec.name, getattr(self, spec.name))
+
+    @classmethod
+    def of(cls, hparams: Any) -> "HParams":
+        """The hyperparameters of a dict (a checkpoint's, a constructor's keyword arguments)."""
+        if not isinstance(hparams, dict):
+            raise HyperparameterError("the hyperparameters must be a dict", "")
+        check_plain(hparams, "")  # reserved keys and foreign types first, wherever they are
+        names = [spec.name for spec in fields(cls)]
+        for name in hparams:
+            if name not in names:
+                raise HyperparameterError(
+                    f"{name} is not a hyperparameter of FashionMNISTModule "
+                    f"(expected: {', '.join(names)})",
+                    name,
+                )
+        for spec in fields(cls):
+            if spec.name not in hparams and spec.default is MISSING:
+                raise HyperparameterError(f"{spec.name} is missing", spec.name)
+        return cls(**hparams)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, class_names: Sequence[str]) -> "HParams":
+        """The hyperparameters of a training config, checked."""
+        return cls.of(config_values(cfg, class_names))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, as the checkpoint stores it."""
+        return asdict(self)
+
+
+def config_values(cfg: DictConfig, class_names: Sequence[str]) -> dict[str, Any]:
+    """The module's keyword arguments in a training config (each field's metadata key), unchecked."""
+    values: dict[str, Any] = {"class_names": list(class_names)}
+    for spec in fields(HParams):
+        if spec.metadata["key"]:
+            node = OmegaConf.select(cfg, spec.metadata["key"], default=spec.default)
+            values[spec.name] = None if node is MISSING else node  # runs saved before a key existed
+            if isinstance(node, DictConfig):
+                values[spec.name] = OmegaConf.to_container(node, resolve=True)
+    return values
+
+
+def config_key(key: str) -> str:
+    """The config key of a hyperparameter's key (``net.dropout`` → ``model.net.dropout``)."""
+    root = key.split(".")[0].split("[")[0]
+    spec = next((s for s in fields(HParams) if s.name == root), None)
+    return (spec.metadata["key"] if spec and spec.metadata["key"] else root) + key[len(root) :]
 
 
 def validate_hparams(hparams: Any) -> None:
-    """Raise HyperparameterError (naming the key) unless ``hparams`` fit the schema above."""
-    if not isinstance(hparams, dict):
-        raise HyperparameterError("the hyperparameters must be a dict", "")
-    check_plain(hparams, "")  # reserved keys and foreign types first, wherever they are
-    for name in hparams:
-        if name not in SCHEMA:
-            raise HyperparameterError(
-                f"{name} is not a hyperparameter of FashionMNISTModule "
-                f"(expected: {', '.join(SCHEMA)})",
-                name,
-            )
-    for name, (check, required) in SCHEMA.items():
-        if name in hparams:
-            check(name, hparams[name])
-        elif required:
-            raise HyperparameterError(f"{name} is missing", name)
+    """Raise HyperparameterError (naming the key) unless ``hparams`` make an :class:`HParams`."""
+    HParams.of(hparams)

@@ -1,20 +1,13 @@
 """The LightningModule: loss, metrics, optimiser and schedule around the plain network.
 
-Every constructor argument is a plain type (numbers, strings, lists, dicts), because
-``save_hyperparameters`` stores them in the checkpoint and torch >= 2.6 loads checkpoints
-with ``weights_only=True``. The network (``net``), optimiser and schedule are described by
-``_target_`` dicts, so a checkpoint rebuilds everything with no other argument:
-:func:`load_module`, or ``FashionMNISTModule.load_from_checkpoint(path)``. Both read the
-file through ``checkpoint_file.read_checkpoint``, so checkpoints of release 0.1.0 load too.
-
-Hyperparameters are data: the constructor checks them with ``hparams.validate_hparams``
-before building anything (so Lightning's own ``LightningModule.load_from_checkpoint``,
-which calls it with a file's stored values, is guarded too) and builds the three classes
-they name itself, from the checked names: no Hydra instantiate, which would build any
-``_target_`` nested anywhere.
-
-The starting weights of a fresh run (``model.weights``, ``model.init_from``) are not
-arguments here: the training builder loads them into ``module.net`` once.
+Every constructor argument is plain data (``models.hparams.HParams``, checked there before
+anything is built), because the checkpoint stores them and torch >= 2.6 loads checkpoints
+with ``weights_only=True``; so every way in (:func:`load_module`,
+``FashionMNISTModule.load_from_checkpoint``, Lightning's own loader, which calls the
+constructor with a file's stored values) is guarded. The network, optimiser and schedule are
+built from their checked ``_target_`` names here: no Hydra instantiate, which would build
+any ``_target_`` nested anywhere. The starting weights of a fresh run (``model.weights``,
+``model.init_from``) are not arguments: the training builder loads them into ``module.net``.
 """
 
 from pathlib import Path
@@ -32,11 +25,11 @@ from fmnist_lightning.models.checkpoint_file import (
     read_checkpoint,
 )
 from fmnist_lightning.models.hparams import (
+    HParams,
     arguments,
     network_of,
     optimizer_class,
     scheduler_class,
-    validate_hparams,
 )
 from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.transfer import parameter_groups, scale_schedule_to_groups
@@ -94,23 +87,11 @@ class FashionMNISTModule(L.LightningModule):
         tta: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        # Before anything is built: these may be a checkpoint's, from anywhere.
-        validate_hparams(
-            dict(
-                net=net,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                label_smoothing=label_smoothing,
-                class_names=class_names,
-                mean=mean,
-                std=std,
-                channels_last=channels_last,
-                compile=compile,
-                head_lr=head_lr,
-                tta=tta,
-            )
-        )
-        self.save_hyperparameters()
+        hparams = HParams(  # checked before anything is built: these may be a checkpoint's
+            net, optimizer, scheduler, label_smoothing, class_names, mean, std,
+            channels_last, compile, head_lr, tta,
+        )  # fmt: skip
+        self.save_hyperparameters(hparams.as_dict())
         self.net = build_network(net, num_classes=len(class_names))
         self.channels_last = bool(channels_last)
         if self.channels_last:
@@ -160,11 +141,15 @@ class FashionMNISTModule(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, train: bool = True) -> torch.Tensor:
+        """Cross-entropy, with the label smoothing of the hyperparameters in training."""
+        smoothing = self.hparams.label_smoothing if train else 0.0
+        return F.cross_entropy(logits, labels, label_smoothing=smoothing)
+
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        smoothing = self.hparams.label_smoothing if split == "train" else 0.0
-        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        loss = self.loss(logits, labels, train=split == "train")
         accuracy = getattr(self, f"{split}_acc")
         # update(), not forward(): the per-batch accuracy forward() computes is never logged.
         accuracy.update(logits, labels)

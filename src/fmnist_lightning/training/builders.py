@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.models.hparams import config_values
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.transfer import load_starting_weights
 from fmnist_lightning.training.faults import TrainerSettingsRefused
@@ -41,22 +42,9 @@ def build_module(cfg: DictConfig, class_names: Sequence[str]) -> FashionMNISTMod
     ``model.init_from`` when one is set. A run with ``ckpt_path`` (a resume, or a new run
     from a full training state) gets its weights from that checkpoint instead, so the
     starting files are not read, and need not exist any more."""
-    model = cfg.model
-    module = FashionMNISTModule(
-        net=plain(model.net),
-        optimizer=plain(cfg.optimizer),
-        scheduler=plain(cfg.scheduler),
-        label_smoothing=cfg.label_smoothing,
-        class_names=list(class_names),
-        mean=cfg.data.mean,
-        std=cfg.data.std,
-        channels_last=model.channels_last,
-        compile=model.compile,
-        head_lr=model.head_lr,
-        tta=plain(cfg.get("tta")),  # runs saved before TTA existed have none
-    )
+    module = FashionMNISTModule(**config_values(cfg, class_names))
     if not cfg.get("ckpt_path"):
-        message = load_starting_weights(module.net, model.weights, model.init_from)
+        message = load_starting_weights(module.net, cfg.model.weights, cfg.model.init_from)
         if message:
             rank_zero_info(message)
     return module
@@ -82,11 +70,8 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> L.Tr
     Lightning would start inside a Hydra multirun. Settings Lightning refuses (an accelerator
     this machine lacks) raise TrainerSettingsRefused with Lightning's words.
     """
-    if cfg.trainer.precision == "auto":
-        raise ValueError(
-            "trainer.precision=auto is resolved by config.compose.finalise(cfg) before the "
-            "trainer is built; pass the finalised config."
-        )
+    if cfg.trainer.precision == "auto":  # a programming error, not the user's
+        raise ValueError("pass the config through config.compose.finalise(cfg) first")
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     every = [*build_callbacks(cfg), *callbacks]

@@ -1,0 +1,47 @@
+"""What checkpoints of release 0.1.0 need: their network names and their hyperparameter layout.
+
+0.1.0 kept the networks as top-level modules, the network's arguments and the run-time keys
+together under ``model`` (with ``weights`` and ``init_from``, which a checkpoint no longer
+needs), and the scheduler's ``interval`` inside the scheduler's own arguments.
+"""
+
+from typing import Any
+
+from fmnist_lightning.models.registry import RESNET18, VGG
+
+LEGACY_TARGETS: dict[str, str] = {
+    "fmnist_lightning.network.VGGStyleCNN": VGG,
+    "fmnist_lightning.resnet.ResNet18": RESNET18,
+}
+# Keys of 0.1.0's ``model`` that said how the network runs, not what it is.
+RUNTIME_KEYS = ("channels_last", "compile", "head_lr")
+# Starting points of a fresh run (read once by the builder): not part of a trained model.
+STARTING_WEIGHT_KEYS = ("weights", "init_from")
+
+
+def current_target(target: str) -> str:
+    """Where a network named by an old checkpoint lives now; other names unchanged."""
+    return LEGACY_TARGETS.get(target, target)
+
+
+def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters in the current layout; those of 0.1.0 are rewritten, others copied.
+
+    Only the shape is changed here; what the values are is ``HParams``'s business.
+    """
+    upgraded = dict(hparams)
+    if "net" in hparams or not isinstance(upgraded.get("model"), dict):
+        return upgraded
+    model = dict(upgraded.pop("model"))
+    for key in STARTING_WEIGHT_KEYS:
+        model.pop(key, None)
+    runtime = {key: model.pop(key) for key in RUNTIME_KEYS if key in model}
+    if isinstance(model.get("_target_"), str):
+        model["_target_"] = current_target(model["_target_"])
+    upgraded["net"] = model
+    scheduler = upgraded.get("scheduler")
+    if scheduler is None or isinstance(scheduler, dict):
+        schedule = dict(scheduler or {})
+        interval = schedule.pop("interval", "epoch")
+        upgraded["scheduler"] = {"interval": interval, "schedule": schedule or None}
+    return {**upgraded, **runtime}
