@@ -152,7 +152,7 @@ def test_resumed_from_an_epoch_end_equals_an_uninterrupted_run(synthetic_root, t
     stop = ["+callbacks.stop._target_=helpers.faults.SignalAtEpochEnd", "+callbacks.stop.epoch=0"]
     with pytest.raises(TrainingInterrupted, match="SIGTERM") as interrupted:
         run(tmp_path / "resumed", stop)
-    assert interrupted.value.exit_code == 143
+    assert interrupted.value.exit_status == 143
     resumed = run(tmp_path / "resumed", stop + [f"resume={tmp_path / 'resumed'}"])
 
     weights = {

@@ -45,7 +45,6 @@ from fmnist_lightning.evaluate import (
     checked_settings,
     load_datamodule,
     refuse_bad_overrides,
-    refused_as_usage,
 )
 from fmnist_lightning.inference.batches import ensemble_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
@@ -195,8 +194,7 @@ def print_summary(metrics: dict[str, Any], output_dir: Path) -> None:
 
 def run(cfg: DictConfig) -> None:
     """The ensemble command on a composed config: the ensemble folder written, then a summary."""
-    with refused_as_usage():
-        metrics, output_dir = evaluate_ensemble(cfg)
+    metrics, output_dir = evaluate_ensemble(cfg)
     print_summary(metrics, output_dir)
 
 

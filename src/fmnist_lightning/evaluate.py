@@ -13,8 +13,7 @@ The config and the analysis folder are checked before the checkpoint and the dat
 """
 
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +31,18 @@ from fmnist_lightning.config.overrides import command_line_problem
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import (
-    ConfigValidationError,
     run_folder_problem,
     validate_evaluate_config,
 )
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
-from fmnist_lightning.data.files import DataError
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.output_files import write_atomically
-from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.models.runtime import (
-    DeviceUnavailableError,
     resolve_device,
     resolve_precision,
 )
-from fmnist_lightning.models.tta import TTA, TTAError
+from fmnist_lightning.models.tta import TTA
 
 register_resolvers()
 
@@ -55,7 +50,6 @@ SPLITS = ("train", "val", "test")
 # The data keys that decide which training images became validation images.
 SPLIT_KEYS = ("val_fraction", "split_seed")
 # What the layers below refuse: the user's to fix, a message and exit status 2.
-REFUSED = (ConfigValidationError, CheckpointError, DataError, DeviceUnavailableError, TTAError)
 
 
 def checked_settings(cfg: DictConfig) -> TTA:
@@ -138,19 +132,9 @@ def print_summary(metrics: dict[str, Any], output_dir: Path) -> None:
     console.print(f"Analysis folder: {output_dir.resolve()}", soft_wrap=True)
 
 
-@contextmanager
-def refused_as_usage() -> Iterator[None]:
-    """The refusals of the layers below (REFUSED) as errors.UsageError, for cli.run."""
-    try:
-        yield
-    except REFUSED as error:
-        raise UsageError(str(error)) from error
-
-
 def run(cfg: DictConfig) -> None:
     """The evaluate command on a composed config: the analysis written, then its summary."""
-    with refused_as_usage():
-        metrics, output_dir = evaluate_checkpoint(cfg)
+    metrics, output_dir = evaluate_checkpoint(cfg)
     print_summary(metrics, output_dir)
 
 

@@ -9,8 +9,7 @@ analysis of the tested checkpoint; the callbacks of conf/callbacks/ write the la
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,12 @@ from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.resume import config_to_run
 from fmnist_lightning.config.schema import ConfigValidationError, error_message, validate_config
-from fmnist_lightning.data.files import DataError
-from fmnist_lightning.errors import FmnistError, Stopped, UsageError
+from fmnist_lightning.errors import FmnistError, UsageError
 from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
-from fmnist_lightning.training.faults import RunStopped, explain_training_faults
+from fmnist_lightning.training.faults import explain_training_faults
 from fmnist_lightning.training.machine import keep_freed_memory
-from fmnist_lightning.training.multirun import in_multirun
 from fmnist_lightning.training.resume import (
     resume_callbacks,
     rewind_run_folder,
@@ -88,45 +85,21 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
     return summary
 
 
-@contextmanager
-def exit_with_message(extra: tuple[type[Exception], ...] = ()) -> Iterator[None]:
-    """Print why a run stopped as one line, no traceback, and exit with its status; in a
-    multirun, re-raise for Hydra."""
-    try:
-        yield
-    except (FmnistError, RunStopped, DataError, *extra) as stop:
-        if in_multirun():
-            raise  # Hydra records the job as failed and the sweep goes on; SystemExit would end it
-        error = stop if isinstance(stop, FmnistError) else as_fmnist_error(stop)
-        cli.report(error)
-        sys.exit(error.exit_status)
-
-
-def as_fmnist_error(stop: Exception) -> FmnistError:
-    """The errors of other layers that are not FmnistErrors yet, as the one front prints them."""
-    if isinstance(stop, RunStopped):
-        error = Stopped(str(stop))
-        error.exit_status = getattr(stop, "exit_code", 1)
-        return error
-    return UsageError(str(stop))
-
-
 STARTED = []  # main() was reached: an error before it is Hydra's, composing the config
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     STARTED.append(True)
-    # What stops the run is one line (a SystemExit, which Hydra does not report again); in
-    # a multirun it is re-raised, for Hydra to record the job as failed and go on.
-    with exit_with_message():
-        with nothing_left_if_refused():
-            if cfg.get("hparams_search") is not None:
-                raise UsageError(
-                    "hparams_search is a search space of the search command: "
-                    f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
-                )
-        summary = train(cfg)
+    # What stops the run propagates (HYDRA_FULL_ERROR) to cli.run, which prints one line; in
+    # a multirun, Hydra records the job as failed first.
+    with nothing_left_if_refused():
+        if cfg.get("hparams_search") is not None:
+            raise UsageError(
+                "hparams_search is a search space of the search command: "
+                f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
+            )
+    summary = train(cfg)
     # The value a Hydra sweeper would optimise (the search command uses train() itself).
     return summary.get(cfg.objective)
 
@@ -145,8 +118,6 @@ def command() -> None:
         importable_main()
     except FmnistError:
         raise
-    except (RunStopped, DataError) as stop:  # until these are FmnistErrors themselves
-        raise as_fmnist_error(stop) from stop
     except Exception as error:
         if started:
             raise  # a bug: its traceback

@@ -25,10 +25,6 @@ from fmnist_lightning.training.callbacks.interrupt import AFTER_TRAINING, Gracef
 class RunStopped(Stopped):
     """A training run that stopped early (a file not written, or one of the subclasses)."""
 
-    @property
-    def exit_code(self) -> int:  # the older name, for callers not yet on cli.run
-        return self.exit_status
-
 
 # Caught by the search: a trial stopped by these failed for its own values, the search goes on.
 class NonFiniteLoss(RunStopped):
