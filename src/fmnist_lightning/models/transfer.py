@@ -31,14 +31,9 @@ def load_starting_weights(
             f"Loaded {weights}: {len(report['kept'])} tensors kept, adapted "
             f"{report['adapted'] or 'none'}, re-initialised {report['reinitialised'] or 'none'}."
         )
-    if init_from:
-        load_network_weights(unwrapped(network), init_from)
-        return f"Initialised the network from checkpoint {init_from}."
-    return None
-
-
-def load_network_weights(network: nn.Module, checkpoint_path: str | Path) -> None:
-    checkpoint = read_checkpoint(checkpoint_path)
+    if not init_from:
+        return None
+    network, checkpoint = unwrapped(network), read_checkpoint(init_from)
     state = {
         name.removeprefix("net.").removeprefix(f"{COMPILED}."): tensor
         for name, tensor in checkpoint["state_dict"].items()
@@ -49,10 +44,11 @@ def load_network_weights(network: nn.Module, checkpoint_path: str | Path) -> Non
     except RuntimeError as error:
         their_network = checkpoint["hyper_parameters"]["net"].get("_target_", "?")
         raise CheckpointError(
-            f"model.init_from: the network in '{checkpoint_path}' ({their_network}) does not "
+            f"model.init_from: the network in '{init_from}' ({their_network}) does not "
             f"match this run's network ({type(network).__name__}); pick the same model config "
             f"as the checkpoint's run. {str(error).splitlines()[0][:300]}"
         ) from error
+    return f"Initialised the network from checkpoint {init_from}."
 
 
 def parameter_groups(

@@ -38,8 +38,7 @@ class TTA:
     def view_count(self) -> int:
         return (2 if self.flip else 1) * (5 if self.shift > 0 else 1)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    as_dict = asdict
 
     @classmethod
     def of(cls, settings: "TTA | Mapping[str, Any] | None") -> "TTA":
@@ -73,15 +72,8 @@ def views(images: torch.Tensor, tta: TTA, fill: float) -> list[torch.Tensor]:
 
 
 def tta_probabilities(
-    predict: Callable[[torch.Tensor], torch.Tensor],
-    images: torch.Tensor,
-    tta: TTA,
-    fill: float,
-    first: torch.Tensor | None = None,
+    predict: Callable, images: torch.Tensor, tta: TTA, fill: float, first: torch.Tensor
 ) -> torch.Tensor:
-    """The mean of ``predict`` over the views; ``first``: its value on the unchanged images,
-    when the caller has it already."""
-    batch_views = views(images, tta, fill)
-    probabilities = [predict(batch_views[0]) if first is None else first]
-    probabilities += [predict(view) for view in batch_views[1:]]
+    """The mean of ``predict`` over the views; ``first``: its value on the unchanged images."""
+    probabilities = [first] + [predict(view) for view in views(images, tta, fill)[1:]]
     return torch.stack(probabilities).mean(dim=0)
