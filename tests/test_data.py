@@ -6,10 +6,13 @@ import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
-from fmnist_lightning.data import datamodule as datamodule_module
-from fmnist_lightning.data.datamodule import FashionMNISTDataModule, split_indices
+from fmnist_lightning.data import files as files_module
+from fmnist_lightning.data.datamodule import (
+    EpochBatchSampler,
+    FashionMNISTDataModule,
+    split_indices,
+)
 from fmnist_lightning.data.files import CLASS_NAMES, RAW_FILES, DataError, raw_folder
-from fmnist_lightning.data.sampler import EpochBatchSampler
 from helpers.data import make_datamodule, write_fashion_mnist
 
 
@@ -135,7 +138,7 @@ def test_runs_side_by_side_unpack_the_files_once_and_never_read_them_half_writte
                     time.sleep(0.1)
                     file.write(content[16:])
 
-    monkeypatch.setattr(datamodule_module, "FashionMNIST", SlowlyUnpackingFashionMNIST)
+    monkeypatch.setattr(files_module, "FashionMNIST", SlowlyUnpackingFashionMNIST)
     errors = []
 
     def prepare() -> None:

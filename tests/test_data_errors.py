@@ -223,7 +223,7 @@ def test_the_cli_prints_the_data_error_without_a_stack_trace(data_root, tmp_path
     command = [sys.executable, "-m", "fmnist_lightning.train", f"data.root={data_root}"]
     command += [f"paths.root={tmp_path / 'logs'}", "trainer.accelerator=cpu"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2  # input refused
     assert "Traceback" not in result.stderr
     assert "\nError: The Fashion-MNIST file" in result.stderr
     assert "train-images-idx3-ubyte' is damaged" in result.stderr

@@ -1,13 +1,9 @@
-"""Data augmentation applied to whole batches of tensors, on the device that trains.
+"""Augmentation of whole batches on the device that trains: each image gets its own crop
+offset, flip and erased rectangle, drawn with a few tensor operations (no per-sample Python).
 
-Each image of a batch gets its own random crop offset, flip and erasing rectangle, all drawn
-and applied with a few tensor operations: no per-sample Python, no PIL. The datamodule
-augments training batches only, so validation, test and prediction see the plain images.
-
-The images arrive normalised, ``(pixel / 255 - mean) / std``: an erased rectangle filled
-with 0 therefore holds the dataset's mean pixel, as torchvision's ``RandomErasing`` does
-after ``Normalize``. The presets in ``conf/data/augment/`` all start from ``none.yaml``,
-whose values are the defaults of :class:`BatchAugment` (a test holds them equal).
+The images arrive normalised: an erased rectangle filled with 0 holds the mean pixel, as
+torchvision's ``RandomErasing`` after ``Normalize``. The presets in ``conf/data/augment/``
+start from ``none.yaml``, whose values are the defaults of :class:`BatchAugment`.
 """
 
 import math
@@ -20,16 +16,9 @@ import torch
 
 @dataclass
 class BatchAugment:
-    """Random crop from a padded image, horizontal flip and random erasing, each with a switch.
-
-    - crop: pad every side by ``crop_padding`` pixels (with the image's darkest value, the
-      black background), then cut a random window of the original size.
-    - flip: mirror left-right with probability ``flip_p``.
-    - erase: with probability ``erase_p``, fill one rectangle covering a fraction
-      ``erase_scale`` of the image, with aspect ratio in ``erase_ratio`` (log-uniform),
-      with ``erase_value``. Unlike torchvision, a rectangle too large for the image is
-      clipped to it instead of re-drawn.
-    """
+    """Crop from an image padded with its darkest value (the background), left-right flip,
+    and erasing of one rectangle (aspect ratio log-uniform; unlike torchvision's, one too
+    large for the image is clipped, not re-drawn)."""
 
     crop: bool = False
     crop_padding: int = 2
@@ -43,26 +32,23 @@ class BatchAugment:
 
     def __post_init__(self) -> None:
         self.erase_scale, self.erase_ratio = tuple(self.erase_scale), tuple(self.erase_ratio)
-        if self.crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0 pixels, got {self.crop_padding}.")
-        for name in ("flip_p", "erase_p"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}.")
-        if not 0.0 < self.erase_scale[0] <= self.erase_scale[1] <= 1.0:
-            raise ValueError(
-                f"erase_scale is (min, max) fractions in (0, 1], got {self.erase_scale}."
-            )
-        if not 0.0 < self.erase_ratio[0] <= self.erase_ratio[1]:
-            raise ValueError(
-                f"erase_ratio is (min, max) aspect ratios > 0, got {self.erase_ratio}."
-            )
+        (low, high), (ratio_low, ratio_high) = self.erase_scale, self.erase_ratio
+        for refused, problem in (
+            (self.crop_padding < 0, "crop_padding must be >= 0 pixels"),
+            (not 0 <= self.flip_p <= 1, "flip_p is a probability in [0, 1]"),
+            (not 0 <= self.erase_p <= 1, "erase_p is a probability in [0, 1]"),
+            (not 0 < low <= high <= 1, "erase_scale is (min, max) fractions in (0, 1]"),
+            (not 0 < ratio_low <= ratio_high, "erase_ratio is (min, max) aspect ratios > 0"),
+        ):
+            if refused:
+                raise ValueError(f"{problem}, got {getattr(self, problem.split()[0])}.")
 
     @property
     def enabled(self) -> bool:
         return (self.crop and self.crop_padding > 0) or self.flip or self.erase
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) → augmented (N, C, H, W); the input is left untouched."""
+        """(N, C, H, W) → augmented copies."""
         if self.crop and self.crop_padding > 0:
             images = random_crop(images, self.crop_padding)
         if self.flip:
@@ -76,7 +62,6 @@ class BatchAugment:
 
 
 def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
-    """Pad by ``padding`` with each image's minimum, then take one random window per image."""
     n, channels, height, width = images.shape
     fill = images.amin(dim=(1, 2, 3), keepdim=True)
     padded = fill.expand(n, channels, height + 2 * padding, width + 2 * padding).clone()
@@ -93,7 +78,6 @@ def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
 def random_erase(
     images: torch.Tensor, p: float, scale: Sequence[float], ratio: Sequence[float], value: float
 ) -> torch.Tensor:
-    """With probability ``p`` per image, fill one random rectangle with ``value``."""
     n, _, height, width = images.shape
     device = images.device
     area = height * width * torch.empty(n, device=device).uniform_(*scale)
@@ -110,7 +94,7 @@ def random_erase(
 
 
 def as_augment(spec: BatchAugment | Mapping[str, Any] | None) -> BatchAugment | None:
-    """A BatchAugment from itself, its config dict (``_target_`` optional) or None."""
+    """A BatchAugment from itself, its config (``_target_`` optional) or None."""
     if not isinstance(spec, Mapping):
         return spec
     return BatchAugment(**{key: value for key, value in spec.items() if key != "_target_"})

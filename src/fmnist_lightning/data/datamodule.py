@@ -1,36 +1,59 @@
-"""Fashion-MNIST as a LightningDataModule that serves batches sliced from in-memory tensors.
+"""Fashion-MNIST normalised once into in-memory tensors, every batch an index slice of them:
+no per-sample PIL work and no worker processes, so waiting for data costs next to nothing."""
 
-torchvision parses the IDX files once; images are normalised once into one float tensor,
-and every batch is an index slice of it. There is no per-sample PIL or ToTensor work,
-and no worker processes, so waiting for data costs next to nothing.
-"""
-
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 from torchvision.datasets import FashionMNIST
 
+from fmnist_lightning.data import files
 from fmnist_lightning.data.augment import BatchAugment, as_augment
-from fmnist_lightning.data.files import (
-    CLASS_NAMES,
-    DataError,
-    check_gz_files,
-    check_readable,
-    files_lock,
-    missing_data_message,
-    missing_files,
-    raw_folder,
-    verify_split,
-)
+from fmnist_lightning.data.files import CLASS_NAMES, DataError
 from fmnist_lightning.data.normalise import normalise
-from fmnist_lightning.data.sampler import EpochBatchSampler
+
+
+class EpochBatchSampler(Sampler[torch.Tensor]):
+    """Batches of indices in an order that depends only on (seed, epoch): Lightning calls
+    ``set_epoch`` every epoch, so a run resumed at epoch k sees the batches of one that never
+    stopped. Under DDP each rank takes every ``world_size``-th batch of the same order."""
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
+        self.device, self.epoch = torch.device(device), 0
+        self.batches = range(rank, -(-size // batch_size), world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = (
+            torch.randperm(self.size, generator=generator)
+            if self.shuffle
+            else torch.arange(self.size)
+        )
+        order = order.to(self.device)  # one copy per epoch: the batches are sliced on the device
+        for batch in self.batches:
+            yield order[batch * self.batch_size : (batch + 1) * self.batch_size]
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A seeded random split of range(n) into (train, validation) indices."""
     permutation = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = round(n * val_fraction)
     return permutation[n_val:], permutation[:n_val]
@@ -64,34 +87,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.tensors: dict[str, TensorDataset] = {}
         self.augment = as_augment(augment)
 
-    def _ensure_files(self, train: bool, download: bool) -> int:
-        """Download one split's files if missing and allowed, check them, return its image count.
-
-        Nothing is parsed, so this is cheap to repeat. Runs side by side take turns
-        (files_lock), so that none reads a file another is still unpacking.
-        """
-        with files_lock(self.root):
-            check_readable(self.root)
-            missing = missing_files(self.root)
-            if missing and not download:
-                reason = "downloading is off: data.download=false"
-                if any((raw_folder(self.root) / f"{name}.gz").is_file() for name in missing):
-                    reason += "; the .gz files are there, data.download=true unpacks them offline"
-                raise DataError(missing_data_message(self.root, reason, missing))
-            if missing:
-                try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
-                    FashionMNIST(str(self.root), train=train, download=True)
-                except RuntimeError as error:  # a failed download
-                    check_gz_files(self.root, missing)  # the cause, when one of them is damaged
-                    raise DataError(missing_data_message(self.root, str(error), missing)) from error
-            return verify_split(self.root, train)
-
     def prepare_data(self) -> None:
-        """Download when missing, else only check the files (Lightning calls it before fit and
-        before test; setup parses once). A val_fraction that leaves no training batch or no
-        validation image stops here, before any training."""
-        n = self._ensure_files(True, self.download)
-        self._ensure_files(False, self.download)
+        """Download or check the files, and refuse a val_fraction that starves a split, before
+        any training."""
+        n = files.ensure_split(self.root, True, self.download)
+        files.ensure_split(self.root, False, self.download)
         n_val = round(n * self.val_fraction)  # as split_indices splits
         fraction, batch_size = self.val_fraction, self.batch_size
         if n - n_val < batch_size:
@@ -107,11 +107,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
             )
 
     def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """One split's normalised images and labels, on the training device when on_device."""
-        self._ensure_files(train, download=False)
+        files.ensure_split(self.root, train, download=False)
         dataset = FashionMNIST(str(self.root), train=train, download=False)
-        on_device = self.on_device and self.trainer is not None
-        device = self.trainer.strategy.root_device if on_device else torch.device("cpu")
+        device = self.trainer.strategy.root_device if self.on_device and self.trainer else "cpu"
         return normalise(dataset.data, self.mean, self.std).to(device), dataset.targets.to(device)
 
     def setup(self, stage: str | None = None) -> None:
@@ -126,9 +124,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         dataset = self.tensors[split]
-        rank, world_size = 0, 1
-        if self.trainer is not None:
-            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         device = dataset.tensors[0].device
         sampler = EpochBatchSampler(
             len(dataset), batch_size, shuffle, self.shuffle_seed, rank, world_size, device
@@ -148,16 +145,12 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
-
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches, on the training device; other splits pass as they are."""
+        """Augment training batches only, on the training device."""
         # Lightning's model summary sends the module's example image here alone, while
         # training: it passes unaugmented, drawing no random numbers from the run's stream.
-        if self.augment is None or self.trainer is None or not self.trainer.training:
-            return batch
-        if isinstance(batch, torch.Tensor):
+        training = self.trainer is not None and self.trainer.training
+        if self.augment is None or not training or isinstance(batch, torch.Tensor):
             return batch
         images, labels = batch
         return self.augment(images), labels

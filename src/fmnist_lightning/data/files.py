@@ -1,10 +1,6 @@
-"""The four IDX files of Fashion-MNIST: where they live, and checks that name what is wrong.
-
-The checks are cheap enough for every run (< 1 ms: headers, sizes and the labels), so that
-a damaged file gets a sentence instead of a reshape error from the parser. The MD5s that
-torchvision knows are of the .gz downloads, not of the files it reads, and hashing them
-would cost more than parsing the data (~0.2 s), so they are left to downloads.
-"""
+"""The four IDX files of Fashion-MNIST, and checks cheap enough for every run (< 1 ms), so
+that a damaged file gets a sentence instead of the parser's reshape error. torchvision's
+MD5s are of the .gz downloads, and hashing costs more than parsing: left to downloads."""
 
 import gzip
 import hashlib
@@ -13,7 +9,6 @@ import os
 import stat
 import tempfile
 import zlib
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +18,11 @@ from torchvision.datasets import FashionMNIST
 from fmnist_lightning.errors import UsageError
 
 CLASS_NAMES: tuple[str, ...] = tuple(FashionMNIST.classes)
-RAW_FILES: tuple[str, ...] = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
+RAW_FILES: tuple[str, ...] = tuple(
+    f"{split}-{kind}-ubyte"
+    for split in ("train", "t10k")
+    for kind in ("images-idx3", "labels-idx1")
 )
-# Where to point the project instead, the end of most messages.
 ELSEWHERE = "or point data.root (or FMNIST_DATA_DIR) at a folder that holds"
 
 
@@ -42,13 +35,9 @@ def raw_folder(root: Path) -> Path:
 
 
 def files_lock(root: Path) -> FileLock:
-    """A lock for checking and unpacking the files of one data root, across processes.
-
-    Runs started side by side on a fresh folder (a sweep, several runs on one GPU machine)
-    would otherwise all unpack the .gz files at once and read each other's half-written
-    files. The lock lives in the temporary folder, so that a shared or read-only data folder
-    is never written to; 0o666 lets another user's runs on the same root take it too.
-    """
+    """Runs side by side on a fresh folder would otherwise read each other's half-unpacked
+    files. In the temporary folder, so that a shared or read-only data folder is never
+    written to; 0o666 lets another user's runs take it too."""
     key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
     return FileLock(Path(tempfile.gettempdir()) / f"fmnist-lightning-data-{key}.lock", mode=0o666)
 
@@ -80,9 +69,8 @@ def unreadable(path: Path, kind: str) -> DataError:
 
 
 def check_readable(root: Path) -> None:
-    """Raise DataError for a data folder or file that exists but cannot be read, or for a
-    directory, FIFO or other special file where an IDX file should be (reading a FIFO
-    would block for ever)."""
+    """Refuse an unreadable folder or file, and a special file where an IDX file should be
+    (reading a FIFO would block for ever)."""
     raw = raw_folder(root)
     for folder in (root, root / "FashionMNIST", raw):
         try:
@@ -114,29 +102,36 @@ def check_readable(root: Path) -> None:
             raise unreadable(path, "file")
 
 
-def missing_files(root: Path) -> list[str]:
-    return [name for name in RAW_FILES if not (raw_folder(root) / name).is_file()]
-
-
-def check_gz_files(root: Path, names: Iterable[str]) -> None:
-    """Raise DataError for a .gz file of ``names`` that does not unpack to its end (a
-    download cut short): torchvision would take it for a missing file and try to download."""
-    for path in (raw_folder(root) / f"{name}.gz" for name in names):
-        try:
-            with gzip.open(path) as file:
-                while file.read(1 << 20):
-                    pass
-        except FileNotFoundError:
-            continue
-        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-            size = path.stat().st_size
-            raise damaged(
-                path, f"it is {size:,} bytes long and does not unpack ({error})"
-            ) from error
+def ensure_split(root: Path, train: bool, download: bool) -> int:
+    """Download one split's files if missing and allowed, check them (cheap: nothing is
+    parsed), return its image count. Runs side by side take turns (files_lock)."""
+    with files_lock(root):
+        check_readable(root)
+        missing = [name for name in RAW_FILES if not (raw_folder(root) / name).is_file()]
+        gz_files = [raw_folder(root) / f"{name}.gz" for name in missing]
+        if missing and not download:
+            reason = "downloading is off: data.download=false"
+            if any(path.is_file() for path in gz_files):
+                reason += "; the .gz files are there, data.download=true unpacks them offline"
+            raise DataError(missing_data_message(root, reason, missing))
+        if missing:
+            try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
+                FashionMNIST(str(root), train=train, download=True)
+            except RuntimeError as error:  # a failed download, or a .gz file cut short
+                for path in filter(Path.is_file, gz_files):
+                    try:
+                        with gzip.open(path) as file:
+                            while file.read(1 << 20):
+                                pass
+                    except (EOFError, zlib.error, gzip.BadGzipFile) as cause:
+                        size = path.stat().st_size
+                        problem = f"it is {size:,} bytes long and does not unpack ({cause})"
+                        raise damaged(path, problem) from cause
+                raise DataError(missing_data_message(root, str(error), missing)) from error
+        return verify_split(root, train)
 
 
 def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
-    """The shape in an IDX file's header, once the header and the file size agree with it."""
     header = np.fromfile(path, dtype=">u4", count=1 + ndim)  # check_readable made sure it reads
     size = path.stat().st_size
     if len(header) < 1 + ndim:
@@ -161,7 +156,7 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
 
 
 def verify_split(root: Path, train: bool) -> int:
-    """Check one split's two IDX files before torchvision parses them; return its image count."""
+    """Check one split's two files before torchvision parses them; return its image count."""
     prefix = "train" if train else "t10k"
     images_path = raw_folder(root) / f"{prefix}-images-idx3-ubyte"
     labels_path = raw_folder(root) / f"{prefix}-labels-idx1-ubyte"

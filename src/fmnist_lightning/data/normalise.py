@@ -9,5 +9,5 @@ def normalise(pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:
 
 
 def denormalise(inputs: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """Network inputs back to pixel intensities in [0, 1] (same shape), e.g. to draw them."""
+    """Network inputs back to pixel intensities in [0, 1], e.g. to draw them."""
     return (inputs.float() * std + mean).clamp(0, 1)

@@ -1,9 +1,5 @@
-"""Small learnable stand-ins for Fashion-MNIST, written in torchvision's IDX layout.
-
-Each class lights up its own block of pixels (plus noise), so short fits on these files
-show real learning while the real loading code runs. The tests and the benchmark's
-``--synthetic`` mode use them; nothing here is needed to train on the real data.
-"""
+"""Small learnable stand-ins for Fashion-MNIST in torchvision's IDX layout, for the tests and
+the benchmark's ``--synthetic``: each class lights up its own block of pixels (plus noise)."""
 
 import struct
 from pathlib import Path
@@ -15,7 +11,6 @@ NUM_CLASSES = 10
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array in the IDX format of the MNIST files (big-endian header)."""
     header = struct.pack(f">{1 + array.ndim}I", 0x0800 | array.ndim, *array.shape)
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
@@ -33,7 +28,6 @@ def synthetic_split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_fashion_mnist(root: Path, train: int = 400, test: int = 100) -> Path:
-    """A data root holding FashionMNIST/raw/ with ``train`` training and ``test`` test images."""
     raw = Path(root) / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for prefix, count, seed in (("train", train, 0), ("t10k", test, 1)):

@@ -12,14 +12,12 @@ from torch import nn
 from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.resnet import HEAD
 
-
-class WeightsFileError(CheckpointError):
-    """A ``model.weights`` file that is not a torchvision state dict this network can take."""
+WeightsFileError = CheckpointError  # the name the tests and older callers use
 
 
 def resampling_matrix(source: int, target: int) -> torch.Tensor:
-    """(target, source) weights that spread each source pixel linearly over the two nearest
-    target pixels; every column sums to 1, so resampling keeps a kernel's total weight."""
+    """(target, source) weights spreading each source pixel over the two nearest target pixels;
+    every column sums to 1, so resampling keeps a kernel's total weight."""
     position = (torch.arange(source, dtype=torch.float64) + 0.5) * target / source - 0.5
     low = position.floor()
     matrix = torch.zeros(target, source, dtype=torch.float64)
@@ -30,13 +28,9 @@ def resampling_matrix(source: int, target: int) -> torch.Tensor:
 
 
 def adapt_stem_weight(weight: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
-    """A torchvision stem kernel (64, 3, 7, 7) reshaped to ``target_shape``, e.g. (64, 1, 3, 3).
-
-    Channels: a grey image is R = G = B, so summing the kernel over its colours gives the
-    grey image the response the original gives its colour copy. Size: the kernel is
-    resampled linearly such that each filter keeps its total weight (its response to a
-    flat patch); the filters keep their coarse shape (edges, blobs), not their 7x7 detail.
-    """
+    """A stem kernel (64, 3, 7, 7) reshaped to e.g. (64, 1, 3, 3): a grey image is R = G = B,
+    so summing over colours keeps the response to it; resampling keeps each filter's total
+    weight (its response to a flat patch) and coarse shape, not its 7x7 detail."""
     if weight.shape[1] != target_shape[1]:  # to grey: the caller checked the target is 1
         weight = weight.sum(dim=1, keepdim=True)
     rows = resampling_matrix(weight.shape[2], target_shape[2])
@@ -45,9 +39,8 @@ def adapt_stem_weight(weight: torch.Tensor, target_shape: torch.Size) -> torch.T
 
 
 def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, list[str]]:
-    """Load a torchvision ResNet state dict file into ``network``; return the names of the
-    tensors kept, adapted (the stem, ``conv1.weight``) and left fresh (the head, ``fc``,
-    when its class count differs)."""
+    """Load a torchvision ResNet state dict file; return the names of the tensors kept,
+    adapted (the stem) and left fresh (the head, when its class count differs)."""
     if not Path(path).is_file():
         raise WeightsFileError(
             f"model.weights: no file at '{path}'. Pass a torchvision state dict saved with "
@@ -60,10 +53,7 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
             f"model.weights: '{path}' could not be read as a torch state dict "
             f"({type(error).__name__}: {str(error).splitlines()[0][:200]})."
         ) from error
-    # Data only: tensors by name (weights_only=True already refused pickled code).
-    if not isinstance(source, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in source.items()
-    ):
+    if not isinstance(source, dict) or not all(map(torch.is_tensor, source.values())):
         raise WeightsFileError(
             f"model.weights: '{path}' is not a state dict (a dict of tensor names to tensors), "
             "the format torchvision's weight files use."

@@ -1,5 +1,5 @@
-"""How a network runs: device, precision, autocast, and the network inside torch.compile's
-wrapper. One rule each, so that training, evaluation, inference and export agree."""
+"""How a network runs (device, precision, autocast, torch.compile's wrapper): one rule each,
+so that training, evaluation, inference and export agree."""
 
 import contextlib
 
@@ -8,26 +8,21 @@ from torch import nn
 
 from fmnist_lightning.errors import UsageError
 
-
-class DeviceUnavailableError(UsageError):
-    """A device name that names no device ("foo"), or CUDA on a machine without it."""
-
-
 DEVICE_CHOICES = "cpu, cuda, cuda:1 or auto"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; "gpu" → CUDA; anything else as torch reads it."""
+    """``"auto"`` → CUDA when available, else CPU; "gpu" → CUDA; others as torch reads them."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device("cuda" if device == "gpu" else device)
     except (RuntimeError, TypeError) as error:  # torch's "Invalid device string: ..."
-        raise DeviceUnavailableError(
+        raise UsageError(
             f"Unknown device '{device}': use {DEVICE_CHOICES} (CUDA when available)."
         ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError(
+        raise UsageError(
             f"Device '{device}' was requested but CUDA is not available here; "
             "use device='cpu', or 'auto' to take a GPU only when there is one."
         )
@@ -41,7 +36,7 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
-    """``auto`` → "bf16-mixed" where the hardware runs it natively, else "32-true"; others as they are."""
+    """``auto`` → "bf16-mixed" where the hardware runs it natively, else "32-true"."""
     if precision != "auto":
         return precision
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
@@ -52,21 +47,12 @@ def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | 
 
 
 def autocast_for(precision: str | int, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16/fp16 autocast for Lightning's mixed-precision names, nothing for the others."""
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device.type, dtype) if dtype else contextlib.nullcontext()
 
 
 COMPILED = "_orig_mod"  # where torch.compile's wrapper keeps the network
 
 
 def unwrapped(network: nn.Module) -> nn.Module:
-    """The network itself, also when it is wrapped by torch.compile."""
     return getattr(network, COMPILED, network)
-
-
-def unwrapped_name(name: str) -> str:
-    """A state-dict key of a network without the prefix torch.compile's wrapper adds."""
-    return name.removeprefix(f"{COMPILED}.")

@@ -1,9 +1,7 @@
 """Start training from other weights, and give the classification head its own learning rate.
 
-``model.weights`` (a torchvision state dict, see ``pretrained``) and ``model.init_from`` (a
-checkpoint of this project: a new run starts from its network, unlike ``ckpt_path``, which
-resumes the same run) are read once, when a fresh run builds its module: never when a run
-resumes or a checkpoint is loaded, so a checkpoint of the fine-tuned run loads without them.
+``model.weights`` and ``model.init_from`` are read only when a fresh run builds its module,
+never on resume or load, so a checkpoint of the fine-tuned run loads without them.
 """
 
 from pathlib import Path
@@ -15,13 +13,13 @@ from torch import nn
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 from fmnist_lightning.models.pretrained import load_torchvision_weights
-from fmnist_lightning.models.runtime import unwrapped, unwrapped_name
+from fmnist_lightning.models.runtime import COMPILED, unwrapped
 
 
 def load_starting_weights(
     network: nn.Module, weights: str | Path | None, init_from: str | Path | None
 ) -> str | None:
-    """Load ``model.weights`` or ``model.init_from`` into ``network``; say what was loaded."""
+    """Load ``model.weights`` or ``model.init_from``; say what was loaded."""
     if weights and init_from:
         raise UsageError(
             "model.weights and model.init_from both set: start from one of them "
@@ -33,17 +31,11 @@ def load_starting_weights(
             f"Loaded {weights}: {len(report['kept'])} tensors kept, adapted "
             f"{report['adapted'] or 'none'}, re-initialised {report['reinitialised'] or 'none'}."
         )
-    if init_from:
-        load_network_weights(unwrapped(network), init_from)
-        return f"Initialised the network from checkpoint {init_from}."
-    return None
-
-
-def load_network_weights(network: nn.Module, checkpoint_path: str | Path) -> None:
-    """Copy the network weights of a checkpoint of this project into ``network`` (same architecture)."""
-    checkpoint = read_checkpoint(checkpoint_path)
+    if not init_from:
+        return None
+    network, checkpoint = unwrapped(network), read_checkpoint(init_from)
     state = {
-        unwrapped_name(name.removeprefix("net.")): tensor
+        name.removeprefix("net.").removeprefix(f"{COMPILED}."): tensor
         for name, tensor in checkpoint["state_dict"].items()
         if name.startswith("net.")
     }
@@ -52,16 +44,16 @@ def load_network_weights(network: nn.Module, checkpoint_path: str | Path) -> Non
     except RuntimeError as error:
         their_network = checkpoint["hyper_parameters"]["net"].get("_target_", "?")
         raise CheckpointError(
-            f"model.init_from: the network in '{checkpoint_path}' ({their_network}) does not "
+            f"model.init_from: the network in '{init_from}' ({their_network}) does not "
             f"match this run's network ({type(network).__name__}); pick the same model config "
             f"as the checkpoint's run. {str(error).splitlines()[0][:300]}"
         ) from error
+    return f"Initialised the network from checkpoint {init_from}."
 
 
 def parameter_groups(
     module: nn.Module, head: nn.Module | None, head_lr: float | None
 ) -> list[dict[str, Any]]:
-    """The trainable parameters as optimiser groups: the head apart when it has its own lr."""
     trainable = [p for p in module.parameters() if p.requires_grad]
     if head_lr is None:
         return [{"params": trainable}]
@@ -79,11 +71,8 @@ def parameter_groups(
 def scale_schedule_to_groups(
     schedule: dict[str, Any], optimizer: torch.optim.Optimizer, base_lr: float | None
 ) -> dict[str, Any]:
-    """Give schedules that set absolute rates (OneCycleLR's ``max_lr``) one rate per group.
-
-    Each group's peak keeps the ratio of its ``lr`` to the optimiser's ``lr``, so a head at
-    10x the rate peaks at 10x ``max_lr``.
-    """
+    """Give schedules that set absolute rates (OneCycleLR's ``max_lr``) one rate per group,
+    keeping each group's ratio to the optimiser's ``lr``."""
     lrs = [group["lr"] for group in optimizer.param_groups]
     if "max_lr" not in schedule or not base_lr or all(lr == base_lr for lr in lrs):
         return schedule

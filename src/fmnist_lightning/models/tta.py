@@ -1,9 +1,8 @@
-"""Test-time augmentation: views of a batch of network inputs, and the mean softmax over them.
+"""Test-time augmentation: the mean softmax over views of a batch of network inputs.
 
-The views of ``TTA(flip=True, shift=1)`` are the images themselves, their mirror image, and
-each of those moved by ``shift`` pixels left, right, up and down, with the vacated pixels
-set to the background (``fill``: a black pixel after normalisation, ``-mean / std``).
-``TTA()`` is off: one view.
+The views of ``TTA(flip=True, shift=1)`` are the images, their mirror image, and each of
+those moved by ``shift`` pixels left, right, up and down, the vacated pixels set to ``fill``
+(the background, ``-mean / std``). ``TTA()`` is off: one view.
 """
 
 from collections.abc import Callable, Mapping
@@ -17,13 +16,11 @@ from fmnist_lightning.errors import UsageError
 
 
 class TTAError(UsageError):
-    """Test-time augmentation settings that are not a flip switch and a shift in pixels."""
+    """Caught by the hyperparameter check, which names the key."""
 
 
 @dataclass(frozen=True)
 class TTA:
-    """Which views to average: the mirror image (``flip``) and shifts by ``shift`` pixels."""
-
     flip: bool = False
     shift: int = 0
 
@@ -41,12 +38,11 @@ class TTA:
     def view_count(self) -> int:
         return (2 if self.flip else 1) * (5 if self.shift > 0 else 1)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    as_dict = asdict
 
     @classmethod
     def of(cls, settings: "TTA | Mapping[str, Any] | None") -> "TTA":
-        """A TTA from itself, a mapping of its keys (a config node) or None (off)."""
+        """A TTA from itself, a mapping of its keys or None (off)."""
         if settings is None or isinstance(settings, TTA):
             return settings or cls()
         if not isinstance(settings, Mapping):
@@ -60,8 +56,7 @@ class TTA:
 
 
 def shift_images(images: torch.Tensor, dx: int, dy: int, fill: float) -> torch.Tensor:
-    """(N, C, H, W) images moved ``dx`` pixels right and ``dy`` down (negative: left, up);
-    the pixels moved in from outside are ``fill``."""
+    """(N, C, H, W) images moved ``dx`` pixels right and ``dy`` down, filled with ``fill``."""
     height, width = images.shape[-2:]
     padded = F.pad(images, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), value=fill)
     top, left = max(-dy, 0), max(-dx, 0)
@@ -69,7 +64,7 @@ def shift_images(images: torch.Tensor, dx: int, dy: int, fill: float) -> torch.T
 
 
 def views(images: torch.Tensor, tta: TTA, fill: float) -> list[torch.Tensor]:
-    """The views of ``tta``, the unchanged images first, then the mirror image."""
+    """The unchanged images first, then the mirror image, then the shifts."""
     bases = [images, images.flip(-1)] if tta.flip else [images]
     s = tta.shift
     shifts = ((s, 0), (-s, 0), (0, s), (0, -s)) if s > 0 else ()
@@ -77,17 +72,8 @@ def views(images: torch.Tensor, tta: TTA, fill: float) -> list[torch.Tensor]:
 
 
 def tta_probabilities(
-    predict: Callable[[torch.Tensor], torch.Tensor],
-    images: torch.Tensor,
-    tta: TTA,
-    fill: float,
-    first: torch.Tensor | None = None,
+    predict: Callable, images: torch.Tensor, tta: TTA, fill: float, first: torch.Tensor
 ) -> torch.Tensor:
-    """The mean over the views of ``predict(view)`` (class probabilities, (N, classes)).
-
-    ``first``: the probabilities of the unchanged images, when the caller has them already.
-    """
-    batch_views = views(images, tta, fill)
-    probabilities = [predict(batch_views[0]) if first is None else first]
-    probabilities += [predict(view) for view in batch_views[1:]]
+    """The mean of ``predict`` over the views; ``first``: its value on the unchanged images."""
+    probabilities = [first] + [predict(view) for view in views(images, tta, fill)[1:]]
     return torch.stack(probabilities).mean(dim=0)

@@ -8,48 +8,10 @@ from torch import nn
 WEIGHT_INITS = ("pytorch", "keras", "kaiming")
 
 
-def conv_block(
-    in_channels: int, widths: Sequence[int], kernel_sizes: Sequence[int], batch_norm: bool
-) -> list[nn.Module]:
-    """Convolutions with "same" padding and ReLU, closed by a 2x2 max-pool."""
-    layers: list[nn.Module] = []
-    for width, kernel_size in zip(widths, kernel_sizes, strict=True):
-        # A conv followed by BatchNorm needs no bias: the norm's shift replaces it.
-        layers.append(
-            nn.Conv2d(in_channels, width, kernel_size, padding="same", bias=not batch_norm)
-        )
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(width))
-        layers.append(nn.ReLU(inplace=True))
-        in_channels = width
-    return [*layers, nn.MaxPool2d(2)]
-
-
-def initialise_weights(network: nn.Module, scheme: str) -> None:
-    """Keep PyTorch's layer defaults, or re-draw conv/dense layers the way Keras does
-    (Glorot-uniform) or for ReLU (Kaiming-normal, He et al. 2015); biases start at zero."""
-    if scheme not in WEIGHT_INITS:
-        raise ValueError(f"weight_init must be one of {', '.join(WEIGHT_INITS)}, got {scheme!r}.")
-    for layer in network.modules():
-        if scheme == "pytorch" or not isinstance(layer, (nn.Conv2d, nn.Linear)):
-            continue
-        if scheme == "keras":
-            nn.init.xavier_uniform_(layer.weight)
-        else:  # keeps each ReLU layer's output variance, where PyTorch's default shrinks it
-            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-        if layer.bias is not None:
-            nn.init.zeros_(layer.bias)
-
-
 class VGGStyleCNN(nn.Module):
-    """Conv 64 (7x7) → pool → 128, 128 → pool → 256, 256 → pool → dense 128 → 64 → classes.
-
-    With the defaults it has exactly 1,413,834 parameters, the same as the Keras original.
-    ``batch_norm`` puts BatchNorm after every convolution, ``dense_batch_norm`` after every
-    hidden dense layer (both before the ReLU). ``weight_init``: "pytorch" (PyTorch's layer
-    defaults), "keras" (Glorot-uniform weights and zero biases, as the original had) or
-    "kaiming".
-    """
+    """Conv 64 (7x7) → pool → 128, 128 → pool → 256, 256 → pool → dense 128 → 64 → classes:
+    1,413,834 parameters with the defaults, as the Keras original. ``weight_init``: PyTorch's
+    layer defaults, "keras" (Glorot-uniform, zero biases, as the original) or "kaiming"."""
 
     def __init__(
         self,
@@ -66,14 +28,24 @@ class VGGStyleCNN(nn.Module):
         weight_init: str = "pytorch",
     ) -> None:
         super().__init__()
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(
+                f"weight_init must be one of {', '.join(WEIGHT_INITS)}, got {weight_init!r}."
+            )
         features: list[nn.Module] = []
         channels, size = in_channels, image_size
         for index, widths in enumerate(blocks):
-            kernel_sizes = [kernel_size] * len(widths)
-            if index == 0:
-                kernel_sizes[0] = first_kernel_size
-            features += conv_block(channels, widths, kernel_sizes, batch_norm)
-            channels, size = widths[-1], size // 2
+            for position, width in enumerate(widths):
+                kernel = first_kernel_size if index == position == 0 else kernel_size
+                # A conv followed by BatchNorm needs no bias: the norm's shift replaces it.
+                features.append(
+                    nn.Conv2d(channels, width, kernel, padding="same", bias=not batch_norm)
+                )
+                features += [nn.BatchNorm2d(width)] if batch_norm else []
+                features.append(nn.ReLU(inplace=True))
+                channels = width
+            features.append(nn.MaxPool2d(2))
+            size //= 2
         self.features = nn.Sequential(*features)
 
         classifier: list[nn.Module] = [nn.Flatten()]
@@ -86,8 +58,15 @@ class VGGStyleCNN(nn.Module):
             width = hidden
         classifier.append(nn.Linear(width, num_classes))
         self.classifier = nn.Sequential(*classifier)
-        initialise_weights(self, weight_init)
+        for layer in self.modules():
+            if weight_init == "pytorch" or not isinstance(layer, (nn.Conv2d, nn.Linear)):
+                continue
+            if weight_init == "keras":
+                nn.init.xavier_uniform_(layer.weight)
+            else:  # keeps each ReLU layer's output variance, where PyTorch's default shrinks it
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Map (N, 1, 28, 28) normalised images to (N, classes) logits."""
         return self.classifier(self.features(images))
