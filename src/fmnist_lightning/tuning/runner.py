@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import optuna
 from hydra.errors import HydraException
@@ -46,9 +45,7 @@ def search_config(overrides: Sequence[str]) -> DictConfig:
         cfg = compose("train", overrides)
     except (HydraException, ValueError) as error:  # ValueError: Hydra's, a group given a number
         raise UsageError(str(error).splitlines()[0]) from error
-    if (settings := cfg.get("hparams_search")) is None:
-        raise UsageError("hparams_search is not set: name a search space (hparams_search=optuna)")
-    if settings.direction not in ("maximize", "minimize"):
+    if (settings := cfg.hparams_search).direction not in ("maximize", "minimize"):
         raise UsageError(f"hparams_search.direction={settings.direction!r}: use maximize/minimize")
     if not isinstance(settings.n_trials, int) or settings.n_trials < 0:
         raise UsageError(f"hparams_search.n_trials={settings.n_trials!r}: give a whole number >= 0")
@@ -67,11 +64,6 @@ def check_single_process(cfg: DictConfig) -> None:
 
 def search_space(params: DictConfig) -> dict[str, dist.BaseDistribution]:
     """``hparams_search.params`` (key: a ``_target_`` Optuna distribution) as distributions."""
-    if not params:
-        raise UsageError(
-            "hparams_search.params is empty: give at least one key to search, e.g. optimizer.lr: "
-            "{_target_: optuna.distributions.FloatDistribution, low: 1e-4, high: 1e-2, log: true}"
-        )
     space = {}
     for key, spec in params.items():
         try:
@@ -88,9 +80,9 @@ def search_space(params: DictConfig) -> dict[str, dist.BaseDistribution]:
 
 def trial_overrides(overrides: Sequence[str], space: dict) -> list[str]:
     """The overrides every trial gets: all but the search's own (``hparams_search...``)."""
-    kept = []
-    for override, parsed in zip(overrides, parse_overrides(overrides), strict=True):
-        if (key := parsed.key_or_group) in space:  # which of the two would win is unclear
+    parsed = parse_overrides(overrides)
+    for key in (override.key_or_group for override in parsed):
+        if key in space:  # which of the two would win is unclear
             raise UsageError(
                 f"{key} is searched (hparams_search.params) and also set on the command line: drop "
                 "the override, or search a copy of conf/hparams_search/optuna.yaml without the key"
@@ -100,26 +92,21 @@ def trial_overrides(overrides: Sequence[str], space: dict) -> list[str]:
                 "paths.run_dir cannot be set for a search: every trial gets its own folder "
                 "<hparams_search.dir>/<trial number>; set hparams_search.dir or paths.root"
             )
-        if key.split(".")[0] != "hparams_search":
-            kept.append(override)
-    return kept
+    return [o.input_line for o in parsed if o.key_or_group.split(".")[0] != "hparams_search"]
 
 
 def suggested_override(trial: optuna.Trial, key: str, d: dist.BaseDistribution) -> str:
-    """The trial's value for ``key`` as an override Hydra reads back: floats in full, strings
-    quoted when they must be."""
+    """The trial's value for ``key`` (drawn through Optuna's public suggest API) as an override."""
     if isinstance(d, dist.CategoricalDistribution):
         value = trial.suggest_categorical(key, d.choices)
     else:
         draw = trial.suggest_int if isinstance(d, dist.IntDistribution) else trial.suggest_float
         value = draw(key, d.low, d.high, step=d.step, log=d.log)
-    if not isinstance(value, str):
-        return f"{key}={json.dumps(value)}"  # null, true, false, numbers (floats as repr)
-    plain = value.replace("_", "").replace("-", "").isalnum()
-    return f"{key}={value}" if plain else f"{key}='{value}'"
+    # As JSON, Hydra reads it back as it was: null, true, numbers (floats in full), "text".
+    return f"{key}={json.dumps(value, ensure_ascii=False)}"
 
 
-def write_trial_record(run_dir: Path, trial: Any, state: str, **fields: Any) -> None:
+def write_trial_record(run_dir: Path, trial: optuna.trial.BaseTrial, state: str, **fields) -> None:
     record = {"trial": trial.number, "state": state, "value": None, "seconds": None, "error": None}
     write_json(run_dir / TRIAL_JSON, record | {"params": dict(trial.params)} | fields)
 
@@ -137,10 +124,8 @@ def storage_of(settings: DictConfig) -> RDBStorage | None:
         return None
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    heartbeat = {key: settings[key] for key in ("heartbeat_interval", "grace_period")}
-    opened = partial(
-        RDBStorage, url, **heartbeat, heartbeat_stale_trial_callback=record_silent_trial
-    )
+    options = {key: settings[key] for key in ("heartbeat_interval", "grace_period")}
+    opened = partial(RDBStorage, url, heartbeat_stale_trial_callback=record_silent_trial, **options)
     try:
         for attempt in range(1, STORAGE_ATTEMPTS):
             with suppress(IntegrityError, OperationalError):
@@ -167,10 +152,7 @@ def run_trial(trial: optuna.Trial, train: Callable, settings, space, fixed) -> f
         trial.set_user_attr("max_epochs", OmegaConf.select(cfg, "trainer.max_epochs"))
         summary = train(cfg, [PyTorchLightningPruningCallback(trial, monitor=settings.monitor)])
         if not isinstance(value := summary.get(settings.metric), int | float):
-            raise UsageError(
-                f"hparams_search.metric={settings.metric!r} is not a number in the run's "
-                f"test_metrics.json; choose one of {', '.join(sorted(summary))}"
-            )
+            raise UsageError(f"hparams_search.metric={settings.metric!r}: not in {sorted(summary)}")
         record = {"state": "complete", "value": float(value), "epochs": summary.get("epochs")}
         return float(value)
     except BaseException as error:  # recorded, then Optuna marks the trial pruned or failed
@@ -179,9 +161,8 @@ def run_trial(trial: optuna.Trial, train: Callable, settings, space, fixed) -> f
         record = {"state": "pruned" if pruned else "fail", "error": text}
         raise
     finally:
-        write_trial_record(
-            run_dir, trial, seconds=round(time.perf_counter() - started, 1), **record
-        )
+        record["seconds"] = round(time.perf_counter() - started, 1)
+        write_trial_record(run_dir, trial, **record)
 
 
 def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
@@ -206,7 +187,8 @@ def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
             f"{search_dir} already holds trial folders but the study storage has no trials (was "
             "its database removed?): choose another hparams_search.study_name, or move it away"
         )
-    with warnings.catch_warnings():  # trials of a killed earlier process, so the count is right
+    # Trials of a killed earlier process fail now, so that the count is right.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     # A fixed seed moves on by the trials already held: a continued study proposes new points.
