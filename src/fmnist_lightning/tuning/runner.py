@@ -5,7 +5,6 @@ import json
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import partial
@@ -144,10 +143,9 @@ def run_trial(trial: optuna.Trial, train: Callable, settings, space, fixed) -> f
     trial.set_user_attr("overrides", overrides)
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    started, record = time.perf_counter(), {}
+    started, record = time.monotonic(), {}
     try:
         cfg = compose("train", [*overrides, f"paths.run_dir={run_dir}"])
-        check_single_process(cfg)
         # For the summary's estimate of what pruning saved.
         trial.set_user_attr("max_epochs", OmegaConf.select(cfg, "trainer.max_epochs"))
         summary = train(cfg, [PyTorchLightningPruningCallback(trial, monitor=settings.monitor)])
@@ -161,8 +159,7 @@ def run_trial(trial: optuna.Trial, train: Callable, settings, space, fixed) -> f
         record = {"state": "pruned" if pruned else "fail", "error": text}
         raise
     finally:
-        record["seconds"] = round(time.perf_counter() - started, 1)
-        write_trial_record(run_dir, trial, **record)
+        write_trial_record(run_dir, trial, **record, seconds=round(time.monotonic() - started, 1))
 
 
 def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
@@ -187,10 +184,6 @@ def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
             f"{search_dir} already holds trial folders but the study storage has no trials (was "
             "its database removed?): choose another hparams_search.study_name, or move it away"
         )
-    # Trials of a killed earlier process fail now, so that the count is right.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
     # A fixed seed moves on by the trials already held: a continued study proposes new points.
     seed = settings.sampler.get("seed")
     moved = {"seed": seed + len(study.get_trials(deepcopy=False))} if seed is not None else {}

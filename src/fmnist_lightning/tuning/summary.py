@@ -23,13 +23,12 @@ IMPORTANCES_PNG = "importances.png"
 
 def command_line(trial: FrozenTrial) -> str:
     """The training command that runs the trial's configuration again, as a new run."""
-    overrides = trial.user_attrs.get("overrides", [])
-    return " ".join(["python -m fmnist_lightning.train", *map(shlex.quote, overrides)])
+    return shlex.join(["python", "-m", "fmnist_lightning.train", *trial.user_attrs["overrides"]])
 
 
 def write_summary(study: optuna.Study, search_dir: Path) -> str:
     """trials.csv, summary.md and the plots in ``search_dir``; returns summary.md's head."""
-    # Best value first; pruned trials have one too (their last), so they come after by number.
+    # Completed trials first, best value first (a pruned trial has a value too: its last one).
     sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
     trials = sorted(
         study.get_trials(deepcopy=False),
@@ -66,8 +65,8 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
             f"Pruning: {len(pruned)} trials ran {pruned.epochs.sum()} epochs in all of the "
             f"{pruned.max_epochs.sum():.0f} they were given; run to the end they would have taken "
             f"about {saved:.0f} s more (from each one's own seconds per epoch), "
-            f"{saved / max(spent + saved, 1e-9):.0%} of the {spent + saved:.0f} s the search "
-            f"would have taken without pruning ({spent:.0f} s with it).",
+            f"{saved / (spent + saved):.0%} of the {spent + saved:.0f} s the search would have "
+            f"taken without pruning ({spent:.0f} s with it).",
             "",
         ]
     head = "\n".join(lines)
@@ -90,8 +89,7 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
             continue
         axes.figure.set_size_inches(8, 4.5)
         pictures.append(save_figure(axes.figure, search_dir / name).name)
-    # Float parameters to 4 significant digits (a learning rate of 3e-4 would read 0.0003 at
-    # fixed decimals); trials.csv keeps them in full.
+    # Float parameters to 4 significant digits (3e-4, not 0.0003); trials.csv keeps them in full.
     floats = [n for n in names if frame[n].dtype.kind == "f"]
     shown = frame.assign(**{n: frame[n].map("{:.4g}".format, na_action="ignore") for n in floats})
     table = markdown_table(shown, decimals={"seconds": 1})
