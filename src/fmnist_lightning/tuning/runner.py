@@ -44,7 +44,8 @@ def search_config(overrides: Sequence[str]) -> DictConfig:
         cfg = compose("train", overrides)
     except (HydraException, ValueError) as error:  # ValueError: Hydra's, a group given a number
         raise UsageError(str(error).splitlines()[0]) from error
-    if (settings := cfg.hparams_search).direction not in ("maximize", "minimize"):
+    settings = cfg.hparams_search or OmegaConf.create({"direction": None})  # null: refused
+    if settings.direction not in ("maximize", "minimize"):
         raise UsageError(f"hparams_search.direction={settings.direction!r}: use maximize/minimize")
     if not isinstance(settings.n_trials, int) or settings.n_trials < 0:
         raise UsageError(f"hparams_search.n_trials={settings.n_trials!r}: give a whole number >= 0")

@@ -73,12 +73,11 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
 
     pictures = []
     # In the order of the completed trials each needs: 0, 1, 2 (importances: two that differ).
-    plots = [
+    for name, draw in [
         (INTERMEDIATE_PNG, optuna_plots.plot_intermediate_values),
         (HISTORY_PNG, optuna_plots.plot_optimization_history),
         (IMPORTANCES_PNG, optuna_plots.plot_param_importances),
-    ]
-    for name, draw in plots[: done + 1]:
+    ][: done + 1]:
         # Optuna's plots are "experimental"; the importance evaluator warns when few trials
         # make every parameter equally important.
         try:
