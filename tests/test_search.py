@@ -402,7 +402,7 @@ def test_the_command_prints_its_usage_and_a_bad_setting_in_one_line(tmp_path):
         [sys.executable, "-m", "fmnist_lightning.train", "hparams_search=optuna"],
         capture_output=True, text=True,
     )  # fmt: skip
-    assert train_cmd.returncode == 1
+    assert train_cmd.returncode == 2  # a setting refused, as every command's
     assert "python -m fmnist_lightning.search hparams_search=optuna" in train_cmd.stderr
 
 
