@@ -6,10 +6,8 @@ the same command again continues it.
     python -m fmnist_lightning.search hparams_search.n_trials=12 trainer.max_epochs=5
     python -m fmnist_lightning.search hparams_search.storage=postgresql://host/db   # several machines
 
-The search space, metric, direction, sampler, pruner, storage and study size are
-conf/hparams_search/<name>.yaml; overrides without the ``hparams_search.`` prefix apply to
-every trial. Trials go to lightning_logs/searches/<study>/<trial number>/; at the end that
-folder holds summary.md (best trial and its command line, all trials), trials.csv and plots.
+Settings: conf/hparams_search/<name>.yaml; other overrides apply to every trial. Trials go to
+lightning_logs/searches/<study>/<trial number>/, with summary.md, trials.csv and plots.
 Exit status: 0 done, 1 failed, 2 a setting refused, 128 + signal interrupted (run it again).
 """
 

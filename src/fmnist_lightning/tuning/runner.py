@@ -1,16 +1,14 @@
-"""A search: settings, space, the study in its storage (created the first time, so that the same
-command continues it; shared by every process naming that storage and study), trials."""
+"""A search: the study lives in its storage (created the first time, so that the same command
+continues it, and shared by every process naming that storage and study); one trial is one run."""
 
 import json
 import os
 import socket
 import time
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import optuna
 from hydra.errors import HydraException
@@ -41,14 +39,12 @@ TRIAL_JSON = "trial.json"
 def search_config(overrides: Sequence[str]) -> DictConfig:
     """The training config with ``hparams_search`` (``=optuna`` unless the command line names one)."""
     try:
-        if "hparams_search" not in override_keys(overrides):
+        if "hparams_search" not in [o.key_or_group for o in parse_overrides(overrides)]:
             overrides = ["hparams_search=optuna", *overrides]
         cfg = compose("train", overrides)
     except (HydraException, ValueError) as error:  # ValueError: Hydra's, a group given a number
         raise UsageError(str(error).splitlines()[0]) from error
-    if cfg.get("hparams_search") is None:
-        raise UsageError("hparams_search is not set: name a search space (hparams_search=optuna)")
-    settings = cfg.hparams_search
+    settings = cfg.hparams_search or OmegaConf.create({"direction": None})  # null: refused
     if settings.direction not in ("maximize", "minimize"):
         raise UsageError(f"hparams_search.direction={settings.direction!r}: use maximize/minimize")
     if not isinstance(settings.n_trials, int) or settings.n_trials < 0:
@@ -59,33 +55,22 @@ def search_config(overrides: Sequence[str]) -> DictConfig:
 
 def check_single_process(cfg: DictConfig) -> None:
     """A trial runs in the search's own process: DDP would re-launch the whole search."""
-    strategy = str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))
-    if "ddp" in strategy:
+    if "ddp" in (strategy := str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))):
         raise UsageError(
             f"trainer.strategy={strategy}: a search runs each trial in its own process; to use "
             "several devices, start one search process per device on the same hparams_search.storage"
         )
 
 
-def override_keys(overrides: Sequence[str]) -> list[str]:
-    return [override.key_or_group for override in parse_overrides(overrides)]
-
-
 def search_space(params: DictConfig) -> dict[str, dist.BaseDistribution]:
     """``hparams_search.params`` (key: a ``_target_`` Optuna distribution) as distributions."""
-    if not params:
-        raise UsageError(
-            "hparams_search.params is empty: give at least one key to search, e.g. optimizer.lr: "
-            "{_target_: optuna.distributions.FloatDistribution, low: 1e-4, high: 1e-2, log: true}"
-        )
     space = {}
     for key, spec in params.items():
         try:
             space[str(key)] = instantiate(spec, _convert_="all")
         except Exception as error:  # Optuna's own checks: low > high, a log range from 0, ...
             raise UsageError(f"hparams_search.params.{key}: {error.__cause__ or error}") from error
-        kinds = (dist.FloatDistribution, dist.IntDistribution, dist.CategoricalDistribution)
-        if not isinstance(space[str(key)], kinds):
+        if not isinstance(space[str(key)], dist.BaseDistribution):
             raise UsageError(
                 f"hparams_search.params.{key} builds {type(space[str(key)]).__name__}, not an Optuna "
                 "distribution: use optuna.distributions.{Float,Int,Categorical}Distribution"
@@ -93,10 +78,10 @@ def search_space(params: DictConfig) -> dict[str, dist.BaseDistribution]:
     return space
 
 
-def trial_overrides(overrides: Sequence[str], space: Mapping[str, Any]) -> list[str]:
+def trial_overrides(overrides: Sequence[str], space: dict) -> list[str]:
     """The overrides every trial gets: all but the search's own (``hparams_search...``)."""
-    kept = []
-    for override, key in zip(overrides, override_keys(overrides), strict=True):
+    parsed = parse_overrides(overrides)
+    for key in (override.key_or_group for override in parsed):
         if key in space:  # which of the two would win is unclear
             raise UsageError(
                 f"{key} is searched (hparams_search.params) and also set on the command line: drop "
@@ -107,114 +92,75 @@ def trial_overrides(overrides: Sequence[str], space: Mapping[str, Any]) -> list[
                 "paths.run_dir cannot be set for a search: every trial gets its own folder "
                 "<hparams_search.dir>/<trial number>; set hparams_search.dir or paths.root"
             )
-        if key.split(".")[0] != "hparams_search":
-            kept.append(override)
-    return kept
+    return [o.input_line for o in parsed if o.key_or_group.split(".")[0] != "hparams_search"]
 
 
 def suggested_override(trial: optuna.Trial, key: str, d: dist.BaseDistribution) -> str:
-    """The trial's value for ``key`` (drawn through Optuna's public suggest API) as an override
-    Hydra reads back: floats in full, strings quoted when they must be."""
+    """The trial's value for ``key`` (drawn through Optuna's public suggest API) as an override."""
     if isinstance(d, dist.CategoricalDistribution):
         value = trial.suggest_categorical(key, d.choices)
     else:
         draw = trial.suggest_int if isinstance(d, dist.IntDistribution) else trial.suggest_float
         value = draw(key, d.low, d.high, step=d.step, log=d.log)
-    if not isinstance(value, str):
-        return f"{key}={json.dumps(value)}"  # null, true, false, numbers (floats as repr)
-    plain = value.replace("_", "").replace("-", "").isalnum()
-    return f"{key}={value}" if plain else f"{key}='{value}'"
+    # As JSON, Hydra reads it back as it was: null, true, numbers (floats in full), "text".
+    return f"{key}={json.dumps(value, ensure_ascii=False)}"
 
 
-def write_trial_record(run_dir: Path, trial: Any, state: TrialState, **fields: Any) -> None:
-    """trial.json in ``run_dir``: how the trial ended (the study holds the same)."""
-    defaults = {"value": None, "seconds": None, "error": None, "params": dict(trial.params)}
-    record = {"trial": trial.number, "state": state.name.lower()} | defaults | fields
-    write_json(run_dir / TRIAL_JSON, record)
+def write_trial_record(run_dir: Path, trial: optuna.trial.BaseTrial, state: str, **fields) -> None:
+    record = {"trial": trial.number, "state": state, "value": None, "seconds": None, "error": None}
+    write_json(run_dir / TRIAL_JSON, record | {"params": dict(trial.params)} | fields)
 
 
 def record_silent_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     """Optuna's heartbeat_stale_trial_callback: a trial whose process died gets its record too."""
-    run_dir = trial.user_attrs.get("run_dir")
-    if run_dir and Path(run_dir).is_dir():
+    if (run_dir := trial.user_attrs.get("run_dir")) and Path(run_dir).is_dir():
         error = "its process stopped without reporting (killed, or its machine was lost)"
-        write_trial_record(Path(run_dir), trial, TrialState.FAIL, error=error)
+        write_trial_record(Path(run_dir), trial, "fail", error=error)
 
 
 def storage_of(settings: DictConfig) -> RDBStorage | None:
     """The study's database (None: in memory); a SQLite file's folder is created first."""
-    url = settings.storage
-    if not url:
+    if not (url := settings.storage):
         return None
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    heartbeat = {key: settings[key] for key in ("heartbeat_interval", "grace_period")}
-    open_storage = partial(
-        RDBStorage, url, **heartbeat, heartbeat_stale_trial_callback=record_silent_trial
-    )
+    options = {key: settings[key] for key in ("heartbeat_interval", "grace_period")}
+    opened = partial(RDBStorage, url, heartbeat_stale_trial_callback=record_silent_trial, **options)
     try:
         for attempt in range(1, STORAGE_ATTEMPTS):
             with suppress(IntegrityError, OperationalError):
-                return open_storage()
+                return opened()
             time.sleep(STORAGE_RETRY_SECONDS * attempt)
-        return open_storage()  # the last attempt's error is the one raised
+        return opened()  # the last attempt's error is the one raised
     except (ValueError, ImportError, SQLAlchemyError) as error:  # a malformed URL, no driver
         raise UsageError(f"hparams_search.storage={url!r}: {error}") from error
 
 
-def open_study(settings: DictConfig) -> optuna.Study:
-    storage, pruner = storage_of(settings), instantiate(settings.pruner, _convert_="all")
-    name, direction = settings.study_name, settings.direction
-    study = optuna.create_study(
-        study_name=name, storage=storage, pruner=pruner, direction=direction, load_if_exists=True
-    )
-    if (made_to := study.direction.name.lower()) != direction:
-        raise UsageError(
-            f"The study '{name}' in {settings.storage} was made to {made_to}, not {direction}: "
-            "choose another hparams_search.study_name for a new study"
-        )
-    if storage is not None:  # trials of a killed earlier process, so that the count is right
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-    # A fixed seed moves on by the trials already held: a continued study proposes new points.
-    seed = settings.sampler.get("seed")
-    moved = {"seed": seed + len(study.get_trials(deepcopy=False))} if seed is not None else {}
-    study.sampler = instantiate(settings.sampler, **moved, _convert_="all")
-    return study
-
-
 def run_trial(trial: optuna.Trial, train: Callable, settings, space, fixed) -> float:
-    """Optuna's objective: a training run in ``<search dir>/<trial number>/`` (and trial.json);
+    """Optuna's objective: a training run in ``<search dir>/<trial number>/`` with trial.json;
     user attributes: its command line (for the summary), the process (several share a study)."""
     overrides = [*fixed, *(suggested_override(trial, k, d) for k, d in space.items())]
     run_dir = Path(settings.dir) / str(trial.number)
     trial.set_user_attr("overrides", overrides)
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    started = time.perf_counter()
-    record = partial(write_trial_record, run_dir, trial)
+    started, record = time.monotonic(), {}
     try:
         cfg = compose("train", [*overrides, f"paths.run_dir={run_dir}"])
-        check_single_process(cfg)
         # For the summary's estimate of what pruning saved.
         trial.set_user_attr("max_epochs", OmegaConf.select(cfg, "trainer.max_epochs"))
         summary = train(cfg, [PyTorchLightningPruningCallback(trial, monitor=settings.monitor)])
-        value = summary.get(settings.metric)
-        if not isinstance(value, int | float):
-            raise UsageError(
-                f"hparams_search.metric={settings.metric!r} is not a number in the run's "
-                f"test_metrics.json; choose one of {', '.join(sorted(summary))}"
-            )
+        if not isinstance(value := summary.get(settings.metric), int | float):
+            raise UsageError(f"hparams_search.metric={settings.metric!r}: not in {sorted(summary)}")
+        record = {"state": "complete", "value": float(value), "epochs": summary.get("epochs")}
+        return float(value)
     except BaseException as error:  # recorded, then Optuna marks the trial pruned or failed
         pruned = isinstance(error, optuna.TrialPruned)
         text = str(error) if pruned else f"{type(error).__name__}: {error}"
-        seconds = round(time.perf_counter() - started, 1)
-        record(TrialState.PRUNED if pruned else TrialState.FAIL, seconds=seconds, error=text)
+        record = {"state": "pruned" if pruned else "fail", "error": text}
         raise
-    seconds = round(time.perf_counter() - started, 1)
-    record(TrialState.COMPLETE, seconds=seconds, value=float(value), epochs=summary.get("epochs"))
-    return float(value)
+    finally:
+        write_trial_record(run_dir, trial, **record, seconds=round(time.monotonic() - started, 1))
 
 
 def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
@@ -223,17 +169,30 @@ def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
     settings = search_config(overrides).hparams_search
     space = search_space(settings.params)
     fixed = trial_overrides(overrides, space)
-    objective = partial(run_trial, train=train, settings=settings, space=space, fixed=fixed)
-    study, search_dir = open_study(settings), Path(settings.dir)
+    storage, pruner = storage_of(settings), instantiate(settings.pruner, _convert_="all")
+    name, direction, search_dir = settings.study_name, settings.direction, Path(settings.dir)
+    study = optuna.create_study(
+        study_name=name, storage=storage, pruner=pruner, direction=direction, load_if_exists=True
+    )
+    if (made_to := study.direction.name.lower()) != direction:
+        raise UsageError(
+            f"The study '{name}' in {settings.storage} was made to {made_to}, not {direction}: "
+            "choose another hparams_search.study_name for a new study"
+        )
     # A new study never writes into the trial folders of an older one of the same name.
     if not study.get_trials(deepcopy=False) and (search_dir / "0").is_dir():
         raise UsageError(
             f"{search_dir} already holds trial folders but the study storage has no trials (was "
             "its database removed?): choose another hparams_search.study_name, or move it away"
         )
+    # A fixed seed moves on by the trials already held: a continued study proposes new points.
+    seed = settings.sampler.get("seed")
+    moved = {"seed": seed + len(study.get_trials(deepcopy=False))} if seed is not None else {}
+    study.sampler = instantiate(settings.sampler, **moved, _convert_="all")
     done, wanted = len(study.get_trials(deepcopy=False, states=FINISHED)), settings.n_trials
     more = "running the rest" if done < wanted else "nothing to run (raise n_trials to run more)"
-    print(f"Study '{study.study_name}': {done} of {wanted} trials finished; {more}: {search_dir}")
+    print(f"Study '{name}': {done} of {wanted} trials finished; {more}: {search_dir}")
+    objective = partial(run_trial, train=train, settings=settings, space=space, fixed=fixed)
     try:
         if done < wanted:
             # A trial that fails for a reason of its own values (a NaN loss, a batch too large
