@@ -1,9 +1,6 @@
-"""``python -m fmnist_lightning.benchmark``: how fast the project trains and evaluates, and where
-the time goes, measured on its own pieces (the training config composed as ``train`` composes
-it, with ``debug=benchmark``, and the builders of ``training.builders``). Every figure is a
-median over windows of ``--steps`` steps after ``--warmup``; the table is printed and the JSON
-written (its sections: docs/performance.md). ``--eval-only CKPT`` times the inference path
-``evaluate`` runs instead."""
+"""``python -m fmnist_lightning.benchmark``: how fast the project trains and evaluates, measured
+on its own pieces (the config ``train`` composes, with ``debug=benchmark``, and
+``training.builders``), so that the figures are a real run's. The JSON: docs/performance.md."""
 
 import argparse
 import contextlib
@@ -51,14 +48,12 @@ COMMAND = "python -m fmnist_lightning.benchmark"
 # --quick: a smoke test of every measurement in well under a minute.
 QUICK = {"steps": 2, "warmup": 2, "repeats": 3, "baseline_steps": 3, "matmul_size": 256}
 MINIMUMS = dict(steps=1, warmup=0, repeats=1, baseline_steps=1, matmul_size=1, threads=1)
-# What --eval-only compares without --precision: fp32, and bf16 autocast (native on CPUs
-# with AVX-512 BF16 or AMX and on recent GPUs, emulated and slow elsewhere).
+# --eval-only without --precision: fp32, and bf16 autocast (native on recent CPUs and GPUs).
 EVAL_ONLY_PRECISIONS = ("32-true", "bf16-mixed")
 # --no-epoch: only the timed steps, no validation: the callbacks that need val metrics go too.
 NO_EPOCH = ["trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0"]
 NO_EPOCH += [f"callbacks.{name}=null" for name in ("model_checkpoint", "early_stopping")]
-# The targets the defaults were chosen against (docs/performance.md): figure: (its section,
-# the target, its format, whether higher is better).
+# The targets the defaults were chosen against: (section, target, format, higher is better).
 MARKS = {
     "lightning_vs_plain": ("train", 0.90, ".0%", True),
     "data_wait_fraction": ("data_wait", 0.03, ".0%", False),
@@ -113,9 +108,7 @@ def median_rate(items: float, seconds: list[float]) -> float:
     return statistics.median(items / s for s in seconds)
 
 
-def timed_windows(
-    step: Callable[[], object], warmup: int, steps: int, repeats: int, device: Any = "cpu"
-) -> list[float]:
+def timed_windows(step: Callable, warmup: int, steps: int, repeats: int, device="cpu") -> list:
     """Run ``warmup`` steps, then time ``repeats`` windows of ``steps`` steps each."""
     for _ in range(warmup):
         step()
@@ -134,12 +127,8 @@ class StepTimer(L.Callback):
     """Clock reads around every training batch, the epoch, and each test run."""
 
     def __init__(self, warmup: int = 0, steps: int = 1) -> None:
-        self.warmup, self.steps = warmup, steps
-        self.batch_starts: list[float] = []
-        self.batch_ends: list[float] = []
-        self.epoch_seconds: list[float] = []
-        self.test_seconds: list[float] = []
-        self.started = 0.0
+        self.warmup, self.steps, self.started = warmup, steps, 0.0
+        self.batch_starts, self.batch_ends, self.epoch_seconds, self.test_seconds = [], [], [], []
 
     def now(self, trainer: L.Trainer, batch_idx: int | None = None) -> float:
         # On a GPU, syncing every step would drain the queue: sync at window edges only.
@@ -167,9 +156,8 @@ class StepTimer(L.Callback):
         self.test_seconds.append(self.now(trainer) - self.started)
 
     def windows(self) -> list[float]:
-        """The windows of ``steps`` steps after the warm-up. A window ends when the step after
-        it starts, so it holds everything a step costs: fetching the batch, the hooks,
-        forward, backward, the optimiser and the logging."""
+        """The windows of ``steps`` steps after the warm-up, each ending when the next step
+        starts: all a step costs (batch, hooks, forward, backward, optimiser, logging)."""
         starts = self.batch_starts[self.warmup :: self.steps]
         if seconds := [end - start for start, end in itertools.pairwise(starts)]:
             return seconds
@@ -187,8 +175,7 @@ class StepTimer(L.Callback):
 
 
 def loop_windows(loss: Callable, optimizer: Any, loader: Any, windows: tuple, device: Any) -> list:
-    """``timed_windows`` (``windows``: warm-up, steps, repeats) of a hand-written training loop
-    over ``loader``, epoch after epoch."""
+    """``timed_windows`` (warm-up, steps, repeats) of a hand-written loop over ``loader``."""
     stream = itertools.chain.from_iterable(itertools.repeat(loader))
 
     def step() -> None:
@@ -201,8 +188,7 @@ def loop_windows(loss: Callable, optimizer: Any, loader: Any, windows: tuple, de
 
 
 def plain_training(cfg: DictConfig, trainer: L.Trainer, args: Any) -> list[float]:
-    """The module's own ``training_step`` in a plain loop: the same network, loss, metrics,
-    batches (the project's train DataLoader), optimiser and precision as ``trainer``'s."""
+    """``training_step`` in a plain loop: ``trainer``'s network, batches, optimiser, precision."""
     L.seed_everything(cfg.seed)
     device, precision = trainer.strategy.root_device, trainer.precision_plugin
     model = precision.convert_module(build_module(cfg, trainer.datamodule.classes))
@@ -220,9 +206,7 @@ def plain_training(cfg: DictConfig, trainer: L.Trainer, args: Any) -> list[float
 
 
 def textbook_baseline(cfg: DictConfig, args: Any, device: torch.device, lightning_rate: float):
-    """The tutorial loop's speed, and the project's speed-up over it: torchvision dataset +
-    ``ToTensor``, ``DataLoader`` with ``--baseline-workers`` processes, batch 32, fp32,
-    contiguous memory, Adam, plain cross-entropy."""
+    """The tutorial loop: torchvision + ``ToTensor``, DataLoader workers, batch 32, fp32, Adam."""
     from torchvision.datasets import FashionMNIST
     from torchvision.transforms import ToTensor
 
@@ -248,10 +232,8 @@ def textbook_baseline(cfg: DictConfig, args: Any, device: torch.device, lightnin
 
 
 def inference_speed(module, test: TensorDataset, batch_size: int, precisions, repeats: int) -> dict:
-    """Per precision, ``repeats`` passes of ``predict_probabilities`` (what ``evaluate`` and
-    ``Classifier`` run; its outputs come back to the CPU, so it needs no sync) after one
-    warm-up batch. On a shared machine the wall time depends on the other load; CPU seconds
-    divided by the thread count is what an idle machine would take."""
+    """Per precision, ``repeats`` passes of what ``evaluate`` runs (its outputs come back to the
+    CPU: no sync needed). CPU seconds / threads is what an idle machine would take."""
     images, labels = test.tensors
     by_precision, reference = {}, None
     for precision in precisions:
@@ -275,8 +257,7 @@ def inference_speed(module, test: TensorDataset, batch_size: int, precisions, re
 
 
 def training_flops(network: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """One training step's FLOPs per image of ``input_shape``, counted by torch, in training
-    mode (the network's gradients are cleared afterwards)."""
+    """One training step's FLOPs per image of ``input_shape``, counted by torch."""
     network.train()
     images = torch.zeros(COUNTED_IMAGES, *input_shape)
     labels = torch.zeros(COUNTED_IMAGES, dtype=torch.long)
@@ -294,10 +275,9 @@ def training_flops(network: nn.Module, input_shape: tuple[int, ...]) -> dict[str
 
 
 def matmul_products(a: torch.Tensor, b: torch.Tensor) -> dict[str, Callable[[], Any]]:
-    """The kernels to try for the n x n x n product: torch.mm, and on CPU oneDNN's. On CPU,
-    fp32 torch.mm goes to MKL, which on AMD processors runs a slower AVX2 path, while the
-    convolutions go to oneDNN: the same product as a 1x1 convolution over a batch of 16 (below
-    16 images a single thread takes torch's own convolution) reaches oneDNN by public API."""
+    """torch.mm, and on CPU oneDNN's: fp32 torch.mm goes to MKL (a slower AVX2 path on AMD),
+    the convolutions to oneDNN, which this 1x1 convolution over 16 images reaches by public
+    API (below 16 images a single thread takes torch's own convolution)."""
     products = {"torch.mm": lambda: torch.mm(a, b)}
     n = a.shape[0]
     if a.device.type == "cpu" and torch.backends.mkldnn.is_available() and n % 16 == 0:
@@ -397,6 +377,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("overrides", nargs="*", help="Hydra overrides of the training config")
     args = options.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    args.output = args.output or Path(f"lightning_logs/benchmarks/benchmark-{stamp}.json")
     if args.quick:
         vars(args).update(QUICK)
     # Batches one epoch must hold for every window (a window ends when the next step starts).
@@ -540,8 +522,10 @@ def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict,
     datamodule.setup("test")
     test, batch_size = datamodule.tensors["test"], int(cfg.data.eval_batch_size)
     precisions = (str(cfg.trainer.precision),) if args.precision else EVAL_ONLY_PRECISIONS
-    speed, module = inference_speed, module.to(device)
-    figures = timed(phases, "inference", speed, module, test, batch_size, precisions, args.repeats)
+    module.to(device)
+    figures = timed(
+        phases, "inference", inference_speed, module, test, batch_size, precisions, args.repeats
+    )
     return device, {
         "settings": {
             "mode": "eval-only",
@@ -627,12 +611,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
     finally:
         torch.set_num_threads(threads)  # callers in the same process keep their setting
-    output = args.output or Path(
-        f"lightning_logs/benchmarks/benchmark-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
-    )
-    write_atomically(output, (json.dumps(result, indent=2) + "\n").encode())
-    Console().print(table(result))
-    Console().print(f"JSON: {output.resolve()}")
+    write_atomically(args.output, (json.dumps(result, indent=2) + "\n").encode())
+    Console().print(table(result), f"JSON: {args.output.resolve()}", sep="\n")
     return result
 
 
