@@ -14,10 +14,7 @@ from torch import nn
 from torch.utils.collect_env import SystemEnv
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmnist_lightning.benchmark import main
-from fmnist_lightning.benchmark.cli import parse_args, synthetic_sizes
-from fmnist_lightning.benchmark.flops import matmul_products
-from fmnist_lightning.benchmark.measure import StepTimer, window_seconds
+from fmnist_lightning.benchmark import StepTimer, main, matmul_products, parse_args, synthetic_sizes
 from fmnist_lightning.data.datamodule import split_indices
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
@@ -239,9 +236,12 @@ def test_cpu_model_is_read_from_collect_envs_cpu_info():
 
 
 def test_windows_are_cut_from_step_start_times():
-    starts = [0.0, 1.0, 2.5, 3.0, 4.0, 6.0, 7.0, 9.0]
-    assert window_seconds(starts, warmup=1, steps=3) == [3.0, 5.0]
-    assert window_seconds(starts, warmup=6, steps=3) == []
+    timer = StepTimer(warmup=1, steps=3)
+    timer.batch_starts = [0.0, 1.0, 2.5, 3.0, 4.0, 6.0, 7.0, 9.0]
+    assert timer.windows() == [3.0, 5.0]
+    timer.warmup = 6  # no window left: refused (see below)
+    with pytest.raises(UsageError, match="8 training batches, too few"):
+        timer.windows()
 
 
 def test_between_steps_share_is_the_gap_over_the_step_cycle():

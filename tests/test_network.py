@@ -3,7 +3,7 @@ import torch
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import OmegaConf
 
-from fmnist_lightning.benchmark.flops import training_flops
+from fmnist_lightning.benchmark import training_flops
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.models.module import build_network
 from fmnist_lightning.models.vgg import VGGStyleCNN
@@ -67,7 +67,8 @@ def test_the_model_summary_counts_the_networks_flops(tmp_path):
     cfg = compose("train", [f"paths.run_dir={tmp_path}"])
     module = build_module(cfg, CLASS_NAMES)
     summary = ModelSummary(module, max_depth=1)
-    assert summary.total_flops == training_flops(module.net, (1, 28, 28)).forward > 10**8
+    forward = training_flops(module.net, (1, 28, 28))["forward_flops_per_image"]
+    assert summary.total_flops == forward > 10**8
     assert summary.in_sizes[0] == [1, 1, 28, 28] and summary.out_sizes[0] == [1, 10]
 
 

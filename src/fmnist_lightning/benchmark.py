@@ -1,0 +1,620 @@
+"""``python -m fmnist_lightning.benchmark``: how fast the project trains and evaluates, measured
+on its own pieces (the config ``train`` composes, with ``debug=benchmark``, and
+``training.builders``), so that the figures are a real run's. The JSON: docs/performance.md."""
+
+import argparse
+import contextlib
+import itertools
+import json
+import math
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.utils.collect_env import get_env_info
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from fmnist_lightning import cli
+from fmnist_lightning.config.compose import compose, finalise
+from fmnist_lightning.config.overrides import check_overrides
+from fmnist_lightning.config.schema import validate_config
+from fmnist_lightning.data.synthetic import write_fashion_mnist
+from fmnist_lightning.errors import UsageError
+from fmnist_lightning.inference.batches import predict_probabilities
+from fmnist_lightning.inference.output_files import write_atomically
+from fmnist_lightning.models.module import build_network, load_module
+from fmnist_lightning.models.runtime import cpu_supports_bf16, resolve_device
+from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer, plain
+from fmnist_lightning.training.machine import cpu_model, gpu_model, keep_freed_memory
+
+COMMAND = "python -m fmnist_lightning.benchmark"
+# --quick: a smoke test of every measurement in well under a minute.
+QUICK = {"steps": 2, "warmup": 2, "repeats": 3, "baseline_steps": 3, "matmul_size": 256}
+MINIMUMS = dict(steps=1, warmup=0, repeats=1, baseline_steps=1, matmul_size=1, threads=1)
+# --eval-only without --precision: fp32, and bf16 autocast (native on recent CPUs and GPUs).
+EVAL_ONLY_PRECISIONS = ("32-true", "bf16-mixed")
+# --no-epoch: only the timed steps, no validation: the callbacks that need val metrics go too.
+NO_EPOCH = ["trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0"]
+NO_EPOCH += [f"callbacks.{name}=null" for name in ("model_checkpoint", "early_stopping")]
+# The targets the defaults were chosen against: (section, target, format, higher is better).
+MARKS = {
+    "lightning_vs_plain": ("train", 0.90, ".0%", True),
+    "data_wait_fraction": ("data_wait", 0.03, ".0%", False),
+    "speedup_vs_textbook": ("baseline", 2.2, "g", True),
+    "projected_run_minutes": ("epoch", 8.0, "g", False),
+    "fraction_of_matmul_peak": ("flops", 0.60, ".0%", True),
+}
+# The tables: a title line, then a "figure | value | target or note" line per row.
+MACHINE = "{environment[device]} ({environment[cpu_model]}, {environment[torch_threads]} threads)"
+TRAINING = f"""fmnist-lightning benchmark: {{settings[data]}} data, {MACHINE}, {{settings[precision]}}, {{memory_format}}, compile={{settings[compile]}}, batch {{settings[batch_size]}}
+train, Trainer (images/s) | {{train[lightning_images_per_s]:,.0f}} | {{settings[lightning_windows]}} windows of {{settings[steps]}} steps
+train, plain loop (images/s) | {{train[plain_images_per_s]:,.0f}} | {{settings[repeats]}} windows
+Trainer / plain loop | {{train[lightning_vs_plain]:.1%}} | {{marks[lightning_vs_plain]}}
+step time (ms) | {{train[step_ms]:.1f}} | first step {{train[first_step_s]:.2f}} s (compiles if model.compile)
+data wait (share of step) | {{data_wait[data_wait_fraction]:.2%}} | {{marks[data_wait_fraction]}}, upper bound
+batch fetch alone (ms) | {{data_wait[fetch_ms_per_batch]:.3f}} | {{data_wait[fetch_fraction]:.2%}} of a step
+eval, Trainer.test (images/s) | {{eval[images_per_s]:,.0f}} | {{eval[test_images]:,}} test images
+peak RSS (MiB) | {{memory[peak_rss_mib]:,.0f}} |
+train FLOP/s achieved | {{achieved_gflops:,.1f}} G | {{train_mflops:.1f}} MFLOP/image (FlopCounterMode, fwd + bwd)
+matmul peak ({{flops[matmul_dtype]}}, n={{flops[matmul_size]}}) | {{peak_gflops:,.1f}} G | best of {{kernels}}
+achieved / matmul peak | {{flops[fraction_of_matmul_peak]:.1%}} | {{marks[fraction_of_matmul_peak]}}"""
+EPOCH = """
+one epoch, train + val (s) | {epoch[seconds]:.1f} | {epoch[train_images]:,} + {epoch[val_images]:,} images
+projected {epoch[default_max_epochs]}-epoch run (min) | {epoch[projected_run_minutes]:.1f} | {marks[projected_run_minutes]}"""
+BASELINE = """
+textbook fp32 baseline (images/s) | {baseline[images_per_s]:,.0f} | ToTensor, {baseline[workers]} workers, batch {baseline[batch_size]}
+speed-up vs textbook | {baseline[speedup_vs_textbook]:.2f}x | {marks[speedup_vs_textbook]}"""
+EVAL_ONLY = f"fmnist-lightning inference speed: {{settings[checkpoint]}}, {{settings[test_images]:,}} {{settings[data]}} test images, batch {{settings[eval_batch_size]}}, {MACHINE}"
+PRECISION = "\n{precision} (images/s) | {images_per_s:,.0f} | wall {wall_seconds:.2f} s, cpu {cpu_seconds:.2f} s, accuracy {accuracy:.2%}"
+
+
+FLOP_CONVENTION = (
+    "torch.utils.flop_counter.FlopCounterMode over one forward and backward pass of the "
+    "network in training mode: 2 FLOPs per multiply-add of the convolutions and matrix "
+    "products (biases, activations, pooling and the optimiser step are not counted); the "
+    "backward pass counts only the gradients autograd computes (none for the input images)"
+)
+# Images per counted pass: two, so that BatchNorm1d in training mode accepts the batch.
+COUNTED_IMAGES = 2
+# collect_env lists torch's packages through pip, which a uv environment may lack; the
+# libraries the training path runs on are read from the installed metadata too.
+PACKAGES = ("lightning", "torchvision", "torchmetrics", "hydra-core", "numpy")
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued GPU work, so that a clock read means the work is done."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_rate(items: float, seconds: list[float]) -> float:
+    return statistics.median(items / s for s in seconds)
+
+
+def timed_windows(step: Callable, warmup: int, steps: int, repeats: int, device="cpu") -> list:
+    """Run ``warmup`` steps, then time ``repeats`` windows of ``steps`` steps each."""
+    for _ in range(warmup):
+        step()
+    seconds = []
+    for _ in range(repeats):
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        synchronize(device)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+class StepTimer(L.Callback):
+    """Clock reads around every training batch, the epoch, and each test run."""
+
+    def __init__(self, warmup: int = 0, steps: int = 1) -> None:
+        self.warmup, self.steps, self.started = warmup, steps, 0.0
+        self.batch_starts, self.batch_ends, self.epoch_seconds, self.test_seconds = [], [], [], []
+
+    def now(self, trainer: L.Trainer, batch_idx: int | None = None) -> float:
+        # On a GPU, syncing every step would drain the queue: sync at window edges only.
+        at_edge = batch_idx is not None and batch_idx >= self.warmup
+        if batch_idx is None or (at_edge and (batch_idx - self.warmup) % self.steps == 0):
+            synchronize(trainer.strategy.root_device)
+        return time.perf_counter()
+
+    def start(self, trainer: L.Trainer, *_: Any) -> None:
+        self.started = self.now(trainer)
+
+    on_train_epoch_start = on_test_epoch_start = start
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self.batch_starts.append(self.now(trainer, batch_idx))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.batch_ends.append(self.now(trainer, batch_idx))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # Lightning runs the epoch-end validation before this hook, so it is included.
+        self.epoch_seconds.append(self.now(trainer) - self.started)
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self.test_seconds.append(self.now(trainer) - self.started)
+
+    def windows(self) -> list[float]:
+        """The windows of ``steps`` steps after the warm-up, each ending when the next step
+        starts: all a step costs (batch, hooks, forward, backward, optimiser, logging)."""
+        starts = self.batch_starts[self.warmup :: self.steps]
+        if seconds := [end - start for start, end in itertools.pairwise(starts)]:
+            return seconds
+        raise UsageError(
+            f"One epoch has {len(self.batch_starts)} training batches, too few for "
+            f"{self.warmup} warm-up steps and a window of {self.steps} (+1); lower "
+            "--warmup/--steps, or raise the data size."
+        )
+
+    def between_steps_fraction(self) -> float:
+        """Median share of each step cycle spent between one step's end and the next one's start."""
+        starts, ends = self.batch_starts[self.warmup :], self.batch_ends[self.warmup :]
+        cycles = zip(starts, ends, starts[1:], strict=False)
+        return statistics.median((start - end) / (start - prev) for prev, end, start in cycles)
+
+
+def loop_windows(loss: Callable, optimizer: Any, loader: Any, windows: tuple, device: Any) -> list:
+    """``timed_windows`` (warm-up, steps, repeats) of a hand-written loop over ``loader``."""
+    stream = itertools.chain.from_iterable(itertools.repeat(loader))
+
+    def step() -> None:
+        batch = [tensor.to(device, non_blocking=True) for tensor in next(stream)]
+        optimizer.zero_grad(set_to_none=True)
+        loss(batch).backward()
+        optimizer.step()
+
+    return timed_windows(step, *windows, device)
+
+
+def plain_training(cfg: DictConfig, trainer: L.Trainer, args: Any) -> list[float]:
+    """``training_step`` in a plain loop: ``trainer``'s network, batches, optimiser, precision."""
+    L.seed_everything(cfg.seed)
+    device, precision = trainer.strategy.root_device, trainer.precision_plugin
+    model = precision.convert_module(build_module(cfg, trainer.datamodule.classes))
+    model = model.to(device).train()
+    optimizer = instantiate(cfg.optimizer, params=model.parameters())
+
+    def loss(batch: list[torch.Tensor]) -> torch.Tensor:
+        with precision.forward_context():
+            return model.training_step(precision.convert_input(batch), 0)
+
+    loader, windows = trainer.datamodule.train_dataloader(), (args.warmup, args.steps, args.repeats)
+    with warnings.catch_warnings():  # self.log() without a Trainer warns, and logs nothing
+        warnings.filterwarnings("ignore", "You are trying to `self.log")
+        return loop_windows(loss, optimizer, loader, windows, device)
+
+
+def textbook_baseline(cfg: DictConfig, args: Any, device: torch.device, lightning_rate: float):
+    """The tutorial loop: torchvision + ``ToTensor``, DataLoader workers, batch 32, fp32, Adam."""
+    from torchvision.datasets import FashionMNIST
+    from torchvision.transforms import ToTensor
+
+    L.seed_everything(cfg.seed)
+    # The bare network: contiguous memory, whatever model.channels_last says for the project.
+    model = build_network(plain(cfg.model.net), num_classes=10).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1.0e-3)
+    dataset = FashionMNIST(str(cfg.data.root), train=True, transform=ToTensor())
+    loader = DataLoader(dataset, 32, shuffle=True, num_workers=args.baseline_workers)
+    windows = (5, args.baseline_steps, args.repeats)
+    seconds = loop_windows(
+        lambda b: F.cross_entropy(model(b[0]), b[1]), optimizer, loader, windows, device
+    )
+    rate = median_rate(args.baseline_steps * 32, seconds)
+    return {
+        "images_per_s": rate,
+        "batch_size": 32,
+        "workers": args.baseline_workers,
+        "precision": "32-true",
+        "speedup_vs_textbook": lightning_rate / rate,
+        "window_seconds": seconds,
+    }
+
+
+def inference_speed(module, test: TensorDataset, batch_size: int, precisions, repeats: int) -> dict:
+    """Per precision, ``repeats`` passes of what ``evaluate`` runs (its outputs come back to the
+    CPU: no sync needed). CPU seconds / threads is what an idle machine would take."""
+    images, labels = test.tensors
+    by_precision, reference = {}, None
+    for precision in precisions:
+        predict_probabilities(module, images[:batch_size], batch_size, precision)
+        walls, cpus = [], []
+        for _ in range(repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            predicted = predict_probabilities(module, images, batch_size, precision).argmax(1)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        reference = predicted if reference is None else reference
+        by_precision[precision] = {
+            "wall_seconds": statistics.median(walls),
+            "cpu_seconds": statistics.median(cpus),
+            "images_per_s": len(images) / statistics.median(walls),
+            "accuracy": (predicted == labels.cpu()).float().mean().item(),
+            "agreement": (predicted == reference).float().mean().item(),
+            "window_seconds": walls,
+        }
+    return {"reference_precision": precisions[0], "by_precision": by_precision}
+
+
+def training_flops(network: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """One training step's FLOPs per image of ``input_shape``, counted by torch."""
+    network.train()
+    images = torch.zeros(COUNTED_IMAGES, *input_shape)
+    labels = torch.zeros(COUNTED_IMAGES, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        logits = network(images)
+        forward = counter.get_total_flops()
+        F.cross_entropy(logits, labels).backward()
+    network.zero_grad(set_to_none=True)
+    counts = counter.get_flop_counts()["Global"].items()
+    return {
+        "forward_flops_per_image": forward // COUNTED_IMAGES,
+        "train_flops_per_image": counter.get_total_flops() // COUNTED_IMAGES,
+        "train_flops_by_operator": {str(op): count // COUNTED_IMAGES for op, count in counts},
+    }
+
+
+def matmul_products(a: torch.Tensor, b: torch.Tensor) -> dict[str, Callable[[], Any]]:
+    """torch.mm, and on CPU oneDNN's: fp32 torch.mm goes to MKL (a slower AVX2 path on AMD),
+    the convolutions to oneDNN, which this 1x1 convolution over 16 images reaches by public
+    API (below 16 images a single thread takes torch's own convolution)."""
+    products = {"torch.mm": lambda: torch.mm(a, b)}
+    n = a.shape[0]
+    if a.device.type == "cpu" and torch.backends.mkldnn.is_available() and n % 16 == 0:
+        # Output[i, j] = sum_k a[i, k] b[k, j]: rows of a are 16 x (n / 16) image positions with
+        # n channels each; b^T holds the n filters of n input channels.
+        images = a.reshape(16, n // 16, n).permute(0, 2, 1).unsqueeze(-1).contiguous()
+        filters = b.t().reshape(n, n, 1, 1).contiguous()
+        products["onednn_conv1x1"] = lambda: F.conv2d(images, filters)
+    return products
+
+
+def flop_figures(cfg: DictConfig, args: Any, images_per_s: float, device: torch.device) -> dict:
+    """Training FLOP/s achieved at ``images_per_s`` against the peak of an n x n matrix
+    product (``--matmul-size``) in the dtype the network's products run in."""
+    # A fresh, uncompiled copy of the network: the count does not depend on its weights.
+    network = build_network(plain(cfg.model.net), num_classes=10)
+    size = int(cfg.model.net.get("image_size", 28))
+    count = training_flops(network, (int(cfg.model.net.get("in_channels", 1)), size, size))
+    kind = str(cfg.trainer.precision).split("-")[0]  # bf16-mixed, 16-mixed, 32-true, ...
+    dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(kind, torch.float32)
+    n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=generator).to(device, dtype) for _ in range(2))
+    peaks = {}
+    for name, product in matmul_products(a, b).items():
+        with contextlib.suppress(RuntimeError):  # a kernel this build lacks
+            seconds = timed_windows(product, 2, 3, max(args.repeats, 3), device)
+            peaks[name] = median_rate(3 * 2 * n**3, seconds)
+    achieved = images_per_s * count["train_flops_per_image"]
+    return {
+        "convention": FLOP_CONVENTION,
+        **count,
+        "achieved_train_flops": achieved,
+        "matmul_size": n,
+        "matmul_dtype": str(dtype).removeprefix("torch."),
+        "matmul_peak_flops": max(peaks.values()),
+        "fraction_of_matmul_peak": achieved / max(peaks.values()),
+        "matmul_peak_flops_by_kernel": peaks,
+    }
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """``torch.utils.collect_env``'s report in full, and the facts of this process it lacks."""
+    info = get_env_info()._asdict()
+    return {
+        "device": str(device),
+        # collect_env lists every GPU; this is the one the benchmark ran on.
+        "gpu_model": gpu_model(device),
+        "cpu_model": cpu_model(info["cpu_info"]),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        # The rule that turns trainer.precision=auto into bf16-mixed (models.runtime).
+        "cpu_bf16": cpu_supports_bf16(),
+        "python": info["python_version"],
+        "platform": info["python_platform"],
+        "versions": {"torch": info["torch_version"], **{name: version(name) for name in PACKAGES}},
+        "collect_env": info,
+    }
+
+
+def memory(device: torch.device) -> dict[str, float | None]:
+    """Peak resident memory of the process (Linux reports KiB, macOS bytes), and of the GPU."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** (
+        20 if sys.platform == "darwin" else 10
+    )
+    gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {"peak_rss_mib": rss, "peak_gpu_mib": gpu}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    options = argparse.ArgumentParser(
+        prog=COMMAND,
+        description="Throughput, data wait, memory, FLOP/s and epoch time of the default training "
+        "path against a plain loop and a textbook baseline, or (--eval-only) a checkpoint's "
+        "inference speed per precision (--precision, or 32-true and bf16-mixed). Trailing "
+        "arguments are Hydra overrides of the training config, e.g. model.net.dropout=0.3.",
+    )
+    add, switch = options.add_argument, argparse.BooleanOptionalAction
+    add("--steps", type=int, default=25, help="training steps per timed window")
+    add("--warmup", type=int, default=10, help="untimed steps before timing")
+    add("--repeats", type=int, default=5, help="timed windows (medians are taken)")
+    add("--batch-size", type=int, help="training batch size (default: config's)")
+    add("--precision", help="trainer.precision: auto (default config), 32-true, bf16-mixed, ...")
+    add("--memory-format", choices=("channels_last", "contiguous"), help="of the convolutions")
+    add("--compile", action=switch, help="torch.compile the network (default: model.compile)")
+    add("--epoch", action=switch, default=True, help="time one epoch, train + val, windows in it")
+    add("--baseline", action=switch, default=True, help="time the textbook fp32 baseline too")
+    add("--baseline-steps", type=int, default=40, help="steps per baseline window")
+    add("--baseline-workers", type=int, default=2, help="baseline DataLoader workers")
+    add("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
+    add("--matmul-size", type=int, help="n of the n x n matmul peak (default: 2048, 8192 on GPU)")
+    add("--eval-only", metavar="CKPT", help="time this checkpoint's inference path instead")
+    add("--quick", action="store_true", help="smoke test: 3 windows of 2 steps, small matmul")
+    add("--synthetic", action="store_true", help="random IDX files instead of the real data")
+    add("--data-root", help="folder holding FashionMNIST/raw/ (default: config's)")
+    add("--output", type=Path, help="default: lightning_logs/benchmarks/benchmark-<time>.json")
+    add("overrides", nargs="*", help="Hydra overrides of the training config")
+    args = options.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    args.output = args.output or Path(f"lightning_logs/benchmarks/benchmark-{stamp}.json")
+    if args.quick:
+        vars(args).update(QUICK)
+    # Batches one epoch must hold for every window (a window ends when the next step starts).
+    args.batches = args.warmup + args.steps * args.repeats + 1
+    for name, minimum in MINIMUMS.items():
+        if (value := getattr(args, name)) is not None and value < minimum:
+            options.error(f"--{name.replace('_', '-')} must be at least {minimum}, got {value}")
+    return args
+
+
+def synthetic_sizes(cfg: Any, batches: int, quick: bool) -> tuple[int, int]:
+    """Training and test images of the ``--synthetic`` files: the real split sizes, or with
+    --quick 500 test images and just enough training images (at least 640) for every window."""
+    if not quick:
+        return 60_000, 10_000
+    # Full batches only: a last, smaller batch would be a step of another size in the epoch.
+    needed, val_fraction = batches * int(cfg.data.batch_size), float(cfg.data.val_fraction)
+    # The split keeps count - round(count * val_fraction) images: at least ``needed``.
+    return max(640, math.ceil(needed / (1 - val_fraction))), 500
+
+
+def benchmark_config(args: argparse.Namespace, folder: Path, *extra: str) -> Any:
+    """The composed, checked config, run in ``folder``; with --synthetic it writes its data."""
+    choices = {
+        "data.root": str(folder / "data") if args.synthetic else args.data_root,
+        "data.batch_size": args.batch_size,
+        "trainer.precision": args.precision,
+        "model.channels_last": {"channels_last": True, "contiguous": False}.get(args.memory_format),
+        "model.compile": args.compile,
+    }
+    overrides = ["debug=benchmark", f"paths.run_dir={folder / 'run'}"]
+    overrides += [f"{key}={value}" for key, value in choices.items() if value is not None]
+    if not args.epoch:
+        overrides += [f"trainer.limit_train_batches={args.batches}", *NO_EPOCH]
+    overrides += [*args.overrides, *extra]
+    check_overrides(overrides)
+    cfg = finalise(compose("train", overrides))
+    validate_config(cfg)
+    if args.synthetic:
+        write_fashion_mnist(folder / "data", *synthetic_sizes(cfg, args.batches, args.quick))
+    return cfg
+
+
+def timed(phases: dict[str, float], name: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``function(...)``, its seconds recorded in ``phases[name]`` (where a run's time goes)."""
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    phases[name] = time.perf_counter() - started
+    return result
+
+
+def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) -> tuple:
+    """Every training and evaluation figure of the composed config."""
+    keep_freed_memory()  # as train does, so that the figures are those of a real run
+    steps, repeats = args.steps, args.repeats
+    timer = StepTimer(args.warmup, steps)
+    L.seed_everything(cfg.seed, workers=True)
+    module = build_module(cfg, datamodule.classes)
+    trainer = build_trainer(cfg, [timer])
+    timed(phases, "trainer_fit", trainer.fit, module, datamodule=datamodule)
+    fit_seconds = phases["trainer_fit"]
+    device, batch_size = trainer.strategy.root_device, int(cfg.data.batch_size)
+    windows = timer.windows()
+    lightning_rate = median_rate(steps * batch_size, windows)
+    step_seconds = statistics.median(windows) / steps
+    started = time.perf_counter()
+    for _ in range(max(repeats, 2) + 1):  # the timer records each test epoch
+        trainer.test(module, datamodule=datamodule, verbose=False)
+    phases["trainer_test"] = time.perf_counter() - started
+    del timer.test_seconds[0]  # the warm-up
+    test_images = len(datamodule.tensors["test"])
+    eval_rate = median_rate(test_images, timer.test_seconds)
+    plain_windows = timed(phases, "plain_loop", plain_training, cfg, trainer, args)
+    plain_rate = median_rate(steps * batch_size, plain_windows)
+    loader = datamodule.train_dataloader()  # the batch fetch alone
+    batches, fetches = iter(loader), min(args.warmup + steps, len(loader))
+    fetch = statistics.median(timed_windows(lambda: next(batches), 0, 1, fetches))
+    memory_used = memory(device)  # before the matmul and the baseline allocate their own
+    flops = timed(phases, "flops_and_matmul", flop_figures, cfg, args, lightning_rate, device)
+    epoch = baseline = None
+    if args.epoch:
+        # The benchmark fits one epoch; the projection uses the run length a user would get.
+        max_epochs = int(compose("train", list(args.overrides)).trainer.max_epochs)
+        seconds = timer.epoch_seconds[0]
+        # Start-up (fit minus the epoch) + max_epochs epochs + one test pass.
+        minutes = (fit_seconds + (max_epochs - 1) * seconds + test_images / eval_rate) / 60
+        epoch = {
+            "seconds": seconds,
+            "train_images": len(datamodule.tensors["train"]),
+            "val_images": len(datamodule.tensors["val"]),
+            "fit_seconds_one_epoch": fit_seconds,
+            "default_max_epochs": max_epochs,
+            "projected_run_minutes": minutes,
+        }
+    if args.baseline:
+        baseline = timed(phases, "baseline", textbook_baseline, cfg, args, device, lightning_rate)
+    return device, {
+        "settings": {
+            "precision": str(cfg.trainer.precision),  # resolved once, by finalise
+            "channels_last": bool(cfg.model.channels_last),
+            "compile": bool(cfg.model.compile),
+            "batch_size": batch_size,
+            "steps": steps,
+            "warmup": args.warmup,
+            "lightning_windows": len(windows),
+            "statistic": "median over timed windows after warm-up",
+        },
+        "train": {
+            "lightning_images_per_s": lightning_rate,
+            "plain_images_per_s": plain_rate,
+            "lightning_vs_plain": lightning_rate / plain_rate,
+            "step_ms": 1000 * step_seconds,
+            # The first step compiles the training graph when model.compile=true.
+            "first_step_s": timer.batch_ends[0] - timer.batch_starts[0],
+            "fit_seconds": fit_seconds,
+            "lightning_window_seconds": windows,
+            "plain_window_seconds": plain_windows,
+        },
+        "data_wait": {
+            # Upper bound: the gap also holds Lightning's per-step logging and bookkeeping.
+            "data_wait_fraction": timer.between_steps_fraction(),
+            "fetch_ms_per_batch": 1000 * fetch,
+            "fetch_fraction": fetch / step_seconds,
+        },
+        "eval": {
+            "test_images": test_images,
+            "images_per_s": eval_rate,
+            "window_seconds": timer.test_seconds,
+        },
+        "memory": memory_used,
+        "flops": flops,
+        "epoch": epoch,
+        "baseline": baseline,
+        "targets": {name: target for name, (_, target, *_) in MARKS.items()},
+    }
+
+
+def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict, module) -> tuple:
+    """The inference path of the ``--eval-only`` checkpoint over the test set, per precision."""
+    device = resolve_device(cfg.trainer.accelerator)
+    datamodule.setup("test")
+    test, batch_size = datamodule.tensors["test"], int(cfg.data.eval_batch_size)
+    precisions = (str(cfg.trainer.precision),) if args.precision else EVAL_ONLY_PRECISIONS
+    module.to(device)
+    figures = timed(
+        phases, "inference", inference_speed, module, test, batch_size, precisions, args.repeats
+    )
+    return device, {
+        "settings": {
+            "mode": "eval-only",
+            "checkpoint": str(Path(args.eval_only).resolve()),
+            "test_images": len(test),
+            "statistic": "median over repeated passes after a warm-up batch",
+        },
+        "eval_only": figures,
+        "memory": memory(device),
+    }
+
+
+def table(result: dict[str, Any]) -> Table:
+    """The figures as a rich table, each beside the target it is measured against."""
+    if "eval_only" in result:
+        text, figures = EVAL_ONLY.format_map(result), result["eval_only"]
+        reference = figures["reference_precision"]
+        for precision, row in figures["by_precision"].items():
+            text += PRECISION.format(precision=precision, **row)
+            if precision != reference:
+                text += f", same class as {reference}: {row['agreement']:.2%}"
+    else:
+        marks = {}
+        for name, (section, target, spec, higher) in MARKS.items():
+            if result[section]:
+                value = result[section][name]
+                met = value >= target if higher else value < target
+                verdict = "[green]met[/]" if met else "[red]missed[/]"
+                marks[name] = f"{verdict} (target {'≥' if higher else '<'} {target:{spec}})"
+        flops = result["flops"]
+        values = {
+            **result,
+            "marks": marks,
+            "memory_format": ("contiguous", "channels_last")[result["settings"]["channels_last"]],
+            "achieved_gflops": flops["achieved_train_flops"] / 1e9,
+            "train_mflops": flops["train_flops_per_image"] / 1e6,
+            "peak_gflops": flops["matmul_peak_flops"] / 1e9,
+            "kernels": ", ".join(flops["matmul_peak_flops_by_kernel"]),
+        }
+        text = TRAINING.format_map(values)
+        text += EPOCH.format_map(values) if result["epoch"] else ""
+        text += BASELINE.format_map(values) if result["baseline"] else ""
+    title, *rows = text.splitlines()
+    out = Table(title=title, title_justify="left")
+    for column, justify in (("figure", "left"), ("value", "right"), ("target / note", "left")):
+        out.add_column(column, justify=justify)
+    for row in rows:
+        out.add_row(*(cell.strip() for cell in row.split("|")))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print its table, write its JSON; returns the figures."""
+    args, phases = parse_args(argv), {}
+    module = load_module(args.eval_only) if args.eval_only else None
+    # The checkpoint's own normalisation: prediction preprocesses as its training did.
+    extra = [f"data.{key}={module.hparams[key]}" for key in ("mean", "std")] if module else []
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        with tempfile.TemporaryDirectory(prefix="fmnist-benchmark-") as tmp:
+            cfg = benchmark_config(args, Path(tmp), *extra)
+            datamodule = build_datamodule(cfg)
+            datamodule.prepare_data()
+            if module is None:
+                device, figures = training(args, cfg, datamodule, phases)
+            else:
+                device, figures = eval_only(args, cfg, datamodule, phases, module)
+        figures["settings"] |= {
+            "data": "synthetic" if args.synthetic else "real",
+            "data_root": str(cfg.data.root),
+            "eval_batch_size": int(cfg.data.eval_batch_size),
+            "repeats": args.repeats,
+            "overrides": list(args.overrides),
+        }
+        result = {
+            "created": datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join([COMMAND, *args.argv]),
+            "environment": environment(device),  # with the run's --threads
+            **figures,
+            "phase_seconds": phases,
+        }
+    finally:
+        torch.set_num_threads(threads)  # callers in the same process keep their setting
+    write_atomically(args.output, (json.dumps(result, indent=2) + "\n").encode())
+    Console().print(table(result), f"JSON: {args.output.resolve()}", sep="\n")
+    return result
+
+
+if __name__ == "__main__":
+    cli.run(lambda: main() and None)  # main returns the figures, not an exit status
