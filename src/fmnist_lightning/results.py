@@ -5,41 +5,27 @@
     python -m fmnist_lightning.results --validation lightning_logs/sweeps/<sweep> [...]
         [--output selection.md]
 
-Every folder below the given ones that holds a finished run (``test_metrics.json``) is
-one row of data, grouped and labelled by configuration as ``analysis/finished_runs.py``
-says: the three jobs of ``-m experiment=best seed=0,1,2`` form one row ``experiment=best``.
-A folder whose files cannot be read is reported in one line and left out.
-``--readme`` replaces what stands between ``<!-- results:start -->`` and
-``<!-- results:end -->`` in that file with the table. The table and the README are written
-whole or not at all (a full disk keeps the earlier file); an ``--output`` that is the README
-or one of the records it reads is refused. ``--plot`` draws validation accuracy against
-wall-clock seconds (``elapsed_seconds`` of metrics.csv), one line per configuration.
-
-``--validation`` writes the table recipe choices are made on instead: best validation
-accuracy (and with TTA) per configuration, ranked, from ``metrics.csv`` alone; it reads no
-test figure, and it reads runs that are still going (*epochs run* shows which are short).
-
-Ensembles evaluated on the test set (``python -m fmnist_lightning.ensemble ... split=test``,
-its ensemble_metrics.json) under the folders get a second table (analysis/ensembles.py).
-
-It needs pandas, OmegaConf and matplotlib only: this command imports no torch.
+One row per configuration (``analysis/finished_runs.py``), a second table for ensembles
+evaluated on the test set. ``--readme`` replaces the table between its markers; an
+``--output`` that is the README or a record it reads is refused, and a full disk keeps the
+earlier file. ``--validation`` ranks configurations by validation accuracy from
+``metrics.csv`` alone: recipes are chosen without a test figure in sight. No torch imported.
 """
 
 import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.analysis.ensembles import Ensemble, ensembles_frame, find_ensembles
+from fmnist_lightning.analysis.ensembles import ensembles_frame, find_ensembles
 from fmnist_lightning.analysis.finished_runs import (
     HEADLINE_ACCURACY,
     NOT_REACHED,
-    Run,
-    ValidationRun,
     find_runs,
     find_validation_runs,
     portable,
@@ -51,17 +37,13 @@ from fmnist_lightning.analysis.tables import (
     mean_and_spread,
 )
 from fmnist_lightning.errors import Failed, UsageError
-from fmnist_lightning.inference.output_files import (
-    OutputFileError,
-    check_not_an_input,
-    write_atomically,
-)
+from fmnist_lightning.inference.output_files import OutputFileError, check_output, write_atomically
 
 __all__ = ["find_runs", "main", "portable", "replace_between_markers", "results_markdown"]
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 HEADLINE = f"{float(HEADLINE_ACCURACY):.0%}"
-# The files of a run or ensemble folder that this command reads: its inputs.
+# The files of a run or ensemble folder that this command reads: never an --output.
 RECORDS = (run_files.CONFIG_YAML, run_files.METRICS_CSV, run_files.TEST_METRICS_JSON)
 RECORDS += (run_files.ENSEMBLE_METRICS_JSON,)
 
@@ -76,7 +58,7 @@ def time_cell(group: pd.DataFrame) -> str:
     return f"{group['time_to_headline'].astype(float).mean():.0f}"
 
 
-def summarise(found: list[Run]) -> pd.DataFrame:
+def summarise(found: list[SimpleNamespace]) -> pd.DataFrame:
     """One row per configuration, in the order configurations first appear."""
     rows = []
     for configuration, group in by_configuration(found, "seed"):
@@ -103,9 +85,8 @@ def summarise(found: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows).drop(columns=[] if with_tta else ["with TTA (%)"])
 
 
-def selection_table(runs: list[ValidationRun]) -> pd.DataFrame:
-    """One row per configuration, the best mean validation accuracy with TTA first (plain
-    where no run used TTA)."""
+def selection_table(runs: list[SimpleNamespace]) -> pd.DataFrame:
+    """One row per configuration, best mean validation accuracy (with TTA, if all had) first."""
     ranked = []
     for configuration, group in by_configuration(runs, "seed"):
         tta = group["best_val_acc_tta"].dropna()
@@ -127,7 +108,7 @@ def selection_table(runs: list[ValidationRun]) -> pd.DataFrame:
     return pd.DataFrame([row for _, row in ranked])
 
 
-def selection_markdown(runs: list[ValidationRun]) -> str:
+def selection_markdown(runs: list[SimpleNamespace]) -> str:
     return (
         markdown_table(selection_table(runs))
         + "\n\nValidation accuracy only (no test figure is read): per run the best epoch's "
@@ -137,7 +118,7 @@ def selection_markdown(runs: list[ValidationRun]) -> str:
     )
 
 
-def reproduce_commands(found: list[Run]) -> list[str]:
+def reproduce_commands(found: list[SimpleNamespace]) -> list[str]:
     """The command that re-runs each command-line configuration over its seeds. ``-m`` comes
     first: Hydra's argument parser takes no option between overrides."""
     commands: dict[str, set[int]] = {}
@@ -152,7 +133,7 @@ def reproduce_commands(found: list[Run]) -> list[str]:
     ]
 
 
-def results_markdown(found: list[Run], ensembles: Sequence[Ensemble] = ()) -> str:
+def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> str:
     text = markdown_table(summarise(found))
     text += (
         "\n\nTest accuracy: mean ± sample standard deviation over seeds, of the checkpoint "
@@ -185,7 +166,6 @@ def results_markdown(found: list[Run], ensembles: Sequence[Ensemble] = ()) -> st
 
 
 def replace_between_markers(document: str, text: str) -> str:
-    """``document`` with what stands between README_START and README_END replaced by ``text``."""
     start, end = document.find(README_START), document.find(README_END)
     if start < 0 or end < start:
         raise ValueError(
@@ -195,24 +175,18 @@ def replace_between_markers(document: str, text: str) -> str:
     return f"{document[: start + len(README_START)]}\n{text}{document[end:]}"
 
 
-def write_file(path: Path, data: str | bytes, inputs: Iterable[Path] = ()) -> None:
-    """``data`` into ``path``, whole or not at all; refused when ``path`` is one of ``inputs``
-    (before anything is written), failed (the earlier file kept) on a full disk."""
+def write_file(path: Path, data: str | bytes) -> None:
     try:
-        check_not_an_input(path, inputs)
-    except OutputFileError as error:
-        raise UsageError(f"{error}; choose another --output") from error
-    try:
-        write_atomically(path, data.encode() if isinstance(data, str) else data)
+        write_atomically(path, data)
     except OutputFileError as error:
         raise Failed(f"{error}. Free some space or choose another file.") from error
 
 
 def write_table(text: str, output: Path, runs: int, folders: Iterable[Path], *others: Path) -> None:
     """Write the table to ``output`` unless it is one of the records of ``folders`` (or
-    ``others``), and print it (the count of runs to stderr)."""
-    records = [*others, *(folder / name for folder in folders for name in RECORDS)]
-    write_file(output, text, records)
+    ``others``), and print it."""
+    check_output(output, [*others, *(f / name for f in folders for name in RECORDS)], True)
+    write_file(output, text)
     print(text, end="")
     print(f"\nWrote {output} ({runs} runs).", file=sys.stderr)
 
@@ -223,7 +197,6 @@ def report_unreadable(problems: list[str], what: str = "a run") -> None:
 
 
 def write_selection(args: argparse.Namespace) -> None:
-    """--validation: the validation table of the runs under args.folders."""
     if args.readme is not None or args.plot is not None:
         raise UsageError("--validation writes its table to --output only (no --readme, no --plot)")
     found, problems = find_validation_runs(args.folders)
@@ -237,8 +210,7 @@ def write_selection(args: argparse.Namespace) -> None:
     write_table(selection_markdown(found), output, len(found), (run.folder for run in found))
 
 
-def write_plot(found: list[Run], path: Path) -> None:
-    """Validation accuracy against time of the runs that logged elapsed_seconds, into ``path``."""
+def write_plot(found: list[SimpleNamespace], path: Path) -> None:
     from fmnist_lightning.analysis.curve_plots import accuracy_against_time
 
     curves: dict[str, list[pd.DataFrame]] = {}
@@ -252,7 +224,6 @@ def write_plot(found: list[Run], path: Path) -> None:
 
 
 def write_results(args: argparse.Namespace) -> None:
-    """The results table of the finished runs under args.folders, and the README and plot."""
     found, unfinished, problems = find_runs(args.folders)
     ensembles, ensemble_problems = find_ensembles(args.folders)
     report_unreadable(problems, "a run")
