@@ -85,52 +85,35 @@ def summarise(found: list[SimpleNamespace]) -> pd.DataFrame:
     return pd.DataFrame(rows).drop(columns=[] if with_tta else ["with TTA (%)"])
 
 
-def selection_table(runs: list[SimpleNamespace]) -> pd.DataFrame:
+def selection_markdown(runs: list[SimpleNamespace]) -> str:
     """One row per configuration, best mean validation accuracy (with TTA, if all had) first."""
-    ranked = []
+    rows = []
     for configuration, group in by_configuration(runs, "seed"):
         tta = group["best_val_acc_tta"].dropna()
         with_tta = len(tta) == len(group)
         per_seed = [f"{100 * r.best_val_acc:.2f}" for r in group.itertuples()]
         if with_tta:
             per_seed = [f"{s} / {100 * t:.2f}" for s, t in zip(per_seed, tta, strict=True)]
-        row = {
-            "configuration": f"`{configuration}`",
-            "seeds": listed(group["seed"]),
-            "best val acc (%)": mean_and_spread(group["best_val_acc"] * 100),
-            "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
-            "per seed (%)": ", ".join(per_seed),
-            "best epoch": listed(group["best_epoch"]),
-            "epochs run": listed(group["epochs"]),
-        }
-        ranked.append((tta.mean() if with_tta else group["best_val_acc"].mean(), row))
-    ranked.sort(key=lambda pair: pair[0], reverse=True)  # stable: ties keep their order
-    return pd.DataFrame([row for _, row in ranked])
-
-
-def selection_markdown(runs: list[SimpleNamespace]) -> str:
+        rows.append(
+            {
+                "configuration": f"`{configuration}`",
+                "seeds": listed(group["seed"]),
+                "best val acc (%)": mean_and_spread(group["best_val_acc"] * 100),
+                "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
+                "per seed (%)": ", ".join(per_seed),
+                "best epoch": listed(group["best_epoch"]),
+                "epochs run": listed(group["epochs"]),
+                "rank": tta.mean() if with_tta else group["best_val_acc"].mean(),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("rank", ascending=False, kind="stable")
     return (
-        markdown_table(selection_table(runs))
+        markdown_table(table.drop(columns="rank"))
         + "\n\nValidation accuracy only (no test figure is read): per run the best epoch's "
         "val_acc and the best val_acc with test-time augmentation, then mean ± sample "
         "standard deviation over seeds; *per seed*: plain / with TTA. Rows are ranked by the "
         "mean with TTA (plain where a run had none).\n"
     )
-
-
-def reproduce_commands(found: list[SimpleNamespace]) -> list[str]:
-    """The command that re-runs each command-line configuration over its seeds. ``-m`` comes
-    first: Hydra's argument parser takes no option between overrides."""
-    commands: dict[str, set[int]] = {}
-    for run in found:
-        if run.from_command_line:
-            commands.setdefault(run.configuration, set()).add(run.seed)
-    return [
-        "python -m fmnist_lightning.train -m "
-        + ("" if label == "default" else f"{label} ")
-        + f"seed={','.join(str(s) for s in sorted(seeds))}"
-        for label, seeds in commands.items()
-    ]
 
 
 def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> str:
@@ -149,7 +132,18 @@ def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> 
         "mean seconds of fitting plus testing the best checkpoint (?: a run written before "
         "the test was timed)."
     )
-    commands = reproduce_commands(found)
+    # The command that re-runs each command-line configuration over its seeds. ``-m`` comes
+    # first: Hydra's argument parser takes no option between overrides.
+    seeds: dict[str, set[int]] = {}
+    for run in found:
+        if run.from_command_line:
+            seeds.setdefault(run.configuration, set()).add(run.seed)
+    commands = [
+        "python -m fmnist_lightning.train -m "
+        + ("" if label == "default" else f"{label} ")
+        + f"seed={','.join(str(s) for s in sorted(numbers))}"
+        for label, numbers in seeds.items()
+    ]
     if commands:
         text += "\n\nReproduce with:\n\n```bash\n" + "\n".join(commands) + "\n```"
     if ensembles:

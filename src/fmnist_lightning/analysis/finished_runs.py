@@ -11,7 +11,7 @@ test figure in sight, and a sweep can be read while it runs.
 """
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -184,12 +184,13 @@ def read_test_metrics(path: Path) -> dict[str, Any]:
     }
 
 
-def run_folders(folders: list[Path]) -> Iterator[Path]:
-    """Every run folder below the folders, in the order given, once however they overlap."""
+def read_runs(folders: list[Path], read: Callable[[Path], Any]) -> tuple[list, list, list[str]]:
+    """``read`` of every run folder under the folders (in the order given, once however they
+    overlap), the folders it returned None for, and one line per unreadable folder."""
     for folder in folders:
         if not folder.is_dir():
             raise UsageError(f"'{folder}' is not a folder: pass run or sweep folders.")
-    return run_files.once_each(
+    run_folders = run_files.once_each(
         config.parent
         for folder in folders
         for config in sorted(folder.rglob(run_files.CONFIG_YAML))
@@ -197,37 +198,33 @@ def run_folders(folders: list[Path]) -> Iterator[Path]:
         if not any(part.startswith(".hydra") for part in config.relative_to(folder).parts)
         and not any((config.parent / name).is_file() for name in SUMMARY_FILES)
     )
-
-
-def read_runs(folders: list[Path], read: Callable[[Path], Any]) -> tuple[list, list[str]]:
-    """``read`` of every run folder (None: left out), and one line per unreadable folder."""
-    found, problems = [], []
-    for folder in run_folders(folders):
+    found, skipped, problems = [], [], []
+    for folder in run_folders:
         try:
             run = read(folder)
         except UsageError as error:
             problems.append(f"{folder}: {error}")
             continue
-        if run is not None:
+        if run is None:
+            skipped.append(folder)
+        else:
             found.append(run)
     label_by_what_was_trained(found)
-    return found, problems
+    return found, skipped, problems
+
+
+def read_run(folder: Path) -> SimpleNamespace | None:
+    """One finished run; None when it has no test_metrics.json (yet)."""
+    if not (folder / run_files.TEST_METRICS_JSON).is_file():
+        return None
+    test = read_part(folder, run_files.TEST_METRICS_JSON, read_test_metrics)
+    curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
+    return run_record(folder, best_epoch=best_epoch(curve), curve=curve, **test)
 
 
 def find_runs(folders: list[Path]) -> tuple[list, list[Path], list[str]]:
     """Finished runs under the folders, unfinished run folders, and unreadable ones."""
-    unfinished: list[Path] = []
-
-    def finished(folder: Path) -> SimpleNamespace | None:
-        if not (folder / run_files.TEST_METRICS_JSON).is_file():
-            unfinished.append(folder)
-            return None
-        test = read_part(folder, run_files.TEST_METRICS_JSON, read_test_metrics)
-        curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
-        return run_record(folder, best_epoch=best_epoch(curve), curve=curve, **test)
-
-    found, problems = read_runs(folders, finished)
-    return found, unfinished, problems
+    return read_runs(folders, read_run)
 
 
 def read_validation_run(folder: Path) -> SimpleNamespace | None:
@@ -247,4 +244,5 @@ def read_validation_run(folder: Path) -> SimpleNamespace | None:
 
 def find_validation_runs(folders: list[Path]) -> tuple[list, list[str]]:
     """Runs under the folders that have validated, and one line per unreadable folder."""
-    return read_runs(folders, read_validation_run)
+    found, _, problems = read_runs(folders, read_validation_run)
+    return found, problems
