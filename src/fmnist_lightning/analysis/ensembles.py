@@ -30,13 +30,8 @@ def member_run_folder(ensemble_folder: Path, checkpoint: str) -> Path:
 def read_ensemble(folder: Path) -> SimpleNamespace:
     """One ensemble evaluated on the test split; UsageError when a file cannot be read."""
     metrics = read_part(folder, run_files.ENSEMBLE_METRICS_JSON, run_files.read_json)
-    try:
-        members = metrics["members"]
-        runs = [member_run_folder(folder, member["checkpoint"]) for member in members]
-        member_acc = [float(member["accuracy"]) for member in members]
-        test_acc = float(metrics["accuracy"])
-    except (KeyError, TypeError, ValueError) as error:  # a field that is not there
-        raise UsageError(f"{run_files.ENSEMBLE_METRICS_JSON}: {error!r}") from error
+    members = read_part(folder, run_files.ENSEMBLE_METRICS_JSON, lambda _: metrics["members"])
+    runs = [member_run_folder(folder, member["checkpoint"]) for member in members]
     for run in runs:
         if not (run / run_files.CONFIG_YAML).is_file():
             raise UsageError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
@@ -47,12 +42,12 @@ def read_ensemble(folder: Path) -> SimpleNamespace:
         folder=folder,
         configuration=" + ".join(dict.fromkeys(label for _, label, _, _ in configurations)),
         seeds=[seed for seed, _, _, _ in configurations],
-        test_acc=test_acc,
+        test_acc=float(metrics["accuracy"]),
         # The members' test-time views: none, flip or flip + shifts.
         tta="flip" + (f" + shifts of {tta['shift']}" if tta.get("shift") else "")
         if tta
         else "none",
-        member_acc=member_acc,
+        member_acc=[float(member["accuracy"]) for member in members],
         fit_seconds=metrics.get("fit_seconds"),  # the members' fits together; None: one unknown
         device=listed(
             (device_label(run_files.read_json(t)) if t.is_file() else "?" for t in tests),

@@ -52,7 +52,6 @@ def evaluate(
     ``run_dir`` (the training run, if known) adds its curves and summary to the report."""
     tta = tta if tta is not None and tta.enabled else None
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     images, labels = datamodule.tensors[split].tensors
     started = time.perf_counter()
     probabilities = predict_probabilities(

@@ -41,15 +41,9 @@ READ_ERRORS = (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaCo
 
 def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
     """A run (its fields as attributes) with its seed and configuration (see above)."""
-    seed, configuration, from_command_line, trained = read_configuration(folder)
-    return SimpleNamespace(
-        folder=folder,
-        configuration=configuration,
-        from_command_line=from_command_line,
-        seed=seed,
-        trained=trained,  # what was trained, for label_by_what_was_trained
-        **fields,
-    )
+    keys = ("seed", "configuration", "from_command_line", "trained")
+    configuration = dict(zip(keys, read_configuration(folder), strict=True))
+    return SimpleNamespace(folder=folder, **configuration, **fields)
 
 
 def is_ignored(override: str) -> bool:

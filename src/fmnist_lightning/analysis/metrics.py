@@ -1,8 +1,5 @@
-"""What a trained classifier gets right and wrong, computed from its predicted probabilities.
-
-Every metric is computed with torchmetrics (or pandas) from the probabilities that
-``inference.batches.predict_probabilities`` returns; nothing here draws or writes files.
-"""
+"""What a trained classifier gets right and wrong, computed (torchmetrics, pandas) from its
+predicted probabilities; nothing here draws or writes files."""
 
 from dataclasses import dataclass, field
 
@@ -23,10 +20,8 @@ AVERAGE_ROWS = ("macro avg", "weighted avg")
 def per_class_table(
     predictions: torch.Tensor, labels: torch.Tensor, class_names: list[str]
 ) -> pd.DataFrame:
-    """Precision, recall, F1 and support per class, then macro and weighted averages.
-
-    A class that is never predicted has precision 0 (torchmetrics' zero_division default).
-    """
+    """Precision, recall, F1 and support per class, then macro and weighted averages; a
+    class never predicted has precision 0 (torchmetrics' zero_division default)."""
     metrics = {"precision": multiclass_precision, "recall": multiclass_recall}
     metrics["f1"] = multiclass_f1_score
     scores = pd.DataFrame(
@@ -46,10 +41,8 @@ def per_class_table(
 def reliability_table(
     probabilities: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
 ) -> pd.DataFrame:
-    """Per confidence bin: its bounds, image count, mean confidence and accuracy (NaN if empty).
-
-    Bins are [k/n, (k+1)/n), the last one closed, on the top-class probability.
-    """
+    """Per bin [k/n, (k+1)/n) of top-class probability (the last one closed): its bounds,
+    image count, mean confidence and accuracy (NaN if empty)."""
     confidence, predictions = probabilities.max(dim=1)
     images = pd.DataFrame(
         {
@@ -80,8 +73,6 @@ def most_confident_mistakes(
 
 @dataclass
 class Analysis:
-    """Predictions of one split and everything computed from them."""
-
     probabilities: torch.Tensor
     labels: torch.Tensor
     class_names: list[str]
@@ -95,7 +86,7 @@ class Analysis:
         return self.probabilities.argmax(dim=1)
 
     def confusion_frame(self) -> pd.DataFrame:
-        """The confusion matrix with class names: index = true class, columns = predicted class."""
+        """index = true class, columns = predicted class."""
         index = pd.Index(self.class_names, name="true class")
         return pd.DataFrame(self.confusion.numpy(), index=index, columns=self.class_names)
 
@@ -103,10 +94,8 @@ class Analysis:
 def analyse(
     probabilities: torch.Tensor, labels: torch.Tensor, class_names: list[str], n_bins: int = 15
 ) -> Analysis:
-    """Confusion matrix, per-class table, reliability bins and summary metrics of predictions.
-
-    The expected calibration error (ECE) is top-label: the support-weighted mean
-    |accuracy - confidence| over the confidence bins."""
+    """Confusion matrix, per-class table, reliability bins and summary metrics. The ECE is
+    top-label: the support-weighted mean |accuracy - confidence| over the bins."""
     labels = labels.long().cpu()
     predictions = probabilities.argmax(dim=1)
     per_class = per_class_table(predictions, labels, class_names)

@@ -29,10 +29,8 @@ def describe_layer(layer: nn.Module) -> str:
 
 
 def model_summary(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, pd.DataFrame]:
-    """torchinfo's summary text, and one row per leaf layer: layer, output_shape, params, mult_adds.
-
-    The summary runs a float32 copy on the CPU, so the network itself is not moved.
-    """
+    """torchinfo's summary text, and one row per leaf layer: layer, output_shape, params,
+    mult_adds. It runs a float32 copy on the CPU, so the network itself is not moved."""
     network = copy.deepcopy(unwrapped(network)).float().cpu()
     statistics = summary(
         network,
