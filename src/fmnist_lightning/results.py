@@ -1,15 +1,17 @@
-"""The results table, regenerated from finished runs: test accuracy mean ± std over seeds.
+"""Markdown table of finished runs: test accuracy mean ± std over seeds per configuration.
 
     python -m fmnist_lightning.results lightning_logs/sweeps/<sweep> [more run or sweep folders]
         [--output results.md] [--readme README.md] [--plot accuracy_time.png]
     python -m fmnist_lightning.results --validation lightning_logs/sweeps/<sweep> [...]
         [--output selection.md]
 
-One row per configuration (``analysis/finished_runs.py``), a second table for ensembles
-evaluated on the test set. ``--readme`` replaces the table between its markers; an
-``--output`` that is the README or a record it reads is refused, and a full disk keeps the
-earlier file. ``--validation`` ranks configurations by validation accuracy from
-``metrics.csv`` alone: recipes are chosen without a test figure in sight. No torch imported.
+One row per configuration (the seeds of one command line), and a second table of the
+ensembles evaluated on the test set. --readme: the table replaces what stands between
+<!-- results:start --> and <!-- results:end --> in that file. An --output that is the
+README or one of the records read is refused; a full disk keeps the earlier file. --plot:
+validation accuracy against wall-clock seconds of fitting, one line per configuration.
+--validation: the table to choose recipes on instead, ranked by validation accuracy from
+metrics.csv alone (no test figure is read; runs still going count).
 """
 
 import argparse
@@ -253,27 +255,14 @@ def write_results(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fmnist_lightning.results",
-        description="Markdown table of finished runs: test accuracy mean ± std per configuration.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("folders", nargs="+", type=Path, help="run folders or sweep folders")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        help="Markdown file to write (default results.md; selection.md with --validation)",
-    )
-    parser.add_argument(
-        "--readme",
-        type=Path,
-        help=f"a Markdown file whose text between {README_START} and {README_END} becomes the table",
-    )
-    parser.add_argument(
-        "--plot", type=Path, help="PNG of validation accuracy against wall-clock seconds"
-    )
-    parser.add_argument(
-        "--validation",
-        action="store_true",
-        help="the validation table to choose recipes on (reads no test figure) instead",
-    )
+    parser.add_argument("--output", type=Path, help="results.md, selection.md with --validation")
+    parser.add_argument("--readme", type=Path, help="a Markdown file to put the table in")
+    parser.add_argument("--plot", type=Path, help="PNG of val accuracy against seconds")
+    parser.add_argument("--validation", action="store_true", help="the table to choose on")
     args = parser.parse_args(argv)
     (write_selection if args.validation else write_results)(args)
     return 0

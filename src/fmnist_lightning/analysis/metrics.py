@@ -1,7 +1,7 @@
 """What a trained classifier gets right and wrong, computed (torchmetrics, pandas) from its
 predicted probabilities; nothing here draws or writes files."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,7 @@ class Analysis:
     confusion: torch.Tensor  # counts: row = true class, column = predicted class
     per_class: pd.DataFrame
     reliability: pd.DataFrame
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float]
 
     @property
     def predictions(self) -> torch.Tensor:

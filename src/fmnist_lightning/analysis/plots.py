@@ -119,6 +119,7 @@ def blank_grid(count: int, columns: int, size: tuple[float, float], **options) -
 
 
 def _image_axis(ax: Axes, image: np.ndarray, title: str, wrong: bool) -> None:
+    ax.axis("on")
     ax.imshow(image, cmap="gray_r")
     ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=9, color=WRONG if wrong else "black")
@@ -142,7 +143,6 @@ def prediction_grid(
         image_ax, bar_ax = axes[index // columns, 2 * (index % columns) : 2 * (index % columns) + 2]
         predicted = int(probs.argmax())
         wrong = predicted != int(label)
-        image_ax.axis("on")
         title = f"{class_names[predicted]} {probs[predicted]:.0%}\n(true: {class_names[label]})"
         title = f"✗ {title}" if wrong else title
         _image_axis(image_ax, image, title, wrong)
@@ -173,7 +173,6 @@ def mistakes_grid(
     figure, axes = blank_grid(len(images), columns, (1.9, 2.5), layout="constrained")
     for ax, image, label, probs in zip(axes.flat, images, labels, probabilities, strict=False):
         predicted = int(probs.argmax())
-        ax.axis("on")
         names = f"true: {class_names[label]}\npred: {class_names[predicted]}"
         _image_axis(ax, image, f"{names}\n{probs[predicted]:.1%}", wrong=predicted != int(label))
     if not len(images):
