@@ -161,19 +161,18 @@ def read_test_metrics(path: Path) -> dict[str, Any]:
     test = run_files.read_json(path)
     if not isinstance(test, dict) or not isinstance(test.get("test_acc"), (int, float)):
         raise ValueError("no number under test_acc")
-    times, fit = test.get("time_to_val_acc"), optional_float(test.get("fit_seconds"))
-    tested = optional_float(test.get("test_seconds"))
+    times = test.get("time_to_val_acc")
+    timed = isinstance(times, dict)
+    seconds = [optional_float(test.get(key)) for key in ("fit_seconds", "test_seconds")]
     return {
         "test_acc": float(test["test_acc"]),
         "test_acc_tta": optional_float(test.get("test_acc_tta")),
         "epochs": int(test.get("epochs", 0)),
         "parameters": int(test.get("parameters", 0)),
         "seconds_per_epoch": float(test.get("seconds_per_epoch") or math.nan),
-        "fit_and_test_seconds": None if fit is None or tested is None else fit + tested,
-        "timed": isinstance(times, dict),
-        "time_to_headline": optional_float(times.get(HEADLINE_ACCURACY))
-        if isinstance(times, dict)
-        else None,
+        "fit_and_test_seconds": None if None in seconds else sum(seconds),
+        "timed": timed,
+        "time_to_headline": optional_float(times.get(HEADLINE_ACCURACY)) if timed else None,
         "device": device_label(test),
     }
 
