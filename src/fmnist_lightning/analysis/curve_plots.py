@@ -80,8 +80,7 @@ def accuracy_against_time(curves: dict[str, Sequence[pd.DataFrame]], threshold: 
             .groupby("epoch")[["elapsed_seconds", "val_acc"]]
             .mean()
         )
-        seeds = f" ({len(frames)} seeds)" if len(frames) > 1 else ""
-        label = f"{label}{seeds}"
+        label += f" ({len(frames)} seeds)" if len(frames) > 1 else ""
         axes.plot(
             mean["elapsed_seconds"], mean["val_acc"], "o-", color=colour, lw=2, ms=3, label=label
         )

@@ -90,9 +90,8 @@ def evaluate(
         load_config(run_dir / run_files.CONFIG_YAML) if run_dir else None,
         run_files.read_json(test) if test and test.is_file() else None,
     )
-    views = (
-        f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)" if tta else None
+    views = tta and f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)"
+    write_atomically(
+        output_dir / REPORT_MD, render_report(metrics, result.per_class, shown, links, views)
     )
-    text = render_report(metrics, result.per_class, shown, links, views)
-    write_atomically(output_dir / REPORT_MD, text)
     return metrics
