@@ -14,8 +14,6 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-AVERAGE_ROWS = ("macro avg", "weighted avg")
-
 
 def per_class_table(
     predictions: torch.Tensor, labels: torch.Tensor, class_names: list[str]
@@ -33,7 +31,7 @@ def per_class_table(
     support = torch.bincount(labels, minlength=len(class_names)).numpy()
     weighted = scores.mul(support, axis=0).sum() / max(support.sum(), 1)
     table = pd.concat([scores, pd.DataFrame([scores.mean(), weighted])], ignore_index=True)
-    table.insert(0, "class", [*class_names, *AVERAGE_ROWS])
+    table.insert(0, "class", [*class_names, "macro avg", "weighted avg"])
     table["support"] = [*support, support.sum(), support.sum()]
     return table
 
