@@ -181,7 +181,8 @@ def write_file(path: Path, data: str | bytes) -> None:
 def write_table(text: str, output: Path, runs: int, folders: Iterable[Path], *others: Path) -> None:
     """Write the table to ``output`` unless it is one of the records of ``folders`` (or
     ``others``), and print it."""
-    check_output(output, [*others, *(f / name for f in folders for name in RECORDS)], True)
+    inputs = [*others, *(folder / name for folder in folders for name in RECORDS)]
+    check_output(output, inputs, overwrite=True)  # refused before anything is written
     write_file(output, text)
     print(text, end="")
     print(f"\nWrote {output} ({runs} runs).", file=sys.stderr)
