@@ -1,45 +1,33 @@
-"""The results table, regenerated from finished runs: test accuracy mean ± std over seeds.
+"""Markdown table of finished runs: test accuracy mean ± std over seeds per configuration.
 
     python -m fmnist_lightning.results lightning_logs/sweeps/<sweep> [more run or sweep folders]
         [--output results.md] [--readme README.md] [--plot accuracy_time.png]
     python -m fmnist_lightning.results --validation lightning_logs/sweeps/<sweep> [...]
         [--output selection.md]
 
-Every folder below the given ones that holds a finished run (``test_metrics.json``) is
-one row of data, grouped and labelled by configuration as ``analysis/finished_runs.py``
-says: the three jobs of ``-m experiment=best seed=0,1,2`` form one row ``experiment=best``.
-A folder whose files cannot be read is reported in one line and left out.
-``--readme`` replaces what stands between ``<!-- results:start -->`` and
-``<!-- results:end -->`` in that file with the table. The table and the README are written
-whole or not at all (a full disk keeps the earlier file); an ``--output`` that is the README
-or one of the records it reads is refused. ``--plot`` draws validation accuracy against
-wall-clock seconds (``elapsed_seconds`` of metrics.csv), one line per configuration.
-
-``--validation`` writes the table recipe choices are made on instead: best validation
-accuracy (and with TTA) per configuration, ranked, from ``metrics.csv`` alone; it reads no
-test figure, and it reads runs that are still going (*epochs run* shows which are short).
-
-Ensembles evaluated on the test set (``python -m fmnist_lightning.ensemble ... split=test``,
-its ensemble_metrics.json) under the folders get a second table (analysis/ensembles.py).
-
-It needs pandas, OmegaConf and matplotlib only: this command imports no torch.
+One row per configuration (the seeds of one command line), and a second table of the
+ensembles evaluated on the test set. --readme: the table replaces what stands between
+<!-- results:start --> and <!-- results:end --> in that file. An --output that is the
+README or one of the records read is refused; a full disk keeps the earlier file. --plot:
+validation accuracy against wall-clock seconds of fitting, one line per configuration.
+--validation: the table to choose recipes on instead, ranked by validation accuracy from
+metrics.csv alone (no test figure is read; runs still going count).
 """
 
 import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.analysis.ensembles import Ensemble, ensembles_frame, find_ensembles
+from fmnist_lightning.analysis.ensembles import ensembles_frame, find_ensembles
 from fmnist_lightning.analysis.finished_runs import (
     HEADLINE_ACCURACY,
     NOT_REACHED,
-    Run,
-    ValidationRun,
     find_runs,
     find_validation_runs,
     portable,
@@ -51,17 +39,13 @@ from fmnist_lightning.analysis.tables import (
     mean_and_spread,
 )
 from fmnist_lightning.errors import Failed, UsageError
-from fmnist_lightning.inference.output_files import (
-    OutputFileError,
-    check_not_an_input,
-    write_atomically,
-)
+from fmnist_lightning.inference.output_files import OutputFileError, check_output, write_atomically
 
 __all__ = ["find_runs", "main", "portable", "replace_between_markers", "results_markdown"]
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 HEADLINE = f"{float(HEADLINE_ACCURACY):.0%}"
-# The files of a run or ensemble folder that this command reads: its inputs.
+# The files of a run or ensemble folder that this command reads: never an --output.
 RECORDS = (run_files.CONFIG_YAML, run_files.METRICS_CSV, run_files.TEST_METRICS_JSON)
 RECORDS += (run_files.ENSEMBLE_METRICS_JSON,)
 
@@ -76,7 +60,7 @@ def time_cell(group: pd.DataFrame) -> str:
     return f"{group['time_to_headline'].astype(float).mean():.0f}"
 
 
-def summarise(found: list[Run]) -> pd.DataFrame:
+def summarise(found: list[SimpleNamespace]) -> pd.DataFrame:
     """One row per configuration, in the order configurations first appear."""
     rows = []
     for configuration, group in by_configuration(found, "seed"):
@@ -103,33 +87,30 @@ def summarise(found: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows).drop(columns=[] if with_tta else ["with TTA (%)"])
 
 
-def selection_table(runs: list[ValidationRun]) -> pd.DataFrame:
-    """One row per configuration, the best mean validation accuracy with TTA first (plain
-    where no run used TTA)."""
-    ranked = []
+def selection_markdown(runs: list[SimpleNamespace]) -> str:
+    """One row per configuration, best mean validation accuracy (with TTA, if all had) first."""
+    rows = []
     for configuration, group in by_configuration(runs, "seed"):
         tta = group["best_val_acc_tta"].dropna()
         with_tta = len(tta) == len(group)
         per_seed = [f"{100 * r.best_val_acc:.2f}" for r in group.itertuples()]
         if with_tta:
             per_seed = [f"{s} / {100 * t:.2f}" for s, t in zip(per_seed, tta, strict=True)]
-        row = {
-            "configuration": f"`{configuration}`",
-            "seeds": listed(group["seed"]),
-            "best val acc (%)": mean_and_spread(group["best_val_acc"] * 100),
-            "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
-            "per seed (%)": ", ".join(per_seed),
-            "best epoch": listed(group["best_epoch"]),
-            "epochs run": listed(group["epochs"]),
-        }
-        ranked.append((tta.mean() if with_tta else group["best_val_acc"].mean(), row))
-    ranked.sort(key=lambda pair: pair[0], reverse=True)  # stable: ties keep their order
-    return pd.DataFrame([row for _, row in ranked])
-
-
-def selection_markdown(runs: list[ValidationRun]) -> str:
+        rows.append(
+            {
+                "configuration": f"`{configuration}`",
+                "seeds": listed(group["seed"]),
+                "best val acc (%)": mean_and_spread(group["best_val_acc"] * 100),
+                "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
+                "per seed (%)": ", ".join(per_seed),
+                "best epoch": listed(group["best_epoch"]),
+                "epochs run": listed(group["epochs"]),
+                "rank": tta.mean() if with_tta else group["best_val_acc"].mean(),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("rank", ascending=False, kind="stable")
     return (
-        markdown_table(selection_table(runs))
+        markdown_table(table.drop(columns="rank"))
         + "\n\nValidation accuracy only (no test figure is read): per run the best epoch's "
         "val_acc and the best val_acc with test-time augmentation, then mean ± sample "
         "standard deviation over seeds; *per seed*: plain / with TTA. Rows are ranked by the "
@@ -137,22 +118,7 @@ def selection_markdown(runs: list[ValidationRun]) -> str:
     )
 
 
-def reproduce_commands(found: list[Run]) -> list[str]:
-    """The command that re-runs each command-line configuration over its seeds. ``-m`` comes
-    first: Hydra's argument parser takes no option between overrides."""
-    commands: dict[str, set[int]] = {}
-    for run in found:
-        if run.from_command_line:
-            commands.setdefault(run.configuration, set()).add(run.seed)
-    return [
-        "python -m fmnist_lightning.train -m "
-        + ("" if label == "default" else f"{label} ")
-        + f"seed={','.join(str(s) for s in sorted(seeds))}"
-        for label, seeds in commands.items()
-    ]
-
-
-def results_markdown(found: list[Run], ensembles: Sequence[Ensemble] = ()) -> str:
+def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> str:
     text = markdown_table(summarise(found))
     text += (
         "\n\nTest accuracy: mean ± sample standard deviation over seeds, of the checkpoint "
@@ -168,7 +134,18 @@ def results_markdown(found: list[Run], ensembles: Sequence[Ensemble] = ()) -> st
         "mean seconds of fitting plus testing the best checkpoint (?: a run written before "
         "the test was timed)."
     )
-    commands = reproduce_commands(found)
+    # The command that re-runs each command-line configuration over its seeds. ``-m`` comes
+    # first: Hydra's argument parser takes no option between overrides.
+    seeds: dict[str, set[int]] = {}
+    for run in found:
+        if run.from_command_line:
+            seeds.setdefault(run.configuration, set()).add(run.seed)
+    commands = [
+        "python -m fmnist_lightning.train -m "
+        + ("" if label == "default" else f"{label} ")
+        + f"seed={','.join(str(s) for s in sorted(numbers))}"
+        for label, numbers in seeds.items()
+    ]
     if commands:
         text += "\n\nReproduce with:\n\n```bash\n" + "\n".join(commands) + "\n```"
     if ensembles:
@@ -185,7 +162,6 @@ def results_markdown(found: list[Run], ensembles: Sequence[Ensemble] = ()) -> st
 
 
 def replace_between_markers(document: str, text: str) -> str:
-    """``document`` with what stands between README_START and README_END replaced by ``text``."""
     start, end = document.find(README_START), document.find(README_END)
     if start < 0 or end < start:
         raise ValueError(
@@ -195,24 +171,19 @@ def replace_between_markers(document: str, text: str) -> str:
     return f"{document[: start + len(README_START)]}\n{text}{document[end:]}"
 
 
-def write_file(path: Path, data: str | bytes, inputs: Iterable[Path] = ()) -> None:
-    """``data`` into ``path``, whole or not at all; refused when ``path`` is one of ``inputs``
-    (before anything is written), failed (the earlier file kept) on a full disk."""
+def write_file(path: Path, data: str | bytes) -> None:
     try:
-        check_not_an_input(path, inputs)
-    except OutputFileError as error:
-        raise UsageError(f"{error}; choose another --output") from error
-    try:
-        write_atomically(path, data.encode() if isinstance(data, str) else data)
+        write_atomically(path, data)
     except OutputFileError as error:
         raise Failed(f"{error}. Free some space or choose another file.") from error
 
 
 def write_table(text: str, output: Path, runs: int, folders: Iterable[Path], *others: Path) -> None:
     """Write the table to ``output`` unless it is one of the records of ``folders`` (or
-    ``others``), and print it (the count of runs to stderr)."""
-    records = [*others, *(folder / name for folder in folders for name in RECORDS)]
-    write_file(output, text, records)
+    ``others``), and print it."""
+    inputs = [*others, *(folder / name for folder in folders for name in RECORDS)]
+    check_output(output, inputs, overwrite=True)  # refused before anything is written
+    write_file(output, text)
     print(text, end="")
     print(f"\nWrote {output} ({runs} runs).", file=sys.stderr)
 
@@ -223,7 +194,6 @@ def report_unreadable(problems: list[str], what: str = "a run") -> None:
 
 
 def write_selection(args: argparse.Namespace) -> None:
-    """--validation: the validation table of the runs under args.folders."""
     if args.readme is not None or args.plot is not None:
         raise UsageError("--validation writes its table to --output only (no --readme, no --plot)")
     found, problems = find_validation_runs(args.folders)
@@ -237,8 +207,7 @@ def write_selection(args: argparse.Namespace) -> None:
     write_table(selection_markdown(found), output, len(found), (run.folder for run in found))
 
 
-def write_plot(found: list[Run], path: Path) -> None:
-    """Validation accuracy against time of the runs that logged elapsed_seconds, into ``path``."""
+def write_plot(found: list[SimpleNamespace], path: Path) -> None:
     from fmnist_lightning.analysis.curve_plots import accuracy_against_time
 
     curves: dict[str, list[pd.DataFrame]] = {}
@@ -252,7 +221,6 @@ def write_plot(found: list[Run], path: Path) -> None:
 
 
 def write_results(args: argparse.Namespace) -> None:
-    """The results table of the finished runs under args.folders, and the README and plot."""
     found, unfinished, problems = find_runs(args.folders)
     ensembles, ensemble_problems = find_ensembles(args.folders)
     report_unreadable(problems, "a run")
@@ -288,27 +256,14 @@ def write_results(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fmnist_lightning.results",
-        description="Markdown table of finished runs: test accuracy mean ± std per configuration.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("folders", nargs="+", type=Path, help="run folders or sweep folders")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        help="Markdown file to write (default results.md; selection.md with --validation)",
-    )
-    parser.add_argument(
-        "--readme",
-        type=Path,
-        help=f"a Markdown file whose text between {README_START} and {README_END} becomes the table",
-    )
-    parser.add_argument(
-        "--plot", type=Path, help="PNG of validation accuracy against wall-clock seconds"
-    )
-    parser.add_argument(
-        "--validation",
-        action="store_true",
-        help="the validation table to choose recipes on (reads no test figure) instead",
-    )
+    parser.add_argument("--output", type=Path, help="results.md, selection.md with --validation")
+    parser.add_argument("--readme", type=Path, help="a Markdown file to put the table in")
+    parser.add_argument("--plot", type=Path, help="PNG of val accuracy against seconds")
+    parser.add_argument("--validation", action="store_true", help="the table to choose on")
     args = parser.parse_args(argv)
     (write_selection if args.validation else write_results)(args)
     return 0

@@ -1,8 +1,4 @@
-"""Pure plots of learning curves: one run's accuracy and loss per epoch, a sweep's runs
-side by side, and validation accuracy against wall-clock seconds across configurations.
-
-Like ``plots``: data frames in, figures out; no torch, no files (``figures.save_figure``).
-"""
+"""Pure plots of learning curves (like ``plots``: data frames in, figures out)."""
 
 import matplotlib
 
@@ -17,7 +13,7 @@ from matplotlib.ticker import MultipleLocator  # noqa: E402
 
 
 def training_curves(epochs: pd.DataFrame) -> Figure:
-    """Accuracy and loss per epoch, train vs. validation (columns as ``run_files.epoch_metrics`` gives)."""
+    """Accuracy and loss per epoch (``run_files.epoch_metrics``), train vs. validation."""
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     x = epochs["epoch"] + 1
     for ax, quantity in zip(axes, ("acc", "loss"), strict=True):
@@ -33,11 +29,8 @@ def training_curves(epochs: pd.DataFrame) -> Figure:
 
 
 def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
-    """Validation accuracy per epoch, one line per job; best val and test accuracy per job.
-
-    ``curves`` maps a job label to its ``run_files.epoch_metrics`` frame; ``summary`` has the
-    columns job, status, best_val_acc and test_acc (``training.sweep_summary.summarise_sweep``).
-    """
+    """Validation accuracy per epoch, one line per job (``curves``: label → epoch_metrics);
+    best val and test accuracy per job (``training.sweep_summary.summarise_sweep``)."""
     figure, (left, right) = plt.subplots(
         1, 2, figsize=(13, 4 + 0.15 * len(summary)), gridspec_kw={"width_ratios": [3, 2]}
     )
@@ -67,16 +60,10 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
     return figure
 
 
-def accuracy_against_time(
-    curves: dict[str, Sequence[pd.DataFrame]], threshold: float | None = 0.93
-) -> Figure:
-    """Validation accuracy against wall-clock seconds of fitting, one colour per configuration.
-
-    ``curves`` maps a configuration to one frame per seed with the columns epoch, val_acc
-    and elapsed_seconds (``run_files.epoch_metrics``). Each seed is a thin line; the thick
-    line is the mean over the seeds, epoch by epoch (of the epochs every seed ran).
-    ``threshold`` draws a dashed level (None: none).
-    """
+def accuracy_against_time(curves: dict[str, Sequence[pd.DataFrame]], threshold: float) -> Figure:
+    """Validation accuracy against seconds of fitting, one colour per configuration: each
+    seed (epoch, val_acc, elapsed_seconds) thin, the mean over seeds (of the epochs every
+    seed ran) thick, ``threshold`` dashed."""
     figure, axes = plt.subplots(figsize=(9, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, (label, frames) in enumerate(curves.items()):
@@ -93,13 +80,11 @@ def accuracy_against_time(
             .groupby("epoch")[["elapsed_seconds", "val_acc"]]
             .mean()
         )
-        seeds = f" ({len(frames)} seeds)" if len(frames) > 1 else ""
-        label = f"{label}{seeds}"
+        label += f" ({len(frames)} seeds)" if len(frames) > 1 else ""
         axes.plot(
             mean["elapsed_seconds"], mean["val_acc"], "o-", color=colour, lw=2, ms=3, label=label
         )
-    if threshold is not None:
-        axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"{threshold:.0%}")
+    axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"{threshold:.0%}")
     axes.set(xlabel="wall-clock seconds since fitting started", ylabel="validation accuracy")
     axes.set_title("Validation accuracy against time")
     axes.grid(alpha=0.3)

@@ -1,14 +1,12 @@
-"""Evaluated ensembles read from their folders, for the results table.
-
-``python -m fmnist_lightning.ensemble ... split=test`` leaves ensemble_metrics.json in its
-folder; each one found is one :class:`Ensemble`, labelled by its members' configuration
-(their run folders' command line, as :mod:`finished_runs` labels runs). Ensembles evaluated
-on another split are for choosing and are not read. Pure: json and OmegaConf, no torch.
+"""Ensembles evaluated on the test set (``python -m fmnist_lightning.ensemble ... split=test``
+leaves ensemble_metrics.json), labelled by their members' configuration as
+:mod:`finished_runs` labels runs. Ensembles evaluated on another split are for choosing and
+are not read. Pure: json and OmegaConf, no torch.
 """
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -23,60 +21,42 @@ from fmnist_lightning.analysis.tables import by_configuration, listed, mean_and_
 from fmnist_lightning.errors import UsageError
 
 
-@dataclass
-class Ensemble:
-    folder: Path
-    configuration: str  # the members' label; " + " between different ones
-    seeds: list[int]
-    test_acc: float
-    tta: str  # the members' test-time views: none, flip or flip + shifts
-    member_acc: list[float]
-    fit_seconds: float | None  # the members' fits together; None when one is unknown
-    device: str
-
-
 def member_run_folder(ensemble_folder: Path, checkpoint: str) -> Path:
     """The run folder of a member's checkpoint (recorded relative to the ensemble's folder)."""
     path = Path(os.path.normpath(ensemble_folder / checkpoint))
     return path.parent.parent if path.parent.name == run_files.CHECKPOINT_DIR else path.parent
 
 
-def member_device(run_folder: Path) -> str:
-    """What the member trained on, as the results table says it; "?" without its test record."""
-    test = run_folder / run_files.TEST_METRICS_JSON
-    return device_label(run_files.read_json(test)) if test.is_file() else "?"
-
-
-def read_ensemble(folder: Path) -> Ensemble:
+def read_ensemble(folder: Path) -> SimpleNamespace:
     """One ensemble evaluated on the test split; UsageError when a file cannot be read."""
     metrics = read_part(folder, run_files.ENSEMBLE_METRICS_JSON, run_files.read_json)
-    try:
-        members = metrics["members"]
-        runs = [member_run_folder(folder, member["checkpoint"]) for member in members]
-        member_acc = [float(member["accuracy"]) for member in members]
-        test_acc = float(metrics["accuracy"])
-    except (KeyError, TypeError, ValueError) as error:  # a field that is not there
-        raise UsageError(f"{run_files.ENSEMBLE_METRICS_JSON}: {error!r}") from error
+    members = read_part(folder, run_files.ENSEMBLE_METRICS_JSON, lambda _: metrics["members"])
+    runs = [member_run_folder(folder, member["checkpoint"]) for member in members]
     for run in runs:
         if not (run / run_files.CONFIG_YAML).is_file():
             raise UsageError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
     configurations = [read_configuration(run) for run in runs]
     tta = metrics.get("tta")
-    return Ensemble(
+    tests = [run / run_files.TEST_METRICS_JSON for run in runs]
+    return SimpleNamespace(
         folder=folder,
         configuration=" + ".join(dict.fromkeys(label for _, label, _, _ in configurations)),
         seeds=[seed for seed, _, _, _ in configurations],
-        test_acc=test_acc,
+        test_acc=float(metrics["accuracy"]),
+        # The members' test-time views: none, flip or flip + shifts.
         tta="flip" + (f" + shifts of {tta['shift']}" if tta.get("shift") else "")
         if tta
         else "none",
-        member_acc=member_acc,
-        fit_seconds=metrics.get("fit_seconds"),
-        device=", ".join(dict.fromkeys(member_device(run) for run in runs)),
+        member_acc=[float(member["accuracy"]) for member in members],
+        fit_seconds=metrics.get("fit_seconds"),  # the members' fits together; None: one unknown
+        device=listed(
+            (device_label(run_files.read_json(t)) if t.is_file() else "?" for t in tests),
+            unique=True,
+        ),
     )
 
 
-def find_ensembles(folders: list[Path]) -> tuple[list[Ensemble], list[str]]:
+def find_ensembles(folders: list[Path]) -> tuple[list[SimpleNamespace], list[str]]:
     """Ensembles evaluated on the test split under the folders, and one line per unreadable one."""
     found, problems = [], []
     named = run_files.ENSEMBLE_METRICS_JSON
@@ -90,7 +70,7 @@ def find_ensembles(folders: list[Path]) -> tuple[list[Ensemble], list[str]]:
     return found, problems
 
 
-def ensembles_frame(found: list[Ensemble]) -> pd.DataFrame:
+def ensembles_frame(found: list[SimpleNamespace]) -> pd.DataFrame:
     """One row per members' configuration: the ensembles' test accuracy over their seeds."""
     rows = []
     for configuration, group in by_configuration(found, "seeds"):

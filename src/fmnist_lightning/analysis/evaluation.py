@@ -1,16 +1,6 @@
-"""The analysis of one split: predict it, compute the metrics, write the tables, pictures and report.
-
-``evaluate`` is called by the evaluate command (``python -m fmnist_lightning.evaluate``) and,
-at the end of every training run, by ``training.callbacks.test_analysis.TestSetAnalysis``.
-The analysis folder holds:
-
-    report.md              one page embedding everything below, with metrics and config
-    metrics.json           accuracy, loss, ECE, macro/weighted F1, timing
-    per_class.csv          precision, recall, F1, support per class + macro/weighted averages
-    confusion_matrix.csv   counts, rows = true class, columns = predicted class
-    model_summary.txt      torchinfo: layers, output shapes, parameters, mult-adds
-    samples.png architecture.png confusion_matrix.png predictions.png
-    misclassified.png calibration.png
+"""The analysis of one split: predict it, compute the metrics, write the tables, pictures and
+report.md (docs/evaluation.md lists the files). Called by the evaluate command and, at the
+end of every training run, by ``training.callbacks.test_analysis.TestSetAnalysis``.
 """
 
 import os
@@ -35,7 +25,7 @@ RUN_PICTURES = {"curves": run_files.CURVES_PNG, "augmented": run_files.AUGMENTED
 
 
 def run_dir_of(checkpoint: Path) -> Path:
-    """The run folder of a checkpoint: the parent of its checkpoints/ folder, else its own folder."""
+    """The parent of a checkpoint's checkpoints/ folder, else its own folder."""
     parent = checkpoint.resolve().parent
     return parent.parent if parent.name == run_files.CHECKPOINT_DIR else parent
 
@@ -58,15 +48,10 @@ def evaluate(
     run_dir: Path | str | None = None,
     tta: TTA | None = None,
 ) -> dict[str, Any]:
-    """Predict one split of a set-up datamodule on the module's device, write the whole
-    analysis; return its metrics.
-
-    ``run_dir`` (the training run, if known) adds its curves and training summary to the report.
-    ``tta`` (None: off): every figure and metric comes from the mean softmax over its views.
-    """
+    """Predict one split on the module's device, write the whole analysis; return its metrics.
+    ``run_dir`` (the training run, if known) adds its curves and summary to the report."""
     tta = tta if tta is not None and tta.enabled else None
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     images, labels = datamodule.tensors[split].tensors
     started = time.perf_counter()
     probabilities = predict_probabilities(
@@ -87,10 +72,8 @@ def evaluate(
     }
     run_files.write_json(output_dir / "metrics.json", metrics)
     per_class = result.per_class.to_csv(index=False, float_format="%.6f")
-    write_atomically(output_dir / "per_class.csv", per_class.encode())
-    write_atomically(
-        output_dir / "confusion_matrix.csv", result.confusion_frame().to_csv().encode()
-    )
+    write_atomically(output_dir / "per_class.csv", per_class)
+    write_atomically(output_dir / "confusion_matrix.csv", result.confusion_frame().to_csv())
 
     train = datamodule.tensors["train"].tensors if "train" in datamodule.tensors else None
     pictures = write_figures(result, images, train, module, output_dir, settings)
@@ -107,9 +90,8 @@ def evaluate(
         load_config(run_dir / run_files.CONFIG_YAML) if run_dir else None,
         run_files.read_json(test) if test and test.is_file() else None,
     )
-    views = (
-        f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)" if tta else None
+    views = tta and f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)"
+    write_atomically(
+        output_dir / REPORT_MD, render_report(metrics, result.per_class, shown, links, views)
     )
-    text = render_report(metrics, result.per_class, shown, links, views)
-    write_atomically(output_dir / REPORT_MD, text.encode())
     return metrics

@@ -1,8 +1,6 @@
-"""The pictures of one evaluation, drawn by ``plots`` and saved as PNG files.
-
-To add a picture to every report, draw it in :func:`write_figures` under a new key and add
-its (key, title, caption) to ``report.PICTURES``.
-"""
+"""The pictures of one evaluation, drawn by ``plots`` and saved as PNG files. A new picture:
+draw it in :func:`write_figures` under a new key, add its (key, title, caption) to
+``report.PICTURES``."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,17 +41,12 @@ def write_figures(
     output_dir: Path,
     settings: AnalysisSettings,
 ) -> dict[str, Path]:
-    """Draw every picture of the analysis into <key>.png; returns the written files by
-    ``report.PICTURES`` key.
-
-    ``images`` are the evaluated split's network inputs, ``train`` the training inputs and
-    labels (for samples.png; None leaves it out). ``settings.predictions`` images drawn with
-    ``settings.seed`` and the ``settings.mistakes`` most confident mistakes are shown.
-    """
+    """Draw every picture into <key>.png; return the files by ``report.PICTURES`` key.
+    ``train`` (inputs, labels) gives samples.png; None leaves it out."""
     mean, std = module.hparams.mean, module.hparams.std
     names, labels, probabilities = result.class_names, result.labels, result.probabilities
     summary_text, layers = model_summary(module.net, tuple(images.shape[1:]))
-    write_atomically(output_dir / "model_summary.txt", (summary_text + "\n").encode())
+    write_atomically(output_dir / "model_summary.txt", summary_text + "\n")
     figures = {
         "architecture": plots.architecture_diagram(layers, type(unwrapped(module.net)).__name__),
         "confusion_matrix": plots.confusion_matrix_figure(result.confusion.numpy(), names),

@@ -1,27 +1,19 @@
-"""Finished runs read from their folders: one :class:`Run` per folder with test_metrics.json.
+"""Runs read from their folders, as rows of the results tables (pure: pandas and OmegaConf).
 
-Runs that trained the same thing share a *configuration*: the config Hydra composed for
-them (``.hydra/config.yaml``, saved before interpolation, so the keys that follow the seed
-or the run's folder read the same in every run) is the same once the seed and where data
-and outputs live are set aside. A configuration is labelled by the shortest command line
-among its runs (Hydra's ``.hydra/overrides.yaml`` minus the seed and paths), so the three
-jobs of ``-m experiment=best seed=0,1,2`` share one, and a seed run as ``experiment=best
-trainer.max_epochs=22`` joins them while experiment=best says 22 epochs. Runs started from
-Python, without Hydra's record, are labelled by their network instead. A path value
-becomes ``key=<checkpoint>`` (or ``<path>``), so nothing of this machine is shown. A
-folder whose files cannot be read is one line of ``problems``; resume bookkeeping
-(``.hydra/``) and sweep or search summary folders are not runs. Pure: pandas and OmegaConf, no torch.
-
-A :class:`ValidationRun` is what ``results --validation`` reads of a run: ``metrics.csv``
-and Hydra's record only, never ``test_metrics.json``, so a search can be judged without a
-test figure in sight (the test set is read once per final run). A run folder counts as
-soon as it has logged a validation epoch, so a sweep can be read while it runs.
+Runs that trained the same thing share a *configuration*: Hydra's composed config
+(``.hydra/config.yaml``, saved before interpolation, so keys that follow the seed or the
+folder read alike) minus the seed and where data and outputs live. It is labelled by the
+shortest command line among its runs (``.hydra/overrides.yaml`` minus seed and paths), so
+``-m experiment=best seed=0,1,2`` is one row; runs started from Python are labelled by their
+network. Path values become placeholders, so nothing of this machine is shown.
+``find_validation_runs`` never reads ``test_metrics.json``: a search is judged without a
+test figure in sight, and a sweep can be read while it runs.
 """
 
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -47,44 +39,11 @@ NOT_REACHED = "—"
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException)
 
 
-@dataclass(kw_only=True)
-class RunFolder:
-    """What every run folder says: its seed and configuration (see above)."""
-
-    folder: Path
-    configuration: str
-    from_command_line: bool
-    seed: int
-    # What was trained: Hydra's composed config minus seed and locations (None: no record).
-    trained: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def read(cls, folder: Path, **fields: Any) -> Any:
-        """The run in ``folder`` with ``fields``; UsageError when its config cannot be read."""
-        seed, configuration, from_command_line, trained = read_configuration(folder)
-        return cls(
-            folder=folder,
-            configuration=configuration,
-            from_command_line=from_command_line,
-            seed=seed,
-            trained=trained,
-            **fields,
-        )
-
-
-@dataclass(kw_only=True)
-class Run(RunFolder):
-    test_acc: float
-    test_acc_tta: float | None
-    best_epoch: int | None
-    epochs: int
-    parameters: int
-    seconds_per_epoch: float
-    fit_and_test_seconds: float | None  # None: written before test_seconds was recorded
-    timed: bool  # test_metrics.json has time_to_val_acc (runs before it had none)
-    time_to_headline: float | None  # seconds to HEADLINE_ACCURACY; None: never reached
-    device: str
-    curve: pd.DataFrame | None = field(default=None, repr=False)  # epoch, val_acc, elapsed
+def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
+    """A run (its fields as attributes) with its seed and configuration (see above)."""
+    keys = ("seed", "configuration", "from_command_line", "trained")
+    configuration = dict(zip(keys, read_configuration(folder), strict=True))
+    return SimpleNamespace(folder=folder, **configuration, **fields)
 
 
 def is_ignored(override: str) -> bool:
@@ -93,8 +52,8 @@ def is_ignored(override: str) -> bool:
 
 
 def portable(override: str) -> str:
-    """An override as a table may show it: a path value (a separator, a start like a path,
-    a checkpoint's suffix) becomes <checkpoint> or <path>."""
+    """An override with a path value (a separator, a start like a path, a checkpoint's
+    suffix) as <checkpoint> or <path>."""
     key, sep, value = override.partition("=")
     value = value.strip("'\"")
     checkpoint = value.lower().endswith(CHECKPOINT_SUFFIXES)
@@ -115,8 +74,7 @@ def describe_config(config: dict) -> str:
 
 
 def what_was_trained(config: dict) -> str | None:
-    """The composed config as one comparable string, without the seed, the ignored keys and
-    path values (a path given on the command line is shown as a placeholder too)."""
+    """The composed config as one comparable string, without the ignored keys and paths."""
     if not config:
         return None
     flat = pd.json_normalize(config).to_dict(orient="records")[0]  # "model.net.widths": [...]
@@ -141,8 +99,7 @@ def label_by_what_was_trained(runs: list) -> None:
 
 
 def validation_curve(metrics_csv: Path) -> pd.DataFrame | None:
-    """epoch, val_acc (and val_acc_tta, elapsed_seconds when logged) per validated epoch;
-    None without val_acc."""
+    """epoch, val_acc (val_acc_tta, elapsed_seconds) per validated epoch; None without any."""
     if not metrics_csv.is_file():
         return None
     epochs = run_files.epoch_metrics(metrics_csv)
@@ -167,9 +124,8 @@ def read_part(folder: Path, name: str, reader: Callable[[Path], Any]) -> Any:
 
 
 def device_label(test: dict) -> str:
-    """What a run ran on, as far as it recorded: "cpu (AMD EPYC 7B13, 2 threads)", "cpu (2
-    threads)" (runs before the processor was recorded), "cpu" (before the threads were),
-    "cuda:0 (NVIDIA H200)" or "cuda:0"."""
+    """What a run ran on, as far as older records tell: "cpu (AMD EPYC 7B13, 2 threads)",
+    "cpu (2 threads)", "cpu", "cuda:0 (NVIDIA H200)" or "cuda:0"."""
     device, threads = str(test.get("device", "?")), test.get("cpu_threads")
     if isinstance(test.get("gpu_model"), str):
         return f"{device} ({test['gpu_model']})"
@@ -180,13 +136,12 @@ def device_label(test: dict) -> str:
 
 
 def load_config(path: Path) -> Any:
-    """A saved config as plain containers (interpolations left as written); {} if absent."""
+    """A saved config, interpolations left as written; {} if absent."""
     return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
 
 
 def read_configuration(folder: Path) -> tuple[int, str, bool, str | None]:
-    """A run's seed, its label, whether that is its command line, and what it trained
-    (for label_by_what_was_trained; None without Hydra's record)."""
+    """A run's seed, label, whether that is its command line, and what it trained."""
     config = read_part(folder, run_files.CONFIG_YAML, load_config)
     seed = read_part(folder, run_files.CONFIG_YAML, lambda _: int(config.get("seed", -1)))
     if not (folder / ".hydra/overrides.yaml").is_file():
@@ -202,42 +157,33 @@ def optional_float(value: Any) -> float | None:
 
 
 def read_test_metrics(path: Path) -> dict[str, Any]:
-    """The Run fields test_metrics.json gives (a field of the wrong type raises)."""
+    """A run's fields from test_metrics.json; None: not recorded by older runs."""
     test = run_files.read_json(path)
     if not isinstance(test, dict) or not isinstance(test.get("test_acc"), (int, float)):
         raise ValueError("no number under test_acc")
-    times, fit = test.get("time_to_val_acc"), optional_float(test.get("fit_seconds"))
-    tested = optional_float(test.get("test_seconds"))
+    times = test.get("time_to_val_acc")
+    timed = isinstance(times, dict)
+    seconds = [optional_float(test.get(key)) for key in ("fit_seconds", "test_seconds")]
     return {
         "test_acc": float(test["test_acc"]),
         "test_acc_tta": optional_float(test.get("test_acc_tta")),
         "epochs": int(test.get("epochs", 0)),
         "parameters": int(test.get("parameters", 0)),
         "seconds_per_epoch": float(test.get("seconds_per_epoch") or math.nan),
-        "fit_and_test_seconds": None if fit is None or tested is None else fit + tested,
-        "timed": isinstance(times, dict),
-        "time_to_headline": optional_float(times.get(HEADLINE_ACCURACY))
-        if isinstance(times, dict)
-        else None,
+        "fit_and_test_seconds": None if None in seconds else sum(seconds),
+        "timed": timed,
+        "time_to_headline": optional_float(times.get(HEADLINE_ACCURACY)) if timed else None,
         "device": device_label(test),
     }
 
 
-def read_run(folder: Path) -> Run:
-    """One finished run; UsageError when one of its files cannot be read."""
-    test = read_part(folder, run_files.TEST_METRICS_JSON, read_test_metrics)
-    curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
-    return Run.read(folder, best_epoch=best_epoch(curve), curve=curve, **test)
-
-
-def run_folders(folders: list[Path]) -> Iterator[Path]:
-    """Every run folder (finished or not) below the folders, in the order given, once
-    however the folders overlap; a folder that is not one is refused. A run folder has
-    config.yaml and is neither Hydra's bookkeeping nor a sweep's summary."""
+def read_runs(folders: list[Path], read: Callable[[Path], Any]) -> tuple[list, list, list[str]]:
+    """``read`` of every run folder under the folders (in the order given, once however they
+    overlap), the folders it returned None for, and one line per unreadable folder."""
     for folder in folders:
         if not folder.is_dir():
             raise UsageError(f"'{folder}' is not a folder: pass run or sweep folders.")
-    return run_files.once_each(
+    run_folders = run_files.once_each(
         config.parent
         for folder in folders
         for config in sorted(folder.rglob(run_files.CONFIG_YAML))
@@ -245,54 +191,42 @@ def run_folders(folders: list[Path]) -> Iterator[Path]:
         if not any(part.startswith(".hydra") for part in config.relative_to(folder).parts)
         and not any((config.parent / name).is_file() for name in SUMMARY_FILES)
     )
-
-
-def read_runs(folders: list[Path], read: Callable[[Path], Any]) -> tuple[list, list[str]]:
-    """``read`` of every run folder under the folders (None: left out), and one line per
-    folder that could not be read; runs that trained the same thing labelled alike."""
-    found, problems = [], []
-    for folder in run_folders(folders):
+    found, skipped, problems = [], [], []
+    for folder in run_folders:
         try:
             run = read(folder)
         except UsageError as error:
             problems.append(f"{folder}: {error}")
             continue
-        if run is not None:
+        if run is None:
+            skipped.append(folder)
+        else:
             found.append(run)
     label_by_what_was_trained(found)
-    return found, problems
+    return found, skipped, problems
 
 
-def find_runs(folders: list[Path]) -> tuple[list[Run], list[Path], list[str]]:
-    """Finished runs under the folders (in the order given), unfinished run folders, and one
-    line per folder that could not be read."""
-    unfinished: list[Path] = []
-
-    def finished(folder: Path) -> Run | None:
-        if (folder / run_files.TEST_METRICS_JSON).is_file():
-            return read_run(folder)
-        unfinished.append(folder)
+def read_run(folder: Path) -> SimpleNamespace | None:
+    """One finished run; None when it has no test_metrics.json (yet)."""
+    if not (folder / run_files.TEST_METRICS_JSON).is_file():
         return None
-
-    found, problems = read_runs(folders, finished)
-    return found, unfinished, problems
-
-
-@dataclass(kw_only=True)
-class ValidationRun(RunFolder):
-    best_val_acc: float
-    best_val_acc_tta: float | None  # None: the run validated without TTA
-    best_epoch: int  # 1-based, of best_val_acc (the checkpoint a final run would test)
-    epochs: int  # validated epochs so far
+    test = read_part(folder, run_files.TEST_METRICS_JSON, read_test_metrics)
+    curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
+    return run_record(folder, best_epoch=best_epoch(curve), curve=curve, **test)
 
 
-def read_validation_run(folder: Path) -> ValidationRun | None:
+def find_runs(folders: list[Path]) -> tuple[list, list[Path], list[str]]:
+    """Finished runs under the folders, unfinished run folders, and unreadable ones."""
+    return read_runs(folders, read_run)
+
+
+def read_validation_run(folder: Path) -> SimpleNamespace | None:
     """One run's best validation figures; None when it has not validated yet."""
     epochs = read_part(folder, run_files.METRICS_CSV, validation_curve)
     if epochs is None:
         return None
     tta = epochs.get("val_acc_tta", pd.Series(dtype=float)).dropna()
-    return ValidationRun.read(
+    return run_record(
         folder,
         best_val_acc=float(epochs["val_acc"].max()),
         best_val_acc_tta=float(tta.max()) if len(tta) else None,
@@ -301,7 +235,7 @@ def read_validation_run(folder: Path) -> ValidationRun | None:
     )
 
 
-def find_validation_runs(folders: list[Path]) -> tuple[list[ValidationRun], list[str]]:
-    """Runs under the folders that have validated (in the order given), and one line per
-    folder that could not be read."""
-    return read_runs(folders, read_validation_run)
+def find_validation_runs(folders: list[Path]) -> tuple[list, list[str]]:
+    """Runs under the folders that have validated, and one line per unreadable folder."""
+    found, _, problems = read_runs(folders, read_validation_run)
+    return found, problems

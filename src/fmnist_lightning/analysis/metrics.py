@@ -1,10 +1,7 @@
-"""What a trained classifier gets right and wrong, computed from its predicted probabilities.
+"""What a trained classifier gets right and wrong, computed (torchmetrics, pandas) from its
+predicted probabilities; nothing here draws or writes files."""
 
-Every metric is computed with torchmetrics (or pandas) from the probabilities that
-``inference.batches.predict_probabilities`` returns; nothing here draws or writes files.
-"""
-
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,16 +14,12 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-AVERAGE_ROWS = ("macro avg", "weighted avg")
-
 
 def per_class_table(
     predictions: torch.Tensor, labels: torch.Tensor, class_names: list[str]
 ) -> pd.DataFrame:
-    """Precision, recall, F1 and support per class, then macro and weighted averages.
-
-    A class that is never predicted has precision 0 (torchmetrics' zero_division default).
-    """
+    """Precision, recall, F1 and support per class, then macro and weighted averages; a
+    class never predicted has precision 0 (torchmetrics' zero_division default)."""
     metrics = {"precision": multiclass_precision, "recall": multiclass_recall}
     metrics["f1"] = multiclass_f1_score
     scores = pd.DataFrame(
@@ -38,7 +31,7 @@ def per_class_table(
     support = torch.bincount(labels, minlength=len(class_names)).numpy()
     weighted = scores.mul(support, axis=0).sum() / max(support.sum(), 1)
     table = pd.concat([scores, pd.DataFrame([scores.mean(), weighted])], ignore_index=True)
-    table.insert(0, "class", [*class_names, *AVERAGE_ROWS])
+    table.insert(0, "class", [*class_names, "macro avg", "weighted avg"])
     table["support"] = [*support, support.sum(), support.sum()]
     return table
 
@@ -46,10 +39,8 @@ def per_class_table(
 def reliability_table(
     probabilities: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
 ) -> pd.DataFrame:
-    """Per confidence bin: its bounds, image count, mean confidence and accuracy (NaN if empty).
-
-    Bins are [k/n, (k+1)/n), the last one closed, on the top-class probability.
-    """
+    """Per bin [k/n, (k+1)/n) of top-class probability (the last one closed): its bounds,
+    image count, mean confidence and accuracy (NaN if empty)."""
     confidence, predictions = probabilities.max(dim=1)
     images = pd.DataFrame(
         {
@@ -80,22 +71,20 @@ def most_confident_mistakes(
 
 @dataclass
 class Analysis:
-    """Predictions of one split and everything computed from them."""
-
     probabilities: torch.Tensor
     labels: torch.Tensor
     class_names: list[str]
     confusion: torch.Tensor  # counts: row = true class, column = predicted class
     per_class: pd.DataFrame
     reliability: pd.DataFrame
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float]
 
     @property
     def predictions(self) -> torch.Tensor:
         return self.probabilities.argmax(dim=1)
 
     def confusion_frame(self) -> pd.DataFrame:
-        """The confusion matrix with class names: index = true class, columns = predicted class."""
+        """index = true class, columns = predicted class."""
         index = pd.Index(self.class_names, name="true class")
         return pd.DataFrame(self.confusion.numpy(), index=index, columns=self.class_names)
 
@@ -103,10 +92,8 @@ class Analysis:
 def analyse(
     probabilities: torch.Tensor, labels: torch.Tensor, class_names: list[str], n_bins: int = 15
 ) -> Analysis:
-    """Confusion matrix, per-class table, reliability bins and summary metrics of predictions.
-
-    The expected calibration error (ECE) is top-label: the support-weighted mean
-    |accuracy - confidence| over the confidence bins."""
+    """Confusion matrix, per-class table, reliability bins and summary metrics. The ECE is
+    top-label: the support-weighted mean |accuracy - confidence| over the bins."""
     labels = labels.long().cpu()
     predictions = probabilities.argmax(dim=1)
     per_class = per_class_table(predictions, labels, class_names)

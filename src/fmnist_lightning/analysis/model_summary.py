@@ -29,10 +29,8 @@ def describe_layer(layer: nn.Module) -> str:
 
 
 def model_summary(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, pd.DataFrame]:
-    """torchinfo's summary text, and one row per leaf layer: layer, output_shape, params, mult_adds.
-
-    The summary runs a float32 copy on the CPU, so the network itself is not moved.
-    """
+    """torchinfo's summary text, and one row per leaf layer: layer, output_shape, params,
+    mult_adds. It runs a float32 copy on the CPU, so the network itself is not moved."""
     network = copy.deepcopy(unwrapped(network)).float().cpu()
     statistics = summary(
         network,
@@ -42,20 +40,14 @@ def model_summary(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[str
         device="cpu",
         verbose=0,
     )
-    rows = [
-        {"layer": "Input", "output_shape": shape_text(input_shape), "params": 0, "mult_adds": 0}
+    rows = [("Input", shape_text(input_shape), 0, 0)]
+    rows += [
+        (describe_layer(i.module), shape_text(i.output_size[1:]), int(i.num_params), int(i.macs))
+        for i in statistics.summary_list
+        if i.is_leaf_layer
     ]
-    for info in statistics.summary_list:
-        if info.is_leaf_layer:
-            rows.append(
-                {
-                    "layer": describe_layer(info.module),
-                    "output_shape": shape_text(info.output_size[1:]),
-                    "params": int(info.num_params),
-                    "mult_adds": int(info.macs),
-                }
-            )
-    return readable_units(str(statistics)), pd.DataFrame(rows)
+    columns = ["layer", "output_shape", "params", "mult_adds"]
+    return readable_units(str(statistics)), pd.DataFrame(rows, columns=columns)
 
 
 def readable_units(text: str) -> str:

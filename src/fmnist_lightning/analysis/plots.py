@@ -33,10 +33,7 @@ RIGHT, WRONG = "#1f77b4", "#d62728"
 def sample_grid(
     images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], per_class: int = 8
 ) -> Figure:
-    """The first ``per_class`` images of every class, one row per class named on the left.
-
-    ``images`` are (N, H, W) in display range ([0, 1] floats or uint8).
-    """
+    """The first ``per_class`` images (N, H, W) of every class, one row per class."""
     images, labels = np.asarray(images), np.asarray(labels)
     rows = len(class_names)
     figure, axes = plt.subplots(
@@ -54,24 +51,15 @@ def sample_grid(
     return figure
 
 
-def merge_activations(layers: pd.DataFrame) -> list[dict]:
-    """Fold each ReLU into the layer before it ("Conv2d 64, 7×7 + ReLU"), as diagrams usually do."""
-    merged: list[dict] = []
-    for row in layers.to_dict("records"):
-        if row["layer"] == "ReLU" and merged:
-            merged[-1] = {**merged[-1], "layer": merged[-1]["layer"] + " + ReLU"}
-        else:
-            merged.append(row)
-    return merged
-
-
 def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> Figure:
-    """The layer stack top to bottom: one box per layer, its output shape and parameter count.
-
-    ``layers`` has columns layer, output_shape and params, one row per layer, input first
-    (as ``model_summary.model_summary`` gives).
-    """
-    rows = merge_activations(layers)
+    """The layer stack top to bottom (``model_summary.model_summary``'s rows): one box per
+    layer, its output shape and parameter count."""
+    rows: list[dict] = []  # each ReLU folded into the layer before ("Conv2d 64, 7×7 + ReLU")
+    for row in layers.to_dict("records"):
+        if row["layer"] == "ReLU" and rows:
+            rows[-1] = {**rows[-1], "layer": rows[-1]["layer"] + " + ReLU"}
+        else:
+            rows.append(row)
     figure, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 0.9))
     ax.set(xlim=(0, 10), ylim=(-len(rows) + 0.3, 1.1))
     ax.axis("off")
@@ -85,9 +73,8 @@ def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> F
         ax.text(9.9, y, params, ha="right", va="center", fontsize=9, color="#555555")
         if index:  # an arrow from the box above
             ax.annotate("", (2.8, y + 0.3), (2.8, y + 0.7), arrowprops={"arrowstyle": "->"})
-    total = f"{int(layers['params'].sum()):,} parameters"
-    if "mult_adds" in layers:
-        total += f", {layers['mult_adds'].sum() / 1e6:.1f} M multiply-adds per image"
+    total = f"{int(layers['params'].sum()):,} parameters, "
+    total += f"{layers['mult_adds'].sum() / 1e6:.1f} M multiply-adds per image"
     ax.text(5.7, 0.75, "output shape", ha="left", fontsize=9, color="#555555")
     ax.set_title(f"{title}: {total}", fontsize=11)
     return figure
@@ -122,8 +109,7 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> F
 
 
 def blank_grid(count: int, columns: int, size: tuple[float, float], **options) -> tuple:
-    """A figure of ceil(count / columns) rows of ``columns`` axes of ``size`` inches, each
-    axis off until something is drawn on it."""
+    """ceil(count / columns) rows of ``columns`` axes of ``size`` inches, each axis off."""
     rows = max(1, -(-count // columns))
     figsize = (columns * size[0], rows * size[1])
     figure, axes = plt.subplots(rows, columns, figsize=figsize, squeeze=False, **options)
@@ -133,6 +119,7 @@ def blank_grid(count: int, columns: int, size: tuple[float, float], **options) -
 
 
 def _image_axis(ax: Axes, image: np.ndarray, title: str, wrong: bool) -> None:
+    ax.axis("on")
     ax.imshow(image, cmap="gray_r")
     ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=9, color=WRONG if wrong else "black")
@@ -147,11 +134,8 @@ def prediction_grid(
     class_names: Sequence[str],
     columns: int = 3,
 ) -> Figure:
-    """Each image with its true and predicted class and a bar chart of its class probabilities.
-
-    The predicted class's bar is blue when right and red when wrong; a wrong prediction's
-    image gets a red frame and title, and its true class's bar is outlined.
-    """
+    """Each image with its predicted class (red and framed when wrong) and true class, and a
+    bar chart of its class probabilities (the true class's bar outlined when wrong)."""
     images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
     ratios = {"width_ratios": [1, 1.6] * columns}
     figure, axes = blank_grid(2 * len(images), 2 * columns, (2.6, 2.1), gridspec_kw=ratios)
@@ -159,7 +143,6 @@ def prediction_grid(
         image_ax, bar_ax = axes[index // columns, 2 * (index % columns) : 2 * (index % columns) + 2]
         predicted = int(probs.argmax())
         wrong = predicted != int(label)
-        image_ax.axis("on")
         title = f"{class_names[predicted]} {probs[predicted]:.0%}\n(true: {class_names[label]})"
         title = f"✗ {title}" if wrong else title
         _image_axis(image_ax, image, title, wrong)
@@ -185,12 +168,11 @@ def mistakes_grid(
     class_names: Sequence[str],
     columns: int = 6,
 ) -> Figure:
-    """Misclassified images (in the given order) titled with true class, predicted class and confidence."""
+    """Misclassified images titled with true class, predicted class and confidence."""
     images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
     figure, axes = blank_grid(len(images), columns, (1.9, 2.5), layout="constrained")
     for ax, image, label, probs in zip(axes.flat, images, labels, probabilities, strict=False):
         predicted = int(probs.argmax())
-        ax.axis("on")
         names = f"true: {class_names[label]}\npred: {class_names[predicted]}"
         _image_axis(ax, image, f"{names}\n{probs[predicted]:.1%}", wrong=predicted != int(label))
     if not len(images):
@@ -200,11 +182,8 @@ def mistakes_grid(
 
 
 def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
-    """Accuracy against mean confidence per confidence bin, and how many images fall in each.
-
-    ``bins`` has columns lower, upper, count, confidence, accuracy (``metrics.reliability_table``).
-    A calibrated model's bars touch the diagonal; bars below it mean overconfidence.
-    """
+    """Accuracy against mean confidence per bin (``metrics.reliability_table``), and how many
+    images fall in each: bars below the diagonal mean overconfidence."""
     figure, (top, bottom) = plt.subplots(
         2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -229,10 +208,7 @@ def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
 def augmented_samples(
     originals: np.ndarray, views: np.ndarray, titles: Sequence[str] | None = None
 ) -> Figure:
-    """One row per image: the image, then its augmented views.
-
-    ``originals`` is (N, H, W) and ``views`` (N, K, H, W), pixel values in [0, 1].
-    """
+    """One row per image (N, H, W): the image, then its augmented views (N, K, H, W)."""
     count, per_image = views.shape[:2]
     figure, axes = plt.subplots(
         count, per_image + 1, figsize=(1.3 * (per_image + 1), 1.3 * count), squeeze=False

@@ -1,9 +1,5 @@
 """report.md: one Markdown page, readable on GitHub, that embeds an evaluation's pictures.
-
-Rendering is pure: the functions here take metrics, tables and relative picture links
-and return text. To add a picture to every report, append its (key, title, caption) to
-``PICTURES`` and have ``figures.write_figures`` save the file under the same key.
-"""
+Pure: metrics, tables and relative picture links in, text out."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -68,9 +64,8 @@ def config_summary(
     run_config: Mapping[str, Any] | None = None,
     run_summary: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
-    """The settings worth a glance: the checkpoint's network, optimiser and other plain
-    hyperparameters (every one, so a new one shows without a line here), and the run's
-    training."""
+    """The settings worth a glance: the checkpoint's network, optimiser and every plain
+    hyperparameter (a new one shows without a line here), and the run's training."""
     net, optimizer = dict(hparams["net"]), dict(hparams["optimizer"])
     arguments = ", ".join(f"{k}={v}" for k, v in net.items() if k != "_target_")
     summary = {
@@ -108,8 +103,7 @@ def render_report(
     pictures: Mapping[str, str],
     tta: str | None = None,
 ) -> str:
-    """The Markdown page of an evaluation's ``metrics`` (metrics.json); ``pictures`` maps a
-    picture's key to its link relative to the report, ``tta`` describes the views."""
+    """The page of an evaluation's metrics.json; ``pictures``: key → link from the report."""
     shown = {
         "split": f"{metrics['split']} ({metrics['images']:,} images)",
         "accuracy": f"{metrics['accuracy']:.4f}",

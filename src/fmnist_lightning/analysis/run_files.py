@@ -1,11 +1,5 @@
-"""What a run folder holds, how to read it back (metrics.csv, test metrics, config) and
-write its records and pictures whole (``inference/output_files.write_atomically``).
-
-Only pandas, json, the staged writer and (when a picture is saved) matplotlib:
-``python -m fmnist_lightning.results`` reads run folders through this module without
-importing torch. The names agree with ``conf/``: a test checks that
-``paths.checkpoint_dir`` ends in ``CHECKPOINT_DIR`` and that the ``last`` checkpoint of
-``conf/callbacks/default.yaml`` is ``LAST_CHECKPOINT``.
+"""What a run folder holds, how to read it back and write it whole (``write_atomically``).
+No torch: ``results`` reads run folders through it. A test checks the names agree with conf/.
 """
 
 import io
@@ -35,7 +29,7 @@ EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_acc_tta"
 
 
 def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
-    """One row per epoch from Lightning's CSVLogger file, which logs train and val on separate rows."""
+    """One row per epoch of Lightning's CSVLogger file (it logs train and val on separate rows)."""
     frame = pd.read_csv(metrics_csv).rename(columns={"train_loss_epoch": "train_loss"})
     columns = [c for c in EPOCH_COLUMNS if c in frame.columns]
     per_epoch = frame.dropna(subset=["epoch"]).groupby("epoch")[columns].last()
@@ -43,8 +37,7 @@ def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """``payload`` as JSON in ``path``, whole or not at all (``write_atomically``)."""
-    write_atomically(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+    write_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def png_bytes(figure: Any, dpi: int = 110) -> bytes:
@@ -58,7 +51,6 @@ def png_bytes(figure: Any, dpi: int = 110) -> bytes:
 
 
 def save_figure(figure: Any, path: Path | str, dpi: int = 110) -> Path:
-    """Save a figure as PNG, whole or not at all, and close it."""
     write_atomically(Path(path), png_bytes(figure, dpi))
     return Path(path)
 
@@ -68,8 +60,8 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def once_each(paths: Iterable[Path]) -> Iterator[Path]:
-    """The paths in their order, each file or folder once (by resolved path): the folders
-    given to a command may hold one another (``runs runs/RUN .``)."""
+    """The paths in their order, each once (resolved): the folders given to a command may
+    hold one another (``runs runs/RUN .``)."""
     seen: set[Path] = set()
     for path in paths:
         resolved = path.resolve()

@@ -38,8 +38,8 @@ def mean_and_spread(values: pd.Series) -> str:
 def markdown_table(
     frame: pd.DataFrame, decimals: dict[str, int] | None = None, default_decimals: int = 4
 ) -> str:
-    """A Markdown table of ``frame``: numeric columns right-aligned, floats to
-    ``decimals[column]`` places (``default_decimals`` otherwise). No trailing newline."""
+    """``frame`` as Markdown: numeric columns right-aligned, floats to ``decimals[column]``
+    places (``default_decimals`` otherwise). No trailing newline."""
     decimals = decimals or {}
     columns = [str(column) for column in frame.columns]
     places = [decimals.get(column, default_decimals) for column in columns]
