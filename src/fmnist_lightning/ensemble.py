@@ -20,20 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fmnist_lightning import cli
+from fmnist_lightning import cli, evaluate
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import run_dir_of
 from fmnist_lightning.analysis.metrics import analyse
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import validate_ensemble_config
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.evaluate import (
-    SPLIT_KEYS,
-    check_output_dir,
-    checked_settings,
-    load_datamodule,
-    refuse_bad_overrides,
-)
 from fmnist_lightning.inference.batches import ensemble_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
@@ -67,7 +60,7 @@ def check_shared_split(checkpoints: list[Path]) -> None:
                 "images it trained on is unknown, so it can be in an ensemble for split=test only."
             )
         data = OmegaConf.load(config).get("data", {})
-        splits.append({key: data.get(key) for key in SPLIT_KEYS})
+        splits.append({key: data.get(key) for key in evaluate.SPLIT_KEYS})
     if any(split != splits[0] for split in splits):
         seen = ", ".join(
             f"{run_dir_of(c).name}: {s}" for c, s in zip(checkpoints, splits, strict=True)
@@ -112,7 +105,7 @@ def fit_seconds(checkpoint: Path) -> float | None:
 def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     """Check the config and the members, predict, write the ensemble folder."""
     validate_ensemble_config(cfg)
-    tta = checked_settings(cfg)
+    tta = evaluate.checked_settings(cfg)
     checkpoints = [member_checkpoint(Path(member)) for member in cfg.members]
     if len({checkpoint.resolve() for checkpoint in checkpoints}) < len(checkpoints):
         raise UsageError(f"A checkpoint is listed twice in members={list(cfg.members)}.")
@@ -122,11 +115,11 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     default = f"ensemble-{'+'.join(run.name for run in runs)}-{cfg.split}"
     default = Path(os.path.commonpath(runs)) / (default + ("-tta" if tta.enabled else ""))
     output_dir = Path(cfg.output_dir or default).resolve()
-    check_output_dir(output_dir, "ensemble folder")
+    evaluate.check_output_dir(output_dir, "ensemble folder")
     device = resolve_device(cfg.accelerator)
     modules = [load_module(checkpoint, map_location=device) for checkpoint in checkpoints]
     check_members(modules, checkpoints)
-    datamodule = load_datamodule(cfg, modules[0], cfg.split, runs[0])
+    datamodule = evaluate.load_datamodule(cfg, modules[0], cfg.split, runs[0])
     images, labels = datamodule.tensors[cfg.split].tensors
 
     started = time.perf_counter()
@@ -186,4 +179,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # main's cli.run is in Hydra's task, where Hydra would print its own
-    cli.run(lambda: refuse_bad_overrides(sys.argv[1:]) or main())
+    cli.run(lambda: evaluate.refuse_bad_overrides(sys.argv[1:]) or main())

@@ -1,10 +1,7 @@
 """The image files that command-line inputs name: files, folders and glob patterns.
 
-Each image is listed once, however many ways it is reached (two patterns, a symlink to its
-folder): the first path that names it is kept. ``**`` (in a pattern, or ``--recursive`` for
-a folder) does not descend into symlinked folders, as pathlib's glob and ``find`` do not, so
-a link to a parent folder (a loop) is not followed forty levels deep. Names are shown with
-:func:`display_path`, which also prints a file name that is not UTF-8.
+Each image is listed once, by the first path that names it. ``**`` does not descend into
+symlinked folders (pathlib's glob, like ``find``), so a link to a parent folder is no loop.
 """
 
 import glob

@@ -44,9 +44,9 @@ def describe_source(source: ImageSource) -> str:
 def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode a file, bytes or binary stream into a loaded PIL image (first frame, upright)."""
     name = describe_source(source)
-    if isinstance(source, str | Path) and Path(source).is_dir():
-        raise ImageReadError(name, "it is a directory, expected an image file")
     if isinstance(source, str | Path) and Path(source).exists() and not Path(source).is_file():
+        if Path(source).is_dir():
+            raise ImageReadError(name, "it is a directory, expected an image file")
         raise ImageReadError(name, "not a regular file (a FIFO, socket or device)")  # would block
     try:
         with warnings.catch_warnings():
