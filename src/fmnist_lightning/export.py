@@ -179,11 +179,8 @@ def main(argv: list[str] | None = None) -> None:
         help="default: the checkpoint's path with .onnx / .torchscript.pt",
     )
     add("--overwrite", action="store_true", help="replace an existing output file")
-    add(
-        "--data-root",
-        default=os.environ.get("FMNIST_DATA_DIR", "data"),
-        help="folder holding FashionMNIST/raw/, for the check (default: $FMNIST_DATA_DIR or ./data)",
-    )
+    data_root = os.environ.get("FMNIST_DATA_DIR", "data")
+    add("--data-root", default=data_root, help="holds FashionMNIST/raw/ ($FMNIST_DATA_DIR or data)")
     add("--check-images", type=int, default=DEFAULT_CHECK_IMAGES, help="at least 1")
     add("--atol", type=float, default=DEFAULT_ATOL, help="largest accepted difference")
     args = parser.parse_args(argv)
