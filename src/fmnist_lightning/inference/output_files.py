@@ -68,8 +68,10 @@ def write_atomically(path: Path | str, data: bytes | memoryview | str, hint: str
         os.replace(temporary, path)
     except OSError as error:
         kept = f"'{path.name}' is kept as it was" if path.exists() else "nothing was written"
+        size = f"{len(data)} bytes" if len(data) < 1000 else f"{len(data) / 1e3:.1f} kB"
+        size = f"{len(data) / 1e6:.1f} MB" if len(data) >= 1e6 else size
         raise OutputFileError(
-            f"could not write '{path}' ({len(data):,} bytes): {error.strerror or error}; {kept}{hint}"
+            f"could not write '{path}' ({size}): {error.strerror or error}; {kept}{hint}"
         ) from error
     finally:
         temporary.unlink(missing_ok=True)
