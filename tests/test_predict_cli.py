@@ -203,11 +203,10 @@ def test_the_output_is_replaced_only_once_it_is_complete(
     output = tmp_path / "predictions.csv"
     output.write_text("earlier results\n")
 
-    def fail_half_way(rows, class_names, fmt, out):
-        out.write("path,class\n")
+    def fail_half_way(rows, class_names, fmt):
         raise RuntimeError("disk trouble")
 
-    monkeypatch.setattr(predict, "write_rows", fail_half_way)
+    monkeypatch.setattr(predict, "rows_text", fail_half_way)
     with pytest.raises(RuntimeError, match="disk trouble"):
         main([str(tiny_checkpoint), str(folder), "-o", str(output), "--overwrite"])
     assert output.read_text() == "earlier results\n"

@@ -1,21 +1,9 @@
 """Evaluate an ensemble: the mean softmax of several trained checkpoints on one split.
 
-    python -m fmnist_lightning.ensemble 'members=[RUN_A,RUN_B]' [split=test] [tta=none]
+    python -m fmnist_lightning.ensemble 'members=[RUN_A,RUN_B]' [split=val] [tta=flip]
 
-A member is a run folder (its one ``checkpoints/best-*.ckpt``, the best validation accuracy)
-or a .ckpt file. Each member predicts the split with test-time augmentation (``tta``, flip by
-default) and the ensemble's probabilities are the mean of the members'. Choose an ensemble on
-``split=val`` (the default) and read ``split=test`` once, for the chosen one. Validation needs
-members trained on the same train/val split (``data.split_seed``, ``data.val_fraction``):
-otherwise some validation images would be training images of another member. Train members
-for an ensemble with one split and different seeds, e.g.
-``python -m fmnist_lightning.train -m experiment=best seed=0,10 data.split_seed=0``.
-
-Writes to ``output_dir`` (default: the members' common folder, in
-``ensemble-<their run folders' names joined by +>-<split>[-tta]/``): ensemble_metrics.json
-(the ensemble's metrics; each member's checkpoint, relative to that folder, accuracy and fit
-seconds; their sum, what the ensemble cost to train), per_class.csv, confusion_matrix.csv and
-ensemble_config.yaml. Bad input is refused before anything is written.
+Choose an ensemble on ``split=val`` and read ``split=test`` once, for the chosen one; what
+the ensemble folder holds and what is refused: docs/evaluation.md#ensembles.
 """
 
 import os
@@ -32,20 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fmnist_lightning import cli
+from fmnist_lightning import cli, evaluate
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import run_dir_of
 from fmnist_lightning.analysis.metrics import analyse
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import validate_ensemble_config
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.evaluate import (
-    SPLIT_KEYS,
-    check_output_dir,
-    checked_settings,
-    load_datamodule,
-    refuse_bad_overrides,
-)
 from fmnist_lightning.inference.batches import ensemble_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
@@ -53,22 +34,23 @@ from fmnist_lightning.models.runtime import resolve_device
 
 
 def member_checkpoint(member: Path) -> Path:
-    """The checkpoint of a member: the .ckpt file itself, or a run folder's best checkpoint."""
+    """The .ckpt file itself, or a run folder's best checkpoint."""
     if member.is_file():
         return member
     if not member.is_dir():
         raise UsageError(f"No run folder or checkpoint file at {member}.")
     best = sorted((member / run_files.CHECKPOINT_DIR).glob("best-*.ckpt"))
     if len(best) != 1:
-        found = "no" if not best else f"{len(best)}"
         raise UsageError(
-            f"{member} has {found} checkpoints/best-*.ckpt; name the member's .ckpt file instead."
+            f"{member} has {len(best) or 'no'} checkpoints/best-*.ckpt; name the member's .ckpt "
+            "file instead."
         )
     return best[0]
 
 
 def check_shared_split(checkpoints: list[Path]) -> None:
-    """Members validated together must share their train/val split (else leaks)."""
+    """Members validated together must share their train/val split, else validation images
+    of one are training images of another."""
     splits = []
     for checkpoint in checkpoints:
         config = run_dir_of(checkpoint) / run_files.CONFIG_YAML
@@ -78,7 +60,7 @@ def check_shared_split(checkpoints: list[Path]) -> None:
                 "images it trained on is unknown, so it can be in an ensemble for split=test only."
             )
         data = OmegaConf.load(config).get("data", {})
-        splits.append({key: data.get(key) for key in SPLIT_KEYS})
+        splits.append({key: data.get(key) for key in evaluate.SPLIT_KEYS})
     if any(split != splits[0] for split in splits):
         seen = ", ".join(
             f"{run_dir_of(c).name}: {s}" for c, s in zip(checkpoints, splits, strict=True)
@@ -91,12 +73,10 @@ def check_shared_split(checkpoints: list[Path]) -> None:
 
 
 def check_members(modules: list[FashionMNISTModule], checkpoints: list[Path]) -> None:
-    """Distinct weights, one normalisation and one list of classes: members with equal weights
-    (a run and its copy) are one model counted twice, its own accuracy reported as an
-    ensemble's, with its fit time doubled."""
-    pairs = combinations(zip(checkpoints, modules, strict=True), 2)
-    for (first, first_module), (second, second_module) in pairs:
-        a, b = first_module.state_dict(), second_module.state_dict()
+    """Distinct weights (a run and its copy would be one model reported as an ensemble, its fit
+    time doubled), one normalisation and one list of classes."""
+    for (first, a), (second, b) in combinations(zip(checkpoints, modules, strict=True), 2):
+        a, b = a.state_dict(), b.state_dict()
         if a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a):
             raise UsageError(
                 f"{second} holds the same weights as {first} (a copy of one run?), so they "
@@ -114,7 +94,7 @@ def check_members(modules: list[FashionMNISTModule], checkpoints: list[Path]) ->
 
 
 def fit_seconds(checkpoint: Path) -> float | None:
-    """Seconds from the start of fitting to the end of the member's last epoch (metrics.csv)."""
+    """Seconds from the start of fitting to the end of the last epoch, from metrics.csv."""
     metrics_csv = run_dir_of(checkpoint) / run_files.METRICS_CSV
     if not metrics_csv.is_file():
         return None
@@ -123,9 +103,9 @@ def fit_seconds(checkpoint: Path) -> float | None:
 
 
 def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
-    """The ensemble command: check the config and the members, predict, write the metrics."""
+    """Check the config and the members, predict, write the ensemble folder."""
     validate_ensemble_config(cfg)
-    tta = checked_settings(cfg)
+    tta = evaluate.checked_settings(cfg)
     checkpoints = [member_checkpoint(Path(member)) for member in cfg.members]
     if len({checkpoint.resolve() for checkpoint in checkpoints}) < len(checkpoints):
         raise UsageError(f"A checkpoint is listed twice in members={list(cfg.members)}.")
@@ -135,11 +115,11 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     default = f"ensemble-{'+'.join(run.name for run in runs)}-{cfg.split}"
     default = Path(os.path.commonpath(runs)) / (default + ("-tta" if tta.enabled else ""))
     output_dir = Path(cfg.output_dir or default).resolve()
-    check_output_dir(output_dir, "ensemble folder")
+    evaluate.check_output_dir(output_dir, "ensemble folder")
     device = resolve_device(cfg.accelerator)
     modules = [load_module(checkpoint, map_location=device) for checkpoint in checkpoints]
     check_members(modules, checkpoints)
-    datamodule = load_datamodule(cfg, modules[0], cfg.split, runs[0])
+    datamodule = evaluate.load_datamodule(cfg, modules[0], cfg.split, runs[0])
     images, labels = datamodule.tensors[cfg.split].tensors
 
     started = time.perf_counter()
@@ -177,8 +157,9 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     return metrics, output_dir
 
 
-def print_summary(metrics: dict[str, Any], output_dir: Path) -> None:
-    """Each member's accuracy and the ensemble's, on the split."""
+def run(cfg: DictConfig) -> None:
+    """The ensemble folder written, then each member's accuracy and the ensemble's."""
+    metrics, output_dir = evaluate_ensemble(cfg)
     table = Table(title=f"{metrics['split']} split: {metrics['images']:,} images")
     for column in ("member", "accuracy", "fit seconds"):
         table.add_column(column, justify="left" if column == "member" else "right")
@@ -192,16 +173,10 @@ def print_summary(metrics: dict[str, Any], output_dir: Path) -> None:
     console.print(f"Ensemble folder: {output_dir.resolve()}", soft_wrap=True)
 
 
-def run(cfg: DictConfig) -> None:
-    """The ensemble command on a composed config: the ensemble folder written, then a summary."""
-    metrics, output_dir = evaluate_ensemble(cfg)
-    print_summary(metrics, output_dir)
-
-
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="ensemble")
 def main(cfg: DictConfig) -> None:
     cli.run(lambda: run(cfg))
 
 
 if __name__ == "__main__":  # main's cli.run is in Hydra's task, where Hydra would print its own
-    cli.run(lambda: refuse_bad_overrides(sys.argv[1:]) or main())
+    cli.run(lambda: evaluate.refuse_bad_overrides(sys.argv[1:]) or main())

@@ -2,14 +2,8 @@
 
     python -m fmnist_lightning.evaluate ckpt_path=PATH [split=val] [output_dir=DIR] [tta=flip]
 
-The analysis goes to ``<run>/analysis/<checkpoint name>-<split>/`` (``<run>`` is the run
-folder that holds the checkpoints/ folder, else the checkpoint's own folder), or to
-``output_dir``. Every training run writes the same analysis for its best checkpoint on
-the test set. ``tta=flip`` or ``tta=flip_shift`` (conf/tta/) evaluates with test-time
-augmentation, into ``<checkpoint name>-<split>-tta/``. What the folder holds:
-``fmnist_lightning.analysis.evaluation``.
-
-The config and the analysis folder are checked before the checkpoint and the data are read.
+The analysis goes to ``<run>/analysis/<checkpoint name>-<split>[-tta]/`` or ``output_dir``;
+what it holds: ``analysis.evaluation``. Config and folder are checked before anything is read.
 """
 
 import sys
@@ -30,18 +24,12 @@ from fmnist_lightning.analysis.evaluation import default_output_dir, evaluate, r
 from fmnist_lightning.config.overrides import command_line_problem
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
-from fmnist_lightning.config.schema import (
-    run_folder_problem,
-    validate_evaluate_config,
-)
+from fmnist_lightning.config.schema import run_folder_problem, validate_evaluate_config
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
-from fmnist_lightning.models.runtime import (
-    resolve_device,
-    resolve_precision,
-)
+from fmnist_lightning.models.runtime import resolve_device, resolve_precision
 from fmnist_lightning.models.tta import TTA
 
 register_resolvers()
@@ -49,11 +37,10 @@ register_resolvers()
 SPLITS = ("train", "val", "test")
 # The data keys that decide which training images became validation images.
 SPLIT_KEYS = ("val_fraction", "split_seed")
-# What the layers below refuse: the user's to fix, a message and exit status 2.
 
 
 def checked_settings(cfg: DictConfig) -> TTA:
-    """The split, precision (recorded as it runs) and TTA of evaluate and ensemble, checked."""
+    """The split checked, the precision resolved (recorded as it runs), the TTA."""
     if cfg.split not in SPLITS:
         raise UsageError(
             f"split={cfg.split} is not a split of the data; use one of {', '.join(SPLITS)}."
@@ -63,15 +50,14 @@ def checked_settings(cfg: DictConfig) -> TTA:
 
 
 def check_output_dir(output_dir: Path, what: str) -> None:
-    problem = run_folder_problem(output_dir, "output_dir", what, example=None)
-    if problem:
+    if problem := run_folder_problem(output_dir, "output_dir", what, example=None):
         raise UsageError(problem[0].upper() + problem[1:])
 
 
 def load_datamodule(
     cfg: DictConfig, module: FashionMNISTModule, split: str, run_dir: Path
 ) -> FashionMNISTDataModule:
-    """The data, preprocessed exactly as the checkpoint was trained; set up for the split."""
+    """The data, preprocessed as the checkpoint was trained, set up for the split."""
     overrides: dict[str, Any] = {"mean": module.hparams.mean, "std": module.hparams.std}
     run_config = run_dir / run_files.CONFIG_YAML
     if split != "test" and run_config.is_file():
@@ -87,8 +73,7 @@ def load_datamodule(
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
-    """The evaluate command: check the config, load the checkpoint and the data, write the
-    analysis. Bad input raises before anything is written."""
+    """Check the config, load the checkpoint and the data, write the analysis folder."""
     validate_evaluate_config(cfg)
     tta = checked_settings(cfg)
     checkpoint = Path(cfg.ckpt_path)
@@ -114,8 +99,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     return metrics, output_dir
 
 
-def print_summary(metrics: dict[str, Any], output_dir: Path) -> None:
-    """The per-class table as written to per_class.csv, the headline metrics and the folder."""
+def run(cfg: DictConfig) -> None:
+    """The analysis written, then its per-class table, headline metrics and folder."""
+    metrics, output_dir = evaluate_checkpoint(cfg)
     per_class = pd.read_csv(output_dir / "per_class.csv")
     table = Table(title=f"{metrics['split']} split: {metrics['images']:,} images")
     for column in per_class.columns:
@@ -132,17 +118,9 @@ def print_summary(metrics: dict[str, Any], output_dir: Path) -> None:
     console.print(f"Analysis folder: {output_dir.resolve()}", soft_wrap=True)
 
 
-def run(cfg: DictConfig) -> None:
-    """The evaluate command on a composed config: the analysis written, then its summary."""
-    metrics, output_dir = evaluate_checkpoint(cfg)
-    print_summary(metrics, output_dir)
-
-
 def refuse_bad_overrides(args: Sequence[str]) -> None:
-    """Refuse the command-line overrides that Hydra would crash on or misread (``tta=null``,
-    ``data.augment=flip``), before Hydra sees them."""
-    problem = command_line_problem(args)
-    if problem is not None:
+    """Refuse, before Hydra sees them, overrides it would crash on or misread (``tta=null``)."""
+    if (problem := command_line_problem(args)) is not None:
         raise UsageError(problem)
 
 

@@ -1,15 +1,11 @@
-"""Export a checkpoint as a standalone model file (ONNX or TorchScript), then check it.
+"""Export a checkpoint as a standalone ONNX or TorchScript model, then check it.
 
-    python -m fmnist_lightning.export CHECKPOINT --format onnx|torchscript [-o FILE]
-
-The exported model needs neither this project nor Lightning: uint8 ``pixels`` (N, 1, 28, 28)
-in [0, 255] of dataset-like images in, float32 softmax ``probabilities`` (N, classes) out.
-The normalisation and the softmax are inside the model, so a caller cannot get them wrong;
-a uint8 input also means that floats scaled the wrong way are rejected instead of silently
-misclassified. The class names, mean and std travel in the file's metadata. The file is made
-in memory, loaded back (onnxruntime or torch.jit) and compared with ``Classifier.predict`` on
-test images at two batch sizes; only within ``--atol`` does it replace the output, so an
-existing file is never lost to a file that failed its check or to a full disk.
+The model needs neither this project nor Lightning: uint8 ``pixels`` (N, 1, 28, 28) in,
+float32 softmax ``probabilities`` out. Normalisation and softmax are inside, so a caller
+cannot get them wrong, and floats scaled the wrong way are rejected instead of silently
+misclassified; class names, mean and std travel in the metadata. The file is made in memory
+and compared with ``Classifier.predict`` before it replaces the output, so an existing file
+is never lost to a file that failed its check or to a full disk.
 """
 
 import argparse
@@ -18,7 +14,6 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +25,7 @@ from fmnist_lightning import cli
 from fmnist_lightning.data.normalise import normalise
 from fmnist_lightning.errors import Failed, UsageError
 from fmnist_lightning.inference.classifier import Classifier, load_classifier
-from fmnist_lightning.inference.output_files import OutputFileError, check_output, write_atomically
+from fmnist_lightning.inference.output_files import check_output, write_atomically
 from fmnist_lightning.models.runtime import unwrapped
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -38,12 +33,9 @@ INPUT_NAME, OUTPUT_NAME = "pixels", "probabilities"
 ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
 DEFAULT_CHECK_IMAGES, DEFAULT_ATOL = 256, 1e-4
 
-RunModel = Callable[[np.ndarray], np.ndarray]
-
 
 class StandaloneClassifier(nn.Module):
-    """uint8 pixels (N, 1, 28, 28) → probabilities (N, classes), normalisation included; the
-    trained network alone (unwrapped from torch.compile)."""
+    """uint8 pixels (N, 1, 28, 28) → probabilities; the network unwrapped from torch.compile."""
 
     def __init__(self, classifier: Classifier) -> None:
         super().__init__()
@@ -82,22 +74,19 @@ def export_onnx(model: nn.Module, example: torch.Tensor, info: dict[str, str]) -
     return exporter, proto.SerializeToString()
 
 
-def export_torchscript(
-    model: nn.Module, example: torch.Tensor, info: dict[str, str]
-) -> tuple[str, bytes]:
+def export_torchscript(model: nn.Module, example: torch.Tensor, info: dict) -> tuple[str, bytes]:
     """A scripted model, the metadata in the archive as metadata.json; and how it was made."""
     buffer = io.BytesIO()
+    # torch.jit is deprecated upstream but still the format C++ (libtorch) services load.
     with warnings.catch_warnings():
-        # torch.jit is deprecated upstream but still the format C++ (libtorch) services load.
         warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated", category=FutureWarning)
         extra = {"metadata.json": json.dumps(info)}
         torch.jit.save(torch.jit.script(model), buffer, _extra_files=extra)
     return "torch.jit.script", buffer.getvalue()
 
 
-def load_exported(content: bytes | Path | str, fmt: str) -> RunModel:
-    """A function running the exported model (its file's path, or its bytes before they are
-    written) on uint8 (N, 1, 28, 28) pixels, as a user would."""
+def load_exported(content: bytes | Path | str, fmt: str):
+    """A function running the exported model (file or bytes) on uint8 pixels, as a user would."""
     if isinstance(content, (Path, str)):
         content = Path(content).read_bytes()
     if fmt == "onnx":
@@ -122,7 +111,7 @@ def check_pixels(data_root: str, count: int, seed: int = 0) -> tuple[np.ndarray,
         return pixels, f"{count} random images (no Fashion-MNIST test set under '{data_root}')"
 
 
-def max_difference(classifier: Classifier, run: RunModel, pixels: np.ndarray) -> float:
+def max_difference(classifier: Classifier, run, pixels: np.ndarray) -> float:
     """Max |exported - Classifier.predict| over the whole batch and an odd-sized slice of it."""
     reference = classifier.predict(torch.from_numpy(pixels)).probabilities.numpy()
     odd = max(1, len(pixels) // 2 - 1)  # another batch size: proves the batch is dynamic
@@ -139,18 +128,14 @@ def export(
     check_count: int = DEFAULT_CHECK_IMAGES,
     atol: float = DEFAULT_ATOL,
 ) -> tuple[str, float, str]:
-    """Make the standalone model, check it, then write it; returns (exporter, max abs difference,
-    check images). A file that fails its check (Failed) does not replace ``output``."""
+    """Make, check, write; returns (exporter, max abs difference, check images)."""
     missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
     if fmt == "onnx" and missing:  # found out before any work
         raise UsageError(
             f"ONNX export needs {', '.join(missing)}, from the optional extra 'export': "
             "uv sync --extra export  (or: pip install 'fmnist-lightning[export]')"
         )
-    try:
-        classifier = load_classifier(checkpoint, device="cpu")
-    except ValueError as error:  # not a checkpoint of this project: the input refused
-        raise UsageError(str(error)) from error
+    classifier = load_classifier(checkpoint, device="cpu")
     pixels, described = check_pixels(data_root, check_count)
     info = {
         "class_names": json.dumps(classifier.class_names),
@@ -171,14 +156,11 @@ def export(
             f"the difference {difference:.3g} exceeds --atol={atol:g}; '{output}' was not "
             f"written{kept}."
         )
-    try:
-        write_atomically(output, content)
-    except OutputFileError as error:
-        raise OutputFileError(f"{error}. Free some space or choose another --output.") from None
+    write_atomically(output, content, ". Free some space or choose another --output.")
     return exporter, difference, described
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m fmnist_lightning.export",
         description="Write a checkpoint as a standalone ONNX or TorchScript model (uint8 pixels "
@@ -187,39 +169,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "file could not be written, 2 bad arguments, checkpoint, --output or a missing optional "
         "dependency.",
     )
-    parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
-    parser.add_argument("--format", choices=tuple(FORMATS), default="onnx")
-    parser.add_argument(
+    add = parser.add_argument
+    add("checkpoint", type=Path, help="a .ckpt file written by training")
+    add("--format", choices=tuple(FORMATS), default="onnx")
+    add(
         "-o",
         "--output",
         type=Path,
         help="default: the checkpoint's path with .onnx / .torchscript.pt",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    parser.add_argument(
-        "--data-root",
-        default=os.environ.get("FMNIST_DATA_DIR", "data"),
-        help="folder holding FashionMNIST/raw/, for the check (default: $FMNIST_DATA_DIR or ./data)",
-    )
-    parser.add_argument("--check-images", type=int, default=DEFAULT_CHECK_IMAGES, help="at least 1")
-    parser.add_argument(
-        "--atol", type=float, default=DEFAULT_ATOL, help="largest accepted difference"
-    )
+    add("--overwrite", action="store_true", help="replace an existing output file")
+    data_root = os.environ.get("FMNIST_DATA_DIR", "data")
+    add("--data-root", default=data_root, help="holds FashionMNIST/raw/ ($FMNIST_DATA_DIR or data)")
+    add("--check-images", type=int, default=DEFAULT_CHECK_IMAGES, help="at least 1")
+    add("--atol", type=float, default=DEFAULT_ATOL, help="largest accepted difference")
     args = parser.parse_args(argv)
     if args.check_images < 1:
         parser.error(f"--check-images {args.check_images}: the check needs at least one image")
-    return args
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
     output = args.output or args.checkpoint.with_suffix(FORMATS[args.format])
-    check_output(output, [args.checkpoint], args.overwrite)  # before the work, not after it
-    exporter = export(
+    check_output(output, [args.checkpoint], args.overwrite)
+    exporter, *_ = export(
         args.checkpoint, args.format, output, args.data_root, args.check_images, args.atol
-    )[0]
-    size_mb = output.stat().st_size / 1e6
-    print(f"Wrote {output} ({args.format}, {size_mb:.1f} MB, exporter: {exporter})")
+    )
+    size = output.stat().st_size / 1e6
+    print(f"Wrote {output} ({args.format}, {size:.1f} MB, exporter: {exporter})")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,7 @@
 """Classify image files with a trained checkpoint: print a table, write one CSV or JSON row per file.
 
-    python -m fmnist_lightning.predict CHECKPOINT INPUT [INPUT ...] [--format csv|json] [-o FILE]
-
-INPUT is an image file, a folder (``--recursive`` for subfolders) or a glob pattern. A file
-that cannot be read gets an error row and a message on stderr; the others are still
-classified (exit status 1).
-
-A plain argparse command rather than a Hydra app: its inputs are lists of file names, which
-the shell expands (``photos/*.jpg``) and which may hold spaces, commas or brackets that
-Hydra's override grammar would need quoted; and there is nothing to compose or sweep.
+A plain argparse command, not a Hydra app: its inputs are file names that the shell expands
+and that may hold spaces, commas or brackets Hydra's override grammar would need quoted.
 """
 
 import argparse
@@ -17,20 +10,18 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from fmnist_lightning import cli
-from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
 from fmnist_lightning.inference.image_files import display_path, find_images
 from fmnist_lightning.inference.images import ImageReadError, load_image
-from fmnist_lightning.inference.output_files import OutputFileError, check_output, write_atomically
+from fmnist_lightning.inference.output_files import check_output, write_atomically
 from fmnist_lightning.models.runtime import DEVICE_CHOICES
 
 FORMATS = ("csv", "json")
@@ -45,7 +36,7 @@ def error_row(path: str, reason: str | None) -> dict[str, Any]:
 def classify_files(
     classifier: Classifier, files: list[str], invert: bool | None, batch_size: int
 ) -> list[dict[str, Any]]:
-    """One row per file: its prediction, or the reason it could not be read (also on stderr)."""
+    """One row per file: its prediction, or why it could not be read (also on stderr)."""
     rows: dict[str, dict[str, Any]] = {}
     readable: dict[str, np.ndarray] = {}
     for path in files:
@@ -54,28 +45,25 @@ def classify_files(
         except ImageReadError as error:
             print(f"error: {error}", file=sys.stderr)
             rows[path] = error_row(path, error.reason)
-    if readable:
-        pixels = torch.from_numpy(np.stack(list(readable.values())))
-        predictions = classifier.predict(pixels, batch_size=batch_size)
-        names = classifier.class_names
-        for path, index, row in zip(
-            readable, predictions.indices.tolist(), predictions.probabilities.tolist(), strict=True
-        ):
-            rows[path] = error_row(path, None) | {
-                "class_index": index,
-                "class": names[index],
-                "confidence": row[index],
-                "probabilities": dict(zip(names, row, strict=True)),
-            }
+    predictions = classifier.predict(list(readable.values()), batch_size=batch_size)
+    names = classifier.class_names
+    for path, index, row in zip(
+        readable, predictions.indices.tolist(), predictions.probabilities.tolist(), strict=True
+    ):
+        rows[path] = error_row(path, None) | {
+            "class_index": index,
+            "class": names[index],
+            "confidence": row[index],
+            "probabilities": dict(zip(names, row, strict=True)),
+        }
     return [rows[path] for path in files]
 
 
-def write_rows(rows: list[dict[str, Any]], class_names: list[str], fmt: str, out: TextIO) -> None:
+def rows_text(rows: list[dict[str, Any]], class_names: list[str], fmt: str) -> str:
     """JSON as it is; CSV with the probabilities as columns prob_<class name>, blanks for None."""
     if fmt == "json":
-        json.dump(rows, out, indent=2)
-        out.write("\n")
-        return
+        return json.dumps(rows, indent=2) + "\n"
+    out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")  # None is written as a blank
     head = ["path", "class_index", "class", "confidence"]
     writer.writerow([*head, *(f"prob_{name}" for name in class_names), "error"])
@@ -83,6 +71,7 @@ def write_rows(rows: list[dict[str, Any]], class_names: list[str], fmt: str, out
         probabilities = row["probabilities"] or {}
         probabilities = [probabilities.get(name) for name in class_names]
         writer.writerow([*(row[key] for key in head), *probabilities, row["error"]])
+    return out.getvalue()
 
 
 def results_table(rows: list[dict[str, Any]]) -> Table:
@@ -102,7 +91,6 @@ def results_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command; returns 0 when every input was classified, 1 when any failed."""
     parser = argparse.ArgumentParser(
         prog="python -m fmnist_lightning.predict",
         description="Classify image files (any size, colour mode, PNG/JPEG/...) with a trained "
@@ -110,27 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Exit status: 0 all files classified, 1 some file failed or the output could not "
         "be written, 2 bad arguments, checkpoint or --output.",
     )
-    parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
-    parser.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
-    parser.add_argument(
-        "-o",
-        "--output",
-        help="where to write the rows; '-' for stdout (the table then goes to stderr). "
-        "Default: predictions.<format> in the current folder",
-    )
-    parser.add_argument(
-        "-f", "--format", choices=FORMATS, help="default: from the --output suffix, else csv"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    parser.add_argument("-r", "--recursive", action="store_true", help="search subfolders too")
-    parser.add_argument(
-        "--invert",
-        choices=INVERT_CHOICES,
-        default="auto",
-        help="invert images to light-on-dark: auto (when the border is light; default), always, never",
-    )
-    parser.add_argument("--device", default="cpu", help=f"{DEVICE_CHOICES}; default: cpu")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    add = parser.add_argument
+    add("checkpoint", type=Path, help="a .ckpt file written by training")
+    add("inputs", nargs="+", help="image files, folders or glob patterns")
+    add("-o", "--output", help="default: predictions.<format>; '-': stdout, the table on stderr")
+    add("-f", "--format", choices=FORMATS, help="default: from the --output suffix, else csv")
+    add("--overwrite", action="store_true", help="replace an existing output file")
+    add("-r", "--recursive", action="store_true", help="search subfolders too")
+    add("--invert", choices=INVERT_CHOICES, default="auto", help="auto: when the border is light")
+    add("--device", default="cpu", help=f"{DEVICE_CHOICES}; default: cpu")
+    add("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     args = parser.parse_args(argv)
     suffix = Path(args.output or "").suffix.lower().lstrip(".")
     fmt = args.format or (suffix if suffix in FORMATS else "csv")
@@ -139,26 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     files, missing = find_images(args.inputs, args.recursive)
     if not to_stdout:  # found out now, not after classifying
         check_output(output, [args.checkpoint, *files], args.overwrite)
-    try:
-        classifier = load_classifier(args.checkpoint, device=args.device)
-    except ValueError as error:  # not a checkpoint, an unusable --device: the input refused
-        raise UsageError(str(error)) from error
-
+    classifier = load_classifier(args.checkpoint, device=args.device)
     for entry, reason in missing.items():
         print(f"error: '{display_path(entry)}': {reason}", file=sys.stderr)
     rows = classify_files(classifier, files, INVERT_CHOICES[args.invert], args.batch_size)
     rows += [error_row(entry, reason) for entry, reason in missing.items()]
     console = Console(file=sys.stderr if to_stdout else sys.stdout)
     console.print(results_table(rows))
+    text = rows_text(rows, classifier.class_names, fmt)
     if to_stdout:
-        write_rows(rows, classifier.class_names, fmt, sys.stdout)
+        sys.stdout.write(text)
     else:  # complete or not at all: a failed write keeps the earlier file
-        text = io.StringIO()
-        write_rows(rows, classifier.class_names, fmt, text)
-        try:
-            write_atomically(output, text.getvalue())
-        except OutputFileError as error:
-            raise OutputFileError(f"{error}. Free some space or choose another --output.") from None
+        write_atomically(output, text, ". Free some space or choose another --output.")
     failed = sum(row["error"] is not None for row in rows)
     console.print(
         f"{len(rows) - failed} of {len(rows)} inputs classified"

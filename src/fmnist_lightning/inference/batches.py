@@ -1,10 +1,6 @@
-"""The one inference path: a trained module's class probabilities for many inputs, in batches.
-
-``Classifier.predict`` (raw pixels), the analysis of a split and an ensemble (normalised tensors)
-all run through :func:`predict_probabilities`, so they agree on everything that decides the
-numbers: eval mode, no autograd, the autocast of ``models.runtime.autocast_for``, batches
-on the module's device, and ``module.predict_step`` on each batch (on each view of the batch,
-averaged, with test-time augmentation: ``models.tta``).
+"""The one inference path: ``Classifier.predict``, the analysis of a split and an ensemble all
+run through :func:`predict_probabilities`, so they agree on everything that decides the numbers
+(eval mode, no autograd, autocast, device, ``predict_step``, test-time augmentation).
 """
 
 from collections.abc import Callable
@@ -24,12 +20,8 @@ def predict_probabilities(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     tta: TTA | None = None,
 ) -> torch.Tensor:
-    """Softmax probabilities (N, classes), float32 on the CPU, computed on the module's device.
-
-    ``inputs`` are network inputs, (N, 1, H, W) normalised images, or anything ``transform``
-    turns into them batch by batch on the device (``Classifier`` passes raw pixels). The
-    module runs in eval mode and gets its own mode back afterwards. ``tta`` (None: off)
-    averages the probabilities over the views of each (transformed) batch.
+    """Softmax probabilities (N, classes), float32 on the CPU, computed on the module's device
+    from normalised (N, 1, H, W) images, or what ``transform`` turns into them batch by batch.
     """
     was_training = module.training
     module.eval()

@@ -1,14 +1,12 @@
 """Classify images with a trained checkpoint, preprocessed exactly as in training.
 
-    from fmnist_lightning import load_classifier
-
     clf = load_classifier("lightning_logs/runs/<run>/checkpoints/last.ckpt")
     result = clf.predict(images)   # uint8/float arrays or tensors, PIL images, or file paths
     result.names, result.indices, result.probabilities
 
-Arrays and tensors are taken to be dataset-like already (28x28, light garment on black):
-uint8 pixels in [0, 255] or floats in [0, 1], normalised by ``data.normalise.normalise``,
-the function training uses. PIL images and files go through ``inference.images`` first.
+Arrays and tensors are taken as dataset-like already (28x28, light garment on black) and go
+through ``data.normalise.normalise``, as in training; PIL images and files through
+``inference.images`` first.
 """
 
 from collections.abc import Sequence
@@ -49,18 +47,16 @@ class Predictions:
 
 
 def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """An array of 28x28 images → (N, 28, 28) uint8 in [0, 255] or float32 in [0, 1], on the CPU."""
+    """28x28 images → (N, 28, 28) uint8 in [0, 255] or float32 in [0, 1], on the CPU."""
     pixels = torch.as_tensor(np.array(images) if isinstance(images, np.ndarray) else images)
-    if pixels.dim() == 2:
-        pixels = pixels.unsqueeze(0)
-    elif pixels.dim() == 4 and pixels.shape[1] == 1:
-        pixels = pixels.squeeze(1)
+    pixels = pixels.detach().cpu()
+    if pixels.dim() == 2 or (pixels.dim() == 4 and pixels.shape[1] == 1):
+        pixels = pixels.reshape(-1, *pixels.shape[-2:])
     if pixels.dim() != 3 or tuple(pixels.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(
             f"Expected images of shape {SHAPES}, got {tuple(pixels.shape)}. "
             "Resize other images first, or pass PIL images or file paths."
         )
-    pixels = pixels.detach().cpu()
     if pixels.dtype == torch.uint8:
         return pixels
     # float64 holds every bound exactly enough, also of uint16/32/64, which torch cannot reduce.
@@ -85,7 +81,7 @@ def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:
-    """Any supported input → (N, 28, 28) uint8 (or float32 in [0, 1]) pixels on the CPU."""
+    """Any supported input → (N, 28, 28) uint8 (or float32 in [0, 1]) pixels."""
     if isinstance(images, str | Path | Image.Image):
         images = [images]
     if isinstance(images, torch.Tensor | np.ndarray):
@@ -148,18 +144,12 @@ class Classifier:
         return normalise(pixels, self.mean, self.std)
 
     def probabilities(
-        self,
-        pixels: torch.Tensor,
-        batch_size: int | None = None,
-        tta: TTA | dict[str, Any] | None = None,
+        self, pixels: torch.Tensor, batch_size: int | None = None, tta: TTA | dict | None = None
     ) -> torch.Tensor:
-        """(N, 28, 28) pixels → (N, classes) probabilities on the CPU, computed in batches on the model's device."""
+        """(N, 28, 28) pixels → (N, classes) probabilities on the CPU, batched on the device."""
+        batch_size = batch_size or self.batch_size
         return predict_probabilities(
-            self.module,
-            pixels,
-            batch_size or self.batch_size,
-            transform=self.normalised,
-            tta=TTA.of(tta),
+            self.module, pixels, batch_size, transform=self.normalised, tta=TTA.of(tta)
         )
 
     def predict(
@@ -169,12 +159,11 @@ class Classifier:
         invert: bool | None = None,
         tta: TTA | dict[str, Any] | None = None,
     ) -> Predictions:
-        """Classify images: arrays/tensors of (N, 28, 28) or (N, 1, 28, 28) pixels (uint8, or floats in [0, 1]), PIL images, or file paths.
+        """Classify arrays/tensors of (N, 28, 28) or (N, 1, 28, 28) pixels (uint8, or floats in
+        [0, 1]), PIL images, or file paths (unreadable: ImageReadError).
 
-        ``invert`` applies to PIL images and files only: None inverts those with a light
-        background, True/False force it. A file that cannot be read raises ImageReadError.
-        ``tta``: test-time augmentation, e.g. ``{"flip": True, "shift": 1}`` or a
-        ``models.tta.TTA``; the probabilities are the mean over the views. None: off.
+        ``invert`` (PIL images and files): None inverts those with a light background.
+        ``tta``: test-time augmentation, e.g. ``{"flip": True, "shift": 1}``; None: off.
         """
         probabilities = self.probabilities(as_pixels(images, invert), batch_size, tta)
         indices = probabilities.argmax(dim=1)
@@ -185,9 +174,9 @@ class Classifier:
 def load_classifier(
     path: Path | str, device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
 ) -> Classifier:
-    """Load a training checkpoint (safely: ``weights_only=True``) as a ready-to-use Classifier.
+    """A training checkpoint (loaded with ``weights_only=True``) as a ready-to-use Classifier.
 
-    ``device`` is "cpu", "cuda", "cuda:1", "auto" (CUDA when available)... A file that is not
-    a checkpoint of this project raises ``models.checkpoint_file.CheckpointError`` naming it.
+    ``device``: "cpu", "cuda", "cuda:1", "auto" (CUDA when available). A file that is not a
+    checkpoint of this project raises ``models.checkpoint_file.CheckpointError`` naming it.
     """
     return Classifier(load_module(path, map_location=resolve_device(device)), batch_size)

@@ -1,20 +1,11 @@
 """Turn an image file of any size and mode into a Fashion-MNIST-like 28x28 uint8 array.
 
-Fashion-MNIST shows light garments on a black background, 28x28, grayscale. A photo or
-product shot is usually the opposite (dark garment on white), bigger and in colour, so:
-
-1. decode the file (first frame of an animation; EXIF rotation applied), refusing
-   decompression bombs;
-2. convert to grayscale intensities in [0, 1] (8- and 16-bit, palette, CMYK...; transparent
-   pixels are composited onto white, like a product shot on a white page);
-3. decide from the border pixels whether the background is light;
-4. shrink (area average) or enlarge (bilinear) so the longer side is 28, keeping the aspect
-   ratio, and centre it on a 28x28 canvas filled with the background intensity;
-5. invert when the background was light, and round to uint8.
-
-An 8-bit grayscale 28x28 image with a dark border (a dataset image saved as PNG) passes
-through unchanged. Every failure to read an image raises ImageReadError, naming the source
-and the reason.
+Fashion-MNIST shows light garments on black, 28x28, grayscale; a photo or product shot is
+usually the opposite (dark on white), bigger and in colour. So: decode (first frame, EXIF
+rotation applied, decompression bombs refused), take grayscale in [0, 1] (transparency
+composited onto white, like a product shot on a white page), shrink or enlarge the longer
+side to 28 on a canvas of the border's intensity, and invert when that border is light.
+A dataset image saved as PNG passes through unchanged.
 """
 
 import io
@@ -53,12 +44,10 @@ def describe_source(source: ImageSource) -> str:
 def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode a file, bytes or binary stream into a loaded PIL image (first frame, upright)."""
     name = describe_source(source)
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if path.is_dir():
+    if isinstance(source, str | Path) and Path(source).exists() and not Path(source).is_file():
+        if Path(source).is_dir():
             raise ImageReadError(name, "it is a directory, expected an image file")
-        if path.exists() and not path.is_file():  # opening a FIFO would block for ever
-            raise ImageReadError(name, "not a regular file (a FIFO, socket or device)")
+        raise ImageReadError(name, "not a regular file (a FIFO, socket or device)")  # would block
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its limit; treat that as the error it is.
@@ -71,8 +60,7 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image
                         f"{max_pixels:,} (a guard against decompression bombs); shrink it first"
                     )
                 image.load()  # decode now, inside the try: truncated data fails here
-                # Photos from phones store their rotation in EXIF instead of in the pixels.
-                return ImageOps.exif_transpose(image)
+                return ImageOps.exif_transpose(image)  # phones store rotation in EXIF
     except FileNotFoundError:
         raise ImageReadError(name, "no such file") from None
     except PermissionError as error:
@@ -105,12 +93,7 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
 
 
 def border_mean(gray: np.ndarray) -> float:
-    """Mean intensity of the outermost rows and columns."""
     return float(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]).mean())
-
-
-def has_light_background(gray: np.ndarray) -> bool:
-    return border_mean(gray) > LIGHT_BACKGROUND_THRESHOLD
 
 
 def fit_to_square(gray: np.ndarray, fill: float, size: int = IMAGE_SIZE) -> np.ndarray:
