@@ -1,10 +1,6 @@
-"""Train a network on Fashion-MNIST (the seed CNN by default), then test its best checkpoint.
+"""Train a network on Fashion-MNIST, then test its best checkpoint.
 
-    python -m fmnist_lightning.train [hydra overrides, e.g. model.net.dropout=0.3 trainer.max_epochs=3]
-
-One run writes one folder (``paths.run_dir``, by default ``lightning_logs/runs/<time>-<id>``)
-holding the composed config, metrics.csv, checkpoints/, test_metrics.json, plots/ and the
-analysis of the tested checkpoint; the callbacks of conf/callbacks/ write the last three.
+python -m fmnist_lightning.train [hydra overrides, e.g. model.net.dropout=0.3]
 """
 
 import os
@@ -46,9 +42,8 @@ register_resolvers()
 
 
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
-    """Fit, test the best checkpoint (the callbacks write the summary and analysis); return
-    the run's summary (test_metrics.json). ``callbacks``: added to those of ``cfg.callbacks``
-    by a caller that drives the run (the search's pruning callback)."""
+    """Fit, test the best checkpoint; return the run's summary (test_metrics.json).
+    ``callbacks``: added to ``cfg.callbacks`` by a caller (the search's pruning callback)."""
     with nothing_left_if_refused():  # a run refused here leaves no run folder behind
         cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
         cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
@@ -105,8 +100,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def command() -> None:
-    """The command line: Hydra composes the config once and re-raises what it refuses
-    (HYDRA_FULL_ERROR), which becomes one line here."""
     overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
     check_overrides(overrides)
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
