@@ -102,6 +102,10 @@ def hydra_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
     return f".hydra/resumed-{stamp}" if resume_point_or_none(resume, ckpt_path) else ".hydra"
 
 
+def _command_line_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def under(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == p or key.startswith((f"{p}.", f"{p}/")) for p in prefixes)
 
@@ -213,8 +217,7 @@ def config_to_run(cfg: DictConfig) -> DictConfig:
         return cfg
     saved = relocated(OmegaConf.load(point.run_dir / run_files.CONFIG_YAML), point.run_dir)
     epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
-    typed = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    overrides = OverridesParser.create().parse_overrides(typed)
+    overrides = OverridesParser.create().parse_overrides(_command_line_overrides())
     refused = apply_overrides(saved, overrides)
     if refused:
         raise RunFolderError(

@@ -187,11 +187,9 @@ def check_scheduler(key: str, scheduler: Any) -> None:
         where = child(key, unknown[0])
         raise HyperparameterError(f"{where} is not a key of {key}", where)
     if scheduler.get("interval", "epoch") not in INTERVALS:
-        where = child(key, "interval")
-        raise HyperparameterError(
-            f"{where}={scheduler['interval']!r} must be one of {', '.join(map(repr, INTERVALS))}",
-            where,
-        )
+        where, choices = child(key, "interval"), ", ".join(map(repr, INTERVALS))
+        message = f"{where}={scheduler['interval']!r} must be one of {choices}"
+        raise HyperparameterError(message, where)
     if scheduler.get("schedule") is not None:
         where = child(key, "schedule")
         cls = torch_class("scheduler.schedule", class_node(where, scheduler["schedule"]))
@@ -199,11 +197,8 @@ def check_scheduler(key: str, scheduler: Any) -> None:
 
 
 def check_class_names(key: str, value: Any) -> None:
-    if (
-        not isinstance(value, (list, tuple))
-        or not value
-        or not all(isinstance(v, str) for v in value)
-    ):
+    strings = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    if not strings or not value:
         raise HyperparameterError(f"{key} must be a list of strings (one per class)", key)
 
 
@@ -264,16 +259,12 @@ class HParams:
             raise HyperparameterError("the hyperparameters must be a dict", "")
         check_plain(hparams, "")  # reserved keys and foreign types first, wherever they are
         names = [spec.name for spec in fields(cls)]
-        for name in hparams:
-            if name not in names:
-                raise HyperparameterError(
-                    f"{name} is not a hyperparameter of FashionMNISTModule "
-                    f"(expected: {', '.join(names)})",
-                    name,
-                )
-        for spec in fields(cls):
-            if spec.name not in hparams and spec.default is MISSING:
-                raise HyperparameterError(f"{spec.name} is missing", spec.name)
+        for name in (name for name in hparams if name not in names):
+            expected = ", ".join(names)
+            message = f"{name} is not a hyperparameter of FashionMNISTModule (expected: {expected})"
+            raise HyperparameterError(message, name)
+        for spec in (s for s in fields(cls) if s.name not in hparams and s.default is MISSING):
+            raise HyperparameterError(f"{spec.name} is missing", spec.name)
         return cls(**hparams)
 
     @classmethod

@@ -32,22 +32,13 @@ from fmnist_lightning.models.transfer import parameter_groups, scale_schedule_to
 from fmnist_lightning.models.tta import TTA, tta_probabilities
 
 MIN_SCHEDULE_STEPS = 100
-# Every metric the module logs, by the stage that logs it: "fit" (what EarlyStopping and
-# ModelCheckpoint can monitor; validate_config checks their monitors against it) or "test".
-# One logged on every step too (ON_STEP) also appears as <name>_step and <name>_epoch.
-LOGGED_METRICS: dict[str, str] = {
-    "train_loss": "fit",
-    "train_acc": "fit",
-    "val_loss": "fit",
-    "val_acc": "fit",
-    "val_acc_tta": "fit",
-    "test_loss": "test",
-    "test_acc": "test",
-    "test_acc_tta": "test",
+# The metrics the module logs, by stage: "fit" (what EarlyStopping and ModelCheckpoint can
+# monitor; validate_config checks their monitors against it) or "test". train_loss is logged
+# on every step too (_step, _epoch); the _tta ones only by a module with TTA on.
+LOGGED_METRICS = {
+    "fit": "train_loss train_loss_step train_loss_epoch train_acc val_loss val_acc val_acc_tta",
+    "test": "test_loss test_acc test_acc_tta",
 }
-ON_STEP = frozenset({"train_loss"})
-# Logged only by a module whose test-time augmentation is on (``tta``).
-TTA_METRICS = frozenset({"val_acc_tta", "test_acc_tta"})
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
@@ -90,11 +81,9 @@ class FashionMNISTModule(L.LightningModule):
     def logged_metrics(cls, stage: str | None = None, tta: bool = False) -> tuple[str, ...]:
         """The names the module's metrics appear under (in ``trainer.callback_metrics`` and
         metrics.csv), of one stage ("fit" or "test") or all; ``tta``: with TTA switched on."""
-        names = []
-        for name, logged_in in LOGGED_METRICS.items():
-            if stage in (None, logged_in) and (tta or name not in TTA_METRICS):
-                names += [name, f"{name}_step", f"{name}_epoch"] if name in ON_STEP else [name]
-        return tuple(names)
+        stages = [stage] if stage else list(LOGGED_METRICS)
+        names = (name for stage in stages for name in LOGGED_METRICS[stage].split())
+        return tuple(name for name in names if tta or not name.endswith("_tta"))
 
     @property
     def class_names(self) -> list[str]:
