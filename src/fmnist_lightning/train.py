@@ -11,6 +11,8 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import cli
@@ -81,20 +83,27 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
 
 
 STARTED = []  # main() was reached: an error before it is Hydra's, composing the config
+REFUSED: list[FmnistError] = []  # what stopped a single run, raised again by command()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     STARTED.append(True)
-    # What stops the run propagates (HYDRA_FULL_ERROR) to cli.run, which prints one line; in
-    # a multirun, Hydra records the job as failed first.
-    with nothing_left_if_refused():
-        if cfg.get("hparams_search") is not None:
-            raise UsageError(
-                "hparams_search is a search space of the search command: "
-                f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
-            )
-    summary = train(cfg)
+    try:
+        with nothing_left_if_refused():
+            if cfg.get("hparams_search") is not None:
+                raise UsageError(
+                    "hparams_search is a search space of the search command: "
+                    f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
+                )
+        summary = train(cfg)
+    except FmnistError as error:
+        # A multirun records the job as failed (HYDRA_FULL_ERROR re-raises it to cli.run); a
+        # single run returns, so that Hydra adds no line of its own to the one cli.run prints.
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        REFUSED.append(error)
+        return None
     # The value a Hydra sweeper would optimise (the search command uses train() itself).
     return summary.get(cfg.objective)
 
@@ -104,11 +113,14 @@ def command() -> None:
     check_overrides(overrides)
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
+    from fmnist_lightning.train import REFUSED as refused
     from fmnist_lightning.train import STARTED as started
     from fmnist_lightning.train import main as importable_main
 
     try:
         importable_main()
+        if refused:
+            raise refused[0]
     except FmnistError:
         raise
     except Exception as error:
