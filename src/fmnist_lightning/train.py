@@ -1,10 +1,6 @@
-"""Train a network on Fashion-MNIST (the seed CNN by default), then test its best checkpoint.
+"""Train a network on Fashion-MNIST, then test its best checkpoint.
 
-    python -m fmnist_lightning.train [hydra overrides, e.g. model.net.dropout=0.3 trainer.max_epochs=3]
-
-One run writes one folder (``paths.run_dir``, by default ``lightning_logs/runs/<time>-<id>``)
-holding the composed config, metrics.csv, checkpoints/, test_metrics.json, plots/ and the
-analysis of the tested checkpoint; the callbacks of conf/callbacks/ write the last three.
+python -m fmnist_lightning.train [hydra overrides, e.g. model.net.dropout=0.3]
 """
 
 import os
@@ -15,6 +11,8 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import cli
@@ -46,9 +44,8 @@ register_resolvers()
 
 
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
-    """Fit, test the best checkpoint (the callbacks write the summary and analysis); return
-    the run's summary (test_metrics.json). ``callbacks``: added to those of ``cfg.callbacks``
-    by a caller that drives the run (the search's pruning callback)."""
+    """Fit, test the best checkpoint; return the run's summary (test_metrics.json).
+    ``callbacks``: added to ``cfg.callbacks`` by a caller (the search's pruning callback)."""
     with nothing_left_if_refused():  # a run refused here leaves no run folder behind
         cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
         cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
@@ -86,36 +83,44 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
 
 
 STARTED = []  # main() was reached: an error before it is Hydra's, composing the config
+REFUSED: list[FmnistError] = []  # what stopped a single run, raised again by command()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     STARTED.append(True)
-    # What stops the run propagates (HYDRA_FULL_ERROR) to cli.run, which prints one line; in
-    # a multirun, Hydra records the job as failed first.
-    with nothing_left_if_refused():
-        if cfg.get("hparams_search") is not None:
-            raise UsageError(
-                "hparams_search is a search space of the search command: "
-                f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
-            )
-    summary = train(cfg)
+    try:
+        with nothing_left_if_refused():
+            if cfg.get("hparams_search") is not None:
+                raise UsageError(
+                    "hparams_search is a search space of the search command: "
+                    f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
+                )
+        summary = train(cfg)
+    except FmnistError as error:
+        # A multirun records the job as failed (HYDRA_FULL_ERROR re-raises it to cli.run); a
+        # single run returns, so that Hydra adds no line of its own to the one cli.run prints.
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        REFUSED.append(error)
+        return None
     # The value a Hydra sweeper would optimise (the search command uses train() itself).
     return summary.get(cfg.objective)
 
 
 def command() -> None:
-    """The command line: Hydra composes the config once and re-raises what it refuses
-    (HYDRA_FULL_ERROR), which becomes one line here."""
     overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
     check_overrides(overrides)
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
+    from fmnist_lightning.train import REFUSED as refused
     from fmnist_lightning.train import STARTED as started
     from fmnist_lightning.train import main as importable_main
 
     try:
         importable_main()
+        if refused:
+            raise refused[0]
     except FmnistError:
         raise
     except Exception as error:

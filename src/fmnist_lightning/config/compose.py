@@ -1,12 +1,7 @@
 """Compose a config in Python as the command line would, and settle what "auto" means here.
 
-    from fmnist_lightning.config.compose import compose
-    cfg = compose("train", ["debug=tiny", "paths.run_dir=/tmp/run"])
-
-:func:`compose` is the one way the tests, the benchmark and notebooks build a config
-through Hydra's compose API. :func:`finalise` turns the values that depend on the
-machine into what will run (``trainer.precision: auto``), once, before a run validates
-and saves its config, so config.yaml records what ran.
+:func:`finalise` resolves ``trainer.precision: auto`` once, before a run validates and saves
+its config, so that config.yaml records what ran.
 """
 
 from collections.abc import Sequence
@@ -35,10 +30,8 @@ def compose(
     overrides: Sequence[str] = (),
     return_hydra_config: bool = False,
 ) -> DictConfig:
-    """The config ``python -m fmnist_lightning.<config_name> <overrides>`` would run with.
-
-    Outside the command line Hydra sets no run folder: pass ``paths.run_dir=<folder>``.
-    """
+    """The config ``python -m fmnist_lightning.<config_name> <overrides>`` would run with
+    (outside the command line Hydra sets no run folder: pass ``paths.run_dir=<folder>``)."""
     register_resolvers()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra_compose(
@@ -66,10 +59,8 @@ def preflight_problem(
     config_name: str, overrides: Sequence[str], multirun: bool = False
 ) -> str | None:
     """What would stop ``python -m fmnist_lightning.<config_name> <overrides>`` before the app
-    runs, where Hydra prints a traceback: a config file with a YAML syntax error, or a run
-    folder that cannot be created (a read-only ``paths.root``), or a resumed run's folder that
-    cannot be written. None when neither is found; whatever else is wrong (a typo, a missing
-    option) is left to Hydra's own message."""
+    runs, in one line: a YAML syntax error, a run folder that cannot be created or a resumed
+    run's that cannot be written; None for anything else (Hydra's message says it)."""
     try:
         cfg = compose(config_name, overrides, return_hydra_config=True)
     except Exception as error:  # Hydra raises many kinds; only a YAML error is answered here

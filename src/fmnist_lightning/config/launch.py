@@ -1,9 +1,5 @@
-"""Which launch a process belongs to when torchrun or SLURM starts every rank of a run.
-
-Lightning starts the extra ranks of a one-machine DDP run itself and hands them rank 0's
-run folder. A cluster launcher starts all ranks at once instead (``torchrun --nnodes=2``
-on each node, ``srun`` with one task per GPU), and each rank composes its own config:
-the run folder must then be a name they all compute alike, which the launch provides.
+"""Which launch a process belongs to when torchrun or SLURM starts every rank of a run:
+each rank composes its own config, so the run folder must be a name all compute alike.
 """
 
 import os
@@ -19,8 +15,7 @@ def _int_env(name: str, default: int) -> int:
 
 
 def launch_name() -> str | None:
-    """``torchrun-<rdzv id>`` or ``slurm-<job>.<step>`` when several ranks of one launch run
-    this, else None. Every rank of the launch gets the same name, on every node."""
+    """``torchrun-<rdzv id>`` or ``slurm-<job>.<step>`` in a launch of several ranks, else None."""
     if os.environ.get(TORCHRUN_ID) and _int_env("WORLD_SIZE", 1) > 1:
         return f"torchrun-{os.environ[TORCHRUN_ID]}"
     job = os.environ.get("SLURM_JOB_ID")
@@ -31,7 +26,6 @@ def launch_name() -> str | None:
 
 
 def launch_rank() -> int:
-    """This process's global rank in a torchrun or SLURM launch (0 outside one)."""
     if os.environ.get(TORCHRUN_ID):
         return _int_env("RANK", 0)
     if _int_env("SLURM_NTASKS", 1) > 1:

@@ -1,10 +1,9 @@
 """Command-line overrides that Hydra would crash on, or whose refusal would not say the fix.
 
-Hydra 1.3 turns a few malformed overrides into a stack trace from its own internals rather
-than a message: a config group given a number, null or a list of numbers (model=0,
-experiment=null), or an override with no key (=0). The schema refuses two more without
-saying what was meant: ``data.augment=standard`` (a dot, where ``data/augment=standard``
-picks the preset) and ``model.dropout=0.3`` (0.1.0's spelling of ``model.net.dropout``).
+Hydra 1.3 answers a config group given a number, null or a list of numbers (model=0,
+experiment=null), or an override with no key (=0), with a stack trace of its internals;
+the schema refuses ``data.augment=standard`` (meant: ``data/augment=standard``) and
+``model.dropout=0.3`` (0.1.0's ``model.net.dropout``) without saying what was meant.
 """
 
 from collections.abc import Sequence
@@ -107,8 +106,7 @@ def parse_overrides(overrides: Sequence[str]) -> list[Override]:
 
 def check_overrides(overrides: Sequence[str]) -> None:
     """Raise ConfigValidationError for overrides that Hydra would crash on or misread."""
-    problems = [override_problem(text) for text in overrides]
-    problems = [problem for problem in problems if problem]
+    problems = [problem for text in overrides if (problem := override_problem(text))]
     if problems:
         raise ConfigValidationError("Invalid override: " + "; ".join(problems))
 
@@ -121,10 +119,3 @@ def command_line_problem(args: Sequence[str]) -> str | None:
     except ConfigValidationError as error:
         return str(error)
     return None
-
-
-def exit_on_bad_overrides(args: Sequence[str]) -> None:
-    """For a command not on ``cli.run`` yet: exit with one line where Hydra would crash."""
-    problem = command_line_problem(args)
-    if problem:
-        raise SystemExit(f"Error: {problem}")

@@ -1,4 +1,4 @@
-"""The resolvers the configs use: ``${unique_id:}``, ``${required:...}``, ``${path_name:...}``, and resume's two."""
+"""The resolvers the configs use."""
 
 import uuid
 from pathlib import Path
@@ -11,21 +11,13 @@ from fmnist_lightning.config.schema import register_schemas
 
 
 def fail_with(message: str) -> NoReturn:
-    """The ``${required:'message'}`` resolver: reached only when the key was left unset."""
     raise ValueError(message)
 
 
 def register_resolvers() -> None:
-    """``${unique_id:}``: six hex digits, so two runs started in the same second get two folders.
-
-    ``${run_folder:...}`` and ``${hydra_subdir:...}`` point Hydra at a resumed run's folder.
-    ``${launch_run_name:...}``, ``${launch_rank_zero:...}`` and ``${launch_rank_suffix:}``
-    give every rank of a torchrun or SLURM launch one run folder (``config.launch``).
-    ``${path_name:<path>}``: the last part of a path (a run's folder name, for MLflow).
-    ``${required:'message'}`` marks a key a preset needs from the command line: resolving it
-    (i.e. leaving it unset) fails with the message. OmegaConf's ``???`` cannot do this in a
-    preset, because merging ``???`` over an existing value keeps the value.
-    """
+    """``${unique_id:}``: six hex digits, so two runs started in the same second get two
+    folders. ``${required:'message'}`` marks a key a preset needs from the command line:
+    OmegaConf's ``???`` cannot, as merging ``???`` over an existing value keeps the value."""
     register_schemas()
     if not OmegaConf.has_resolver("unique_id"):
         OmegaConf.register_new_resolver("unique_id", lambda: uuid.uuid4().hex[:6], use_cache=True)

@@ -1,16 +1,8 @@
 """The resumed run's config: the run ``resume=`` points at, and the settings it continues with.
 
-``resume=RUN_DIR`` (or ``resume=RUN_DIR/checkpoints/x.ckpt``, or ``ckpt_path=`` a checkpoint
-inside a run folder) makes Hydra's run folder that run's folder (the ``run_folder``
-resolver) and reloads the run's saved ``config.yaml`` (:func:`config_to_run`).
-
-A run folder may be copied or moved: the paths that its config holds under the folder where
-it was written are re-rooted onto the folder being resumed (:func:`relocated`).
-
 A resumed run is the same experiment: of the overrides typed next to ``resume=`` only those
-of :data:`RESUMABLE_KEYS` may change a value (how long it trains, progress, logging, the
-end-of-run analysis, where the data is read from); any other change is refused before
-anything runs, and so is a longer or shorter run whose schedule has a fixed length (one-cycle).
+of :data:`RESUMABLE_KEYS` may change a value; any other change is refused before anything
+runs, and so is a new length for a schedule of fixed length (one-cycle).
 """
 
 import os
@@ -27,11 +19,9 @@ from fmnist_lightning.analysis import run_files
 from fmnist_lightning.errors import UsageError
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
-# Settings that say where to resume from; they are not copied over the saved config.
 RESUME_KEYS = ("resume", "ckpt_path")
-# What a resumed run may change (a key and the keys below it), by what it is about.
-# Everything else (the data and its split, the network, the optimiser and its schedule,
-# the seed, the callbacks) is the experiment that the checkpoint belongs to.
+# What a resumed run may change (a key and the keys below it), by what it is about; the
+# rest is the experiment that the checkpoint belongs to.
 RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
     "how long it trains": ("trainer.max_epochs",),
     "progress": ("trainer.enable_progress_bar", "callbacks.progress_bar"),
@@ -39,8 +29,7 @@ RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
     "the end-of-run analysis": ("analysis",),
     "where the data is read from": ("data.root", "data.download", "data.on_device"),
 }
-# Overrides that do not touch the saved config: Hydra's own settings, and paths.root (a
-# resumed run stays in its folder).
+# Overrides that do not touch the saved config (a resumed run stays in its folder).
 IGNORED_ON_RESUME = ("hydra", "paths.root")
 
 
@@ -56,25 +45,23 @@ class ResumePoint:
     checkpoint: Path
 
 
-def _is_run_folder(path: Path) -> bool:
-    return (path / run_files.CONFIG_YAML).is_file()
+def _run_of(checkpoint: Path) -> Path | None:
+    """The run folder that holds ``checkpoint`` in its checkpoints/, or None."""
+    run_dir = checkpoint.parent.parent
+    in_run = checkpoint.parent.name == run_files.CHECKPOINT_DIR
+    return run_dir if in_run and (run_dir / run_files.CONFIG_YAML).is_file() else None
 
 
 def resume_point(resume: str | None, ckpt_path: str | None) -> ResumePoint | None:
-    """Where ``resume`` / ``ckpt_path`` point: a run folder and its checkpoint; None for a fresh run.
-
-    ``ckpt_path`` outside a run folder is not a resume: a new run starts from that state.
-    """
+    """Where ``resume`` / ``ckpt_path`` point; None for a fresh run (``ckpt_path`` outside a
+    run folder too: a new run starts from that state)."""
     if not resume:
-        if ckpt_path and Path(ckpt_path).parent.name == run_files.CHECKPOINT_DIR:
-            run_dir = Path(ckpt_path).parent.parent
-            if _is_run_folder(run_dir):
-                return ResumePoint(run_dir, Path(ckpt_path))
-        return None
+        run_dir = _run_of(Path(ckpt_path)) if ckpt_path else None
+        return ResumePoint(run_dir, Path(ckpt_path)) if run_dir else None
     path = Path(resume)
     if path.is_dir():
         checkpoint = path / run_files.CHECKPOINT_DIR / LAST_CHECKPOINT_FILE
-        if not _is_run_folder(path) or not checkpoint.is_file():
+        if not _run_of(checkpoint) or not checkpoint.is_file():
             raise RunFolderError(
                 f"resume={resume}: this folder holds no run to continue (expected "
                 f"{run_files.CONFIG_YAML} and {run_files.CHECKPOINT_DIR}/{LAST_CHECKPOINT_FILE} in it). Pass the "
@@ -82,13 +69,9 @@ def resume_point(resume: str | None, ckpt_path: str | None) -> ResumePoint | Non
                 "resume=lightning_logs/runs/<run>, or a checkpoint: resume=<run>/checkpoints/<file>.ckpt"
             )
         return ResumePoint(path, checkpoint)
-    if (
-        path.is_file()
-        and path.parent.name == run_files.CHECKPOINT_DIR
-        and _is_run_folder(path.parent.parent)
-    ):
-        return ResumePoint(path.parent.parent, path)
     if path.is_file():
+        if _run_of(path):
+            return ResumePoint(path.parent.parent, path)
         raise RunFolderError(
             f"resume={resume}: this checkpoint is not inside a run folder (<run>/checkpoints/), so "
             f"there is no run to continue. To start a new run from it use ckpt_path={resume}."
@@ -100,9 +83,8 @@ def resume_point(resume: str | None, ckpt_path: str | None) -> ResumePoint | Non
 
 
 def resume_point_or_none(resume: str | None, ckpt_path: str | None) -> ResumePoint | None:
-    """``resume_point``, or None for a bad ``resume=`` too: Hydra resolves its run folder before
-    the app runs and would print a stack trace; a bad resume= gets a new folder, and train()
-    then stops with the clear error."""
+    """``resume_point``, or None for a bad ``resume=``: Hydra resolves the run folder before
+    the app runs (a stack trace); train() then stops with the clear error."""
     try:
         return resume_point(resume, ckpt_path)
     except RunFolderError:
@@ -125,7 +107,6 @@ def _command_line_overrides() -> list[str]:
 
 
 def under(key: str, prefixes: tuple[str, ...]) -> bool:
-    """``key`` is one of ``prefixes`` or lies below one (``analysis.seed`` under ``analysis``)."""
     return any(key == p or key.startswith((f"{p}.", f"{p}/")) for p in prefixes)
 
 
@@ -134,7 +115,6 @@ def may_change(key: str) -> bool:
 
 
 def resumable_keys_sentence() -> str:
-    """The keys a resumed run may change, in words, for the messages and the docs."""
     parts = [
         keys[0] + f" ({what})" if len(keys) == 1 else f"{what} ({', '.join(keys)})"
         for what, keys in RESUMABLE_KEYS.items()
@@ -202,17 +182,15 @@ def schedule_length_problem(saved: DictConfig, epochs_before: Any) -> str | None
 
 
 def relink_analysis(saved: DictConfig) -> None:
-    """The analysis callback's settings follow the ``analysis`` group again (``~analysis``:
-    none), as ``${oc.select:analysis,null}`` does in conf/callbacks/default.yaml; the saved
-    config holds them resolved, so an override of ``analysis`` would not reach them."""
+    """The analysis callback's settings follow ``analysis`` again, as in
+    conf/callbacks/default.yaml: the saved config holds them resolved."""
     callback = OmegaConf.select(saved, "callbacks.test_analysis")
     if isinstance(callback, DictConfig) and "settings" in callback:
         callback.settings = plain_value(saved.get("analysis"))
 
 
 def rerooted(value: Any, old: str, new: str) -> Any:
-    """``value`` with every path string under the folder ``old`` moved under ``new`` (the keys
-    and values of dicts, the items of lists); anything else as it is."""
+    """``value`` with every path string under the folder ``old`` moved under ``new``."""
     if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
         return new + value[len(old) :]
     if isinstance(value, dict):
@@ -223,9 +201,8 @@ def rerooted(value: Any, old: str, new: str) -> Any:
 
 
 def relocated(saved: DictConfig, run_dir: Path) -> DictConfig:
-    """The saved config of a run now in ``run_dir``: config.yaml holds absolute paths (the
-    checkpoint and logger folders...) under the folder the run was written in, which a copied
-    or moved run must not write to."""
+    """The saved config of a run now in ``run_dir``: a copied or moved run must not write to
+    the absolute paths under the folder it was written in."""
     old = str(OmegaConf.select(saved, "paths.run_dir") or "").rstrip(os.sep)
     if not old or os.path.realpath(old) == os.path.realpath(run_dir):
         return saved
@@ -233,13 +210,8 @@ def relocated(saved: DictConfig, run_dir: Path) -> DictConfig:
 
 
 def config_to_run(cfg: DictConfig) -> DictConfig:
-    """The config a run uses: as composed for a fresh run; for a resume, the run's saved config.
-
-    Overrides typed next to ``resume=`` that change a key of :data:`RESUMABLE_KEYS`
-    (``trainer.max_epochs=20``, ``~analysis``) are applied over the saved config, as are
-    those that repeat a saved value; any other change, a changed config group
-    (``optimizer=adam``) and a new length for a schedule of fixed length are refused.
-    """
+    """The config a run uses: as composed for a fresh run; for a resume, the run's saved
+    config with the allowed overrides applied."""
     point = resume_point(cfg.get("resume"), cfg.get("ckpt_path"))
     if point is None:
         return cfg

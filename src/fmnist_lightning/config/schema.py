@@ -1,15 +1,10 @@
 """The schema of the configs, and every check of a composed config before any work.
 
-The dataclasses below are registered in Hydra's ConfigStore and are the first entry of the
-defaults lists of conf/train.yaml, evaluate.yaml and ensemble.yaml: OmegaConf itself refuses
-a key that is not declared (on the command line and inside a preset) and a value of the
-wrong type, while composing. Nodes with a ``_target_`` (the network, the optimiser, the
-schedule, the Trainer, the callbacks, the loggers, the augmentation) are open there; their
-keys are checked against the signature of what the target names, as ``instantiate`` calls
-it (so ``+trainer.gradient_clip_val=1.0`` works). :func:`validate_config` then checks, in
-one place, what a type cannot say: ranges (:data:`RANGES`), the module's hyperparameters
-(``models.hparams.HParams``), cross-key rules, the run folder. :func:`error_message` turns
-any of these errors, and OmegaConf's and Hydra's, into one line with the nearest key.
+The dataclasses below, first in the defaults lists of conf/train.yaml, evaluate.yaml and
+ensemble.yaml, make OmegaConf refuse undeclared keys and wrong types while composing.
+:func:`validate_config` checks in one place what a type cannot say (ranges, HParams,
+cross-key rules, ``_target_`` arguments, the run folder); :func:`error_message` turns any
+of these errors, OmegaConf's and Hydra's into one line with the nearest key.
 """
 
 import difflib
@@ -195,27 +190,9 @@ def range_problems(config: dict[str, Any], keys: tuple[str, ...] = tuple(RANGES)
     return problems
 
 
-def parameters_of(target: str) -> tuple[str, set[str] | None] | None:
-    """(a name for it, the keyword arguments it takes, None for any) of what ``target``
-    names; None when it cannot be imported."""
-    try:
-        found = pydoc.locate(target)
-    except pydoc.ErrorDuringImport:
-        return None
-    if found is None or not callable(found):
-        return None
-    try:
-        parameters = inspect.signature(found).parameters.values()
-    except (TypeError, ValueError):  # no signature to read (a builtin): anything goes
-        return getattr(found, "__name__", target), None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return found.__name__, None
-    return found.__name__, {p.name for p in parameters}
-
-
 def argument_problems(value: Any, key: str) -> Iterator[str]:
-    """Keys of a ``_target_`` node (and of those nested in it) that the target does not take;
-    the module checks its own three (``HParams``)."""
+    """Keys of a ``_target_`` node (and of those nested in it) that the target does not take,
+    as ``instantiate`` would call it; the module checks its own three (``HParams``)."""
     if isinstance(value, list):
         for index, item in enumerate(value):
             yield from argument_problems(item, f"{key}[{index}]")
@@ -223,20 +200,23 @@ def argument_problems(value: Any, key: str) -> Iterator[str]:
         return
     target = value.get("_target_")
     if isinstance(target, str) and key not in ("model.net", "optimizer", "scheduler.schedule"):
-        found = parameters_of(target)
-        if found is None:
+        try:
+            found = pydoc.locate(target)
+        except pydoc.ErrorDuringImport:
+            found = None
+        if not callable(found):
             yield f"{key}._target_={target!r} cannot be imported"
             return
-        name, parameters = found
-        for argument in value:
-            if (
-                parameters is not None
-                and not argument.startswith("_")
-                and argument not in parameters
-            ):
-                close = difflib.get_close_matches(argument, sorted(parameters), n=1)
-                hint = f" (did you mean {key}.{close[0]}?)" if close else ""
-                yield f"{key}.{argument} is not an argument of {name}{hint}"
+        try:
+            parameters = inspect.signature(found).parameters
+        except (TypeError, ValueError):  # no signature to read (a builtin): anything goes
+            parameters = None
+        if parameters is not None and all(p.kind is not p.VAR_KEYWORD for p in parameters.values()):
+            for argument in value:
+                if not argument.startswith("_") and argument not in parameters:
+                    close = difflib.get_close_matches(argument, sorted(parameters), n=1)
+                    hint = f" (did you mean {key}.{close[0]}?)" if close else ""
+                    yield f"{key}.{argument} is not an argument of {found.__name__}{hint}"
     for name, entry in value.items():
         yield from argument_problems(entry, f"{key}.{name}" if key else name)
 
@@ -382,25 +362,26 @@ def validate_config(cfg: DictConfig) -> None:
 
 def validate_evaluate_config(cfg: DictConfig) -> None:
     """Raise ConfigValidationError listing every problem of an evaluate config, in one line."""
-    missing = None
-    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.get("ckpt_path"):
-        missing = (
-            "ckpt_path is required: pass the .ckpt file to evaluate, e.g. "
-            "ckpt_path=lightning_logs/runs/<run>/checkpoints/last.ckpt"
-        )
-    validate_checkpoint_command(cfg, missing)
+    ckpt_path = not OmegaConf.is_missing(cfg, "ckpt_path") and cfg.get("ckpt_path")
+    validate_checkpoint_command(
+        cfg,
+        None
+        if ckpt_path
+        else "ckpt_path is required: pass the .ckpt file to evaluate, e.g. "
+        "ckpt_path=lightning_logs/runs/<run>/checkpoints/last.ckpt",
+    )
 
 
 def validate_ensemble_config(cfg: DictConfig) -> None:
     """Raise ConfigValidationError listing every problem of an ensemble config, in one line."""
-    members = None if OmegaConf.is_missing(cfg, "members") else cfg.get("members")
-    missing = None
-    if members is None or len(members) < 2:
-        missing = (
-            "members must list two or more run folders or .ckpt files, e.g. "
-            "'members=[lightning_logs/sweeps/<sweep>/0,lightning_logs/sweeps/<sweep>/1]'"
-        )
-    validate_checkpoint_command(cfg, missing)
+    members = not OmegaConf.is_missing(cfg, "members") and cfg.get("members")
+    validate_checkpoint_command(
+        cfg,
+        None
+        if members and len(members) >= 2
+        else "members must list two or more run folders or .ckpt files, e.g. "
+        "'members=[lightning_logs/sweeps/<sweep>/0,lightning_logs/sweeps/<sweep>/1]'",
+    )
 
 
 def validate_checkpoint_command(cfg: DictConfig, missing: str | None) -> None:

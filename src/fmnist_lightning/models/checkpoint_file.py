@@ -1,8 +1,5 @@
 """Read a checkpoint file of this project safely, with a clear error for anything else.
-
-A leaf: it imports torch and the hyperparameter layout, nothing that builds a model, so
-every way in (the LightningModule, ``init_from``, inference, the commands) can use it.
-"""
+A leaf (nothing that builds a model), so every way in can use it."""
 
 import zipfile
 from collections.abc import Mapping
@@ -24,13 +21,8 @@ class CheckpointError(UsageError):
 
 
 def read_checkpoint(path: Path | str, map_location: MapLocation = "cpu") -> dict[str, Any]:
-    """The checkpoint dict, loaded with ``weights_only=True`` (no arbitrary code runs).
-
-    Its ``hyper_parameters`` are in the current layout (those of release 0.1.0 upgraded)
-    and make a ``models.hparams.HParams``: plain data that names only the project's
-    network, a torch optimiser and a torch schedule. Anything else is a CheckpointError
-    naming the file and the key, raised before anything is built from the file.
-    """
+    """The checkpoint dict, loaded with ``weights_only=True``, its ``hyper_parameters``
+    upgraded (``compat``) and checked (``HParams``) before anything is built from it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -74,8 +66,8 @@ def read_checkpoint(path: Path | str, map_location: MapLocation = "cpu") -> dict
 def check_weight_shapes(
     path: Path | str, expected: Mapping[str, torch.Tensor], stored: Mapping[str, Any]
 ) -> None:
-    """CheckpointError naming each weight whose shape in the file is not the network's
-    (``expected``): torch's own message puts them below a first line that names none."""
+    """CheckpointError naming each weight whose shape in the file is not the network's:
+    torch's own message puts them below a first line that names none."""
     mismatched = [
         f"{key} is {tuple(stored[key].shape)} in the file but {tuple(tensor.shape)} in the network"
         for key, tensor in expected.items()

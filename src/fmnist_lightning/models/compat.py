@@ -1,9 +1,5 @@
-"""What checkpoints of release 0.1.0 need: their network names and their hyperparameter layout.
-
-0.1.0 kept the networks as top-level modules, the network's arguments and the run-time keys
-together under ``model`` (with ``weights`` and ``init_from``, which a checkpoint no longer
-needs), and the scheduler's ``interval`` inside the scheduler's own arguments.
-"""
+"""What checkpoints of release 0.1.0 need: their network names and hyperparameter layout
+(network and run-time keys together under ``model``, ``interval`` in the scheduler's)."""
 
 from typing import Any
 
@@ -25,10 +21,7 @@ def current_target(target: str) -> str:
 
 
 def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
-    """Hyperparameters in the current layout; those of 0.1.0 are rewritten, others copied.
-
-    Only the shape is changed here; what the values are is ``HParams``'s business.
-    """
+    """Hyperparameters in the current layout (only the shape; ``HParams`` checks values)."""
     upgraded = dict(hparams)
     if "net" in hparams or not isinstance(upgraded.get("model"), dict):
         return upgraded

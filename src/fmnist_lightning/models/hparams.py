@@ -1,23 +1,15 @@
 """The hyperparameters of FashionMNISTModule: one frozen dataclass, checked once, stored as plain data.
 
-Hyperparameters are data, and a checkpoint may come from anywhere. :class:`HParams` refuses,
-with a :class:`HyperparameterError` naming the key, anything but this layout: values only
-None, booleans, numbers, strings, lists and dicts; ``net._target_`` one of the project's
-networks (``models.registry``), ``optimizer._target_`` a torch.optim optimiser and
-``scheduler.schedule._target_`` a torch.optim.lr_scheduler class, checked by their names
-before anything is imported; the other keys of these three arguments of that class; and no
-``_target_``, ``_args_``, ``_partial_``, ``_recursive_`` or ``_convert_`` anywhere else. The
-module builds these three classes itself from the checked names (no Hydra instantiate), so
-no checkpoint can make loading call anything else.
-
-A new hyperparameter is one field here (its check and config key in the metadata), its YAML
-key, and the line of the module that uses it.
+A checkpoint may come from anywhere: :class:`HParams` accepts plain data only, and names in
+``_target_`` only the project's networks, torch optimisers and torch schedules, checked by
+name before anything is imported (the module builds them itself, no Hydra instantiate).
+A new hyperparameter is one field here (its config key and check), its YAML key, and its use.
 """
 
 import inspect
 import math
 from collections.abc import Sequence
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, NamedTuple
 
 import torch
@@ -137,8 +129,20 @@ def check_arguments(key: str, node: dict[str, Any], cls: type, supplied: str) ->
     return cls
 
 
-def torch_class(key: str, target: str, module: Any, base: type, what: str) -> type:
+# The class nodes found in torch: (module, base class, what the message calls them).
+TORCH_NODES = {
+    "optimizer": (torch.optim, torch.optim.Optimizer, "a torch.optim optimiser"),
+    "scheduler.schedule": (
+        torch.optim.lr_scheduler,
+        torch.optim.lr_scheduler.LRScheduler,
+        "a torch.optim.lr_scheduler class",
+    ),
+}
+
+
+def torch_class(key: str, target: str) -> type:
     """The class ``<module>.<Name>`` of torch, found by name first: nothing else is imported."""
+    module, base, what = TORCH_NODES[key]
     prefix = f"{module.__name__}."
     name = target.removeprefix(prefix)
     found = getattr(module, name, None) if target.startswith(prefix) else None
@@ -156,24 +160,6 @@ def torch_class(key: str, target: str, module: Any, base: type, what: str) -> ty
     return found
 
 
-def optimizer_class(target: str) -> type[torch.optim.Optimizer]:
-    """The torch.optim optimiser that ``optimizer._target_`` names (checked by name)."""
-    return torch_class(
-        "optimizer", target, torch.optim, torch.optim.Optimizer, "a torch.optim optimiser"
-    )
-
-
-def scheduler_class(target: str) -> type:
-    """The torch.optim.lr_scheduler class that ``scheduler.schedule._target_`` names."""
-    return torch_class(
-        "scheduler.schedule",
-        target,
-        torch.optim.lr_scheduler,
-        torch.optim.lr_scheduler.LRScheduler,
-        "a torch.optim.lr_scheduler class",
-    )
-
-
 def network_of(net: Any, key: str = "net") -> type:
     """The class of a ``net`` node: one of the project's networks, checked with its arguments."""
     target = current_target(class_node(key, net))
@@ -188,7 +174,7 @@ def network_of(net: Any, key: str = "net") -> type:
 
 
 def check_optimizer(key: str, optimizer: Any) -> None:
-    check_arguments(key, optimizer, optimizer_class(class_node(key, optimizer)), "params")
+    check_arguments(key, optimizer, torch_class(key, class_node(key, optimizer)), "params")
 
 
 def check_scheduler(key: str, scheduler: Any) -> None:
@@ -201,23 +187,18 @@ def check_scheduler(key: str, scheduler: Any) -> None:
         where = child(key, unknown[0])
         raise HyperparameterError(f"{where} is not a key of {key}", where)
     if scheduler.get("interval", "epoch") not in INTERVALS:
-        where = child(key, "interval")
-        raise HyperparameterError(
-            f"{where}={scheduler['interval']!r} must be one of {', '.join(map(repr, INTERVALS))}",
-            where,
-        )
+        where, choices = child(key, "interval"), ", ".join(map(repr, INTERVALS))
+        message = f"{where}={scheduler['interval']!r} must be one of {choices}"
+        raise HyperparameterError(message, where)
     if scheduler.get("schedule") is not None:
         where = child(key, "schedule")
-        cls = scheduler_class(class_node(where, scheduler["schedule"]))
+        cls = torch_class("scheduler.schedule", class_node(where, scheduler["schedule"]))
         check_arguments(where, scheduler["schedule"], cls, supplied="optimizer")
 
 
 def check_class_names(key: str, value: Any) -> None:
-    if (
-        not isinstance(value, (list, tuple))
-        or not value
-        or not all(isinstance(v, str) for v in value)
-    ):
+    strings = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    if not strings or not value:
         raise HyperparameterError(f"{key} must be a list of strings (one per class)", key)
 
 
@@ -278,26 +259,18 @@ class HParams:
             raise HyperparameterError("the hyperparameters must be a dict", "")
         check_plain(hparams, "")  # reserved keys and foreign types first, wherever they are
         names = [spec.name for spec in fields(cls)]
-        for name in hparams:
-            if name not in names:
-                raise HyperparameterError(
-                    f"{name} is not a hyperparameter of FashionMNISTModule "
-                    f"(expected: {', '.join(names)})",
-                    name,
-                )
-        for spec in fields(cls):
-            if spec.name not in hparams and spec.default is MISSING:
-                raise HyperparameterError(f"{spec.name} is missing", spec.name)
+        for name in (name for name in hparams if name not in names):
+            expected = ", ".join(names)
+            message = f"{name} is not a hyperparameter of FashionMNISTModule (expected: {expected})"
+            raise HyperparameterError(message, name)
+        for spec in (s for s in fields(cls) if s.name not in hparams and s.default is MISSING):
+            raise HyperparameterError(f"{spec.name} is missing", spec.name)
         return cls(**hparams)
 
     @classmethod
     def from_config(cls, cfg: DictConfig, class_names: Sequence[str]) -> "HParams":
         """The hyperparameters of a training config, checked."""
         return cls.of(config_values(cfg, class_names))
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data, as the checkpoint stores it."""
-        return asdict(self)
 
 
 def config_values(cfg: DictConfig, class_names: Sequence[str]) -> dict[str, Any]:

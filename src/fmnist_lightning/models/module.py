@@ -1,15 +1,12 @@
 """The LightningModule: loss, metrics, optimiser and schedule around the plain network.
 
-Every constructor argument is plain data (``models.hparams.HParams``, checked there before
-anything is built), because the checkpoint stores them and torch >= 2.6 loads checkpoints
-with ``weights_only=True``; so every way in (:func:`load_module`,
-``FashionMNISTModule.load_from_checkpoint``, Lightning's own loader, which calls the
-constructor with a file's stored values) is guarded. The network, optimiser and schedule are
-built from their checked ``_target_`` names here: no Hydra instantiate, which would build
-any ``_target_`` nested anywhere. The starting weights of a fresh run (``model.weights``,
-``model.init_from``) are not arguments: the training builder loads them into ``module.net``.
+Every constructor argument is plain data, checked by ``models.hparams.HParams`` before
+anything is built, because every way in (:func:`load_module`, ``load_from_checkpoint``,
+Lightning's own loader) calls the constructor with a file's stored values. Starting weights
+(``model.weights``, ``model.init_from``) are not arguments: the training builder loads them.
 """
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,84 +25,54 @@ from fmnist_lightning.models.hparams import (
     HParams,
     arguments,
     network_of,
-    optimizer_class,
-    scheduler_class,
+    torch_class,
 )
 from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.transfer import parameter_groups, scale_schedule_to_groups
 from fmnist_lightning.models.tta import TTA, tta_probabilities
 
 MIN_SCHEDULE_STEPS = 100
-# Every metric the module logs (its self.log names), by the stage that logs it: "fit"
-# (training and validation: what EarlyStopping and ModelCheckpoint can monitor) or "test".
-# A metric logged on every step as well as per epoch also appears as <name>_step and
-# <name>_epoch (ON_STEP). Add a metric here with its self.log: _log refuses unlisted names,
-# and validate_config checks the callbacks' monitors against logged_metrics().
-LOGGED_METRICS: dict[str, str] = {
-    "train_loss": "fit",
-    "train_acc": "fit",
-    "val_loss": "fit",
-    "val_acc": "fit",
-    "val_acc_tta": "fit",
-    "test_loss": "test",
-    "test_acc": "test",
-    "test_acc_tta": "test",
+# The metrics the module logs, by stage: "fit" (what EarlyStopping and ModelCheckpoint can
+# monitor; validate_config checks their monitors against it) or "test". train_loss is logged
+# on every step too (_step, _epoch); the _tta ones only by a module with TTA on.
+LOGGED_METRICS = {
+    "fit": "train_loss train_loss_step train_loss_epoch train_acc val_loss val_acc val_acc_tta",
+    "test": "test_loss test_acc test_acc_tta",
 }
-ON_STEP = frozenset({"train_loss"})
-# Logged only by a module whose test-time augmentation is on (``tta``).
-TTA_METRICS = frozenset({"val_acc_tta", "test_acc_tta"})
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
-    """The network a ``net`` dict (``_target_`` and its arguments) names: one of the project's
-    networks (``models.registry``), checked, then built from its class (no Hydra)."""
+    """The network a checked ``net`` dict names, built from its class (no Hydra)."""
     return network_of(net)(**arguments(net), num_classes=num_classes)
 
 
 class FashionMNISTModule(L.LightningModule):
     """``net`` with cross-entropy (label smoothing in training), accuracy, optimiser and schedule.
 
-    ``scheduler`` is ``{"interval": "step" | "epoch", "schedule": {_target_...} | None}``;
-    a ``total_steps: auto`` in the schedule is filled in with the run's length.
-    ``channels_last``, ``compile`` and ``head_lr`` say how the network runs and learns.
-    ``tta`` (``{flip, shift}``, see ``models.tta``; None: off) adds ``val_acc_tta`` and
-    ``test_acc_tta``, the accuracy of the mean softmax over the views, beside the plain metrics.
+    ``tta`` (``{flip, shift}``; None: off) adds ``val_acc_tta`` and ``test_acc_tta``, the
+    accuracy of the mean softmax over the views, beside the plain metrics.
     """
 
-    def __init__(
-        self,
-        net: dict[str, Any],
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any] | None,
-        label_smoothing: float,
-        class_names: list[str],
-        mean: float,
-        std: float,
-        channels_last: bool = False,
-        compile: bool = False,
-        head_lr: float | None = None,
-        tta: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, **hparams: Any) -> None:
+        """The keyword arguments are the fields of ``HParams``, checked there before anything
+        is built: they may be a checkpoint's."""
         super().__init__()
-        hparams = HParams(  # checked before anything is built: these may be a checkpoint's
-            net, optimizer, scheduler, label_smoothing, class_names, mean, std,
-            channels_last, compile, head_lr, tta,
-        )  # fmt: skip
-        self.save_hyperparameters(hparams.as_dict())
-        self.net = build_network(net, num_classes=len(class_names))
-        self.channels_last = bool(channels_last)
+        checked = HParams.of(hparams)
+        self.save_hyperparameters(asdict(checked))
+        num_classes = len(checked.class_names)
+        self.net = build_network(checked.net, num_classes=num_classes)
+        self.channels_last = checked.channels_last
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        if compile:
+        if checked.compile:
             self.net = torch.compile(self.net)
         else:  # a compiled network would be compiled twice, for this batch of one and the real
             # One blank image: Lightning's model summary runs it to print sizes and FLOPs.
             self.example_input_array = torch.zeros(1, 1, 28, 28)
-        num_classes = len(class_names)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.tta = TTA.of(tta)
+        self.tta = TTA.of(checked.tta)
         if self.tta.enabled:  # only then: a run without TTA keeps the state_dict it had
             self.val_acc_tta = MulticlassAccuracy(num_classes, average="micro")
             self.test_acc_tta = MulticlassAccuracy(num_classes, average="micro")
@@ -114,17 +81,9 @@ class FashionMNISTModule(L.LightningModule):
     def logged_metrics(cls, stage: str | None = None, tta: bool = False) -> tuple[str, ...]:
         """The names the module's metrics appear under (in ``trainer.callback_metrics`` and
         metrics.csv), of one stage ("fit" or "test") or all; ``tta``: with TTA switched on."""
-        names = []
-        for name, logged_in in LOGGED_METRICS.items():
-            if stage in (None, logged_in) and (tta or name not in TTA_METRICS):
-                names += [name, f"{name}_step", f"{name}_epoch"] if name in ON_STEP else [name]
-        return tuple(names)
-
-    def _log(self, name: str, value: Any, **options: Any) -> None:
-        """``self.log`` for the metrics of LOGGED_METRICS only, so that the list stays true."""
-        if name not in LOGGED_METRICS or options.get("on_step", False) != (name in ON_STEP):
-            raise KeyError(f"{name}: declare the metric in models.module.LOGGED_METRICS/ON_STEP")
-        self.log(name, value, **options)
+        stages = [stage] if stage else list(LOGGED_METRICS)
+        names = (name for stage in stages for name in LOGGED_METRICS[stage].split())
+        return tuple(name for name in names if tta or not name.endswith("_tta"))
 
     @property
     def class_names(self) -> list[str]:
@@ -156,7 +115,7 @@ class FashionMNISTModule(L.LightningModule):
         on_step = split == "train"
         # A step value on the progress bar is read back from the device after every step (a
         # sync on a GPU); the terminal bar shows the loss of the logging steps instead.
-        self._log(
+        self.log(
             f"{split}_loss",
             loss,
             on_step=on_step,
@@ -164,7 +123,7 @@ class FashionMNISTModule(L.LightningModule):
             prog_bar=not on_step,
             sync_dist=True,
         )
-        self._log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         if split != "train" and self.tta.enabled:
             self._log_tta_accuracy(images, logits, labels, split)
         return loss
@@ -182,7 +141,7 @@ class FashionMNISTModule(L.LightningModule):
         )
         accuracy = getattr(self, f"{split}_acc_tta")
         accuracy.update(probabilities, labels)
-        self._log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
+        self.log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -204,7 +163,7 @@ class FashionMNISTModule(L.LightningModule):
         head = getattr(unwrapped(self.net), "head", None)
         params = parameter_groups(self, head, self.hparams.head_lr)
         settings = self.hparams.optimizer
-        optimizer = optimizer_class(settings["_target_"])(params, **arguments(settings))
+        optimizer = torch_class("optimizer", settings["_target_"])(params, **arguments(settings))
         scheduler = self.hparams.scheduler or {}
         if not scheduler.get("schedule"):
             return optimizer
@@ -220,7 +179,7 @@ class FashionMNISTModule(L.LightningModule):
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": scheduler_class(scheduler["schedule"]["_target_"])(
+                "scheduler": torch_class("scheduler.schedule", scheduler["schedule"]["_target_"])(
                     optimizer, **schedule
                 ),
                 "interval": scheduler.get("interval", "epoch"),
@@ -238,8 +197,7 @@ class FashionMNISTModule(L.LightningModule):
         **kwargs: Any,
     ) -> "FashionMNISTModule":
         """Lightning's loader, through ``read_checkpoint``: always ``weights_only=True``, and
-        checkpoints of release 0.1.0 load too. ``kwargs`` override stored hyperparameters;
-        ``hparams_file`` is not supported (a checkpoint of this project holds them)."""
+        checkpoints of release 0.1.0 load too. ``kwargs`` override stored hyperparameters."""
         if hparams_file is not None:
             raise ValueError(
                 "hparams_file is not supported: checkpoints of this project store their "

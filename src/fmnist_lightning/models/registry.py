@@ -1,8 +1,5 @@
-"""The networks this project builds, by the ``_target_`` string a config or checkpoint names.
-
-``NETWORKS`` is the allowlist that configs and checkpoint hyperparameters are checked
-against before anything is built from them: add a network here to make it buildable.
-"""
+"""The networks this project builds: ``NETWORKS`` is the allowlist a config's or checkpoint's
+``_target_`` is checked against before anything is built; add a network here."""
 
 import importlib
 

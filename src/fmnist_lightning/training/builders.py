@@ -1,9 +1,5 @@
 """The pieces of a training run, built from its composed config.
 
-    datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule.classes)   # starting weights loaded here
-    trainer = build_trainer(cfg)                     # callbacks, loggers, plugins
-
 ``cfg.trainer.precision`` must be resolved already (``config.compose.finalise``), so that
 the precision that runs is the one the run's config.yaml records.
 """
@@ -39,9 +35,8 @@ def build_datamodule(cfg: DictConfig) -> FashionMNISTDataModule:
 
 def build_module(cfg: DictConfig, class_names: Sequence[str]) -> FashionMNISTModule:
     """The LightningModule of ``cfg``; a fresh run's network starts from ``model.weights`` or
-    ``model.init_from`` when one is set. A run with ``ckpt_path`` (a resume, or a new run
-    from a full training state) gets its weights from that checkpoint instead, so the
-    starting files are not read, and need not exist any more."""
+    ``model.init_from``. A run with ``ckpt_path`` gets its weights from that checkpoint, so
+    the starting files are not read, and need not exist any more."""
     module = FashionMNISTModule(**config_values(cfg, class_names))
     if not cfg.get("ckpt_path"):
         message = load_starting_weights(module.net, cfg.model.weights, cfg.model.init_from)
@@ -50,33 +45,17 @@ def build_module(cfg: DictConfig, class_names: Sequence[str]) -> FashionMNISTMod
     return module
 
 
-def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """The callbacks of ``cfg.callbacks``; trainer.enable_progress_bar=false drops the progress
-    callback (Lightning refuses a progress bar with it)."""
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    if cfg.trainer.get("enable_progress_bar", True) is False:
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    return callbacks
-
-
-def build_loggers(cfg: DictConfig) -> list[Any]:
-    return [instantiate(lg) for lg in cfg.logger.values() if lg is not None]
-
-
 def build_trainer(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
-    """The Trainer of ``cfg.trainer`` with the run's callbacks (and ``callbacks``) and loggers.
-
-    Also sets ``float32_matmul_precision`` (null: torch's default), and refuses DDP that
-    Lightning would start inside a Hydra multirun. Settings Lightning refuses (an accelerator
-    this machine lacks) raise TrainerSettingsRefused with Lightning's words.
-    """
-    if cfg.trainer.precision == "auto":  # a programming error, not the user's
-        raise ValueError("pass the config through config.compose.finalise(cfg) first")
+    """The Trainer of ``cfg.trainer`` with the run's callbacks (and ``callbacks``) and loggers;
+    refuses DDP that Lightning would start inside a Hydra multirun."""
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    every = [*build_callbacks(cfg), *callbacks]
+    every = [*(instantiate(c) for c in cfg.callbacks.values() if c is not None), *callbacks]
+    if cfg.trainer.get("enable_progress_bar", True) is False:  # Lightning refuses a bar then
+        every = [c for c in every if not isinstance(c, ProgressBar)]
+    loggers = [instantiate(lg) for lg in cfg.logger.values() if lg is not None]
     try:
-        trainer = instantiate(cfg.trainer, callbacks=every, logger=build_loggers(cfg))
+        trainer = instantiate(cfg.trainer, callbacks=every, logger=loggers)
     except InstantiationException as error:
         if not isinstance(error.__cause__, MisconfigurationException):
             raise
