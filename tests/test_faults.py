@@ -6,9 +6,10 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from fmnist_lightning import cli
 from fmnist_lightning.models.checkpoint_file import read_checkpoint
 from fmnist_lightning.models.module import FashionMNISTModule
-from fmnist_lightning.train import exit_with_message, train
+from fmnist_lightning.train import train
 from fmnist_lightning.training.faults import NonFiniteLoss, OutOfMemory
 from helpers.compose import tiny
 from helpers.faults import disk_full_in
@@ -103,8 +104,8 @@ def test_a_full_disk_at_a_checkpoint_stops_the_run_in_one_line(synthetic_root, t
             if trainer.current_epoch == 1:
                 full.enter_context(disk_full_in(folder, 1000))
 
-    with ExitStack() as full, pytest.raises(SystemExit) as exited, exit_with_message():
-        train(small(synthetic_root, tmp_path), callbacks=[FillTheDiskInTheSecondEpoch()])
+    with ExitStack() as full, pytest.raises(SystemExit) as exited:
+        cli.run(lambda: train(small(synthetic_root, tmp_path), [FillTheDiskInTheSecondEpoch()]))
     assert exited.value.code == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"could not write '{folder}" in error and "No space left on device" in error
@@ -116,8 +117,11 @@ def test_a_full_disk_at_a_checkpoint_stops_the_run_in_one_line(synthetic_root, t
 
 
 def test_the_command_line_prints_the_message_and_exits_without_a_traceback(capsys):
-    with pytest.raises(SystemExit) as exited, exit_with_message():
+    def run_out_of_memory():
         raise OutOfMemory("Ran out of GPU memory ... data.batch_size=64")
+
+    with pytest.raises(SystemExit) as exited:
+        cli.run(run_out_of_memory)
     assert exited.value.code == 1
     captured = capsys.readouterr()
     assert "data.batch_size=64" in captured.err and "Traceback" not in captured.err
