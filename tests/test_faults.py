@@ -105,11 +105,7 @@ def test_a_full_disk_at_a_checkpoint_stops_the_run_in_one_line(synthetic_root, t
                 full.enter_context(disk_full_in(folder, 1000))
 
     with ExitStack() as full, pytest.raises(SystemExit) as exited:
-        cli.run(
-            lambda: train(
-                small(synthetic_root, tmp_path), callbacks=[FillTheDiskInTheSecondEpoch()]
-            )
-        )
+        cli.run(lambda: train(small(synthetic_root, tmp_path), [FillTheDiskInTheSecondEpoch()]))
     assert exited.value.code == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"could not write '{folder}" in error and "No space left on device" in error
@@ -121,11 +117,11 @@ def test_a_full_disk_at_a_checkpoint_stops_the_run_in_one_line(synthetic_root, t
 
 
 def test_the_command_line_prints_the_message_and_exits_without_a_traceback(capsys):
-    def out_of_memory():
+    def run_out_of_memory():
         raise OutOfMemory("Ran out of GPU memory ... data.batch_size=64")
 
     with pytest.raises(SystemExit) as exited:
-        cli.run(out_of_memory)
+        cli.run(run_out_of_memory)
     assert exited.value.code == 1
     captured = capsys.readouterr()
     assert "data.batch_size=64" in captured.err and "Traceback" not in captured.err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_lightning.training.provenance import provenance
+from fmnist_lightning.training.checkpoint_io import provenance
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -28,7 +28,7 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     folder.mkdir(parents=True)
     (folder / "__init__.py").write_text("")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above
-    monkeypatch.setattr("fmnist_lightning.training.provenance.PACKAGE_DIR", folder)
+    monkeypatch.setattr("fmnist_lightning.training.checkpoint_io.PACKAGE_DIR", folder)
     provenance.cache_clear()  # it is read once per process
     yield folder
     provenance.cache_clear()  # the other tests see this checkout's

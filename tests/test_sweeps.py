@@ -30,7 +30,7 @@ from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config import launch
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.models.module import FashionMNISTModule
-from fmnist_lightning.training import multirun, sweep_summary
+from fmnist_lightning.training import run_folder, sweep_summary
 from helpers.compose import compose, tiny_overrides
 
 
@@ -291,11 +291,11 @@ def test_ddp_that_lightning_would_relaunch_is_refused_inside_a_multirun():
     single = Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False)
     try:
         HydraConfig.instance().set_config(compose_with_hydra(["hydra.mode=RUN"]))
-        multirun.refuse_ddp_in_multirun(trainer)  # a single run: Lightning relaunches safely
+        run_folder.refuse_ddp_in_multirun(trainer)  # a single run: Lightning relaunches safely
         HydraConfig.instance().set_config(compose_with_hydra(["hydra.mode=MULTIRUN"]))
-        multirun.refuse_ddp_in_multirun(single)
+        run_folder.refuse_ddp_in_multirun(single)
         with pytest.raises(RuntimeError, match=r"cannot run inside a Hydra multirun.*SLURM"):
-            multirun.refuse_ddp_in_multirun(trainer)
+            run_folder.refuse_ddp_in_multirun(trainer)
     finally:
         HydraConfig.instance().cfg = None
 

@@ -21,7 +21,7 @@ from fmnist_lightning.models.hparams import config_values
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.transfer import load_starting_weights
 from fmnist_lightning.training.faults import TrainerSettingsRefused
-from fmnist_lightning.training.multirun import refuse_ddp_in_multirun
+from fmnist_lightning.training.run_folder import refuse_ddp_in_multirun
 
 
 def plain(node: Any) -> Any:

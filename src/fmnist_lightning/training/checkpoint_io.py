@@ -1,35 +1,57 @@
-"""Checkpoints that are never half-written, that say which code wrote them, and that are only
-ever read with ``weights_only=True``."""
+"""Checkpoints never half-written, read with ``weights_only``, and which code wrote a run's
+files (``provenance``: in test_metrics.json and in every checkpoint)."""
 
 import io
+import subprocess
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from fmnist_lightning.inference.output_files import TEMPORARY_SUFFIX, write_atomically
-from fmnist_lightning.training.provenance import CHECKPOINT_KEY, provenance
+from fmnist_lightning.inference.output_files import write_atomically
+
+# The checkpoint key that holds provenance(); test_metrics.json holds its keys at the top.
+CHECKPOINT_KEY = "fmnist_lightning"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete the temporary files of saves that a killed process never finished; call it only
-    while holding the run folder's lock (no other process can be saving there)."""
-    for path in folder.glob(f".*.ckpt.*{TEMPORARY_SUFFIX}"):
-        path.unlink(missing_ok=True)
+def git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(PACKAGE_DIR), *args], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@cache  # three git calls, once per process: every checkpoint and the summary share them
+def provenance() -> dict[str, str | bool | None]:
+    """``commit`` and ``dirty`` None outside a checkout (an installed wheel); plain values, so a
+    checkpoint holding them loads with weights_only."""
+    try:
+        package_version = version("fmnist-lightning")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        package_version = None
+    commit = dirty = None
+    # A wheel installed into a virtual environment inside some repository is not that
+    # repository's code: the package's own files must be tracked there.
+    if git("ls-files", "--error-unmatch", "__init__.py") is not None:
+        commit = git("rev-parse", "HEAD")
+        # Untracked files are not looked at: cheap, and they are not the package's code.
+        changes = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
+        dirty = bool(changes) if commit and changes is not None else None
+    return {"version": package_version, "commit": commit, "dirty": dirty}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Each checkpoint goes to a temporary file in its own folder, renamed into place
-    (``write_atomically``): a crash, a kill or a full disk leaves the previous file intact.
-    Lightning's default writes its temporary file in the system temp folder and moves it, a
-    copy, not a rename, when that is another filesystem. Serialised in memory first, so that a
-    full disk is one OutputFileError naming the file and its size, not an error deep in torch's
-    zip writer. Every checkpoint holds ``provenance()`` under ``CHECKPOINT_KEY``.
-
-    Reading (``trainer.fit/test(ckpt_path=...)``) always uses ``weights_only=True``, whatever
-    the caller asks: a checkpoint never runs code.
-    """
+    """Written with ``write_atomically`` (Lightning's default moves a temporary file from the
+    system's temp folder: a copy, not a rename, across filesystems), serialised in memory
+    first so that a full disk is one OutputFileError, not an error deep in torch's zip writer.
+    Read with ``weights_only=True`` whatever the caller asks: a checkpoint never runs code."""
 
     def load_checkpoint(
         self,
@@ -42,8 +64,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Path | str, storage_options: Any | None = None
     ) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
         buffer = io.BytesIO()
         torch.save({**checkpoint, CHECKPOINT_KEY: provenance()}, buffer)
         write_atomically(path, buffer.getbuffer())

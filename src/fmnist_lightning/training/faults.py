@@ -1,8 +1,5 @@
-"""Ways a run can stop early, each one message and an exit status (``errors.Stopped``, printed
-without "Error: "): interrupted (Ctrl-C, SIGTERM; ``callbacks.interrupt``) 128 + signal; a NaN
-loss (``callbacks.finite_loss``), out of memory, a checkpoint or run file not written
-(``output_files.write_atomically``: the earlier files stay), trainer settings Lightning
-refused (``builders.build_trainer``): 1."""
+"""Ways a run stops early, each one message (``errors.Stopped``): interrupted, exit 128 +
+signal; a NaN loss, out of memory, a file not written, trainer settings Lightning refused: 1."""
 
 import math
 import re
@@ -21,9 +18,12 @@ from fmnist_lightning.errors import Stopped
 from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.training.callbacks.interrupt import AFTER_TRAINING, GracefulInterrupt
 
+OUT_OF_MEMORY = re.compile("out of memory|can't allocate memory")  # CUDA's, a host allocation
+NO_CHECKPOINT, FREE = "No checkpoint had been written yet.", "Free some space"
+
 
 class RunStopped(Stopped):
-    """A training run that stopped early (a file not written, or one of the subclasses)."""
+    pass
 
 
 # Caught by the search: a trial stopped by these failed for its own values, the search goes on.
@@ -39,31 +39,29 @@ class TrainingInterrupted(RunStopped):  # the search stops on it (signum: exit 1
     pass
 
 
-class TrainerSettingsRefused(RunStopped, ValueError):
-    """Lightning's Trainer refused a combination of the trainer settings."""
+TrainerSettingsRefused = RunStopped  # builders' name; no caller catches it specifically
 
 
 def _interrupt(trainer: L.Trainer) -> GracefulInterrupt | None:
     return next((c for c in trainer.callbacks if isinstance(c, GracefulInterrupt)), None)
 
 
+def _where(trainer: L.Trainer) -> str:
+    return f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+
+
 def _kept_checkpoint(trainer: L.Trainer) -> Path | None:
-    interrupt = _interrupt(trainer)
-    return interrupt.path.resolve() if interrupt and interrupt.path.is_file() else None
+    path = getattr(_interrupt(trainer), "path", None)
+    return path.resolve() if path and path.is_file() else None
 
 
 def non_finite_loss_message(trainer: L.Trainer, loss: float) -> str:
-    optimizer = trainer.optimizers[0] if trainer.optimizers else None
-    lr = optimizer.param_groups[0]["lr"] if optimizer else math.nan
+    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan
     path = _kept_checkpoint(trainer)
-    kept = (
-        f"The last good checkpoint is kept: {path}"
-        if path
-        else "No checkpoint had been written yet."
-    )
+    kept = f"The last good checkpoint is kept: {path}" if path else NO_CHECKPOINT
     return (
-        f"Training stopped at epoch {trainer.current_epoch}, step {trainer.global_step}: the "
-        f"training loss became {loss} (learning rate at that step: {lr:.3g}).\n{kept}\n"
+        f"Training stopped at {_where(trainer)}: the training loss became {loss} (learning rate "
+        f"at that step: {lr:.3g}).\n{kept}\n"
         "What to do: start a new run with a lower learning rate (e.g. optimizer.lr=<a tenth of "
         "the current value>); check the data (data.root, data.mean, data.std); if you trained "
         "in reduced precision, try trainer.precision=32-true."
@@ -71,8 +69,7 @@ def non_finite_loss_message(trainer: L.Trainer, loss: float) -> str:
 
 
 def resume_command(run_dir: Path) -> str:
-    """The command that continues the run in ``run_dir``, quoted for a POSIX shell (and the
-    path for Hydra's override grammar where it needs it)."""
+    """Quoted for a POSIX shell, and the path for Hydra's override grammar where it needs it."""
     path = str(run_dir.resolve())
     if not re.fullmatch(r"[\w/.~+@:%-]+", path, flags=re.ASCII):
         path = "'" + path.replace("'", "\\'") + "'"
@@ -80,10 +77,9 @@ def resume_command(run_dir: Path) -> str:
 
 
 def interrupted_message(signum: int, trainer: L.Trainer, run_dir: Path) -> str:
-    """What stopped, what was saved (or kept), and the command to go on."""
     interrupt = _interrupt(trainer)
     name = signal.Signals(signum).name + (" (Ctrl-C)" if signum == signal.SIGINT else "")
-    where = f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
+    where = f"at {_where(trainer)}"
     stage = interrupt.stage if interrupt else "training"
     if interrupt and interrupt.saved:
         head = (
@@ -105,9 +101,8 @@ def interrupted_message(signum: int, trainer: L.Trainer, run_dir: Path) -> str:
 
 @contextmanager
 def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Iterator[None]:
-    """Handle Ctrl-C and SIGTERM while the block runs (``GracefulInterrupt``), and turn an
-    interruption, running out of memory or a file not written into a RunStopped; ``data``: the
-    data config."""
+    """Ctrl-C and SIGTERM handled while the block runs; an interruption, running out of memory
+    or a file not written become a RunStopped."""
     interrupt = _interrupt(trainer)
     try:
         with interrupt.handling_signals(trainer) if interrupt else nullcontext():
@@ -119,20 +114,16 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
     # Checkpoints, metrics.csv rewound for a resume, test_metrics.json: a resume writes each again.
     except OutputFileError as error:
         go_on = (
-            "The checkpoints written before are intact. Free some space, then continue the run: "
+            f"The checkpoints written before are intact. {FREE}, then continue the run: "
             + resume_command(run_dir)
             if _kept_checkpoint(trainer)
-            else "No checkpoint had been written yet. Free some space, then start the run again."
+            else f"{NO_CHECKPOINT} {FREE}, then start the run again."
         )
-        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
-        raise RunStopped(f"Run stopped at {where}: {error}. {go_on}") from error
-    except (RuntimeError, MemoryError) as error:  # CUDA's, a host allocation, Python's
+        raise RunStopped(f"Run stopped at {_where(trainer)}: {error}. {go_on}") from error
+    except (RuntimeError, MemoryError) as error:
         text = str(error).lower()
-        if isinstance(error, Stopped) or not (
-            isinstance(error, (torch.OutOfMemoryError, MemoryError))
-            or "out of memory" in text
-            or "can't allocate memory" in text
-        ):
+        known = isinstance(error, (torch.OutOfMemoryError, MemoryError))
+        if isinstance(error, Stopped) or not (known or OUT_OF_MEMORY.search(text)):
             raise
         # Testing runs batches of data.eval_batch_size (Lightning has reset the stage by now).
         testing = trainer.state.fn == "test"

@@ -34,13 +34,11 @@ class AppendingCSVLogger(CSVLogger):
 
 
 def drop_rows_from(metrics_csv: Path, step: int) -> int:
-    """Remove the rows logged at ``step`` or later from a metrics.csv (a resumed run logs
-    them again), replacing the file whole or not at all; return how many."""
+    """Remove the rows logged at ``step`` or later (a resumed run logs them again); how many."""
     if not metrics_csv.is_file():
         return 0
     with open(metrics_csv, newline="") as file:
-        reader = csv.DictReader(file)
-        rows = list(reader)
+        rows = list(reader := csv.DictReader(file))
     kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
     if len(kept) < len(rows):
         text = io.StringIO()

@@ -1,5 +1,5 @@
-"""The machine a run runs on: the names of its chips (runs and benchmarks record them), and
-glibc's malloc told to keep freed memory for the next training step."""
+"""The machine: the names of its chips (runs and benchmarks record them), and glibc's malloc
+told to keep freed memory for the next training step."""
 
 import ctypes
 import ctypes.util
@@ -11,13 +11,11 @@ import torch
 
 
 def gpu_model(device: torch.device) -> str | None:
-    """The GPU's name (e.g. "NVIDIA H200"), or None on a CPU."""
     return torch.cuda.get_device_name(device) if device.type == "cuda" else None
 
 
 def cpu_model(cpu_info: str | None) -> str | None:
-    """The processor's name from lscpu-like text ("Model name: ...", /proc/cpuinfo's
-    "model name : ...", macOS's brand string), or None."""
+    """From lscpu, /proc/cpuinfo or macOS's sysctl text."""
     for line in (cpu_info or "").splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() in ("model name", "name", "machdep.cpu.brand_string"):
@@ -26,29 +24,19 @@ def cpu_model(cpu_info: str | None) -> str | None:
 
 
 def this_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
-    """This machine's processor name: /proc/cpuinfo on Linux, platform's elsewhere, or None."""
-    try:
-        return cpu_model(cpuinfo.read_text()) or platform.processor() or None
-    except OSError:  # not Linux
-        return platform.processor() or None
+    text = cpuinfo.read_text() if cpuinfo.is_file() else None  # Linux's
+    return cpu_model(text) or platform.processor() or None
 
 
-# mallopt's parameters (glibc's malloc.h: M_MMAP_THRESHOLD, M_TRIM_THRESHOLD), and the
-# settings a user may have made themselves.
-MALLOPT_SETTINGS = (-3, -1)
+MALLOPT_SETTINGS = (-3, -1)  # glibc's malloc.h: M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 MALLOC_ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 KEEP_UP_TO = 1 << 30  # bytes: smaller blocks come from the heap, which keeps this much free
 
 
 def keep_freed_memory() -> bool:
-    """Have glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
-
-    By default blocks of more than 128 KiB are mmap-ed and returned when freed, and the heap is
-    trimmed, so the activations a training step frees are faulted in afresh by the next one:
-    that cost a fifth of the speedrun's fit on a CPU (132 s against 164 s, the same weights).
-    True when set; False (nothing changed) off glibc, or where the environment already sets
-    glibc's malloc (e.g. MALLOC_TRIM_THRESHOLD_=131072, its default), which then wins.
-    """
+    """By default glibc returns freed blocks of more than 128 KiB to the kernel, so the next
+    step faults its activations in afresh: a fifth of the speedrun's fit on a CPU (132 s against
+    164 s). False (nothing changed) off glibc, or where the environment sets malloc's tunables."""
     tunables = os.environ.get("GLIBC_TUNABLES", "")
     if any(name in os.environ for name in MALLOC_ENVIRONMENT) or "glibc.malloc." in tunables:
         return False

@@ -1,17 +1,12 @@
 """What resuming does to the run folder: metrics.csv rewound to the checkpoint, the best
-checkpoints checked before anything changes, the checkpoints' paths re-rooted onto the folder.
-
-The run folder and the settings that a resumed run continues with are ``config.resume``'s.
-The other pieces that make a resumed run continue exactly: ``callbacks.interrupt`` (``last.ckpt``
-on Ctrl-C/SIGTERM), ``callbacks.random_state`` (RNG states in checkpoints), ``loggers``
-(metrics.csv appended to) and ``run_folder`` (one folder per run).
-"""
+checkpoints checked before anything changes, the checkpoints' paths re-rooted onto the folder."""
 
 import os
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import LambdaCallback
 from omegaconf import DictConfig
 
 from fmnist_lightning.analysis import run_files
@@ -30,9 +25,8 @@ def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> None:
 
 
 def relocate_checkpoint_states(checkpoint: dict[str, Any], checkpoint_dir: Path) -> None:
-    """Re-root ModelCheckpoint's states in ``checkpoint`` (their best and last files, as
-    absolute paths) onto ``checkpoint_dir``, where the checkpoints of a copied or moved run
-    are now; Lightning would read, replace and delete the files of the old folder."""
+    """Re-root ModelCheckpoint's states (absolute paths) onto ``checkpoint_dir``, where a copied
+    or moved run's checkpoints are now: Lightning would read, replace and delete the old ones."""
     new = os.path.realpath(checkpoint_dir)  # as ModelCheckpoint keeps its own dirpath
     states = checkpoint.get("callbacks") or {}
     for key, state in states.items():
@@ -40,28 +34,22 @@ def relocate_checkpoint_states(checkpoint: dict[str, Any], checkpoint_dir: Path)
             states[key] = rerooted(state, state["dirpath"].rstrip(os.sep), new)
 
 
-class RelocatedCheckpoints(L.Callback):
-    """For a resumed run: ``relocate_checkpoint_states`` (Lightning restores every callback's
-    state after all their ``on_load_checkpoint`` hooks)."""
-
-    def __init__(self, checkpoint_dir: Path) -> None:
-        self.checkpoint_dir = checkpoint_dir
-
-    def on_load_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        relocate_checkpoint_states(checkpoint, self.checkpoint_dir)
-
-
 def resume_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """The callbacks a resumed run adds to its own (none for a fresh run)."""
-    return [RelocatedCheckpoints(Path(cfg.ckpt_path).parent)] if cfg.get("resume") else []
+    """The callbacks a resumed run adds (Lightning restores every callback's state after all
+    their ``on_load_checkpoint`` hooks)."""
+    if not cfg.get("resume"):
+        return []
+    folder = Path(cfg.ckpt_path).parent
+
+    def relocate(trainer: L.Trainer, module: L.LightningModule, checkpoint: dict) -> None:
+        relocate_checkpoint_states(checkpoint, folder)
+
+    return [LambdaCallback(on_load_checkpoint=relocate)]
 
 
 def starting_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
-    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too), read
-    and checked by ``read_checkpoint`` (a CheckpointError stops the run here); None for a
-    fresh run. A resumed run tests the best checkpoint its ModelCheckpoint states name when
+    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too); None for
+    a fresh run. A resumed run tests the best checkpoint its ModelCheckpoint states name when
     training ends: a missing or damaged one stops it now, before the folder changes."""
     if not cfg.get("ckpt_path"):
         return None

@@ -1,5 +1,5 @@
 """One folder per run: a fresh run never writes into another run's folder, holds a lock on
-its own, and a run refused before it starts leaves nothing behind."""
+its own, and a run refused before it starts leaves nothing behind. And Hydra's multiruns."""
 
 import shutil
 from collections.abc import Iterator
@@ -8,22 +8,21 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning import Trainer
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config.resume import RunFolderError
-from fmnist_lightning.training.checkpoint_io import remove_stale_temporaries
+from fmnist_lightning.errors import Failed
+from fmnist_lightning.inference.output_files import TEMPORARY_SUFFIX
 from fmnist_lightning.training.faults import resume_command
-from fmnist_lightning.training.multirun import in_multirun
 
-# What Hydra writes into a run folder before the run starts.
-HYDRA_FILES = (".hydra", "*.log")
-# What a fresh run may find in its folder: Hydra's files, and a config from an attempt that
-# failed before training (bad data, bad config). Anything else is an earlier run's work.
+HYDRA_FILES = (".hydra", "*.log")  # written before the run starts
+# And a config from an attempt that failed before training; anything else is a run's work.
 FRESH_RUN_LEFTOVERS = (*HYDRA_FILES, ".lock", run_files.CONFIG_YAML)
 
 
 def check_run_dir(run_dir: Path, resuming: bool) -> None:
-    """Refuse to start a fresh run in a folder that holds another run's results."""
     if resuming or not run_dir.is_dir():
         return
     found = sorted(
@@ -42,10 +41,8 @@ def check_run_dir(run_dir: Path, resuming: bool) -> None:
 
 @contextmanager
 def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[None]:
-    """Check the folder, and hold an exclusive lock on it (``.lock``, an OS lock, released
-    even if the process is killed: a crashed run never blocks its resume) while the run
-    writes there. ``lock=False`` (DDP ranks other than 0, which write nothing there): no lock.
-    """
+    """``.lock``: an OS lock, released even if the process is killed (a crashed run never
+    blocks its resume). ``lock=False``: DDP ranks other than 0, which write nothing there."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if not lock:
         yield
@@ -60,16 +57,16 @@ def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[
                     "for it to finish, or start a new run in another folder."
                 ) from error
             check_run_dir(run_dir, resuming)  # another process may have finished a run meanwhile
-        remove_stale_temporaries(run_dir / run_files.CHECKPOINT_DIR)  # a killed save's file
+        # Saves a killed process never finished (no other process saves here: the lock).
+        for path in (run_dir / run_files.CHECKPOINT_DIR).glob(f".*.ckpt.*{TEMPORARY_SUFFIX}"):
+            path.unlink()
         yield
 
 
 @contextmanager
 def nothing_left_if_refused() -> Iterator[None]:
-    """A run stopped by an error inside the block (before training starts) leaves no folder
-    behind, nor a resume's Hydra files (``.hydra/resumed-<time>/``) in the run it would have
-    continued. Outside the command line and in a multirun (whose job folders record
-    failures), nothing is removed."""
+    """A run refused in the block leaves no folder, nor a resume's ``.hydra/resumed-<time>/``;
+    outside the command line and in a multirun (whose job folders record failures), no effect."""
     try:
         yield
     except BaseException:
@@ -86,3 +83,21 @@ def nothing_left_if_refused() -> Iterator[None]:
             ):
                 shutil.rmtree(output, ignore_errors=True)
         raise
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def refuse_ddp_in_multirun(trainer: Trainer) -> None:
+    # A single-device strategy has no cluster_environment.
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    external = environment is not None and environment.creates_processes_externally
+    if trainer.world_size > 1 and not external and in_multirun():
+        raise Failed(
+            f"DDP with {trainer.world_size} processes started by Lightning cannot run inside a "
+            "Hydra multirun (-m): Lightning re-launches the command line for each rank, which "
+            "would repeat the whole sweep. Run each DDP configuration as a single run (no -m), "
+            "or sweep on SLURM with hydra/launcher=slurm and hydra.launcher.tasks_per_node equal "
+            "to trainer.devices, so that SLURM starts the ranks."
+        )

@@ -1,15 +1,8 @@
 """A sweep's summary: one row per job, best first, written when a Hydra multirun ends.
 
-A sweep folder (``lightning_logs/sweeps/<time>-<id>/``) holds one run folder per job, named
-by its number. ``SweepSummary`` is a Hydra callback (conf/hydra/default.yaml), so it works
-with any sweeper and launcher: at the end of every job, in whichever process ran it (the
-basic launcher's, a joblib worker, a submitit or SLURM job), it writes ``job.json`` into the
-job's folder (status, error, wall time, overrides); at the end of the sweep it reads the job
-folders back and writes summary.csv, summary.md and summary.png into the sweep folder.
-
-When a job raises, Hydra's basic and Optuna sweepers still run the other jobs of the batch,
-then re-raise the first failure, and Hydra skips ``on_multirun_end``: so the summary is also
-written at interpreter exit if the sweep did not get there.
+A Hydra callback, so it works with any sweeper and launcher: each job writes its ``job.json``
+in whichever process ran it; the sweep's end reads the job folders back. When a job raises,
+Hydra skips ``on_multirun_end``: so the summary is also written at interpreter exit.
 """
 
 import atexit
@@ -32,7 +25,7 @@ from fmnist_lightning.analysis.curve_plots import sweep_comparison
 from fmnist_lightning.analysis.figures import save_figure
 from fmnist_lightning.analysis.tables import markdown_table
 from fmnist_lightning.inference.output_files import write_atomically
-from fmnist_lightning.training.multirun import in_multirun
+from fmnist_lightning.training.run_folder import in_multirun
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +37,6 @@ COLUMNS = ("job", "status", "overrides", *FROM_METRICS, "wall_seconds", "error")
 
 
 class SweepSummary(Callback):
-    """Hydra callback: records each job's outcome in its folder and summarises the sweep."""
-
     def __init__(self) -> None:
         self._job_started = time.perf_counter()
         self._sweep_dir: Path | None = None
@@ -83,38 +74,32 @@ class SweepSummary(Callback):
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    """The job folders of a sweep (named by job number), in job order."""
     jobs = [p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     return sorted(jobs, key=lambda p: int(p.name))
 
 
 def read_job(job_dir: Path) -> dict[str, Any]:
-    """One summary row: job.json (the outcome), test_metrics.json (the results), and the
-    overrides Hydra saved in .hydra/overrides.yaml for a job that has no job.json."""
-
-    def read(path: Path) -> dict[str, Any]:
-        return run_files.read_json(path) if path.is_file() else {}
-
-    record, metrics = read(job_dir / JOB_JSON), read(job_dir / run_files.TEST_METRICS_JSON)
+    """job.json, test_metrics.json, and for a job without job.json Hydra's overrides.yaml."""
+    record, metrics = (
+        {} if not p.is_file() else run_files.read_json(p)
+        for p in (job_dir / JOB_JSON, job_dir / run_files.TEST_METRICS_JSON)
+    )
     overrides = job_dir / ".hydra" / "overrides.yaml"
     if not record.get("overrides") and overrides.is_file():
         record["overrides"] = OmegaConf.to_container(OmegaConf.load(overrides))
     # No job.json: the job was killed (or is still running) before Hydra recorded its end.
-    status = record.get("status", COMPLETED if metrics else "unfinished")
     return {
-        "job": int(job_dir.name),
-        "status": status,
-        "overrides": list(record.get("overrides") or []),
         **{key: metrics.get(key) for key in FROM_METRICS},
-        "wall_seconds": record.get("wall_seconds"),
-        "error": record.get("error"),
+        **{key: record.get(key) for key in ("wall_seconds", "error")},
+        "job": int(job_dir.name),
+        "status": record.get("status", COMPLETED if metrics else "unfinished"),
+        "overrides": list(record.get("overrides") or []),
     }
 
 
 def summarise_sweep(sweep_dir: Path) -> pd.DataFrame:
-    """One row per job, best validation accuracy first; failed and unfinished jobs last. The
-    overrides column holds what sets a job apart; those all jobs share (the command line's
-    fixed ones) are in ``frame.attrs["common_overrides"]``."""
+    """Best validation accuracy first; failed and unfinished jobs last. The overrides that all
+    jobs share are in ``frame.attrs["common_overrides"]``, not in each row."""
     rows = [read_job(job_dir) for job_dir in job_dirs(sweep_dir)]
     shared = set.intersection(*(set(row["overrides"]) for row in rows)) if len(rows) > 1 else ()
     common = [o for o in rows[0]["overrides"] if o in shared] if shared else []
@@ -123,14 +108,13 @@ def summarise_sweep(sweep_dir: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["best_val_acc"] = pd.to_numeric(frame["best_val_acc"])
     frame["epochs"] = frame["epochs"].astype("Int64")
-    frame = frame.sort_values(["best_val_acc", "job"], ascending=[False, True], na_position="last")
-    frame = frame.reset_index(drop=True)
+    order = ["best_val_acc", "job"]
+    frame = frame.sort_values(order, ascending=[False, True], na_position="last", ignore_index=True)
     frame.attrs["common_overrides"] = common
     return frame
 
 
 def validation_curves(sweep_dir: Path, summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per-epoch metrics of each job that logged any, labelled by job number and overrides."""
     curves = {}
     for row in summary.itertuples():
         metrics_csv = sweep_dir / str(row.job) / run_files.METRICS_CSV
@@ -141,7 +125,6 @@ def validation_curves(sweep_dir: Path, summary: pd.DataFrame) -> dict[str, pd.Da
 
 
 def write_sweep_summary(sweep_dir: Path) -> pd.DataFrame:
-    """summary.csv, summary.md and summary.png in the sweep folder; returns the table."""
     summary = summarise_sweep(sweep_dir)
     write_atomically(sweep_dir / SUMMARY_CSV, summary.to_csv(index=False).encode())
     failed = int((summary["status"] != COMPLETED).sum())

@@ -12,9 +12,6 @@ from fmnist_lightning.data.normalise import denormalise
 
 
 class AugmentationPreview(Callback):
-    """At the end of testing (rank zero), ``count`` training images and ``views`` augmented
-    views of each; nothing without augmentation."""
-
     def __init__(self, run_dir: str, count: int = 8, views: int = 5, seed: int = 0) -> None:
         self.path = Path(run_dir) / run_files.PLOTS_DIR / run_files.AUGMENTED_PNG
         self.count, self.views, self.seed = count, views, seed
@@ -22,15 +19,10 @@ class AugmentationPreview(Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         data = trainer.datamodule
         augment = getattr(data, "augment", None)
-        tensors = getattr(data, "tensors", {})
-        if not (
-            trainer.is_global_zero
-            and augment is not None
-            and augment.enabled
-            and "train" in tensors
-        ):
+        enabled = getattr(augment, "enabled", False)
+        if not (trainer.is_global_zero and enabled and "train" in getattr(data, "tensors", {})):
             return
-        images, labels = tensors["train"][: self.count]
+        images, labels = data.tensors["train"][: self.count]
         # A private random stream: drawing the preview must not move the training one.
         with torch.random.fork_rng(devices=[images.device] if images.is_cuda else []):
             torch.manual_seed(self.seed)

@@ -11,10 +11,8 @@ from fmnist_lightning.training.faults import NonFiniteLoss, non_finite_loss_mess
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Every step's loss is checked on the device; the result is read back (a sync on a GPU) at
-    Lightning's logging steps, or every ``check_every_n_steps`` steps when set, and always on
-    the epoch's last batch, before validation and the end-of-epoch checkpoint, so ``last.ckpt``
-    never holds weights that a bad step ruined."""
+    """Checked on the device every step, read back (a GPU sync) at logging steps or every
+    ``check_every_n_steps``, and on the epoch's last batch, before the end-of-epoch checkpoint."""
 
     def __init__(self, check_every_n_steps: int | None = None) -> None:
         self.check_every_n_steps = check_every_n_steps

@@ -1,15 +1,8 @@
-"""Ctrl-C and SIGTERM stop a run cleanly: during training with ``last.ckpt`` saved, else at once.
-
-While ``handling_signals`` holds both signals (the whole run; ``training.faults`` enters it),
-the first one stops the run at the next batch where a Lightning loop runs batches (sanity
-check, training, testing), and at once anywhere else; either way in Lightning's
-``SIGTERMException``, which ``training.faults`` turns into one message, exit 128 + signal.
-``last.ckpt`` is written only when training is what stopped: stopping while testing or
-analysing must keep the end of training's checkpoint, which a save would replace with the
-tested (best) weights. A second Ctrl-C stops at once, saving nothing.
-
-Lightning's ``OnExceptionCheckpoint`` is not used: it saves on any exception during fit
-(a NaN loss too, whose weights must not reach a checkpoint) and knows nothing of signals.
+"""Ctrl-C and SIGTERM stop a run at the next batch (at once outside Lightning's batch loops),
+in Lightning's ``SIGTERMException``. ``last.ckpt`` is saved only when training stopped: stopping
+while testing must keep the end of training's weights, not the tested (best) ones. A second
+Ctrl-C stops at once, saving nothing. Not Lightning's ``OnExceptionCheckpoint``: it also saves
+on a NaN loss, whose weights must not reach a checkpoint, and knows nothing of signals.
 """
 
 import signal
@@ -27,13 +20,10 @@ AFTER_TRAINING = ("after training", "testing", "the end-of-run summary and analy
 
 
 class GracefulInterrupt(Callback):
-    """``dirpath``/``filename``: ModelCheckpoint's ``last`` file, which ``resume=RUN_DIR`` reads.
-    After a stop: ``signum``, ``saved`` (the checkpoint written, or None), ``stage`` (what was
-    running), ``aborted`` (a second Ctrl-C)."""
+    """``dirpath``/``filename``: ModelCheckpoint's ``last`` file, which ``resume=RUN_DIR`` reads."""
 
     def __init__(self, dirpath: str, filename: str = "last") -> None:
         self.path = Path(dirpath) / f"{filename}.ckpt"
-        self._trainer: L.Trainer | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -41,20 +31,19 @@ class GracefulInterrupt(Callback):
         self.saved: Path | None = None
         self.aborted = False
         self.stage = "setting up"
-        self.training = False  # training steps are running: their state is worth a checkpoint
+        self.training = False  # training steps run: their state is worth a checkpoint
         self._batches = False  # a Lightning loop looks at the stop flag after every batch
 
     @contextmanager
     def handling_signals(self, trainer: L.Trainer) -> Iterator[None]:
         self._trainer = trainer
         self._reset()
-        previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+        previous = {}
         try:
             for signum in SIGNALS:
-                signal.signal(signum, self._on_signal)
+                previous[signum] = signal.signal(signum, self._on_signal)
         except ValueError:  # not the main thread: signals cannot be handled here
-            yield
-            return
+            pass
         try:
             yield
         finally:
@@ -74,18 +63,16 @@ class GracefulInterrupt(Callback):
             print(
                 f"\nCtrl-C: stopping {when}{saving} (Ctrl-C again to stop at once, saving nothing)"
             )
-        if self._trainer is not None:
-            # Lightning's loops stop at the next batch when this flag is up; it is what
-            # Lightning's own SIGTERM handler sets (which would also log "Received SIGTERM").
-            self._trainer._signal_connector.received_sigterm = True  # noqa: SLF001 (no public setter)
+        # Lightning's loops stop at the next batch when this flag is up; it is what Lightning's
+        # own SIGTERM handler sets (which would also log "Received SIGTERM").
+        self._trainer._signal_connector.received_sigterm = True  # noqa: SLF001 (no public setter)
         if not self._batches:
             raise SIGTERMException  # no loop would look at the flag: stop here
 
     def _enter(self, stage: str, training: bool = False) -> None:
         self.stage, self._batches, self.training = stage, True, training
 
-    def _leave(self, stage: str) -> None:
-        """Batches are over: a signal that came during the last one stops the run here."""
+    def _leave(self, stage: str) -> None:  # a signal during the last batch stops the run here
         self._batches = False
         if self.signum is not None:
             raise SIGTERMException

@@ -12,18 +12,13 @@ from fmnist_lightning.training.callbacks import is_logging_step
 
 
 class EpochLines(ProgressBar):
-    """One line at the end of each training epoch (rank zero), for a log file:
-
-        epoch 2/10  step 750  lr 0.0011  train_acc 0.86  train_loss_epoch 0.41  val_acc 0.87  val_loss 0.35  12.3 s
-
-    A ProgressBar, so that Lightning adds no bar of its own. Step values (``*_step``) are left
-    out: the line is about the epoch. So are validation's metrics on an epoch that did not
-    validate (``trainer.check_val_every_n_epoch`` > 1): Lightning still holds the last ones.
-    """
+    """One line per training epoch, e.g. ``epoch 2/10  step 750  lr 0.0011  val_acc 0.87  12.3 s``.
+    A ProgressBar, so that Lightning adds no bar of its own. Validation's metrics are left out
+    on an epoch that did not validate: Lightning still holds the last ones."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
-        self.stream = stream  # None: sys.stdout at the time of writing (pytest swaps it)
+        self.stream = stream  # None: sys.stdout when writing (pytest swaps it)
         self.enabled = True
         self._epoch_started = time.perf_counter()
         self._validated = False
@@ -58,18 +53,16 @@ class EpochLines(ProgressBar):
         stale = set() if self._validated else self._validation_names
         for name, value in sorted(metrics.items()):
             # A value logged per step and per epoch is there three times: keep the epoch's.
-            step_value = (
-                name.endswith("_step") or f"{name}_epoch" in metrics or name.startswith("lr-")
-            )
-            text = None if step_value or name in stale else metric_text(value)
-            if text is not None:
+            if name.endswith("_step") or f"{name}_epoch" in metrics or name.startswith("lr-"):
+                continue
+            if name not in stale and (text := metric_text(value)) is not None:
                 parts.append(f"{name} {text}")
         parts.append(f"{time.perf_counter() - self._epoch_started:.1f} s")
         print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
 
 
 def metric_text(value: Any) -> str | None:
-    """4 significant digits; None for what is not one number (a tensor of several, a string)."""
+    """4 significant digits; None for what is not one number."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -78,8 +71,8 @@ def metric_text(value: Any) -> str | None:
 
 
 class TerminalBar(TQDMProgressBar):
-    """TQDM's bar, with the training loss of the last logging step: the module does not put
-    its step loss on the bar, where Lightning would read it back from the device every step."""
+    """TQDM's bar with the loss of the last logging step: on the bar, Lightning would read the
+    step loss back from the device every step."""
 
     def __init__(self, refresh_rate: int = 1) -> None:
         super().__init__(refresh_rate=refresh_rate)
@@ -98,6 +91,5 @@ class TerminalBar(TQDMProgressBar):
 
 
 def progress_for_output(refresh_rate: int = 20, stream: TextIO | None = None) -> ProgressBar:
-    """TerminalBar when ``stream`` (stdout, where the bar writes) is a terminal; else EpochLines."""
     stream = stream or sys.stdout
     return TerminalBar(refresh_rate=refresh_rate) if stream.isatty() else EpochLines()

@@ -10,10 +10,8 @@ from lightning.pytorch.callbacks import Callback
 
 
 class RandomState(Callback):
-    """Saves the torch, CUDA, numpy and Python RNG states (as tensors and plain lists, so that
-    checkpoints load with ``weights_only=True``); restores them at ``on_train_start``, after the
-    sanity check and set-up, so the first step after a resume draws the same dropout masks as
-    an uninterrupted run."""
+    """As tensors and plain lists, so that checkpoints load with ``weights_only=True``; restored
+    at ``on_train_start``, after the sanity check, which draws random numbers too."""
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None

@@ -11,14 +11,12 @@ from lightning.pytorch.callbacks import Callback
 from fmnist_lightning.analysis import curve_plots, run_files
 from fmnist_lightning.analysis.figures import save_figure
 from fmnist_lightning.training.callbacks.time_to_accuracy import TimeToAccuracy
+from fmnist_lightning.training.checkpoint_io import provenance
 from fmnist_lightning.training.machine import gpu_model, this_cpu_model
-from fmnist_lightning.training.provenance import provenance
 
 
 class RunSummary(Callback):
-    """At the end of testing (rank zero): the test metrics and what the run was, as JSON
-    (``summary``, which ``train.train`` returns), and the training curves from metrics.csv.
-    The timings come from the run's ``TimeToAccuracy``; without it they are not written."""
+    """``summary``: what ``train.train`` returns; timings only with a ``TimeToAccuracy``."""
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = Path(run_dir)
@@ -28,10 +26,8 @@ class RunSummary(Callback):
         if not trainer.is_global_zero:
             return
         test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
-        best = trainer.checkpoint_callback
-        best_path, best_score = (
-            (best.best_model_path, best.best_model_score) if best else ("", None)
-        )
+        best_path = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
         timing = next((c for c in trainer.callbacks if isinstance(c, TimeToAccuracy)), None)
         self.summary = {
             **test,
@@ -57,7 +53,6 @@ class RunSummary(Callback):
             save_figure(curves, self.run_dir / run_files.PLOTS_DIR / run_files.CURVES_PNG)
 
 
-def run_summary_of(trainer: L.Trainer) -> dict[str, Any] | None:
-    """What the trainer's RunSummary wrote, or None (no such callback, or not rank zero)."""
+def run_summary_of(trainer: L.Trainer) -> dict[str, Any] | None:  # None: not rank zero
     callback = next((c for c in trainer.callbacks if isinstance(c, RunSummary)), None)
     return callback.summary if callback else None

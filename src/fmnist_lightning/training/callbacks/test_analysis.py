@@ -12,13 +12,8 @@ from fmnist_lightning.analysis.evaluation import REPORT_MD, AnalysisSettings, ev
 
 
 class TestSetAnalysis(Callback):
-    """At the end of testing (rank zero): ``analysis.evaluation.evaluate`` on the test set with
-    the weights just tested; ``settings`` None (``~analysis``) turns it off.
-
-    Written into a hidden folder beside its own, moved into place when complete: an
-    interruption or a failure half-way leaves no partial folder, and an earlier complete
-    analysis of the same checkpoint stays.
-    """
+    """``settings`` None (``~analysis``): off. Written into a hidden folder, moved into place
+    when complete: a failure half-way leaves no partial folder, and keeps an earlier analysis."""
 
     __test__ = False  # not a pytest test class, whatever its name
 
@@ -29,8 +24,8 @@ class TestSetAnalysis(Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.settings is None or not trainer.is_global_zero or trainer.datamodule is None:
             return
-        callback = trainer.checkpoint_callback
-        best = Path(callback.best_model_path) if callback and callback.best_model_path else None
+        best_path = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        best = Path(best_path) if best_path else None
         name = f"{best.stem if best else 'final'}-test"
         self.output_dir = self.run_dir / run_files.ANALYSIS_DIR / name
         partial = self.output_dir.with_name(f".{name}.partial")

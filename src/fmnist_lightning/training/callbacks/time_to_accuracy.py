@@ -1,11 +1,7 @@
-"""Wall-clock time of fitting, counted across resumes: per validation, to accuracy, per epoch.
+"""Wall-clock time of fitting, per validation (``elapsed_seconds``) and to each accuracy.
 
-At the end of every validation (not the sanity check) :class:`TimeToAccuracy` logs
-``elapsed_seconds`` (metrics.csv's validation rows) and notes when ``val_acc`` first reached
-each threshold. The total and those times are in its checkpoint state, so a resumed run
-continues the count (the time between the last checkpoint and a crash is not counted: that
-work is done again). ``RunSummary`` writes :meth:`TimeToAccuracy.summary` into
-test_metrics.json, with ``test_seconds``, so that a budget of fit plus test can be checked.
+Kept in the checkpoints, so a resumed run continues the count (the time between the last
+checkpoint and a crash is not counted: that work is done again).
 """
 
 import time
@@ -22,7 +18,7 @@ TOLERANCE = 1e-6
 
 
 def threshold_key(threshold: float) -> str:
-    """The JSON key of a threshold: 0.9 → "0.90", 0.935 → "0.935"."""
+    """0.9 → "0.90", 0.935 → "0.935"."""
     two_places = f"{threshold:.2f}"
     return two_places if float(two_places) == threshold else f"{threshold:g}"
 
@@ -75,7 +71,7 @@ class TimeToAccuracy(Callback):
         self._test_seconds = self.test_seconds()
 
     def test_seconds(self) -> float | None:
-        """Seconds of the last test, or of the one running (RunSummary asks at its end)."""
+        """Of the last test, or of the one running (RunSummary asks at its end)."""
         if self._test_seconds is not None or self._test_started is None:
             return self._test_seconds
         return time.perf_counter() - self._test_started
@@ -92,8 +88,7 @@ class TimeToAccuracy(Callback):
             if self.reached.get(key) is None:
                 self.reached[key] = seconds
 
-    def summary(self) -> dict[str, Any]:
-        """The test_metrics.json fields."""
+    def summary(self) -> dict[str, Any]:  # test_metrics.json's fields
         seconds = self.fit_seconds
         return {
             "time_to_val_acc": dict(self.reached),
@@ -104,7 +99,7 @@ class TimeToAccuracy(Callback):
 
 
 def time_to_accuracy_line(summary: dict[str, Any], threshold: float = HEADLINE) -> str:
-    """The line a run prints: Time to 93% validation accuracy: 41.2 s (fit + test: 52.0 s)."""
+    """E.g. Time to 93% validation accuracy: 41.2 s (fit + test: 52.0 s)."""
     seconds = (summary.get("time_to_val_acc") or {}).get(threshold_key(threshold))
     reached = f"{seconds:.1f} s" if seconds is not None else "not reached"
     line = f"Time to {threshold:.0%} validation accuracy: {reached}"
