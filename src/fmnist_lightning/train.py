@@ -18,11 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config.compose import finalise, preflight_problem
+from fmnist_lightning.config.messages import error_message
 from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.resume import config_to_run
-from fmnist_lightning.config.schema import ConfigValidationError, error_message, validate_config
+from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.errors import FmnistError, UsageError
 from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of

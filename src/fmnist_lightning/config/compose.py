@@ -13,15 +13,11 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from fmnist_lightning.config.messages import causes, yaml_message
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.resume import resume_point_or_none
-from fmnist_lightning.config.schema import (
-    causes,
-    resumed_run_folder_problem,
-    run_folder_problem,
-    yaml_message,
-)
+from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folder_problem
 from fmnist_lightning.models.runtime import resolve_precision
 
 

@@ -3,7 +3,7 @@
 The dataclasses below, first in the defaults lists of conf/train.yaml, evaluate.yaml and
 ensemble.yaml, make OmegaConf refuse undeclared keys and wrong types while composing.
 :func:`validate_config` checks in one place what a type cannot say (ranges, HParams,
-cross-key rules, ``_target_`` arguments, the run folder); :func:`error_message` turns any
+cross-key rules, ``_target_`` arguments, the run folder); :func:`config.messages.error_message` turns any
 of these errors, OmegaConf's and Hydra's into one line with the nearest key.
 """
 
@@ -11,7 +11,6 @@ import difflib
 import inspect
 import os
 import pydoc
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import MISSING as DATACLASS_MISSING
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -173,9 +171,6 @@ RANGES: dict[str, Bound] = {
     "trainer.check_val_every_n_epoch": Bound(1, integer=True),
 }
 CHECKPOINT_COMMAND_KEYS = ("seed", "data.batch_size", "data.eval_batch_size", "data.val_fraction")
-# Groups whose files set keys of other groups (presets): they need '# @package _global_'.
-PRESET_GROUPS = ("experiment", "debug")
-GLOBAL_PACKAGE = "# @package _global_"
 
 
 def range_problems(config: dict[str, Any], keys: tuple[str, ...] = tuple(RANGES)) -> list[str]:
@@ -397,58 +392,3 @@ def validate_checkpoint_command(cfg: DictConfig, missing: str | None) -> None:
 
 
 # --- The one printer ----------------------------------------------------------------------
-
-
-def causes(error: BaseException) -> Iterator[BaseException]:
-    """An error and the errors it was raised from or during."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
-def yaml_message(error: yaml.YAMLError) -> str:
-    """Where a config file's YAML is broken and what the parser expected, in one line."""
-    mark = getattr(error, "problem_mark", None)
-    where = f"'{mark.name}', line {mark.line + 1}, column {mark.column + 1}" if mark else "a file"
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    context = getattr(error, "context", None)
-    return (
-        f"the config file {where} is not valid YAML: {problem}"
-        + (f" ({context})" if context else "")
-        + "; fix the file's syntax"
-    )
-
-
-def unknown_key_hint(error: OmegaConfBaseException) -> str:
-    """The fix for a key the schema does not declare: a preset's package line, or the
-    declared key it resembles."""
-    name = str(getattr(error, "key", "") or "")
-    parent = (getattr(error, "full_key", "") or "").rpartition(".")[0]
-    if name in PRESET_GROUPS or (error.full_key or "").split(".")[0] in PRESET_GROUPS:
-        return (
-            f"; a preset of conf/{name or parent}/ sets keys of the whole config and needs "
-            f"'{GLOBAL_PACKAGE}' as its first line"
-        )
-    node = getattr(error, "object_type", None)
-    known = list(getattr(node, "__dataclass_fields__", {}))
-    close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean {f'{parent}.' if parent else ''}{close[0]}?)" if close else ""
-
-
-def error_message(error: BaseException) -> str:
-    """One line for a config that Hydra or OmegaConf refused (or one of ours)."""
-    found = next((e for e in causes(error) if isinstance(e, yaml.YAMLError)), None)
-    if found is not None:
-        return f"Error: {yaml_message(found)}"
-    found = next((e for e in causes(error) if isinstance(e, OmegaConfBaseException)), None)
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    message = lines[0] if lines else type(error).__name__
-    if found is not None and found is not error:
-        key = getattr(found, "full_key", None)
-        key = f" ({key})" if key and key not in message else ""
-        message = f"{message.rstrip('.')}: {str(found).splitlines()[0]}{key}"
-    if found is not None and re.search(r"not in struct|not in '\w+'", str(found)):
-        message += unknown_key_hint(found)
-    return message if message.startswith("Error: ") else f"Error: {message}"
