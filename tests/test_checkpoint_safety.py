@@ -22,7 +22,7 @@ from lightning.pytorch.core.saving import _load_from_checkpoint
 from fmnist_lightning import cli, load_classifier
 from fmnist_lightning.config.schema import ConfigValidationError
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
-from fmnist_lightning.models.hparams import HyperparameterError, validate_hparams
+from fmnist_lightning.models.hparams import HParams, HyperparameterError
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.predict import main as predict_main
 from fmnist_lightning.train import train
@@ -187,7 +187,7 @@ def test_a_checkpoint_of_the_legacy_layout_is_checked_after_its_upgrade(weights,
 )
 def test_hyperparameters_outside_the_schema_are_refused_by_name(hparams, message):
     with pytest.raises(HyperparameterError, match=message.replace("(", r"\(")):
-        validate_hparams(hparams)
+        HParams.of(hparams)
 
 
 def test_valid_hyperparameters_build_the_module_without_hydra(monkeypatch):

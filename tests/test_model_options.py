@@ -11,13 +11,12 @@ from torch import nn
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.models.checkpoint_file import CheckpointError
 from fmnist_lightning.models.module import FashionMNISTModule, build_network, load_module
-from fmnist_lightning.models.pretrained import (
-    WeightsFileError,
+from fmnist_lightning.models.resnet import ResNet18
+from fmnist_lightning.models.transfer import (
     adapt_stem_weight,
+    load_starting_weights,
     load_torchvision_weights,
 )
-from fmnist_lightning.models.resnet import ResNet18
-from fmnist_lightning.models.transfer import load_starting_weights, scale_schedule_to_groups
 from fmnist_lightning.models.vgg import VGGStyleCNN
 from fmnist_lightning.train import train
 from fmnist_lightning.training.builders import build_module
@@ -154,7 +153,7 @@ def test_torchvision_weights_load_with_an_adapted_stem_and_a_fresh_head(torchvis
 
 
 def test_unusable_weight_files_give_clear_errors(tmp_path):
-    with pytest.raises(WeightsFileError, match="model.weights: no file"):
+    with pytest.raises(CheckpointError, match="model.weights: no file"):
         load_torchvision_weights(ResNet18(), tmp_path / "missing.pth")
     vgg = tmp_path / "vgg.pth"
     torch.save(VGGStyleCNN().state_dict(), vgg)
@@ -166,12 +165,14 @@ def test_unusable_weight_files_give_clear_errors(tmp_path):
         load_torchvision_weights(ResNet18(), garbage)
 
 
-def resnet_classifier(head_lr: float | None = None, **net_options) -> FashionMNISTModule:
+def resnet_classifier(
+    head_lr: float | None = None, scheduler: dict | None = None, **net_options
+) -> FashionMNISTModule:
     net = {"_target_": "fmnist_lightning.models.resnet.ResNet18", "in_channels": 1, **net_options}
     return FashionMNISTModule(
         net=net,
         optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 0.0},
-        scheduler=None,
+        scheduler=scheduler,
         label_smoothing=0.0,
         class_names=CLASS_NAMES,
         mean=0.0,
@@ -193,13 +194,17 @@ def test_head_lr_makes_a_separate_parameter_group():
 
 
 def test_one_cycle_peaks_keep_the_group_ratio():
-    classifier = resnet_classifier(head_lr=0.01)
-    optimizer = classifier.configure_optimizers()
-    scheduler = scale_schedule_to_groups({"max_lr": 2e-3, "pct_start": 0.2}, optimizer, 1e-3)
-    assert scheduler["max_lr"] == pytest.approx([2e-3, 2e-2])
-    assert scheduler["pct_start"] == 0.2
-    same = resnet_classifier().configure_optimizers()
-    assert scale_schedule_to_groups({"max_lr": 2e-3}, same, 1e-3) == {"max_lr": 2e-3}
+    schedule = {"_target_": "torch.optim.lr_scheduler.OneCycleLR", "total_steps": 10}
+    scheduler = {"interval": "step", "schedule": {**schedule, "max_lr": 2e-3, "pct_start": 0.2}}
+    configured = resnet_classifier(head_lr=0.01, scheduler=scheduler).configure_optimizers()
+    one_cycle = configured["lr_scheduler"]["scheduler"]
+    assert [group["max_lr"] for group in configured["optimizer"].param_groups] == pytest.approx(
+        [2e-3, 2e-2]
+    )
+    assert one_cycle.total_steps == 10 and configured["lr_scheduler"]["interval"] == "step"
+    assert one_cycle._schedule_phases[0]["end_step"] == 0.2 * 10 - 1  # pct_start kept
+    configured = resnet_classifier(scheduler=scheduler).configure_optimizers()
+    assert [group["max_lr"] for group in configured["optimizer"].param_groups] == [2e-3]
 
 
 def test_head_lr_needs_a_network_with_a_head(synthetic_root, tmp_path):
@@ -291,12 +296,13 @@ def test_init_from_starts_a_new_run_from_a_checkpoint(
         assert torch.allclose(tensor, source[name], atol=1e-6), name
 
 
-def test_init_from_refuses_another_architecture(small_cnn_checkpoint):
+def test_init_from_refuses_another_architecture(small_cnn_checkpoint, tmp_path):
     network = resnet_classifier().net
     with pytest.raises(CheckpointError, match="does not match"):
         load_starting_weights(network, weights=None, init_from=small_cnn_checkpoint)
-    with pytest.raises(ValueError, match="both set"):
-        load_starting_weights(network, weights="b.pth", init_from="a.ckpt")
+    with pytest.raises(ConfigValidationError, match="model.weights and model.init_from are both"):
+        both = ["model.weights=b.pth", "model.init_from=a.ckpt", f"paths.run_dir={tmp_path}"]
+        validate_config(compose("train", both))
 
 
 def test_the_finetune_preset_needs_a_checkpoint(tmp_path):

@@ -1,26 +1,26 @@
 """Read a checkpoint file of this project safely, with a clear error for anything else.
 A leaf (nothing that builds a model), so every way in can use it."""
 
+import contextlib
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.models.hparams import HParams, HyperparameterError, upgrade_hparams
+from fmnist_lightning.models.compat import upgrade_hparams
+from fmnist_lightning.models.hparams import HParams, HyperparameterError
 
 REQUIRED_HPARAMS = ("net", "optimizer", "class_names", "mean", "std")
-
-MapLocation = str | torch.device | dict[str, str] | None
 
 
 class CheckpointError(UsageError):
     """A path that is not a readable checkpoint of this project."""
 
 
-def read_checkpoint(path: Path | str, map_location: MapLocation = "cpu") -> dict[str, Any]:
+def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:
     """The checkpoint dict, loaded with ``weights_only=True``, its ``hyper_parameters``
     upgraded (``compat``) and checked (``HParams``) before anything is built from it."""
     path = Path(path)
@@ -79,3 +79,19 @@ def check_weight_shapes(
             f"({'; '.join(mismatched)}); load it with the version of the code that trained "
             "it, or use a checkpoint whose weights were saved with these hyperparameters."
         )
+
+
+@contextlib.contextmanager
+def rebuilding(path: Path | str) -> Iterator[None]:
+    """A CheckpointError for what fails while the model of a checked checkpoint is rebuilt
+    (e.g. a state_dict with other names than the network's); refused input passes as it is."""
+    try:
+        yield
+    except UsageError:
+        raise  # it names what is wrong (check_weight_shapes: the weights that do not fit)
+    except Exception as error:
+        raise CheckpointError(
+            f"'{path}' looks like an fmnist-lightning checkpoint but its model could not be "
+            f"rebuilt ({type(error).__name__}: {str(error).splitlines()[0][:300]}). It may come "
+            "from an incompatible version of the code."
+        ) from error

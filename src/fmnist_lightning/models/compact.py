@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-POOLS = ("max", "avg")
+POOLS = {"max": nn.AdaptiveMaxPool2d, "avg": nn.AdaptiveAvgPool2d}
 # In place is safe after a BatchNorm: its backward pass needs its input, not its output.
 ACTIVATIONS = {"gelu": nn.GELU, "relu": lambda: nn.ReLU(inplace=True)}
 
@@ -70,9 +70,9 @@ class CompactCNN(nn.Module):
         self.groups = nn.Sequential(
             *(ConvGroup(c, w, residual, activation) for c, w in zip(inputs, widths, strict=True))
         )
-        self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)
+        self.pool = POOLS[pool](1)
         self.dropout = nn.Dropout(dropout)
-        # Named `head` so that model.head_lr finds it (models.transfer.parameter_groups).
+        # Named `head` so that model.head_lr finds it (FashionMNISTModule.configure_optimizers).
         self.head = nn.Linear(widths[-1], num_classes, bias=False)
         self.logit_scale = float(logit_scale)
 

@@ -12,24 +12,30 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, NamedTuple
 
-import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import optim
+from torch.optim import lr_scheduler
 
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.models.compat import current_target, upgrade_hparams
 from fmnist_lightning.models.registry import NETWORKS, network_class
 from fmnist_lightning.models.tta import TTA, TTAError
-
-__all__ = ["HParams", "HyperparameterError", "upgrade_hparams", "validate_hparams"]
 
 TARGET = "_target_"
 # Hydra's instantiate reads these keys anywhere in a dict; in hyperparameters only the
 # three class nodes below may hold one (_target_), and the module reads it, not Hydra.
 RESERVED_KEYS = frozenset({TARGET, "_args_", "_partial_", "_recursive_", "_convert_"})
-CLASS_NODES = ("net", "optimizer", "scheduler.schedule")
-INTERVALS = ("step", "epoch")
+# Each class node and the argument the module passes its class itself.
+SUPPLIED = {"net": "num_classes", "optimizer": "params", "scheduler.schedule": "optimizer"}
+# The class nodes found in torch: (module, base class, what the message calls them).
+TORCH_NODES = {
+    "optimizer": (optim, optim.Optimizer, "a torch.optim optimiser"),
+    "scheduler.schedule": (
+        lr_scheduler,
+        lr_scheduler.LRScheduler,
+        "a torch.optim.lr_scheduler class",
+    ),
+}
 MAX_DEPTH = 12  # deeper than any real hyperparameter; keeps the check's recursion bounded
-PLAIN = "None, a boolean, a number, a string, a list or a dict"
 
 
 class HyperparameterError(UsageError):
@@ -41,19 +47,18 @@ class HyperparameterError(UsageError):
 
 
 class Bound(NamedTuple):
-    """The allowed values of a number: bounds (None: unbounded), open or closed."""
+    """The allowed values of a number: bounds (None: unbounded), open or closed; called as a
+    field's check, it raises HyperparameterError (``optional``: None allowed too)."""
 
     low: float | None = None
     high: float | None = None
     open_low: bool = False
     open_high: bool = False
     integer: bool = False
+    optional: bool = False
 
     def __str__(self) -> str:
-        low, high = (
-            str(int(v)) if float(v).is_integer() else f"{v:g}"
-            for v in (self.low or 0, self.high or 0)
-        )
+        low, high = (f"{v:.10g}" for v in (self.low or 0, self.high or 0))
         if self.high is None:
             return f"{'>' if self.open_low else '>='} {low}"
         return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
@@ -68,6 +73,11 @@ class Bound(NamedTuple):
         if not (math.isfinite(value) and low_ok and high_ok):
             return f"{key}={value!r} is out of range: it must be {self}"
         return None
+
+    def __call__(self, key: str, value: Any) -> None:
+        problem = None if self.optional and value is None else self.problem(key, value)
+        if problem:
+            raise HyperparameterError(problem, key)
 
 
 def child(key: str, name: str | int) -> str:
@@ -85,11 +95,11 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
         for name, entry in value.items():
             if not isinstance(name, str):
                 raise HyperparameterError(f"{key} has a key that is not a string ({name!r})", key)
-            if name in RESERVED_KEYS and not (name == TARGET and key in CLASS_NODES):
+            if name in RESERVED_KEYS and not (name == TARGET and key in SUPPLIED):
                 where = child(key, name)
                 raise HyperparameterError(
                     f"{where} is not allowed: hyperparameters are data, and only "
-                    f"{', '.join(f'{node}.{TARGET}' for node in CLASS_NODES)} name a class",
+                    f"{', '.join(f'{node}.{TARGET}' for node in SUPPLIED)} name a class",
                     where,
                 )
             check_plain(entry, child(key, name), depth + 1)
@@ -98,7 +108,9 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
             check_plain(entry, child(key, index), depth + 1)
     elif value is not None and not isinstance(value, (bool, int, float, str)):
         raise HyperparameterError(
-            f"{key} holds a {type(value).__name__}, not a plain value ({PLAIN})", key
+            f"{key} holds a {type(value).__name__}, not a plain value "
+            "(None, a boolean, a number, a string, a list or a dict)",
+            key,
         )
 
 
@@ -107,74 +119,38 @@ def arguments(node: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in node.items() if name != TARGET}
 
 
-def class_node(key: str, node: Any) -> str:
-    """The ``_target_`` string of a dict that names a class."""
+def class_of(key: str, node: Any) -> type:
+    """The class a class node (``key``, one of ``SUPPLIED``) names, with its arguments checked
+    against the class's signature: a network of ``NETWORKS``, or a torch class found by name
+    (nothing else is imported)."""
     if not isinstance(node, dict) or not isinstance(node.get(TARGET), str):
         raise HyperparameterError(f"{key} must be a dict with a {TARGET} string", key)
-    return node[TARGET]
-
-
-def check_arguments(key: str, node: dict[str, Any], cls: type, supplied: str) -> type:
-    """Every argument of the node is a parameter of ``cls``; ``supplied`` the module passes."""
+    target, where = node[TARGET], child(key, TARGET)
+    if key == "net":
+        if target not in NETWORKS:
+            expected = ", ".join(sorted(NETWORKS))
+            message = f"{where}={target!r} is not a network of this project; expected one of "
+            raise HyperparameterError(message + expected, where)
+        cls = network_class(target)
+    else:
+        module, base, what = TORCH_NODES[key]
+        prefix = f"{module.__name__}."
+        name = target.removeprefix(prefix)
+        public = target.startswith(prefix) and name.isidentifier() and not name.startswith("_")
+        cls = getattr(module, name, None) if public else None
+        if not (isinstance(cls, type) and issubclass(cls, base) and cls is not base):
+            message = f"{where}={target!r} is not {what} (expected {prefix}<Name>)"
+            raise HyperparameterError(message, where)
     parameters = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for name in arguments(node):
         where = child(key, name)
-        if name == supplied:
-            raise HyperparameterError(
-                f"{where} may not be set: the module passes it to {cls.__name__}", where
-            )
+        if name == SUPPLIED[key]:
+            message = f"{where} may not be set: the module passes it to {cls.__name__}"
+            raise HyperparameterError(message, where)
         if not takes_any and name not in parameters:
             raise HyperparameterError(f"{where} is not an argument of {cls.__name__}", where)
     return cls
-
-
-# The class nodes found in torch: (module, base class, what the message calls them).
-TORCH_NODES = {
-    "optimizer": (torch.optim, torch.optim.Optimizer, "a torch.optim optimiser"),
-    "scheduler.schedule": (
-        torch.optim.lr_scheduler,
-        torch.optim.lr_scheduler.LRScheduler,
-        "a torch.optim.lr_scheduler class",
-    ),
-}
-
-
-def torch_class(key: str, target: str) -> type:
-    """The class ``<module>.<Name>`` of torch, found by name first: nothing else is imported."""
-    module, base, what = TORCH_NODES[key]
-    prefix = f"{module.__name__}."
-    name = target.removeprefix(prefix)
-    found = getattr(module, name, None) if target.startswith(prefix) else None
-    if (
-        not name.isidentifier()
-        or name.startswith("_")
-        or not isinstance(found, type)
-        or not issubclass(found, base)
-        or found is base
-    ):
-        where = child(key, TARGET)
-        raise HyperparameterError(
-            f"{where}={target!r} is not {what} (expected {prefix}<Name>)", where
-        )
-    return found
-
-
-def network_of(net: Any, key: str = "net") -> type:
-    """The class of a ``net`` node: one of the project's networks, checked with its arguments."""
-    target = current_target(class_node(key, net))
-    if target not in NETWORKS:
-        where = child(key, TARGET)
-        raise HyperparameterError(
-            f"{where}={net[TARGET]!r} is not a network of this project; expected one of "
-            f"{', '.join(sorted(NETWORKS))}",
-            where,
-        )
-    return check_arguments(key, net, network_class(target), supplied="num_classes")
-
-
-def check_optimizer(key: str, optimizer: Any) -> None:
-    check_arguments(key, optimizer, torch_class(key, class_node(key, optimizer)), "params")
 
 
 def check_scheduler(key: str, scheduler: Any) -> None:
@@ -182,23 +158,22 @@ def check_scheduler(key: str, scheduler: Any) -> None:
         return
     if not isinstance(scheduler, dict):
         raise HyperparameterError(f"{key} must be null or a dict of interval and schedule", key)
-    unknown = sorted(set(scheduler) - {"interval", "schedule"})
-    if unknown:
-        where = child(key, unknown[0])
-        raise HyperparameterError(f"{where} is not a key of {key}", where)
-    if scheduler.get("interval", "epoch") not in INTERVALS:
-        where, choices = child(key, "interval"), ", ".join(map(repr, INTERVALS))
-        message = f"{where}={scheduler['interval']!r} must be one of {choices}"
+    for name in sorted(set(scheduler) - {"interval", "schedule"}):
+        raise HyperparameterError(f"{child(key, name)} is not a key of {key}", child(key, name))
+    if scheduler.get("interval", "epoch") not in ("step", "epoch"):
+        where = child(key, "interval")
+        message = f"{where}={scheduler['interval']!r} must be one of 'step', 'epoch'"
         raise HyperparameterError(message, where)
     if scheduler.get("schedule") is not None:
-        where = child(key, "schedule")
-        cls = torch_class("scheduler.schedule", class_node(where, scheduler["schedule"]))
-        check_arguments(where, scheduler["schedule"], cls, supplied="optimizer")
+        class_of("scheduler.schedule", scheduler["schedule"])
 
 
 def check_class_names(key: str, value: Any) -> None:
-    strings = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
-    if not strings or not value:
+    if (
+        not value
+        or not isinstance(value, (list, tuple))
+        or not all(isinstance(v, str) for v in value)
+    ):
         raise HyperparameterError(f"{key} must be a list of strings (one per class)", key)
 
 
@@ -208,20 +183,11 @@ def check_boolean(key: str, value: Any) -> None:
 
 
 def check_tta(key: str, tta: Any) -> None:
-    """None (off) or {flip, shift} as models.tta.TTA takes them."""
+    """None (off) or {flip, shift}, as models.tta.TTA checks them."""
     try:
         TTA.of(tta)
     except TTAError as error:
         raise HyperparameterError(str(error).rstrip("."), key) from error
-
-
-def bounded(bound: Bound, optional: bool = False) -> Any:
-    def check(key: str, value: Any) -> None:
-        problem = None if optional and value is None else bound.problem(key, value)
-        if problem:
-            raise HyperparameterError(problem, key)
-
-    return check
 
 
 def hparam(key: str, check: Any, default: Any = MISSING) -> Any:
@@ -233,21 +199,22 @@ def hparam(key: str, check: Any, default: Any = MISSING) -> Any:
 class HParams:
     """Every argument of FashionMNISTModule, checked in this order when made."""
 
-    net: dict[str, Any] = hparam("model.net", lambda key, net: network_of(net, key))
-    optimizer: dict[str, Any] = hparam("optimizer", check_optimizer)
+    net: dict[str, Any] = hparam("model.net", class_of)
+    optimizer: dict[str, Any] = hparam("optimizer", class_of)
     # {"interval": "step" | "epoch", "schedule": {_target_...} | None}
     scheduler: dict[str, Any] | None = hparam("scheduler", check_scheduler)
     # Cross-entropy label smoothing in training (validation and test use none).
-    label_smoothing: float = hparam("label_smoothing", bounded(Bound(0, 1, open_high=True)))
+    label_smoothing: float = hparam("label_smoothing", Bound(0, 1, open_high=True))
     class_names: list[str] = hparam("", check_class_names)  # the datamodule's classes
-    mean: float = hparam("data.mean", bounded(Bound(0, 1)))  # of pixels in [0, 1]
-    std: float = hparam("data.std", bounded(Bound(0, open_low=True)))
+    mean: float = hparam("data.mean", Bound(0, 1))  # of pixels in [0, 1]
+    std: float = hparam("data.std", Bound(0, open_low=True))
     channels_last: bool = hparam("model.channels_last", check_boolean, False)
     compile: bool = hparam("model.compile", check_boolean, False)
-    head_lr: float | None = hparam("model.head_lr", bounded(Bound(0, open_low=True), True), None)
+    head_lr: float | None = hparam("model.head_lr", Bound(0, open_low=True, optional=True), None)
     tta: dict[str, Any] | None = hparam("tta", check_tta, None)
 
     def __post_init__(self) -> None:
+        # Reserved keys and foreign types first, wherever they are.
         check_plain({spec.name: getattr(self, spec.name) for spec in fields(self)}, "")
         for spec in fields(self):
             spec.metadata["check"](spec.name, getattr(self, spec.name))
@@ -257,7 +224,6 @@ class HParams:
         """The hyperparameters of a dict (a checkpoint's, a constructor's keyword arguments)."""
         if not isinstance(hparams, dict):
             raise HyperparameterError("the hyperparameters must be a dict", "")
-        check_plain(hparams, "")  # reserved keys and foreign types first, wherever they are
         names = [spec.name for spec in fields(cls)]
         for name in (name for name in hparams if name not in names):
             expected = ", ".join(names)
@@ -290,8 +256,3 @@ def config_key(key: str) -> str:
     root = key.split(".")[0].split("[")[0]
     spec = next((s for s in fields(HParams) if s.name == root), None)
     return (spec.metadata["key"] if spec and spec.metadata["key"] else root) + key[len(root) :]
-
-
-def validate_hparams(hparams: Any) -> None:
-    """Raise HyperparameterError (naming the key) unless ``hparams`` make an :class:`HParams`."""
-    HParams.of(hparams)

@@ -15,22 +15,12 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from fmnist_lightning.models.checkpoint_file import (
-    CheckpointError,
-    MapLocation,
-    check_weight_shapes,
-    read_checkpoint,
-)
-from fmnist_lightning.models.hparams import (
-    HParams,
-    arguments,
-    network_of,
-    torch_class,
-)
+from fmnist_lightning.errors import UsageError
+from fmnist_lightning.models.hparams import HParams, arguments, class_of
 from fmnist_lightning.models.runtime import unwrapped
-from fmnist_lightning.models.transfer import parameter_groups, scale_schedule_to_groups
 from fmnist_lightning.models.tta import TTA, tta_probabilities
 
+Batch = tuple[torch.Tensor, torch.Tensor]  # images and labels
 MIN_SCHEDULE_STEPS = 100
 # The metrics the module logs, by stage: "fit" (what EarlyStopping and ModelCheckpoint can
 # monitor; validate_config checks their monitors against it) or "test". train_loss is logged
@@ -43,7 +33,7 @@ LOGGED_METRICS = {
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
     """The network a checked ``net`` dict names, built from its class (no Hydra)."""
-    return network_of(net)(**arguments(net), num_classes=num_classes)
+    return class_of("net", net)(**arguments(net), num_classes=num_classes)
 
 
 class FashionMNISTModule(L.LightningModule):
@@ -100,58 +90,41 @@ class FashionMNISTModule(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor, train: bool = True) -> torch.Tensor:
-        """Cross-entropy, with the label smoothing of the hyperparameters in training."""
-        smoothing = self.hparams.label_smoothing if train else 0.0
-        return F.cross_entropy(logits, labels, label_smoothing=smoothing)
-
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
+    def _shared_step(self, batch: Batch, split: str) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        loss = self.loss(logits, labels, train=split == "train")
+        train = split == "train"
+        smoothing = self.hparams.label_smoothing if train else 0.0
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         accuracy = getattr(self, f"{split}_acc")
         # update(), not forward(): the per-batch accuracy forward() computes is never logged.
         accuracy.update(logits, labels)
-        on_step = split == "train"
         # A step value on the progress bar is read back from the device after every step (a
         # sync on a GPU); the terminal bar shows the loss of the logging steps instead.
         self.log(
-            f"{split}_loss",
-            loss,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=not on_step,
-            sync_dist=True,
+            f"{split}_loss", loss, on_step=train, on_epoch=True, prog_bar=not train, sync_dist=True
         )
         self.log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
-        if split != "train" and self.tta.enabled:
-            self._log_tta_accuracy(images, logits, labels, split)
+        if not train and self.tta.enabled:  # the accuracy of the mean softmax over views
+            probabilities = tta_probabilities(
+                lambda view: self(view).float().softmax(dim=1),
+                images,
+                self.tta,
+                self.background,
+                first=logits.float().softmax(dim=1),
+            )
+            accuracy = getattr(self, f"{split}_acc_tta")
+            accuracy.update(probabilities, labels)
+            self.log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
         return loss
 
-    def _log_tta_accuracy(
-        self, images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, split: str
-    ) -> None:
-        """``{split}_acc_tta``: accuracy of the mean softmax over the TTA views."""
-        probabilities = tta_probabilities(
-            lambda view: self(view).float().softmax(dim=1),
-            images,
-            self.tta,
-            self.background,
-            first=logits.float().softmax(dim=1),
-        )
-        accuracy = getattr(self, f"{split}_acc_tta")
-        accuracy.update(probabilities, labels)
-        self.log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
-
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -160,28 +133,40 @@ class FashionMNISTModule(L.LightningModule):
         return self(images).float().softmax(dim=1)
 
     def configure_optimizers(self) -> Any:
-        head = getattr(unwrapped(self.net), "head", None)
-        params = parameter_groups(self, head, self.hparams.head_lr)
-        settings = self.hparams.optimizer
-        optimizer = torch_class("optimizer", settings["_target_"])(params, **arguments(settings))
-        scheduler = self.hparams.scheduler or {}
+        settings, scheduler = self.hparams.optimizer, self.hparams.scheduler or {}
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": params}]
+        if self.hparams.head_lr is not None:  # the head's parameters at their own rate
+            head = getattr(unwrapped(self.net), "head", None)
+            if head is None:
+                raise UsageError(
+                    "model.head_lr is set, but this network has no `head` to give it to; "
+                    "set model.head_lr=null."
+                )
+            in_head = {id(p) for p in head.parameters()}
+            body = [p for p in params if id(p) not in in_head]
+            groups = [{"params": body}] if body else []
+            head_params = [p for p in params if id(p) in in_head]
+            groups.append({"params": head_params, "lr": float(self.hparams.head_lr)})
+        optimizer = class_of("optimizer", settings)(groups, **arguments(settings))
         if not scheduler.get("schedule"):
             return optimizer
-        schedule = scale_schedule_to_groups(
-            arguments(scheduler["schedule"]), optimizer, settings.get("lr")
-        )
+        schedule = arguments(scheduler["schedule"])
+        rates, base_rate = [group["lr"] for group in optimizer.param_groups], settings.get("lr")
+        if "max_lr" in schedule and base_rate and any(rate != base_rate for rate in rates):
+            # An absolute rate (OneCycleLR's max_lr): one per group, in the ratio of their lr.
+            schedule["max_lr"] = [float(schedule["max_lr"]) * rate / base_rate for rate in rates]
         if schedule.get("total_steps") == "auto":
             # Schedules over the whole run need its length, known once the trainer is attached.
             # One-cycle divides by its warm-up length, which must be at least a step or two,
             # so very short runs (smoke tests) use a longer schedule than they will finish.
             steps = self.trainer.estimated_stepping_batches
             schedule["total_steps"] = max(int(steps), MIN_SCHEDULE_STEPS)
+        schedule_class = class_of("scheduler.schedule", scheduler["schedule"])
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": torch_class("scheduler.schedule", scheduler["schedule"]["_target_"])(
-                    optimizer, **schedule
-                ),
+                "scheduler": schedule_class(optimizer, **schedule),
                 "interval": scheduler.get("interval", "epoch"),
             },
         }
@@ -190,7 +175,7 @@ class FashionMNISTModule(L.LightningModule):
     def load_from_checkpoint(  # type: ignore[override]
         cls,
         checkpoint_path: Path | str,
-        map_location: MapLocation = None,
+        map_location: str | torch.device | dict[str, str] | None = None,
         hparams_file: Path | str | None = None,
         strict: bool | None = None,
         weights_only: bool | None = None,
@@ -198,6 +183,13 @@ class FashionMNISTModule(L.LightningModule):
     ) -> "FashionMNISTModule":
         """Lightning's loader, through ``read_checkpoint``: always ``weights_only=True``, and
         checkpoints of release 0.1.0 load too. ``kwargs`` override stored hyperparameters."""
+        # Imported here: a training run reads no checkpoint through the module (startup cost).
+        from fmnist_lightning.models.checkpoint_file import (
+            check_weight_shapes,
+            read_checkpoint,
+            rebuilding,
+        )
+
         if hparams_file is not None:
             raise ValueError(
                 "hparams_file is not supported: checkpoints of this project store their "
@@ -206,10 +198,13 @@ class FashionMNISTModule(L.LightningModule):
         if map_location is None and not torch.cuda.is_available():
             map_location = "cpu"  # as Lightning: a GPU checkpoint loads on a machine without one
         checkpoint = read_checkpoint(checkpoint_path, map_location)
-        module = cls(**{**checkpoint["hyper_parameters"], **kwargs})
-        module.on_load_checkpoint(checkpoint)
-        module.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
-        tensors = (t for t in checkpoint["state_dict"].values() if isinstance(t, torch.Tensor))
+        state = checkpoint["state_dict"]
+        with rebuilding(checkpoint_path):
+            module = cls(**{**checkpoint["hyper_parameters"], **kwargs})
+            check_weight_shapes(checkpoint_path, module.state_dict(), state)
+            module.on_load_checkpoint(checkpoint)
+            module.load_state_dict(state, strict=True if strict is None else strict)
+        tensors = (t for t in state.values() if isinstance(t, torch.Tensor))
         return module.to(next(tensors, torch.tensor(0)).device)
 
 
@@ -219,17 +214,4 @@ FashionMNISTClassifier = FashionMNISTModule
 
 def load_module(path: Path | str, map_location: str | torch.device = "cpu") -> FashionMNISTModule:
     """The trained FashionMNISTModule of a checkpoint, in eval mode, on ``map_location``."""
-    checkpoint = read_checkpoint(path, map_location)
-    try:
-        module = FashionMNISTModule(**checkpoint["hyper_parameters"])
-        check_weight_shapes(path, module.state_dict(), checkpoint["state_dict"])
-        module.load_state_dict(checkpoint["state_dict"])
-    except CheckpointError:
-        raise  # it names the weights that do not fit
-    except Exception as error:  # e.g. a state_dict with other names than the network's
-        raise CheckpointError(
-            f"'{path}' looks like an fmnist-lightning checkpoint but its model could not be "
-            f"rebuilt ({type(error).__name__}: {str(error).splitlines()[0][:300]}). It may come "
-            "from an incompatible version of the code."
-        ) from error
-    return module.to(map_location).eval()
+    return FashionMNISTModule.load_from_checkpoint(path, map_location).eval()

@@ -5,8 +5,6 @@ without max-pool, as ResNets for CIFAR: the four stages see 28, 14, 7 and 4 pixe
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
-HEAD = "fc"
-
 
 class ResNet18(ResNet):
     """11,172,810 parameters for 10 classes. ``freeze_backbone`` trains only the head (``fc``);
@@ -22,7 +20,7 @@ class ResNet18(ResNet):
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
             for name, parameter in self.named_parameters():
-                if not name.startswith(f"{HEAD}."):
+                if not name.startswith("fc."):
                     parameter.requires_grad_(False)
             self.train()  # modules start in training mode: put the backbone's BatchNorm in eval
 

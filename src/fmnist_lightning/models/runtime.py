@@ -14,7 +14,7 @@ DEVICE_CHOICES = "cpu, cuda, cuda:1 or auto"
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; "gpu" → CUDA; others as torch reads them."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device("cuda" if device == "gpu" else device)
     except (RuntimeError, TypeError) as error:  # torch's "Invalid device string: ..."

@@ -1,39 +1,34 @@
-"""Start training from other weights, and give the classification head its own learning rate.
+"""Start training from other weights: ``model.weights`` (a torchvision ResNet-18 file, e.g.
+ImageNet's) or ``model.init_from`` (a checkpoint of this project).
 
-``model.weights`` and ``model.init_from`` are read only when a fresh run builds its module,
-never on resume or load, so a checkpoint of the fine-tuned run loads without them.
+Read only when a fresh run builds its module, never on resume or load, so a checkpoint of the
+fine-tuned run loads without them. A torchvision file's 3-channel 7x7 stem kernel is adapted
+to this project's 1-channel 3x3 stem, its 1000-class head is left at its fresh
+initialisation, and every other tensor is kept.
 """
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
-from fmnist_lightning.models.pretrained import load_torchvision_weights
 from fmnist_lightning.models.runtime import COMPILED, unwrapped
 
 
 def load_starting_weights(
     network: nn.Module, weights: str | Path | None, init_from: str | Path | None
-) -> str | None:
-    """Load ``model.weights`` or ``model.init_from``; say what was loaded."""
-    if weights and init_from:
-        raise UsageError(
-            "model.weights and model.init_from both set: start from one of them "
-            "(set the other to null)."
-        )
+) -> str:
+    """Load ``model.weights`` or else ``model.init_from`` (the config check refuses both);
+    say what was loaded."""
+    network = unwrapped(network)
     if weights:
-        report = load_torchvision_weights(unwrapped(network), weights)
+        report = load_torchvision_weights(network, weights)
         return (
             f"Loaded {weights}: {len(report['kept'])} tensors kept, adapted "
             f"{report['adapted'] or 'none'}, re-initialised {report['reinitialised'] or 'none'}."
         )
-    if not init_from:
-        return None
-    network, checkpoint = unwrapped(network), read_checkpoint(init_from)
+    checkpoint = read_checkpoint(init_from)
     state = {
         name.removeprefix("net.").removeprefix(f"{COMPILED}."): tensor
         for name, tensor in checkpoint["state_dict"].items()
@@ -51,30 +46,71 @@ def load_starting_weights(
     return f"Initialised the network from checkpoint {init_from}."
 
 
-def parameter_groups(
-    module: nn.Module, head: nn.Module | None, head_lr: float | None
-) -> list[dict[str, Any]]:
-    trainable = [p for p in module.parameters() if p.requires_grad]
-    if head_lr is None:
-        return [{"params": trainable}]
-    if head is None:
-        raise UsageError(
-            "model.head_lr is set, but this network has no `head` to give it to; "
-            "set model.head_lr=null."
+def resampling_matrix(source: int, target: int) -> torch.Tensor:
+    """(target, source) weights spreading each source pixel over the two nearest target pixels;
+    every column sums to 1, so resampling keeps a kernel's total weight."""
+    position = (torch.arange(source, dtype=torch.float64) + 0.5) * target / source - 0.5
+    low = position.floor()
+    matrix = torch.zeros(target, source, dtype=torch.float64)
+    for index, weight in ((low, 1 - (position - low)), (low + 1, position - low)):
+        rows = index.clamp(0, target - 1).long()
+        matrix.index_put_((rows, torch.arange(source)), weight, accumulate=True)
+    return matrix
+
+
+def adapt_stem_weight(weight: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
+    """A stem kernel (64, 3, 7, 7) reshaped to e.g. (64, 1, 3, 3): a grey image is R = G = B,
+    so summing over colours keeps the response to it; resampling keeps each filter's total
+    weight (its response to a flat patch) and coarse shape, not its 7x7 detail."""
+    if weight.shape[1] != target_shape[1]:  # to grey: the caller checked the target is 1
+        weight = weight.sum(dim=1, keepdim=True)
+    rows = resampling_matrix(weight.shape[2], target_shape[2])
+    cols = resampling_matrix(weight.shape[3], target_shape[3])
+    return (rows @ weight.double() @ cols.T).to(weight.dtype)
+
+
+def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, list[str]]:
+    """Load a torchvision ResNet state dict file; return the names of the tensors kept,
+    adapted (the stem) and left fresh (the head, when its class count differs)."""
+    if not Path(path).is_file():
+        raise CheckpointError(
+            f"model.weights: no file at '{path}'. Pass a torchvision state dict saved with "
+            "torch.save(torchvision.models.resnet18(weights=...).state_dict(), path)."
         )
-    head_ids = {id(p) for p in head.parameters()}
-    body = [p for p in trainable if id(p) not in head_ids]
-    head_group = {"params": [p for p in trainable if id(p) in head_ids], "lr": float(head_lr)}
-    return [{"params": body}, head_group] if body else [head_group]
-
-
-def scale_schedule_to_groups(
-    schedule: dict[str, Any], optimizer: torch.optim.Optimizer, base_lr: float | None
-) -> dict[str, Any]:
-    """Give schedules that set absolute rates (OneCycleLR's ``max_lr``) one rate per group,
-    keeping each group's ratio to the optimiser's ``lr``."""
-    lrs = [group["lr"] for group in optimizer.param_groups]
-    if "max_lr" not in schedule or not base_lr or all(lr == base_lr for lr in lrs):
-        return schedule
-    max_lr = float(schedule["max_lr"])
-    return {**schedule, "max_lr": [max_lr * lr / base_lr for lr in lrs]}
+    try:
+        source = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated file, pickle with code, not a torch file
+        raise CheckpointError(
+            f"model.weights: '{path}' could not be read as a torch state dict "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:200]})."
+        ) from error
+    if not isinstance(source, dict) or not all(map(torch.is_tensor, source.values())):
+        raise CheckpointError(
+            f"model.weights: '{path}' is not a state dict (a dict of tensor names to tensors), "
+            "the format torchvision's weight files use."
+        )
+    target = network.state_dict()
+    unexpected, missing = sorted(set(source) - set(target)), sorted(set(target) - set(source))
+    if unexpected or missing:
+        raise CheckpointError(
+            f"model.weights: '{path}' does not fit {type(network).__name__}: "
+            f"{len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}). Use a ResNet-18 state dict."
+        )
+    report: dict[str, list[str]] = {"kept": [], "adapted": [], "reinitialised": []}
+    for name, tensor in source.items():
+        wanted = target[name].shape
+        if tensor.shape == wanted:
+            target[name], kind = tensor, "kept"
+        elif name == "conv1.weight" and tensor.shape[0] == wanted[0] and wanted[1] == 1:
+            target[name], kind = adapt_stem_weight(tensor, wanted), "adapted"
+        elif name.startswith("fc."):  # the head
+            kind = "reinitialised"
+        else:
+            raise CheckpointError(
+                f"model.weights: '{name}' has shape {tuple(tensor.shape)} in '{path}', "
+                f"the network expects {tuple(wanted)}."
+            )
+        report[kind].append(name)
+    network.load_state_dict(target)
+    return report

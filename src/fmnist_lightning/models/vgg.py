@@ -38,10 +38,8 @@ class VGGStyleCNN(nn.Module):
             for position, width in enumerate(widths):
                 kernel = first_kernel_size if index == position == 0 else kernel_size
                 # A conv followed by BatchNorm needs no bias: the norm's shift replaces it.
-                features.append(
-                    nn.Conv2d(channels, width, kernel, padding="same", bias=not batch_norm)
-                )
-                features += [nn.BatchNorm2d(width)] if batch_norm else []
+                conv = nn.Conv2d(channels, width, kernel, padding="same", bias=not batch_norm)
+                features += [conv, nn.BatchNorm2d(width)] if batch_norm else [conv]
                 features.append(nn.ReLU(inplace=True))
                 channels = width
             features.append(nn.MaxPool2d(2))

@@ -19,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.models.hparams import config_values
 from fmnist_lightning.models.module import FashionMNISTModule
-from fmnist_lightning.models.transfer import load_starting_weights
 from fmnist_lightning.training.faults import TrainerSettingsRefused
 from fmnist_lightning.training.run_folder import refuse_ddp_in_multirun
 
@@ -38,10 +37,12 @@ def build_module(cfg: DictConfig, class_names: Sequence[str]) -> FashionMNISTMod
     ``model.init_from``. A run with ``ckpt_path`` gets its weights from that checkpoint, so
     the starting files are not read, and need not exist any more."""
     module = FashionMNISTModule(**config_values(cfg, class_names))
-    if not cfg.get("ckpt_path"):
-        message = load_starting_weights(module.net, cfg.model.weights, cfg.model.init_from)
-        if message:
-            rank_zero_info(message)
+    if not cfg.get("ckpt_path") and (cfg.model.weights or cfg.model.init_from):
+        # Imported here: a plain run starts from fresh weights, and skips their loaders'
+        # startup cost (torchvision's ResNet among them).
+        from fmnist_lightning.models.transfer import load_starting_weights
+
+        rank_zero_info(load_starting_weights(module.net, cfg.model.weights, cfg.model.init_from))
     return module
 
 

@@ -11,7 +11,6 @@ from omegaconf import DictConfig
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config.resume import rerooted
-from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 from fmnist_lightning.training.loggers import drop_rows_from
 
 
@@ -53,6 +52,9 @@ def starting_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
     training ends: a missing or damaged one stops it now, before the folder changes."""
     if not cfg.get("ckpt_path"):
         return None
+    # Imported here: a fresh run reads no checkpoint (startup cost of a plain run).
+    from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
+
     checkpoint = read_checkpoint(cfg.ckpt_path)
     if not cfg.get("resume"):
         return checkpoint
