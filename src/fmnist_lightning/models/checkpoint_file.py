@@ -1,11 +1,9 @@
-"""Read a checkpoint file of this project safely, with a clear error for anything else.
-A leaf (nothing that builds a model), so every way in can use it."""
+"""Read a checkpoint file of this project safely, with a clear error for anything else, and
+build the module of one. It imports nothing that builds a model, so every way in can use it."""
 
-import contextlib
 import zipfile
-from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -13,7 +11,7 @@ from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.compat import upgrade_hparams
 from fmnist_lightning.models.hparams import HParams, HyperparameterError
 
-REQUIRED_HPARAMS = ("net", "optimizer", "class_names", "mean", "std")
+T = TypeVar("T")
 
 
 class CheckpointError(UsageError):
@@ -44,13 +42,11 @@ def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
         ) from error
     stored = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     hparams = upgrade_hparams(stored) if isinstance(stored, dict) else {}
-    missing = [key for key in REQUIRED_HPARAMS if key not in hparams]
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or missing:
+    # Only a file of another kind here: HParams names any other missing hyperparameter.
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "net" not in hparams:
         raise CheckpointError(
             f"'{path}' is not a checkpoint of fmnist-lightning: expected a Lightning checkpoint "
-            f"with a state_dict and the FashionMNISTModule hyperparameters "
-            f"{', '.join(REQUIRED_HPARAMS)}"
-            + (f" (missing: {', '.join(missing)})." if missing else ".")
+            "with a state_dict and the FashionMNISTModule hyperparameters (net, optimizer, ...)."
         )
     try:
         HParams.of(hparams)
@@ -63,35 +59,38 @@ def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
     return checkpoint
 
 
-def check_weight_shapes(
-    path: Path | str, expected: Mapping[str, torch.Tensor], stored: Mapping[str, Any]
-) -> None:
-    """CheckpointError naming each weight whose shape in the file is not the network's:
-    torch's own message puts them below a first line that names none."""
-    mismatched = [
-        f"{key} is {tuple(stored[key].shape)} in the file but {tuple(tensor.shape)} in the network"
-        for key, tensor in expected.items()
-        if isinstance(stored.get(key), torch.Tensor) and stored[key].shape != tensor.shape
-    ]
-    if mismatched:
-        raise CheckpointError(
-            f"'{path}' does not fit the network its hyperparameters build "
-            f"({'; '.join(mismatched)}); load it with the version of the code that trained "
-            "it, or use a checkpoint whose weights were saved with these hyperparameters."
-        )
-
-
-@contextlib.contextmanager
-def rebuilding(path: Path | str) -> Iterator[None]:
-    """A CheckpointError for what fails while the model of a checked checkpoint is rebuilt
-    (e.g. a state_dict with other names than the network's); refused input passes as it is."""
+def build_from_checkpoint(
+    cls: type[T], path: Path | str, map_location: Any, strict: bool, overrides: dict[str, Any]
+) -> T:
+    """``cls`` (the LightningModule) built from a checkpoint's hyperparameters (``overrides``
+    replacing some) with its weights, on the device they were mapped to; a CheckpointError
+    names what does not fit."""
+    checkpoint = read_checkpoint(path, map_location)
+    stored = checkpoint["state_dict"]
     try:
-        yield
+        module = cls(**{**checkpoint["hyper_parameters"], **overrides})
+        # Each weight whose shape in the file is not the network's, named: torch's own message
+        # puts them below a first line that names none.
+        mismatched = [
+            f"{key} is {tuple(stored[key].shape)} in the file but {tuple(tensor.shape)} in the network"
+            for key, tensor in module.state_dict().items()
+            if isinstance(stored.get(key), torch.Tensor) and stored[key].shape != tensor.shape
+        ]
+        if mismatched:
+            raise CheckpointError(
+                f"'{path}' does not fit the network its hyperparameters build "
+                f"({'; '.join(mismatched)}); load it with the version of the code that trained "
+                "it, or use a checkpoint whose weights were saved with these hyperparameters."
+            )
+        module.on_load_checkpoint(checkpoint)
+        module.load_state_dict(stored, strict=strict)
     except UsageError:
-        raise  # it names what is wrong (check_weight_shapes: the weights that do not fit)
-    except Exception as error:
+        raise  # it names what is wrong
+    except Exception as error:  # e.g. a state_dict with other names than the network's
         raise CheckpointError(
             f"'{path}' looks like an fmnist-lightning checkpoint but its model could not be "
             f"rebuilt ({type(error).__name__}: {str(error).splitlines()[0][:300]}). It may come "
             "from an incompatible version of the code."
         ) from error
+    tensors = (t for t in stored.values() if isinstance(t, torch.Tensor))
+    return module.to(next(tensors, torch.tensor(0)).device)

@@ -15,11 +15,6 @@ RUNTIME_KEYS = ("channels_last", "compile", "head_lr")
 STARTING_WEIGHT_KEYS = ("weights", "init_from")
 
 
-def current_target(target: str) -> str:
-    """Where a network named by an old checkpoint lives now; other names unchanged."""
-    return LEGACY_TARGETS.get(target, target)
-
-
 def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     """Hyperparameters in the current layout (only the shape; ``HParams`` checks values)."""
     upgraded = dict(hparams)
@@ -30,7 +25,7 @@ def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
         model.pop(key, None)
     runtime = {key: model.pop(key) for key in RUNTIME_KEYS if key in model}
     if isinstance(model.get("_target_"), str):
-        model["_target_"] = current_target(model["_target_"])
+        model["_target_"] = LEGACY_TARGETS.get(model["_target_"], model["_target_"])
     upgraded["net"] = model
     scheduler = upgraded.get("scheduler")
     if scheduler is None or isinstance(scheduler, dict):

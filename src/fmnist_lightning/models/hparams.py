@@ -3,8 +3,7 @@
 A checkpoint may come from anywhere: :class:`HParams` accepts plain data only, and names in
 ``_target_`` only the project's networks, torch optimisers and torch schedules, checked by
 name before anything is imported (the module builds them itself, no Hydra instantiate).
-A new hyperparameter is one field here (its config key and check), its YAML key, and its use.
-"""
+A new hyperparameter is one field here (its config key and check), its YAML key, and its use."""
 
 import inspect
 import math
@@ -14,7 +13,8 @@ from typing import Any, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 from torch import optim
-from torch.optim import lr_scheduler
+from torch.optim import Optimizer, lr_scheduler
+from torch.optim.lr_scheduler import LRScheduler
 
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.registry import NETWORKS, network_class
@@ -28,13 +28,10 @@ RESERVED_KEYS = frozenset({TARGET, "_args_", "_partial_", "_recursive_", "_conve
 SUPPLIED = {"net": "num_classes", "optimizer": "params", "scheduler.schedule": "optimizer"}
 # The class nodes found in torch: (module, base class, what the message calls them).
 TORCH_NODES = {
-    "optimizer": (optim, optim.Optimizer, "a torch.optim optimiser"),
-    "scheduler.schedule": (
-        lr_scheduler,
-        lr_scheduler.LRScheduler,
-        "a torch.optim.lr_scheduler class",
-    ),
+    "optimizer": (optim, Optimizer, "a torch.optim optimiser"),
+    "scheduler.schedule": (lr_scheduler, LRScheduler, "a torch.optim.lr_scheduler class"),
 }
+PLAIN = "None, a boolean, a number, a string, a list or a dict"
 MAX_DEPTH = 12  # deeper than any real hyperparameter; keeps the check's recursion bounded
 
 
@@ -44,6 +41,11 @@ class HyperparameterError(UsageError):
     def __init__(self, message: str, key: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+def require(ok: bool, message: str, key: str) -> None:
+    if not ok:
+        raise HyperparameterError(message, key)
 
 
 class Bound(NamedTuple):
@@ -76,8 +78,7 @@ class Bound(NamedTuple):
 
     def __call__(self, key: str, value: Any) -> None:
         problem = None if self.optional and value is None else self.problem(key, value)
-        if problem:
-            raise HyperparameterError(problem, key)
+        require(problem is None, str(problem), key)
 
 
 def child(key: str, name: str | int) -> str:
@@ -89,48 +90,38 @@ def child(key: str, name: str | int) -> str:
 
 def check_plain(value: Any, key: str, depth: int = 0) -> None:
     """Only plain values, with string keys and no reserved key except a class node's _target_."""
-    if depth > MAX_DEPTH:
-        raise HyperparameterError(f"{key} is nested more than {MAX_DEPTH} levels deep", key)
+    require(depth <= MAX_DEPTH, f"{key} is nested more than {MAX_DEPTH} levels deep", key)
     if isinstance(value, dict):
         for name, entry in value.items():
-            if not isinstance(name, str):
-                raise HyperparameterError(f"{key} has a key that is not a string ({name!r})", key)
+            require(isinstance(name, str), f"{key} has a key that is not a string ({name!r})", key)
+            where = child(key, name)
             if name in RESERVED_KEYS and not (name == TARGET and key in SUPPLIED):
-                where = child(key, name)
-                raise HyperparameterError(
-                    f"{where} is not allowed: hyperparameters are data, and only "
-                    f"{', '.join(f'{node}.{TARGET}' for node in SUPPLIED)} name a class",
-                    where,
-                )
-            check_plain(entry, child(key, name), depth + 1)
+                nodes = ", ".join(f"{node}.{TARGET}" for node in SUPPLIED)
+                message = f"{where} is not allowed: hyperparameters are data, and only {nodes}"
+                raise HyperparameterError(f"{message} name a class", where)
+            check_plain(entry, where, depth + 1)
     elif isinstance(value, (list, tuple)):
         for index, entry in enumerate(value):
             check_plain(entry, child(key, index), depth + 1)
-    elif value is not None and not isinstance(value, (bool, int, float, str)):
-        raise HyperparameterError(
-            f"{key} holds a {type(value).__name__}, not a plain value "
-            "(None, a boolean, a number, a string, a list or a dict)",
-            key,
-        )
+    else:
+        plain = value is None or isinstance(value, (bool, int, float, str))
+        message = f"{key} holds a {type(value).__name__}, not a plain value ({PLAIN})"
+        require(plain, message, key)
 
 
 def arguments(node: dict[str, Any]) -> dict[str, Any]:
-    """A class node's arguments: every key but ``_target_``."""
     return {name: value for name, value in node.items() if name != TARGET}
 
 
 def class_of(key: str, node: Any) -> type:
-    """The class a class node (``key``, one of ``SUPPLIED``) names, with its arguments checked
-    against the class's signature: a network of ``NETWORKS``, or a torch class found by name
-    (nothing else is imported)."""
-    if not isinstance(node, dict) or not isinstance(node.get(TARGET), str):
-        raise HyperparameterError(f"{key} must be a dict with a {TARGET} string", key)
+    """The class a class node (``key``: one of ``SUPPLIED``) names, its arguments checked against
+    its signature: a network of ``NETWORKS``, or a torch class found by name (nothing imported)."""
+    named = isinstance(node, dict) and isinstance(node.get(TARGET), str)
+    require(named, f"{key} must be a dict with a {TARGET} string", key)
     target, where = node[TARGET], child(key, TARGET)
     if key == "net":
-        if target not in NETWORKS:
-            expected = ", ".join(sorted(NETWORKS))
-            message = f"{where}={target!r} is not a network of this project; expected one of "
-            raise HyperparameterError(message + expected, where)
+        message = f"{where}={target!r} is not a network of this project; expected one of "
+        require(target in NETWORKS, message + ", ".join(sorted(NETWORKS)), where)
         cls = network_class(target)
     else:
         module, base, what = TORCH_NODES[key]
@@ -138,52 +129,43 @@ def class_of(key: str, node: Any) -> type:
         name = target.removeprefix(prefix)
         public = target.startswith(prefix) and name.isidentifier() and not name.startswith("_")
         cls = getattr(module, name, None) if public else None
-        if not (isinstance(cls, type) and issubclass(cls, base) and cls is not base):
-            message = f"{where}={target!r} is not {what} (expected {prefix}<Name>)"
-            raise HyperparameterError(message, where)
+        found = isinstance(cls, type) and issubclass(cls, base) and cls is not base
+        require(found, f"{where}={target!r} is not {what} (expected {prefix}<Name>)", where)
     parameters = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for name in arguments(node):
         where = child(key, name)
-        if name == SUPPLIED[key]:
-            message = f"{where} may not be set: the module passes it to {cls.__name__}"
-            raise HyperparameterError(message, where)
-        if not takes_any and name not in parameters:
-            raise HyperparameterError(f"{where} is not an argument of {cls.__name__}", where)
+        passed = f"{where} may not be set: the module passes it to {cls.__name__}"
+        require(name != SUPPLIED[key], passed, where)
+        unknown = f"{where} is not an argument of {cls.__name__}"
+        require(takes_any or name in parameters, unknown, where)
     return cls
 
 
 def check_scheduler(key: str, scheduler: Any) -> None:
     if scheduler is None:
         return
-    if not isinstance(scheduler, dict):
-        raise HyperparameterError(f"{key} must be null or a dict of interval and schedule", key)
+    message = f"{key} must be null or a dict of interval and schedule"
+    require(isinstance(scheduler, dict), message, key)
     for name in sorted(set(scheduler) - {"interval", "schedule"}):
         raise HyperparameterError(f"{child(key, name)} is not a key of {key}", child(key, name))
-    if scheduler.get("interval", "epoch") not in ("step", "epoch"):
-        where = child(key, "interval")
-        message = f"{where}={scheduler['interval']!r} must be one of 'step', 'epoch'"
-        raise HyperparameterError(message, where)
+    interval, where = scheduler.get("interval", "epoch"), child(key, "interval")
+    message = f"{where}={interval!r} must be one of 'step', 'epoch'"
+    require(interval in ("step", "epoch"), message, where)
     if scheduler.get("schedule") is not None:
         class_of("scheduler.schedule", scheduler["schedule"])
 
 
 def check_class_names(key: str, value: Any) -> None:
-    if (
-        not value
-        or not isinstance(value, (list, tuple))
-        or not all(isinstance(v, str) for v in value)
-    ):
-        raise HyperparameterError(f"{key} must be a list of strings (one per class)", key)
+    strings = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    require(strings and bool(value), f"{key} must be a list of strings (one per class)", key)
 
 
 def check_boolean(key: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise HyperparameterError(f"{key}={value!r} must be true or false", key)
+    require(isinstance(value, bool), f"{key}={value!r} must be true or false", key)
 
 
-def check_tta(key: str, tta: Any) -> None:
-    """None (off) or {flip, shift}, as models.tta.TTA checks them."""
+def check_tta(key: str, tta: Any) -> None:  # None (off) or {flip, shift}, as TTA checks them
     try:
         TTA.of(tta)
     except TTAError as error:
@@ -222,8 +204,7 @@ class HParams:
     @classmethod
     def of(cls, hparams: Any) -> "HParams":
         """The hyperparameters of a dict (a checkpoint's, a constructor's keyword arguments)."""
-        if not isinstance(hparams, dict):
-            raise HyperparameterError("the hyperparameters must be a dict", "")
+        require(isinstance(hparams, dict), "the hyperparameters must be a dict", "")
         names = [spec.name for spec in fields(cls)]
         for name in (name for name in hparams if name not in names):
             expected = ", ".join(names)
@@ -235,7 +216,6 @@ class HParams:
 
     @classmethod
     def from_config(cls, cfg: DictConfig, class_names: Sequence[str]) -> "HParams":
-        """The hyperparameters of a training config, checked."""
         return cls.of(config_values(cfg, class_names))
 
 

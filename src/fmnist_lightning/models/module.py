@@ -3,10 +3,10 @@
 Every constructor argument is plain data, checked by ``models.hparams.HParams`` before
 anything is built, because every way in (:func:`load_module`, ``load_from_checkpoint``,
 Lightning's own loader) calls the constructor with a file's stored values. Starting weights
-(``model.weights``, ``model.init_from``) are not arguments: the training builder loads them.
-"""
+(``model.weights``, ``model.init_from``) are not arguments: the training builder loads them."""
 
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,7 @@ class FashionMNISTModule(L.LightningModule):
     """``net`` with cross-entropy (label smoothing in training), accuracy, optimiser and schedule.
 
     ``tta`` (``{flip, shift}``; None: off) adds ``val_acc_tta`` and ``test_acc_tta``, the
-    accuracy of the mean softmax over the views, beside the plain metrics.
-    """
+    accuracy of the mean softmax over the views, beside the plain metrics."""
 
     def __init__(self, **hparams: Any) -> None:
         """The keyword arguments are the fields of ``HParams``, checked there before anything
@@ -59,13 +58,11 @@ class FashionMNISTModule(L.LightningModule):
         else:  # a compiled network would be compiled twice, for this batch of one and the real
             # One blank image: Lightning's model summary runs it to print sizes and FLOPs.
             self.example_input_array = torch.zeros(1, 1, 28, 28)
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        accuracy = partial(MulticlassAccuracy, num_classes, average="micro")
+        self.train_acc, self.val_acc, self.test_acc = accuracy(), accuracy(), accuracy()
         self.tta = TTA.of(checked.tta)
         if self.tta.enabled:  # only then: a run without TTA keeps the state_dict it had
-            self.val_acc_tta = MulticlassAccuracy(num_classes, average="micro")
-            self.test_acc_tta = MulticlassAccuracy(num_classes, average="micro")
+            self.val_acc_tta, self.test_acc_tta = accuracy(), accuracy()
 
     @classmethod
     def logged_metrics(cls, stage: str | None = None, tta: bool = False) -> tuple[str, ...]:
@@ -106,15 +103,10 @@ class FashionMNISTModule(L.LightningModule):
         )
         self.log(f"{split}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         if not train and self.tta.enabled:  # the accuracy of the mean softmax over views
-            probabilities = tta_probabilities(
-                lambda view: self(view).float().softmax(dim=1),
-                images,
-                self.tta,
-                self.background,
-                first=logits.float().softmax(dim=1),
-            )
+            first = logits.float().softmax(dim=1)
+            mean = tta_probabilities(self.predict_step, images, self.tta, self.background, first)
             accuracy = getattr(self, f"{split}_acc_tta")
-            accuracy.update(probabilities, labels)
+            accuracy.update(mean, labels)
             self.log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
         return loss
 
@@ -127,7 +119,7 @@ class FashionMNISTModule(L.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
-    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> torch.Tensor:
         """Class probabilities, (N, classes); the batch is images or (images, labels)."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).float().softmax(dim=1)
@@ -163,13 +155,9 @@ class FashionMNISTModule(L.LightningModule):
             steps = self.trainer.estimated_stepping_batches
             schedule["total_steps"] = max(int(steps), MIN_SCHEDULE_STEPS)
         schedule_class = class_of("scheduler.schedule", scheduler["schedule"])
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": schedule_class(optimizer, **schedule),
-                "interval": scheduler.get("interval", "epoch"),
-            },
-        }
+        interval = scheduler.get("interval", "epoch")
+        lr_scheduler = {"scheduler": schedule_class(optimizer, **schedule), "interval": interval}
+        return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -184,11 +172,7 @@ class FashionMNISTModule(L.LightningModule):
         """Lightning's loader, through ``read_checkpoint``: always ``weights_only=True``, and
         checkpoints of release 0.1.0 load too. ``kwargs`` override stored hyperparameters."""
         # Imported here: a training run reads no checkpoint through the module (startup cost).
-        from fmnist_lightning.models.checkpoint_file import (
-            check_weight_shapes,
-            read_checkpoint,
-            rebuilding,
-        )
+        from fmnist_lightning.models.checkpoint_file import build_from_checkpoint
 
         if hparams_file is not None:
             raise ValueError(
@@ -197,15 +181,9 @@ class FashionMNISTModule(L.LightningModule):
             )
         if map_location is None and not torch.cuda.is_available():
             map_location = "cpu"  # as Lightning: a GPU checkpoint loads on a machine without one
-        checkpoint = read_checkpoint(checkpoint_path, map_location)
-        state = checkpoint["state_dict"]
-        with rebuilding(checkpoint_path):
-            module = cls(**{**checkpoint["hyper_parameters"], **kwargs})
-            check_weight_shapes(checkpoint_path, module.state_dict(), state)
-            module.on_load_checkpoint(checkpoint)
-            module.load_state_dict(state, strict=True if strict is None else strict)
-        tensors = (t for t in state.values() if isinstance(t, torch.Tensor))
-        return module.to(next(tensors, torch.tensor(0)).device)
+        return build_from_checkpoint(
+            cls, checkpoint_path, map_location, strict is not False, kwargs
+        )
 
 
 # The name of release 0.1.0, for code written against it.

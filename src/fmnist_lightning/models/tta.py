@@ -2,8 +2,7 @@
 
 The views of ``TTA(flip=True, shift=1)`` are the images, their mirror image, and each of
 those moved by ``shift`` pixels left, right, up and down, the vacated pixels set to ``fill``
-(the background, ``-mean / std``). ``TTA()`` is off: one view.
-"""
+(the background, ``-mean / std``). ``TTA()`` is off: one view."""
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass

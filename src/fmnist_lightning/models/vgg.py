@@ -29,9 +29,8 @@ class VGGStyleCNN(nn.Module):
     ) -> None:
         super().__init__()
         if weight_init not in WEIGHT_INITS:
-            raise ValueError(
-                f"weight_init must be one of {', '.join(WEIGHT_INITS)}, got {weight_init!r}."
-            )
+            choices = ", ".join(WEIGHT_INITS)
+            raise ValueError(f"weight_init must be one of {choices}, got {weight_init!r}.")
         features: list[nn.Module] = []
         channels, size = in_channels, image_size
         for index, widths in enumerate(blocks):
@@ -49,9 +48,8 @@ class VGGStyleCNN(nn.Module):
         classifier: list[nn.Module] = [nn.Flatten()]
         width = channels * size * size
         for hidden in dense:
-            classifier.append(nn.Linear(width, hidden, bias=not dense_batch_norm))
-            if dense_batch_norm:
-                classifier.append(nn.BatchNorm1d(hidden))
+            linear = nn.Linear(width, hidden, bias=not dense_batch_norm)
+            classifier += [linear, nn.BatchNorm1d(hidden)] if dense_batch_norm else [linear]
             classifier += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = hidden
         classifier.append(nn.Linear(width, num_classes))

@@ -1,8 +1,7 @@
 """The pieces of a training run, built from its composed config.
 
 ``cfg.trainer.precision`` must be resolved already (``config.compose.finalise``), so that
-the precision that runs is the one the run's config.yaml records.
-"""
+the precision that runs is the one the run's config.yaml records."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -38,8 +37,7 @@ def build_module(cfg: DictConfig, class_names: Sequence[str]) -> FashionMNISTMod
     the starting files are not read, and need not exist any more."""
     module = FashionMNISTModule(**config_values(cfg, class_names))
     if not cfg.get("ckpt_path") and (cfg.model.weights or cfg.model.init_from):
-        # Imported here: a plain run starts from fresh weights, and skips their loaders'
-        # startup cost (torchvision's ResNet among them).
+        # Imported here: a plain run starts from fresh weights (startup cost of a plain run).
         from fmnist_lightning.models.transfer import load_starting_weights
 
         rank_zero_info(load_starting_weights(module.net, cfg.model.weights, cfg.model.init_from))
