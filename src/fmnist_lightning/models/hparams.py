@@ -5,6 +5,7 @@ A checkpoint may come from anywhere: :class:`HParams` accepts plain data only, a
 name before anything is imported (the module builds them itself, no Hydra instantiate).
 A new hyperparameter is one field here (its config key and check), its YAML key, and its use."""
 
+import importlib
 import inspect
 import math
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LRScheduler
 
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.models.registry import NETWORKS, network_class
+from fmnist_lightning.models.registry import NETWORKS
 from fmnist_lightning.models.tta import TTA, TTAError
 
 TARGET = "_target_"
@@ -66,7 +67,6 @@ class Bound(NamedTuple):
         return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
 
     def problem(self, key: str, value: Any) -> str | None:
-        """What is wrong with ``value`` for ``key``, in words, or None."""
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not is_number or (self.integer and not isinstance(value, int)):
             return f"{key}={value!r} must be {'an integer' if self.integer else 'a number'} {self}"
@@ -81,8 +81,7 @@ class Bound(NamedTuple):
         require(problem is None, str(problem), key)
 
 
-def child(key: str, name: str | int) -> str:
-    """The name of an entry of ``key``: ``net.blocks``, ``net.blocks[0]``."""
+def child(key: str, name: str | int) -> str:  # net.blocks, net.blocks[0]
     if isinstance(name, int):
         return f"{key}[{name}]"
     return f"{key}.{name}" if key else name
@@ -122,7 +121,8 @@ def class_of(key: str, node: Any) -> type:
     if key == "net":
         message = f"{where}={target!r} is not a network of this project; expected one of "
         require(target in NETWORKS, message + ", ".join(sorted(NETWORKS)), where)
-        cls = network_class(target)
+        module_name, _, name = target.rpartition(".")  # allowed: import it now
+        cls = getattr(importlib.import_module(module_name), name)
     else:
         module, base, what = TORCH_NODES[key]
         prefix = f"{module.__name__}."
@@ -205,9 +205,8 @@ class HParams:
     def of(cls, hparams: Any) -> "HParams":
         """The hyperparameters of a dict (a checkpoint's, a constructor's keyword arguments)."""
         require(isinstance(hparams, dict), "the hyperparameters must be a dict", "")
-        names = [spec.name for spec in fields(cls)]
-        for name in (name for name in hparams if name not in names):
-            expected = ", ".join(names)
+        expected = ", ".join(spec.name for spec in fields(cls))
+        for name in sorted(set(hparams) - {spec.name for spec in fields(cls)}):
             message = f"{name} is not a hyperparameter of FashionMNISTModule (expected: {expected})"
             raise HyperparameterError(message, name)
         for spec in (s for s in fields(cls) if s.name not in hparams and s.default is MISSING):
@@ -225,10 +224,13 @@ def config_values(cfg: DictConfig, class_names: Sequence[str]) -> dict[str, Any]
     for spec in fields(HParams):
         if spec.metadata["key"]:
             node = OmegaConf.select(cfg, spec.metadata["key"], default=spec.default)
-            values[spec.name] = None if node is MISSING else node  # runs saved before a key existed
-            if isinstance(node, DictConfig):
-                values[spec.name] = OmegaConf.to_container(node, resolve=True)
+            values[spec.name] = None if node is MISSING else plain(node)  # MISSING: an older run
     return values
+
+
+def plain(node: Any) -> Any:
+    """A resolved config node as plain dicts and lists, safe to store in a checkpoint."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 def config_key(key: str) -> str:

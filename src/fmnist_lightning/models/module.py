@@ -21,7 +21,6 @@ from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.tta import TTA, tta_probabilities
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images and labels
-MIN_SCHEDULE_STEPS = 100
 # The metrics the module logs, by stage: "fit" (what EarlyStopping and ModelCheckpoint can
 # monitor; validate_config checks their monitors against it) or "test". train_loss is logged
 # on every step too (_step, _epoch); the _tta ones only by a module with TTA on.
@@ -42,9 +41,7 @@ class FashionMNISTModule(L.LightningModule):
     ``tta`` (``{flip, shift}``; None: off) adds ``val_acc_tta`` and ``test_acc_tta``, the
     accuracy of the mean softmax over the views, beside the plain metrics."""
 
-    def __init__(self, **hparams: Any) -> None:
-        """The keyword arguments are the fields of ``HParams``, checked there before anything
-        is built: they may be a checkpoint's."""
+    def __init__(self, **hparams: Any) -> None:  # the fields of HParams, maybe a checkpoint's
         super().__init__()
         checked = HParams.of(hparams)
         self.save_hyperparameters(asdict(checked))
@@ -55,8 +52,7 @@ class FashionMNISTModule(L.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         if checked.compile:
             self.net = torch.compile(self.net)
-        else:  # a compiled network would be compiled twice, for this batch of one and the real
-            # One blank image: Lightning's model summary runs it to print sizes and FLOPs.
+        else:  # for Lightning's model summary (sizes, FLOPs); a compiled network would compile twice
             self.example_input_array = torch.zeros(1, 1, 28, 28)
         accuracy = partial(MulticlassAccuracy, num_classes, average="micro")
         self.train_acc, self.val_acc, self.test_acc = accuracy(), accuracy(), accuracy()
@@ -66,8 +62,7 @@ class FashionMNISTModule(L.LightningModule):
 
     @classmethod
     def logged_metrics(cls, stage: str | None = None, tta: bool = False) -> tuple[str, ...]:
-        """The names the module's metrics appear under (in ``trainer.callback_metrics`` and
-        metrics.csv), of one stage ("fit" or "test") or all; ``tta``: with TTA switched on."""
+        """Its metric names (callback_metrics, metrics.csv) of a stage or all; tta: with TTA on."""
         stages = [stage] if stage else list(LOGGED_METRICS)
         names = (name for stage in stages for name in LOGGED_METRICS[stage].split())
         return tuple(name for name in names if tta or not name.endswith("_tta"))
@@ -153,7 +148,7 @@ class FashionMNISTModule(L.LightningModule):
             # One-cycle divides by its warm-up length, which must be at least a step or two,
             # so very short runs (smoke tests) use a longer schedule than they will finish.
             steps = self.trainer.estimated_stepping_batches
-            schedule["total_steps"] = max(int(steps), MIN_SCHEDULE_STEPS)
+            schedule["total_steps"] = max(int(steps), 100)
         schedule_class = class_of("scheduler.schedule", scheduler["schedule"])
         interval = scheduler.get("interval", "epoch")
         lr_scheduler = {"scheduler": schedule_class(optimizer, **schedule), "interval": interval}

@@ -18,9 +18,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     try:
         device = torch.device("cuda" if device == "gpu" else device)
     except (RuntimeError, TypeError) as error:  # torch's "Invalid device string: ..."
-        raise UsageError(
-            f"Unknown device '{device}': use {DEVICE_CHOICES} (CUDA when available)."
-        ) from error
+        message = f"Unknown device '{device}': use {DEVICE_CHOICES} (CUDA when available)."
+        raise UsageError(message) from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(
             f"Device '{device}' was requested but CUDA is not available here; "

@@ -58,7 +58,6 @@ def shift_images(images: torch.Tensor, dx: int, dy: int, fill: float) -> torch.T
 
 
 def views(images: torch.Tensor, tta: TTA, fill: float) -> list[torch.Tensor]:
-    """The unchanged images first, then the mirror image, then the shifts."""
     bases = [images, images.flip(-1)] if tta.flip else [images]
     s = tta.shift
     shifts = ((s, 0), (-s, 0), (0, s), (0, -s)) if s > 0 else ()

@@ -4,7 +4,6 @@
 the precision that runs is the one the run's config.yaml records."""
 
 from collections.abc import Sequence
-from typing import Any
 
 import lightning as L
 import torch
@@ -13,18 +12,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
-from fmnist_lightning.models.hparams import config_values
+from fmnist_lightning.models.hparams import config_values, plain  # noqa: F401 (benchmark's)
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.training.faults import TrainerSettingsRefused
 from fmnist_lightning.training.run_folder import refuse_ddp_in_multirun
-
-
-def plain(node: Any) -> Any:
-    """A resolved config node as plain dicts and lists, safe to store in a checkpoint."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 def build_datamodule(cfg: DictConfig) -> FashionMNISTDataModule:
