@@ -31,11 +31,9 @@ def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for truncated or foreign files
         # torch's message for a non-checkpoint file suggests weights_only=False: bad advice here.
-        detail = (
-            "it is not the zip archive that torch.save writes"
-            if not zipfile.is_zipfile(path)
-            else f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-        )
+        detail = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        if not zipfile.is_zipfile(path):
+            detail = "it is not the zip archive that torch.save writes"
         raise CheckpointError(
             f"'{path}' could not be read as a PyTorch checkpoint ({detail}). "
             "It may be truncated or not a checkpoint at all; pick another .ckpt file."

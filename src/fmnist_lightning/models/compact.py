@@ -22,13 +22,10 @@ POOLS = {"max": nn.AdaptiveMaxPool2d, "avg": nn.AdaptiveAvgPool2d}
 ACTIVATIONS = {"gelu": nn.GELU, "relu": lambda: nn.ReLU(inplace=True)}
 
 
-def conv_bn_act(
-    in_channels: int, out_channels: int, activation: str, pool: bool = False
-) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)]
-    if pool:
-        layers.append(nn.MaxPool2d(2))
-    return [*layers, nn.BatchNorm2d(out_channels), ACTIVATIONS[activation]()]
+def conv_bn_act(cin: int, cout: int, activation: str, pool: bool = False) -> list[nn.Module]:
+    conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+    pooled = [conv, nn.MaxPool2d(2)] if pool else [conv]
+    return [*pooled, nn.BatchNorm2d(cout), ACTIVATIONS[activation]()]
 
 
 class ConvGroup(nn.Module):
@@ -57,10 +54,8 @@ class CompactCNN(nn.Module):
         activation: str = "gelu",
     ) -> None:
         super().__init__()
-        for name, value, choices in (
-            ("pool", pool, POOLS),
-            ("activation", activation, ACTIVATIONS),
-        ):
+        options = (("pool", pool, POOLS), ("activation", activation, ACTIVATIONS))
+        for name, value, choices in options:
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
         if not widths:
