@@ -202,9 +202,8 @@ class HParams:
             spec.metadata["check"](spec.name, getattr(self, spec.name))
 
     @classmethod
-    def of(cls, hparams: Any) -> "HParams":
+    def of(cls, hparams: dict[str, Any]) -> "HParams":
         """The hyperparameters of a dict (a checkpoint's, a constructor's keyword arguments)."""
-        require(isinstance(hparams, dict), "the hyperparameters must be a dict", "")
         expected = ", ".join(spec.name for spec in fields(cls))
         for name in sorted(set(hparams) - {spec.name for spec in fields(cls)}):
             message = f"{name} is not a hyperparameter of FashionMNISTModule (expected: {expected})"
