@@ -241,13 +241,10 @@ def test_a_typo_in_a_preset_suggests_the_key_it_resembles(compose, presets):
     assert "did you mean label_smoothing" in problem(compose, [presets, "experiment=typo"])
 
 
-def test_a_yaml_error_in_a_preset_is_one_line_before_hydra_runs(presets, tmp_path):
-    found = preflight_problem("train", [presets, "experiment=broken"])
-    assert found is not None and "\n" not in found
-    assert "broken.yaml" in found and "line 4" in found
-    assert "broken.yaml" in problem(
-        lambda o: compose_config("train", o), [presets, "experiment=broken"]
-    )
+def test_a_yaml_error_in_a_preset_is_one_line_naming_the_file_and_line(presets, tmp_path):
+    found = problem(lambda o: compose_config("train", o), [presets, "experiment=broken"])
+    assert "\n" not in found and "broken.yaml" in found and "line 4" in found
+    assert preflight_problem("train", [presets, "experiment=broken"]) is None  # not a folder
 
 
 def test_a_run_folder_that_cannot_be_created_is_caught_before_hydra_runs(tmp_path, compose):

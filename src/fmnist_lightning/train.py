@@ -17,9 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.compose import finalise, preflight_problem
-from fmnist_lightning.config.messages import error_message
-from fmnist_lightning.config.overrides import check_overrides
+from fmnist_lightning.config.compose import finalise
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.resume import config_to_run
@@ -110,8 +108,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def command() -> None:
-    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-    check_overrides(overrides)
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
     from fmnist_lightning.train import REFUSED as refused
@@ -127,11 +123,10 @@ def command() -> None:
     except Exception as error:
         if started:
             raise  # a bug: its traceback
-        # Hydra could not create the run folder: say which key moves it.
-        multirun = bool({"-m", "--multirun"} & set(sys.argv))
-        folder = isinstance(error, OSError) and preflight_problem("train", overrides, multirun)
-        message = folder or error_message(error).removeprefix("Error: ")
-        raise ConfigValidationError(message[:1].upper() + message[1:]) from error
+        # Imported here: only a config that Hydra refused needs explaining.
+        from fmnist_lightning.config.messages import refusal
+
+        raise ConfigValidationError(refusal(error, "train", sys.argv[1:])) from error
 
 
 if __name__ == "__main__":
