@@ -12,8 +12,7 @@ from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.compose import preflight_problem
-from fmnist_lightning.config.messages import error_message
+from fmnist_lightning.config.messages import error_message, preflight_problem
 from fmnist_lightning.config.overrides import check_overrides, command_line_problem
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import (

@@ -11,8 +11,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import cli
@@ -36,6 +34,7 @@ from fmnist_lightning.training.resume import (
 from fmnist_lightning.training.run_folder import (
     check_run_dir,
     claim_run_dir,
+    in_multirun,
     nothing_left_if_refused,
 )
 
@@ -99,7 +98,7 @@ def main(cfg: DictConfig) -> float | None:
     except FmnistError as error:
         # A multirun records the job as failed (HYDRA_FULL_ERROR re-raises it to cli.run); a
         # single run returns, so that Hydra adds no line of its own to the one cli.run prints.
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if in_multirun():
             raise
         REFUSED.append(error)
         return None
@@ -110,23 +109,19 @@ def main(cfg: DictConfig) -> float | None:
 def command() -> None:
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
-    from fmnist_lightning.train import REFUSED as refused
-    from fmnist_lightning.train import STARTED as started
-    from fmnist_lightning.train import main as importable_main
+    import fmnist_lightning.train as imported
 
     try:
-        importable_main()
-        if refused:
-            raise refused[0]
-    except FmnistError:
-        raise
+        imported.main()
     except Exception as error:
-        if started:
-            raise  # a bug: its traceback
+        if imported.STARTED or isinstance(error, FmnistError):
+            raise  # a bug (its traceback), or a refusal (cli.run prints it)
         # Imported here: only a config that Hydra refused needs explaining.
         from fmnist_lightning.config.messages import refusal
 
         raise ConfigValidationError(refusal(error, "train", sys.argv[1:])) from error
+    if imported.REFUSED:
+        raise imported.REFUSED[0]
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ its config, so that config.yaml records what ran.
 """
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -14,8 +13,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
-from fmnist_lightning.config.resume import resume_point_or_none
-from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folder_problem
 from fmnist_lightning.models.runtime import resolve_precision
 
 
@@ -47,22 +44,3 @@ def finalise(cfg: DictConfig) -> DictConfig:
         with open_dict(cfg):
             cfg.trainer.precision = resolve_precision(precision, accelerator)
     return cfg
-
-
-def preflight_problem(
-    config_name: str, overrides: Sequence[str], multirun: bool = False
-) -> str | None:
-    """Why ``python -m fmnist_lightning.<config_name> <overrides>`` cannot create its run
-    folder (or write a resumed run's), in one line naming what moves it; None when it can,
-    or when the config does not compose (Hydra's own message says why)."""
-    try:
-        cfg = compose(config_name, overrides, return_hydra_config=True)
-        multirun = multirun or "MULTIRUN" in str(OmegaConf.select(cfg, "hydra.mode"))
-        folder = OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir")
-    except Exception:  # Hydra and OmegaConf raise many kinds
-        return None
-    if not folder:
-        return None
-    if not multirun and resume_point_or_none(cfg.get("resume"), cfg.get("ckpt_path")):
-        return resumed_run_folder_problem(folder)
-    return run_folder_problem(Path(folder), "paths.root")

@@ -3,12 +3,16 @@
 import difflib
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from fmnist_lightning.config.compose import preflight_problem
+from fmnist_lightning.config.compose import compose
 from fmnist_lightning.config.overrides import command_line_problem
+from fmnist_lightning.config.resume import resume_point_or_none
+from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folder_problem
 
 # Groups whose files set keys of other groups (presets): they need '# @package _global_'.
 PRESET_GROUPS = ("experiment", "debug")
@@ -61,6 +65,25 @@ def error_message(error: BaseException) -> str:
     if found is not None and re.search(r"not in struct|not in '\w+'", str(found)):
         message += unknown_key_hint(found)
     return message if message.startswith("Error: ") else f"Error: {message}"
+
+
+def preflight_problem(
+    config_name: str, overrides: Sequence[str], multirun: bool = False
+) -> str | None:
+    """Why ``python -m fmnist_lightning.<config_name> <overrides>`` cannot create its run
+    folder (or write a resumed run's), in one line naming what moves it; None when it can,
+    or when the config does not compose (Hydra's own message says why)."""
+    try:
+        cfg = compose(config_name, overrides, return_hydra_config=True)
+        multirun = multirun or "MULTIRUN" in str(OmegaConf.select(cfg, "hydra.mode"))
+        folder = OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+    except Exception:  # Hydra and OmegaConf raise many kinds
+        return None
+    if not folder:
+        return None
+    if not multirun and resume_point_or_none(cfg.get("resume"), cfg.get("ckpt_path")):
+        return resumed_run_folder_problem(folder)
+    return run_folder_problem(Path(folder), "paths.root")
 
 
 def refusal(error: BaseException, config_name: str, args: Sequence[str]) -> str:

@@ -1,8 +1,5 @@
-"""Where a resumed run is: the run ``resume=`` (or ``ckpt_path=``) points at.
-
-Hydra resolves the run folder with :func:`run_folder` before the app runs; :func:`config_to_run`
-then hands a resumed run the settings it continues with (config/resumed.py).
-"""
+"""Where a resumed run is (the run ``resume=`` or ``ckpt_path=`` points at), for Hydra's
+resolvers and for :func:`config_to_run`; its saved settings are config/resumed.py's."""
 
 import os
 from dataclasses import dataclass

@@ -58,14 +58,9 @@ def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
         if key in RESUME_KEYS or under(key, IGNORED_ON_RESUME):
             continue
         current = OmegaConf.select(saved, key)
-        if override.is_delete():
-            if current is not None and not may_change(key):
-                refused.append(override.input_line)
-            elif current is not None:
-                parent_key, _, name = key.rpartition(".")
-                del (OmegaConf.select(saved, parent_key) if parent_key else saved)[name]
-            continue
-        value = override.value()
+        if override.is_delete() and current is None:
+            continue  # nothing to delete
+        value = None if override.is_delete() else override.value()
         if isinstance(current, DictConfig) and isinstance(value, str):
             raise RunFolderError(
                 f"'{override.input_line}' changes a whole config group, which a resumed run "
@@ -76,8 +71,11 @@ def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
             continue  # the value the run already has: nothing changes
         if not may_change(key):
             refused.append(override.input_line)
-            continue
-        OmegaConf.update(saved, key, value, force_add=True)
+        elif override.is_delete():
+            parent_key, _, name = key.rpartition(".")
+            del (OmegaConf.select(saved, parent_key) if parent_key else saved)[name]
+        else:
+            OmegaConf.update(saved, key, value, force_add=True)
     return refused
 
 
