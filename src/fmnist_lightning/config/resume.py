@@ -7,18 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.errors import UsageError
+from fmnist_lightning.config.schema import RunFolderError
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
-
-
-class RunFolderError(UsageError):
-    """A run folder that cannot be used as asked (already holds a run, or is not a run)."""
-
-    prefix = ""  # its messages start with the setting concerned (resume=...)
 
 
 @dataclass(frozen=True)
@@ -95,6 +89,15 @@ def rerooted(value: Any, old: str, new: str) -> Any:
     return value
 
 
+def relocated(saved: DictConfig, run_dir: Path) -> DictConfig:
+    """The saved config of a run now in ``run_dir``: a copied or moved run must not write to
+    the absolute paths under the folder it was written in."""
+    old = str(OmegaConf.select(saved, "paths.run_dir") or "").rstrip(os.sep)
+    if not old or os.path.realpath(old) == os.path.realpath(run_dir):
+        return saved
+    return OmegaConf.create(rerooted(OmegaConf.to_container(saved), old, os.path.abspath(run_dir)))
+
+
 def _command_line_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
@@ -106,6 +109,7 @@ def config_to_run(cfg: DictConfig) -> DictConfig:
     if point is None:
         return cfg
     # Imported here: only a resumed run needs it, and a plain run's start-up need not pay for it.
-    from fmnist_lightning.config.resumed import saved_config
+    from fmnist_lightning.config.resumed import continued
 
-    return saved_config(point, _command_line_overrides())
+    saved = relocated(OmegaConf.load(point.run_dir / run_files.CONFIG_YAML), point.run_dir)
+    return continued(saved, point.run_dir, point.checkpoint, _command_line_overrides())

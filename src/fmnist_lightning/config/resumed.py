@@ -5,7 +5,6 @@ of :data:`RESUMABLE_KEYS` may change a value; any other change is refused before
 runs, and so is a new length for a schedule of fixed length (one-cycle).
 """
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import Container, DictConfig, OmegaConf
 
-from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.resume import ResumePoint, RunFolderError, rerooted
+from fmnist_lightning.config.schema import RunFolderError
 
 RESUME_KEYS = ("resume", "ckpt_path")
 # What a resumed run may change (a key and the keys below it), by what it is about; the
@@ -97,35 +95,25 @@ def schedule_length_problem(saved: DictConfig, epochs_before: Any) -> str | None
     )
 
 
-def relocated(saved: DictConfig, run_dir: Path) -> DictConfig:
-    """The saved config of a run now in ``run_dir``: a copied or moved run must not write to
-    the absolute paths under the folder it was written in."""
-    old = str(OmegaConf.select(saved, "paths.run_dir") or "").rstrip(os.sep)
-    if not old or os.path.realpath(old) == os.path.realpath(run_dir):
-        return saved
-    return OmegaConf.create(rerooted(OmegaConf.to_container(saved), old, os.path.abspath(run_dir)))
-
-
-def saved_config(point: ResumePoint, typed: list[str]) -> DictConfig:
-    """The run's saved config with the overrides ``typed`` on the command line applied."""
-    saved = relocated(OmegaConf.load(point.run_dir / run_files.CONFIG_YAML), point.run_dir)
+def continued(saved: DictConfig, run_dir: Path, checkpoint: Path, typed: list[str]) -> DictConfig:
+    """The run's ``saved`` config with the overrides ``typed`` on the command line applied."""
     epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
     refused = apply_overrides(saved, OverridesParser.create().parse_overrides(typed))
     if refused:
         raise RunFolderError(
-            f"resume={point.run_dir}: {', '.join(repr(o) for o in refused)} would change the "
+            f"resume={run_dir}: {', '.join(repr(o) for o in refused)} would change the "
             f"experiment that this run's checkpoint belongs to. {resumable_keys_sentence()}; "
             "start a new run for other settings."
         )
     problem = schedule_length_problem(saved, epochs_before)
     if problem:
-        raise RunFolderError(f"resume={point.run_dir}: {problem}")
+        raise RunFolderError(f"resume={run_dir}: {problem}")
     # The analysis callback's settings follow ``analysis`` again, as in
     # conf/callbacks/default.yaml: the saved config holds them resolved.
     callback = OmegaConf.select(saved, "callbacks.test_analysis")
     if isinstance(callback, DictConfig) and "settings" in callback:
         callback.settings = plain_value(saved.get("analysis"))
-    saved.resume = str(point.run_dir)
-    saved.ckpt_path = str(point.checkpoint)
-    saved.paths.run_dir = str(point.run_dir)
+    saved.resume = str(run_dir)
+    saved.ckpt_path = str(checkpoint)
+    saved.paths.run_dir = str(run_dir)
     return saved

@@ -154,6 +154,12 @@ class ConfigValidationError(UsageError):
     """A config that cannot run: a key, a value out of range, settings that do not agree."""
 
 
+class RunFolderError(UsageError):
+    """A run folder that cannot be used as asked (already holds a run, or is not a run)."""
+
+    prefix = ""  # its messages start with the setting concerned (resume=...)
+
+
 # The ranges of the config's numbers (those of the module's hyperparameters are in HParams).
 RANGES: dict[str, Bound] = {
     "seed": Bound(0, 2**32 - 1, integer=True),  # the range numpy's and Lightning's seeding accept
