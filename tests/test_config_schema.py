@@ -12,8 +12,7 @@ from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.compose import preflight_problem
-from fmnist_lightning.config.messages import error_message
+from fmnist_lightning.config.messages import error_message, preflight_problem
 from fmnist_lightning.config.overrides import check_overrides, command_line_problem
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import (
@@ -241,13 +240,10 @@ def test_a_typo_in_a_preset_suggests_the_key_it_resembles(compose, presets):
     assert "did you mean label_smoothing" in problem(compose, [presets, "experiment=typo"])
 
 
-def test_a_yaml_error_in_a_preset_is_one_line_before_hydra_runs(presets, tmp_path):
-    found = preflight_problem("train", [presets, "experiment=broken"])
-    assert found is not None and "\n" not in found
-    assert "broken.yaml" in found and "line 4" in found
-    assert "broken.yaml" in problem(
-        lambda o: compose_config("train", o), [presets, "experiment=broken"]
-    )
+def test_a_yaml_error_in_a_preset_is_one_line_naming_the_file_and_line(presets, tmp_path):
+    found = problem(lambda o: compose_config("train", o), [presets, "experiment=broken"])
+    assert "\n" not in found and "broken.yaml" in found and "line 4" in found
+    assert preflight_problem("train", [presets, "experiment=broken"]) is None  # not a folder
 
 
 def test_a_run_folder_that_cannot_be_created_is_caught_before_hydra_runs(tmp_path, compose):

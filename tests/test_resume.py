@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from fmnist_lightning.config import resume
-from fmnist_lightning.config.compose import preflight_problem
+from fmnist_lightning.config.messages import preflight_problem
 from fmnist_lightning.config.resume import ResumePoint, RunFolderError, resume_point
 from fmnist_lightning.config.schema import ConfigValidationError
 from fmnist_lightning.inference.output_files import OutputFileError

@@ -11,15 +11,11 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.compose import finalise, preflight_problem
-from fmnist_lightning.config.messages import error_message
-from fmnist_lightning.config.overrides import check_overrides
+from fmnist_lightning.config.compose import finalise
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.resume import config_to_run
@@ -38,6 +34,7 @@ from fmnist_lightning.training.resume import (
 from fmnist_lightning.training.run_folder import (
     check_run_dir,
     claim_run_dir,
+    in_multirun,
     nothing_left_if_refused,
 )
 
@@ -101,7 +98,7 @@ def main(cfg: DictConfig) -> float | None:
     except FmnistError as error:
         # A multirun records the job as failed (HYDRA_FULL_ERROR re-raises it to cli.run); a
         # single run returns, so that Hydra adds no line of its own to the one cli.run prints.
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if in_multirun():
             raise
         REFUSED.append(error)
         return None
@@ -110,28 +107,21 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def command() -> None:
-    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-    check_overrides(overrides)
     # Call the imported module's main(), not this __main__ copy's: launchers that pickle
     # the task function for other processes (joblib) can then send it by reference.
-    from fmnist_lightning.train import REFUSED as refused
-    from fmnist_lightning.train import STARTED as started
-    from fmnist_lightning.train import main as importable_main
+    import fmnist_lightning.train as imported
 
     try:
-        importable_main()
-        if refused:
-            raise refused[0]
-    except FmnistError:
-        raise
+        imported.main()
     except Exception as error:
-        if started:
-            raise  # a bug: its traceback
-        # Hydra could not create the run folder: say which key moves it.
-        multirun = bool({"-m", "--multirun"} & set(sys.argv))
-        folder = isinstance(error, OSError) and preflight_problem("train", overrides, multirun)
-        message = folder or error_message(error).removeprefix("Error: ")
-        raise ConfigValidationError(message[:1].upper() + message[1:]) from error
+        if imported.STARTED or isinstance(error, FmnistError):
+            raise  # a bug (its traceback), or a refusal (cli.run prints it)
+        # Imported here: only a config that Hydra refused needs explaining.
+        from fmnist_lightning.config.messages import refusal
+
+        raise ConfigValidationError(refusal(error, "train", sys.argv[1:])) from error
+    if imported.REFUSED:
+        raise imported.REFUSED[0]
 
 
 if __name__ == "__main__":

@@ -2,10 +2,17 @@
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from fmnist_lightning.config.compose import compose
+from fmnist_lightning.config.overrides import command_line_problem
+from fmnist_lightning.config.resume import resume_point_or_none
+from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folder_problem
 
 # Groups whose files set keys of other groups (presets): they need '# @package _global_'.
 PRESET_GROUPS = ("experiment", "debug")
@@ -19,19 +26,6 @@ def causes(error: BaseException) -> Iterator[BaseException]:
         seen.add(id(error))
         yield error
         error = error.__cause__ or error.__context__
-
-
-def yaml_message(error: yaml.YAMLError) -> str:
-    """Where a config file's YAML is broken and what the parser expected, in one line."""
-    mark = getattr(error, "problem_mark", None)
-    where = f"'{mark.name}', line {mark.line + 1}, column {mark.column + 1}" if mark else "a file"
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    context = getattr(error, "context", None)
-    return (
-        f"the config file {where} is not valid YAML: {problem}"
-        + (f" ({context})" if context else "")
-        + "; fix the file's syntax"
-    )
 
 
 def unknown_key_hint(error: OmegaConfBaseException) -> str:
@@ -53,8 +47,14 @@ def unknown_key_hint(error: OmegaConfBaseException) -> str:
 def error_message(error: BaseException) -> str:
     """One line for a config that Hydra or OmegaConf refused (or one of ours)."""
     found = next((e for e in causes(error) if isinstance(e, yaml.YAMLError)), None)
-    if found is not None:
-        return f"Error: {yaml_message(found)}"
+    if found is not None:  # where a config file's YAML is broken, and what the parser expected
+        mark = getattr(found, "problem_mark", None)
+        where = (
+            f"'{mark.name}', line {mark.line + 1}, column {mark.column + 1}" if mark else "a file"
+        )
+        problem = getattr(found, "problem", None) or str(found).splitlines()[0]
+        context = f" ({found.context})" if getattr(found, "context", None) else ""
+        return f"Error: the config file {where} is not valid YAML: {problem}{context}; fix the file's syntax"
     found = next((e for e in causes(error) if isinstance(e, OmegaConfBaseException)), None)
     lines = [line for line in str(error).splitlines() if line.strip()]
     message = lines[0] if lines else type(error).__name__
@@ -65,3 +65,34 @@ def error_message(error: BaseException) -> str:
     if found is not None and re.search(r"not in struct|not in '\w+'", str(found)):
         message += unknown_key_hint(found)
     return message if message.startswith("Error: ") else f"Error: {message}"
+
+
+def preflight_problem(
+    config_name: str, overrides: Sequence[str], multirun: bool = False
+) -> str | None:
+    """Why ``python -m fmnist_lightning.<config_name> <overrides>`` cannot create its run
+    folder (or write a resumed run's), in one line naming what moves it; None when it can,
+    or when the config does not compose (Hydra's own message says why)."""
+    try:
+        cfg = compose(config_name, overrides, return_hydra_config=True)
+        multirun = multirun or "MULTIRUN" in str(OmegaConf.select(cfg, "hydra.mode"))
+        folder = OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+    except Exception:  # Hydra and OmegaConf raise many kinds
+        return None
+    if not folder:
+        return None
+    if not multirun and resume_point_or_none(cfg.get("resume"), cfg.get("ckpt_path")):
+        return resumed_run_folder_problem(folder)
+    return run_folder_problem(Path(folder), "paths.root")
+
+
+def refusal(error: BaseException, config_name: str, args: Sequence[str]) -> str:
+    """The one line for ``python -m fmnist_lightning.<config_name> <args>`` stopped by Hydra
+    before the app ran: an override Hydra crashed on or misread, a run folder it could not
+    create (with the key that moves it), or what Hydra, OmegaConf or YAML said."""
+    problem = command_line_problem(args)
+    if problem is None and isinstance(error, OSError):
+        overrides = [arg for arg in args if not arg.startswith("-")]
+        problem = preflight_problem(config_name, overrides, bool({"-m", "--multirun"} & {*args}))
+    problem = problem or error_message(error).removeprefix("Error: ")
+    return problem[:1].upper() + problem[1:]

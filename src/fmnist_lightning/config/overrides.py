@@ -43,23 +43,28 @@ def model_keys() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(outer), frozenset(inner - {"_target_"})
 
 
-def group_problem(text: str, override: Override, key: str) -> str | None:
-    """A config group given something other than the names of its configs."""
-    if override.type == OverrideType.DEL and override.value() is None:
+def override_problem(text: str) -> str | None:
+    """What Hydra would crash on, or misread (see the module's doc), in one command-line
+    override; or None."""
+    try:
+        (override,) = OverridesParser.create().parse_overrides([text])
+    except OverrideParseException:
+        return None  # Hydra reports syntax errors itself, with a clear message
+    key = override.key_or_group
+    if not key:
+        return f"'{text}' has no key; write key=value, e.g. model.net.dropout=0.3"
+    if is_config_group(key):
+        if override.type == OverrideType.DEL and override.value() is None:
+            return None
+        if override.value() is None:
+            return f"'{text}' is not a config name; to drop the config of group '{key}' use ~{key}"
+        bad = [value for value in group_values(override) if not isinstance(value, str)]
+        if bad:
+            return (
+                f"'{text}': group '{key}' takes the name of one of its configs, not {bad[0]!r} "
+                f"(quote a name that looks like a number: {key}='{bad[0]}')"
+            )
         return None
-    if override.value() is None:
-        return f"'{text}' is not a config name; to drop the config of group '{key}' use ~{key}"
-    bad = [value for value in group_values(override) if not isinstance(value, str)]
-    if bad:
-        return (
-            f"'{text}': group '{key}' takes the name of one of its configs, not {bad[0]!r} "
-            f"(quote a name that looks like a number: {key}='{bad[0]}')"
-        )
-    return None
-
-
-def misread_problem(text: str, override: Override, key: str) -> str | None:
-    """A well-formed override that does not do what it looks like: see the module's doc."""
     if override.type in (OverrideType.ADD, OverrideType.FORCE_ADD):
         return None  # adding a key on purpose
     if "." in key and (Path(CONFIG_DIR) / key.replace(".", "/")).is_dir():
@@ -76,20 +81,6 @@ def misread_problem(text: str, override: Override, key: str) -> str | None:
         moved = "model.net." + ".".join(parts[1:])
         return f"'{text}': the network's arguments are under model.net; write {text.replace(key, moved, 1)}"
     return None
-
-
-def override_problem(text: str) -> str | None:
-    """What Hydra would crash on, or misread, in one command-line override; or None."""
-    try:
-        (override,) = OverridesParser.create().parse_overrides([text])
-    except OverrideParseException:
-        return None  # Hydra reports syntax errors itself, with a clear message
-    key = override.key_or_group
-    if not key:
-        return f"'{text}' has no key; write key=value, e.g. model.net.dropout=0.3"
-    if is_config_group(key):
-        return group_problem(text, override, key)
-    return misread_problem(text, override, key)
 
 
 def parse_overrides(overrides: Sequence[str]) -> list[Override]:

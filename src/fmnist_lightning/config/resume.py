@@ -1,9 +1,5 @@
-"""The resumed run's config: the run ``resume=`` points at, and the settings it continues with.
-
-A resumed run is the same experiment: of the overrides typed next to ``resume=`` only those
-of :data:`RESUMABLE_KEYS` may change a value; any other change is refused before anything
-runs, and so is a new length for a schedule of fixed length (one-cycle).
-"""
+"""Where a resumed run is (the run ``resume=`` or ``ckpt_path=`` points at), for Hydra's
+resolvers and for :func:`config_to_run`; its saved settings are config/resumed.py's."""
 
 import os
 from dataclasses import dataclass
@@ -11,32 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
-from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.errors import UsageError
+from fmnist_lightning.config.schema import RunFolderError
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
-RESUME_KEYS = ("resume", "ckpt_path")
-# What a resumed run may change (a key and the keys below it), by what it is about; the
-# rest is the experiment that the checkpoint belongs to.
-RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "how long it trains": ("trainer.max_epochs",),
-    "progress": ("trainer.enable_progress_bar", "callbacks.progress_bar"),
-    "logging": ("trainer.log_every_n_steps", "trainer.enable_model_summary"),
-    "the end-of-run analysis": ("analysis",),
-    "where the data is read from": ("data.root", "data.download", "data.on_device"),
-}
-# Overrides that do not touch the saved config (a resumed run stays in its folder).
-IGNORED_ON_RESUME = ("hydra", "paths.root")
-
-
-class RunFolderError(UsageError):
-    """A run folder that cannot be used as asked (already holds a run, or is not a run)."""
-
-    prefix = ""  # its messages start with the setting concerned (resume=...)
 
 
 @dataclass(frozen=True)
@@ -102,93 +78,6 @@ def hydra_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
     return f".hydra/resumed-{stamp}" if resume_point_or_none(resume, ckpt_path) else ".hydra"
 
 
-def _command_line_overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-def under(key: str, prefixes: tuple[str, ...]) -> bool:
-    return any(key == p or key.startswith((f"{p}.", f"{p}/")) for p in prefixes)
-
-
-def may_change(key: str) -> bool:
-    return under(key, tuple(k for keys in RESUMABLE_KEYS.values() for k in keys))
-
-
-def resumable_keys_sentence() -> str:
-    parts = [
-        keys[0] + f" ({what})" if len(keys) == 1 else f"{what} ({', '.join(keys)})"
-        for what, keys in RESUMABLE_KEYS.items()
-    ]
-    return "A resumed run may change only " + ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def plain_value(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
-
-
-def delete(config: DictConfig, key: str) -> None:
-    parent_key, _, name = key.rpartition(".")
-    parent = OmegaConf.select(config, parent_key) if parent_key else config
-    if isinstance(parent, DictConfig) and name in parent:
-        del parent[name]
-
-
-def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
-    """Apply the overrides that keep the experiment; return those that would change it."""
-    refused = []
-    for override in overrides:
-        key = override.key_or_group
-        if key in RESUME_KEYS or under(key, IGNORED_ON_RESUME):
-            continue
-        current = OmegaConf.select(saved, key)
-        if override.is_delete():
-            if current is not None and not may_change(key):
-                refused.append(override.input_line)
-            elif current is not None:
-                delete(saved, key)
-            continue
-        value = override.value()
-        if isinstance(current, DictConfig) and isinstance(value, str):
-            raise RunFolderError(
-                f"'{override.input_line}' changes a whole config group, which a resumed run "
-                "cannot do (its weights and optimiser state belong to its saved settings). "
-                "Start a new run for different settings."
-            )
-        if plain_value(current) == value:
-            continue  # the value the run already has: nothing changes
-        if not may_change(key):
-            refused.append(override.input_line)
-            continue
-        OmegaConf.update(saved, key, value, force_add=True)
-    return refused
-
-
-def schedule_length_problem(saved: DictConfig, epochs_before: Any) -> str | None:
-    """A changed trainer.max_epochs that the run's schedule cannot follow, in words."""
-    epochs = OmegaConf.select(saved, "trainer.max_epochs")
-    schedule = OmegaConf.select(saved, "scheduler.schedule")
-    if epochs == epochs_before or not isinstance(schedule, DictConfig):
-        return None
-    if schedule.get("total_steps") is None and schedule.get("epochs") is None:
-        return None  # a schedule without a length (a constant rate, step decay...) goes on
-    name = "one-cycle" if "OneCycle" in str(schedule.get("_target_")) else "learning-rate"
-    return (
-        f"'trainer.max_epochs={epochs}': this run's {name} schedule "
-        f"({schedule.get('_target_')}) was laid out for the {epochs_before} epochs it started "
-        "with, and a resumed run keeps its schedule (its state is in the checkpoint). Resume "
-        f"with trainer.max_epochs={epochs_before}, or start a new run; a run with "
-        "scheduler=none can be resumed for longer."
-    )
-
-
-def relink_analysis(saved: DictConfig) -> None:
-    """The analysis callback's settings follow ``analysis`` again, as in
-    conf/callbacks/default.yaml: the saved config holds them resolved."""
-    callback = OmegaConf.select(saved, "callbacks.test_analysis")
-    if isinstance(callback, DictConfig) and "settings" in callback:
-        callback.settings = plain_value(saved.get("analysis"))
-
-
 def rerooted(value: Any, old: str, new: str) -> Any:
     """``value`` with every path string under the folder ``old`` moved under ``new``."""
     if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
@@ -209,27 +98,18 @@ def relocated(saved: DictConfig, run_dir: Path) -> DictConfig:
     return OmegaConf.create(rerooted(OmegaConf.to_container(saved), old, os.path.abspath(run_dir)))
 
 
+def _command_line_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def config_to_run(cfg: DictConfig) -> DictConfig:
     """The config a run uses: as composed for a fresh run; for a resume, the run's saved
     config with the allowed overrides applied."""
     point = resume_point(cfg.get("resume"), cfg.get("ckpt_path"))
     if point is None:
         return cfg
+    # Imported here: only a resumed run needs it, and a plain run's start-up need not pay for it.
+    from fmnist_lightning.config.resumed import continued
+
     saved = relocated(OmegaConf.load(point.run_dir / run_files.CONFIG_YAML), point.run_dir)
-    epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
-    overrides = OverridesParser.create().parse_overrides(_command_line_overrides())
-    refused = apply_overrides(saved, overrides)
-    if refused:
-        raise RunFolderError(
-            f"resume={point.run_dir}: {', '.join(repr(o) for o in refused)} would change the "
-            f"experiment that this run's checkpoint belongs to. {resumable_keys_sentence()}; "
-            "start a new run for other settings."
-        )
-    problem = schedule_length_problem(saved, epochs_before)
-    if problem:
-        raise RunFolderError(f"resume={point.run_dir}: {problem}")
-    relink_analysis(saved)
-    saved.resume = str(point.run_dir)
-    saved.ckpt_path = str(point.checkpoint)
-    saved.paths.run_dir = str(point.run_dir)
-    return saved
+    return continued(saved, point.run_dir, point.checkpoint, _command_line_overrides())

@@ -1,10 +1,9 @@
 """The schema of the configs, and every check of a composed config before any work.
 
 The dataclasses below, first in the defaults lists of conf/train.yaml, evaluate.yaml and
-ensemble.yaml, make OmegaConf refuse undeclared keys and wrong types while composing.
-:func:`validate_config` checks in one place what a type cannot say (ranges, HParams,
-cross-key rules, ``_target_`` arguments, the run folder); :func:`config.messages.error_message` turns any
-of these errors, OmegaConf's and Hydra's into one line with the nearest key.
+ensemble.yaml, make OmegaConf refuse undeclared keys and wrong types while composing;
+:func:`validate_config` checks what a type cannot say (ranges, HParams, cross-key rules,
+``_target_`` arguments, the run folder). config/messages.py prints any of these in one line.
 """
 
 import difflib
@@ -153,6 +152,12 @@ def register_schemas() -> None:
 
 class ConfigValidationError(UsageError):
     """A config that cannot run: a key, a value out of range, settings that do not agree."""
+
+
+class RunFolderError(UsageError):
+    """A run folder that cannot be used as asked (already holds a run, or is not a run)."""
+
+    prefix = ""  # its messages start with the setting concerned (resume=...)
 
 
 # The ranges of the config's numbers (those of the module's hyperparameters are in HParams).
@@ -357,26 +362,16 @@ def validate_config(cfg: DictConfig) -> None:
 
 def validate_evaluate_config(cfg: DictConfig) -> None:
     """Raise ConfigValidationError listing every problem of an evaluate config, in one line."""
-    ckpt_path = not OmegaConf.is_missing(cfg, "ckpt_path") and cfg.get("ckpt_path")
-    validate_checkpoint_command(
-        cfg,
-        None
-        if ckpt_path
-        else "ckpt_path is required: pass the .ckpt file to evaluate, e.g. "
-        "ckpt_path=lightning_logs/runs/<run>/checkpoints/last.ckpt",
-    )
+    given = not OmegaConf.is_missing(cfg, "ckpt_path") and cfg.get("ckpt_path")
+    missing = "ckpt_path is required: pass the .ckpt file to evaluate, e.g. ckpt_path=lightning_logs/runs/<run>/checkpoints/last.ckpt"
+    validate_checkpoint_command(cfg, None if given else missing)
 
 
 def validate_ensemble_config(cfg: DictConfig) -> None:
     """Raise ConfigValidationError listing every problem of an ensemble config, in one line."""
     members = not OmegaConf.is_missing(cfg, "members") and cfg.get("members")
-    validate_checkpoint_command(
-        cfg,
-        None
-        if members and len(members) >= 2
-        else "members must list two or more run folders or .ckpt files, e.g. "
-        "'members=[lightning_logs/sweeps/<sweep>/0,lightning_logs/sweeps/<sweep>/1]'",
-    )
+    missing = "members must list two or more run folders or .ckpt files, e.g. 'members=[lightning_logs/sweeps/<sweep>/0,lightning_logs/sweeps/<sweep>/1]'"
+    validate_checkpoint_command(cfg, None if members and len(members) >= 2 else missing)
 
 
 def validate_checkpoint_command(cfg: DictConfig, missing: str | None) -> None:
@@ -389,6 +384,3 @@ def validate_checkpoint_command(cfg: DictConfig, missing: str | None) -> None:
     refuse(
         [missing, *range_problems(config, CHECKPOINT_COMMAND_KEYS), *argument_problems(config, "")]
     )
-
-
-# --- The one printer ----------------------------------------------------------------------
