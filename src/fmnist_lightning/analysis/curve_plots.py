@@ -1,31 +1,15 @@
-"""Pure plots of learning curves (like ``plots``: data frames in, figures out)."""
+"""Pure plots that compare runs by their learning curves: the jobs of a sweep, the
+configurations of the results tables (like ``plots``: data frames in, figures out)."""
+
+from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MultipleLocator
 
-matplotlib.use("Agg")
-
-from collections.abc import Sequence  # noqa: E402
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MultipleLocator  # noqa: E402
-
-
-def training_curves(epochs: pd.DataFrame) -> Figure:
-    """Accuracy and loss per epoch (``run_files.epoch_metrics``), train vs. validation."""
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    x = epochs["epoch"] + 1
-    for ax, quantity in zip(axes, ("acc", "loss"), strict=True):
-        for split, style, label in (("train", "o-", "train"), ("val", "s--", "validation")):
-            if f"{split}_{quantity}" in epochs:
-                ax.plot(x, epochs[f"{split}_{quantity}"], style, label=label)
-        ylabel = {"acc": "accuracy", "loss": "cross-entropy loss"}[quantity]
-        ax.set(xlabel="epoch", ylabel=ylabel, title={"acc": "Accuracy", "loss": "Loss"}[quantity])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    figure.tight_layout()
-    return figure
+matplotlib.use("Agg")  # no window opens
 
 
 def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:

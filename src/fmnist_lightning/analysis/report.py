@@ -52,7 +52,7 @@ PICTURES = (
 
 
 def key_value_table(items: Mapping[str, Any], header: tuple[str, str]) -> str:
-    return markdown_table(pd.DataFrame({header[0]: list(items), header[1]: list(items.values())}))
+    return markdown_table(pd.DataFrame(list(items.items()), columns=header))
 
 
 def target(node: Mapping[str, Any] | None) -> str:
