@@ -22,8 +22,8 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
         left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
     epochs_run = max((int(epochs["epoch"].max()) + 1 for epochs in curves.values()), default=1)
     left.set(xlim=(0.5, epochs_run + 0.5), xlabel="epoch", ylabel="validation accuracy")
+    left.set(title="Validation accuracy per job")
     left.xaxis.set_major_locator(MultipleLocator(max(1, epochs_run // 10)))
-    left.set_title("Validation accuracy per job")
     left.grid(alpha=0.3)
     if curves:
         left.legend(fontsize="small")
@@ -49,25 +49,18 @@ def accuracy_against_time(curves: dict[str, Sequence[pd.DataFrame]], threshold: 
     seed (epoch, val_acc, elapsed_seconds) thin, the mean over seeds (of the epochs every
     seed ran) thick, ``threshold`` dashed."""
     figure, axes = plt.subplots(figsize=(9, 5))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, (label, frames) in enumerate(curves.items()):
-        colour = colours[index % len(colours)]
+        colour = f"C{index % 10}"  # the colour cycle's
         frames = [f.dropna(subset=["val_acc", "elapsed_seconds"]) for f in frames]
         frames = [f for f in frames if len(f)]
         if not frames:
             continue
         for frame in frames:
-            axes.plot(frame["elapsed_seconds"], frame["val_acc"], color=colour, lw=0.8, alpha=0.4)
-        common = set.intersection(*(set(f["epoch"]) for f in frames))
-        mean = (
-            pd.concat([f[f["epoch"].isin(common)] for f in frames])
-            .groupby("epoch")[["elapsed_seconds", "val_acc"]]
-            .mean()
-        )
+            axes.plot(frame["elapsed_seconds"], frame["val_acc"], c=colour, lw=0.8, alpha=0.4)
+        by_epoch = pd.concat(frames).groupby("epoch")[["elapsed_seconds", "val_acc"]]
+        mean = by_epoch.mean()[by_epoch.size() == len(frames)]  # the epochs every seed ran
         label += f" ({len(frames)} seeds)" if len(frames) > 1 else ""
-        axes.plot(
-            mean["elapsed_seconds"], mean["val_acc"], "o-", color=colour, lw=2, ms=3, label=label
-        )
+        axes.plot(mean["elapsed_seconds"], mean["val_acc"], "o-", c=colour, lw=2, ms=3, label=label)
     axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"{threshold:.0%}")
     axes.set(xlabel="wall-clock seconds since fitting started", ylabel="validation accuracy")
     axes.set_title("Validation accuracy against time")

@@ -1,9 +1,7 @@
 """The analysis of one split: predict it, compute the metrics, write the tables, pictures and
-report.md (docs/evaluation.md lists the files). Called by the evaluate command and, at the
-end of every training run, by ``training.callbacks.test_analysis.TestSetAnalysis``. A new
-picture: draw it in :func:`write_figures` under a new key, add its (key, title, caption) to
-``report.PICTURES``.
-"""
+report.md (docs/evaluation.md lists the files), for the evaluate command and at the end of
+every training run (``TestSetAnalysis``). A new picture: draw it in :func:`write_figures`
+under a new key, add its key → (title, caption) to ``report.PICTURES``."""
 
 import os
 import time
@@ -135,15 +133,11 @@ def evaluate(
     for key, name in (("curves", run_files.CURVES_PNG), ("augmented", run_files.AUGMENTED_PNG)):
         if run_dir and (run_dir / run_files.PLOTS_DIR / name).is_file():
             pictures[key] = run_dir / run_files.PLOTS_DIR / name
+    run_config = run_files.load_config(run_dir / run_files.CONFIG_YAML) if run_dir else None
     test = run_dir / run_files.TEST_METRICS_JSON if run_dir else None
-    shown = config_summary(
-        dict(module.hparams),
-        run_files.load_config(run_dir / run_files.CONFIG_YAML) if run_dir else None,
-        run_files.read_json(test) if test and test.is_file() else None,
-    )
-    links = {
-        key: Path(os.path.relpath(path, output_dir)).as_posix() for key, path in pictures.items()
-    }
+    run_summary = run_files.read_json(test) if test and test.is_file() else None
+    shown = config_summary(dict(module.hparams), run_config, run_summary)
+    links = {k: Path(os.path.relpath(p, output_dir)).as_posix() for k, p in pictures.items()}
     views = tta and f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)"
     report = render_report(metrics, result.per_class, shown, links, views)
     write_atomically(output_dir / REPORT_MD, report)

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 from torchmetrics.functional import classification as tm
 
 
-def per_class_table(
-    predictions: torch.Tensor, labels: torch.Tensor, class_names: list[str]
-) -> pd.DataFrame:
+def per_class_table(predictions: Tensor, labels: Tensor, class_names: list[str]) -> pd.DataFrame:
     """Precision, recall, F1 and support per class, then macro and weighted averages; a
     class never predicted has precision 0 (torchmetrics' zero_division default)."""
     metrics = {"precision": tm.multiclass_precision, "recall": tm.multiclass_recall}
@@ -28,9 +27,7 @@ def per_class_table(
     return table
 
 
-def reliability_table(
-    probabilities: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
-) -> pd.DataFrame:
+def reliability_table(probabilities: Tensor, labels: Tensor, n_bins: int = 15) -> pd.DataFrame:
     """Per bin [k/n, (k+1)/n) of top-class probability (the last one closed): its bounds,
     image count, mean confidence and accuracy (NaN if empty)."""
     confidence, predictions = probabilities.max(dim=1)
@@ -47,9 +44,7 @@ def reliability_table(
     return bins.fillna({"count": 0}).astype({"count": int})
 
 
-def most_confident_mistakes(
-    probabilities: torch.Tensor, labels: torch.Tensor, k: int
-) -> torch.Tensor:
+def most_confident_mistakes(probabilities: Tensor, labels: Tensor, k: int) -> Tensor:
     """Indices of up to k misclassified images, highest predicted probability first."""
     confidence, predictions = probabilities.max(dim=1)
     wrong = (predictions != labels).nonzero().flatten()
@@ -58,10 +53,10 @@ def most_confident_mistakes(
 
 @dataclass
 class Analysis:
-    probabilities: torch.Tensor
-    labels: torch.Tensor
+    probabilities: Tensor
+    labels: Tensor
     class_names: list[str]
-    confusion: torch.Tensor  # counts: row = true class, column = predicted class
+    confusion: Tensor  # counts: row = true class, column = predicted class
     per_class: pd.DataFrame
     reliability: pd.DataFrame
     metrics: dict[str, float]
@@ -73,7 +68,7 @@ class Analysis:
 
 
 def analyse(
-    probabilities: torch.Tensor, labels: torch.Tensor, class_names: list[str], n_bins: int = 15
+    probabilities: Tensor, labels: Tensor, class_names: list[str], n_bins: int = 15
 ) -> Analysis:
     """Confusion matrix, per-class table, reliability bins and summary metrics. The ECE is
     top-label: the support-weighted mean |accuracy - confidence| over the bins."""

@@ -73,7 +73,6 @@ def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> F
 
 def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> Figure:
     """Counts, and the same matrix with every row (true class) divided by its total."""
-    counts = np.asarray(counts)
     totals = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     size = len(class_names)
@@ -85,12 +84,10 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> F
     for ax, (matrix, title, text) in zip(axes, panels, strict=True):
         image = ax.imshow(matrix, cmap="Blues")
         high = matrix.max() / 2 if matrix.size else 0
-        for (true, predicted), value in np.ndenumerate(matrix):
+        for (y, x), value in np.ndenumerate(matrix):  # y: true class, x: predicted
             if value:  # white on the dark cells
                 colour = "white" if value > high else "black"
-                ax.text(
-                    predicted, true, text.format(value), ha="center", va="center", size=8, c=colour
-                )
+                ax.text(x, y, text.format(value), ha="center", va="center", size=8, c=colour)
         ax.set_xticks(range(size), class_names, rotation=45, ha="right")
         ax.set_yticks(range(size), class_names)
         ax.set(xlabel="predicted class", ylabel="true class", title=title)

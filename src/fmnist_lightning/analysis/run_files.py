@@ -4,7 +4,6 @@ No torch: ``results`` reads run folders through it. A test checks the names agre
 
 import io
 import json
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +68,3 @@ def png_bytes(figure: Any) -> bytes:
 def save_figure(figure: Any, path: Path | str) -> Path:
     write_atomically(Path(path), png_bytes(figure))
     return Path(path)
-
-
-def once_each(paths: Iterable[Path]) -> Iterator[Path]:
-    """The paths in their order, each once (resolved): the folders given to a command may
-    hold one another (``runs runs/RUN .``)."""
-    seen: set[Path] = set()
-    for path in paths:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            yield path
