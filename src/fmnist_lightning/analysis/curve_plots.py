@@ -28,15 +28,11 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
     if curves:
         left.legend(fontsize="small")
     rows = summary.iloc[::-1]  # best job at the top
-    positions = range(len(rows))
-    best_val = pd.to_numeric(rows["best_val_acc"]).fillna(0.0)
-    test = pd.to_numeric(rows["test_acc"]).fillna(0.0)
-    right.barh([p + 0.2 for p in positions], best_val, height=0.4, label="best val_acc")
-    right.barh([p - 0.2 for p in positions], test, height=0.4, label="test_acc")
     jobs = zip(rows["job"], rows["status"], strict=True)
-    right.set_yticks(
-        list(positions), [f"#{job}" + ("" if s == "completed" else f" ({s})") for job, s in jobs]
-    )
+    labels = [f"#{job}" + ("" if s == "completed" else f" ({s})") for job, s in jobs]
+    bars = rows[["test_acc", "best_val_acc"]].apply(pd.to_numeric).fillna(0.0).set_axis(labels)
+    if len(bars):  # pandas refuses to draw an empty frame
+        bars.rename(columns={"best_val_acc": "best val_acc"}).plot.barh(ax=right, width=0.8)
     right.set(xlabel="accuracy", title="Jobs, best first")
     right.grid(alpha=0.3, axis="x")
     right.legend(fontsize="small", loc="lower right")

@@ -26,17 +26,15 @@ def read_ensemble(folder: Path) -> SimpleNamespace:
         if not (run / run_files.CONFIG_YAML).is_file():
             raise UsageError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
     configurations = [finished.read_configuration(run) for run in folders]
-    tta = metrics.get("tta")
+    tta = metrics.get("tta")  # the members' test-time views: none, flip or flip + shifts
+    shifts = f" + shifts of {tta['shift']}" if tta and tta.get("shift") else ""
     tests = [run / run_files.TEST_METRICS_JSON for run in folders]
     return SimpleNamespace(
         folder=folder,
         configuration=" + ".join(dict.fromkeys(label for _, label, _, _ in configurations)),
         seeds=[seed for seed, _, _, _ in configurations],
         test_acc=float(metrics["accuracy"]),
-        # The members' test-time views: none, flip or flip + shifts.
-        tta="flip" + (f" + shifts of {tta['shift']}" if tta.get("shift") else "")
-        if tta
-        else "none",
+        tta="flip" + shifts if tta else "none",
         member_acc=[float(member["accuracy"]) for member in members],
         fit_seconds=metrics.get("fit_seconds"),  # the members' fits together; None: one unknown
         device=finished.listed(

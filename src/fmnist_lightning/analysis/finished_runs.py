@@ -39,14 +39,13 @@ NOT_REACHED = "—"
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException)
 
 
-def once_each(paths: Iterable[Path]) -> Iterator[Path]:
+def once_each(paths: Iterable[Path]) -> list[Path]:
     """The paths in their order, each once (resolved): the folders given to a command may
     hold one another (``runs runs/RUN .``)."""
-    seen: set[Path] = set()
+    first: dict[Path, Path] = {}
     for path in paths:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            yield path
+        first.setdefault(path.resolve(), path)
+    return list(first.values())
 
 
 def by_configuration(items: Iterable, order: str) -> Iterator[tuple[str, pd.DataFrame]]:
