@@ -93,7 +93,7 @@ def test_analyse_summarises_accuracy_loss_and_f1():
     expected_loss = -torch.tensor([0.8, 0.4, 0.7, 0.1]).log().mean().item()
     assert result.metrics["loss"] == pytest.approx(expected_loss, rel=1e-5)
     assert result.metrics["images"] == 4
-    assert result.predictions.tolist() == [0, 1, 1, 0]
+    assert result.confusion.tolist() == [[1, 1], [1, 1]]  # predicted 0, 1, 1, 0
     frame = result.confusion_frame()
     assert (
         frame.loc["x", "y"] == 1 and frame.loc["y", "x"] == 1 and frame.index.name == "true class"

@@ -16,7 +16,7 @@ from PIL import Image
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import plots
 from fmnist_lightning.analysis.evaluation import AnalysisSettings, default_output_dir, evaluate
-from fmnist_lightning.analysis.figures import save_figure
+from fmnist_lightning.analysis.run_files import save_figure
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.errors import UsageError
@@ -30,7 +30,7 @@ from helpers.modules import tiny_module
 SETTINGS = AnalysisSettings(
     calibration_bins=10, samples_per_class=4, predictions=6, mistakes=12, seed=0
 )
-DPI = 110  # figures.save_figure's default
+DPI = 110  # run_files.save_figure's
 # Nominal figure sizes in inches for SETTINGS, 10 classes and the small network below.
 # Saving with a tight bounding box trims margins or adds room for labels, hence the slack.
 NOMINAL_INCHES = {

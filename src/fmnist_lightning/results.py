@@ -28,16 +28,14 @@ from fmnist_lightning.analysis.ensembles import ensembles_frame, find_ensembles
 from fmnist_lightning.analysis.finished_runs import (
     HEADLINE_ACCURACY,
     NOT_REACHED,
+    by_configuration,
     find_runs,
     find_validation_runs,
+    listed,
+    mean_and_spread,
     portable,
 )
-from fmnist_lightning.analysis.tables import (
-    by_configuration,
-    listed,
-    markdown_table,
-    mean_and_spread,
-)
+from fmnist_lightning.analysis.tables import markdown_table
 from fmnist_lightning.errors import Failed, UsageError
 from fmnist_lightning.inference.output_files import OutputFileError, check_output, write_atomically
 

@@ -1,31 +1,15 @@
-"""Pure plots of learning curves (like ``plots``: data frames in, figures out)."""
+"""Pure plots that compare runs by their learning curves: the jobs of a sweep, the
+configurations of the results tables (like ``plots``: data frames in, figures out)."""
+
+from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MultipleLocator
 
-matplotlib.use("Agg")
-
-from collections.abc import Sequence  # noqa: E402
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MultipleLocator  # noqa: E402
-
-
-def training_curves(epochs: pd.DataFrame) -> Figure:
-    """Accuracy and loss per epoch (``run_files.epoch_metrics``), train vs. validation."""
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    x = epochs["epoch"] + 1
-    for ax, quantity in zip(axes, ("acc", "loss"), strict=True):
-        for split, style, label in (("train", "o-", "train"), ("val", "s--", "validation")):
-            if f"{split}_{quantity}" in epochs:
-                ax.plot(x, epochs[f"{split}_{quantity}"], style, label=label)
-        ylabel = {"acc": "accuracy", "loss": "cross-entropy loss"}[quantity]
-        ax.set(xlabel="epoch", ylabel=ylabel, title={"acc": "Accuracy", "loss": "Loss"}[quantity])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    figure.tight_layout()
-    return figure
+matplotlib.use("Agg")  # no window opens
 
 
 def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
@@ -38,21 +22,17 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
         left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
     epochs_run = max((int(epochs["epoch"].max()) + 1 for epochs in curves.values()), default=1)
     left.set(xlim=(0.5, epochs_run + 0.5), xlabel="epoch", ylabel="validation accuracy")
+    left.set(title="Validation accuracy per job")
     left.xaxis.set_major_locator(MultipleLocator(max(1, epochs_run // 10)))
-    left.set_title("Validation accuracy per job")
     left.grid(alpha=0.3)
     if curves:
         left.legend(fontsize="small")
     rows = summary.iloc[::-1]  # best job at the top
-    positions = range(len(rows))
-    best_val = pd.to_numeric(rows["best_val_acc"]).fillna(0.0)
-    test = pd.to_numeric(rows["test_acc"]).fillna(0.0)
-    right.barh([p + 0.2 for p in positions], best_val, height=0.4, label="best val_acc")
-    right.barh([p - 0.2 for p in positions], test, height=0.4, label="test_acc")
     jobs = zip(rows["job"], rows["status"], strict=True)
-    right.set_yticks(
-        list(positions), [f"#{job}" + ("" if s == "completed" else f" ({s})") for job, s in jobs]
-    )
+    labels = [f"#{job}" + ("" if s == "completed" else f" ({s})") for job, s in jobs]
+    bars = rows[["test_acc", "best_val_acc"]].apply(pd.to_numeric).fillna(0.0).set_axis(labels)
+    if len(bars):  # pandas refuses to draw an empty frame
+        bars.rename(columns={"best_val_acc": "best val_acc"}).plot.barh(ax=right, width=0.8)
     right.set(xlabel="accuracy", title="Jobs, best first")
     right.grid(alpha=0.3, axis="x")
     right.legend(fontsize="small", loc="lower right")
@@ -65,25 +45,18 @@ def accuracy_against_time(curves: dict[str, Sequence[pd.DataFrame]], threshold: 
     seed (epoch, val_acc, elapsed_seconds) thin, the mean over seeds (of the epochs every
     seed ran) thick, ``threshold`` dashed."""
     figure, axes = plt.subplots(figsize=(9, 5))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, (label, frames) in enumerate(curves.items()):
-        colour = colours[index % len(colours)]
+        colour = f"C{index % 10}"  # the colour cycle's
         frames = [f.dropna(subset=["val_acc", "elapsed_seconds"]) for f in frames]
         frames = [f for f in frames if len(f)]
         if not frames:
             continue
         for frame in frames:
-            axes.plot(frame["elapsed_seconds"], frame["val_acc"], color=colour, lw=0.8, alpha=0.4)
-        common = set.intersection(*(set(f["epoch"]) for f in frames))
-        mean = (
-            pd.concat([f[f["epoch"].isin(common)] for f in frames])
-            .groupby("epoch")[["elapsed_seconds", "val_acc"]]
-            .mean()
-        )
+            axes.plot(frame["elapsed_seconds"], frame["val_acc"], c=colour, lw=0.8, alpha=0.4)
+        by_epoch = pd.concat(frames).groupby("epoch")[["elapsed_seconds", "val_acc"]]
+        mean = by_epoch.mean()[by_epoch.size() == len(frames)]  # the epochs every seed ran
         label += f" ({len(frames)} seeds)" if len(frames) > 1 else ""
-        axes.plot(
-            mean["elapsed_seconds"], mean["val_acc"], "o-", color=colour, lw=2, ms=3, label=label
-        )
+        axes.plot(mean["elapsed_seconds"], mean["val_acc"], "o-", c=colour, lw=2, ms=3, label=label)
     axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"{threshold:.0%}")
     axes.set(xlabel="wall-clock seconds since fitting started", ylabel="validation accuracy")
     axes.set_title("Validation accuracy against time")

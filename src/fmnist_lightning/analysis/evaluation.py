@@ -1,33 +1,86 @@
 """The analysis of one split: predict it, compute the metrics, write the tables, pictures and
-report.md (docs/evaluation.md lists the files). Called by the evaluate command and, at the
-end of every training run, by ``training.callbacks.test_analysis.TestSetAnalysis``.
-"""
+report.md (docs/evaluation.md lists the files), for the evaluate command and at the end of
+every training run (``TestSetAnalysis``). A new picture: draw it in :func:`write_figures`
+under a new key, add its key → (title, caption) to ``report.PICTURES``."""
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fmnist_lightning.analysis import run_files
-from fmnist_lightning.analysis.figures import AnalysisSettings, write_figures
-from fmnist_lightning.analysis.finished_runs import load_config
-from fmnist_lightning.analysis.metrics import analyse
+import torch
+
+from fmnist_lightning.analysis import plots, run_files
+from fmnist_lightning.analysis.metrics import Analysis, analyse, most_confident_mistakes
+from fmnist_lightning.analysis.model_summary import model_summary
 from fmnist_lightning.analysis.report import config_summary, render_report
+from fmnist_lightning.analysis.run_files import run_dir_of, save_figure
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
+from fmnist_lightning.data.normalise import denormalise
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule
+from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.tta import TTA
 
 REPORT_MD = "report.md"
-# Pictures of the training run (plots/<name>) that the report shows when they exist.
-RUN_PICTURES = {"curves": run_files.CURVES_PNG, "augmented": run_files.AUGMENTED_PNG}
 
 
-def run_dir_of(checkpoint: Path) -> Path:
-    """The parent of a checkpoint's checkpoints/ folder, else its own folder."""
-    parent = checkpoint.resolve().parent
-    return parent.parent if parent.name == run_files.CHECKPOINT_DIR else parent
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """What the analysis draws and how finely it bins; the values live in conf/analysis/."""
+
+    calibration_bins: int
+    samples_per_class: int
+    predictions: int
+    mistakes: int
+    seed: int
+
+
+def write_figures(
+    result: Analysis,
+    images: torch.Tensor,
+    train: tuple[torch.Tensor, torch.Tensor] | None,
+    module: FashionMNISTModule,
+    output_dir: Path,
+    settings: AnalysisSettings,
+) -> dict[str, Path]:
+    """Draw every picture into <key>.png; return the files by ``report.PICTURES`` key.
+    ``train`` (inputs, labels) gives samples.png; None leaves it out."""
+    names, labels, probabilities = result.class_names, result.labels, result.probabilities
+
+    def pixels(inputs: torch.Tensor) -> Any:  # numpy (N, H, W) in [0, 1]
+        return denormalise(inputs[:, 0], module.hparams.mean, module.hparams.std).cpu().numpy()
+
+    summary_text, layers = model_summary(module.net, tuple(images.shape[1:]))
+    write_atomically(output_dir / "model_summary.txt", summary_text + "\n")
+    figures = {
+        "architecture": plots.architecture_diagram(layers, type(unwrapped(module.net)).__name__),
+        "confusion_matrix": plots.confusion_matrix_figure(result.confusion.numpy(), names),
+        "calibration": plots.reliability_diagram(result.reliability, result.metrics["ece"]),
+    }
+    if train is not None:
+        inputs, classes = train
+        per_class = settings.samples_per_class
+        # Pick the first images of each class on the tensors' device, and copy only those.
+        picked = torch.cat([(classes == c).nonzero()[:per_class, 0] for c in range(len(names))])
+        figures["samples"] = plots.sample_grid(
+            pixels(inputs[picked]), classes[picked].cpu().numpy(), names, per_class
+        )
+    shown = torch.randperm(len(labels), generator=torch.Generator().manual_seed(settings.seed))
+    wrong = most_confident_mistakes(probabilities, labels, settings.mistakes)
+    for key, indices, draw in (
+        ("predictions", shown[: settings.predictions], plots.prediction_grid),
+        ("misclassified", wrong, plots.mistakes_grid),
+    ):
+        figures[key] = draw(
+            pixels(images[indices.to(images.device)]),
+            labels[indices].numpy(),
+            probabilities[indices].numpy(),
+            names,
+        )
+    return {key: save_figure(figure, output_dir / f"{key}.png") for key, figure in figures.items()}
 
 
 def default_output_dir(checkpoint: Path, split: str, tta: TTA | None = None) -> Path:
@@ -51,7 +104,7 @@ def evaluate(
     """Predict one split on the module's device, write the whole analysis; return its metrics.
     ``run_dir`` (the training run, if known) adds its curves and summary to the report."""
     tta = tta if tta is not None and tta.enabled else None
-    output_dir = Path(output_dir)
+    output_dir, run_dir = Path(output_dir), Path(run_dir) if run_dir else None
     images, labels = datamodule.tensors[split].tensors
     started = time.perf_counter()
     probabilities = predict_probabilities(
@@ -59,7 +112,6 @@ def evaluate(
     )
     seconds = time.perf_counter() - started
     result = analyse(probabilities, labels, module.class_names, settings.calibration_bins)
-
     metrics = {
         "split": split,
         **result.metrics,
@@ -77,21 +129,16 @@ def evaluate(
 
     train = datamodule.tensors["train"].tensors if "train" in datamodule.tensors else None
     pictures = write_figures(result, images, train, module, output_dir, settings)
-    run_dir = Path(run_dir) if run_dir else None
-    for key, name in RUN_PICTURES.items():  # drawn by training, linked rather than copied
+    # The training run's pictures, linked rather than copied.
+    for key, name in (("curves", run_files.CURVES_PNG), ("augmented", run_files.AUGMENTED_PNG)):
         if run_dir and (run_dir / run_files.PLOTS_DIR / name).is_file():
             pictures[key] = run_dir / run_files.PLOTS_DIR / name
-    links = {
-        key: Path(os.path.relpath(path, output_dir)).as_posix() for key, path in pictures.items()
-    }
+    run_config = run_files.load_config(run_dir / run_files.CONFIG_YAML) if run_dir else None
     test = run_dir / run_files.TEST_METRICS_JSON if run_dir else None
-    shown = config_summary(
-        dict(module.hparams),
-        load_config(run_dir / run_files.CONFIG_YAML) if run_dir else None,
-        run_files.read_json(test) if test and test.is_file() else None,
-    )
+    run_summary = run_files.read_json(test) if test and test.is_file() else None
+    shown = config_summary(dict(module.hparams), run_config, run_summary)
+    links = {k: Path(os.path.relpath(p, output_dir)).as_posix() for k, p in pictures.items()}
     views = tta and f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)"
-    write_atomically(
-        output_dir / REPORT_MD, render_report(metrics, result.per_class, shown, links, views)
-    )
+    report = render_report(metrics, result.per_class, shown, links, views)
+    write_atomically(output_dir / REPORT_MD, report)
     return metrics

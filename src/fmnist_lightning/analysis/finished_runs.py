@@ -11,17 +11,17 @@ test figure in sight, and a sweep can be read while it runs.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import yaml
-from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis.run_files import load_config
 from fmnist_lightning.errors import UsageError
 
 # Overrides that do not change what is trained: where data and outputs live, and the seed
@@ -39,11 +39,32 @@ NOT_REACHED = "—"
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException)
 
 
-def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
-    """A run (its fields as attributes) with its seed and configuration (see above)."""
-    keys = ("seed", "configuration", "from_command_line", "trained")
-    configuration = dict(zip(keys, read_configuration(folder), strict=True))
-    return SimpleNamespace(folder=folder, **configuration, **fields)
+def once_each(paths: Iterable[Path]) -> list[Path]:
+    """The paths in their order, each once (resolved): the folders given to a command may
+    hold one another (``runs runs/RUN .``)."""
+    first: dict[Path, Path] = {}
+    for path in paths:
+        first.setdefault(path.resolve(), path)
+    return list(first.values())
+
+
+def by_configuration(items: Iterable, order: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(configuration, its items' fields as a frame sorted by ``order``) per configuration,
+    in the order configurations first appear."""
+    frame = pd.DataFrame([vars(item) for item in items])
+    for configuration, group in frame.groupby("configuration", sort=False):
+        yield configuration, group.sort_values(order, kind="stable")
+
+
+def listed(values: Iterable, unique: bool = False) -> str:
+    """Values as one cell, "0, 1, 2"; with ``unique`` each value once."""
+    return ", ".join(str(value) for value in (dict.fromkeys(values) if unique else values))
+
+
+def mean_and_spread(values: pd.Series) -> str:
+    """ "92.21 ± 0.16" (sample std over seeds), or the mean alone for one seed."""
+    spread = f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else ""
+    return f"{values.mean():.2f}{spread}"
 
 
 def is_ignored(override: str) -> bool:
@@ -78,13 +99,8 @@ def what_was_trained(config: dict) -> str | None:
     if not config:
         return None
     flat = pd.json_normalize(config).to_dict(orient="records")[0]  # "model.net.widths": [...]
-    return "\n".join(
-        sorted(
-            portable(f"{key}={value}") if isinstance(value, str) else f"{key}={value!r}"
-            for key, value in flat.items()
-            if not is_ignored(key)
-        )
-    )
+    pairs = [f"{k}={v}" if isinstance(v, str) else f"{k}={v!r}" for k, v in flat.items()]
+    return "\n".join(sorted(portable(pair) for pair in pairs if not is_ignored(pair)))
 
 
 def label_by_what_was_trained(runs: list) -> None:
@@ -100,9 +116,7 @@ def label_by_what_was_trained(runs: list) -> None:
 
 def validation_curve(metrics_csv: Path) -> pd.DataFrame | None:
     """epoch, val_acc (val_acc_tta, elapsed_seconds) per validated epoch; None without any."""
-    if not metrics_csv.is_file():
-        return None
-    epochs = run_files.epoch_metrics(metrics_csv)
+    epochs = run_files.epoch_metrics(metrics_csv) if metrics_csv.is_file() else pd.DataFrame()
     if "val_acc" not in epochs or epochs["val_acc"].isna().all():
         return None
     columns = [c for c in ("epoch", "val_acc", "val_acc_tta", "elapsed_seconds") if c in epochs]
@@ -135,11 +149,6 @@ def device_label(test: dict) -> str:
     return f"cpu ({processor}{threads} thread{'s' if threads != 1 else ''})"
 
 
-def load_config(path: Path) -> Any:
-    """A saved config, interpolations left as written; {} if absent."""
-    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
-
-
 def read_configuration(folder: Path) -> tuple[int, str, bool, str | None]:
     """A run's seed, label, whether that is its command line, and what it trained."""
     config = read_part(folder, run_files.CONFIG_YAML, load_config)
@@ -150,6 +159,13 @@ def read_configuration(folder: Path) -> tuple[int, str, bool, str | None]:
     kept = [portable(str(o)) for o in overrides if not is_ignored(str(o))]
     trained = what_was_trained(read_part(folder, ".hydra/config.yaml", load_config))
     return seed, " ".join(kept) or "default", True, trained
+
+
+def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
+    """A run (its fields as attributes) with its seed and configuration (see above)."""
+    keys = ("seed", "configuration", "from_command_line", "trained")
+    configuration = dict(zip(keys, read_configuration(folder), strict=True))
+    return SimpleNamespace(folder=folder, **configuration, **fields)
 
 
 def optional_float(value: Any) -> float | None:
@@ -183,7 +199,7 @@ def read_runs(folders: list[Path], read: Callable[[Path], Any]) -> tuple[list, l
     for folder in folders:
         if not folder.is_dir():
             raise UsageError(f"'{folder}' is not a folder: pass run or sweep folders.")
-    run_folders = run_files.once_each(
+    run_folders = once_each(
         config.parent
         for folder in folders
         for config in sorted(folder.rglob(run_files.CONFIG_YAML))

@@ -6,29 +6,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torchmetrics.functional.classification import (
-    multiclass_calibration_error,
-    multiclass_confusion_matrix,
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
+from torch import Tensor
+from torchmetrics.functional import classification as tm
 
 
-def per_class_table(
-    predictions: torch.Tensor, labels: torch.Tensor, class_names: list[str]
-) -> pd.DataFrame:
+def per_class_table(predictions: Tensor, labels: Tensor, class_names: list[str]) -> pd.DataFrame:
     """Precision, recall, F1 and support per class, then macro and weighted averages; a
     class never predicted has precision 0 (torchmetrics' zero_division default)."""
-    metrics = {"precision": multiclass_precision, "recall": multiclass_recall}
-    metrics["f1"] = multiclass_f1_score
+    metrics = {"precision": tm.multiclass_precision, "recall": tm.multiclass_recall}
+    metrics["f1"] = tm.multiclass_f1_score
+    n = len(class_names)
     scores = pd.DataFrame(
-        {
-            name: metric(predictions, labels, len(class_names), average=None).double().numpy()
-            for name, metric in metrics.items()
-        }
+        {k: f(predictions, labels, n, average=None).double().numpy() for k, f in metrics.items()}
     )
-    support = torch.bincount(labels, minlength=len(class_names)).numpy()
+    support = torch.bincount(labels, minlength=n).numpy()
     weighted = scores.mul(support, axis=0).sum() / max(support.sum(), 1)
     table = pd.concat([scores, pd.DataFrame([scores.mean(), weighted])], ignore_index=True)
     table.insert(0, "class", [*class_names, "macro avg", "weighted avg"])
@@ -36,9 +27,7 @@ def per_class_table(
     return table
 
 
-def reliability_table(
-    probabilities: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
-) -> pd.DataFrame:
+def reliability_table(probabilities: Tensor, labels: Tensor, n_bins: int = 15) -> pd.DataFrame:
     """Per bin [k/n, (k+1)/n) of top-class probability (the last one closed): its bounds,
     image count, mean confidence and accuracy (NaN if empty)."""
     confidence, predictions = probabilities.max(dim=1)
@@ -49,39 +38,28 @@ def reliability_table(
             "accuracy": (predictions == labels).double().numpy(),
         }
     )
-    bins = images.groupby("bin").agg(
-        count=("bin", "size"), confidence=("confidence", "mean"), accuracy=("accuracy", "mean")
-    )
-    bins = bins.reindex(range(n_bins)).fillna({"count": 0}).astype({"count": int})
-    edges = np.linspace(0, 1, n_bins + 1)
-    return bins.reset_index(drop=True).assign(lower=edges[:-1], upper=edges[1:])[
-        ["lower", "upper", "count", "confidence", "accuracy"]
-    ]
+    edges, groups = np.linspace(0, 1, n_bins + 1), images.groupby("bin")
+    columns = {"lower": edges[:-1], "upper": edges[1:], "count": groups.size()}
+    bins = pd.DataFrame(columns, index=range(n_bins)).join(groups.mean())
+    return bins.fillna({"count": 0}).astype({"count": int})
 
 
-def most_confident_mistakes(
-    probabilities: torch.Tensor, labels: torch.Tensor, k: int
-) -> torch.Tensor:
+def most_confident_mistakes(probabilities: Tensor, labels: Tensor, k: int) -> Tensor:
     """Indices of up to k misclassified images, highest predicted probability first."""
     confidence, predictions = probabilities.max(dim=1)
     wrong = (predictions != labels).nonzero().flatten()
-    order = confidence[wrong].argsort(descending=True, stable=True)
-    return wrong[order[:k]]
+    return wrong[confidence[wrong].argsort(descending=True, stable=True)[:k]]
 
 
 @dataclass
 class Analysis:
-    probabilities: torch.Tensor
-    labels: torch.Tensor
+    probabilities: Tensor
+    labels: Tensor
     class_names: list[str]
-    confusion: torch.Tensor  # counts: row = true class, column = predicted class
+    confusion: Tensor  # counts: row = true class, column = predicted class
     per_class: pd.DataFrame
     reliability: pd.DataFrame
     metrics: dict[str, float]
-
-    @property
-    def predictions(self) -> torch.Tensor:
-        return self.probabilities.argmax(dim=1)
 
     def confusion_frame(self) -> pd.DataFrame:
         """index = true class, columns = predicted class."""
@@ -90,30 +68,25 @@ class Analysis:
 
 
 def analyse(
-    probabilities: torch.Tensor, labels: torch.Tensor, class_names: list[str], n_bins: int = 15
+    probabilities: Tensor, labels: Tensor, class_names: list[str], n_bins: int = 15
 ) -> Analysis:
     """Confusion matrix, per-class table, reliability bins and summary metrics. The ECE is
     top-label: the support-weighted mean |accuracy - confidence| over the bins."""
-    labels = labels.long().cpu()
+    labels, n = labels.long().cpu(), len(class_names)
     predictions = probabilities.argmax(dim=1)
     per_class = per_class_table(predictions, labels, class_names)
     true_class_probability = probabilities.gather(1, labels[:, None]).squeeze(1)
-    ece = multiclass_calibration_error(probabilities, labels, len(class_names), n_bins, "l1")
     metrics = {
         "accuracy": float((predictions == labels).double().mean()),
         # Cross-entropy of the float32 probabilities; the clamp keeps a confident miss finite.
         "loss": float(-true_class_probability.clamp(min=1e-12).log().mean()),
-        "ece": float(ece),
+        "ece": float(tm.multiclass_calibration_error(probabilities, labels, n, n_bins, "l1")),
         "macro_f1": float(per_class["f1"].iloc[-2]),
         "weighted_f1": float(per_class["f1"].iloc[-1]),
         "images": len(labels),
     }
+    confusion = tm.multiclass_confusion_matrix(predictions, labels, n).long()
+    reliability = reliability_table(probabilities, labels, n_bins)
     return Analysis(
-        probabilities=probabilities,
-        labels=labels,
-        class_names=list(class_names),
-        confusion=multiclass_confusion_matrix(predictions, labels, len(class_names)).long(),
-        per_class=per_class,
-        reliability=reliability_table(probabilities, labels, n_bins),
-        metrics=metrics,
+        probabilities, labels, list(class_names), confusion, per_class, reliability, metrics
     )

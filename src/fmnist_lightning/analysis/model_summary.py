@@ -9,8 +9,6 @@ from torchinfo import summary
 
 from fmnist_lightning.models.runtime import unwrapped
 
-UNIT_PREFIXES = {"MEGABYTES": "M", "GIGABYTES": "G", "TERABYTES": "T"}
-
 
 def describe_layer(layer: nn.Module) -> str:
     """A short label for a diagram box, e.g. "Conv2d 64, 7×7" or "Dropout 0.5"."""
@@ -18,8 +16,7 @@ def describe_layer(layer: nn.Module) -> str:
     if isinstance(layer, nn.Conv2d):
         return f"{name} {layer.out_channels}, {layer.kernel_size[0]}×{layer.kernel_size[1]}"
     if isinstance(layer, nn.MaxPool2d | nn.AvgPool2d):
-        size = layer.kernel_size
-        size = size if isinstance(size, int) else size[0]
+        size = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
         return f"{name} {size}×{size}"
     if isinstance(layer, nn.Linear):
         return f"{name} {layer.out_features}"
@@ -28,12 +25,15 @@ def describe_layer(layer: nn.Module) -> str:
     return name
 
 
+def shape_text(shape: tuple[int, ...] | list[int]) -> str:
+    return "×".join(str(size) for size in shape)
+
+
 def model_summary(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, pd.DataFrame]:
     """torchinfo's summary text, and one row per leaf layer: layer, output_shape, params,
     mult_adds. It runs a float32 copy on the CPU, so the network itself is not moved."""
-    network = copy.deepcopy(unwrapped(network)).float().cpu()
     statistics = summary(
-        network,
+        copy.deepcopy(unwrapped(network)).float().cpu(),
         input_size=(1, *input_shape),
         col_names=("output_size", "num_params", "mult_adds"),
         depth=4,
@@ -51,9 +51,6 @@ def model_summary(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[str
 
 
 def readable_units(text: str) -> str:
-    """torchinfo 1.8 on Python >= 3.11 prints its unit enum as "(Units.MEGABYTES)"; show "(M)"."""
-    return re.sub(r"\(Units\.(\w+)\)", lambda m: f"({UNIT_PREFIXES.get(m[1], m[1])})", text)
-
-
-def shape_text(shape: tuple[int, ...] | list[int]) -> str:
-    return "×".join(str(size) for size in shape)
+    """torchinfo 1.8 on Python >= 3.11 prints its unit enum as "(Units.MEGABYTES)"; show "(M)"
+    (its units are M, G and T)."""
+    return re.sub(r"\(Units\.(\w)\w*\)", r"(\1)", text)

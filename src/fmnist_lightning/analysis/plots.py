@@ -1,21 +1,17 @@
-"""Pure plotting functions: they take arrays or data frames and return figures.
+"""Pure plotting functions: arrays or data frames in, matplotlib figures out. Nothing here
+loads checkpoints or data, imports torch or writes a file (``run_files.save_figure`` does)."""
 
-Nothing here loads checkpoints or data, imports torch or writes a file: ``figures.save_figure``
-saves what these functions draw. The Agg backend is forced so that no window opens.
-"""
+from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 
-matplotlib.use("Agg")
-
-from collections.abc import Sequence  # noqa: E402
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import FancyBboxPatch  # noqa: E402
+matplotlib.use("Agg")  # no window opens
 
 LAYER_COLOURS = {
     "Input": "#c7c7c7",
@@ -34,17 +30,15 @@ def sample_grid(
     images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], per_class: int = 8
 ) -> Figure:
     """The first ``per_class`` images (N, H, W) of every class, one row per class."""
-    images, labels = np.asarray(images), np.asarray(labels)
     rows = len(class_names)
     figure, axes = plt.subplots(
         rows, per_class, figsize=(per_class * 0.85 + 1.6, rows * 0.85), squeeze=False
     )
+    plt.setp(axes, xticks=[], yticks=[], frame_on=False)
     for row, name in enumerate(class_names):
-        picked = np.flatnonzero(labels == row)[:per_class]
-        for column, ax in enumerate(axes[row]):
-            ax.set(xticks=[], yticks=[], frame_on=False)
-            if column < len(picked):
-                ax.imshow(images[picked[column]], cmap="gray_r")
+        picked = np.flatnonzero(np.asarray(labels) == row)[:per_class]
+        for ax, index in zip(axes[row], picked, strict=False):
+            ax.imshow(images[index], cmap="gray_r")
         axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
     figure.suptitle(f"{per_class} training images per class", y=0.99)
     figure.subplots_adjust(wspace=0.05, hspace=0.05, top=0.95)
@@ -54,12 +48,9 @@ def sample_grid(
 def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> Figure:
     """The layer stack top to bottom (``model_summary.model_summary``'s rows): one box per
     layer, its output shape and parameter count."""
-    rows: list[dict] = []  # each ReLU folded into the layer before ("Conv2d 64, 7×7 + ReLU")
-    for row in layers.to_dict("records"):
-        if row["layer"] == "ReLU" and rows:
-            rows[-1] = {**rows[-1], "layer": rows[-1]["layer"] + " + ReLU"}
-        else:
-            rows.append(row)
+    relu = layers["layer"].eq("ReLU")  # each folded into the layer before: "Conv2d 64 + ReLU"
+    suffix = np.where(relu.shift(-1, fill_value=False), " + ReLU", "")
+    rows = layers.assign(layer=layers["layer"] + suffix)[~relu].to_dict("records")
     figure, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 0.9))
     ax.set(xlim=(0, 10), ylim=(-len(rows) + 0.3, 1.1))
     ax.axis("off")
@@ -82,24 +73,21 @@ def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> F
 
 def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> Figure:
     """Counts, and the same matrix with every row (true class) divided by its total."""
-    counts = np.asarray(counts)
     totals = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     size = len(class_names)
     figure, axes = plt.subplots(1, 2, figsize=(2 * (0.75 * size + 2.5), 0.75 * size + 1.5))
     panels = (
-        (counts, "Counts", lambda v: f"{int(v)}"),
-        (normalised, "Row-normalised (recall on the diagonal)", lambda v: f"{v:.2f}"),
+        (counts, "Counts", "{:.0f}"),
+        (normalised, "Row-normalised (recall on the diagonal)", "{:.2f}"),
     )
     for ax, (matrix, title, text) in zip(axes, panels, strict=True):
         image = ax.imshow(matrix, cmap="Blues")
         high = matrix.max() / 2 if matrix.size else 0
-        for (true, predicted), value in np.ndenumerate(matrix):
-            if value:
+        for (y, x), value in np.ndenumerate(matrix):  # y: true class, x: predicted
+            if value:  # white on the dark cells
                 colour = "white" if value > high else "black"
-                ax.text(
-                    predicted, true, text(value), ha="center", va="center", fontsize=8, c=colour
-                )
+                ax.text(x, y, text.format(value), ha="center", va="center", size=8, c=colour)
         ax.set_xticks(range(size), class_names, rotation=45, ha="right")
         ax.set_yticks(range(size), class_names)
         ax.set(xlabel="predicted class", ylabel="true class", title=title)
@@ -128,24 +116,18 @@ def _image_axis(ax: Axes, image: np.ndarray, title: str, wrong: bool) -> None:
 
 
 def prediction_grid(
-    images: np.ndarray,
-    labels: np.ndarray,
-    probabilities: np.ndarray,
-    class_names: Sequence[str],
-    columns: int = 3,
+    images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
 ) -> Figure:
     """Each image with its predicted class (red and framed when wrong) and true class, and a
     bar chart of its class probabilities (the true class's bar outlined when wrong)."""
-    images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
-    ratios = {"width_ratios": [1, 1.6] * columns}
-    figure, axes = blank_grid(2 * len(images), 2 * columns, (2.6, 2.1), gridspec_kw=ratios)
+    ratios = {"width_ratios": [1, 1.6] * 3}  # three (image, bars) pairs per row
+    figure, axes = blank_grid(2 * len(images), 6, (2.6, 2.1), gridspec_kw=ratios)
     for index, (image, label, probs) in enumerate(zip(images, labels, probabilities, strict=True)):
-        image_ax, bar_ax = axes[index // columns, 2 * (index % columns) : 2 * (index % columns) + 2]
+        image_ax, bar_ax = axes.reshape(-1, 2)[index]
         predicted = int(probs.argmax())
         wrong = predicted != int(label)
         title = f"{class_names[predicted]} {probs[predicted]:.0%}\n(true: {class_names[label]})"
-        title = f"✗ {title}" if wrong else title
-        _image_axis(image_ax, image, title, wrong)
+        _image_axis(image_ax, image, f"✗ {title}" if wrong else title, wrong)
         bar_ax.axis("on")
         colours = ["#bbbbbb"] * len(class_names)
         colours[predicted] = WRONG if wrong else RIGHT
@@ -162,15 +144,10 @@ def prediction_grid(
 
 
 def mistakes_grid(
-    images: np.ndarray,
-    labels: np.ndarray,
-    probabilities: np.ndarray,
-    class_names: Sequence[str],
-    columns: int = 6,
+    images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
 ) -> Figure:
     """Misclassified images titled with true class, predicted class and confidence."""
-    images, labels, probabilities = map(np.asarray, (images, labels, probabilities))
-    figure, axes = blank_grid(len(images), columns, (1.9, 2.5), layout="constrained")
+    figure, axes = blank_grid(len(images), 6, (1.9, 2.5), layout="constrained")
     for ax, image, label, probs in zip(axes.flat, images, labels, probabilities, strict=False):
         predicted = int(probs.argmax())
         names = f"true: {class_names[label]}\npred: {class_names[predicted]}"
@@ -213,13 +190,28 @@ def augmented_samples(
     figure, axes = plt.subplots(
         count, per_image + 1, figsize=(1.3 * (per_image + 1), 1.3 * count), squeeze=False
     )
+    plt.setp(axes, xticks=[], yticks=[])
     for row in range(count):
-        for col, image in enumerate([originals[row], *views[row]]):
-            axes[row, col].imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
-            axes[row, col].set(xticks=[], yticks=[])
+        for ax, image in zip(axes[row], [originals[row], *views[row]], strict=True):
+            ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
         if titles is not None:
             axes[row, 0].set_ylabel(titles[row], fontsize=8)
     for col, ax in enumerate(axes[0]):
         ax.set_title(f"augmented {col}" if col else "original", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(epochs: pd.DataFrame) -> Figure:
+    """Accuracy and loss per epoch (``run_files.epoch_metrics``), train vs. validation."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, quantity in zip(axes, ("acc", "loss"), strict=True):
+        for split, style, label in (("train", "o-", "train"), ("val", "s--", "validation")):
+            if f"{split}_{quantity}" in epochs:
+                ax.plot(epochs["epoch"] + 1, epochs[f"{split}_{quantity}"], style, label=label)
+        ylabel = {"acc": "accuracy", "loss": "cross-entropy loss"}[quantity]
+        ax.set(xlabel="epoch", ylabel=ylabel, title={"acc": "Accuracy", "loss": "Loss"}[quantity])
+        ax.grid(alpha=0.3)
+        ax.legend()
     figure.tight_layout()
     return figure

@@ -8,51 +8,45 @@ import pandas as pd
 
 from fmnist_lightning.analysis.tables import markdown_table
 
-# (key, title, caption) of every picture, in the order of the page.
-PICTURES = (
-    ("samples", "Training images", "A few training images of every class."),
-    (
-        "architecture",
+# key → (title, caption) of every picture, in the order of the page.
+PICTURES = {
+    "samples": ("Training images", "A few training images of every class."),
+    "architecture": (
         "Architecture",
-        "The layer stack with the output shape and parameter count of each layer "
-        "(the full torchinfo summary is in [model_summary.txt](model_summary.txt)).",
+        "The layer stack with the output shape and parameter count of each layer (the full "
+        "torchinfo summary is in [model_summary.txt](model_summary.txt)).",
     ),
-    ("curves", "Training curves", "Accuracy and loss per epoch, train vs. validation."),
-    (
-        "augmented",
+    "curves": ("Training curves", "Accuracy and loss per epoch, train vs. validation."),
+    "augmented": (
         "Augmented training images",
         "Training images and random augmented views of them, as the network saw them.",
     ),
-    (
-        "confusion_matrix",
+    "confusion_matrix": (
         "Confusion matrix",
-        "Rows are true classes, columns predicted classes; the right panel divides each row "
-        "by its total, so its diagonal is the recall of each class "
+        "Rows are true classes, columns predicted classes; the right panel divides each row by "
+        "its total, so its diagonal is the recall of each class "
         "([confusion_matrix.csv](confusion_matrix.csv)).",
     ),
-    (
-        "predictions",
+    "predictions": (
         "Predictions",
-        "Randomly drawn images with the predicted class, its probability and the true "
-        "class; the bars are the ten softmax probabilities. Mistakes are framed in red.",
+        "Randomly drawn images with the predicted class, its probability and the true class; "
+        "the bars are the ten softmax probabilities. Mistakes are framed in red.",
     ),
-    (
-        "misclassified",
+    "misclassified": (
         "Most confident mistakes",
         "The wrong predictions the model was surest of, highest confidence first.",
     ),
-    (
-        "calibration",
+    "calibration": (
         "Calibration",
-        "Accuracy against confidence in equal-width confidence bins: bars below the "
-        "diagonal mean the softmax probabilities are overconfident. The expected "
-        "calibration error (ECE) is the image-weighted mean gap.",
+        "Accuracy against confidence in equal-width confidence bins: bars below the diagonal "
+        "mean the softmax probabilities are overconfident. The expected calibration error (ECE) "
+        "is the image-weighted mean gap.",
     ),
-)
+}
 
 
 def key_value_table(items: Mapping[str, Any], header: tuple[str, str]) -> str:
-    return markdown_table(pd.DataFrame({header[0]: list(items), header[1]: list(items.values())}))
+    return markdown_table(pd.DataFrame(list(items.items()), columns=header))
 
 
 def target(node: Mapping[str, Any] | None) -> str:
@@ -123,7 +117,7 @@ def render_report(
     ]
     sections += [
         f"## {title}\n\n{caption}\n\n![{title}]({pictures[key]})"
-        for key, title, caption in PICTURES
+        for key, (title, caption) in PICTURES.items()
         if key in pictures
     ]
     return "\n\n".join(sections) + "\n"

@@ -4,11 +4,11 @@ No torch: ``results`` reads run folders through it. A test checks the names agre
 
 import io
 import json
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from fmnist_lightning.inference.output_files import write_atomically
 
@@ -28,6 +28,12 @@ ENSEMBLE_METRICS_JSON = "ensemble_metrics.json"
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_acc_tta", "elapsed_seconds")
 
 
+def run_dir_of(checkpoint: Path) -> Path:
+    """The parent of a checkpoint's checkpoints/ folder, else its own folder."""
+    parent = checkpoint.resolve().parent
+    return parent.parent if parent.name == CHECKPOINT_DIR else parent
+
+
 def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
     """One row per epoch of Lightning's CSVLogger file (it logs train and val on separate rows)."""
     frame = pd.read_csv(metrics_csv).rename(columns={"train_loss_epoch": "train_loss"})
@@ -36,35 +42,29 @@ def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
     return per_epoch.dropna(how="all").reset_index().astype({"epoch": int})
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    write_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-
-def png_bytes(figure: Any, dpi: int = 110) -> bytes:
-    """A matplotlib figure as PNG bytes, the figure closed."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-def save_figure(figure: Any, path: Path | str, dpi: int = 110) -> Path:
-    write_atomically(Path(path), png_bytes(figure, dpi))
-    return Path(path)
+def load_config(path: Path) -> Any:
+    """A saved config, interpolations left as written; {} if absent."""
+    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
 
 
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def once_each(paths: Iterable[Path]) -> Iterator[Path]:
-    """The paths in their order, each once (resolved): the folders given to a command may
-    hold one another (``runs runs/RUN .``)."""
-    seen: set[Path] = set()
-    for path in paths:
-        resolved = path.resolve()
-        if resolved not in seen:
-            seen.add(resolved)
-            yield path
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    write_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def png_bytes(figure: Any) -> bytes:
+    """A matplotlib figure as PNG bytes, the figure closed."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def save_figure(figure: Any, path: Path | str) -> Path:
+    write_atomically(Path(path), png_bytes(figure))
+    return Path(path)

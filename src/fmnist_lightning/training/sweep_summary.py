@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.curve_plots import sweep_comparison
-from fmnist_lightning.analysis.figures import save_figure
+from fmnist_lightning.analysis.run_files import save_figure
 from fmnist_lightning.analysis.tables import markdown_table
 from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.training.run_folder import in_multirun

@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from fmnist_lightning.analysis import plots, run_files
-from fmnist_lightning.analysis.figures import save_figure
+from fmnist_lightning.analysis.run_files import save_figure
 from fmnist_lightning.data.normalise import denormalise
 
 

@@ -8,8 +8,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from fmnist_lightning.analysis import curve_plots, run_files
-from fmnist_lightning.analysis.figures import save_figure
+from fmnist_lightning.analysis import plots, run_files
+from fmnist_lightning.analysis.run_files import save_figure
 from fmnist_lightning.training.callbacks.time_to_accuracy import TimeToAccuracy
 from fmnist_lightning.training.checkpoint_io import provenance
 from fmnist_lightning.training.machine import gpu_model, this_cpu_model
@@ -49,7 +49,7 @@ class RunSummary(Callback):
         run_files.write_json(self.run_dir / run_files.TEST_METRICS_JSON, self.summary)
         metrics_csv = self.run_dir / run_files.METRICS_CSV
         if metrics_csv.is_file():  # no logger (e.g. trainer.fast_dev_run): no curves
-            curves = curve_plots.training_curves(run_files.epoch_metrics(metrics_csv))
+            curves = plots.training_curves(run_files.epoch_metrics(metrics_csv))
             save_figure(curves, self.run_dir / run_files.PLOTS_DIR / run_files.CURVES_PNG)
 
 
