@@ -7,7 +7,6 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
 from optuna.visualization import matplotlib as optuna_plots
 
 from fmnist_lightning.analysis.run_files import save_figure
@@ -30,7 +29,7 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
     sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
     trials = sorted(
         study.get_trials(deepcopy=False),
-        key=lambda t: (t.state != TrialState.COMPLETE, sign * (t.value or 0), t.number),
+        key=lambda t: (t.state.name != "COMPLETE", sign * (t.value or 0), t.number),
     )
     names = list(dict.fromkeys(name for trial in trials for name in trial.params))
     rows = [
