@@ -15,12 +15,11 @@ from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.curve_plots import accuracy_against_time
 from fmnist_lightning.analysis.ensembles import find_ensembles
-from fmnist_lightning.analysis.finished_runs import find_validation_runs
+from fmnist_lightning.analysis.finished_runs import find_validation_runs, portable
 from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.results import (
     find_runs,
     main,
-    portable,
     replace_between_markers,
     results_markdown,
     selection_markdown,

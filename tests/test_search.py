@@ -53,7 +53,7 @@ def racing_storage(monkeypatch, losses: int) -> list[str]:
     another process is creating at the same moment); returns the URLs it was called with."""
     from sqlalchemy.exc import IntegrityError
 
-    real, calls = runner.RDBStorage, []
+    real, calls = optuna.storages.RDBStorage, []
 
     def racing(url, **options):
         calls.append(url)
@@ -61,7 +61,7 @@ def racing_storage(monkeypatch, losses: int) -> list[str]:
             raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE failed"))
         return real(url, **options)
 
-    monkeypatch.setattr(runner, "RDBStorage", racing)
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
     monkeypatch.setattr(runner, "STORAGE_RETRY_SECONDS", 0.0)
     return calls
 
@@ -70,14 +70,14 @@ def test_a_database_another_process_is_creating_is_opened_on_a_retry(tmp_path, m
     from optuna.storages import RDBStorage
 
     calls = racing_storage(monkeypatch, losses=2)
-    settings = runner.search_config([f"paths.root={tmp_path}"]).hparams_search
+    settings, _, _ = runner.search_settings([f"paths.root={tmp_path}"])
     assert isinstance(runner.storage_of(settings), RDBStorage)
     assert len(calls) == 3 and (tmp_path / "searches" / "fmnist" / "study.db").is_file()
 
 
 def test_a_database_that_never_opens_is_a_one_line_setting_error(tmp_path, monkeypatch):
     calls = racing_storage(monkeypatch, losses=runner.STORAGE_ATTEMPTS)
-    settings = runner.search_config([f"paths.root={tmp_path}"]).hparams_search
+    settings, _, _ = runner.search_settings([f"paths.root={tmp_path}"])
     with pytest.raises(UsageError, match="hparams_search.storage=.*UNIQUE failed"):
         runner.storage_of(settings)
     assert len(calls) == runner.STORAGE_ATTEMPTS
@@ -87,8 +87,8 @@ def test_a_database_that_never_opens_is_a_one_line_setting_error(tmp_path, monke
 
 
 def test_the_default_space_is_optunas_distributions_of_config_keys():
-    settings = runner.search_config([]).hparams_search
-    assert runner.search_space(settings.params) == {
+    settings, space, _ = runner.search_settings([])
+    assert space == {
         "optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True),
         "model.net.dropout": FloatDistribution(0.0, 0.6),
         "data.batch_size": CategoricalDistribution([64, 128, 256]),
@@ -128,8 +128,8 @@ def test_a_trials_values_become_overrides_that_compose_to_those_values():
 
 def test_search_settings_and_trial_overrides_are_told_apart():
     overrides = ["hparams_search.n_trials=3", "trainer.max_epochs=2", "hparams_search=optuna"]
-    assert runner.search_config(overrides).hparams_search.n_trials == 3
-    assert runner.trial_overrides(overrides, {}) == ["trainer.max_epochs=2"]
+    settings, _, fixed = runner.search_settings(overrides)
+    assert settings.n_trials == 3 and fixed == ["trainer.max_epochs=2"]
 
 
 @pytest.mark.parametrize(
@@ -249,10 +249,10 @@ def test_the_summary_lists_every_trial_and_draws_optunas_plots(pruned_search):
     assert f"{saved / (spent + saved):.0%} of the {spent + saved:.0f} s" in text
     assert f"({spent:.0f} s with it)" in text
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == 2 + 3
-    with Image.open(search_dir / summary.INTERMEDIATE_PNG) as image:
+    with Image.open(search_dir / "intermediate.png") as image:
         assert image.width > 500
     # History and importances need completed trials: not drawn, not linked.
-    assert not (search_dir / summary.IMPORTANCES_PNG).exists()
+    assert not (search_dir / "importances.png").exists()
     assert "importances.png" not in text
 
 
@@ -275,13 +275,13 @@ def test_the_same_command_continues_the_study_and_finds_the_best_trial(pruned_se
 
     text = (search_dir / summary.SUMMARY_MD).read_text()
     assert f"Best trial: {best.number}, value {best.value:.4f}" in text
-    command = summary.command_line(best)
+    command = text.split("```bash\n")[1].splitlines()[0]
     assert command.startswith("python -m fmnist_lightning.train debug=tiny")
     assert f"optimizer.lr={best.params['optimizer.lr']!r}" in command
     assert "hparams_search" not in command and "paths.run_dir" not in command
     table = pd.read_csv(search_dir / summary.TRIALS_CSV)
     assert table["trial"][0] == best.number  # best first
-    for name in (summary.HISTORY_PNG, summary.IMPORTANCES_PNG):
+    for name in ("history.png", "importances.png"):
         assert (search_dir / name).stat().st_size > 10_000 and f"({name})" in text
 
     # Asked again, the study is full: nothing runs, the summary is rewritten.

@@ -16,36 +16,32 @@ metrics.csv alone (no test figure is read; runs still going count).
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 
 from fmnist_lightning import cli
-from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis import finished_runs, run_files
 from fmnist_lightning.analysis.ensembles import ensembles_frame, find_ensembles
 from fmnist_lightning.analysis.finished_runs import (
-    HEADLINE_ACCURACY,
     NOT_REACHED,
     by_configuration,
     find_runs,
-    find_validation_runs,
     listed,
     mean_and_spread,
-    portable,
 )
 from fmnist_lightning.analysis.tables import markdown_table
-from fmnist_lightning.errors import Failed, UsageError
-from fmnist_lightning.inference.output_files import OutputFileError, check_output, write_atomically
-
-__all__ = ["find_runs", "main", "portable", "replace_between_markers", "results_markdown"]
+from fmnist_lightning.errors import UsageError
+from fmnist_lightning.inference.output_files import check_output, write_atomically
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-HEADLINE = f"{float(HEADLINE_ACCURACY):.0%}"
+HEADLINE = f"{float(finished_runs.HEADLINE_ACCURACY):.0%}"
 # The files of a run or ensemble folder that this command reads: never an --output.
 RECORDS = (run_files.CONFIG_YAML, run_files.METRICS_CSV, run_files.TEST_METRICS_JSON)
 RECORDS += (run_files.ENSEMBLE_METRICS_JSON,)
+FULL_DISK = ". Free some space or choose another file."
 
 
 def time_cell(group: pd.DataFrame) -> str:
@@ -58,57 +54,58 @@ def time_cell(group: pd.DataFrame) -> str:
     return f"{group['time_to_headline'].astype(float).mean():.0f}"
 
 
+def per_configuration(runs: list[SimpleNamespace], cells: Callable) -> pd.DataFrame:
+    """One row per configuration (the seeds of one command line), in the order configurations
+    first appear: its name, its seeds, then ``cells(its runs' fields, by seed)``."""
+    return pd.DataFrame(
+        {"configuration": f"`{configuration}`", "seeds": listed(group["seed"]), **cells(group)}
+        for configuration, group in by_configuration(runs, "seed")
+    )
+
+
+def result_cells(group: pd.DataFrame) -> dict[str, str]:
+    tta, fit_and_test = group["test_acc_tta"].dropna(), group["fit_and_test_seconds"]
+    return {
+        "test acc (%)": mean_and_spread(group["test_acc"] * 100),
+        "with TTA (%)": mean_and_spread(tta * 100) if len(tta) == len(group) else "",
+        f"time to {HEADLINE} (s)": time_cell(group),
+        "s / epoch": f"{group['seconds_per_epoch'].mean():.1f}",
+        # "?": a run written before the test was timed
+        "fit + test (s)": "?" if fit_and_test.isna().any() else f"{fit_and_test.mean():.0f}",
+        "best epoch": listed("?" if pd.isna(e) else int(e) for e in group["best_epoch"]),
+        "epochs run": listed(group["epochs"]),
+        "parameters": listed((f"{p:,}" for p in group["parameters"]), unique=True),
+        "device": listed(group["device"], unique=True),
+    }
+
+
 def summarise(found: list[SimpleNamespace]) -> pd.DataFrame:
-    """One row per configuration, in the order configurations first appear."""
-    rows = []
-    for configuration, group in by_configuration(found, "seed"):
-        tta, fit_and_test = group["test_acc_tta"].dropna(), group["fit_and_test_seconds"]
-        rows.append(
-            {
-                "configuration": f"`{configuration}`",
-                "seeds": listed(group["seed"]),
-                "test acc (%)": mean_and_spread(group["test_acc"] * 100),
-                "with TTA (%)": mean_and_spread(tta * 100) if len(tta) == len(group) else "",
-                f"time to {HEADLINE} (s)": time_cell(group),
-                "s / epoch": f"{group['seconds_per_epoch'].mean():.1f}",
-                # "?": a run written before the test was timed
-                "fit + test (s)": "?"
-                if fit_and_test.isna().any()
-                else f"{fit_and_test.mean():.0f}",
-                "best epoch": listed("?" if pd.isna(e) else int(e) for e in group["best_epoch"]),
-                "epochs run": listed(group["epochs"]),
-                "parameters": listed((f"{p:,}" for p in group["parameters"]), unique=True),
-                "device": listed(group["device"], unique=True),
-            }
-        )
     with_tta = any(run.test_acc_tta is not None for run in found)
-    return pd.DataFrame(rows).drop(columns=[] if with_tta else ["with TTA (%)"])
+    return per_configuration(found, result_cells).drop(columns=[] if with_tta else ["with TTA (%)"])
+
+
+def validation_cells(group: pd.DataFrame) -> dict[str, str | float]:
+    tta = group["best_val_acc_tta"].dropna()
+    with_tta = len(tta) == len(group)
+    per_seed = [f"{100 * r.best_val_acc:.2f}" for r in group.itertuples()]
+    if with_tta:
+        per_seed = [f"{s} / {100 * t:.2f}" for s, t in zip(per_seed, tta, strict=True)]
+    return {
+        "best val acc (%)": mean_and_spread(group["best_val_acc"] * 100),
+        "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
+        "per seed (%)": ", ".join(per_seed),
+        "best epoch": listed(group["best_epoch"]),
+        "epochs run": listed(group["epochs"]),
+        "rank": tta.mean() if with_tta else group["best_val_acc"].mean(),
+    }
 
 
 def selection_markdown(runs: list[SimpleNamespace]) -> str:
     """One row per configuration, best mean validation accuracy (with TTA, if all had) first."""
-    rows = []
-    for configuration, group in by_configuration(runs, "seed"):
-        tta = group["best_val_acc_tta"].dropna()
-        with_tta = len(tta) == len(group)
-        per_seed = [f"{100 * r.best_val_acc:.2f}" for r in group.itertuples()]
-        if with_tta:
-            per_seed = [f"{s} / {100 * t:.2f}" for s, t in zip(per_seed, tta, strict=True)]
-        rows.append(
-            {
-                "configuration": f"`{configuration}`",
-                "seeds": listed(group["seed"]),
-                "best val acc (%)": mean_and_spread(group["best_val_acc"] * 100),
-                "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
-                "per seed (%)": ", ".join(per_seed),
-                "best epoch": listed(group["best_epoch"]),
-                "epochs run": listed(group["epochs"]),
-                "rank": tta.mean() if with_tta else group["best_val_acc"].mean(),
-            }
-        )
-    table = pd.DataFrame(rows).sort_values("rank", ascending=False, kind="stable")
+    table = per_configuration(runs, validation_cells)
+    table = table.sort_values("rank", ascending=False, kind="stable").drop(columns="rank")
     return (
-        markdown_table(table.drop(columns="rank"))
+        markdown_table(table)
         + "\n\nValidation accuracy only (no test figure is read): per run the best epoch's "
         "val_acc and the best val_acc with test-time augmentation, then mean ± sample "
         "standard deviation over seeds; *per seed*: plain / with TTA. Rows are ranked by the "
@@ -117,17 +114,14 @@ def selection_markdown(runs: list[SimpleNamespace]) -> str:
 
 
 def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> str:
-    text = markdown_table(summarise(found))
-    text += (
+    table = summarise(found)
+    tta = "; *with TTA*: the same checkpoint, mean softmax over the test-time views"
+    text = markdown_table(table) + (
         "\n\nTest accuracy: mean ± sample standard deviation over seeds, of the checkpoint "
         "with the best validation accuracy (its epoch is *best epoch*, counted from 1)"
-    )
-    if any(run.test_acc_tta is not None for run in found):
-        text += "; *with TTA*: the same checkpoint, mean softmax over the test-time views"
-    text += (
-        f". *time to {HEADLINE}*: mean over seeds of the wall-clock seconds "
-        f"from the start of fitting until validation accuracy first reached "
-        f"{HEADLINE} ({NOT_REACHED}: some seed never did). *s / epoch*: "
+        f"{tta if 'with TTA (%)' in table else ''}. *time to {HEADLINE}*: mean over seeds of "
+        f"the wall-clock seconds from the start of fitting until validation accuracy first "
+        f"reached {HEADLINE} ({NOT_REACHED}: some seed never did). *s / epoch*: "
         "wall time of fitting divided by the epochs run, validation included. *fit + test*: "
         "mean seconds of fitting plus testing the best checkpoint (?: a run written before "
         "the test was timed)."
@@ -169,19 +163,12 @@ def replace_between_markers(document: str, text: str) -> str:
     return f"{document[: start + len(README_START)]}\n{text}{document[end:]}"
 
 
-def write_file(path: Path, data: str | bytes) -> None:
-    try:
-        write_atomically(path, data)
-    except OutputFileError as error:
-        raise Failed(f"{error}. Free some space or choose another file.") from error
-
-
 def write_table(text: str, output: Path, runs: int, folders: Iterable[Path], *others: Path) -> None:
     """Write the table to ``output`` unless it is one of the records of ``folders`` (or
     ``others``), and print it."""
     inputs = [*others, *(folder / name for folder in folders for name in RECORDS)]
     check_output(output, inputs, overwrite=True)  # refused before anything is written
-    write_file(output, text)
+    write_atomically(output, text, FULL_DISK)
     print(text, end="")
     print(f"\nWrote {output} ({runs} runs).", file=sys.stderr)
 
@@ -194,7 +181,7 @@ def report_unreadable(problems: list[str], what: str = "a run") -> None:
 def write_selection(args: argparse.Namespace) -> None:
     if args.readme is not None or args.plot is not None:
         raise UsageError("--validation writes its table to --output only (no --readme, no --plot)")
-    found, problems = find_validation_runs(args.folders)
+    found, problems = finished_runs.find_validation_runs(args.folders)
     report_unreadable(problems)
     if not found:
         raise UsageError(
@@ -212,8 +199,8 @@ def write_plot(found: list[SimpleNamespace], path: Path) -> None:
     for run in found:
         if run.curve is not None and "elapsed_seconds" in run.curve:
             curves.setdefault(run.configuration, []).append(run.curve)
-    figure = accuracy_against_time(curves, threshold=float(HEADLINE_ACCURACY))
-    write_file(path, run_files.png_bytes(figure))
+    figure = accuracy_against_time(curves, threshold=float(finished_runs.HEADLINE_ACCURACY))
+    write_atomically(path, run_files.png_bytes(figure), FULL_DISK)
     drawn = sum(len(frames) for frames in curves.values())
     print(f"Wrote {path} ({drawn} runs with elapsed_seconds).", file=sys.stderr)
 
@@ -221,19 +208,14 @@ def write_plot(found: list[SimpleNamespace], path: Path) -> None:
 def write_results(args: argparse.Namespace) -> None:
     found, unfinished, problems = find_runs(args.folders)
     ensembles, ensemble_problems = find_ensembles(args.folders)
-    report_unreadable(problems, "a run")
+    report_unreadable(problems)
     report_unreadable(ensemble_problems, "an ensemble")
     if unfinished:
-        print(
-            f"Skipped {len(unfinished)} unfinished run(s) (no {run_files.TEST_METRICS_JSON}): "
-            + ", ".join(str(f) for f in unfinished),
-            file=sys.stderr,
-        )
+        names = f"{len(unfinished)} unfinished run(s) (no {run_files.TEST_METRICS_JSON})"
+        print(f"Skipped {names}: {listed(unfinished)}", file=sys.stderr)
     if not found:
-        raise UsageError(
-            f"no finished runs (folders with {run_files.TEST_METRICS_JSON}) under "
-            + ", ".join(str(f) for f in args.folders)
-        )
+        where = f"(folders with {run_files.TEST_METRICS_JSON}) under {listed(args.folders)}"
+        raise UsageError(f"no finished runs {where}")
     text = results_markdown(found, ensembles)
     readme = None
     if args.readme is not None:  # check it before writing anything
@@ -245,7 +227,7 @@ def write_results(args: argparse.Namespace) -> None:
     output = args.output or Path("results.md")
     write_table(text, output, len(found), folders, *([args.readme] if args.readme else []))
     if readme is not None:
-        write_file(args.readme, readme)
+        write_atomically(args.readme, readme, FULL_DISK)
         print(f"Updated the table in {args.readme}.", file=sys.stderr)
     if args.plot is not None:
         write_plot(found, args.plot)

@@ -15,9 +15,8 @@ from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna import distributions as dist
-from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -36,10 +35,13 @@ STORAGE_ATTEMPTS, STORAGE_RETRY_SECONDS = 5, 0.2
 TRIAL_JSON = "trial.json"
 
 
-def search_config(overrides: Sequence[str]) -> DictConfig:
-    """The training config with ``hparams_search`` (``=optuna`` unless the command line names one)."""
+def search_settings(overrides: Sequence[str]) -> tuple[DictConfig, dict, list[str]]:
+    """``hparams_search`` (``=optuna`` unless the command line names one), its space as Optuna
+    distributions and the overrides every trial gets (all but ``hparams_search...``); what
+    cannot work is refused here, before the study is opened."""
     try:
-        if "hparams_search" not in [o.key_or_group for o in parse_overrides(overrides)]:
+        parsed = parse_overrides(overrides)
+        if "hparams_search" not in (keys := [o.key_or_group for o in parsed]):
             overrides = ["hparams_search=optuna", *overrides]
         cfg = compose("train", overrides)
     except (HydraException, ValueError) as error:  # ValueError: Hydra's, a group given a number
@@ -49,50 +51,35 @@ def search_config(overrides: Sequence[str]) -> DictConfig:
         raise UsageError(f"hparams_search.direction={settings.direction!r}: use maximize/minimize")
     if not isinstance(settings.n_trials, int) or settings.n_trials < 0:
         raise UsageError(f"hparams_search.n_trials={settings.n_trials!r}: give a whole number >= 0")
-    check_single_process(cfg)
-    return cfg
-
-
-def check_single_process(cfg: DictConfig) -> None:
-    """A trial runs in the search's own process: DDP would re-launch the whole search."""
+    # A trial runs in the search's own process: DDP would re-launch the whole search.
     if "ddp" in (strategy := str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))):
         raise UsageError(
             f"trainer.strategy={strategy}: a search runs each trial in its own process; to use "
             "several devices, start one search process per device on the same hparams_search.storage"
         )
-
-
-def search_space(params: DictConfig) -> dict[str, dist.BaseDistribution]:
-    """``hparams_search.params`` (key: a ``_target_`` Optuna distribution) as distributions."""
     space = {}
-    for key, spec in params.items():
-        try:
-            space[str(key)] = instantiate(spec, _convert_="all")
-        except Exception as error:  # Optuna's own checks: low > high, a log range from 0, ...
+    for key, spec in settings.params.items():
+        try:  # Optuna's own checks: low > high, a log range from 0, ...
+            space[str(key)] = distribution = instantiate(spec, _convert_="all")
+        except Exception as error:
             raise UsageError(f"hparams_search.params.{key}: {error.__cause__ or error}") from error
-        if not isinstance(space[str(key)], dist.BaseDistribution):
+        if not isinstance(distribution, dist.BaseDistribution):
             raise UsageError(
-                f"hparams_search.params.{key} builds {type(space[str(key)]).__name__}, not an Optuna "
+                f"hparams_search.params.{key} builds {type(distribution).__name__}, not an Optuna "
                 "distribution: use optuna.distributions.{Float,Int,Categorical}Distribution"
             )
-    return space
-
-
-def trial_overrides(overrides: Sequence[str], space: dict) -> list[str]:
-    """The overrides every trial gets: all but the search's own (``hparams_search...``)."""
-    parsed = parse_overrides(overrides)
-    for key in (override.key_or_group for override in parsed):
-        if key in space:  # which of the two would win is unclear
-            raise UsageError(
-                f"{key} is searched (hparams_search.params) and also set on the command line: drop "
-                "the override, or search a copy of conf/hparams_search/optuna.yaml without the key"
-            )
-        if key == "paths.run_dir":
-            raise UsageError(
-                "paths.run_dir cannot be set for a search: every trial gets its own folder "
-                "<hparams_search.dir>/<trial number>; set hparams_search.dir or paths.root"
-            )
-    return [o.input_line for o in parsed if o.key_or_group.split(".")[0] != "hparams_search"]
+    if searched := [key for key in keys if key in space]:  # which of the two would win is unclear
+        raise UsageError(
+            f"{searched[0]} is searched (hparams_search.params) and also set on the command line: "
+            "drop the override, or search a copy of conf/hparams_search/optuna.yaml without the key"
+        )
+    if "paths.run_dir" in keys:
+        raise UsageError(
+            "paths.run_dir cannot be set for a search: every trial gets its own folder "
+            "<hparams_search.dir>/<trial number>; set hparams_search.dir or paths.root"
+        )
+    fixed = [o.input_line for o in parsed if o.key_or_group.split(".")[0] != "hparams_search"]
+    return settings, space, fixed
 
 
 def suggested_override(trial: optuna.Trial, key: str, d: dist.BaseDistribution) -> str:
@@ -111,27 +98,27 @@ def write_trial_record(run_dir: Path, trial: optuna.trial.BaseTrial, state: str,
     write_json(run_dir / TRIAL_JSON, record | {"params": dict(trial.params)} | fields)
 
 
-def record_silent_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+def record_silent_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Optuna's heartbeat_stale_trial_callback: a trial whose process died gets its record too."""
     if (run_dir := trial.user_attrs.get("run_dir")) and Path(run_dir).is_dir():
         error = "its process stopped without reporting (killed, or its machine was lost)"
         write_trial_record(Path(run_dir), trial, "fail", error=error)
 
 
-def storage_of(settings: DictConfig) -> RDBStorage | None:
+def storage_of(settings: DictConfig) -> optuna.storages.RDBStorage | None:
     """The study's database (None: in memory); a SQLite file's folder is created first."""
     if not (url := settings.storage):
         return None
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     options = {key: settings[key] for key in ("heartbeat_interval", "grace_period")}
-    opened = partial(RDBStorage, url, heartbeat_stale_trial_callback=record_silent_trial, **options)
+    options["heartbeat_stale_trial_callback"] = record_silent_trial
     try:
         for attempt in range(1, STORAGE_ATTEMPTS):
             with suppress(IntegrityError, OperationalError):
-                return opened()
+                return optuna.storages.RDBStorage(url, **options)
             time.sleep(STORAGE_RETRY_SECONDS * attempt)
-        return opened()  # the last attempt's error is the one raised
+        return optuna.storages.RDBStorage(url, **options)  # the last attempt's error is raised
     except (ValueError, ImportError, SQLAlchemyError) as error:  # a malformed URL, no driver
         raise UsageError(f"hparams_search.storage={url!r}: {error}") from error
 
@@ -166,9 +153,7 @@ def run_trial(trial: optuna.Trial, train: Callable, settings, space, fixed) -> f
 def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
     """Run trials until the study holds ``hparams_search.n_trials`` finished ones; summarise.
     ``train(cfg, callbacks)`` returns the run's summary: ``fmnist_lightning.train.train``."""
-    settings = search_config(overrides).hparams_search
-    space = search_space(settings.params)
-    fixed = trial_overrides(overrides, space)
+    settings, space, fixed = search_settings(overrides)
     storage, pruner = storage_of(settings), instantiate(settings.pruner, _convert_="all")
     name, direction, search_dir = settings.study_name, settings.direction, Path(settings.dir)
     study = optuna.create_study(
@@ -180,14 +165,14 @@ def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
             "choose another hparams_search.study_name for a new study"
         )
     # A new study never writes into the trial folders of an older one of the same name.
-    if not study.get_trials(deepcopy=False) and (search_dir / "0").is_dir():
+    if not (held := len(study.get_trials(deepcopy=False))) and (search_dir / "0").is_dir():
         raise UsageError(
             f"{search_dir} already holds trial folders but the study storage has no trials (was "
             "its database removed?): choose another hparams_search.study_name, or move it away"
         )
     # A fixed seed moves on by the trials already held: a continued study proposes new points.
     seed = settings.sampler.get("seed")
-    moved = {"seed": seed + len(study.get_trials(deepcopy=False))} if seed is not None else {}
+    moved = {"seed": seed + held} if seed is not None else {}
     study.sampler = instantiate(settings.sampler, **moved, _convert_="all")
     done, wanted = len(study.get_trials(deepcopy=False, states=FINISHED)), settings.n_trials
     more = "running the rest" if done < wanted else "nothing to run (raise n_trials to run more)"

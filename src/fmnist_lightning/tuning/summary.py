@@ -7,7 +7,6 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
 from optuna.visualization import matplotlib as optuna_plots
 
 from fmnist_lightning.analysis.run_files import save_figure
@@ -16,14 +15,12 @@ from fmnist_lightning.inference.output_files import write_atomically
 
 TRIALS_CSV = "trials.csv"
 SUMMARY_MD = "summary.md"
-HISTORY_PNG = "history.png"
-INTERMEDIATE_PNG = "intermediate.png"
-IMPORTANCES_PNG = "importances.png"
-
-
-def command_line(trial: FrozenTrial) -> str:
-    """The training command that runs the trial's configuration again, as a new run."""
-    return shlex.join(["python", "-m", "fmnist_lightning.train", *trial.user_attrs["overrides"]])
+# In the order of the completed trials each needs: 0, 1, 2 (importances: two that differ).
+PLOTS = {
+    "intermediate.png": optuna_plots.plot_intermediate_values,
+    "history.png": optuna_plots.plot_optimization_history,
+    "importances.png": optuna_plots.plot_param_importances,
+}
 
 
 def write_summary(study: optuna.Study, search_dir: Path) -> str:
@@ -32,7 +29,7 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
     sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
     trials = sorted(
         study.get_trials(deepcopy=False),
-        key=lambda t: (t.state != TrialState.COMPLETE, sign * (t.value or 0), t.number),
+        key=lambda t: (t.state.name != "COMPLETE", sign * (t.value or 0), t.number),
     )
     names = list(dict.fromkeys(name for trial in trials for name in trial.params))
     rows = [
@@ -53,13 +50,16 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
 
     states = ", ".join(f"{n} {state}" for state, n in frame["state"].value_counts().items())
     lines = [f"# Search {study.study_name}: {len(frame)} trials ({states})", ""]
-    if not (done := len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))):
+    if not (done := (frame["state"] == "complete").sum()):
         lines += ["No trial has completed yet.", ""]
     else:
         best, direction = study.best_trial, study.direction.name.lower()
         where = f"in `{best.user_attrs.get('run_dir')}`"
+        command = shlex.join(
+            ["python", "-m", "fmnist_lightning.train", *best.user_attrs["overrides"]]
+        )
         lines += [f"Best trial: {best.number}, value {best.value:.4f} ({direction}d), {where}.", ""]
-        lines += ["Train it again as a new run:", "", "```bash", command_line(best), "```", ""]
+        lines += ["Train it again as a new run:", "", "```bash", command, "```", ""]
     if len(pruned):
         lines += [
             f"Pruning: {len(pruned)} trials ran {pruned.epochs.sum()} epochs in all of the "
@@ -71,13 +71,8 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
         ]
     head = "\n".join(lines)
 
-    pictures = []
-    # In the order of the completed trials each needs: 0, 1, 2 (importances: two that differ).
-    for name, draw in [
-        (INTERMEDIATE_PNG, optuna_plots.plot_intermediate_values),
-        (HISTORY_PNG, optuna_plots.plot_optimization_history),
-        (IMPORTANCES_PNG, optuna_plots.plot_param_importances),
-    ][: done + 1]:
+    links = ""
+    for name, draw in list(PLOTS.items())[: done + 1]:
         # Optuna's plots are "experimental"; the importance evaluator warns when few trials
         # make every parameter equally important.
         try:
@@ -87,11 +82,11 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
         except (ValueError, RuntimeError, ZeroDivisionError):
             continue
         axes.figure.set_size_inches(8, 4.5)
-        pictures.append(save_figure(axes.figure, search_dir / name).name)
+        save_figure(axes.figure, search_dir / name)
+        links += f"![{Path(name).stem}]({name})\n"
     # Float parameters to 4 significant digits (3e-4, not 0.0003); trials.csv keeps them in full.
     floats = [n for n in names if frame[n].dtype.kind == "f"]
     shown = frame.assign(**{n: frame[n].map("{:.4g}".format, na_action="ignore") for n in floats})
     table = markdown_table(shown, decimals={"seconds": 1})
-    links = "".join(f"![{Path(p).stem}]({p})\n" for p in pictures)
     write_atomically(search_dir / SUMMARY_MD, f"{head}\n{table}\n\n{links}")
     return head
