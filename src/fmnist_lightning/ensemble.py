@@ -7,7 +7,6 @@ the ensemble folder holds and what is refused: docs/evaluation.md#ensembles.
 """
 
 import os
-import sys
 import time
 from itertools import combinations
 from pathlib import Path
@@ -27,7 +26,7 @@ from fmnist_lightning.analysis.metrics import analyse
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import validate_ensemble_config
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.inference.batches import ensemble_probabilities
+from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.models.runtime import resolve_device
@@ -123,9 +122,11 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     images, labels = datamodule.tensors[cfg.split].tensors
 
     started = time.perf_counter()
-    mean, members = ensemble_probabilities(
-        modules, images, datamodule.eval_batch_size, cfg.precision, tta
-    )
+    batch_size = datamodule.eval_batch_size
+    members = [
+        predict_probabilities(m, images, batch_size, cfg.precision, tta=tta) for m in modules
+    ]
+    mean = torch.stack(members).mean(dim=0)
     seconds = time.perf_counter() - started
     result = analyse(mean, labels, modules[0].class_names)
     member_rows = [
@@ -179,4 +180,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # main's cli.run is in Hydra's task, where Hydra would print its own
-    cli.run(lambda: evaluate.refuse_bad_overrides(sys.argv[1:]) or main())
+    cli.run(lambda: evaluate.check_command_line() or main())

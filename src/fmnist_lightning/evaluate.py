@@ -7,7 +7,6 @@ what it holds: ``analysis.evaluation``. Config and folder are checked before any
 """
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from rich.table import Table
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import default_output_dir, evaluate, run_dir_of
-from fmnist_lightning.config.overrides import command_line_problem
+from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import run_folder_problem, validate_evaluate_config
@@ -118,10 +117,9 @@ def run(cfg: DictConfig) -> None:
     console.print(f"Analysis folder: {output_dir.resolve()}", soft_wrap=True)
 
 
-def refuse_bad_overrides(args: Sequence[str]) -> None:
+def check_command_line() -> None:
     """Refuse, before Hydra sees them, overrides it would crash on or misread (``tta=null``)."""
-    if (problem := command_line_problem(args)) is not None:
-        raise UsageError(problem)
+    check_overrides([arg for arg in sys.argv[1:] if not arg.startswith("-")])
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
@@ -130,4 +128,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # main's cli.run is in Hydra's task, where Hydra would print its own
-    cli.run(lambda: refuse_bad_overrides(sys.argv[1:]) or main())
+    cli.run(lambda: check_command_line() or main())

@@ -87,8 +87,7 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, info: dict) -> t
 
 def load_exported(content: bytes | Path | str, fmt: str):
     """A function running the exported model (file or bytes) on uint8 pixels, as a user would."""
-    if isinstance(content, (Path, str)):
-        content = Path(content).read_bytes()
+    content = content if isinstance(content, bytes) else Path(content).read_bytes()
     if fmt == "onnx":
         import onnxruntime
 
@@ -146,8 +145,8 @@ def export(
         "source_checkpoint": checkpoint.name,
     }
     writer = export_onnx if fmt == "onnx" else export_torchscript
-    example = torch.from_numpy(pixels[:4])
-    exporter, content = writer(StandaloneClassifier(classifier).eval(), example, info)
+    model, example = StandaloneClassifier(classifier).eval(), torch.from_numpy(pixels[:4])
+    exporter, content = writer(model, example, info)
     difference = max_difference(classifier, load_exported(content, fmt), pixels)
     print(f"Max abs difference from PyTorch on {described}: {difference:.3g}")
     if difference > atol:
@@ -172,12 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     add = parser.add_argument
     add("checkpoint", type=Path, help="a .ckpt file written by training")
     add("--format", choices=tuple(FORMATS), default="onnx")
-    add(
-        "-o",
-        "--output",
-        type=Path,
-        help="default: the checkpoint's path with .onnx / .torchscript.pt",
-    )
+    add("-o", "--output", type=Path, help="default: the checkpoint's with .onnx / .torchscript.pt")
     add("--overwrite", action="store_true", help="replace an existing output file")
     data_root = os.environ.get("FMNIST_DATA_DIR", "data")
     add("--data-root", default=data_root, help="holds FashionMNIST/raw/ ($FMNIST_DATA_DIR or data)")
@@ -191,8 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     exporter, *_ = export(
         args.checkpoint, args.format, output, args.data_root, args.check_images, args.atol
     )
-    size = output.stat().st_size / 1e6
-    print(f"Wrote {output} ({args.format}, {size:.1f} MB, exporter: {exporter})")
+    print(
+        f"Wrote {output} ({args.format}, {output.stat().st_size / 1e6:.1f} MB, exporter: {exporter})"
+    )
 
 
 if __name__ == "__main__":
