@@ -54,19 +54,19 @@ def check_output_dir(output_dir: Path, what: str) -> None:
 
 
 def load_datamodule(
-    cfg: DictConfig, module: FashionMNISTModule, split: str, run_dir: Path
+    cfg: DictConfig, module: FashionMNISTModule, run_dir: Path
 ) -> FashionMNISTDataModule:
-    """The data, preprocessed as the checkpoint was trained, set up for the split."""
+    """The data, preprocessed as the checkpoint was trained, set up for ``cfg.split``."""
     overrides: dict[str, Any] = {"mean": module.hparams.mean, "std": module.hparams.std}
     run_config = run_dir / run_files.CONFIG_YAML
-    if split != "test" and run_config.is_file():
+    if cfg.split != "test" and run_config.is_file():
         # The validation split is a seeded random split: rebuild the run's, not the default one.
         data = OmegaConf.load(run_config).get("data", {})
         overrides |= {key: data[key] for key in SPLIT_KEYS if key in data}
     datamodule: FashionMNISTDataModule = instantiate(cfg.data, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")  # the training images, for samples.png
-    if split == "test":
+    if cfg.split == "test":
         datamodule.setup("test")
     return datamodule
 
@@ -82,7 +82,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     check_output_dir(output_dir, "analysis folder")
     module = load_module(checkpoint, map_location=resolve_device(cfg.accelerator))
     run_dir = run_dir_of(checkpoint)
-    datamodule = load_datamodule(cfg, module, cfg.split, run_dir)
+    datamodule = load_datamodule(cfg, module, run_dir)
     write_atomically(output_dir / "evaluate_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     metrics = evaluate(
         module,

@@ -30,7 +30,6 @@ from fmnist_lightning.models.runtime import unwrapped
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "pixels", "probabilities"
-ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
 DEFAULT_CHECK_IMAGES, DEFAULT_ATOL = 256, 1e-4
 
 
@@ -105,8 +104,7 @@ def check_pixels(data_root: str, count: int, seed: int = 0) -> tuple[np.ndarray,
         images = FashionMNIST(data_root, train=False, download=False).data[:count]
         return images.unsqueeze(1).numpy(), f"{len(images)} Fashion-MNIST test images"
     except RuntimeError:
-        generator = np.random.default_rng(seed)
-        pixels = generator.integers(0, 256, size=(count, 1, 28, 28), dtype=np.uint8)
+        pixels = np.random.default_rng(seed).integers(0, 256, (count, 1, 28, 28), np.uint8)
         return pixels, f"{count} random images (no Fashion-MNIST test set under '{data_root}')"
 
 
@@ -128,7 +126,7 @@ def export(
     atol: float = DEFAULT_ATOL,
 ) -> tuple[str, float, str]:
     """Make, check, write; returns (exporter, max abs difference, check images)."""
-    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    missing = [n for n in ("onnx", "onnxruntime", "onnxscript") if not importlib.util.find_spec(n)]
     if fmt == "onnx" and missing:  # found out before any work
         raise UsageError(
             f"ONNX export needs {', '.join(missing)}, from the optional extra 'export': "
