@@ -1,7 +1,5 @@
-"""Files written whole or not at all (:func:`write_atomically`: a temporary file beside the
-target, fsynced, moved over it by ``os.replace``, atomic within one filesystem: an error, a full
-disk included, or an interrupt leaves the old file as it was), and an output checked before work.
-"""
+"""Files written whole or not at all (:func:`write_atomically`), and the one check that a folder
+can hold a new file (:func:`unwritable`: a command's ``--output``, a run's or analysis's folder)."""
 
 import os
 import tempfile
@@ -45,8 +43,10 @@ def check_output(path: Path | str, inputs: Iterable[Path | str], overwrite: bool
 
 
 def write_atomically(path: Path | str, data: bytes | memoryview | str, hint: str = "") -> None:
-    """Make ``path`` hold ``data`` (text as UTF-8), or on any error leave it as it was: an
-    OSError becomes one OutputFileError naming the file, the size and what was kept, + ``hint``."""
+    """Make ``path`` hold ``data`` (text as UTF-8), or on any error, a full disk or an interrupt
+    included, leave it as it was: a temporary file beside it, fsynced, then ``os.replace`` (atomic
+    within one filesystem). An OSError becomes one OutputFileError naming the file, the size and
+    what was kept, + ``hint``."""
     path = Path(path)
     data = data.encode() if isinstance(data, str) else data
     temporary = path.with_name(f".{path.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
