@@ -43,10 +43,9 @@ def check_output(path: Path | str, inputs: Iterable[Path | str], overwrite: bool
 
 
 def write_atomically(path: Path | str, data: bytes | memoryview | str, hint: str = "") -> None:
-    """Make ``path`` hold ``data`` (text as UTF-8), or on any error, a full disk or an interrupt
-    included, leave it as it was: a temporary file beside it, fsynced, then ``os.replace`` (atomic
-    within one filesystem). An OSError becomes one OutputFileError naming the file, the size and
-    what was kept, + ``hint``."""
+    """Make ``path`` hold ``data`` (text as UTF-8), or on any error (a full disk, an interrupt)
+    leave it as it was: a fsynced temporary file beside it, then ``os.replace`` (atomic on one
+    filesystem). An OSError becomes one OutputFileError naming file, size, what was kept, ``hint``."""
     path = Path(path)
     data = data.encode() if isinstance(data, str) else data
     temporary = path.with_name(f".{path.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
