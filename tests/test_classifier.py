@@ -153,7 +153,7 @@ def test_empty_input_gives_empty_predictions(classifier):
     [
         (np.zeros((2, 32, 32), np.uint8), r"Expected images of shape .* got \(2, 32, 32\)"),
         (np.zeros((2, 3, 28, 28), np.uint8), r"got \(2, 3, 28, 28\)"),
-        (torch.full((1, 28, 28), -0.4), r"Float images must hold .* in \[0, 1\].*normalised"),
+        (torch.full((1, 28, 28), -0.4), r"floats in \[0, 1\], got .* \[-0.4, -0.4\].*normalised"),
         (torch.full((1, 28, 28), 300), r"uint8 pixels in \[0, 255\].*torch.int64"),
         (np.ones((1, 28, 28), bool), r"got torch.bool"),
         (np.full((1, 28, 28), 1000, np.uint16), r"uint8 pixels in \[0, 255\].*torch.uint16"),

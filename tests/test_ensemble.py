@@ -15,7 +15,7 @@ from fmnist_lightning.analysis.ensembles import find_ensembles
 from fmnist_lightning.config.schema import ConfigValidationError
 from fmnist_lightning.ensemble import evaluate_ensemble, member_checkpoint
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.inference.batches import ensemble_probabilities, predict_probabilities
+from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.models import registry
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.tta import TTA
@@ -58,18 +58,6 @@ def ensemble_config(members, *extra: str, root: Path):
     )
 
 
-def test_ensemble_probabilities_are_the_mean_of_the_members():
-    members = [classifier(0), classifier(1)]
-    images = torch.randn(50, 1, 28, 28)
-    mean, each = ensemble_probabilities(members, images, batch_size=16, tta=TTA(flip=True))
-    alone = [predict_probabilities(m, images, 16, tta=TTA(flip=True)) for m in members]
-    assert mean.shape == (50, 10) and len(each) == 2
-    torch.testing.assert_close(each[0], alone[0])
-    torch.testing.assert_close(mean, (alone[0] + alone[1]) / 2)
-    torch.testing.assert_close(mean.sum(dim=1), torch.ones(50))
-    assert not torch.equal(alone[0].argmax(1), alone[1].argmax(1))  # they do disagree
-
-
 def test_validation_ensemble_writes_the_mean_softmax_accuracy_and_the_members_fit(
     synthetic_root, tmp_path
 ):
@@ -80,11 +68,16 @@ def test_validation_ensemble_writes_the_mean_softmax_accuracy_and_the_members_fi
     datamodule.setup("fit")
     images, labels = datamodule.tensors["val"].tensors
     alone = [predict_probabilities(classifier(s), images, 64, tta=TTA(flip=True)) for s in (0, 1)]
-    expected = float(((alone[0] + alone[1]).argmax(1) == labels).double().mean())
+    assert not torch.equal(alone[0].argmax(1), alone[1].argmax(1))  # they do disagree
+    mean = (alone[0] + alone[1]) / 2  # the ensemble's probabilities: the members' mean
+    expected = float((mean.argmax(1) == labels).double().mean())
 
     assert output_dir == tmp_path / "sweep" / "ensemble-0+1-val-tta"
     assert metrics["split"] == "val" and metrics["images"] == 80  # 20% of 400
     assert metrics["accuracy"] == pytest.approx(expected)
+    assert metrics["loss"] == pytest.approx(
+        float(-mean[torch.arange(80), labels].log().mean()), rel=1e-5
+    )
     for row, probabilities in zip(metrics["members"], alone, strict=True):
         assert row["accuracy"] == pytest.approx(
             float((probabilities.argmax(1) == labels).double().mean())

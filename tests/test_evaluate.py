@@ -20,7 +20,7 @@ from fmnist_lightning.analysis.run_files import save_figure
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.evaluate import evaluate_checkpoint, refuse_bad_overrides, run
+from fmnist_lightning.evaluate import check_command_line, evaluate_checkpoint, run
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.train import train
 from helpers.compose import compose, tiny
@@ -216,11 +216,13 @@ def exit_status(command) -> int:
     return exited.value.code
 
 
-def test_an_override_hydra_would_crash_on_is_refused_in_one_line(tmp_path, capsys):
+def test_an_override_hydra_would_crash_on_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
     fine = [f"ckpt_path={tmp_path}/x.ckpt", "tta=flip", "split=val"]
-    refuse_bad_overrides(fine)
+    monkeypatch.setattr(sys, "argv", ["evaluate", *fine])
+    check_command_line()
     assert capsys.readouterr().err == ""
-    assert exit_status(lambda: refuse_bad_overrides([*fine, "tta=null"])) == 2
+    monkeypatch.setattr(sys, "argv", ["evaluate", *fine, "tta=null"])
+    assert exit_status(check_command_line) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("Error: Invalid override: 'tta=null' is not a config name")
 

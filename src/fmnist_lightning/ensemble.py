@@ -7,7 +7,6 @@ the ensemble folder holds and what is refused: docs/evaluation.md#ensembles.
 """
 
 import os
-import sys
 import time
 from itertools import combinations
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from fmnist_lightning import cli, evaluate
 from fmnist_lightning.analysis import run_files
@@ -27,7 +26,7 @@ from fmnist_lightning.analysis.metrics import analyse
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import validate_ensemble_config
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.inference.batches import ensemble_probabilities
+from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.models.runtime import resolve_device
@@ -119,13 +118,13 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     device = resolve_device(cfg.accelerator)
     modules = [load_module(checkpoint, map_location=device) for checkpoint in checkpoints]
     check_members(modules, checkpoints)
-    datamodule = evaluate.load_datamodule(cfg, modules[0], cfg.split, runs[0])
+    datamodule = evaluate.load_datamodule(cfg, modules[0], runs[0])
     images, labels = datamodule.tensors[cfg.split].tensors
 
     started = time.perf_counter()
-    mean, members = ensemble_probabilities(
-        modules, images, datamodule.eval_batch_size, cfg.precision, tta
-    )
+    batch = datamodule.eval_batch_size
+    members = [predict_probabilities(m, images, batch, cfg.precision, tta=tta) for m in modules]
+    mean = torch.stack(members).mean(dim=0)
     seconds = time.perf_counter() - started
     result = analyse(mean, labels, modules[0].class_names)
     member_rows = [
@@ -160,14 +159,15 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
 def run(cfg: DictConfig) -> None:
     """The ensemble folder written, then each member's accuracy and the ensemble's."""
     metrics, output_dir = evaluate_ensemble(cfg)
-    table = Table(title=f"{metrics['split']} split: {metrics['images']:,} images")
-    for column in ("member", "accuracy", "fit seconds"):
-        table.add_column(column, justify="left" if column == "member" else "right")
-    for row in metrics["members"]:
+    columns = [Column(name, justify="right") for name in ("accuracy", "fit seconds")]
+    table = Table(
+        "member", *columns, title=f"{metrics['split']} split: {metrics['images']:,} images"
+    )
+    ensemble = {**metrics, "checkpoint": "ensemble (mean softmax)"}
+    for row in [*metrics["members"], ensemble]:
         fit = "?" if row["fit_seconds"] is None else f"{row['fit_seconds']:,.0f}"
-        table.add_row(row["checkpoint"], f"{row['accuracy']:.4f}", fit)
-    fit = "?" if metrics["fit_seconds"] is None else f"{metrics['fit_seconds']:,.0f}"
-    table.add_row("ensemble (mean softmax)", f"{metrics['accuracy']:.4f}", fit, style="bold")
+        style = "bold" if row is ensemble else None
+        table.add_row(row["checkpoint"], f"{row['accuracy']:.4f}", fit, style=style)
     console = Console()
     console.print(table)
     console.print(f"Ensemble folder: {output_dir.resolve()}", soft_wrap=True)
@@ -179,4 +179,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # main's cli.run is in Hydra's task, where Hydra would print its own
-    cli.run(lambda: evaluate.refuse_bad_overrides(sys.argv[1:]) or main())
+    cli.run(lambda: evaluate.check_command_line() or main())

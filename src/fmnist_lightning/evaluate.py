@@ -7,7 +7,6 @@ what it holds: ``analysis.evaluation``. Config and folder are checked before any
 """
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from rich.table import Table
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import default_output_dir, evaluate, run_dir_of
-from fmnist_lightning.config.overrides import command_line_problem
+from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import run_folder_problem, validate_evaluate_config
@@ -55,19 +54,19 @@ def check_output_dir(output_dir: Path, what: str) -> None:
 
 
 def load_datamodule(
-    cfg: DictConfig, module: FashionMNISTModule, split: str, run_dir: Path
+    cfg: DictConfig, module: FashionMNISTModule, run_dir: Path
 ) -> FashionMNISTDataModule:
-    """The data, preprocessed as the checkpoint was trained, set up for the split."""
+    """The data, preprocessed as the checkpoint was trained, set up for ``cfg.split``."""
     overrides: dict[str, Any] = {"mean": module.hparams.mean, "std": module.hparams.std}
     run_config = run_dir / run_files.CONFIG_YAML
-    if split != "test" and run_config.is_file():
+    if cfg.split != "test" and run_config.is_file():
         # The validation split is a seeded random split: rebuild the run's, not the default one.
         data = OmegaConf.load(run_config).get("data", {})
         overrides |= {key: data[key] for key in SPLIT_KEYS if key in data}
     datamodule: FashionMNISTDataModule = instantiate(cfg.data, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")  # the training images, for samples.png
-    if split == "test":
+    if cfg.split == "test":
         datamodule.setup("test")
     return datamodule
 
@@ -83,7 +82,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     check_output_dir(output_dir, "analysis folder")
     module = load_module(checkpoint, map_location=resolve_device(cfg.accelerator))
     run_dir = run_dir_of(checkpoint)
-    datamodule = load_datamodule(cfg, module, cfg.split, run_dir)
+    datamodule = load_datamodule(cfg, module, run_dir)
     write_atomically(output_dir / "evaluate_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     metrics = evaluate(
         module,
@@ -118,10 +117,9 @@ def run(cfg: DictConfig) -> None:
     console.print(f"Analysis folder: {output_dir.resolve()}", soft_wrap=True)
 
 
-def refuse_bad_overrides(args: Sequence[str]) -> None:
+def check_command_line() -> None:
     """Refuse, before Hydra sees them, overrides it would crash on or misread (``tta=null``)."""
-    if (problem := command_line_problem(args)) is not None:
-        raise UsageError(problem)
+    check_overrides([arg for arg in sys.argv[1:] if not arg.startswith("-")])
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
@@ -130,4 +128,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # main's cli.run is in Hydra's task, where Hydra would print its own
-    cli.run(lambda: refuse_bad_overrides(sys.argv[1:]) or main())
+    cli.run(lambda: check_command_line() or main())

@@ -30,7 +30,6 @@ from fmnist_lightning.models.runtime import unwrapped
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "pixels", "probabilities"
-ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
 DEFAULT_CHECK_IMAGES, DEFAULT_ATOL = 256, 1e-4
 
 
@@ -87,8 +86,7 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, info: dict) -> t
 
 def load_exported(content: bytes | Path | str, fmt: str):
     """A function running the exported model (file or bytes) on uint8 pixels, as a user would."""
-    if isinstance(content, (Path, str)):
-        content = Path(content).read_bytes()
+    content = content if isinstance(content, bytes) else Path(content).read_bytes()
     if fmt == "onnx":
         import onnxruntime
 
@@ -106,8 +104,7 @@ def check_pixels(data_root: str, count: int, seed: int = 0) -> tuple[np.ndarray,
         images = FashionMNIST(data_root, train=False, download=False).data[:count]
         return images.unsqueeze(1).numpy(), f"{len(images)} Fashion-MNIST test images"
     except RuntimeError:
-        generator = np.random.default_rng(seed)
-        pixels = generator.integers(0, 256, size=(count, 1, 28, 28), dtype=np.uint8)
+        pixels = np.random.default_rng(seed).integers(0, 256, (count, 1, 28, 28), np.uint8)
         return pixels, f"{count} random images (no Fashion-MNIST test set under '{data_root}')"
 
 
@@ -129,7 +126,7 @@ def export(
     atol: float = DEFAULT_ATOL,
 ) -> tuple[str, float, str]:
     """Make, check, write; returns (exporter, max abs difference, check images)."""
-    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    missing = [n for n in ("onnx", "onnxruntime", "onnxscript") if not importlib.util.find_spec(n)]
     if fmt == "onnx" and missing:  # found out before any work
         raise UsageError(
             f"ONNX export needs {', '.join(missing)}, from the optional extra 'export': "
@@ -146,8 +143,8 @@ def export(
         "source_checkpoint": checkpoint.name,
     }
     writer = export_onnx if fmt == "onnx" else export_torchscript
-    example = torch.from_numpy(pixels[:4])
-    exporter, content = writer(StandaloneClassifier(classifier).eval(), example, info)
+    model, example = StandaloneClassifier(classifier).eval(), torch.from_numpy(pixels[:4])
+    exporter, content = writer(model, example, info)
     difference = max_difference(classifier, load_exported(content, fmt), pixels)
     print(f"Max abs difference from PyTorch on {described}: {difference:.3g}")
     if difference > atol:
@@ -172,12 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     add = parser.add_argument
     add("checkpoint", type=Path, help="a .ckpt file written by training")
     add("--format", choices=tuple(FORMATS), default="onnx")
-    add(
-        "-o",
-        "--output",
-        type=Path,
-        help="default: the checkpoint's path with .onnx / .torchscript.pt",
-    )
+    add("-o", "--output", type=Path, help="default: the checkpoint's with .onnx / .torchscript.pt")
     add("--overwrite", action="store_true", help="replace an existing output file")
     data_root = os.environ.get("FMNIST_DATA_DIR", "data")
     add("--data-root", default=data_root, help="holds FashionMNIST/raw/ ($FMNIST_DATA_DIR or data)")
@@ -191,8 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     exporter, *_ = export(
         args.checkpoint, args.format, output, args.data_root, args.check_images, args.atol
     )
-    size = output.stat().st_size / 1e6
-    print(f"Wrote {output} ({args.format}, {size:.1f} MB, exporter: {exporter})")
+    print(
+        f"Wrote {output} ({args.format}, {output.stat().st_size / 1e6:.1f} MB, exporter: {exporter})"
+    )
 
 
 if __name__ == "__main__":

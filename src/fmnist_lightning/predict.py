@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from fmnist_lightning import cli
 from fmnist_lightning.inference.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
@@ -45,11 +45,10 @@ def classify_files(
         except ImageReadError as error:
             print(f"error: {error}", file=sys.stderr)
             rows[path] = error_row(path, error.reason)
-    predictions = classifier.predict(list(readable.values()), batch_size=batch_size)
     names = classifier.class_names
-    for path, index, row in zip(
-        readable, predictions.indices.tolist(), predictions.probabilities.tolist(), strict=True
-    ):
+    probabilities = classifier.predict(list(readable.values()), batch_size=batch_size).probabilities
+    for path, row in zip(readable, probabilities.tolist(), strict=True):
+        index = row.index(max(row))  # the first of equal maxima, as argmax
         rows[path] = error_row(path, None) | {
             "class_index": index,
             "class": names[index],
@@ -63,22 +62,18 @@ def rows_text(rows: list[dict[str, Any]], class_names: list[str], fmt: str) -> s
     """JSON as it is; CSV with the probabilities as columns prob_<class name>, blanks for None."""
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")  # None is written as a blank
-    head = ["path", "class_index", "class", "confidence"]
-    writer.writerow([*head, *(f"prob_{name}" for name in class_names), "error"])
+    out, columns = io.StringIO(), {name: f"prob_{name}" for name in class_names}
+    head = ["path", "class_index", "class", "confidence", *columns.values(), "error"]
+    writer = csv.DictWriter(out, head, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()  # None is written as a blank
     for row in rows:
-        probabilities = row["probabilities"] or {}
-        probabilities = [probabilities.get(name) for name in class_names]
-        writer.writerow([*(row[key] for key in head), *probabilities, row["error"]])
+        writer.writerow(row | {columns[n]: p for n, p in (row["probabilities"] or {}).items()})
     return out.getvalue()
 
 
 def results_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Predictions")
-    table.add_column("path", overflow="fold")
-    for column in ("class", "confidence", "runner-up"):
-        table.add_column(column, justify="right" if column == "confidence" else "left")
+    fold, right = Column("path", overflow="fold"), Column("confidence", justify="right")
+    table = Table(fold, "class", right, "runner-up", title="Predictions")
     for row in rows:
         if row["error"] is not None:
             error = f"[red]{escape(row['error'])}[/red]"

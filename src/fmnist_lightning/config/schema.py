@@ -8,9 +8,7 @@ ensemble.yaml, make OmegaConf refuse undeclared keys and wrong types while compo
 
 import difflib
 import inspect
-import os
 import pydoc
-import tempfile
 from collections.abc import Iterator
 from dataclasses import MISSING as DATACLASS_MISSING
 from dataclasses import dataclass, field, fields, make_dataclass
@@ -24,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.errors import UsageError
+from fmnist_lightning.inference.output_files import unwritable
 from fmnist_lightning.models.hparams import Bound, HParams, HyperparameterError, config_key
 from fmnist_lightning.models.module import FashionMNISTModule
 from fmnist_lightning.models.tta import TTA, TTAError
@@ -302,13 +301,8 @@ def run_folder_problem(
     if existing is None:
         return None
     fix = f"set {key} to a folder you may write" + (f", e.g. {key}={example}" if example else "")
-    if not existing.is_dir():
-        return f"the {what} '{run_dir}' cannot be created: '{existing}' is a file; {fix}"
-    try:  # a real attempt: os.access says yes to root on a read-only filesystem
-        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".fmnist-write-check-"))
-    except OSError as error:
-        why = "is not writable" if isinstance(error, PermissionError) else f"({error.strerror})"
-        return f"the {what} '{run_dir}' cannot be created: '{existing}' {why}; {fix}"
+    if why := unwritable(existing):
+        return f"the {what} '{run_dir}' cannot be created: {why}; {fix}"
     return None
 
 

@@ -1,4 +1,2 @@
-"""Predictions from a trained checkpoint: image files to pixels, pixels to probabilities.
-
-Uses ``models`` and ``data`` only; knows nothing of training runs, their analysis or the config.
-"""
+"""Predictions from a trained checkpoint: image files to pixels, pixels to probabilities. Uses
+``models`` and ``data`` only; knows nothing of training runs, their analysis or the config."""

@@ -1,7 +1,6 @@
 """The one inference path: ``Classifier.predict``, the analysis of a split and an ensemble all
 run through :func:`predict_probabilities`, so they agree on everything that decides the numbers
-(eval mode, no autograd, autocast, device, ``predict_step``, test-time augmentation).
-"""
+(eval mode, no autograd, autocast, device, ``predict_step``, test-time augmentation)."""
 
 from collections.abc import Callable
 
@@ -45,15 +44,3 @@ def predict_probabilities(
     finally:
         module.train(was_training)
     return torch.cat(outputs)
-
-
-def ensemble_probabilities(
-    modules: list[FashionMNISTModule],
-    inputs: torch.Tensor,
-    batch_size: int = 1000,
-    precision: str | int = "32-true",
-    tta: TTA | None = None,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(the mean of the members' probabilities, each member's), every one (N, classes)."""
-    members = [predict_probabilities(m, inputs, batch_size, precision, tta=tta) for m in modules]
-    return torch.stack(members).mean(dim=0), members

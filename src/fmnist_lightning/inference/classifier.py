@@ -62,21 +62,16 @@ def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     # float64 holds every bound exactly enough, also of uint16/32/64, which torch cannot reduce.
     wide = pixels.double() if pixels.numel() else torch.zeros(1, dtype=torch.float64)
     low, high = wide.min().item(), wide.max().item()
-    if pixels.dtype.is_floating_point:
-        if not (wide.isfinite().all() and 0 <= low <= high <= 1):
-            raise ValueError(
-                f"Float images must hold pixel intensities in [0, 1], got values in "
-                f"[{low:.3g}, {high:.3g}]. Pass uint8 pixels or divide by 255; already "
-                "normalised images (e.g. FashionMNISTDataModule tensors) go straight to the "
-                "module: clf.module.predict_step(images, 0)."
-            )
+    if pixels.dtype.is_floating_point and wide.isfinite().all() and 0 <= low <= high <= 1:
         return pixels.float()
-    integer = pixels.dtype != torch.bool and not pixels.is_complex()
-    if integer and 0 <= low <= high <= 255:
+    number = pixels.dtype != torch.bool and not pixels.is_complex()
+    if number and not pixels.dtype.is_floating_point and 0 <= low <= high <= 255:
         return pixels.to(torch.uint8)
-    values = f" with values in [{int(low)}, {int(high)}]" if integer else ""
+    values = f" with values in [{low:g}, {high:g}]" if number else ""
     raise ValueError(
-        f"Expected uint8 pixels in [0, 255] or floats in [0, 1], got {pixels.dtype}{values}."
+        f"Expected uint8 pixels in [0, 255] or floats in [0, 1], got {pixels.dtype}{values}. "
+        "Divide floats in [0, 255] by 255; already normalised images (e.g. FashionMNISTDataModule "
+        "tensors) go straight to the module: clf.module.predict_step(images, 0)."
     )
 
 
@@ -91,7 +86,7 @@ def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:
             f"Cannot classify a {type(images).__name__}: pass a tensor or array of {SHAPES} "
             "images, a PIL image, a file path, or a list of these."
         )
-    parts = []
+    parts = [torch.empty(0, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)]  # torch.cat needs one
     for item in images:
         if isinstance(item, str | Path):
             item = load_image(item, invert=invert)
@@ -103,8 +98,6 @@ def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:
                 "paths, PIL images, or arrays/tensors of 28x28 images."
             )
         parts.append(pixels_from_array(item))
-    if not parts:
-        return torch.empty(0, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
     if any(part.dtype != torch.uint8 for part in parts):  # a mix: bring uint8 to [0, 1] too
         parts = [part.float() / 255.0 if part.dtype == torch.uint8 else part for part in parts]
     return torch.cat(parts)

@@ -85,8 +85,7 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
         # Float images come as [0, 1] or [0, 255] intensities.
         return np.clip(pixels / 255.0 if pixels.max() > 1.0 else pixels, 0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image.convert("RGBA"))
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
     if image.mode not in ("1", "L", "P", "RGB"):
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV...: via RGB
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
