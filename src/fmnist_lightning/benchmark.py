@@ -481,12 +481,12 @@ def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict,
     """Per precision, ``--repeats`` passes of the inference path ``evaluate`` runs over the test
     set (its outputs come back to the CPU: no sync needed). CPU seconds / threads is what an
     idle machine would take."""
-    device, started = resolve_device(cfg.trainer.accelerator), time.perf_counter()
+    device, batch_size = resolve_device(cfg.trainer.accelerator), int(cfg.data.eval_batch_size)
     datamodule.setup("test")
     images, labels = datamodule.tensors["test"].tensors
-    batch_size, by_precision, reference = int(cfg.data.eval_batch_size), {}, None
     # Without --precision: fp32, and bf16 autocast (native on recent CPUs and GPUs).
     precisions = [str(cfg.trainer.precision)] if args.precision else ["32-true", "bf16-mixed"]
+    by_precision, reference, started = {}, None, time.perf_counter()
     for precision in precisions:
         predict_probabilities(module.to(device), images[:batch_size], batch_size, precision)
         walls, cpus = [], []
