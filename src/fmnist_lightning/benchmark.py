@@ -23,12 +23,10 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
-from torch import nn
 from torch.utils.collect_env import get_env_info
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from fmnist_lightning import cli
@@ -48,8 +46,6 @@ COMMAND = "python -m fmnist_lightning.benchmark"
 # --quick: a smoke test of every measurement in well under a minute.
 QUICK = {"steps": 2, "warmup": 2, "repeats": 3, "baseline_steps": 3, "matmul_size": 256}
 MINIMUMS = dict(steps=1, warmup=0, repeats=1, baseline_steps=1, matmul_size=1, threads=1)
-# --eval-only without --precision: fp32, and bf16 autocast (native on recent CPUs and GPUs).
-EVAL_ONLY_PRECISIONS = ("32-true", "bf16-mixed")
 # --no-epoch: only the timed steps, no validation: the callbacks that need val metrics go too.
 NO_EPOCH = ["trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0"]
 NO_EPOCH += [f"callbacks.{name}=null" for name in ("model_checkpoint", "early_stopping")]
@@ -84,15 +80,15 @@ speed-up vs textbook | {baseline[speedup_vs_textbook]:.2f}x | {marks[speedup_vs_
 EVAL_ONLY = f"fmnist-lightning inference speed: {{settings[checkpoint]}}, {{settings[test_images]:,}} {{settings[data]}} test images, batch {{settings[eval_batch_size]}}, {MACHINE}"
 PRECISION = "\n{precision} (images/s) | {images_per_s:,.0f} | wall {wall_seconds:.2f} s, cpu {cpu_seconds:.2f} s, accuracy {accuracy:.2%}"
 
-
 FLOP_CONVENTION = (
     "torch.utils.flop_counter.FlopCounterMode over one forward and backward pass of the "
     "network in training mode: 2 FLOPs per multiply-add of the convolutions and matrix "
     "products (biases, activations, pooling and the optimiser step are not counted); the "
     "backward pass counts only the gradients autograd computes (none for the input images)"
 )
-# Images per counted pass: two, so that BatchNorm1d in training mode accepts the batch.
-COUNTED_IMAGES = 2
+# Images per counted pass: two, so that BatchNorm1d in training mode accepts the batch. The
+# schema refuses other than one channel, and the networks are built for 28 x 28 images.
+COUNTED_IMAGES, IMAGE_SHAPE = 2, (1, 28, 28)
 # collect_env lists torch's packages through pip, which a uv environment may lack; the
 # libraries the training path runs on are read from the installed metadata too.
 PACKAGES = ("lightning", "torchvision", "torchmetrics", "hydra-core", "numpy")
@@ -123,6 +119,14 @@ def timed_windows(step: Callable, warmup: int, steps: int, repeats: int, device=
     return seconds
 
 
+def timed(phases: dict, name: str, function: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``function(...)``, its seconds recorded in ``phases[name]`` (where a run's time goes)."""
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    phases[name] = time.perf_counter() - started
+    return result
+
+
 class StepTimer(L.Callback):
     """Clock reads around every training batch, the epoch, and each test run."""
 
@@ -132,8 +136,7 @@ class StepTimer(L.Callback):
 
     def now(self, trainer: L.Trainer, batch_idx: int | None = None) -> float:
         # On a GPU, syncing every step would drain the queue: sync at window edges only.
-        at_edge = batch_idx is not None and batch_idx >= self.warmup
-        if batch_idx is None or (at_edge and (batch_idx - self.warmup) % self.steps == 0):
+        if batch_idx is None or batch_idx in range(self.warmup, batch_idx + 1, self.steps):
             synchronize(trainer.strategy.root_device)
         return time.perf_counter()
 
@@ -187,12 +190,11 @@ def loop_windows(loss: Callable, optimizer: Any, loader: Any, windows: tuple, de
     return timed_windows(step, *windows, device)
 
 
-def plain_training(cfg: DictConfig, trainer: L.Trainer, args: Any) -> list[float]:
+def plain_training(cfg: Any, trainer: L.Trainer, args: Any) -> list[float]:
     """``training_step`` in a plain loop: ``trainer``'s network, batches, optimiser, precision."""
     L.seed_everything(cfg.seed)
     device, precision = trainer.strategy.root_device, trainer.precision_plugin
-    model = precision.convert_module(build_module(cfg, trainer.datamodule.classes))
-    model = model.to(device).train()
+    model = precision.convert_module(build_module(cfg, trainer.datamodule.classes)).to(device)
     optimizer = instantiate(cfg.optimizer, params=model.parameters())
 
     def loss(batch: list[torch.Tensor]) -> torch.Tensor:
@@ -205,21 +207,21 @@ def plain_training(cfg: DictConfig, trainer: L.Trainer, args: Any) -> list[float
         return loop_windows(loss, optimizer, loader, windows, device)
 
 
-def textbook_baseline(cfg: DictConfig, args: Any, device: torch.device, lightning_rate: float):
+def textbook_baseline(cfg: Any, args: Any, device: torch.device, lightning_rate: float) -> dict:
     """The tutorial loop: torchvision + ``ToTensor``, DataLoader workers, batch 32, fp32, Adam."""
-    from torchvision.datasets import FashionMNIST
-    from torchvision.transforms import ToTensor
+    from torchvision import datasets, transforms
 
     L.seed_everything(cfg.seed)
     # The bare network: contiguous memory, whatever model.channels_last says for the project.
-    model = build_network(plain(cfg.model.net), num_classes=10).to(device).train()
+    model = build_network(plain(cfg.model.net), num_classes=10).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1.0e-3)
-    dataset = FashionMNIST(str(cfg.data.root), train=True, transform=ToTensor())
+    dataset = datasets.FashionMNIST(str(cfg.data.root), transform=transforms.ToTensor())
     loader = DataLoader(dataset, 32, shuffle=True, num_workers=args.baseline_workers)
-    windows = (5, args.baseline_steps, args.repeats)
-    seconds = loop_windows(
-        lambda b: F.cross_entropy(model(b[0]), b[1]), optimizer, loader, windows, device
-    )
+
+    def loss(batch: list[torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(model(batch[0]), batch[1])
+
+    seconds = loop_windows(loss, optimizer, loader, (5, args.baseline_steps, args.repeats), device)
     rate = median_rate(args.baseline_steps * 32, seconds)
     return {
         "images_per_s": rate,
@@ -231,40 +233,13 @@ def textbook_baseline(cfg: DictConfig, args: Any, device: torch.device, lightnin
     }
 
 
-def inference_speed(module, test: TensorDataset, batch_size: int, precisions, repeats: int) -> dict:
-    """Per precision, ``repeats`` passes of what ``evaluate`` runs (its outputs come back to the
-    CPU: no sync needed). CPU seconds / threads is what an idle machine would take."""
-    images, labels = test.tensors
-    by_precision, reference = {}, None
-    for precision in precisions:
-        predict_probabilities(module, images[:batch_size], batch_size, precision)
-        walls, cpus = [], []
-        for _ in range(repeats):
-            wall, cpu = time.perf_counter(), time.process_time()
-            predicted = predict_probabilities(module, images, batch_size, precision).argmax(1)
-            walls.append(time.perf_counter() - wall)
-            cpus.append(time.process_time() - cpu)
-        reference = predicted if reference is None else reference
-        by_precision[precision] = {
-            "wall_seconds": statistics.median(walls),
-            "cpu_seconds": statistics.median(cpus),
-            "images_per_s": len(images) / statistics.median(walls),
-            "accuracy": (predicted == labels.cpu()).float().mean().item(),
-            "agreement": (predicted == reference).float().mean().item(),
-            "window_seconds": walls,
-        }
-    return {"reference_precision": precisions[0], "by_precision": by_precision}
-
-
-def training_flops(network: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+def training_flops(network: torch.nn.Module, input_shape: tuple = IMAGE_SHAPE) -> dict[str, Any]:
     """One training step's FLOPs per image of ``input_shape``, counted by torch."""
     network.train()
-    images = torch.zeros(COUNTED_IMAGES, *input_shape)
-    labels = torch.zeros(COUNTED_IMAGES, dtype=torch.long)
     with FlopCounterMode(display=False) as counter:
-        logits = network(images)
+        logits = network(torch.zeros(COUNTED_IMAGES, *input_shape))
         forward = counter.get_total_flops()
-        F.cross_entropy(logits, labels).backward()
+        F.cross_entropy(logits, torch.zeros(COUNTED_IMAGES, dtype=torch.long)).backward()
     network.zero_grad(set_to_none=True)
     counts = counter.get_flop_counts()["Global"].items()
     return {
@@ -289,18 +264,15 @@ def matmul_products(a: torch.Tensor, b: torch.Tensor) -> dict[str, Callable[[], 
     return products
 
 
-def flop_figures(cfg: DictConfig, args: Any, images_per_s: float, device: torch.device) -> dict:
+def flop_figures(cfg: Any, args: Any, images_per_s: float, device: torch.device) -> dict:
     """Training FLOP/s achieved at ``images_per_s`` against the peak of an n x n matrix
     product (``--matmul-size``) in the dtype the network's products run in."""
     # A fresh, uncompiled copy of the network: the count does not depend on its weights.
-    network = build_network(plain(cfg.model.net), num_classes=10)
-    size = int(cfg.model.net.get("image_size", 28))
-    count = training_flops(network, (int(cfg.model.net.get("in_channels", 1)), size, size))
+    count = training_flops(build_network(plain(cfg.model.net), num_classes=10))
     kind = str(cfg.trainer.precision).split("-")[0]  # bf16-mixed, 16-mixed, 32-true, ...
     dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(kind, torch.float32)
     n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
-    generator = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(n, n, generator=generator).to(device, dtype) for _ in range(2))
+    a, b = torch.randn(2, n, n, generator=torch.Generator().manual_seed(0)).to(device, dtype)
     peaks = {}
     for name, product in matmul_products(a, b).items():
         with contextlib.suppress(RuntimeError):  # a kernel this build lacks
@@ -340,9 +312,8 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 def memory(device: torch.device) -> dict[str, float | None]:
     """Peak resident memory of the process (Linux reports KiB, macOS bytes), and of the GPU."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** (
-        20 if sys.platform == "darwin" else 10
-    )
+    scale = 2**20 if sys.platform == "darwin" else 2**10
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
     gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return {"peak_rss_mib": rss, "peak_gpu_mib": gpu}
 
@@ -376,7 +347,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--output", type=Path, help="default: lightning_logs/benchmarks/benchmark-<time>.json")
     add("overrides", nargs="*", help="Hydra overrides of the training config")
     args = options.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.command = " ".join([COMMAND, *(sys.argv[1:] if argv is None else argv)])
     stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
     args.output = args.output or Path(f"lightning_logs/benchmarks/benchmark-{stamp}.json")
     if args.quick:
@@ -422,39 +393,29 @@ def benchmark_config(args: argparse.Namespace, folder: Path, *extra: str) -> Any
     return cfg
 
 
-def timed(phases: dict[str, float], name: str, function: Any, *args: Any, **kwargs: Any) -> Any:
-    """``function(...)``, its seconds recorded in ``phases[name]`` (where a run's time goes)."""
-    started = time.perf_counter()
-    result = function(*args, **kwargs)
-    phases[name] = time.perf_counter() - started
-    return result
-
-
 def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) -> tuple:
     """Every training and evaluation figure of the composed config."""
     keep_freed_memory()  # as train does, so that the figures are those of a real run
-    steps, repeats = args.steps, args.repeats
-    timer = StepTimer(args.warmup, steps)
+    timer, batch_size = StepTimer(args.warmup, args.steps), int(cfg.data.batch_size)
     L.seed_everything(cfg.seed, workers=True)
     module = build_module(cfg, datamodule.classes)
     trainer = build_trainer(cfg, [timer])
     timed(phases, "trainer_fit", trainer.fit, module, datamodule=datamodule)
-    fit_seconds = phases["trainer_fit"]
-    device, batch_size = trainer.strategy.root_device, int(cfg.data.batch_size)
-    windows = timer.windows()
-    lightning_rate = median_rate(steps * batch_size, windows)
-    step_seconds = statistics.median(windows) / steps
+    fit_seconds, windows = phases["trainer_fit"], timer.windows()
+    device = trainer.strategy.root_device
+    lightning_rate = median_rate(args.steps * batch_size, windows)
+    step_seconds = statistics.median(windows) / args.steps
     started = time.perf_counter()
-    for _ in range(max(repeats, 2) + 1):  # the timer records each test epoch
+    for _ in range(max(args.repeats, 2) + 1):  # the timer records each test epoch
         trainer.test(module, datamodule=datamodule, verbose=False)
     phases["trainer_test"] = time.perf_counter() - started
     del timer.test_seconds[0]  # the warm-up
     test_images = len(datamodule.tensors["test"])
     eval_rate = median_rate(test_images, timer.test_seconds)
     plain_windows = timed(phases, "plain_loop", plain_training, cfg, trainer, args)
-    plain_rate = median_rate(steps * batch_size, plain_windows)
+    plain_rate = median_rate(args.steps * batch_size, plain_windows)
     loader = datamodule.train_dataloader()  # the batch fetch alone
-    batches, fetches = iter(loader), min(args.warmup + steps, len(loader))
+    batches, fetches = iter(loader), min(args.warmup + args.steps, len(loader))
     fetch = statistics.median(timed_windows(lambda: next(batches), 0, 1, fetches))
     memory_used = memory(device)  # before the matmul and the baseline allocate their own
     flops = timed(phases, "flops_and_matmul", flop_figures, cfg, args, lightning_rate, device)
@@ -481,7 +442,7 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
             "channels_last": bool(cfg.model.channels_last),
             "compile": bool(cfg.model.compile),
             "batch_size": batch_size,
-            "steps": steps,
+            "steps": args.steps,
             "warmup": args.warmup,
             "lightning_windows": len(windows),
             "statistic": "median over timed windows after warm-up",
@@ -517,23 +478,41 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
 
 
 def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict, module) -> tuple:
-    """The inference path of the ``--eval-only`` checkpoint over the test set, per precision."""
-    device = resolve_device(cfg.trainer.accelerator)
+    """Per precision, ``--repeats`` passes of the inference path ``evaluate`` runs over the test
+    set (its outputs come back to the CPU: no sync needed). CPU seconds / threads is what an
+    idle machine would take."""
+    device, batch_size = resolve_device(cfg.trainer.accelerator), int(cfg.data.eval_batch_size)
     datamodule.setup("test")
-    test, batch_size = datamodule.tensors["test"], int(cfg.data.eval_batch_size)
-    precisions = (str(cfg.trainer.precision),) if args.precision else EVAL_ONLY_PRECISIONS
-    module.to(device)
-    figures = timed(
-        phases, "inference", inference_speed, module, test, batch_size, precisions, args.repeats
-    )
+    images, labels = datamodule.tensors["test"].tensors
+    # Without --precision: fp32, and bf16 autocast (native on recent CPUs and GPUs).
+    precisions = [str(cfg.trainer.precision)] if args.precision else ["32-true", "bf16-mixed"]
+    by_precision, reference, started = {}, None, time.perf_counter()
+    for precision in precisions:
+        predict_probabilities(module.to(device), images[:batch_size], batch_size, precision)
+        walls, cpus = [], []
+        for _ in range(args.repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            predicted = predict_probabilities(module, images, batch_size, precision).argmax(1)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        reference = predicted if reference is None else reference
+        by_precision[precision] = {
+            "wall_seconds": statistics.median(walls),
+            "cpu_seconds": statistics.median(cpus),
+            "images_per_s": len(images) / statistics.median(walls),
+            "accuracy": (predicted == labels.cpu()).float().mean().item(),
+            "agreement": (predicted == reference).float().mean().item(),
+            "window_seconds": walls,
+        }
+    phases["inference"] = time.perf_counter() - started
     return device, {
         "settings": {
             "mode": "eval-only",
             "checkpoint": str(Path(args.eval_only).resolve()),
-            "test_images": len(test),
+            "test_images": len(images),
             "statistic": "median over repeated passes after a warm-up batch",
         },
-        "eval_only": figures,
+        "eval_only": {"reference_precision": precisions[0], "by_precision": by_precision},
         "memory": memory(device),
     }
 
@@ -548,14 +527,12 @@ def table(result: dict[str, Any]) -> Table:
             if precision != reference:
                 text += f", same class as {reference}: {row['agreement']:.2%}"
     else:
-        marks = {}
+        marks, flops = {}, result["flops"]
         for name, (section, target, spec, higher) in MARKS.items():
             if result[section]:
-                value = result[section][name]
-                met = value >= target if higher else value < target
+                met = (result[section][name] >= target) == higher
                 verdict = "[green]met[/]" if met else "[red]missed[/]"
                 marks[name] = f"{verdict} (target {'≥' if higher else '<'} {target:{spec}})"
-        flops = result["flops"]
         values = {
             **result,
             "marks": marks,
@@ -584,8 +561,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # The checkpoint's own normalisation: prediction preprocesses as its training did.
     extra = [f"data.{key}={module.hparams[key]}" for key in ("mean", "std")] if module else []
     threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or threads)
     try:
         with tempfile.TemporaryDirectory(prefix="fmnist-benchmark-") as tmp:
             cfg = benchmark_config(args, Path(tmp), *extra)
@@ -604,7 +580,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
         result = {
             "created": datetime.now().isoformat(timespec="seconds"),
-            "command": " ".join([COMMAND, *args.argv]),
+            "command": args.command,
             "environment": environment(device),  # with the run's --threads
             **figures,
             "phase_seconds": phases,
