@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
-from fmnist_lightning.data.augment import BatchAugment, as_augment, random_crop, random_erase
+from fmnist_lightning.data.augment import BatchAugment, random_crop, random_erase
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from helpers.compose import compose
 from helpers.data import make_datamodule
@@ -118,15 +118,20 @@ def compose_augment(tmp_path, *overrides: str):
 
 
 def test_config_dicts_and_presets_build_the_augmentation(tmp_path):
-    augment = as_augment(compose_augment(tmp_path, "data/augment=standard"))
+    def built(*overrides: str) -> BatchAugment:
+        """The data module's augmentation, given the config node as Hydra composes it."""
+        return datamodule(tmp_path, compose_augment(tmp_path, *overrides)).augment
+
+    augment = built("data/augment=standard")
     assert (augment.crop, augment.flip, augment.erase) == (True, True, True)
     assert augment.crop_padding == 2 and augment.erase_scale == (0.02, 0.33)
 
-    default = as_augment(compose_augment(tmp_path))
+    default = built()
     assert (default.crop, default.flip, default.erase) == (False, True, False)
-    assert not as_augment(compose_augment(tmp_path, "data/augment=none")).enabled
+    assert not built("data/augment=none").enabled
+    assert datamodule(tmp_path, None).augment is None
 
-    single = as_augment(compose_augment(tmp_path, "data/augment=none", "data.augment.flip=true"))
+    single = built("data/augment=none", "data.augment.flip=true")
     assert (single.crop, single.flip, single.erase) == (False, True, False)
 
 

@@ -1,15 +1,11 @@
 """Augmentation of whole batches on the device that trains: each image gets its own crop
 offset, flip and erased rectangle, drawn with a few tensor operations (no per-sample Python).
-
 The images arrive normalised: an erased rectangle filled with 0 holds the mean pixel, as
-torchvision's ``RandomErasing`` after ``Normalize``. The presets in ``conf/data/augment/``
-start from ``none.yaml``, whose values are the defaults of :class:`BatchAugment`.
-"""
+torchvision's ``RandomErasing`` after ``Normalize``."""
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -18,7 +14,8 @@ import torch
 class BatchAugment:
     """Crop from an image padded with its darkest value (the background), left-right flip,
     and erasing of one rectangle (aspect ratio log-uniform; unlike torchvision's, one too
-    large for the image is clipped, not re-drawn)."""
+    large for the image is clipped, not re-drawn). conf/data/augment/none.yaml holds the
+    defaults below; the other presets start from it."""
 
     crop: bool = False
     crop_padding: int = 2
@@ -91,10 +88,3 @@ def random_erase(
     inside = (rows >= top) & (rows < top + box_h) & (cols >= left) & (cols < left + box_w)
     erase = (torch.rand(n, device=device) < p).view(n, 1, 1) & inside
     return images.masked_fill(erase.unsqueeze(1), value)
-
-
-def as_augment(spec: BatchAugment | Mapping[str, Any] | None) -> BatchAugment | None:
-    """A BatchAugment from itself, its config (``_target_`` optional) or None."""
-    if not isinstance(spec, Mapping):
-        return spec
-    return BatchAugment(**{key: value for key, value in spec.items() if key != "_target_"})

@@ -1,7 +1,7 @@
 """Fashion-MNIST normalised once into in-memory tensors, every batch an index slice of them:
 no per-sample PIL work and no worker processes, so waiting for data costs next to nothing."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from torchvision.datasets import FashionMNIST
 
 from fmnist_lightning.data import files
-from fmnist_lightning.data.augment import BatchAugment, as_augment
-from fmnist_lightning.data.files import CLASS_NAMES, DataError
+from fmnist_lightning.data.augment import BatchAugment
 from fmnist_lightning.data.normalise import normalise
 
 
@@ -62,8 +61,7 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
 class FashionMNISTDataModule(L.LightningDataModule):
     """Train/validation split of the 60,000 training images, and the official 10,000 test images."""
 
-    classes: tuple[str, ...] = CLASS_NAMES
-    num_classes = len(CLASS_NAMES)
+    classes: tuple[str, ...] = files.CLASS_NAMES
 
     def __init__(
         self,
@@ -85,25 +83,26 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.shuffle_seed, self.mean, self.std = shuffle_seed, mean, std
         self.download, self.on_device = download, on_device
         self.tensors: dict[str, TensorDataset] = {}
-        self.augment = as_augment(augment)
+        if isinstance(augment, Mapping):  # its config node, passed by hand: built as Hydra would
+            augment = BatchAugment(**{k: v for k, v in augment.items() if k != "_target_"})
+        self.augment = augment
 
     def prepare_data(self) -> None:
         """Download or check the files, and refuse a val_fraction that starves a split, before
         any training."""
         n = files.ensure_split(self.root, True, self.download)
         files.ensure_split(self.root, False, self.download)
-        n_val = round(n * self.val_fraction)  # as split_indices splits
-        fraction, batch_size = self.val_fraction, self.batch_size
-        if n - n_val < batch_size:
-            raise DataError(
-                f"data.val_fraction={fraction} leaves {n - n_val:,} of the {n:,} training images "
-                f"for training, fewer than one batch (data.batch_size={batch_size}); lower "
-                "data.val_fraction or data.batch_size."
+        n_val, key = round(n * self.val_fraction), f"data.val_fraction={self.val_fraction}"
+        if n - n_val < self.batch_size:  # n_val as split_indices counts it
+            raise files.DataError(
+                f"{key} leaves {n - n_val:,} of the {n:,} training images for training, fewer "
+                f"than one batch (data.batch_size={self.batch_size}); lower data.val_fraction "
+                "or data.batch_size."
             )
         if n_val < 1:
-            raise DataError(
-                f"data.val_fraction={fraction} leaves no image of the {n:,} for validation; "
-                f"raise data.val_fraction to at least {1 / n:.2g}."
+            raise files.DataError(
+                f"{key} leaves no image of the {n:,} for validation; raise data.val_fraction "
+                f"to at least {1 / n:.2g}."
             )
 
     def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,8 +122,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             self.tensors["test"] = TensorDataset(*self._split(train=False))
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        dataset = self.tensors[split]
-        trainer = self.trainer
+        dataset, trainer = self.tensors[split], self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         device = dataset.tensors[0].device
         sampler = EpochBatchSampler(
