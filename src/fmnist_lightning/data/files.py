@@ -35,10 +35,9 @@ def not_found(root: Path, reason: str, missing: list[str]) -> DataError:
     expected = "\n".join(f"  {raw_folder(root) / name}" for name in RAW_FILES)
     return DataError(
         f"Fashion-MNIST was not found under data root '{root}' and could not be downloaded "
-        f"({reason}).\nMissing: {', '.join(missing)}.\nExpected these four files (the .gz "
-        f"versions are also accepted):\n{expected}\nPoint the project at a folder that holds "
-        "FashionMNIST/raw/, either with the override data.root=/path/to/data or the "
-        "environment variable FMNIST_DATA_DIR."
+        f"({reason}).\nMissing: {', '.join(missing)}.\nExpected these four files (or their "
+        f".gz):\n{expected}\nPoint data.root=/path/to/data (or the environment variable "
+        "FMNIST_DATA_DIR) at a folder that holds FashionMNIST/raw/."
     )
 
 
@@ -139,9 +138,8 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
 
 def verify_split(root: Path, train: bool) -> int:
     """Check one split's two files before torchvision parses them; return its image count."""
-    prefix = "train" if train else "t10k"
-    images_path = raw_folder(root) / f"{prefix}-images-idx3-ubyte"
-    labels_path = raw_folder(root) / f"{prefix}-labels-idx1-ubyte"
+    names = RAW_FILES[:2] if train else RAW_FILES[2:]
+    images_path, labels_path = (raw_folder(root) / name for name in names)
     count, height, width = read_idx_shape(images_path, ndim=3)
     (label_count,) = read_idx_shape(labels_path, ndim=1)
     if (height, width) != (28, 28):
