@@ -47,44 +47,38 @@ class BatchAugment:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) → augmented copies."""
         if self.crop and self.crop_padding > 0:
-            images = random_crop(images, self.crop_padding)
+            images = self.random_crop(images)
         if self.flip:
             flip = torch.rand(images.shape[0], device=images.device) < self.flip_p
             images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
         if self.erase:
-            images = random_erase(
-                images, self.erase_p, self.erase_scale, self.erase_ratio, self.erase_value
-            )
+            images = self.random_erase(images)
         return images
 
+    def random_crop(self, images: torch.Tensor) -> torch.Tensor:
+        (n, channels, height, width), padding = images.shape, self.crop_padding
+        fill = images.amin(dim=(1, 2, 3), keepdim=True)
+        padded = fill.expand(n, channels, height + 2 * padding, width + 2 * padding).clone()
+        padded[:, :, padding : padding + height, padding : padding + width] = images
+        top = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
+        left = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
+        rows = top + torch.arange(height, device=images.device).view(1, height, 1)
+        cols = left + torch.arange(width, device=images.device).view(1, 1, width)
+        batch = torch.arange(n, device=images.device).view(n, 1, 1)
+        # Advanced indexing on dims 0, 2, 3 around the channel slice gives (N, H, W, C).
+        return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()
 
-def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
-    n, channels, height, width = images.shape
-    fill = images.amin(dim=(1, 2, 3), keepdim=True)
-    padded = fill.expand(n, channels, height + 2 * padding, width + 2 * padding).clone()
-    padded[:, :, padding : padding + height, padding : padding + width] = images
-    top = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
-    left = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
-    rows = top + torch.arange(height, device=images.device).view(1, height, 1)
-    cols = left + torch.arange(width, device=images.device).view(1, 1, width)
-    batch = torch.arange(n, device=images.device).view(n, 1, 1)
-    # Advanced indexing on dims 0, 2, 3 around the channel slice gives (N, H, W, C).
-    return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()
-
-
-def random_erase(
-    images: torch.Tensor, p: float, scale: Sequence[float], ratio: Sequence[float], value: float
-) -> torch.Tensor:
-    n, _, height, width = images.shape
-    device = images.device
-    area = height * width * torch.empty(n, device=device).uniform_(*scale)
-    aspect = torch.empty(n, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])).exp()
-    box_h = (area * aspect).sqrt().round().clamp(1, height).view(n, 1, 1)
-    box_w = (area / aspect).sqrt().round().clamp(1, width).view(n, 1, 1)
-    top = (torch.rand(n, device=device).view(n, 1, 1) * (height - box_h + 1)).floor()
-    left = (torch.rand(n, device=device).view(n, 1, 1) * (width - box_w + 1)).floor()
-    rows = torch.arange(height, device=device).view(1, height, 1)
-    cols = torch.arange(width, device=device).view(1, 1, width)
-    inside = (rows >= top) & (rows < top + box_h) & (cols >= left) & (cols < left + box_w)
-    erase = (torch.rand(n, device=device) < p).view(n, 1, 1) & inside
-    return images.masked_fill(erase.unsqueeze(1), value)
+    def random_erase(self, images: torch.Tensor) -> torch.Tensor:
+        (n, _, height, width), device = images.shape, images.device
+        area = height * width * torch.empty(n, device=device).uniform_(*self.erase_scale)
+        log_ratio = (math.log(ratio) for ratio in self.erase_ratio)
+        aspect = torch.empty(n, device=device).uniform_(*log_ratio).exp()
+        box_h = (area * aspect).sqrt().round().clamp(1, height).view(n, 1, 1)
+        box_w = (area / aspect).sqrt().round().clamp(1, width).view(n, 1, 1)
+        top = (torch.rand(n, device=device).view(n, 1, 1) * (height - box_h + 1)).floor()
+        left = (torch.rand(n, device=device).view(n, 1, 1) * (width - box_w + 1)).floor()
+        rows = torch.arange(height, device=device).view(1, height, 1)
+        cols = torch.arange(width, device=device).view(1, 1, width)
+        inside = (rows >= top) & (rows < top + box_h) & (cols >= left) & (cols < left + box_w)
+        erase = (torch.rand(n, device=device) < self.erase_p).view(n, 1, 1) & inside
+        return images.masked_fill(erase.unsqueeze(1), self.erase_value)
