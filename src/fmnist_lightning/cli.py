@@ -1,10 +1,6 @@
-"""The one command-line front: run a command, print what stopped it as one line, exit.
-
-    if __name__ == "__main__":
-        cli.run(main)          # main() returns an exit status (or None) or raises
-
-The statuses are those of ``fmnist_lightning.errors``; only the commands import this.
-"""
+"""The one command-line front of every command, ``cli.run(main)``: run it, print what stopped
+it as one line, exit with the status of ``fmnist_lightning.errors``. Only the commands import
+this."""
 
 import os
 import sys

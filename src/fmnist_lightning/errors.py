@@ -1,11 +1,7 @@
-"""What stops a command, and the exit status it gets: 0 done, 1 the work failed, 2 the input
-was refused, 128+n stopped by signal n. The table of every command's statuses is in
-docs/resume-and-errors.md#exit-statuses.
-
-A command prints an :class:`FmnistError` as one line on stderr (what went wrong, what to
-do), never a traceback, and exits with its ``exit_status`` (``fmnist_lightning.cli``).
-Every layer may raise these; this module imports nothing of the project.
-"""
+"""What stops a command, and its exit status: 0 done, 1 the work failed, 2 the input was
+refused, 128+n stopped by signal n (every command's: docs/resume-and-errors.md). ``cli.run``
+prints an :class:`FmnistError` as one line on stderr, never a traceback, and exits with its
+``exit_status``. Every layer may raise these; this module imports nothing of the project."""
 
 
 class FmnistError(Exception):
