@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
-from fmnist_lightning.data.augment import BatchAugment, as_augment, random_crop, random_erase
+from fmnist_lightning.data.augment import BatchAugment
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from helpers.compose import compose
 from helpers.data import make_datamodule
@@ -47,7 +47,7 @@ def test_crop_is_a_shift_within_the_padding_filled_with_the_image_minimum():
     torch.manual_seed(0)
     padding = 2
     images = images_batch(32)
-    out = random_crop(images, padding)
+    out = BatchAugment(crop=True, crop_padding=padding)(images)
     for image, cropped in zip(images, out, strict=True):
         fill = image.min()
         padded = torch.full((1, 28 + 2 * padding, 28 + 2 * padding), float(fill))
@@ -79,7 +79,8 @@ def test_flip_mirrors_with_its_probability():
 def test_erasing_fills_one_rectangle_of_the_requested_size_with_the_value():
     torch.manual_seed(2)
     images = images_batch(100) + 10.0  # no pixel is 0 before erasing
-    out = random_erase(images, p=1.0, scale=(0.1, 0.2), ratio=(0.5, 2.0), value=0.0)
+    erase = dict(erase=True, erase_scale=(0.1, 0.2), erase_ratio=(0.5, 2.0), erase_value=0.0)
+    out = BatchAugment(**erase, erase_p=1.0)(images)
     erased = out == 0.0
     assert torch.equal(out[~erased], images[~erased])
     for mask in erased[:, 0]:
@@ -87,7 +88,7 @@ def test_erasing_fills_one_rectangle_of_the_requested_size_with_the_value():
         height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
         assert mask.sum() == height * width  # a filled rectangle
         assert 0.1 * 784 * 0.7 <= mask.sum() <= 0.2 * 784 * 1.3  # area, up to rounding
-    none = random_erase(images, p=0.0, scale=(0.1, 0.2), ratio=(0.5, 2.0), value=0.0)
+    none = BatchAugment(**erase, erase_p=0.0)(images)
     assert torch.equal(none, images)
 
 
@@ -118,15 +119,20 @@ def compose_augment(tmp_path, *overrides: str):
 
 
 def test_config_dicts_and_presets_build_the_augmentation(tmp_path):
-    augment = as_augment(compose_augment(tmp_path, "data/augment=standard"))
+    def built(*overrides: str) -> BatchAugment:
+        """The data module's augmentation, given the config node as Hydra composes it."""
+        return datamodule(tmp_path, compose_augment(tmp_path, *overrides)).augment
+
+    augment = built("data/augment=standard")
     assert (augment.crop, augment.flip, augment.erase) == (True, True, True)
     assert augment.crop_padding == 2 and augment.erase_scale == (0.02, 0.33)
 
-    default = as_augment(compose_augment(tmp_path))
+    default = built()
     assert (default.crop, default.flip, default.erase) == (False, True, False)
-    assert not as_augment(compose_augment(tmp_path, "data/augment=none")).enabled
+    assert not built("data/augment=none").enabled
+    assert datamodule(tmp_path, None).augment is None
 
-    single = as_augment(compose_augment(tmp_path, "data/augment=none", "data.augment.flip=true"))
+    single = built("data/augment=none", "data.augment.flip=true")
     assert (single.crop, single.flip, single.erase) == (False, True, False)
 
 

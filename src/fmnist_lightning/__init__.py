@@ -1,14 +1,9 @@
-"""fmnist-lightning: Fashion-MNIST with PyTorch Lightning and Hydra.
+"""fmnist-lightning: Fashion-MNIST with PyTorch Lightning and Hydra. The commands are the
+top-level modules (``python -m fmnist_lightning.<command>``); subpackages hold what they compose.
 
-    from fmnist_lightning import load_classifier
-
-``Classifier``, ``Predictions`` and ``load_classifier`` (``fmnist_lightning.inference.classifier``)
-are loaded on first use, so that importing the package, or running a command that needs no
-model (``python -m fmnist_lightning.results``), does not import torch.
-
-The commands are the top-level modules (``python -m fmnist_lightning.<command>``): train,
-evaluate, predict, export, results, benchmark. What they compose lives in subpackages by
-role: data, models, inference, analysis, training, config.
+``from fmnist_lightning import load_classifier`` (or ``Classifier``, ``Predictions``) loads
+``fmnist_lightning.inference.classifier`` on first use, so that importing the package, or a
+command that needs no model (``results``), does not import torch.
 """
 
 from typing import TYPE_CHECKING, Any

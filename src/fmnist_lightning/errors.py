@@ -1,18 +1,7 @@
-"""What stops a command, and the exit status it gets: one table for every command.
-
-A command prints an :class:`FmnistError` as one line on stderr (what went wrong, what to
-do), never a traceback, and exits with its ``exit_status`` (``fmnist_lightning.cli``):
-
-====  ======================================================================================
-0     done
-1     the work failed: a fault in training, an input that could not be classified, an
-      exported model that disagrees with PyTorch, an output that could not be written
-2     the input was refused: a config value, an option, a checkpoint, a data file, a folder
-128+n stopped by signal n (130 Ctrl-C, 143 SIGTERM)
-====  ======================================================================================
-
-Every layer may raise these; this module imports nothing of the project.
-"""
+"""What stops a command, and its exit status: 0 done, 1 the work failed, 2 the input was
+refused, 128+n stopped by signal n (every command's: docs/resume-and-errors.md). ``cli.run``
+prints an :class:`FmnistError` as one line on stderr, never a traceback, and exits with its
+``exit_status``. Every layer may raise these; this module imports nothing of the project."""
 
 
 class FmnistError(Exception):

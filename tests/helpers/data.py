@@ -3,22 +3,9 @@
 from pathlib import Path
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
-from fmnist_lightning.data.synthetic import (
-    IMAGE_SIZE,
-    NUM_CLASSES,
-    synthetic_split,
-    write_fashion_mnist,
-    write_idx,
-)
+from fmnist_lightning.data.synthetic import write_fashion_mnist, write_idx
 
-__all__ = [
-    "IMAGE_SIZE",
-    "NUM_CLASSES",
-    "make_datamodule",
-    "synthetic_split",
-    "write_fashion_mnist",
-    "write_idx",
-]
+__all__ = ["make_datamodule", "write_fashion_mnist", "write_idx"]
 
 
 def make_datamodule(root: Path, **changes) -> FashionMNISTDataModule:

@@ -1,15 +1,11 @@
 """Augmentation of whole batches on the device that trains: each image gets its own crop
 offset, flip and erased rectangle, drawn with a few tensor operations (no per-sample Python).
-
 The images arrive normalised: an erased rectangle filled with 0 holds the mean pixel, as
-torchvision's ``RandomErasing`` after ``Normalize``. The presets in ``conf/data/augment/``
-start from ``none.yaml``, whose values are the defaults of :class:`BatchAugment`.
-"""
+torchvision's ``RandomErasing`` after ``Normalize``."""
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -18,7 +14,8 @@ import torch
 class BatchAugment:
     """Crop from an image padded with its darkest value (the background), left-right flip,
     and erasing of one rectangle (aspect ratio log-uniform; unlike torchvision's, one too
-    large for the image is clipped, not re-drawn)."""
+    large for the image is clipped, not re-drawn). conf/data/augment/none.yaml holds the
+    defaults below; the other presets start from it."""
 
     crop: bool = False
     crop_padding: int = 2
@@ -50,51 +47,38 @@ class BatchAugment:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) → augmented copies."""
         if self.crop and self.crop_padding > 0:
-            images = random_crop(images, self.crop_padding)
+            images = self.random_crop(images)
         if self.flip:
             flip = torch.rand(images.shape[0], device=images.device) < self.flip_p
             images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
         if self.erase:
-            images = random_erase(
-                images, self.erase_p, self.erase_scale, self.erase_ratio, self.erase_value
-            )
+            images = self.random_erase(images)
         return images
 
+    def random_crop(self, images: torch.Tensor) -> torch.Tensor:
+        (n, channels, height, width), padding = images.shape, self.crop_padding
+        fill = images.amin(dim=(1, 2, 3), keepdim=True)
+        padded = fill.expand(n, channels, height + 2 * padding, width + 2 * padding).clone()
+        padded[:, :, padding : padding + height, padding : padding + width] = images
+        top = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
+        left = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
+        rows = top + torch.arange(height, device=images.device).view(1, height, 1)
+        cols = left + torch.arange(width, device=images.device).view(1, 1, width)
+        batch = torch.arange(n, device=images.device).view(n, 1, 1)
+        # Advanced indexing on dims 0, 2, 3 around the channel slice gives (N, H, W, C).
+        return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()
 
-def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
-    n, channels, height, width = images.shape
-    fill = images.amin(dim=(1, 2, 3), keepdim=True)
-    padded = fill.expand(n, channels, height + 2 * padding, width + 2 * padding).clone()
-    padded[:, :, padding : padding + height, padding : padding + width] = images
-    top = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
-    left = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
-    rows = top + torch.arange(height, device=images.device).view(1, height, 1)
-    cols = left + torch.arange(width, device=images.device).view(1, 1, width)
-    batch = torch.arange(n, device=images.device).view(n, 1, 1)
-    # Advanced indexing on dims 0, 2, 3 around the channel slice gives (N, H, W, C).
-    return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()
-
-
-def random_erase(
-    images: torch.Tensor, p: float, scale: Sequence[float], ratio: Sequence[float], value: float
-) -> torch.Tensor:
-    n, _, height, width = images.shape
-    device = images.device
-    area = height * width * torch.empty(n, device=device).uniform_(*scale)
-    aspect = torch.empty(n, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])).exp()
-    box_h = (area * aspect).sqrt().round().clamp(1, height).view(n, 1, 1)
-    box_w = (area / aspect).sqrt().round().clamp(1, width).view(n, 1, 1)
-    top = (torch.rand(n, device=device).view(n, 1, 1) * (height - box_h + 1)).floor()
-    left = (torch.rand(n, device=device).view(n, 1, 1) * (width - box_w + 1)).floor()
-    rows = torch.arange(height, device=device).view(1, height, 1)
-    cols = torch.arange(width, device=device).view(1, 1, width)
-    inside = (rows >= top) & (rows < top + box_h) & (cols >= left) & (cols < left + box_w)
-    erase = (torch.rand(n, device=device) < p).view(n, 1, 1) & inside
-    return images.masked_fill(erase.unsqueeze(1), value)
-
-
-def as_augment(spec: BatchAugment | Mapping[str, Any] | None) -> BatchAugment | None:
-    """A BatchAugment from itself, its config (``_target_`` optional) or None."""
-    if not isinstance(spec, Mapping):
-        return spec
-    return BatchAugment(**{key: value for key, value in spec.items() if key != "_target_"})
+    def random_erase(self, images: torch.Tensor) -> torch.Tensor:
+        (n, _, height, width), device = images.shape, images.device
+        area = height * width * torch.empty(n, device=device).uniform_(*self.erase_scale)
+        log_ratio = (math.log(ratio) for ratio in self.erase_ratio)
+        aspect = torch.empty(n, device=device).uniform_(*log_ratio).exp()
+        box_h = (area * aspect).sqrt().round().clamp(1, height).view(n, 1, 1)
+        box_w = (area / aspect).sqrt().round().clamp(1, width).view(n, 1, 1)
+        top = (torch.rand(n, device=device).view(n, 1, 1) * (height - box_h + 1)).floor()
+        left = (torch.rand(n, device=device).view(n, 1, 1) * (width - box_w + 1)).floor()
+        rows = torch.arange(height, device=device).view(1, height, 1)
+        cols = torch.arange(width, device=device).view(1, 1, width)
+        inside = (rows >= top) & (rows < top + box_h) & (cols >= left) & (cols < left + box_w)
+        erase = (torch.rand(n, device=device) < self.erase_p).view(n, 1, 1) & inside
+        return images.masked_fill(erase.unsqueeze(1), self.erase_value)

@@ -1,9 +1,10 @@
 """Fashion-MNIST normalised once into in-memory tensors, every batch an index slice of them:
 no per-sample PIL work and no worker processes, so waiting for data costs next to nothing."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -11,46 +12,36 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from torchvision.datasets import FashionMNIST
 
 from fmnist_lightning.data import files
-from fmnist_lightning.data.augment import BatchAugment, as_augment
-from fmnist_lightning.data.files import CLASS_NAMES, DataError
+from fmnist_lightning.data.augment import BatchAugment
 from fmnist_lightning.data.normalise import normalise
 
 
+@dataclass(eq=False)
 class EpochBatchSampler(Sampler[torch.Tensor]):
     """Batches of indices in an order that depends only on (seed, epoch): Lightning calls
     ``set_epoch`` every epoch, so a run resumed at epoch k sees the batches of one that never
     stopped. Under DDP each rank takes every ``world_size``-th batch of the same order."""
 
-    def __init__(
-        self,
-        size: int,
-        batch_size: int,
-        shuffle: bool,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
-        self.device, self.epoch = torch.device(device), 0
-        self.batches = range(rank, -(-size // batch_size), world_size)
+    size: int
+    batch_size: int
+    shuffle: bool
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device | str = "cpu"
+    epoch: int = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(range(self.rank, -(-self.size // self.batch_size), self.world_size))
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = (
-            torch.randperm(self.size, generator=generator)
-            if self.shuffle
-            else torch.arange(self.size)
-        )
-        order = order.to(self.device)  # one copy per epoch: the batches are sliced on the device
-        for batch in self.batches:
-            yield order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        generator, n = torch.Generator().manual_seed(self.seed + self.epoch), self.size
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        # One copy per epoch: the batches are sliced on the device.
+        yield from order.to(self.device).split(self.batch_size)[self.rank :: self.world_size]
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,51 +50,47 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
     return permutation[n_val:], permutation[:n_val]
 
 
+@dataclass(eq=False)
 class FashionMNISTDataModule(L.LightningDataModule):
     """Train/validation split of the 60,000 training images, and the official 10,000 test images."""
 
-    classes: tuple[str, ...] = CLASS_NAMES
-    num_classes = len(CLASS_NAMES)
+    classes: ClassVar[tuple[str, ...]] = files.CLASS_NAMES
+    root: str | Path
+    batch_size: int
+    eval_batch_size: int
+    val_fraction: float
+    split_seed: int
+    shuffle_seed: int
+    mean: float
+    std: float
+    download: bool
+    on_device: bool
+    augment: BatchAugment | Mapping | None = None
 
-    def __init__(
-        self,
-        root: str,
-        batch_size: int,
-        eval_batch_size: int,
-        val_fraction: float,
-        split_seed: int,
-        shuffle_seed: int,
-        mean: float,
-        std: float,
-        download: bool,
-        on_device: bool,
-        augment: BatchAugment | dict | None = None,
-    ) -> None:
+    def __post_init__(self) -> None:
         super().__init__()
-        self.root, self.batch_size, self.eval_batch_size = Path(root), batch_size, eval_batch_size
-        self.val_fraction, self.split_seed = val_fraction, split_seed
-        self.shuffle_seed, self.mean, self.std = shuffle_seed, mean, std
-        self.download, self.on_device = download, on_device
-        self.tensors: dict[str, TensorDataset] = {}
-        self.augment = as_augment(augment)
+        self.root, self.tensors = Path(self.root), {}
+        if isinstance(self.augment, Mapping):  # a config node passed by hand: built as Hydra would
+            self.augment = BatchAugment(
+                **{k: v for k, v in self.augment.items() if k != "_target_"}
+            )
 
     def prepare_data(self) -> None:
         """Download or check the files, and refuse a val_fraction that starves a split, before
         any training."""
         n = files.ensure_split(self.root, True, self.download)
         files.ensure_split(self.root, False, self.download)
-        n_val = round(n * self.val_fraction)  # as split_indices splits
-        fraction, batch_size = self.val_fraction, self.batch_size
-        if n - n_val < batch_size:
-            raise DataError(
-                f"data.val_fraction={fraction} leaves {n - n_val:,} of the {n:,} training images "
-                f"for training, fewer than one batch (data.batch_size={batch_size}); lower "
-                "data.val_fraction or data.batch_size."
+        n_val, key = round(n * self.val_fraction), f"data.val_fraction={self.val_fraction}"
+        if n - n_val < self.batch_size:  # n_val as split_indices counts it
+            raise files.DataError(
+                f"{key} leaves {n - n_val:,} of the {n:,} training images for training, fewer "
+                f"than one batch (data.batch_size={self.batch_size}); lower data.val_fraction "
+                "or data.batch_size."
             )
         if n_val < 1:
-            raise DataError(
-                f"data.val_fraction={fraction} leaves no image of the {n:,} for validation; "
-                f"raise data.val_fraction to at least {1 / n:.2g}."
+            raise files.DataError(
+                f"{key} leaves no image of the {n:,} for validation; raise data.val_fraction "
+                f"to at least {1 / n:.2g}."
             )
 
     def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,15 +103,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if stage in (None, "fit", "validate") and "train" not in self.tensors:
             images, labels = self._split(train=True)
             train, val = split_indices(len(labels), self.val_fraction, self.split_seed)
-            train, val = train.to(labels.device), val.to(labels.device)
             self.tensors["train"] = TensorDataset(images[train], labels[train])
             self.tensors["val"] = TensorDataset(images[val], labels[val])
         if stage in (None, "test", "predict") and "test" not in self.tensors:
             self.tensors["test"] = TensorDataset(*self._split(train=False))
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        dataset = self.tensors[split]
-        trainer = self.trainer
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
+        dataset, trainer, shuffle = self.tensors[split], self.trainer, split == "train"
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         device = dataset.tensors[0].device
         sampler = EpochBatchSampler(
@@ -137,13 +122,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
         return DataLoader(dataset, sampler=sampler, batch_size=None, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
+        return self._loader("train", self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
+        return self._loader("val", self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self._loader("test", self.eval_batch_size)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches only, on the training device."""

@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import math
 import os
-import stat
 import tempfile
 import zlib
 from pathlib import Path
@@ -18,10 +17,8 @@ from torchvision.datasets import FashionMNIST
 from fmnist_lightning.errors import UsageError
 
 CLASS_NAMES: tuple[str, ...] = tuple(FashionMNIST.classes)
-RAW_FILES: tuple[str, ...] = tuple(
-    f"{split}-{kind}-ubyte"
-    for split in ("train", "t10k")
-    for kind in ("images-idx3", "labels-idx1")
+RAW_FILES = tuple(
+    f"{s}-{k}-ubyte" for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")
 )
 ELSEWHERE = "or point data.root (or FMNIST_DATA_DIR) at a folder that holds"
 
@@ -34,22 +31,13 @@ def raw_folder(root: Path) -> Path:
     return root / "FashionMNIST" / "raw"
 
 
-def files_lock(root: Path) -> FileLock:
-    """Runs side by side on a fresh folder would otherwise read each other's half-unpacked
-    files. In the temporary folder, so that a shared or read-only data folder is never
-    written to; 0o666 lets another user's runs take it too."""
-    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
-    return FileLock(Path(tempfile.gettempdir()) / f"fmnist-lightning-data-{key}.lock", mode=0o666)
-
-
-def missing_data_message(root: Path, reason: str, missing: list[str] | None = None) -> str:
+def not_found(root: Path, reason: str, missing: list[str]) -> DataError:
     expected = "\n".join(f"  {raw_folder(root) / name}" for name in RAW_FILES)
-    missing_line = f"Missing: {', '.join(missing)}.\n" if missing else ""
-    return (
+    return DataError(
         f"Fashion-MNIST was not found under data root '{root}' and could not be downloaded "
-        f"({reason}).\n{missing_line}Expected these four files (the .gz versions are also accepted):\n{expected}\n"
-        "Point the project at a folder that holds FashionMNIST/raw/, either with the "
-        "override data.root=/path/to/data or the environment variable FMNIST_DATA_DIR."
+        f"({reason}).\nMissing: {', '.join(missing)}.\nExpected these four files (or their "
+        f".gz):\n{expected}\nPoint data.root=/path/to/data (or the environment variable "
+        "FMNIST_DATA_DIR) at a folder that holds FashionMNIST/raw/."
     )
 
 
@@ -71,8 +59,7 @@ def unreadable(path: Path, kind: str) -> DataError:
 def check_readable(root: Path) -> None:
     """Refuse an unreadable folder or file, and a special file where an IDX file should be
     (reading a FIFO would block for ever)."""
-    raw = raw_folder(root)
-    for folder in (root, root / "FashionMNIST", raw):
+    for folder in (root, root / "FashionMNIST", raw_folder(root)):
         try:
             folder.stat()
         except FileNotFoundError:
@@ -86,26 +73,26 @@ def check_readable(root: Path) -> None:
             )
         if not os.access(folder, os.R_OK | os.X_OK):
             raise unreadable(folder, "folder")
-    for path in (raw / name for name in RAW_FILES):
-        try:
-            mode = path.stat().st_mode  # follows a symlink to what it names
-        except OSError:
-            continue  # missing (or a dangling link): reported, or downloaded, later
-        if not stat.S_ISREG(mode):
-            kind = "directory" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else ""
+    for path in (raw_folder(root) / name for name in RAW_FILES):
+        if path.exists() and not path.is_file():  # a symlink counts as what it names
+            kind = "directory" if path.is_dir() else "FIFO" if path.is_fifo() else "special file"
             raise DataError(
-                f"'{path}' is a {kind or 'special file'}, not a file: the data needs the IDX "
-                "file itself there. Remove it so that the next run downloads the file "
-                f"(data.download=true, needs internet), {ELSEWHERE} the four files."
+                f"'{path}' is a {kind}, not a file: the data needs the IDX file itself there. "
+                "Remove it so that the next run downloads the file (data.download=true, needs "
+                f"internet), {ELSEWHERE} the four files."
             )
-        if not os.access(path, os.R_OK):
+        if path.exists() and not os.access(path, os.R_OK):
             raise unreadable(path, "file")
 
 
 def ensure_split(root: Path, train: bool, download: bool) -> int:
     """Download one split's files if missing and allowed, check them (cheap: nothing is
-    parsed), return its image count. Runs side by side take turns (files_lock)."""
-    with files_lock(root):
+    parsed), return its image count."""
+    # Runs side by side on a fresh folder would otherwise read each other's half-unpacked
+    # files. The lock is in the temporary folder, so that a shared or read-only data folder
+    # is never written to; 0o666 lets another user's runs take it too.
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    with FileLock(Path(tempfile.gettempdir()) / f"fmnist-lightning-data-{key}.lock", mode=0o666):
         check_readable(root)
         missing = [name for name in RAW_FILES if not (raw_folder(root) / name).is_file()]
         gz_files = [raw_folder(root) / f"{name}.gz" for name in missing]
@@ -113,21 +100,19 @@ def ensure_split(root: Path, train: bool, download: bool) -> int:
             reason = "downloading is off: data.download=false"
             if any(path.is_file() for path in gz_files):
                 reason += "; the .gz files are there, data.download=true unpacks them offline"
-            raise DataError(missing_data_message(root, reason, missing))
+            raise not_found(root, reason, missing)
         if missing:
             try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
                 FashionMNIST(str(root), train=train, download=True)
             except RuntimeError as error:  # a failed download, or a .gz file cut short
                 for path in filter(Path.is_file, gz_files):
                     try:
-                        with gzip.open(path) as file:
-                            while file.read(1 << 20):
-                                pass
-                    except (EOFError, zlib.error, gzip.BadGzipFile) as cause:
+                        gzip.decompress(path.read_bytes())
+                    except (EOFError, OSError, zlib.error) as cause:
                         size = path.stat().st_size
                         problem = f"it is {size:,} bytes long and does not unpack ({cause})"
                         raise damaged(path, problem) from cause
-                raise DataError(missing_data_message(root, str(error), missing)) from error
+                raise not_found(root, str(error), missing) from error
         return verify_split(root, train)
 
 
@@ -135,16 +120,12 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
     header = np.fromfile(path, dtype=">u4", count=1 + ndim)  # check_readable made sure it reads
     size = path.stat().st_size
     if len(header) < 1 + ndim:
-        raise damaged(
-            path, f"it is {size} bytes long, shorter than its {4 * (1 + ndim)}-byte header"
-        )
+        problem = f"it is {size} bytes long, shorter than its {4 * (1 + ndim)}-byte header"
+        raise damaged(path, problem)
     magic, *shape = header.tolist()
     if magic != 0x0800 | ndim:
-        raise damaged(
-            path,
-            f"its magic number is 0x{magic:08x}, not 0x{0x0800 | ndim:08x} (unsigned bytes, "
-            f"{ndim} dimension{'s' if ndim > 1 else ''})",
-        )
+        wanted = f"0x{0x0800 | ndim:08x} (unsigned bytes, {ndim} dimension{'s' * (ndim > 1)})"
+        raise damaged(path, f"its magic number is 0x{magic:08x}, not {wanted}")
     expected = 4 * (1 + ndim) + math.prod(shape)
     if size != expected:
         raise damaged(
@@ -157,19 +138,15 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
 
 def verify_split(root: Path, train: bool) -> int:
     """Check one split's two files before torchvision parses them; return its image count."""
-    prefix = "train" if train else "t10k"
-    images_path = raw_folder(root) / f"{prefix}-images-idx3-ubyte"
-    labels_path = raw_folder(root) / f"{prefix}-labels-idx1-ubyte"
+    names = RAW_FILES[:2] if train else RAW_FILES[2:]
+    images_path, labels_path = (raw_folder(root) / name for name in names)
     count, height, width = read_idx_shape(images_path, ndim=3)
     (label_count,) = read_idx_shape(labels_path, ndim=1)
     if (height, width) != (28, 28):
         raise damaged(images_path, f"its images are {height}x{width}, not 28x28")
     if count != label_count:
-        raise damaged(
-            images_path,
-            f"it holds {count:,} images but '{labels_path}' holds {label_count:,} labels",
-            files="both files",
-        )
+        problem = f"it holds {count:,} images but '{labels_path}' holds {label_count:,} labels"
+        raise damaged(images_path, problem, files="both files")
     labels = np.fromfile(labels_path, dtype=np.uint8, offset=8)
     bad = np.flatnonzero(labels >= len(CLASS_NAMES))
     if bad.size:
