@@ -18,9 +18,9 @@ from fmnist_lightning.benchmark import StepTimer, main, matmul_products, parse_a
 from fmnist_lightning.data.datamodule import split_indices
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
+from fmnist_lightning.models.hparams import plain
 from fmnist_lightning.models.module import build_network, load_module
 from fmnist_lightning.models.runtime import resolve_precision
-from fmnist_lightning.training.builders import plain
 from fmnist_lightning.training.machine import cpu_model
 from helpers.compose import compose
 from helpers.data import make_datamodule, write_fashion_mnist

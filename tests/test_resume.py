@@ -27,7 +27,7 @@ from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkp
 from fmnist_lightning.train import train
 from fmnist_lightning.training.builders import build_trainer
 from fmnist_lightning.training.faults import TrainingInterrupted, resume_command
-from fmnist_lightning.training.loggers import drop_rows_from
+from fmnist_lightning.training.resume import drop_rows_from
 from fmnist_lightning.training.run_folder import claim_run_dir
 from helpers.compose import compose, finalise, tiny, tiny_overrides
 from helpers.faults import disk_full_in

@@ -37,9 +37,10 @@ from fmnist_lightning.data.synthetic import write_fashion_mnist
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
+from fmnist_lightning.models.hparams import plain
 from fmnist_lightning.models.module import build_network, load_module
 from fmnist_lightning.models.runtime import cpu_supports_bf16, resolve_device
-from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer, plain
+from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.machine import cpu_model, gpu_model, keep_freed_memory
 
 COMMAND = "python -m fmnist_lightning.benchmark"

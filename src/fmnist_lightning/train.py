@@ -26,11 +26,6 @@ from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
 from fmnist_lightning.training.faults import explain_training_faults
 from fmnist_lightning.training.machine import keep_freed_memory
-from fmnist_lightning.training.resume import (
-    resume_callbacks,
-    rewind_run_folder,
-    starting_checkpoint,
-)
 from fmnist_lightning.training.run_folder import (
     check_run_dir,
     claim_run_dir,
@@ -48,7 +43,12 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
         cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
         validate_config(cfg)  # bad values stop here, before any data is read
-        start = starting_checkpoint(cfg)  # ckpt_path / resume=: checked before Lightning reads it
+        start, resume_callbacks = None, []
+        if cfg.get("ckpt_path"):  # resume= sets it too: checked before Lightning reads it
+            # Imported here: a fresh run needs none of it (the startup cost of a plain run).
+            from fmnist_lightning.training import resume
+
+            start, resume_callbacks = resume.starting_checkpoint(cfg), resume.resume_callbacks(cfg)
         run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
         check_run_dir(run_dir, resuming)  # never write into another run's folder
         L.seed_everything(cfg.seed, workers=True)
@@ -57,16 +57,16 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         datamodule = build_datamodule(cfg)
         datamodule.prepare_data()  # fail on missing data before building anything else
         module = build_module(cfg, datamodule.classes)
-        trainer = build_trainer(cfg, [*callbacks, *resume_callbacks(cfg)])
+        trainer = build_trainer(cfg, [*callbacks, *resume_callbacks])
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
-    # running out of memory become a RunStopped error with a clear message.
+    # running out of memory become a Stopped error with a clear message.
     with (
         claim_run_dir(run_dir, resuming, lock=trainer.is_global_zero),
         explain_training_faults(trainer, run_dir, cfg.data),
     ):
         if trainer.is_global_zero:
             if resuming:
-                rewind_run_folder(run_dir, start)  # metrics.csv as it was at the checkpoint
+                resume.rewind_run_folder(run_dir, start)  # metrics.csv as at the checkpoint
             OmegaConf.save(cfg, run_dir / run_files.CONFIG_YAML, resolve=True)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         # The best file by path: "best" would warn, as there are two ModelCheckpoints.

@@ -15,9 +15,9 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
-from fmnist_lightning.models.hparams import config_values, plain  # noqa: F401 (benchmark's)
+from fmnist_lightning.errors import Stopped
+from fmnist_lightning.models.hparams import config_values
 from fmnist_lightning.models.module import FashionMNISTModule
-from fmnist_lightning.training.faults import TrainerSettingsRefused
 from fmnist_lightning.training.run_folder import refuse_ddp_in_multirun
 
 
@@ -52,7 +52,7 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> L.Tr
     except InstantiationException as error:
         if not isinstance(error.__cause__, MisconfigurationException):
             raise
-        raise TrainerSettingsRefused(
+        raise Stopped(
             "Lightning refused the trainer settings (fix or drop the trainer.* override "
             "concerned; trainer.accelerator=auto and trainer.devices=auto use what this machine "
             f"has): {error.__cause__}"

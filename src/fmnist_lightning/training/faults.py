@@ -19,27 +19,20 @@ from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.training.callbacks.interrupt import AFTER_TRAINING, GracefulInterrupt
 
 OUT_OF_MEMORY = re.compile("out of memory|can't allocate memory")  # CUDA's, a host allocation
-NO_CHECKPOINT, FREE = "No checkpoint had been written yet.", "Free some space"
-
-
-class RunStopped(Stopped):
-    pass
+NO_CHECKPOINT = "No checkpoint had been written yet."
 
 
 # Caught by the search: a trial stopped by these failed for its own values, the search goes on.
-class NonFiniteLoss(RunStopped):
+class NonFiniteLoss(Stopped):
     pass
 
 
-class OutOfMemory(RunStopped):
+class OutOfMemory(Stopped):
     pass
 
 
-class TrainingInterrupted(RunStopped):  # the search stops on it (signum: exit 128 + signal)
+class TrainingInterrupted(Stopped):  # the search stops on it (signum: exit 128 + signal)
     pass
-
-
-TrainerSettingsRefused = RunStopped  # builders' name; no caller catches it specifically
 
 
 def _interrupt(trainer: L.Trainer) -> GracefulInterrupt | None:
@@ -79,15 +72,14 @@ def resume_command(run_dir: Path) -> str:
 def interrupted_message(signum: int, trainer: L.Trainer, run_dir: Path) -> str:
     interrupt = _interrupt(trainer)
     name = signal.Signals(signum).name + (" (Ctrl-C)" if signum == signal.SIGINT else "")
-    where = f"at {_where(trainer)}"
-    stage = interrupt.stage if interrupt else "training"
+    where, stage = f"at {_where(trainer)}", interrupt.stage if interrupt else "training"
     if interrupt and interrupt.saved:
         head = (
             f"Training interrupted by {name} {where}. Checkpoint saved: {interrupt.saved.resolve()}"
         )
     elif interrupt and interrupt.aborted:
         head = f"Run stopped at once by a second Ctrl-C during {stage} {where}; nothing was saved."
-    elif interrupt and interrupt.stage in AFTER_TRAINING:
+    elif stage in AFTER_TRAINING:
         head = (
             f"Run interrupted by {name} during {stage}, after training ({where}); no checkpoint "
             f"was written, so {interrupt.path.name} keeps the weights that training ended with."
@@ -102,7 +94,7 @@ def interrupted_message(signum: int, trainer: L.Trainer, run_dir: Path) -> str:
 @contextmanager
 def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Iterator[None]:
     """Ctrl-C and SIGTERM handled while the block runs; an interruption, running out of memory
-    or a file not written become a RunStopped."""
+    or a file not written become a Stopped error."""
     interrupt = _interrupt(trainer)
     try:
         with interrupt.handling_signals(trainer) if interrupt else nullcontext():
@@ -114,12 +106,12 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
     # Checkpoints, metrics.csv rewound for a resume, test_metrics.json: a resume writes each again.
     except OutputFileError as error:
         go_on = (
-            f"The checkpoints written before are intact. {FREE}, then continue the run: "
-            + resume_command(run_dir)
+            f"The checkpoints written before are intact. Free some space, then continue the run: "
+            f"{resume_command(run_dir)}"
             if _kept_checkpoint(trainer)
-            else f"{NO_CHECKPOINT} {FREE}, then start the run again."
+            else f"{NO_CHECKPOINT} Free some space, then start the run again."
         )
-        raise RunStopped(f"Run stopped at {_where(trainer)}: {error}. {go_on}") from error
+        raise Stopped(f"Run stopped at {_where(trainer)}: {error}. {go_on}") from error
     except (RuntimeError, MemoryError) as error:
         text = str(error).lower()
         known = isinstance(error, (torch.OutOfMemoryError, MemoryError))

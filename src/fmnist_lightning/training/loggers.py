@@ -1,15 +1,11 @@
 """Lightning's CSVLogger, except that a resumed run appends to its metrics.csv."""
 
 import csv
-import io
 import os
-from pathlib import Path
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-
-from fmnist_lightning.inference.output_files import write_atomically
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -31,19 +27,3 @@ class AppendingCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
-
-
-def drop_rows_from(metrics_csv: Path, step: int) -> int:
-    """Remove the rows logged at ``step`` or later (a resumed run logs them again); how many."""
-    if not metrics_csv.is_file():
-        return 0
-    with open(metrics_csv, newline="") as file:
-        rows = list(reader := csv.DictReader(file))
-    kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
-    if len(kept) < len(rows):
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=reader.fieldnames or [])  # as Lightning writes
-        writer.writeheader()
-        writer.writerows(kept)
-        write_atomically(metrics_csv, text.getvalue().encode())
-    return len(rows) - len(kept)

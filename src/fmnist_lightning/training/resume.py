@@ -1,6 +1,9 @@
 """What resuming does to the run folder: metrics.csv rewound to the checkpoint, the best
-checkpoints checked before anything changes, the checkpoints' paths re-rooted onto the folder."""
+checkpoints checked before anything changes, the checkpoints' paths re-rooted onto the folder.
+Only a run with ``ckpt_path`` (or ``resume=``) imports this module."""
 
+import csv
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,24 @@ from omegaconf import DictConfig
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config.resume import rerooted
-from fmnist_lightning.training.loggers import drop_rows_from
+from fmnist_lightning.inference.output_files import write_atomically
+from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
+
+
+def drop_rows_from(metrics_csv: Path, step: int) -> int:
+    """Remove the rows logged at ``step`` or later (a resumed run logs them again); how many."""
+    if not metrics_csv.is_file():
+        return 0
+    with open(metrics_csv, newline="") as file:
+        rows = list(reader := csv.DictReader(file))
+    kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
+    if len(kept) < len(rows):
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=reader.fieldnames or [])  # as Lightning writes
+        writer.writeheader()
+        writer.writerows(kept)
+        write_atomically(metrics_csv, text.getvalue().encode())
+    return len(rows) - len(kept)
 
 
 def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> None:
@@ -46,15 +66,10 @@ def resume_callbacks(cfg: DictConfig) -> list[L.Callback]:
     return [LambdaCallback(on_load_checkpoint=relocate)]
 
 
-def starting_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
-    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too); None for
-    a fresh run. A resumed run tests the best checkpoint its ModelCheckpoint states name when
-    training ends: a missing or damaged one stops it now, before the folder changes."""
-    if not cfg.get("ckpt_path"):
-        return None
-    # Imported here: a fresh run reads no checkpoint (startup cost of a plain run).
-    from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
-
+def starting_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too). A
+    resumed run tests the best checkpoint its ModelCheckpoint states name when training ends:
+    a missing or damaged one stops it now, before the folder changes."""
     checkpoint = read_checkpoint(cfg.ckpt_path)
     if not cfg.get("resume"):
         return checkpoint

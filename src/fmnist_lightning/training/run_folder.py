@@ -1,15 +1,21 @@
 """One folder per run: a fresh run never writes into another run's folder, holds a lock on
 its own, and a run refused before it starts leaves nothing behind. And Hydra's multiruns."""
 
+import atexit
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from lightning import Trainer
+from omegaconf import DictConfig
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config.resume import RunFolderError
@@ -101,3 +107,34 @@ def refuse_ddp_in_multirun(trainer: Trainer) -> None:
             "or sweep on SLURM with hydra/launcher=slurm and hydra.launcher.tasks_per_node equal "
             "to trainer.devices, so that SLURM starts the ranks."
         )
+
+
+class SweepSummary(Callback):
+    """Hydra's callback (conf/hydra/default.yaml): in a multirun, each job's job.json and the
+    sweep's summary (``training.sweep_summary``). When a job raises, Hydra skips
+    ``on_multirun_end``: so the summary is also written at interpreter exit."""
+
+    def __init__(self) -> None:
+        self._job_started = time.perf_counter()
+        self._sweep_dir: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._sweep_dir = Path(config.hydra.sweep.dir)
+        atexit.register(self.on_multirun_end, config)  # Hydra may skip it (see above)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._sweep_dir is not None and self._sweep_dir.is_dir():
+            # Imported here, as below: multiruns only (the startup cost of a plain run).
+            from fmnist_lightning.training.sweep_summary import write_sweep_summary
+
+            write_sweep_summary(self._sweep_dir)
+        self._sweep_dir = None
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._job_started = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if in_multirun():
+            from fmnist_lightning.training.sweep_summary import write_job_json
+
+            write_job_json(job_return, time.perf_counter() - self._job_started)

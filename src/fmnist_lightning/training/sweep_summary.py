@@ -1,15 +1,13 @@
 """A sweep's summary: one row per job, best first, written when a Hydra multirun ends.
 
-A Hydra callback, so it works with any sweeper and launcher: each job writes its ``job.json``
-in whichever process ran it; the sweep's end reads the job folders back. When a job raises,
-Hydra skips ``on_multirun_end``: so the summary is also written at interpreter exit.
+Hydra's callback ``run_folder.SweepSummary`` calls this module, so it works with any sweeper
+and launcher: each job writes its ``job.json`` in whichever process ran it; the sweep's end
+reads the job folders back.
 """
 
-import atexit
 import logging
 import os
 import socket
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -17,60 +15,37 @@ from typing import Any
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.curve_plots import sweep_comparison
 from fmnist_lightning.analysis.run_files import save_figure
 from fmnist_lightning.analysis.tables import markdown_table
 from fmnist_lightning.inference.output_files import write_atomically
-from fmnist_lightning.training.run_folder import in_multirun
 
 log = logging.getLogger(__name__)
 
 JOB_JSON = "job.json"
-SUMMARY_CSV, SUMMARY_MD, SUMMARY_PNG = "summary.csv", "summary.md", "summary.png"
 COMPLETED = "completed"
 FROM_METRICS = ("best_val_acc", "test_acc", "epochs")
 COLUMNS = ("job", "status", "overrides", *FROM_METRICS, "wall_seconds", "error")
 
 
-class SweepSummary(Callback):
-    def __init__(self) -> None:
-        self._job_started = time.perf_counter()
-        self._sweep_dir: Path | None = None
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._sweep_dir = Path(config.hydra.sweep.dir)
-        atexit.register(self.on_multirun_end, config)  # Hydra may skip it (see above)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if self._sweep_dir is not None and self._sweep_dir.is_dir():
-            write_sweep_summary(self._sweep_dir)
-            log.info("Sweep summary: %s", self._sweep_dir / SUMMARY_MD)
-        self._sweep_dir = None
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._job_started = time.perf_counter()
-
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if not in_multirun():
-            return
-        failed = job_return.status != JobStatus.COMPLETED
-        # The exception: the public .return_value would raise it again.
-        error = job_return._return_value if failed else None  # noqa: SLF001 (no public getter of a failure)
-        record = {
-            "status": "failed" if failed else COMPLETED,
-            "overrides": list(job_return.overrides or []),
-            "wall_seconds": round(time.perf_counter() - self._job_started, 1),
-            # Where the launcher ran the job: a joblib worker, a submitit or SLURM job.
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "error": f"{type(error).__name__}: {error}" if failed else None,
-            "traceback": "".join(traceback.format_exception(error)) if failed else None,
-        }
-        run_files.write_json(Path(HydraConfig.get().runtime.output_dir) / JOB_JSON, record)
+def write_job_json(job_return: JobReturn, wall_seconds: float) -> None:
+    failed = job_return.status != JobStatus.COMPLETED
+    # The exception: the public .return_value would raise it again.
+    error = job_return._return_value if failed else None  # noqa: SLF001 (no public getter of a failure)
+    record = {
+        "status": "failed" if failed else COMPLETED,
+        "overrides": list(job_return.overrides or []),
+        "wall_seconds": round(wall_seconds, 1),
+        # Where the launcher ran the job: a joblib worker, a submitit or SLURM job.
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "error": f"{type(error).__name__}: {error}" if failed else None,
+        "traceback": "".join(traceback.format_exception(error)) if failed else None,
+    }
+    run_files.write_json(Path(HydraConfig.get().runtime.output_dir) / JOB_JSON, record)
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -81,7 +56,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 def read_job(job_dir: Path) -> dict[str, Any]:
     """job.json, test_metrics.json, and for a job without job.json Hydra's overrides.yaml."""
     record, metrics = (
-        {} if not p.is_file() else run_files.read_json(p)
+        run_files.read_json(p) if p.is_file() else {}
         for p in (job_dir / JOB_JSON, job_dir / run_files.TEST_METRICS_JSON)
     )
     overrides = job_dir / ".hydra" / "overrides.yaml"
@@ -108,8 +83,9 @@ def summarise_sweep(sweep_dir: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["best_val_acc"] = pd.to_numeric(frame["best_val_acc"])
     frame["epochs"] = frame["epochs"].astype("Int64")
-    order = ["best_val_acc", "job"]
-    frame = frame.sort_values(order, ascending=[False, True], na_position="last", ignore_index=True)
+    frame = frame.sort_values(
+        ["best_val_acc", "job"], ascending=[False, True], na_position="last", ignore_index=True
+    )
     frame.attrs["common_overrides"] = common
     return frame
 
@@ -125,16 +101,18 @@ def validation_curves(sweep_dir: Path, summary: pd.DataFrame) -> dict[str, pd.Da
 
 
 def write_sweep_summary(sweep_dir: Path) -> pd.DataFrame:
+    """summary.csv, summary.md and summary.png in ``sweep_dir``."""
     summary = summarise_sweep(sweep_dir)
-    write_atomically(sweep_dir / SUMMARY_CSV, summary.to_csv(index=False).encode())
+    write_atomically(sweep_dir / "summary.csv", summary.to_csv(index=False).encode())
     failed = int((summary["status"] != COMPLETED).sum())
     text = f"# Sweep {sweep_dir.name}: {len(summary)} jobs, {failed} not completed\n\n"
     if summary.attrs["common_overrides"]:
         text += f"Common overrides: `{' '.join(summary.attrs['common_overrides'])}`\n\n"
     text += markdown_table(summary, decimals={"wall_seconds": 1}) + "\n"
-    write_atomically(sweep_dir / SUMMARY_MD, text.encode())
+    write_atomically(sweep_dir / "summary.md", text.encode())
     curves = sweep_comparison(validation_curves(sweep_dir, summary), summary)
-    save_figure(curves, sweep_dir / SUMMARY_PNG)
+    save_figure(curves, sweep_dir / "summary.png")
+    log.info("Sweep summary: %s", sweep_dir / "summary.md")
     return summary
 
 

@@ -8,6 +8,7 @@ on a NaN loss, whose weights must not reach a checkpoint, and knows nothing of s
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partialmethod
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
 AFTER_TRAINING = ("after training", "testing", "the end-of-run summary and analysis")
 
 
@@ -40,7 +40,7 @@ class GracefulInterrupt(Callback):
         self._reset()
         previous = {}
         try:
-            for signum in SIGNALS:
+            for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal)
         except ValueError:  # not the main thread: signals cannot be handled here
             pass
@@ -69,33 +69,22 @@ class GracefulInterrupt(Callback):
         if not self._batches:
             raise SIGTERMException  # no loop would look at the flag: stop here
 
-    def _enter(self, stage: str, training: bool = False) -> None:
+    # Lightning's hooks where a stage starts (its batches look at the stop flag) or ends.
+    def _enter(self, stage: str, *hook_args: Any, training: bool = False) -> None:
         self.stage, self._batches, self.training = stage, True, training
 
-    def _leave(self, stage: str) -> None:  # a signal during the last batch stops the run here
+    def _leave(self, stage: str, *hook_args: Any) -> None:
         self._batches = False
-        if self.signum is not None:
+        if self.signum is not None:  # a signal during the last batch stops the run here
             raise SIGTERMException
-        self.stage = stage
+        self.stage, self.training = stage, False
 
-    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._enter("the sanity check")
-
-    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._leave("setting up training")
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._enter("training", training=True)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._leave(AFTER_TRAINING[0])
-        self.training = False
-
-    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._enter(AFTER_TRAINING[1])
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._leave(AFTER_TRAINING[2])
+    on_sanity_check_start = partialmethod(_enter, "the sanity check")
+    on_sanity_check_end = partialmethod(_leave, "setting up training")
+    on_train_start = partialmethod(_enter, "training", training=True)
+    on_train_end = partialmethod(_leave, AFTER_TRAINING[0])
+    on_test_start = partialmethod(_enter, AFTER_TRAINING[1])
+    on_test_epoch_end = partialmethod(_leave, AFTER_TRAINING[2])
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, error: BaseException

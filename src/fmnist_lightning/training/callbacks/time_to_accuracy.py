@@ -37,7 +37,7 @@ class TimeToAccuracy(Callback):
         self._started: float | None = None
         self._validated_at: float | None = None  # elapsed seconds at the last validation's end
         self._test_started: float | None = None
-        self._test_seconds: float | None = None
+        self._test_ended: float | None = None
 
     def elapsed(self) -> float:
         running = time.perf_counter() - self._started if self._started is not None else 0.0
@@ -65,16 +65,10 @@ class TimeToAccuracy(Callback):
         self._started = None
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._test_started, self._test_seconds = time.perf_counter(), None
+        self._test_started, self._test_ended = time.perf_counter(), None
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._test_seconds = self.test_seconds()
-
-    def test_seconds(self) -> float | None:
-        """Of the last test, or of the one running (RunSummary asks at its end)."""
-        if self._test_seconds is not None or self._test_started is None:
-            return self._test_seconds
-        return time.perf_counter() - self._test_started
+        self._test_ended = time.perf_counter()
 
     def state_dict(self) -> dict[str, Any]:
         return {"elapsed_seconds": self.elapsed(), "reached": dict(self.reached)}
@@ -88,13 +82,18 @@ class TimeToAccuracy(Callback):
             if self.reached.get(key) is None:
                 self.reached[key] = seconds
 
-    def summary(self) -> dict[str, Any]:  # test_metrics.json's fields
-        seconds = self.fit_seconds
+    def summary(self) -> dict[str, Any]:
+        """test_metrics.json's fields; the test's time so far while it runs (RunSummary asks
+        at its end)."""
+        seconds, test = self.fit_seconds, None
+        if self._test_started is not None:
+            ended = time.perf_counter() if self._test_ended is None else self._test_ended
+            test = ended - self._test_started
         return {
             "time_to_val_acc": dict(self.reached),
             "fit_seconds": rounded(seconds),
             "seconds_per_epoch": rounded(seconds and seconds / max(self.epochs, 1), 2),
-            "test_seconds": rounded(self.test_seconds()),
+            "test_seconds": rounded(test),
         }
 
 
