@@ -10,11 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from rich.console import Console
 from torch import nn
 from torch.utils.collect_env import SystemEnv
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmnist_lightning.benchmark import StepTimer, main, matmul_products, parse_args, synthetic_sizes
+from fmnist_lightning.benchmark import (
+    StepTimer,
+    main,
+    matmul_products,
+    parse_args,
+    synthetic_sizes,
+    table,
+)
 from fmnist_lightning.data.datamodule import split_indices
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
@@ -63,7 +71,6 @@ def test_the_documented_quick_command_writes_every_figure(quick_result):
         train["plain_images_per_s"],
         train["step_ms"],
         train["first_step_s"],
-        train["fit_seconds"],
         wait["fetch_ms_per_batch"],
         result["eval"]["images_per_s"],
         result["memory"]["peak_rss_mib"],
@@ -101,7 +108,7 @@ def test_the_quick_epoch_holds_exactly_the_timed_windows(quick_result, default_c
     batch_size = default_cfg.data.batch_size
     assert settings["batch_size"] == batch_size == 64
     assert (settings["warmup"], settings["steps"], settings["repeats"]) == (2, 2, 3)
-    assert settings["lightning_windows"] == QUICK_REPEATS == len(train["lightning_window_seconds"])
+    assert len(train["lightning_window_seconds"]) == QUICK_REPEATS
     assert len(train["plain_window_seconds"]) == QUICK_REPEATS
     # Full batches only: the epoch is the warm-up, the windows and the step that ends them.
     assert epoch["train_images"] == QUICK_BATCHES * batch_size
@@ -111,6 +118,28 @@ def test_the_quick_epoch_holds_exactly_the_timed_windows(quick_result, default_c
     assert epoch["projected_run_minutes"] * 60 > 10 * epoch["seconds"]
     assert result["eval"]["test_images"] == QUICK_TEST
     assert len(result["eval"]["window_seconds"]) == QUICK_REPEATS  # warm-up run excluded
+
+
+def test_the_table_prints_every_figure_with_its_unit_and_target(quick_result):
+    _, result, _ = quick_result
+    console = Console(record=True, width=300)
+    console.print(table(result))
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2:4]
+        for line in console.export_text().splitlines()
+        if line.count("│") == 4
+    }
+    value, target = rows["train: lightning_images_per_s"]
+    assert value.strip() == f"{result['train']['lightning_images_per_s']:,.0f} images/s"
+    assert rows["train: step_ms"][0].strip().endswith(" ms")
+    assert rows["memory: peak_rss_mib"][0].strip().endswith(" MiB")
+    assert rows["flops: achieved_train_flops"][0].strip().endswith(" FLOP/s")
+    assert rows["epoch: projected_run_minutes"][0].strip().endswith(" min")
+    assert rows["baseline: speedup_vs_textbook"][0].strip().endswith(" x")
+    value, target = rows["train: lightning_vs_plain"]
+    assert value.strip().endswith("%") and "(target ≥ 90.00%)" in target
+    assert target.strip().startswith(("met", "missed"))
+    assert "memory: peak_gpu_mib" not in rows  # null on a CPU
 
 
 def test_records_the_setup_it_measured(quick_result, tmp_path):
@@ -189,6 +218,10 @@ def test_eval_only_times_the_inference_path_of_a_checkpoint(tmp_path):
     fp32 = figures["by_precision"]["32-true"]
     assert fp32["accuracy"] == (predicted == labels).float().mean().item() > 0.5
     assert fp32["agreement"] == 1.0
+    console = Console(record=True, width=300)
+    console.print(table(result))
+    text = console.export_text()
+    assert "bf16-mixed: agreement" in text and f"{fp32['images_per_s']:,.0f} images/s" in text
 
 
 def test_eval_only_refuses_a_missing_checkpoint_in_one_line(tmp_path):

@@ -50,43 +50,28 @@ MINIMUMS = dict(steps=1, warmup=0, repeats=1, baseline_steps=1, matmul_size=1, t
 # --no-epoch: only the timed steps, no validation: the callbacks that need val metrics go too.
 NO_EPOCH = ["trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0"]
 NO_EPOCH += [f"callbacks.{name}=null" for name in ("model_checkpoint", "early_stopping")]
-# The targets the defaults were chosen against: (section, target, format, higher is better).
+# The targets the defaults were chosen against: figure -> (target, higher is better).
 MARKS = {
-    "lightning_vs_plain": ("train", 0.90, ".0%", True),
-    "data_wait_fraction": ("data_wait", 0.03, ".0%", False),
-    "speedup_vs_textbook": ("baseline", 2.2, "g", True),
-    "projected_run_minutes": ("epoch", 8.0, "g", False),
-    "fraction_of_matmul_peak": ("flops", 0.60, ".0%", True),
+    "lightning_vs_plain": (0.90, True),
+    "data_wait_fraction": (0.03, False),
+    "speedup_vs_textbook": (2.2, True),
+    "projected_run_minutes": (8.0, False),
+    "fraction_of_matmul_peak": (0.60, True),
 }
-# The tables: a title line, then a "figure | value | target or note" line per row.
-MACHINE = "{environment[device]} ({environment[cpu_model]}, {environment[torch_threads]} threads)"
-TRAINING = f"""fmnist-lightning benchmark: {{settings[data]}} data, {MACHINE}, {{settings[precision]}}, {{memory_format}}, compile={{settings[compile]}}, batch {{settings[batch_size]}}
-train, Trainer (images/s) | {{train[lightning_images_per_s]:,.0f}} | {{settings[lightning_windows]}} windows of {{settings[steps]}} steps
-train, plain loop (images/s) | {{train[plain_images_per_s]:,.0f}} | {{settings[repeats]}} windows
-Trainer / plain loop | {{train[lightning_vs_plain]:.1%}} | {{marks[lightning_vs_plain]}}
-step time (ms) | {{train[step_ms]:.1f}} | first step {{train[first_step_s]:.2f}} s (compiles if model.compile)
-data wait (share of step) | {{data_wait[data_wait_fraction]:.2%}} | {{marks[data_wait_fraction]}}, upper bound
-batch fetch alone (ms) | {{data_wait[fetch_ms_per_batch]:.3f}} | {{data_wait[fetch_fraction]:.2%}} of a step
-eval, Trainer.test (images/s) | {{eval[images_per_s]:,.0f}} | {{eval[test_images]:,}} test images
-peak RSS (MiB) | {{memory[peak_rss_mib]:,.0f}} |
-train FLOP/s achieved | {{achieved_gflops:,.1f}} G | {{train_mflops:.1f}} MFLOP/image (FlopCounterMode, fwd + bwd)
-matmul peak ({{flops[matmul_dtype]}}, n={{flops[matmul_size]}}) | {{peak_gflops:,.1f}} G | best of {{kernels}}
-achieved / matmul peak | {{flops[fraction_of_matmul_peak]:.1%}} | {{marks[fraction_of_matmul_peak]}}"""
-EPOCH = """
-one epoch, train + val (s) | {epoch[seconds]:.1f} | {epoch[train_images]:,} + {epoch[val_images]:,} images
-projected {epoch[default_max_epochs]}-epoch run (min) | {epoch[projected_run_minutes]:.1f} | {marks[projected_run_minutes]}"""
-BASELINE = """
-textbook fp32 baseline (images/s) | {baseline[images_per_s]:,.0f} | ToTensor, {baseline[workers]} workers, batch {baseline[batch_size]}
-speed-up vs textbook | {baseline[speedup_vs_textbook]:.2f}x | {marks[speedup_vs_textbook]}"""
-EVAL_ONLY = f"fmnist-lightning inference speed: {{settings[checkpoint]}}, {{settings[test_images]:,}} {{settings[data]}} test images, batch {{settings[eval_batch_size]}}, {MACHINE}"
-PRECISION = "\n{precision} (images/s) | {images_per_s:,.0f} | wall {wall_seconds:.2f} s, cpu {cpu_seconds:.2f} s, accuracy {accuracy:.2%}"
-
-FLOP_CONVENTION = (
-    "torch.utils.flop_counter.FlopCounterMode over one forward and backward pass of the "
-    "network in training mode: 2 FLOPs per multiply-add of the convolutions and matrix "
-    "products (biases, activations, pooling and the optimiser step are not counted); the "
-    "backward pass counts only the gradients autograd computes (none for the input images)"
-)
+# The sections of figures the table shows, in order (--eval-only: one per precision).
+SECTIONS = ("train", "data_wait", "eval", "memory", "flops", "epoch", "baseline")
+# A figure's unit and format, by how its JSON key ends (the first that fits; else a count).
+UNITS = [
+    (("fraction", "peak", "plain", "accuracy", "agreement"), "", ".2%"),
+    (("per_image",), "FLOP/image", ","),
+    (("flops",), "FLOP/s", ",.0f"),
+    (("per_s",), "images/s", ",.0f"),
+    (("_ms", "per_batch"), "ms", ".3f"),
+    (("_s", "seconds"), "s", ".2f"),
+    (("minutes",), "min", ".1f"),
+    (("textbook",), "x", ".2f"),
+    (("_mib",), "MiB", ",.0f"),
+]
 # Images per counted pass: two, so that BatchNorm1d in training mode accepts the batch. The
 # schema refuses other than one channel, and the networks are built for 28 x 28 images.
 COUNTED_IMAGES, IMAGE_SHAPE = 2, (1, 28, 28)
@@ -281,7 +266,6 @@ def flop_figures(cfg: Any, args: Any, images_per_s: float, device: torch.device)
             peaks[name] = median_rate(3 * 2 * n**3, seconds)
     achieved = images_per_s * count["train_flops_per_image"]
     return {
-        "convention": FLOP_CONVENTION,
         **count,
         "achieved_train_flops": achieved,
         "matmul_size": n,
@@ -304,8 +288,6 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torch_interop_threads": torch.get_num_interop_threads(),
         # The rule that turns trainer.precision=auto into bf16-mixed (models.runtime).
         "cpu_bf16": cpu_supports_bf16(),
-        "python": info["python_version"],
-        "platform": info["python_platform"],
         "versions": {"torch": info["torch_version"], **{name: version(name) for name in PACKAGES}},
         "collect_env": info,
     }
@@ -322,10 +304,8 @@ def memory(device: torch.device) -> dict[str, float | None]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     options = argparse.ArgumentParser(
         prog=COMMAND,
-        description="Throughput, data wait, memory, FLOP/s and epoch time of the default training "
-        "path against a plain loop and a textbook baseline, or (--eval-only) a checkpoint's "
-        "inference speed per precision (--precision, or 32-true and bf16-mixed). Trailing "
-        "arguments are Hydra overrides of the training config, e.g. model.net.dropout=0.3.",
+        description="How fast the default training path trains and evaluates, or (--eval-only) a "
+        "checkpoint's inference speed. See docs/performance.md.",
     )
     add, switch = options.add_argument, argparse.BooleanOptionalAction
     add("--steps", type=int, default=25, help="training steps per timed window")
@@ -402,8 +382,7 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
     module = build_module(cfg, datamodule.classes)
     trainer = build_trainer(cfg, [timer])
     timed(phases, "trainer_fit", trainer.fit, module, datamodule=datamodule)
-    fit_seconds, windows = phases["trainer_fit"], timer.windows()
-    device = trainer.strategy.root_device
+    windows, device = timer.windows(), trainer.strategy.root_device
     lightning_rate = median_rate(args.steps * batch_size, windows)
     step_seconds = statistics.median(windows) / args.steps
     started = time.perf_counter()
@@ -426,12 +405,13 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
         max_epochs = int(compose("train", list(args.overrides)).trainer.max_epochs)
         seconds = timer.epoch_seconds[0]
         # Start-up (fit minus the epoch) + max_epochs epochs + one test pass.
-        minutes = (fit_seconds + (max_epochs - 1) * seconds + test_images / eval_rate) / 60
+        minutes = (
+            phases["trainer_fit"] + (max_epochs - 1) * seconds + test_images / eval_rate
+        ) / 60
         epoch = {
             "seconds": seconds,
             "train_images": len(datamodule.tensors["train"]),
             "val_images": len(datamodule.tensors["val"]),
-            "fit_seconds_one_epoch": fit_seconds,
             "default_max_epochs": max_epochs,
             "projected_run_minutes": minutes,
         }
@@ -445,8 +425,6 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
             "batch_size": batch_size,
             "steps": args.steps,
             "warmup": args.warmup,
-            "lightning_windows": len(windows),
-            "statistic": "median over timed windows after warm-up",
         },
         "train": {
             "lightning_images_per_s": lightning_rate,
@@ -455,7 +433,6 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
             "step_ms": 1000 * step_seconds,
             # The first step compiles the training graph when model.compile=true.
             "first_step_s": timer.batch_ends[0] - timer.batch_starts[0],
-            "fit_seconds": fit_seconds,
             "lightning_window_seconds": windows,
             "plain_window_seconds": plain_windows,
         },
@@ -474,7 +451,7 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
         "flops": flops,
         "epoch": epoch,
         "baseline": baseline,
-        "targets": {name: target for name, (_, target, *_) in MARKS.items()},
+        "targets": {name: target for name, (target, _) in MARKS.items()},
     }
 
 
@@ -508,10 +485,8 @@ def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict,
     phases["inference"] = time.perf_counter() - started
     return device, {
         "settings": {
-            "mode": "eval-only",
             "checkpoint": str(Path(args.eval_only).resolve()),
             "test_images": len(images),
-            "statistic": "median over repeated passes after a warm-up batch",
         },
         "eval_only": {"reference_precision": precisions[0], "by_precision": by_precision},
         "memory": memory(device),
@@ -519,39 +494,26 @@ def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict,
 
 
 def table(result: dict[str, Any]) -> Table:
-    """The figures as a rich table, each beside the target it is measured against."""
-    if "eval_only" in result:
-        text, figures = EVAL_ONLY.format_map(result), result["eval_only"]
-        reference = figures["reference_precision"]
-        for precision, row in figures["by_precision"].items():
-            text += PRECISION.format(precision=precision, **row)
-            if precision != reference:
-                text += f", same class as {reference}: {row['agreement']:.2%}"
-    else:
-        marks, flops = {}, result["flops"]
-        for name, (section, target, spec, higher) in MARKS.items():
-            if result[section]:
-                met = (result[section][name] >= target) == higher
-                verdict = "[green]met[/]" if met else "[red]missed[/]"
-                marks[name] = f"{verdict} (target {'≥' if higher else '<'} {target:{spec}})"
-        values = {
-            **result,
-            "marks": marks,
-            "memory_format": ("contiguous", "channels_last")[result["settings"]["channels_last"]],
-            "achieved_gflops": flops["achieved_train_flops"] / 1e9,
-            "train_mflops": flops["train_flops_per_image"] / 1e6,
-            "peak_gflops": flops["matmul_peak_flops"] / 1e9,
-            "kernels": ", ".join(flops["matmul_peak_flops_by_kernel"]),
-        }
-        text = TRAINING.format_map(values)
-        text += EPOCH.format_map(values) if result["epoch"] else ""
-        text += BASELINE.format_map(values) if result["baseline"] else ""
-    title, *rows = text.splitlines()
-    out = Table(title=title, title_justify="left")
-    for column, justify in (("figure", "left"), ("value", "right"), ("target / note", "left")):
+    """Every figure of ``result`` with its unit, beside the target it is measured against."""
+    env, settings = result["environment"], result["settings"]
+    machine = f"{env['device']} ({env['cpu_model']}, {env['torch_threads']} threads)"
+    title = ", ".join(f"{key} {value}" for key, value in settings.items())
+    out = Table(title=f"fmnist-lightning benchmark on {machine}: {title}", title_justify="left")
+    for column, justify in (("figure", "left"), ("value", "right"), ("target", "left")):
         out.add_column(column, justify=justify)
-    for row in rows:
-        out.add_row(*(cell.strip() for cell in row.split("|")))
+    sections = {name: result[name] for name in SECTIONS if result.get(name)}
+    sections |= result.get("eval_only", {}).get("by_precision", {})  # a section per precision
+    for section, figures in sections.items():
+        for key, value in figures.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue  # a list of windows, a dict by kernel or by operator
+            unit, spec = next(((u, s) for ends, u, s in UNITS if key.endswith(ends)), ("", ","))
+            note = ""
+            if key in MARKS:
+                target, higher = MARKS[key]
+                verdict = "[green]met[/]" if (value >= target) == higher else "[red]missed[/]"
+                note = f"{verdict} (target {'≥' if higher else '<'} {target:{spec}})"
+            out.add_row(f"{section}: {key}", f"{value:{spec}} {unit}", note)
     return out
 
 
