@@ -151,9 +151,8 @@ class StepTimer(L.Callback):
         if seconds := [end - start for start, end in itertools.pairwise(starts)]:
             return seconds
         raise UsageError(
-            f"One epoch has {len(self.batch_starts)} training batches, too few for "
-            f"{self.warmup} warm-up steps and a window of {self.steps} (+1); lower "
-            "--warmup/--steps, or raise the data size."
+            f"One epoch has {len(self.batch_starts)} training batches, too few for {self.warmup} "
+            f"warm-up steps and a window of {self.steps} (+1): lower --warmup/--steps, or add data."
         )
 
     def between_steps_fraction(self) -> float:
@@ -377,14 +376,12 @@ def benchmark_config(args: argparse.Namespace, folder: Path, *extra: str) -> Any
 def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) -> tuple:
     """Every training and evaluation figure of the composed config."""
     keep_freed_memory()  # as train does, so that the figures are those of a real run
-    timer, batch_size = StepTimer(args.warmup, args.steps), int(cfg.data.batch_size)
+    timer, images = StepTimer(args.warmup, args.steps), args.steps * int(cfg.data.batch_size)
     L.seed_everything(cfg.seed, workers=True)
-    module = build_module(cfg, datamodule.classes)
-    trainer = build_trainer(cfg, [timer])
+    module, trainer = build_module(cfg, datamodule.classes), build_trainer(cfg, [timer])
     timed(phases, "trainer_fit", trainer.fit, module, datamodule=datamodule)
     windows, device = timer.windows(), trainer.strategy.root_device
-    lightning_rate = median_rate(args.steps * batch_size, windows)
-    step_seconds = statistics.median(windows) / args.steps
+    rate, step_seconds = median_rate(images, windows), statistics.median(windows) / args.steps
     started = time.perf_counter()
     for _ in range(max(args.repeats, 2) + 1):  # the timer records each test epoch
         trainer.test(module, datamodule=datamodule, verbose=False)
@@ -393,43 +390,23 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
     test_images = len(datamodule.tensors["test"])
     eval_rate = median_rate(test_images, timer.test_seconds)
     plain_windows = timed(phases, "plain_loop", plain_training, cfg, trainer, args)
-    plain_rate = median_rate(args.steps * batch_size, plain_windows)
+    plain_rate = median_rate(images, plain_windows)
     loader = datamodule.train_dataloader()  # the batch fetch alone
     batches, fetches = iter(loader), min(args.warmup + args.steps, len(loader))
     fetch = statistics.median(timed_windows(lambda: next(batches), 0, 1, fetches))
-    memory_used = memory(device)  # before the matmul and the baseline allocate their own
-    flops = timed(phases, "flops_and_matmul", flop_figures, cfg, args, lightning_rate, device)
-    epoch = baseline = None
-    if args.epoch:
-        # The benchmark fits one epoch; the projection uses the run length a user would get.
-        max_epochs = int(compose("train", list(args.overrides)).trainer.max_epochs)
-        seconds = timer.epoch_seconds[0]
-        # Start-up (fit minus the epoch) + max_epochs epochs + one test pass.
-        minutes = (
-            phases["trainer_fit"] + (max_epochs - 1) * seconds + test_images / eval_rate
-        ) / 60
-        epoch = {
-            "seconds": seconds,
-            "train_images": len(datamodule.tensors["train"]),
-            "val_images": len(datamodule.tensors["val"]),
-            "default_max_epochs": max_epochs,
-            "projected_run_minutes": minutes,
-        }
-    if args.baseline:
-        baseline = timed(phases, "baseline", textbook_baseline, cfg, args, device, lightning_rate)
-    return device, {
+    figures = {
         "settings": {
             "precision": str(cfg.trainer.precision),  # resolved once, by finalise
             "channels_last": bool(cfg.model.channels_last),
             "compile": bool(cfg.model.compile),
-            "batch_size": batch_size,
+            "batch_size": int(cfg.data.batch_size),
             "steps": args.steps,
             "warmup": args.warmup,
         },
         "train": {
-            "lightning_images_per_s": lightning_rate,
+            "lightning_images_per_s": rate,
             "plain_images_per_s": plain_rate,
-            "lightning_vs_plain": lightning_rate / plain_rate,
+            "lightning_vs_plain": rate / plain_rate,
             "step_ms": 1000 * step_seconds,
             # The first step compiles the training graph when model.compile=true.
             "first_step_s": timer.batch_ends[0] - timer.batch_starts[0],
@@ -447,12 +424,30 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
             "images_per_s": eval_rate,
             "window_seconds": timer.test_seconds,
         },
-        "memory": memory_used,
-        "flops": flops,
-        "epoch": epoch,
-        "baseline": baseline,
+        "memory": memory(device),  # before the matmul and the baseline allocate their own
+        "flops": timed(phases, "flops_and_matmul", flop_figures, cfg, args, rate, device),
+        "epoch": None,
+        "baseline": None,
         "targets": {name: target for name, (target, _) in MARKS.items()},
     }
+    if args.epoch:
+        # The benchmark fits one epoch; the projection uses the run length a user would get.
+        max_epochs = int(compose("train", list(args.overrides)).trainer.max_epochs)
+        seconds = timer.epoch_seconds[0]
+        # Start-up (fit minus the epoch) + max_epochs epochs + one test pass.
+        minutes = (
+            phases["trainer_fit"] + (max_epochs - 1) * seconds + test_images / eval_rate
+        ) / 60
+        figures["epoch"] = {
+            "seconds": seconds,
+            "train_images": len(datamodule.tensors["train"]),
+            "val_images": len(datamodule.tensors["val"]),
+            "default_max_epochs": max_epochs,
+            "projected_run_minutes": minutes,
+        }
+    if args.baseline:
+        figures["baseline"] = timed(phases, "baseline", textbook_baseline, cfg, args, device, rate)
+    return device, figures
 
 
 def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict, module) -> tuple:
@@ -539,7 +534,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "data_root": str(cfg.data.root),
             "eval_batch_size": int(cfg.data.eval_batch_size),
             "repeats": args.repeats,
-            "overrides": list(args.overrides),
         }
         result = {
             "created": datetime.now().isoformat(timespec="seconds"),
