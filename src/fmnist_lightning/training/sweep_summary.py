@@ -81,9 +81,7 @@ def summarise_sweep(sweep_dir: Path) -> pd.DataFrame:
     for row in rows:
         row["overrides"] = " ".join(o for o in row["overrides"] if o not in common)
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    frame["best_val_acc"] = pd.to_numeric(frame["best_val_acc"])
-    frame["epochs"] = frame["epochs"].astype("Int64")
-    frame = frame.sort_values(
+    frame = frame.astype({"best_val_acc": float, "epochs": "Int64"}).sort_values(
         ["best_val_acc", "job"], ascending=[False, True], na_position="last", ignore_index=True
     )
     frame.attrs["common_overrides"] = common
