@@ -16,7 +16,7 @@ metrics.csv alone (no test figure is read; runs still going count).
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,13 +25,7 @@ import pandas as pd
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import finished_runs, run_files
 from fmnist_lightning.analysis.ensembles import ensembles_frame, find_ensembles
-from fmnist_lightning.analysis.finished_runs import (
-    NOT_REACHED,
-    by_configuration,
-    find_runs,
-    listed,
-    mean_and_spread,
-)
+from fmnist_lightning.analysis.finished_runs import NOT_REACHED, find_runs, listed, mean_and_spread
 from fmnist_lightning.analysis.tables import markdown_table
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.output_files import check_output, write_atomically
@@ -54,18 +48,10 @@ def time_cell(group: pd.DataFrame) -> str:
     return f"{group['time_to_headline'].astype(float).mean():.0f}"
 
 
-def per_configuration(runs: list[SimpleNamespace], cells: Callable) -> pd.DataFrame:
-    """One row per configuration (the seeds of one command line), in the order configurations
-    first appear: its name, its seeds, then ``cells(its runs' fields, by seed)``."""
-    return pd.DataFrame(
-        {"configuration": f"`{configuration}`", "seeds": listed(group["seed"]), **cells(group)}
-        for configuration, group in by_configuration(runs, "seed")
-    )
-
-
 def result_cells(group: pd.DataFrame) -> dict[str, str]:
     tta, fit_and_test = group["test_acc_tta"].dropna(), group["fit_and_test_seconds"]
     return {
+        "seeds": listed(group["seed"]),
         "test acc (%)": mean_and_spread(group["test_acc"] * 100),
         "with TTA (%)": mean_and_spread(tta * 100) if len(tta) == len(group) else "",
         f"time to {HEADLINE} (s)": time_cell(group),
@@ -81,7 +67,8 @@ def result_cells(group: pd.DataFrame) -> dict[str, str]:
 
 def summarise(found: list[SimpleNamespace]) -> pd.DataFrame:
     with_tta = any(run.test_acc_tta is not None for run in found)
-    return per_configuration(found, result_cells).drop(columns=[] if with_tta else ["with TTA (%)"])
+    table = finished_runs.per_configuration(found, "seed", result_cells)
+    return table.drop(columns=[] if with_tta else ["with TTA (%)"])
 
 
 def validation_cells(group: pd.DataFrame) -> dict[str, str | float]:
@@ -91,6 +78,7 @@ def validation_cells(group: pd.DataFrame) -> dict[str, str | float]:
     if with_tta:
         per_seed = [f"{s} / {100 * t:.2f}" for s, t in zip(per_seed, tta, strict=True)]
     return {
+        "seeds": listed(group["seed"]),
         "best val acc (%)": mean_and_spread(group["best_val_acc"] * 100),
         "with TTA (%)": mean_and_spread(tta * 100) if with_tta else "",
         "per seed (%)": ", ".join(per_seed),
@@ -102,7 +90,7 @@ def validation_cells(group: pd.DataFrame) -> dict[str, str | float]:
 
 def selection_markdown(runs: list[SimpleNamespace]) -> str:
     """One row per configuration, best mean validation accuracy (with TTA, if all had) first."""
-    table = per_configuration(runs, validation_cells)
+    table = finished_runs.per_configuration(runs, "seed", validation_cells)
     table = table.sort_values("rank", ascending=False, kind="stable").drop(columns="rank")
     return (
         markdown_table(table)
@@ -133,9 +121,8 @@ def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> 
         if run.from_command_line:
             seeds.setdefault(run.configuration, set()).add(run.seed)
     commands = [
-        "python -m fmnist_lightning.train -m "
-        + ("" if label == "default" else f"{label} ")
-        + f"seed={','.join(str(s) for s in sorted(numbers))}"
+        f"python -m fmnist_lightning.train -m {'' if label == 'default' else label + ' '}"
+        f"seed={','.join(map(str, sorted(numbers)))}"
         for label, numbers in seeds.items()
     ]
     if commands:

@@ -14,9 +14,12 @@ from fmnist_lightning.analysis import run_files
 from fmnist_lightning.errors import UsageError
 
 
-def read_ensemble(folder: Path) -> SimpleNamespace:
-    """One ensemble evaluated on the test split; UsageError when a file cannot be read."""
+def read_ensemble(folder: Path) -> SimpleNamespace | None:
+    """One ensemble evaluated on the test split (None: another split); UsageError when a file
+    cannot be read."""
     metrics = finished.read_part(folder, run_files.ENSEMBLE_METRICS_JSON, run_files.read_json)
+    if metrics.get("split") != "test":
+        return None
     members = finished.read_part(
         folder, run_files.ENSEMBLE_METRICS_JSON, lambda _: metrics["members"]
     )
@@ -25,14 +28,15 @@ def read_ensemble(folder: Path) -> SimpleNamespace:
     for run in folders:
         if not (run / run_files.CONFIG_YAML).is_file():
             raise UsageError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
-    configurations = [finished.read_configuration(run) for run in folders]
+    runs = [finished.run_record(run) for run in folders]
     tta = metrics.get("tta")  # the members' test-time views: none, flip or flip + shifts
     shifts = f" + shifts of {tta['shift']}" if tta and tta.get("shift") else ""
     tests = [run / run_files.TEST_METRICS_JSON for run in folders]
     return SimpleNamespace(
         folder=folder,
-        configuration=" + ".join(dict.fromkeys(label for _, label, _, _ in configurations)),
-        seeds=[seed for seed, _, _, _ in configurations],
+        configuration=" + ".join(dict.fromkeys(run.configuration for run in runs)),
+        seeds=[run.seed for run in runs],
+        trained=None,  # labelled by its members' labels, not relabelled
         test_acc=float(metrics["accuracy"]),
         tta="flip" + shifts if tta else "none",
         member_acc=[float(member["accuracy"]) for member in members],
@@ -46,36 +50,25 @@ def read_ensemble(folder: Path) -> SimpleNamespace:
 
 def find_ensembles(folders: list[Path]) -> tuple[list[SimpleNamespace], list[str]]:
     """Ensembles evaluated on the test split under the folders, and one line per unreadable one."""
-    found, problems = [], []
-    named = run_files.ENSEMBLE_METRICS_JSON
-    records = (path for folder in folders for path in sorted(folder.rglob(named)))
-    for path in finished.once_each(records):
-        try:
-            if run_files.read_json(path).get("split") == "test":
-                found.append(read_ensemble(path.parent))
-        except finished.READ_ERRORS as error:
-            problems.append(f"{path.parent}: {error}")
+    found, _, problems = finished.read_runs(folders, read_ensemble, run_files.ENSEMBLE_METRICS_JSON)
     return found, problems
+
+
+def ensemble_cells(group: pd.DataFrame) -> dict[str, str]:
+    fits = group["fit_seconds"]
+    return {
+        "member seeds": finished.listed(
+            "+".join(str(s) for s in seeds) for seeds in group["seeds"]
+        ),
+        "test acc (%)": finished.mean_and_spread(group["test_acc"] * 100),
+        "TTA": finished.listed(group["tta"], unique=True),
+        "members' test acc (%)": finished.mean_and_spread(group["member_acc"].explode() * 100),
+        "members' fit (s)": "?" if fits.isna().any() else f"{fits.mean():.0f}",
+        "device": finished.listed(group["device"], unique=True),
+    }
 
 
 def ensembles_frame(found: list[SimpleNamespace]) -> pd.DataFrame:
     """One row per members' configuration: the ensembles' test accuracy over their seeds."""
-    rows = []
-    for configuration, group in finished.by_configuration(found, "seeds"):
-        fits = group["fit_seconds"]
-        rows.append(
-            {
-                "members' configuration": f"`{configuration}`",
-                "member seeds": finished.listed(
-                    "+".join(str(s) for s in seeds) for seeds in group["seeds"]
-                ),
-                "test acc (%)": finished.mean_and_spread(group["test_acc"] * 100),
-                "TTA": finished.listed(group["tta"], unique=True),
-                "members' test acc (%)": finished.mean_and_spread(
-                    group["member_acc"].explode() * 100
-                ),
-                "members' fit (s)": "?" if fits.isna().any() else f"{fits.mean():.0f}",
-                "device": finished.listed(group["device"], unique=True),
-            }
-        )
-    return pd.DataFrame(rows)
+    frame = finished.per_configuration(found, "seeds", ensemble_cells)
+    return frame.rename(columns={"configuration": "members' configuration"})

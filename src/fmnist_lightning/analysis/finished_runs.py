@@ -1,4 +1,5 @@
-"""Runs read from their folders, as rows of the results tables (pure: pandas and OmegaConf).
+"""Runs read from their folders, as rows of the results tables; the one writer of a set of
+runs' summary (summary.csv or trials.csv, and summary.md) for sweeps and searches.
 
 Runs that trained the same thing share a *configuration*: Hydra's composed config
 (``.hydra/config.yaml``, saved before interpolation, so keys that follow the seed or the
@@ -11,7 +12,7 @@ test figure in sight, and a sweep can be read while it runs.
 """
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.run_files import load_config
+from fmnist_lightning.analysis.tables import markdown_table
 from fmnist_lightning.errors import UsageError
+from fmnist_lightning.inference.output_files import write_atomically
 
 # Overrides that do not change what is trained: where data and outputs live, and the seed
 # (a name ending in "." stands for every key below it).
@@ -37,6 +40,17 @@ HEADLINE_ACCURACY = "0.93"
 NOT_REACHED = "—"
 # Problems reading a run folder that leave that folder out of the table.
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException)
+SUMMARY_MD = "summary.md"
+
+
+def write_summary(
+    folder: Path, csv_name: str, frame: pd.DataFrame, head: str, shown=None, decimals=None, tail=""
+) -> None:
+    """``frame`` as ``folder/csv_name``, and summary.md: ``head``, the table of ``shown`` (the
+    frame as displayed; ``frame`` itself by default), ``tail``."""
+    write_atomically(folder / csv_name, frame.to_csv(index=False))
+    table = markdown_table(frame if shown is None else shown, decimals)
+    write_atomically(folder / SUMMARY_MD, f"{head}\n{table}\n{tail}")
 
 
 def once_each(paths: Iterable[Path]) -> list[Path]:
@@ -48,12 +62,14 @@ def once_each(paths: Iterable[Path]) -> list[Path]:
     return list(first.values())
 
 
-def by_configuration(items: Iterable, order: str) -> Iterator[tuple[str, pd.DataFrame]]:
-    """(configuration, its items' fields as a frame sorted by ``order``) per configuration,
-    in the order configurations first appear."""
-    frame = pd.DataFrame([vars(item) for item in items])
-    for configuration, group in frame.groupby("configuration", sort=False):
-        yield configuration, group.sort_values(order, kind="stable")
+def per_configuration(items: Iterable, order: str, cells: Callable) -> pd.DataFrame:
+    """One row per configuration, in the order configurations first appear: the configuration,
+    then ``cells(group)`` (``group``: its items' fields as a frame sorted by ``order``)."""
+    groups = pd.DataFrame([vars(item) for item in items]).groupby("configuration", sort=False)
+    return pd.DataFrame(
+        {"configuration": f"`{name}`", **cells(group.sort_values(order, kind="stable"))}
+        for name, group in groups
+    )
 
 
 def listed(values: Iterable, unique: bool = False) -> str:
@@ -149,23 +165,20 @@ def device_label(test: dict) -> str:
     return f"cpu ({processor}{threads} thread{'s' if threads != 1 else ''})"
 
 
-def read_configuration(folder: Path) -> tuple[int, str, bool, str | None]:
-    """A run's seed, label, whether that is its command line, and what it trained."""
+def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
+    """A run (its fields as attributes) with its seed, its label (``configuration``), whether
+    that is its command line, and what it trained."""
     config = read_part(folder, run_files.CONFIG_YAML, load_config)
     seed = read_part(folder, run_files.CONFIG_YAML, lambda _: int(config.get("seed", -1)))
+    run = SimpleNamespace(folder=folder, seed=seed, from_command_line=False, trained=None, **fields)
     if not (folder / ".hydra/overrides.yaml").is_file():
-        return seed, describe_config(config), False, None
+        run.configuration = describe_config(config)
+        return run
     overrides = read_part(folder, ".hydra/overrides.yaml", load_config) or []
     kept = [portable(str(o)) for o in overrides if not is_ignored(str(o))]
-    trained = what_was_trained(read_part(folder, ".hydra/config.yaml", load_config))
-    return seed, " ".join(kept) or "default", True, trained
-
-
-def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
-    """A run (its fields as attributes) with its seed and configuration (see above)."""
-    keys = ("seed", "configuration", "from_command_line", "trained")
-    configuration = dict(zip(keys, read_configuration(folder), strict=True))
-    return SimpleNamespace(folder=folder, **configuration, **fields)
+    run.configuration, run.from_command_line = " ".join(kept) or "default", True
+    run.trained = what_was_trained(read_part(folder, ".hydra/config.yaml", load_config))
+    return run
 
 
 def optional_float(value: Any) -> float | None:
@@ -193,16 +206,18 @@ def read_test_metrics(path: Path) -> dict[str, Any]:
     }
 
 
-def read_runs(folders: list[Path], read: Callable[[Path], Any]) -> tuple[list, list, list[str]]:
-    """``read`` of every run folder under the folders (in the order given, once however they
-    overlap), the folders it returned None for, and one line per unreadable folder."""
+def read_runs(
+    folders: list[Path], read: Callable[[Path], Any], marker: str = run_files.CONFIG_YAML
+) -> tuple[list, list, list[str]]:
+    """``read`` of every folder holding ``marker`` under the folders (in the order given, once
+    however they overlap), the folders it returned None for, and one line per unreadable one."""
     for folder in folders:
         if not folder.is_dir():
             raise UsageError(f"'{folder}' is not a folder: pass run or sweep folders.")
     run_folders = once_each(
         config.parent
         for folder in folders
-        for config in sorted(folder.rglob(run_files.CONFIG_YAML))
+        for config in sorted(folder.rglob(marker))
         # .hydra/, .hydra/resumed-<time>/ hold the config of a resumed run's earlier start
         if not any(part.startswith(".hydra") for part in config.relative_to(folder).parts)
         and not any((config.parent / name).is_file() for name in SUMMARY_FILES)
@@ -211,7 +226,7 @@ def read_runs(folders: list[Path], read: Callable[[Path], Any]) -> tuple[list, l
     for folder in run_folders:
         try:
             run = read(folder)
-        except UsageError as error:
+        except READ_ERRORS as error:  # UsageError from read_part, naming the file, among them
             problems.append(f"{folder}: {error}")
             continue
         if run is None:

@@ -19,9 +19,9 @@ from omegaconf import OmegaConf
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.curve_plots import sweep_comparison
+from fmnist_lightning.analysis.finished_runs import validation_curve, write_summary
 from fmnist_lightning.analysis.run_files import save_figure
 from fmnist_lightning.analysis.tables import markdown_table
-from fmnist_lightning.inference.output_files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,7 @@ def summarise_sweep(sweep_dir: Path) -> pd.DataFrame:
     for row in rows:
         row["overrides"] = " ".join(o for o in row["overrides"] if o not in common)
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    frame["best_val_acc"] = pd.to_numeric(frame["best_val_acc"])
-    frame["epochs"] = frame["epochs"].astype("Int64")
-    frame = frame.sort_values(
+    frame = frame.astype({"best_val_acc": float, "epochs": "Int64"}).sort_values(
         ["best_val_acc", "job"], ascending=[False, True], na_position="last", ignore_index=True
     )
     frame.attrs["common_overrides"] = common
@@ -93,23 +91,20 @@ def summarise_sweep(sweep_dir: Path) -> pd.DataFrame:
 def validation_curves(sweep_dir: Path, summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     curves = {}
     for row in summary.itertuples():
-        metrics_csv = sweep_dir / str(row.job) / run_files.METRICS_CSV
-        epochs = run_files.epoch_metrics(metrics_csv) if metrics_csv.is_file() else {}
-        if "val_acc" in epochs and epochs["val_acc"].notna().any():
-            curves[f"#{row.job} {row.overrides}".strip()] = epochs
+        curve = validation_curve(sweep_dir / str(row.job) / run_files.METRICS_CSV)
+        if curve is not None:
+            curves[f"#{row.job} {row.overrides}".strip()] = curve
     return curves
 
 
 def write_sweep_summary(sweep_dir: Path) -> pd.DataFrame:
     """summary.csv, summary.md and summary.png in ``sweep_dir``."""
     summary = summarise_sweep(sweep_dir)
-    write_atomically(sweep_dir / "summary.csv", summary.to_csv(index=False).encode())
     failed = int((summary["status"] != COMPLETED).sum())
-    text = f"# Sweep {sweep_dir.name}: {len(summary)} jobs, {failed} not completed\n\n"
+    head = f"# Sweep {sweep_dir.name}: {len(summary)} jobs, {failed} not completed\n"
     if summary.attrs["common_overrides"]:
-        text += f"Common overrides: `{' '.join(summary.attrs['common_overrides'])}`\n\n"
-    text += markdown_table(summary, decimals={"wall_seconds": 1}) + "\n"
-    write_atomically(sweep_dir / "summary.md", text.encode())
+        head += f"\nCommon overrides: `{' '.join(summary.attrs['common_overrides'])}`\n"
+    write_summary(sweep_dir, "summary.csv", summary, head, decimals={"wall_seconds": 1})
     curves = sweep_comparison(validation_curves(sweep_dir, summary), summary)
     save_figure(curves, sweep_dir / "summary.png")
     log.info("Sweep summary: %s", sweep_dir / "summary.md")

@@ -9,12 +9,11 @@ import optuna
 import pandas as pd
 from optuna.visualization import matplotlib as optuna_plots
 
+from fmnist_lightning.analysis.finished_runs import SUMMARY_MD as SUMMARY_MD  # for the runner
+from fmnist_lightning.analysis.finished_runs import write_summary as write_files
 from fmnist_lightning.analysis.run_files import save_figure
-from fmnist_lightning.analysis.tables import markdown_table
-from fmnist_lightning.inference.output_files import write_atomically
 
 TRIALS_CSV = "trials.csv"
-SUMMARY_MD = "summary.md"
 # In the order of the completed trials each needs: 0, 1, 2 (importances: two that differ).
 PLOTS = {
     "intermediate.png": optuna_plots.plot_intermediate_values,
@@ -46,7 +45,6 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
     pruned = frame.query("state == 'pruned' and epochs > 0 and seconds > 0 and max_epochs > 0")
     saved = (pruned.seconds * (pruned.max_epochs / pruned.epochs - 1)).sum()
     spent, frame = frame.seconds.sum(), frame.drop(columns="max_epochs")
-    write_atomically(search_dir / TRIALS_CSV, frame.to_csv(index=False))
 
     states = ", ".join(f"{n} {state}" for state, n in frame["state"].value_counts().items())
     lines = [f"# Search {study.study_name}: {len(frame)} trials ({states})", ""]
@@ -87,6 +85,5 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
     # Float parameters to 4 significant digits (3e-4, not 0.0003); trials.csv keeps them in full.
     floats = [n for n in names if frame[n].dtype.kind == "f"]
     shown = frame.assign(**{n: frame[n].map("{:.4g}".format, na_action="ignore") for n in floats})
-    table = markdown_table(shown, decimals={"seconds": 1})
-    write_atomically(search_dir / SUMMARY_MD, f"{head}\n{table}\n\n{links}")
+    write_files(search_dir, TRIALS_CSV, frame, head, shown, {"seconds": 1}, f"\n{links}")
     return head
