@@ -15,7 +15,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
@@ -108,9 +108,8 @@ def run(cfg: DictConfig) -> None:
     """The analysis written, then its per-class table, headline metrics and folder."""
     metrics, output_dir = evaluate_checkpoint(cfg)
     per_class = pd.read_csv(output_dir / "per_class.csv")
-    table = Table(title=f"{metrics['split']} split: {metrics['images']:,} images")
-    for column in per_class.columns:
-        table.add_column(column, justify="left" if column == "class" else "right")
+    columns = [Column(c, justify="left" if c == "class" else "right") for c in per_class.columns]
+    table = Table(*columns, title=f"{metrics['split']} split: {metrics['images']:,} images")
     for row in per_class.itertuples(index=False):
         table.add_row(row[0], *(f"{v:.4f}" for v in row[1:4]), f"{row[4]:,}")
     console = Console()
