@@ -151,7 +151,7 @@ def test_bad_files_name_the_path(tmp_path):
     for path, reason in (
         (corrupt, "corrupt, truncated"),
         (tmp_path / "missing.png", "no such file"),
-        (tmp_path, "it is a directory"),
+        (tmp_path, "is a directory"),
     ):
         with pytest.raises(ImageReadError, match=reason) as error:
             load_image(path)

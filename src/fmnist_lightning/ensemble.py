@@ -50,16 +50,13 @@ def member_checkpoint(member: Path) -> Path:
 def check_shared_split(checkpoints: list[Path]) -> None:
     """Members validated together must share their train/val split, else validation images
     of one are training images of another."""
-    splits = []
-    for checkpoint in checkpoints:
-        config = run_dir_of(checkpoint) / run_files.CONFIG_YAML
-        if not config.is_file():
-            raise UsageError(
-                f"No {run_files.CONFIG_YAML} beside {checkpoint}'s checkpoints folder: which "
-                "images it trained on is unknown, so it can be in an ensemble for split=test only."
-            )
-        data = OmegaConf.load(config).get("data", {})
-        splits.append({key: data.get(key) for key in evaluate.SPLIT_KEYS})
+    splits = [evaluate.run_split(run_dir_of(checkpoint)) for checkpoint in checkpoints]
+    if None in splits:
+        raise UsageError(
+            f"No {run_files.CONFIG_YAML} beside {checkpoints[splits.index(None)]}'s checkpoints "
+            "folder: which images it trained on is unknown, so it can be in an ensemble for "
+            "split=test only."
+        )
     if any(split != splits[0] for split in splits):
         seen = ", ".join(
             f"{run_dir_of(c).name}: {s}" for c, s in zip(checkpoints, splits, strict=True)

@@ -15,7 +15,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
@@ -53,16 +53,24 @@ def check_output_dir(output_dir: Path, what: str) -> None:
         raise UsageError(problem[0].upper() + problem[1:])
 
 
+def run_split(run_dir: Path) -> dict[str, Any] | None:
+    """The data keys that decided a run's validation images, from its config.yaml; None
+    when the run has none."""
+    run_config = run_dir / run_files.CONFIG_YAML
+    if not run_config.is_file():
+        return None
+    data = OmegaConf.load(run_config).get("data", {})
+    return {key: data.get(key) for key in SPLIT_KEYS}
+
+
 def load_datamodule(
     cfg: DictConfig, module: FashionMNISTModule, run_dir: Path
 ) -> FashionMNISTDataModule:
     """The data, preprocessed as the checkpoint was trained, set up for ``cfg.split``."""
     overrides: dict[str, Any] = {"mean": module.hparams.mean, "std": module.hparams.std}
-    run_config = run_dir / run_files.CONFIG_YAML
-    if cfg.split != "test" and run_config.is_file():
+    if cfg.split != "test" and (split := run_split(run_dir)):
         # The validation split is a seeded random split: rebuild the run's, not the default one.
-        data = OmegaConf.load(run_config).get("data", {})
-        overrides |= {key: data[key] for key in SPLIT_KEYS if key in data}
+        overrides |= {key: value for key, value in split.items() if value is not None}
     datamodule: FashionMNISTDataModule = instantiate(cfg.data, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")  # the training images, for samples.png
@@ -76,9 +84,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     validate_evaluate_config(cfg)
     tta = checked_settings(cfg)
     checkpoint = Path(cfg.ckpt_path)
-    output_dir = (
-        Path(cfg.output_dir) if cfg.output_dir else default_output_dir(checkpoint, cfg.split, tta)
-    )
+    output_dir = Path(cfg.output_dir or default_output_dir(checkpoint, cfg.split, tta))
     check_output_dir(output_dir, "analysis folder")
     module = load_module(checkpoint, map_location=resolve_device(cfg.accelerator))
     run_dir = run_dir_of(checkpoint)
@@ -102,9 +108,8 @@ def run(cfg: DictConfig) -> None:
     """The analysis written, then its per-class table, headline metrics and folder."""
     metrics, output_dir = evaluate_checkpoint(cfg)
     per_class = pd.read_csv(output_dir / "per_class.csv")
-    table = Table(title=f"{metrics['split']} split: {metrics['images']:,} images")
-    for column in per_class.columns:
-        table.add_column(column, justify="left" if column == "class" else "right")
+    columns = [Column(c, justify="left" if c == "class" else "right") for c in per_class.columns]
+    table = Table(*columns, title=f"{metrics['split']} split: {metrics['images']:,} images")
     for row in per_class.itertuples(index=False):
         table.add_row(row[0], *(f"{v:.4f}" for v in row[1:4]), f"{row[4]:,}")
     console = Console()

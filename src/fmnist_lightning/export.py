@@ -98,16 +98,6 @@ def load_exported(content: bytes | Path | str, fmt: str):
     return lambda pixels: loaded(torch.from_numpy(pixels)).detach().numpy()
 
 
-def check_pixels(data_root: str, count: int, seed: int = 0) -> tuple[np.ndarray, str]:
-    """Test images as uint8 (count, 1, 28, 28); random pixels when the dataset is not there."""
-    try:
-        images = FashionMNIST(data_root, train=False, download=False).data[:count]
-        return images.unsqueeze(1).numpy(), f"{len(images)} Fashion-MNIST test images"
-    except RuntimeError:
-        pixels = np.random.default_rng(seed).integers(0, 256, (count, 1, 28, 28), np.uint8)
-        return pixels, f"{count} random images (no Fashion-MNIST test set under '{data_root}')"
-
-
 def max_difference(classifier: Classifier, run, pixels: np.ndarray) -> float:
     """Max |exported - Classifier.predict| over the whole batch and an odd-sized slice of it."""
     reference = classifier.predict(torch.from_numpy(pixels)).probabilities.numpy()
@@ -133,7 +123,12 @@ def export(
             "uv sync --extra export  (or: pip install 'fmnist-lightning[export]')"
         )
     classifier = load_classifier(checkpoint, device="cpu")
-    pixels, described = check_pixels(data_root, check_count)
+    try:  # the check's images: the test set, else random pixels
+        images = FashionMNIST(data_root, train=False, download=False).data[:check_count]
+        pixels, described = images.unsqueeze(1).numpy(), f"{len(images)} Fashion-MNIST test images"
+    except RuntimeError:
+        pixels = np.random.default_rng(0).integers(0, 256, (check_count, 1, 28, 28), np.uint8)
+        described = f"{check_count} random images (no Fashion-MNIST test set under '{data_root}')"
     info = {
         "class_names": json.dumps(classifier.class_names),
         "mean": str(classifier.mean),

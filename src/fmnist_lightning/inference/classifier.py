@@ -109,18 +109,8 @@ class Classifier:
     def __init__(self, module: FashionMNISTModule, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.module = module.eval()
         self.batch_size = batch_size
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.module.class_names
-
-    @property
-    def mean(self) -> float:
-        return float(self.module.hparams.mean)
-
-    @property
-    def std(self) -> float:
-        return float(self.module.hparams.std)
+        self.class_names: list[str] = module.class_names
+        self.mean, self.std = float(module.hparams.mean), float(module.hparams.std)
 
     @property
     def device(self) -> torch.device:

@@ -44,10 +44,9 @@ def describe_source(source: ImageSource) -> str:
 def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode a file, bytes or binary stream into a loaded PIL image (first frame, upright)."""
     name = describe_source(source)
-    if isinstance(source, str | Path) and Path(source).exists() and not Path(source).is_file():
-        if Path(source).is_dir():
-            raise ImageReadError(name, "it is a directory, expected an image file")
-        raise ImageReadError(name, "not a regular file (a FIFO, socket or device)")  # would block
+    path = Path(source) if isinstance(source, str | Path) else None
+    if path and path.exists() and not path.is_file() and not path.is_dir():  # open would block
+        raise ImageReadError(name, "not a regular file (a FIFO, socket or device)")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its limit; treat that as the error it is.
@@ -61,10 +60,8 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image
                     )
                 image.load()  # decode now, inside the try: truncated data fails here
                 return ImageOps.exif_transpose(image)  # phones store rotation in EXIF
-    except FileNotFoundError:
-        raise ImageReadError(name, "no such file") from None
-    except PermissionError as error:
-        raise ImageReadError(name, f"it cannot be read ({error.strerror})") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        raise ImageReadError(name, error.strerror.lower()) from None  # "no such file or directory"
     except Image.UnidentifiedImageError:
         raise ImageReadError(name, "not an image format Pillow can decode") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
