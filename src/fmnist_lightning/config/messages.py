@@ -12,8 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 from fmnist_lightning.config.compose import compose
 from fmnist_lightning.config.overrides import command_line_problem
 from fmnist_lightning.config.resolvers import resumed_run_dir
-from fmnist_lightning.config.resume import resumed_run_folder_problem
-from fmnist_lightning.config.schema import run_folder_problem
+from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folder_problem
 
 # Groups whose files set keys of other groups (presets): they need '# @package _global_'.
 PRESET_GROUPS = ("experiment", "debug")

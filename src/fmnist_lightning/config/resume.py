@@ -17,7 +17,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import Container, DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.schema import RunFolderError, run_folder_problem
+from fmnist_lightning.config.schema import RunFolderError
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
 RESUME_KEYS = ("resume", "ckpt_path")
@@ -74,18 +74,6 @@ def resume_point(resume: str | None, ckpt_path: str | None) -> ResumePoint | Non
     raise RunFolderError(
         f"resume={resume}: no such folder or file. Pass a run folder, e.g. "
         "resume=lightning_logs/runs/<run>, or one of its checkpoints."
-    )
-
-
-def resumed_run_folder_problem(run_dir: Path | str) -> str | None:
-    """Why a resumed run's folder cannot be written, with what to do: the folder is fixed
-    (paths.root and paths.run_dir do not move it); None when it can be written."""
-    if run_folder_problem(run_dir) is None:
-        return None
-    return (
-        f"the run folder '{run_dir}' cannot be written, and a resumed run writes into its own "
-        f"folder; make it writable (chmod -R u+w '{run_dir}'), or copy it to a folder you may "
-        "write (cp -r) and resume the copy"
     )
 
 

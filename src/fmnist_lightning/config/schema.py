@@ -286,6 +286,18 @@ def run_folder_problem(
     return None
 
 
+def resumed_run_folder_problem(run_dir: Path | str) -> str | None:
+    """Why a resumed run's folder cannot be written, with what to do: the folder is fixed
+    (paths.root and paths.run_dir do not move it); None when it can be written."""
+    if run_folder_problem(run_dir) is None:
+        return None
+    return (
+        f"the run folder '{run_dir}' cannot be written, and a resumed run writes into its own "
+        f"folder; make it writable (chmod -R u+w '{run_dir}'), or copy it to a folder you may "
+        "write (cp -r) and resume the copy"
+    )
+
+
 def resolved(cfg: DictConfig) -> dict[str, Any]:
     """The config as plain data; an interpolation that cannot be resolved is found now."""
     try:
@@ -317,10 +329,6 @@ def validate_config(cfg: DictConfig) -> None:
     problems += monitor_problems(config)
     problems += argument_problems(config, "")
     run_dir = config.get("paths", {}).get("run_dir")
-    if run_dir and config.get("resume"):
-        from fmnist_lightning.config.resume import resumed_run_folder_problem  # resume only
-
-        problems.append(resumed_run_folder_problem(run_dir))
-    elif run_dir:
-        problems.append(run_folder_problem(run_dir))
+    folder_problem = resumed_run_folder_problem if config.get("resume") else run_folder_problem
+    problems.append(folder_problem(run_dir) if run_dir else None)
     refuse(problems)
