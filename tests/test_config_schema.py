@@ -117,6 +117,9 @@ OUT_OF_RANGE = [
     ("model.net.first_kernel_size=0", "model.net.first_kernel_size=0 is out of range"),
     ("model.net.in_channels=3", "model.net.in_channels=3: Fashion-MNIST images have 1 channel"),
     ("data.mean=2", "data.mean=2.0 is out of range: it must be in [0, 1]"),
+    ("data.augment.flip_p=1.5", "data.augment.flip_p=1.5 is out of range: it must be in [0, 1]"),
+    ("data.augment.erase_p=-1", "data.augment.erase_p=-1 is out of range: it must be in [0, 1]"),
+    ("data.augment.crop_padding=-1", "data.augment.crop_padding=-1 is out of range"),
     ("optimizer._target_=torch.nn.Linear", "optimizer._target_='torch.nn.Linear' is not a torch"),
     ("+scheduler.schedule.warmup=3", "scheduler.schedule.warmup is not an argument of OneCycleLR"),
     (
@@ -437,14 +440,20 @@ def test_cli_reports_a_typo_and_a_bad_value_without_a_stack_trace(tmp_path, pres
     assert "Key 'batchsize' not in" in typo.stderr and "did you mean data.batch_size" in typo.stderr
     assert len(typo.stderr.strip().splitlines()) == 1
 
+    # data.augment.flip_p: refused by the schema's ranges, not by BatchAugment's traceback
     bad_value = run_cli(
-        "optimizer.lr=0", "model.net.dropout=1.5", f"data.root={tmp_path}", cwd=tmp_path
+        "optimizer.lr=0",
+        "model.net.dropout=1.5",
+        "data.augment.flip_p=1.5",
+        f"data.root={tmp_path}",
+        cwd=tmp_path,
     )
     assert bad_value.returncode == 2
     assert "Traceback" not in bad_value.stderr
     lines = bad_value.stderr.strip().splitlines()
     assert lines == [
-        "Error: Invalid config: model.net.dropout=1.5 is out of range: it must be in [0, 1); "
+        "Error: Invalid config: data.augment.flip_p=1.5 is out of range: it must be in [0, 1]; "
+        "model.net.dropout=1.5 is out of range: it must be in [0, 1); "
         "optimizer.lr=0 is out of range: it must be > 0"
     ]
     assert list((tmp_path / "runs").glob("*")) == []  # refused: no run folder left behind

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from fmnist_lightning import cli
-from fmnist_lightning.config.compose import compose, finalise
+from fmnist_lightning.config.compose import compose
 from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.schema import validate_config
 from fmnist_lightning.data.synthetic import write_fashion_mnist
@@ -40,6 +40,7 @@ from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.hparams import plain
 from fmnist_lightning.models.module import build_network, load_module
 from fmnist_lightning.models.runtime import cpu_supports_bf16, resolve_device
+from fmnist_lightning.train import finalise
 from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.machine import cpu_model, gpu_model, keep_freed_memory
 

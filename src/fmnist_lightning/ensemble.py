@@ -23,8 +23,8 @@ from fmnist_lightning import cli, evaluate
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import run_dir_of
 from fmnist_lightning.analysis.metrics import analyse
+from fmnist_lightning.config.checkpoint_commands import validate_ensemble_config
 from fmnist_lightning.config.paths import CONFIG_DIR
-from fmnist_lightning.config.schema import validate_ensemble_config
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.inference.output_files import write_atomically

@@ -20,10 +20,11 @@ from rich.table import Column, Table
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.evaluation import default_output_dir, evaluate, run_dir_of
+from fmnist_lightning.config.checkpoint_commands import validate_evaluate_config
 from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
-from fmnist_lightning.config.schema import run_folder_problem, validate_evaluate_config
+from fmnist_lightning.config.schema import run_folder_problem
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.output_files import write_atomically

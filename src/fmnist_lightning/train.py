@@ -11,16 +11,16 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.compose import finalise
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
-from fmnist_lightning.config.resume import config_to_run
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.errors import FmnistError, UsageError
+from fmnist_lightning.models.runtime import resolve_precision
 from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
@@ -36,18 +36,35 @@ from fmnist_lightning.training.run_folder import (
 register_resolvers()
 
 
+def finalise(cfg: DictConfig) -> DictConfig:
+    """A copy of a training config with ``trainer.precision: auto`` resolved for this machine,
+    before the run validates and saves it, so that config.yaml records what ran."""
+    cfg = cfg.copy()
+    try:
+        precision = OmegaConf.select(cfg, "trainer.precision")
+        accelerator = OmegaConf.select(cfg, "trainer.accelerator", default="auto")
+    except OmegaConfBaseException:  # an interpolation that fails: validate_config says so
+        return cfg
+    if precision == "auto":
+        with open_dict(cfg):
+            cfg.trainer.precision = resolve_precision(precision, accelerator)
+    return cfg
+
+
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Fit, test the best checkpoint; return the run's summary (test_metrics.json).
     ``callbacks``: added to ``cfg.callbacks`` by a caller (the search's pruning callback)."""
     with nothing_left_if_refused():  # a run refused here leaves no run folder behind
-        cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
+        if cfg.get("resume") or cfg.get("ckpt_path"):
+            # Imported here: a fresh run needs none of it (the startup cost of a plain run).
+            from fmnist_lightning.config.resume import config_to_run
+            from fmnist_lightning.training import resume
+
+            cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
         cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
         validate_config(cfg)  # bad values stop here, before any data is read
         start, resume_callbacks = None, []
         if cfg.get("ckpt_path"):  # resume= sets it too: checked before Lightning reads it
-            # Imported here: a fresh run needs none of it (the startup cost of a plain run).
-            from fmnist_lightning.training import resume
-
             start, resume_callbacks = resume.starting_checkpoint(cfg), resume.resume_callbacks(cfg)
         run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
         check_run_dir(run_dir, resuming)  # never write into another run's folder

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fmnist_lightning.config.compose import compose, finalise
+from fmnist_lightning.config.compose import compose
+from fmnist_lightning.train import finalise
 
 __all__ = ["compose", "finalise", "tiny", "tiny_overrides"]
 

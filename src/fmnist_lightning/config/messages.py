@@ -11,7 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.config.compose import compose
 from fmnist_lightning.config.overrides import command_line_problem
-from fmnist_lightning.config.resume import resume_point_or_none
+from fmnist_lightning.config.resolvers import resumed_run_dir
 from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folder_problem
 
 # Groups whose files set keys of other groups (presets): they need '# @package _global_'.
@@ -81,7 +81,7 @@ def preflight_problem(
         return None
     if not folder:
         return None
-    if not multirun and resume_point_or_none(cfg.get("resume"), cfg.get("ckpt_path")):
+    if not multirun and resumed_run_dir(cfg.get("resume"), cfg.get("ckpt_path")):
         return resumed_run_folder_problem(folder)
     return run_folder_problem(Path(folder), "paths.root")
 

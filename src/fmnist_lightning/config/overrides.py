@@ -95,18 +95,15 @@ def parse_overrides(overrides: Sequence[str]) -> list[Override]:
         ) from error
 
 
-def check_overrides(overrides: Sequence[str]) -> None:
-    """Raise ConfigValidationError for overrides that Hydra would crash on or misread."""
-    problems = [problem for text in overrides if (problem := override_problem(text))]
-    if problems:
-        raise ConfigValidationError("Invalid override: " + "; ".join(problems))
-
-
 def command_line_problem(args: Sequence[str]) -> str | None:
     """The one-line problem of the overrides among command-line ``args`` (flags skipped)
     that Hydra would crash on or misread, or None."""
-    try:
-        check_overrides([arg for arg in args if not arg.startswith("-")])
-    except ConfigValidationError as error:
-        return str(error)
-    return None
+    overrides = [arg for arg in args if not arg.startswith("-")]
+    problems = [problem for text in overrides if (problem := override_problem(text))]
+    return "Invalid override: " + "; ".join(problems) if problems else None
+
+
+def check_overrides(overrides: Sequence[str]) -> None:
+    """Raise ConfigValidationError for overrides that Hydra would crash on or misread."""
+    if problem := command_line_problem(overrides):
+        raise ConfigValidationError(problem)

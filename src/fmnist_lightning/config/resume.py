@@ -1,5 +1,10 @@
-"""Where a resumed run is (the run ``resume=`` or ``ckpt_path=`` points at), for Hydra's
-resolvers and for :func:`config_to_run`; its saved settings are config/resumed.py's."""
+"""A resumed run: where it is (the run ``resume=`` or ``ckpt_path=`` points at), and the
+settings it continues with, its saved config and the overrides it may take.
+
+A resumed run is the same experiment: of the overrides typed next to ``resume=`` only those
+of :data:`RESUMABLE_KEYS` may change a value; any other change is refused before anything
+runs, and so is a new length for a schedule of fixed length (one-cycle).
+"""
 
 import os
 from dataclasses import dataclass
@@ -7,12 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from omegaconf import Container, DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config.schema import RunFolderError
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
+RESUME_KEYS = ("resume", "ckpt_path")
+# What a resumed run may change (a key and the keys below it), by what it is about; the
+# rest is the experiment that the checkpoint belongs to.
+RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "how long it trains": ("trainer.max_epochs",),
+    "progress": ("trainer.enable_progress_bar", "callbacks.progress_bar"),
+    "logging": ("trainer.log_every_n_steps", "trainer.enable_model_summary"),
+    "the end-of-run analysis": ("analysis",),
+    "where the data is read from": ("data.root", "data.download", "data.on_device"),
+}
+# Overrides that do not touch the saved config (a resumed run stays in its folder).
+IGNORED_ON_RESUME = ("hydra", "paths.root")
 
 
 @dataclass(frozen=True)
@@ -58,26 +77,6 @@ def resume_point(resume: str | None, ckpt_path: str | None) -> ResumePoint | Non
     )
 
 
-def resume_point_or_none(resume: str | None, ckpt_path: str | None) -> ResumePoint | None:
-    """``resume_point``, or None for a bad ``resume=``: Hydra resolves the run folder before
-    the app runs (a stack trace); train() then stops with the clear error."""
-    try:
-        return resume_point(resume, ckpt_path)
-    except RunFolderError:
-        return None
-
-
-def run_folder(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
-    """Resolver for ``hydra.run.dir``: the resumed run's folder, else ``fresh`` (a new folder)."""
-    point = resume_point_or_none(resume, ckpt_path)
-    return str(point.run_dir) if point else fresh
-
-
-def hydra_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
-    """Resolver for ``hydra.output_subdir``: a resumed run keeps its original ``.hydra`` files."""
-    return f".hydra/resumed-{stamp}" if resume_point_or_none(resume, ckpt_path) else ".hydra"
-
-
 def rerooted(value: Any, old: str, new: str) -> Any:
     """``value`` with every path string under the folder ``old`` moved under ``new``."""
     if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
@@ -98,6 +97,97 @@ def relocated(saved: DictConfig, run_dir: Path) -> DictConfig:
     return OmegaConf.create(rerooted(OmegaConf.to_container(saved), old, os.path.abspath(run_dir)))
 
 
+def under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith((f"{p}.", f"{p}/")) for p in prefixes)
+
+
+def may_change(key: str) -> bool:
+    return under(key, tuple(k for keys in RESUMABLE_KEYS.values() for k in keys))
+
+
+def resumable_keys_sentence() -> str:
+    parts = [
+        keys[0] + f" ({what})" if len(keys) == 1 else f"{what} ({', '.join(keys)})"
+        for what, keys in RESUMABLE_KEYS.items()
+    ]
+    return "A resumed run may change only " + ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def plain_value(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
+
+
+def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
+    """Apply the overrides that keep the experiment; return those that would change it."""
+    refused = []
+    for override in overrides:
+        key = override.key_or_group
+        if key in RESUME_KEYS or under(key, IGNORED_ON_RESUME):
+            continue
+        current = OmegaConf.select(saved, key)
+        if override.is_delete() and current is None:
+            continue  # nothing to delete
+        value = None if override.is_delete() else override.value()
+        if isinstance(current, DictConfig) and isinstance(value, str):
+            raise RunFolderError(
+                f"'{override.input_line}' changes a whole config group, which a resumed run "
+                "cannot do (its weights and optimiser state belong to its saved settings). "
+                "Start a new run for different settings."
+            )
+        if plain_value(current) == value:
+            continue  # the value the run already has: nothing changes
+        if not may_change(key):
+            refused.append(override.input_line)
+        elif override.is_delete():
+            parent_key, _, name = key.rpartition(".")
+            del (OmegaConf.select(saved, parent_key) if parent_key else saved)[name]
+        else:
+            OmegaConf.update(saved, key, value, force_add=True)
+    return refused
+
+
+def schedule_length_problem(saved: DictConfig, epochs_before: Any) -> str | None:
+    """A changed trainer.max_epochs that the run's schedule cannot follow, in words."""
+    epochs = OmegaConf.select(saved, "trainer.max_epochs")
+    schedule = OmegaConf.select(saved, "scheduler.schedule")
+    if epochs == epochs_before or not isinstance(schedule, DictConfig):
+        return None
+    if schedule.get("total_steps") is None and schedule.get("epochs") is None:
+        return None  # a schedule without a length (a constant rate, step decay...) goes on
+    name = "one-cycle" if "OneCycle" in str(schedule.get("_target_")) else "learning-rate"
+    return (
+        f"'trainer.max_epochs={epochs}': this run's {name} schedule "
+        f"({schedule.get('_target_')}) was laid out for the {epochs_before} epochs it started "
+        "with, and a resumed run keeps its schedule (its state is in the checkpoint). Resume "
+        f"with trainer.max_epochs={epochs_before}, or start a new run; a run with "
+        "scheduler=none can be resumed for longer."
+    )
+
+
+def continued(saved: DictConfig, run_dir: Path, checkpoint: Path, typed: list[str]) -> DictConfig:
+    """The run's ``saved`` config with the overrides ``typed`` on the command line applied."""
+    epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
+    refused = apply_overrides(saved, OverridesParser.create().parse_overrides(typed))
+    if refused:
+        raise RunFolderError(
+            f"resume={run_dir}: {', '.join(repr(o) for o in refused)} would change the "
+            f"experiment that this run's checkpoint belongs to. {resumable_keys_sentence()}; "
+            "start a new run for other settings."
+        )
+    problem = schedule_length_problem(saved, epochs_before)
+    if problem:
+        raise RunFolderError(f"resume={run_dir}: {problem}")
+    # The analysis callback's settings follow ``analysis`` again, as in
+    # conf/callbacks/default.yaml: the saved config holds them resolved.
+    callback = OmegaConf.select(saved, "callbacks.test_analysis")
+    if isinstance(callback, DictConfig) and "settings" in callback:
+        callback.settings = plain_value(saved.get("analysis"))
+    saved.resume = str(run_dir)
+    saved.ckpt_path = str(checkpoint)
+    saved.paths.run_dir = str(run_dir)
+    return saved
+
+
 def _command_line_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
@@ -108,8 +198,5 @@ def config_to_run(cfg: DictConfig) -> DictConfig:
     point = resume_point(cfg.get("resume"), cfg.get("ckpt_path"))
     if point is None:
         return cfg
-    # Imported here: only a resumed run needs it, and a plain run's start-up need not pay for it.
-    from fmnist_lightning.config.resumed import continued
-
     saved = relocated(OmegaConf.load(point.run_dir / run_files.CONFIG_YAML), point.run_dir)
     return continued(saved, point.run_dir, point.checkpoint, _command_line_overrides())

@@ -1,8 +1,8 @@
 """The schema of the configs, and every check of a composed config before any work.
 
-The dataclasses below, first in the defaults lists of conf/train.yaml, evaluate.yaml and
-ensemble.yaml, make OmegaConf refuse undeclared keys and wrong types while composing;
-:func:`validate_config` checks what a type cannot say (ranges, HParams, cross-key rules,
+The dataclasses below, first in the defaults list of conf/train.yaml (evaluate's and
+ensemble's: config/checkpoint_commands.py), make OmegaConf refuse undeclared keys and wrong
+types while composing; :func:`validate_config` checks what a type cannot say (ranges, HParams, cross-key rules,
 ``_target_`` arguments, the run folder). config/messages.py prints any of these in one line.
 """
 
@@ -121,32 +121,10 @@ class Train:
 Train = with_hparams(Train, "")  # label smoothing
 
 
-@dataclass
-class CheckpointCommand:
-    data: Data = field(default_factory=Data)
-    tta: TTASettings | None = None
-    split: str = MISSING
-    output_dir: str | None = None
-    accelerator: str = "auto"
-    precision: str = "auto"
-    seed: int = MISSING
-
-
-@dataclass
-class Evaluate(CheckpointCommand):
-    analysis: Node = None
-    ckpt_path: str | None = MISSING
-
-
-@dataclass
-class Ensemble(CheckpointCommand):
-    members: list[str] | None = MISSING
-
-
 def register_schemas() -> None:
-    """``<name>_schema`` in Hydra's ConfigStore, the first default of conf/<name>.yaml."""
-    for name, schema in (("train", Train), ("evaluate", Evaluate), ("ensemble", Ensemble)):
-        ConfigStore.instance().store(name=f"{name}_schema", node=schema)
+    """``train_schema`` in Hydra's ConfigStore, the first default of conf/train.yaml (those of
+    evaluate and ensemble: config/checkpoint_commands.py)."""
+    ConfigStore.instance().store(name="train_schema", node=Train)
 
 
 class ConfigValidationError(UsageError):
@@ -165,6 +143,9 @@ RANGES: dict[str, Bound] = {
     "data.batch_size": Bound(1, integer=True),
     "data.eval_batch_size": Bound(1, integer=True),
     "data.val_fraction": Bound(0, 1, open_low=True, open_high=True),
+    "data.augment.crop_padding": Bound(0, integer=True),
+    "data.augment.flip_p": Bound(0, 1),
+    "data.augment.erase_p": Bound(0, 1),
     # Not every network has dropout (e.g. a ResNet); where it has, it must be a probability < 1.
     "model.net.dropout": Bound(0, 1, open_high=True),
     "model.net.kernel_size": Bound(1, integer=True),
@@ -174,7 +155,6 @@ RANGES: dict[str, Bound] = {
     "trainer.max_epochs": Bound(1, integer=True),
     "trainer.check_val_every_n_epoch": Bound(1, integer=True),
 }
-CHECKPOINT_COMMAND_KEYS = ("seed", "data.batch_size", "data.eval_batch_size", "data.val_fraction")
 
 
 def range_problems(config: dict[str, Any], keys: tuple[str, ...] = tuple(RANGES)) -> list[str]:
@@ -352,29 +332,3 @@ def validate_config(cfg: DictConfig) -> None:
     folder_problem = resumed_run_folder_problem if config.get("resume") else run_folder_problem
     problems.append(folder_problem(run_dir) if run_dir else None)
     refuse(problems)
-
-
-def validate_evaluate_config(cfg: DictConfig) -> None:
-    """Raise ConfigValidationError listing every problem of an evaluate config, in one line."""
-    given = not OmegaConf.is_missing(cfg, "ckpt_path") and cfg.get("ckpt_path")
-    missing = "ckpt_path is required: pass the .ckpt file to evaluate, e.g. ckpt_path=lightning_logs/runs/<run>/checkpoints/last.ckpt"
-    validate_checkpoint_command(cfg, None if given else missing)
-
-
-def validate_ensemble_config(cfg: DictConfig) -> None:
-    """Raise ConfigValidationError listing every problem of an ensemble config, in one line."""
-    members = not OmegaConf.is_missing(cfg, "members") and cfg.get("members")
-    missing = "members must list two or more run folders or .ckpt files, e.g. 'members=[lightning_logs/sweeps/<sweep>/0,lightning_logs/sweeps/<sweep>/1]'"
-    validate_checkpoint_command(cfg, None if members and len(members) >= 2 else missing)
-
-
-def validate_checkpoint_command(cfg: DictConfig, missing: str | None) -> None:
-    """The checks of the commands that read checkpoints: ``missing`` (what names the
-    checkpoints is absent or wrong), ranges, the arguments of _target_ nodes."""
-    try:
-        config = resolved(cfg)
-    except ConfigValidationError as error:
-        refuse([missing, str(error).removeprefix("Invalid config: ")])
-    refuse(
-        [missing, *range_problems(config, CHECKPOINT_COMMAND_KEYS), *argument_problems(config, "")]
-    )

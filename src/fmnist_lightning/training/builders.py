@@ -1,6 +1,6 @@
 """The pieces of a training run, built from its composed config.
 
-``cfg.trainer.precision`` must be resolved already (``config.compose.finalise``), so that
+``cfg.trainer.precision`` must be resolved already (``train.finalise``), so that
 the precision that runs is the one the run's config.yaml records."""
 
 from collections.abc import Sequence

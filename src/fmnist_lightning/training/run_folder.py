@@ -18,7 +18,7 @@ from lightning import Trainer
 from omegaconf import DictConfig
 
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.config.resume import RunFolderError
+from fmnist_lightning.config.schema import RunFolderError
 from fmnist_lightning.errors import Failed
 from fmnist_lightning.inference.output_files import TEMPORARY_SUFFIX
 from fmnist_lightning.training.faults import resume_command
