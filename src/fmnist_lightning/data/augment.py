@@ -28,12 +28,10 @@ class BatchAugment:
     erase_value: float = 0.0
 
     def __post_init__(self) -> None:
+        # crop_padding, flip_p and erase_p: the config schema's ranges (config/schema.py).
         self.erase_scale, self.erase_ratio = tuple(self.erase_scale), tuple(self.erase_ratio)
         (low, high), (ratio_low, ratio_high) = self.erase_scale, self.erase_ratio
         for refused, problem in (
-            (self.crop_padding < 0, "crop_padding must be >= 0 pixels"),
-            (not 0 <= self.flip_p <= 1, "flip_p is a probability in [0, 1]"),
-            (not 0 <= self.erase_p <= 1, "erase_p is a probability in [0, 1]"),
             (not 0 < low <= high <= 1, "erase_scale is (min, max) fractions in (0, 1]"),
             (not 0 < ratio_low <= ratio_high, "erase_ratio is (min, max) aspect ratios > 0"),
         ):
