@@ -40,8 +40,12 @@ from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.hparams import plain
 from fmnist_lightning.models.module import build_network, load_module
 from fmnist_lightning.models.runtime import cpu_supports_bf16, resolve_device
-from fmnist_lightning.train import finalise
-from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
+from fmnist_lightning.training.builders import (
+    build_datamodule,
+    build_module,
+    build_trainer,
+    finalise,
+)
 from fmnist_lightning.training.machine import cpu_model, gpu_model, keep_freed_memory
 
 COMMAND = "python -m fmnist_lightning.benchmark"

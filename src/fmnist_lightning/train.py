@@ -11,8 +11,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
@@ -20,8 +19,12 @@ from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.errors import FmnistError, UsageError
-from fmnist_lightning.models.runtime import resolve_precision
-from fmnist_lightning.training.builders import build_datamodule, build_module, build_trainer
+from fmnist_lightning.training.builders import (
+    build_datamodule,
+    build_module,
+    build_trainer,
+    finalise,
+)
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
 from fmnist_lightning.training.faults import explain_training_faults
@@ -34,21 +37,6 @@ from fmnist_lightning.training.run_folder import (
 )
 
 register_resolvers()
-
-
-def finalise(cfg: DictConfig) -> DictConfig:
-    """A copy of a training config with ``trainer.precision: auto`` resolved for this machine,
-    before the run validates and saves it, so that config.yaml records what ran."""
-    cfg = cfg.copy()
-    try:
-        precision = OmegaConf.select(cfg, "trainer.precision")
-        accelerator = OmegaConf.select(cfg, "trainer.accelerator", default="auto")
-    except OmegaConfBaseException:  # an interpolation that fails: validate_config says so
-        return cfg
-    if precision == "auto":
-        with open_dict(cfg):
-            cfg.trainer.precision = resolve_precision(precision, accelerator)
-    return cfg
 
 
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:

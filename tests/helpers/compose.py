@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from fmnist_lightning.config.compose import compose
-from fmnist_lightning.train import finalise
+from fmnist_lightning.training.builders import finalise
 
 __all__ = ["compose", "finalise", "tiny", "tiny_overrides"]
 

@@ -1,7 +1,7 @@
 """The pieces of a training run, built from its composed config.
 
-``cfg.trainer.precision`` must be resolved already (``train.finalise``), so that
-the precision that runs is the one the run's config.yaml records."""
+``cfg.trainer.precision`` must be resolved already (``finalise``), so that the precision
+that runs is the one the run's config.yaml records."""
 
 from collections.abc import Sequence
 
@@ -12,13 +12,30 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.errors import Stopped
 from fmnist_lightning.models.hparams import config_values
 from fmnist_lightning.models.module import FashionMNISTModule
+from fmnist_lightning.models.runtime import resolve_precision
 from fmnist_lightning.training.run_folder import refuse_ddp_in_multirun
+
+
+def finalise(cfg: DictConfig) -> DictConfig:
+    """A copy of a training config with ``trainer.precision: auto`` resolved for this machine,
+    before the run validates and saves it, so that config.yaml records what ran."""
+    cfg = cfg.copy()
+    try:
+        precision = OmegaConf.select(cfg, "trainer.precision")
+        accelerator = OmegaConf.select(cfg, "trainer.accelerator", default="auto")
+    except OmegaConfBaseException:  # an interpolation that fails: validate_config says so
+        return cfg
+    if precision == "auto":
+        with open_dict(cfg):
+            cfg.trainer.precision = resolve_precision(precision, accelerator)
+    return cfg
 
 
 def build_datamodule(cfg: DictConfig) -> FashionMNISTDataModule:
