@@ -465,8 +465,9 @@ def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict,
     # Without --precision: fp32, and bf16 autocast (native on recent CPUs and GPUs).
     precisions = [str(cfg.trainer.precision)] if args.precision else ["32-true", "bf16-mixed"]
     by_precision, reference, started = {}, None, time.perf_counter()
+    module.to(device)
     for precision in precisions:
-        predict_probabilities(module.to(device), images[:batch_size], batch_size, precision)
+        predict_probabilities(module, images[:batch_size], batch_size, precision)
         walls, cpus = [], []
         for _ in range(args.repeats):
             wall, cpu = time.perf_counter(), time.process_time()

@@ -125,7 +125,7 @@ def run(cfg: DictConfig) -> None:
 
 def check_command_line() -> None:
     """Refuse, before Hydra sees them, overrides it would crash on or misread (``tta=null``)."""
-    check_overrides([arg for arg in sys.argv[1:] if not arg.startswith("-")])
+    check_overrides(sys.argv[1:])  # flags are skipped there
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")

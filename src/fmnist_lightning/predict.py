@@ -46,9 +46,10 @@ def classify_files(
             print(f"error: {error}", file=sys.stderr)
             rows[path] = error_row(path, error.reason)
     names = classifier.class_names
-    probabilities = classifier.predict(list(readable.values()), batch_size=batch_size).probabilities
-    for path, row in zip(readable, probabilities.tolist(), strict=True):
-        index = row.index(max(row))  # the first of equal maxima, as argmax
+    predictions = classifier.predict(list(readable.values()), batch_size=batch_size)
+    for path, index, row in zip(
+        readable, predictions.indices.tolist(), predictions.probabilities.tolist(), strict=True
+    ):
         rows[path] = error_row(path, None) | {
             "class_index": index,
             "class": names[index],

@@ -46,14 +46,15 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         if cfg.get("resume") or cfg.get("ckpt_path"):
             # Imported here: a fresh run needs none of it (the startup cost of a plain run).
             from fmnist_lightning.config.resume import config_to_run
-            from fmnist_lightning.training import resume
 
             cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
         cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
         validate_config(cfg)  # bad values stop here, before any data is read
-        start, resume_callbacks = None, []
+        start, extra_callbacks = None, []
         if cfg.get("ckpt_path"):  # resume= sets it too: checked before Lightning reads it
-            start, resume_callbacks = resume.starting_checkpoint(cfg), resume.resume_callbacks(cfg)
+            from fmnist_lightning.training import resume
+
+            start, extra_callbacks = resume.starting_checkpoint(cfg), resume.resume_callbacks(cfg)
         run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
         check_run_dir(run_dir, resuming)  # never write into another run's folder
         L.seed_everything(cfg.seed, workers=True)
@@ -62,7 +63,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         datamodule = build_datamodule(cfg)
         datamodule.prepare_data()  # fail on missing data before building anything else
         module = build_module(cfg, datamodule.classes)
-        trainer = build_trainer(cfg, [*callbacks, *resume_callbacks])
+        trainer = build_trainer(cfg, [*callbacks, *extra_callbacks])
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
     # running out of memory become a Stopped error with a clear message.
     with (

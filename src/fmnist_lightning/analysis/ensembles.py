@@ -20,11 +20,17 @@ def read_ensemble(folder: Path) -> SimpleNamespace | None:
     metrics = finished.read_part(folder, run_files.ENSEMBLE_METRICS_JSON, run_files.read_json)
     if metrics.get("split") != "test":
         return None
-    members = finished.read_part(
-        folder, run_files.ENSEMBLE_METRICS_JSON, lambda _: metrics["members"]
+    # The members' run folders (their checkpoints are recorded relative to the ensemble's),
+    # the ensemble's and the members' accuracies: a missing or odd field names the file.
+    folders, test_acc, member_acc = finished.read_part(
+        folder,
+        run_files.ENSEMBLE_METRICS_JSON,
+        lambda _: (
+            [run_files.run_dir_of(folder / member["checkpoint"]) for member in metrics["members"]],
+            float(metrics["accuracy"]),
+            [float(member["accuracy"]) for member in metrics["members"]],
+        ),
     )
-    # The members' run folders (their checkpoints are recorded relative to the ensemble's).
-    folders = [run_files.run_dir_of(folder / member["checkpoint"]) for member in members]
     for run in folders:
         if not (run / run_files.CONFIG_YAML).is_file():
             raise UsageError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
@@ -36,10 +42,9 @@ def read_ensemble(folder: Path) -> SimpleNamespace | None:
         folder=folder,
         configuration=" + ".join(dict.fromkeys(run.configuration for run in runs)),
         seeds=[run.seed for run in runs],
-        trained=None,  # labelled by its members' labels, not relabelled
-        test_acc=float(metrics["accuracy"]),
+        test_acc=test_acc,
         tta="flip" + shifts if tta else "none",
-        member_acc=[float(member["accuracy"]) for member in members],
+        member_acc=member_acc,
         fit_seconds=metrics.get("fit_seconds"),  # the members' fits together; None: one unknown
         device=finished.listed(
             (finished.device_label(run_files.read_json(t)) if t.is_file() else "?" for t in tests),

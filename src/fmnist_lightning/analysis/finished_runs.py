@@ -115,8 +115,12 @@ def what_was_trained(config: dict) -> str | None:
     if not config:
         return None
     flat = pd.json_normalize(config).to_dict(orient="records")[0]  # "model.net.widths": [...]
-    pairs = [f"{k}={v}" if isinstance(v, str) else f"{k}={v!r}" for k, v in flat.items()]
-    return "\n".join(sorted(portable(pair) for pair in pairs if not is_ignored(pair)))
+    pairs = [
+        portable(f"{k}={v}") if isinstance(v, str) else f"{k}={v!r}"  # only strings hold paths
+        for k, v in flat.items()
+        if not is_ignored(k)
+    ]
+    return "\n".join(sorted(pairs))
 
 
 def label_by_what_was_trained(runs: list) -> None:
@@ -226,14 +230,13 @@ def read_runs(
     for folder in run_folders:
         try:
             run = read(folder)
-        except READ_ERRORS as error:  # UsageError from read_part, naming the file, among them
+        except UsageError as error:  # from read_part, naming the file
             problems.append(f"{folder}: {error}")
             continue
         if run is None:
             skipped.append(folder)
         else:
             found.append(run)
-    label_by_what_was_trained(found)
     return found, skipped, problems
 
 
@@ -248,7 +251,9 @@ def read_run(folder: Path) -> SimpleNamespace | None:
 
 def find_runs(folders: list[Path]) -> tuple[list, list[Path], list[str]]:
     """Finished runs under the folders, unfinished run folders, and unreadable ones."""
-    return read_runs(folders, read_run)
+    found, skipped, problems = read_runs(folders, read_run)
+    label_by_what_was_trained(found)
+    return found, skipped, problems
 
 
 def read_validation_run(folder: Path) -> SimpleNamespace | None:
@@ -269,4 +274,5 @@ def read_validation_run(folder: Path) -> SimpleNamespace | None:
 def find_validation_runs(folders: list[Path]) -> tuple[list, list[str]]:
     """Runs under the folders that have validated, and one line per unreadable folder."""
     found, _, problems = read_runs(folders, read_validation_run)
+    label_by_what_was_trained(found)
     return found, problems

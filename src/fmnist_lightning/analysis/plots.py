@@ -48,9 +48,12 @@ def sample_grid(
 def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> Figure:
     """The layer stack top to bottom (``model_summary.model_summary``'s rows): one box per
     layer, its output shape and parameter count."""
-    relu = layers["layer"].eq("ReLU")  # each folded into the layer before: "Conv2d 64 + ReLU"
-    suffix = np.where(relu.shift(-1, fill_value=False), " + ReLU", "")
-    rows = layers.assign(layer=layers["layer"] + suffix)[~relu].to_dict("records")
+    rows: list[dict] = []  # each ReLU folded into the layer before ("Conv2d 64, 7×7 + ReLU")
+    for row in layers.to_dict("records"):
+        if row["layer"] == "ReLU" and rows:
+            rows[-1] = {**rows[-1], "layer": rows[-1]["layer"] + " + ReLU"}
+        else:
+            rows.append(row)
     figure, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 0.9))
     ax.set(xlim=(0, 10), ylim=(-len(rows) + 0.3, 1.1))
     ax.axis("off")

@@ -14,10 +14,11 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config.schema import RunFolderError
+from fmnist_lightning.models.hparams import plain
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
 RESUME_KEYS = ("resume", "ckpt_path")
@@ -113,10 +114,6 @@ def resumable_keys_sentence() -> str:
     return "A resumed run may change only " + ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def plain_value(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
-
-
 def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
     """Apply the overrides that keep the experiment; return those that would change it."""
     refused = []
@@ -134,7 +131,7 @@ def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
                 "cannot do (its weights and optimiser state belong to its saved settings). "
                 "Start a new run for different settings."
             )
-        if plain_value(current) == value:
+        if plain(current) == value:
             continue  # the value the run already has: nothing changes
         if not may_change(key):
             refused.append(override.input_line)
@@ -181,7 +178,7 @@ def continued(saved: DictConfig, run_dir: Path, checkpoint: Path, typed: list[st
     # conf/callbacks/default.yaml: the saved config holds them resolved.
     callback = OmegaConf.select(saved, "callbacks.test_analysis")
     if isinstance(callback, DictConfig) and "settings" in callback:
-        callback.settings = plain_value(saved.get("analysis"))
+        callback.settings = plain(saved.get("analysis"))
     saved.resume = str(run_dir)
     saved.ckpt_path = str(checkpoint)
     saved.paths.run_dir = str(run_dir)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, NamedTuple
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf
 from torch import optim
 from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LRScheduler
@@ -229,7 +229,7 @@ def config_values(cfg: DictConfig, class_names: Sequence[str]) -> dict[str, Any]
 
 def plain(node: Any) -> Any:
     """A resolved config node as plain dicts and lists, safe to store in a checkpoint."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
 
 
 def config_key(key: str) -> str:

@@ -28,6 +28,7 @@ LOGGED_METRICS = {
     "fit": "train_loss train_loss_step train_loss_epoch train_acc val_loss val_acc val_acc_tta",
     "test": "test_loss test_acc test_acc_tta",
 }
+MIN_SCHEDULE_STEPS = 100  # one-cycle's warm-up needs a few steps: smoke runs get a longer one
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
@@ -148,7 +149,7 @@ class FashionMNISTModule(L.LightningModule):
             # One-cycle divides by its warm-up length, which must be at least a step or two,
             # so very short runs (smoke tests) use a longer schedule than they will finish.
             steps = self.trainer.estimated_stepping_batches
-            schedule["total_steps"] = max(int(steps), 100)
+            schedule["total_steps"] = max(int(steps), MIN_SCHEDULE_STEPS)
         schedule_class = class_of("scheduler.schedule", scheduler["schedule"])
         interval = scheduler.get("interval", "epoch")
         lr_scheduler = {"scheduler": schedule_class(optimizer, **schedule), "interval": interval}

@@ -5,6 +5,8 @@ without max-pool, as ResNets for CIFAR: the four stages see 28, 14, 7 and 4 pixe
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
+HEAD = "fc"  # torchvision's name of the classifier layer: new weights when fine-tuning
+
 
 class ResNet18(ResNet):
     """11,172,810 parameters for 10 classes. ``freeze_backbone`` trains only the head (``fc``);
@@ -20,7 +22,7 @@ class ResNet18(ResNet):
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
             for name, parameter in self.named_parameters():
-                if not name.startswith("fc."):
+                if not name.startswith(f"{HEAD}."):
                     parameter.requires_grad_(False)
             self.train()  # modules start in training mode: put the backbone's BatchNorm in eval
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
+from fmnist_lightning.models.resnet import HEAD
 from fmnist_lightning.models.runtime import COMPILED, unwrapped
 
 
@@ -104,7 +105,7 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
             target[name], kind = tensor, "kept"
         elif name == "conv1.weight" and tensor.shape[0] == wanted[0] and wanted[1] == 1:
             target[name], kind = adapt_stem_weight(tensor, wanted), "adapted"
-        elif name.startswith("fc."):  # the head
+        elif name.startswith(f"{HEAD}."):
             kind = "reinitialised"
         else:
             raise CheckpointError(
