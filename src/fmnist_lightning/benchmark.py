@@ -4,6 +4,7 @@ on its own pieces (the config ``train`` composes, with ``debug=benchmark``, and
 
 import argparse
 import contextlib
+import functools
 import itertools
 import json
 import math
@@ -13,18 +14,16 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from torch.utils.collect_env import get_env_info
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
@@ -40,12 +39,7 @@ from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.hparams import plain
 from fmnist_lightning.models.module import build_network, load_module
 from fmnist_lightning.models.runtime import cpu_supports_bf16, resolve_device
-from fmnist_lightning.training.builders import (
-    build_datamodule,
-    build_module,
-    build_trainer,
-    finalise,
-)
+from fmnist_lightning.training import builders
 from fmnist_lightning.training.machine import cpu_model, gpu_model, keep_freed_memory
 
 COMMAND = "python -m fmnist_lightning.benchmark"
@@ -63,20 +57,21 @@ MARKS = {
     "projected_run_minutes": (8.0, False),
     "fraction_of_matmul_peak": (0.60, True),
 }
+# How the table shows each figure, by its JSON key (the others are counts: "{:,}").
+FORMATS = [
+    ("{:,.0f} images/s", ("lightning_images_per_s", "plain_images_per_s", "images_per_s")),
+    ("{:.2%}", ("lightning_vs_plain", "data_wait_fraction", "fetch_fraction", "accuracy")),
+    ("{:.2%}", ("agreement", "fraction_of_matmul_peak")),
+    ("{:.3f} ms", ("step_ms", "fetch_ms_per_batch")),
+    ("{:.2f} s", ("first_step_s", "seconds", "wall_seconds", "cpu_seconds")),
+    ("{:,.0f} FLOP/s", ("achieved_train_flops", "matmul_peak_flops")),
+    ("{:,} FLOP/image", ("forward_flops_per_image", "train_flops_per_image")),
+    ("{:,.0f} MiB", ("peak_rss_mib", "peak_gpu_mib")),
+    ("{:.1f} min", ("projected_run_minutes",)),
+    ("{:.2f} x", ("speedup_vs_textbook",)),
+]
 # The sections of figures the table shows, in order (--eval-only: one per precision).
 SECTIONS = ("train", "data_wait", "eval", "memory", "flops", "epoch", "baseline")
-# A figure's unit and format, by how its JSON key ends (the first that fits; else a count).
-UNITS = [
-    (("fraction", "peak", "plain", "accuracy", "agreement"), "", ".2%"),
-    (("per_image",), "FLOP/image", ","),
-    (("flops",), "FLOP/s", ",.0f"),
-    (("per_s",), "images/s", ",.0f"),
-    (("_ms", "per_batch"), "ms", ".3f"),
-    (("_s", "seconds"), "s", ".2f"),
-    (("minutes",), "min", ".1f"),
-    (("textbook",), "x", ".2f"),
-    (("_mib",), "MiB", ",.0f"),
-]
 # Images per counted pass: two, so that BatchNorm1d in training mode accepts the batch. The
 # schema refuses other than one channel, and the networks are built for 28 x 28 images.
 COUNTED_IMAGES, IMAGE_SHAPE = 2, (1, 28, 28)
@@ -85,7 +80,7 @@ COUNTED_IMAGES, IMAGE_SHAPE = 2, (1, 28, 28)
 PACKAGES = ("lightning", "torchvision", "torchmetrics", "hydra-core", "numpy")
 
 
-def synchronize(device: torch.device | str) -> None:
+def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so that a clock read means the work is done."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
@@ -95,7 +90,7 @@ def median_rate(items: float, seconds: list[float]) -> float:
     return statistics.median(items / s for s in seconds)
 
 
-def timed_windows(step: Callable, warmup: int, steps: int, repeats: int, device="cpu") -> list:
+def timed_windows(step, warmup: int, steps: int, repeats: int, device="cpu") -> list[float]:
     """Run ``warmup`` steps, then time ``repeats`` windows of ``steps`` steps each."""
     for _ in range(warmup):
         step()
@@ -110,7 +105,7 @@ def timed_windows(step: Callable, warmup: int, steps: int, repeats: int, device=
     return seconds
 
 
-def timed(phases: dict, name: str, function: Callable, *args: Any, **kwargs: Any) -> Any:
+def timed(phases: dict, name: str, function, *args, **kwargs):
     """``function(...)``, its seconds recorded in ``phases[name]`` (where a run's time goes)."""
     started = time.perf_counter()
     result = function(*args, **kwargs)
@@ -119,11 +114,12 @@ def timed(phases: dict, name: str, function: Callable, *args: Any, **kwargs: Any
 
 
 class StepTimer(L.Callback):
-    """Clock reads around every training batch, the epoch, and each test run."""
+    """Clock reads around every training batch; ``seconds``: the training epoch's (Lightning
+    runs the epoch-end validation before its end hook, so it is included), then each test run's."""
 
     def __init__(self, warmup: int = 0, steps: int = 1) -> None:
         self.warmup, self.steps, self.started = warmup, steps, 0.0
-        self.batch_starts, self.batch_ends, self.epoch_seconds, self.test_seconds = [], [], [], []
+        self.batch_starts, self.batch_ends, self.seconds = [], [], []
 
     def now(self, trainer: L.Trainer, batch_idx: int | None = None) -> float:
         # On a GPU, syncing every step would drain the queue: sync at window edges only.
@@ -131,23 +127,20 @@ class StepTimer(L.Callback):
             synchronize(trainer.strategy.root_device)
         return time.perf_counter()
 
-    def start(self, trainer: L.Trainer, *_: Any) -> None:
+    def start(self, trainer: L.Trainer, *_) -> None:
         self.started = self.now(trainer)
 
+    def end(self, trainer: L.Trainer, *_) -> None:
+        self.seconds.append(self.now(trainer) - self.started)
+
     on_train_epoch_start = on_test_epoch_start = start
+    on_train_epoch_end = on_test_epoch_end = end
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         self.batch_starts.append(self.now(trainer, batch_idx))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.batch_ends.append(self.now(trainer, batch_idx))
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        # Lightning runs the epoch-end validation before this hook, so it is included.
-        self.epoch_seconds.append(self.now(trainer) - self.started)
-
-    def on_test_epoch_end(self, trainer, pl_module) -> None:
-        self.test_seconds.append(self.now(trainer) - self.started)
 
     def windows(self) -> list[float]:
         """The windows of ``steps`` steps after the warm-up, each ending when the next step
@@ -167,8 +160,8 @@ class StepTimer(L.Callback):
         return statistics.median((start - end) / (start - prev) for prev, end, start in cycles)
 
 
-def loop_windows(loss: Callable, optimizer: Any, loader: Any, windows: tuple, device: Any) -> list:
-    """``timed_windows`` (warm-up, steps, repeats) of a hand-written loop over ``loader``."""
+def loop_windows(loss, optimizer, loader, args, device, warmup: int, steps: int) -> list[float]:
+    """``timed_windows`` of a hand-written loop over ``loader``, ``--repeats`` of them."""
     stream = itertools.chain.from_iterable(itertools.repeat(loader))
 
     def step() -> None:
@@ -177,28 +170,29 @@ def loop_windows(loss: Callable, optimizer: Any, loader: Any, windows: tuple, de
         loss(batch).backward()
         optimizer.step()
 
-    return timed_windows(step, *windows, device)
+    return timed_windows(step, warmup, steps, args.repeats, device)
 
 
-def plain_training(cfg: Any, trainer: L.Trainer, args: Any) -> list[float]:
+def plain_training(cfg, trainer: L.Trainer, args: argparse.Namespace) -> list[float]:
     """``training_step`` in a plain loop: ``trainer``'s network, batches, optimiser, precision."""
     L.seed_everything(cfg.seed)
     device, precision = trainer.strategy.root_device, trainer.precision_plugin
-    model = precision.convert_module(build_module(cfg, trainer.datamodule.classes)).to(device)
-    optimizer = instantiate(cfg.optimizer, params=model.parameters())
+    model = precision.convert_module(builders.build_module(cfg, trainer.datamodule.classes))
+    optimizer = instantiate(cfg.optimizer, params=model.to(device).parameters())
 
     def loss(batch: list[torch.Tensor]) -> torch.Tensor:
         with precision.forward_context():
             return model.training_step(precision.convert_input(batch), 0)
 
-    loader, windows = trainer.datamodule.train_dataloader(), (args.warmup, args.steps, args.repeats)
+    loader = trainer.datamodule.train_dataloader()
     with warnings.catch_warnings():  # self.log() without a Trainer warns, and logs nothing
         warnings.filterwarnings("ignore", "You are trying to `self.log")
-        return loop_windows(loss, optimizer, loader, windows, device)
+        return loop_windows(loss, optimizer, loader, args, device, args.warmup, args.steps)
 
 
-def textbook_baseline(cfg: Any, args: Any, device: torch.device, lightning_rate: float) -> dict:
-    """The tutorial loop: torchvision + ``ToTensor``, DataLoader workers, batch 32, fp32, Adam."""
+def textbook_baseline(cfg, args: argparse.Namespace, device: torch.device, rate: float) -> dict:
+    """The tutorial loop: torchvision + ``ToTensor``, DataLoader workers, batch 32, fp32, Adam;
+    ``rate``: the Trainer's images/s, to compare."""
     from torchvision import datasets, transforms
 
     L.seed_everything(cfg.seed)
@@ -211,19 +205,19 @@ def textbook_baseline(cfg: Any, args: Any, device: torch.device, lightning_rate:
     def loss(batch: list[torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(model(batch[0]), batch[1])
 
-    seconds = loop_windows(loss, optimizer, loader, (5, args.baseline_steps, args.repeats), device)
-    rate = median_rate(args.baseline_steps * 32, seconds)
+    seconds = loop_windows(loss, optimizer, loader, args, device, 5, args.baseline_steps)
+    baseline = median_rate(args.baseline_steps * 32, seconds)
     return {
-        "images_per_s": rate,
+        "images_per_s": baseline,
         "batch_size": 32,
         "workers": args.baseline_workers,
         "precision": "32-true",
-        "speedup_vs_textbook": lightning_rate / rate,
+        "speedup_vs_textbook": rate / baseline,
         "window_seconds": seconds,
     }
 
 
-def training_flops(network: torch.nn.Module, input_shape: tuple = IMAGE_SHAPE) -> dict[str, Any]:
+def training_flops(network: torch.nn.Module, input_shape: tuple = IMAGE_SHAPE) -> dict:
     """One training step's FLOPs per image of ``input_shape``, counted by torch."""
     network.train()
     with FlopCounterMode(display=False) as counter:
@@ -239,7 +233,7 @@ def training_flops(network: torch.nn.Module, input_shape: tuple = IMAGE_SHAPE) -
     }
 
 
-def matmul_products(a: torch.Tensor, b: torch.Tensor) -> dict[str, Callable[[], Any]]:
+def matmul_products(a: torch.Tensor, b: torch.Tensor) -> dict:
     """torch.mm, and on CPU oneDNN's: fp32 torch.mm goes to MKL (a slower AVX2 path on AMD),
     the convolutions to oneDNN, which this 1x1 convolution over 16 images reaches by public
     API (below 16 images a single thread takes torch's own convolution)."""
@@ -254,7 +248,7 @@ def matmul_products(a: torch.Tensor, b: torch.Tensor) -> dict[str, Callable[[], 
     return products
 
 
-def flop_figures(cfg: Any, args: Any, images_per_s: float, device: torch.device) -> dict:
+def flop_figures(cfg, args: argparse.Namespace, images_per_s: float, device: torch.device) -> dict:
     """Training FLOP/s achieved at ``images_per_s`` against the peak of an n x n matrix
     product (``--matmul-size``) in the dtype the network's products run in."""
     # A fresh, uncompiled copy of the network: the count does not depend on its weights.
@@ -268,19 +262,18 @@ def flop_figures(cfg: Any, args: Any, images_per_s: float, device: torch.device)
         with contextlib.suppress(RuntimeError):  # a kernel this build lacks
             seconds = timed_windows(product, 2, 3, max(args.repeats, 3), device)
             peaks[name] = median_rate(3 * 2 * n**3, seconds)
-    achieved = images_per_s * count["train_flops_per_image"]
-    return {
-        **count,
+    achieved, peak = images_per_s * count["train_flops_per_image"], max(peaks.values())
+    return count | {
         "achieved_train_flops": achieved,
         "matmul_size": n,
         "matmul_dtype": str(dtype).removeprefix("torch."),
-        "matmul_peak_flops": max(peaks.values()),
-        "fraction_of_matmul_peak": achieved / max(peaks.values()),
+        "matmul_peak_flops": peak,
+        "fraction_of_matmul_peak": achieved / peak,
         "matmul_peak_flops_by_kernel": peaks,
     }
 
 
-def environment(device: torch.device) -> dict[str, Any]:
+def environment(device: torch.device) -> dict:
     """``torch.utils.collect_env``'s report in full, and the facts of this process it lacks."""
     info = get_env_info()._asdict()
     return {
@@ -297,20 +290,19 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
-def memory(device: torch.device) -> dict[str, float | None]:
+def memory(device: torch.device) -> dict:
     """Peak resident memory of the process (Linux reports KiB, macOS bytes), and of the GPU."""
     scale = 2**20 if sys.platform == "darwin" else 2**10
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
     gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return {"peak_rss_mib": rss, "peak_gpu_mib": gpu}
+    return {
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale,
+        "peak_gpu_mib": gpu,
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    options = argparse.ArgumentParser(
-        prog=COMMAND,
-        description="How fast the default training path trains and evaluates, or (--eval-only) a "
-        "checkpoint's inference speed. See docs/performance.md.",
-    )
+    about = "How fast the default training path trains and evaluates, or (--eval-only) a checkpoint's inference speed. See docs/performance.md."
+    options = argparse.ArgumentParser(prog=COMMAND, description=about)
     add, switch = options.add_argument, argparse.BooleanOptionalAction
     add("--steps", type=int, default=25, help="training steps per timed window")
     add("--warmup", type=int, default=10, help="untimed steps before timing")
@@ -329,12 +321,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--quick", action="store_true", help="smoke test: 3 windows of 2 steps, small matmul")
     add("--synthetic", action="store_true", help="random IDX files instead of the real data")
     add("--data-root", help="folder holding FashionMNIST/raw/ (default: config's)")
-    add("--output", type=Path, help="default: lightning_logs/benchmarks/benchmark-<time>.json")
+    output = Path(f"lightning_logs/benchmarks/benchmark-{datetime.now():%Y-%m-%d_%H-%M-%S}.json")
+    add(
+        "--output",
+        type=Path,
+        default=output,
+        help="default: " + str(output.parent / "benchmark-<time>.json"),
+    )
     add("overrides", nargs="*", help="Hydra overrides of the training config")
     args = options.parse_args(argv)
     args.command = " ".join([COMMAND, *(sys.argv[1:] if argv is None else argv)])
-    stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
-    args.output = args.output or Path(f"lightning_logs/benchmarks/benchmark-{stamp}.json")
     if args.quick:
         vars(args).update(QUICK)
     # Batches one epoch must hold for every window (a window ends when the next step starts).
@@ -345,7 +341,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def synthetic_sizes(cfg: Any, batches: int, quick: bool) -> tuple[int, int]:
+def synthetic_sizes(cfg, batches: int, quick: bool) -> tuple[int, int]:
     """Training and test images of the ``--synthetic`` files: the real split sizes, or with
     --quick 500 test images and just enough training images (at least 640) for every window."""
     if not quick:
@@ -356,13 +352,13 @@ def synthetic_sizes(cfg: Any, batches: int, quick: bool) -> tuple[int, int]:
     return max(640, math.ceil(needed / (1 - val_fraction))), 500
 
 
-def benchmark_config(args: argparse.Namespace, folder: Path, *extra: str) -> Any:
+def benchmark_config(args: argparse.Namespace, folder: Path, *extra: str):
     """The composed, checked config, run in ``folder``; with --synthetic it writes its data."""
     choices = {
         "data.root": str(folder / "data") if args.synthetic else args.data_root,
         "data.batch_size": args.batch_size,
         "trainer.precision": args.precision,
-        "model.channels_last": {"channels_last": True, "contiguous": False}.get(args.memory_format),
+        "model.channels_last": args.memory_format and args.memory_format == "channels_last",
         "model.compile": args.compile,
     }
     overrides = ["debug=benchmark", f"paths.run_dir={folder / 'run'}"]
@@ -371,29 +367,31 @@ def benchmark_config(args: argparse.Namespace, folder: Path, *extra: str) -> Any
         overrides += [f"trainer.limit_train_batches={args.batches}", *NO_EPOCH]
     overrides += [*args.overrides, *extra]
     check_overrides(overrides)
-    cfg = finalise(compose("train", overrides))
+    cfg = builders.finalise(compose("train", overrides))
     validate_config(cfg)
     if args.synthetic:
         write_fashion_mnist(folder / "data", *synthetic_sizes(cfg, args.batches, args.quick))
     return cfg
 
 
-def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) -> tuple:
+def training(args: argparse.Namespace, cfg, datamodule, phases: dict) -> tuple:
     """Every training and evaluation figure of the composed config."""
     keep_freed_memory()  # as train does, so that the figures are those of a real run
     timer, images = StepTimer(args.warmup, args.steps), args.steps * int(cfg.data.batch_size)
     L.seed_everything(cfg.seed, workers=True)
-    module, trainer = build_module(cfg, datamodule.classes), build_trainer(cfg, [timer])
+    module, trainer = (
+        builders.build_module(cfg, datamodule.classes),
+        builders.build_trainer(cfg, [timer]),
+    )
     timed(phases, "trainer_fit", trainer.fit, module, datamodule=datamodule)
     windows, device = timer.windows(), trainer.strategy.root_device
     rate, step_seconds = median_rate(images, windows), statistics.median(windows) / args.steps
-    started = time.perf_counter()
-    for _ in range(max(args.repeats, 2) + 1):  # the timer records each test epoch
-        trainer.test(module, datamodule=datamodule, verbose=False)
-    phases["trainer_test"] = time.perf_counter() - started
-    del timer.test_seconds[0]  # the warm-up
+    # The timer's test epochs, not these windows, which hold the Trainer's set-up too.
+    test = functools.partial(trainer.test, module, datamodule=datamodule, verbose=False)
+    timed(phases, "trainer_test", timed_windows, test, 1, 1, max(args.repeats, 2), device)
+    test_seconds = timer.seconds[2:]  # after the training epoch's and the warm-up test's
     test_images = len(datamodule.tensors["test"])
-    eval_rate = median_rate(test_images, timer.test_seconds)
+    eval_rate = median_rate(test_images, test_seconds)
     plain_windows = timed(phases, "plain_loop", plain_training, cfg, trainer, args)
     plain_rate = median_rate(images, plain_windows)
     loader = datamodule.train_dataloader()  # the batch fetch alone
@@ -427,7 +425,7 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
         "eval": {
             "test_images": test_images,
             "images_per_s": eval_rate,
-            "window_seconds": timer.test_seconds,
+            "window_seconds": test_seconds,
         },
         "memory": memory(device),  # before the matmul and the baseline allocate their own
         "flops": timed(phases, "flops_and_matmul", flop_figures, cfg, args, rate, device),
@@ -438,24 +436,22 @@ def training(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict) 
     if args.epoch:
         # The benchmark fits one epoch; the projection uses the run length a user would get.
         max_epochs = int(compose("train", list(args.overrides)).trainer.max_epochs)
-        seconds = timer.epoch_seconds[0]
         # Start-up (fit minus the epoch) + max_epochs epochs + one test pass.
-        minutes = (
-            phases["trainer_fit"] + (max_epochs - 1) * seconds + test_images / eval_rate
-        ) / 60
+        fit, seconds = phases["trainer_fit"], timer.seconds[0]
         figures["epoch"] = {
             "seconds": seconds,
             "train_images": len(datamodule.tensors["train"]),
             "val_images": len(datamodule.tensors["val"]),
             "default_max_epochs": max_epochs,
-            "projected_run_minutes": minutes,
+            "projected_run_minutes": (fit + (max_epochs - 1) * seconds + test_images / eval_rate)
+            / 60,
         }
     if args.baseline:
         figures["baseline"] = timed(phases, "baseline", textbook_baseline, cfg, args, device, rate)
     return device, figures
 
 
-def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict, module) -> tuple:
+def eval_only(args: argparse.Namespace, cfg, datamodule, phases: dict, module) -> tuple:
     """Per precision, ``--repeats`` passes of the inference path ``evaluate`` runs over the test
     set (its outputs come back to the CPU: no sync needed). CPU seconds / threads is what an
     idle machine would take."""
@@ -464,61 +460,59 @@ def eval_only(args: argparse.Namespace, cfg: Any, datamodule: Any, phases: dict,
     images, labels = datamodule.tensors["test"].tensors
     # Without --precision: fp32, and bf16 autocast (native on recent CPUs and GPUs).
     precisions = [str(cfg.trainer.precision)] if args.precision else ["32-true", "bf16-mixed"]
-    by_precision, reference, started = {}, None, time.perf_counter()
+    by_precision, predictions, started = {}, {}, time.perf_counter()
     module.to(device)
     for precision in precisions:
-        predict_probabilities(module, images[:batch_size], batch_size, precision)
+        predict_probabilities(module, images[:batch_size], batch_size, precision)  # warm-up
         walls, cpus = [], []
         for _ in range(args.repeats):
             wall, cpu = time.perf_counter(), time.process_time()
             predicted = predict_probabilities(module, images, batch_size, precision).argmax(1)
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
-        reference = predicted if reference is None else reference
+        predictions[precision] = predicted
         by_precision[precision] = {
             "wall_seconds": statistics.median(walls),
             "cpu_seconds": statistics.median(cpus),
             "images_per_s": len(images) / statistics.median(walls),
             "accuracy": (predicted == labels.cpu()).float().mean().item(),
-            "agreement": (predicted == reference).float().mean().item(),
+            "agreement": (predicted == predictions[precisions[0]]).float().mean().item(),
             "window_seconds": walls,
         }
     phases["inference"] = time.perf_counter() - started
     return device, {
-        "settings": {
-            "checkpoint": str(Path(args.eval_only).resolve()),
-            "test_images": len(images),
-        },
+        "settings": {"checkpoint": str(Path(args.eval_only).resolve()), "test_images": len(images)},
         "eval_only": {"reference_precision": precisions[0], "by_precision": by_precision},
         "memory": memory(device),
     }
 
 
-def table(result: dict[str, Any]) -> Table:
+def table(result: dict) -> Table:
     """Every figure of ``result`` with its unit, beside the target it is measured against."""
     env, settings = result["environment"], result["settings"]
     machine = f"{env['device']} ({env['cpu_model']}, {env['torch_threads']} threads)"
     title = ", ".join(f"{key} {value}" for key, value in settings.items())
-    out = Table(title=f"fmnist-lightning benchmark on {machine}: {title}", title_justify="left")
-    for column, justify in (("figure", "left"), ("value", "right"), ("target", "left")):
-        out.add_column(column, justify=justify)
+    title = f"fmnist-lightning benchmark on {machine}: {title}"
+    out = Table(
+        "figure", Column("value", justify="right"), "target", title=title, title_justify="left"
+    )
     sections = {name: result[name] for name in SECTIONS if result.get(name)}
     sections |= result.get("eval_only", {}).get("by_precision", {})  # a section per precision
     for section, figures in sections.items():
         for key, value in figures.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue  # a list of windows, a dict by kernel or by operator
-            unit, spec = next(((u, s) for ends, u, s in UNITS if key.endswith(ends)), ("", ","))
+            shown = next((form for form, keys in FORMATS if key in keys), "{:,}")
             note = ""
             if key in MARKS:
                 target, higher = MARKS[key]
                 verdict = "[green]met[/]" if (value >= target) == higher else "[red]missed[/]"
-                note = f"{verdict} (target {'≥' if higher else '<'} {target:{spec}})"
-            out.add_row(f"{section}: {key}", f"{value:{spec}} {unit}", note)
+                note = f"{verdict} (target {'≥' if higher else '<'} {shown.format(target)})"
+            out.add_row(f"{section}: {key}", shown.format(value), note)
     return out
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, print its table, write its JSON; returns the figures."""
     args, phases = parse_args(argv), {}
     module = load_module(args.eval_only) if args.eval_only else None
@@ -529,12 +523,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="fmnist-benchmark-") as tmp:
             cfg = benchmark_config(args, Path(tmp), *extra)
-            datamodule = build_datamodule(cfg)
+            datamodule = builders.build_datamodule(cfg)
             datamodule.prepare_data()
-            if module is None:
-                device, figures = training(args, cfg, datamodule, phases)
-            else:
-                device, figures = eval_only(args, cfg, datamodule, phases, module)
+            measure = functools.partial(eval_only, module=module) if module else training
+            device, figures = measure(args, cfg, datamodule, phases)
         figures["settings"] |= {
             "data": "synthetic" if args.synthetic else "real",
             "data_root": str(cfg.data.root),
