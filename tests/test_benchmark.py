@@ -135,6 +135,8 @@ def test_the_table_prints_every_figure_with_its_unit_and_target(quick_result):
     assert rows["memory: peak_rss_mib"][0].strip().endswith(" MiB")
     assert rows["flops: achieved_train_flops"][0].strip().endswith(" FLOP/s")
     assert rows["epoch: projected_run_minutes"][0].strip().endswith(" min")
+    assert "(target < 8.0 min)" in rows["epoch: projected_run_minutes"][1]  # in the figure's unit
+    assert rows["eval: test_images"][0].strip() == f"{QUICK_TEST}"  # a count: no unit
     assert rows["baseline: speedup_vs_textbook"][0].strip().endswith(" x")
     value, target = rows["train: lightning_vs_plain"]
     assert value.strip().endswith("%") and "(target ≥ 90.00%)" in target
