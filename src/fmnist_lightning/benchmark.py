@@ -287,10 +287,10 @@ def environment(device: torch.device) -> dict:
 
 def memory(device: torch.device) -> dict:
     """Peak resident memory of the process (Linux reports KiB, macOS bytes), and of the GPU."""
-    scale = 2**20 if sys.platform == "darwin" else 2**10
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return {
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale,
+        "peak_rss_mib": rss / (2**20 if sys.platform == "darwin" else 2**10),
         "peak_gpu_mib": gpu,
     }
 
@@ -316,16 +316,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--quick", action="store_true", help="smoke test: 3 windows of 2 steps, small matmul")
     add("--synthetic", action="store_true", help="random IDX files instead of the real data")
     add("--data-root", help="folder holding FashionMNIST/raw/ (default: config's)")
-    output = Path(f"lightning_logs/benchmarks/benchmark-{datetime.now():%Y-%m-%d_%H-%M-%S}.json")
-    add(
-        "--output",
-        type=Path,
-        default=output,
-        help="default: " + str(output.parent / "benchmark-<time>.json"),
-    )
+    add("--output", type=Path, help="default: lightning_logs/benchmarks/benchmark-<time>.json")
     add("overrides", nargs="*", help="Hydra overrides of the training config")
     args = options.parse_args(argv)
     args.command = " ".join([COMMAND, *(sys.argv[1:] if argv is None else argv)])
+    stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    args.output = args.output or Path(f"lightning_logs/benchmarks/benchmark-{stamp}.json")
     if args.quick:
         vars(args).update(QUICK)
     # Batches one epoch must hold for every window (a window ends when the next step starts).
@@ -381,8 +377,9 @@ def training(args: argparse.Namespace, cfg, datamodule, phases: dict) -> tuple:
     rate, step_seconds = median_rate(images, windows), statistics.median(windows) / args.steps
     # The timer's test epochs, not these windows, which hold the Trainer's set-up too.
     test = functools.partial(trainer.test, module, datamodule=datamodule, verbose=False)
-    timed(phases, "trainer_test", timed_windows, test, 1, 1, max(args.repeats, 2), device)
-    tests = timer.seconds[2:]  # after the training epoch's and the warm-up test's
+    runs = max(args.repeats, 2)
+    timed(phases, "trainer_test", timed_windows, test, 1, 1, runs, device)
+    tests = timer.seconds[-runs:]  # after the training epochs' and the warm-up test's
     test_images = len(datamodule.tensors["test"])
     eval_rate = median_rate(test_images, tests)
     plain_windows = timed(phases, "plain_loop", plain_training, cfg, trainer, args)
