@@ -296,7 +296,8 @@ def memory(device: torch.device) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    about = "How fast the default training path trains and evaluates, or (--eval-only) a checkpoint's inference speed. See docs/performance.md."
+    about = "How fast the default training path trains and evaluates, or (--eval-only) a "
+    about += "checkpoint's inference speed. See docs/performance.md."
     options = argparse.ArgumentParser(prog=COMMAND, description=about)
     add, switch = options.add_argument, argparse.BooleanOptionalAction
     add("--steps", type=int, default=25, help="training steps per timed window")
