@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from fmnist_lightning.config import resume
 from fmnist_lightning.config.messages import preflight_problem
-from fmnist_lightning.config.resume import ResumePoint, RunFolderError, resume_point
+from fmnist_lightning.config.resume import RunFolderError, resume_point
 from fmnist_lightning.config.schema import ConfigValidationError
 from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
@@ -207,8 +207,8 @@ def test_resume_of_a_folder_without_a_run_names_it_and_says_what_to_pass(one_epo
 def test_a_checkpoint_inside_a_run_folder_resumes_that_run(one_epoch_run, tmp_path):
     run_dir, _ = one_epoch_run
     last = run_dir / "checkpoints" / "last.ckpt"
-    assert resume_point(None, str(last)) == ResumePoint(run_dir, last)
-    assert resume_point(str(run_dir), None) == ResumePoint(run_dir, last)
+    assert resume_point(None, str(last)) == (run_dir, last)
+    assert resume_point(str(run_dir), None) == (run_dir, last)
     (tmp_path / "loose.ckpt").write_bytes(last.read_bytes())
     assert resume_point(None, str(tmp_path / "loose.ckpt")) is None  # a new run from it
 

@@ -121,10 +121,10 @@ class Train:
 Train = with_hparams(Train, "")  # label smoothing
 
 
-def register_schemas() -> None:
-    """``train_schema`` in Hydra's ConfigStore, the first default of conf/train.yaml (those of
-    evaluate and ensemble: config/checkpoint_commands.py)."""
-    ConfigStore.instance().store(name="train_schema", node=Train)
+# The first default of conf/train.yaml (those of evaluate and ensemble:
+# config/checkpoint_commands.py). Registered on import: every command imports this module
+# before Hydra composes its config.
+ConfigStore.instance().store(name="train_schema", node=Train)
 
 
 class ConfigValidationError(UsageError):
