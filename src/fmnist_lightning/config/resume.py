@@ -20,7 +20,6 @@ from fmnist_lightning.config.schema import RunFolderError
 from fmnist_lightning.models.hparams import plain
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
-RESUME_KEYS = ("resume", "ckpt_path")
 # What a resumed run may change (a key and the keys below it), by what it is about; the
 # rest is the experiment that the checkpoint belongs to.
 RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -30,8 +29,6 @@ RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
     "the end-of-run analysis": ("analysis",),
     "where the data is read from": ("data.root", "data.download", "data.on_device"),
 }
-# Overrides that do not touch the saved config (a resumed run stays in its folder).
-IGNORED_ON_RESUME = ("hydra", "paths.root")
 
 
 def _run_of(checkpoint: Path) -> Path | None:
@@ -99,8 +96,8 @@ def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
     refused = []
     for override in overrides:
         key = override.key_or_group
-        if key in RESUME_KEYS or under(key, IGNORED_ON_RESUME):
-            continue
+        if under(key, ("resume", "ckpt_path", "hydra", "paths.root")):
+            continue  # they do not touch the saved config (a resumed run stays in its folder)
         current = OmegaConf.select(saved, key)
         if override.is_delete() and current is None:
             continue  # nothing to delete

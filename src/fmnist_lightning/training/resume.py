@@ -18,8 +18,13 @@ from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 
 
-def drop_rows_from(metrics_csv: Path, step: int) -> int:
-    """Remove the rows logged at ``step`` or later (a resumed run logs them again); how many."""
+def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> int:
+    """Drop the rows of metrics.csv logged after ``checkpoint`` (by a crashed or killed run,
+    or the test of a finished one): the resumed run logs those steps again. How many."""
+    loops = checkpoint.get("loops") or {}
+    epoch_loop = (loops.get("fit_loop") or {}).get("epoch_loop.state_dict") or {}
+    step = int(epoch_loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
+    metrics_csv = run_dir / run_files.METRICS_CSV
     if not metrics_csv.is_file():
         return 0
     with open(metrics_csv, newline="") as file:
@@ -32,15 +37,6 @@ def drop_rows_from(metrics_csv: Path, step: int) -> int:
         writer.writerows(kept)
         write_atomically(metrics_csv, text.getvalue().encode())
     return len(rows) - len(kept)
-
-
-def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> None:
-    """Drop the rows of metrics.csv logged after ``checkpoint`` (by a crashed or killed run,
-    or the test of a finished one): the resumed run logs those steps again."""
-    loops = checkpoint.get("loops") or {}
-    epoch_loop = (loops.get("fit_loop") or {}).get("epoch_loop.state_dict") or {}
-    step = epoch_loop.get("_batches_that_stepped", checkpoint.get("global_step", 0))
-    drop_rows_from(run_dir / run_files.METRICS_CSV, int(step))
 
 
 def relocate_checkpoint_states(checkpoint: dict[str, Any], checkpoint_dir: Path) -> None:
