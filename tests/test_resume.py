@@ -20,14 +20,14 @@ from omegaconf import OmegaConf
 
 from fmnist_lightning.config import resume
 from fmnist_lightning.config.messages import preflight_problem
-from fmnist_lightning.config.resume import ResumePoint, RunFolderError, resume_point
+from fmnist_lightning.config.resume import RunFolderError, resume_point
 from fmnist_lightning.config.schema import ConfigValidationError
 from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 from fmnist_lightning.train import train
 from fmnist_lightning.training.builders import build_trainer
 from fmnist_lightning.training.faults import TrainingInterrupted, resume_command
-from fmnist_lightning.training.resume import drop_rows_from
+from fmnist_lightning.training.resume import rewind_run_folder
 from fmnist_lightning.training.run_folder import claim_run_dir
 from helpers.compose import compose, finalise, tiny, tiny_overrides
 from helpers.faults import disk_full_in
@@ -207,8 +207,8 @@ def test_resume_of_a_folder_without_a_run_names_it_and_says_what_to_pass(one_epo
 def test_a_checkpoint_inside_a_run_folder_resumes_that_run(one_epoch_run, tmp_path):
     run_dir, _ = one_epoch_run
     last = run_dir / "checkpoints" / "last.ckpt"
-    assert resume_point(None, str(last)) == ResumePoint(run_dir, last)
-    assert resume_point(str(run_dir), None) == ResumePoint(run_dir, last)
+    assert resume_point(None, str(last)) == (run_dir, last)
+    assert resume_point(str(run_dir), None) == (run_dir, last)
     (tmp_path / "loose.ckpt").write_bytes(last.read_bytes())
     assert resume_point(None, str(tmp_path / "loose.ckpt")) is None  # a new run from it
 
@@ -313,10 +313,10 @@ def test_rows_are_dropped_from_metrics_csv_whole_or_not_at_all(tmp_path):
     before = b"epoch,step,train_loss\r\n0,9,1.0\r\n1,19,0.5\r\n"  # as Lightning writes it
     metrics_csv.write_bytes(before)
     with disk_full_in(tmp_path, 10), pytest.raises(OutputFileError, match="No space left"):
-        drop_rows_from(metrics_csv, 10)
+        rewind_run_folder(tmp_path, {"global_step": 10})
     assert metrics_csv.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [metrics_csv.name]  # no temporary
-    assert drop_rows_from(metrics_csv, 10) == 1
+    assert rewind_run_folder(tmp_path, {"global_step": 10}) == 1
     assert metrics_csv.read_bytes() == b"epoch,step,train_loss\r\n0,9,1.0\r\n"
 
 

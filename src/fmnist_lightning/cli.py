@@ -2,7 +2,6 @@
 it as one line, exit with the status of ``fmnist_lightning.errors``. Only the commands import
 this."""
 
-import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -16,7 +15,9 @@ def run(command: Callable[[], int | None]) -> NoReturn:
         status = command()
     except FmnistError as error:
         # Every rank of a launch raises alike: the first one prints.
-        if all(os.environ.get(rank, "0") == "0" for rank in ("RANK", "LOCAL_RANK", "SLURM_PROCID")):
+        from fmnist_lightning.config.launch import launch_rank  # a refusal's import only
+
+        if launch_rank() == 0:
             print(f"{error.prefix}{error}", file=sys.stderr)
         sys.exit(error.exit_status)
     except KeyboardInterrupt:

@@ -54,7 +54,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         if cfg.get("ckpt_path"):  # resume= sets it too: checked before Lightning reads it
             from fmnist_lightning.training import resume
 
-            start, extra_callbacks = resume.starting_checkpoint(cfg), resume.resume_callbacks(cfg)
+            start, extra_callbacks = resume.starting_checkpoint(cfg)
         run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
         check_run_dir(run_dir, resuming)  # never write into another run's folder
         L.seed_everything(cfg.seed, workers=True)

@@ -46,12 +46,8 @@ class Ensemble(CheckpointCommand):
     members: list[str] | None = MISSING
 
 
-def register_command_schemas() -> None:
-    for name, schema in (("evaluate", Evaluate), ("ensemble", Ensemble)):
-        ConfigStore.instance().store(name=f"{name}_schema", node=schema)
-
-
-register_command_schemas()
+ConfigStore.instance().store(name="evaluate_schema", node=Evaluate)
+ConfigStore.instance().store(name="ensemble_schema", node=Ensemble)
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:

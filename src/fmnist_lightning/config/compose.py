@@ -6,7 +6,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
-from fmnist_lightning.config.checkpoint_commands import register_command_schemas
+import fmnist_lightning.config.checkpoint_commands  # noqa: F401  (registers their schemas)
 from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 
@@ -19,7 +19,6 @@ def compose(
     """The config ``python -m fmnist_lightning.<config_name> <overrides>`` would run with
     (outside the command line Hydra sets no run folder: pass ``paths.run_dir=<folder>``)."""
     register_resolvers()
-    register_command_schemas()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra_compose(
             config_name=config_name,

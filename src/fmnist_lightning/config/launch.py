@@ -7,30 +7,22 @@ import os
 TORCHRUN_ID = "TORCHELASTIC_RUN_ID"
 
 
-def _int_env(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 def launch_name() -> str | None:
     """``torchrun-<rdzv id>`` or ``slurm-<job>.<step>`` in a launch of several ranks, else None."""
-    if os.environ.get(TORCHRUN_ID) and _int_env("WORLD_SIZE", 1) > 1:
+    if os.environ.get(TORCHRUN_ID) and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         return f"torchrun-{os.environ[TORCHRUN_ID]}"
     job = os.environ.get("SLURM_JOB_ID")
-    if job and _int_env("SLURM_NTASKS", 1) > 1:
+    if job and int(os.environ.get("SLURM_NTASKS", 1)) > 1:
         step = os.environ.get("SLURM_STEP_ID")
         return f"slurm-{job}" + (f".{step}" if step else "")
     return None
 
 
 def launch_rank() -> int:
-    if os.environ.get(TORCHRUN_ID):
-        return _int_env("RANK", 0)
-    if _int_env("SLURM_NTASKS", 1) > 1:
-        return _int_env("SLURM_PROCID", 0)
-    return 0
+    """This process's rank, as Lightning reads it: torchrun's RANK, the LOCAL_RANK of the
+    processes Lightning starts itself, srun's SLURM_PROCID; 0 for a process alone."""
+    names = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
+    return int(next((os.environ[name] for name in names if name in os.environ), 0))
 
 
 def run_name(default: str) -> str:

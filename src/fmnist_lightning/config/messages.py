@@ -16,7 +16,6 @@ from fmnist_lightning.config.schema import resumed_run_folder_problem, run_folde
 
 # Groups whose files set keys of other groups (presets): they need '# @package _global_'.
 PRESET_GROUPS = ("experiment", "debug")
-GLOBAL_PACKAGE = "# @package _global_"
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:
@@ -36,7 +35,7 @@ def unknown_key_hint(error: OmegaConfBaseException) -> str:
     if name in PRESET_GROUPS or (error.full_key or "").split(".")[0] in PRESET_GROUPS:
         return (
             f"; a preset of conf/{name or parent}/ sets keys of the whole config and needs "
-            f"'{GLOBAL_PACKAGE}' as its first line"
+            "'# @package _global_' as its first line"
         )
     node = getattr(error, "object_type", None)
     known = list(getattr(node, "__dataclass_fields__", {}))

@@ -20,10 +20,6 @@ from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.schema import ConfigValidationError
 
 
-def is_config_group(key: str) -> bool:
-    return key.startswith("hydra/") or (Path(CONFIG_DIR) / key).is_dir()
-
-
 def group_values(override: Override) -> list[Any]:
     """The option names an override gives a config group (one, a list, or a choice sweep)."""
     value = override.value()
@@ -53,7 +49,7 @@ def override_problem(text: str) -> str | None:
     key = override.key_or_group
     if not key:
         return f"'{text}' has no key; write key=value, e.g. model.net.dropout=0.3"
-    if is_config_group(key):
+    if key.startswith("hydra/") or (Path(CONFIG_DIR) / key).is_dir():  # a config group
         if override.type == OverrideType.DEL and override.value() is None:
             return None
         if override.value() is None:

@@ -3,11 +3,5 @@
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-CONFIG_DIR = next(
-    (
-        str(path)
-        for path in (PACKAGE_DIR / "conf", PACKAGE_DIR.parents[1] / "conf")
-        if path.is_dir()
-    ),
-    str(PACKAGE_DIR.parents[1] / "conf"),
-)
+_PACKED = PACKAGE_DIR / "conf"  # inside a wheel
+CONFIG_DIR = str(_PACKED if _PACKED.is_dir() else PACKAGE_DIR.parents[1] / "conf")

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 from omegaconf import OmegaConf
 
-from fmnist_lightning.config.schema import RunFolderError, register_schemas
+from fmnist_lightning.config.schema import RunFolderError
 
 # Set in a launch of several ranks (torchrun, SLURM) only: a plain run's start-up need not
 # import config/launch.py.
@@ -32,7 +32,7 @@ def resumed_run_dir(resume: str | None, ckpt_path: str | None) -> Path | None:
         point = resume_point(resume, ckpt_path)
     except RunFolderError:
         return None
-    return point and point.run_dir
+    return point and point[0]
 
 
 def launch_resolver(name: str, alone: Callable[..., Any]) -> Callable[..., Any]:
@@ -54,10 +54,8 @@ def register_resolvers() -> None:
     OmegaConf's ``???`` cannot, as merging ``???`` over an existing value keeps the value.
     ``${run_folder:...}``/``${hydra_subdir:...}``: a resumed run keeps its folder and its
     original ``.hydra`` files."""
-    register_schemas()
-    if not OmegaConf.has_resolver("unique_id"):
-        OmegaConf.register_new_resolver("unique_id", lambda: uuid.uuid4().hex[:6], use_cache=True)
     for name, function in (
+        ("unique_id", lambda: uuid.uuid4().hex[:6]),
         ("run_folder", lambda resume, ckpt, fresh: str(resumed_run_dir(resume, ckpt) or fresh)),
         (
             "hydra_subdir",
@@ -72,4 +70,4 @@ def register_resolvers() -> None:
         ("launch_rank_suffix", launch_resolver("rank_suffix", lambda: "")),
     ):
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, function)
+            OmegaConf.register_new_resolver(name, function, use_cache=name == "unique_id")

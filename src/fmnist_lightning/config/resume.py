@@ -7,7 +7,6 @@ runs, and so is a new length for a schedule of fixed length (one-cycle).
 """
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from fmnist_lightning.config.schema import RunFolderError
 from fmnist_lightning.models.hparams import plain
 
 LAST_CHECKPOINT_FILE = f"{run_files.LAST_CHECKPOINT}.ckpt"
-RESUME_KEYS = ("resume", "ckpt_path")
 # What a resumed run may change (a key and the keys below it), by what it is about; the
 # rest is the experiment that the checkpoint belongs to.
 RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -31,14 +29,6 @@ RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
     "the end-of-run analysis": ("analysis",),
     "where the data is read from": ("data.root", "data.download", "data.on_device"),
 }
-# Overrides that do not touch the saved config (a resumed run stays in its folder).
-IGNORED_ON_RESUME = ("hydra", "paths.root")
-
-
-@dataclass(frozen=True)
-class ResumePoint:
-    run_dir: Path
-    checkpoint: Path
 
 
 def _run_of(checkpoint: Path) -> Path | None:
@@ -48,12 +38,12 @@ def _run_of(checkpoint: Path) -> Path | None:
     return run_dir if in_run and (run_dir / run_files.CONFIG_YAML).is_file() else None
 
 
-def resume_point(resume: str | None, ckpt_path: str | None) -> ResumePoint | None:
-    """Where ``resume`` / ``ckpt_path`` point; None for a fresh run (``ckpt_path`` outside a
-    run folder too: a new run starts from that state)."""
+def resume_point(resume: str | None, ckpt_path: str | None) -> tuple[Path, Path] | None:
+    """(run folder, checkpoint) where ``resume`` / ``ckpt_path`` point; None for a fresh run
+    (``ckpt_path`` outside a run folder too: a new run starts from that state)."""
     if not resume:
         run_dir = _run_of(Path(ckpt_path)) if ckpt_path else None
-        return ResumePoint(run_dir, Path(ckpt_path)) if run_dir else None
+        return (run_dir, Path(ckpt_path)) if run_dir else None
     path = Path(resume)
     if path.is_dir():
         checkpoint = path / run_files.CHECKPOINT_DIR / LAST_CHECKPOINT_FILE
@@ -64,10 +54,10 @@ def resume_point(resume: str | None, ckpt_path: str | None) -> ResumePoint | Non
                 "folder of a run that trained at least one epoch or was interrupted, e.g. "
                 "resume=lightning_logs/runs/<run>, or a checkpoint: resume=<run>/checkpoints/<file>.ckpt"
             )
-        return ResumePoint(path, checkpoint)
+        return path, checkpoint
     if path.is_file():
         if _run_of(path):
-            return ResumePoint(path.parent.parent, path)
+            return path.parent.parent, path
         raise RunFolderError(
             f"resume={resume}: this checkpoint is not inside a run folder (<run>/checkpoints/), so "
             f"there is no run to continue. To start a new run from it use ckpt_path={resume}."
@@ -89,21 +79,8 @@ def rerooted(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def relocated(saved: DictConfig, run_dir: Path) -> DictConfig:
-    """The saved config of a run now in ``run_dir``: a copied or moved run must not write to
-    the absolute paths under the folder it was written in."""
-    old = str(OmegaConf.select(saved, "paths.run_dir") or "").rstrip(os.sep)
-    if not old or os.path.realpath(old) == os.path.realpath(run_dir):
-        return saved
-    return OmegaConf.create(rerooted(OmegaConf.to_container(saved), old, os.path.abspath(run_dir)))
-
-
 def under(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == p or key.startswith((f"{p}.", f"{p}/")) for p in prefixes)
-
-
-def may_change(key: str) -> bool:
-    return under(key, tuple(k for keys in RESUMABLE_KEYS.values() for k in keys))
 
 
 def resumable_keys_sentence() -> str:
@@ -119,8 +96,8 @@ def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
     refused = []
     for override in overrides:
         key = override.key_or_group
-        if key in RESUME_KEYS or under(key, IGNORED_ON_RESUME):
-            continue
+        if under(key, ("resume", "ckpt_path", "hydra", "paths.root")):
+            continue  # they do not touch the saved config (a resumed run stays in its folder)
         current = OmegaConf.select(saved, key)
         if override.is_delete() and current is None:
             continue  # nothing to delete
@@ -133,7 +110,7 @@ def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
             )
         if plain(current) == value:
             continue  # the value the run already has: nothing changes
-        if not may_change(key):
+        if not under(key, tuple(k for keys in RESUMABLE_KEYS.values() for k in keys)):
             refused.append(override.input_line)
         elif override.is_delete():
             parent_key, _, name = key.rpartition(".")
@@ -143,17 +120,17 @@ def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
     return refused
 
 
-def schedule_length_problem(saved: DictConfig, epochs_before: Any) -> str | None:
-    """A changed trainer.max_epochs that the run's schedule cannot follow, in words."""
+def refuse_new_schedule_length(saved: DictConfig, epochs_before: Any, run_dir: Path) -> None:
+    """Refuse a changed trainer.max_epochs that the run's schedule cannot follow."""
     epochs = OmegaConf.select(saved, "trainer.max_epochs")
     schedule = OmegaConf.select(saved, "scheduler.schedule")
     if epochs == epochs_before or not isinstance(schedule, DictConfig):
-        return None
+        return
     if schedule.get("total_steps") is None and schedule.get("epochs") is None:
-        return None  # a schedule without a length (a constant rate, step decay...) goes on
+        return  # a schedule without a length (a constant rate, step decay...) goes on
     name = "one-cycle" if "OneCycle" in str(schedule.get("_target_")) else "learning-rate"
-    return (
-        f"'trainer.max_epochs={epochs}': this run's {name} schedule "
+    raise RunFolderError(
+        f"resume={run_dir}: 'trainer.max_epochs={epochs}': this run's {name} schedule "
         f"({schedule.get('_target_')}) was laid out for the {epochs_before} epochs it started "
         "with, and a resumed run keeps its schedule (its state is in the checkpoint). Resume "
         f"with trainer.max_epochs={epochs_before}, or start a new run; a run with "
@@ -161,19 +138,34 @@ def schedule_length_problem(saved: DictConfig, epochs_before: Any) -> str | None
     )
 
 
-def continued(saved: DictConfig, run_dir: Path, checkpoint: Path, typed: list[str]) -> DictConfig:
-    """The run's ``saved`` config with the overrides ``typed`` on the command line applied."""
+def _command_line_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def config_to_run(cfg: DictConfig) -> DictConfig:
+    """The config a run uses: as composed for a fresh run; for a resume, the run's saved
+    config with the overrides typed on the command line that it allows applied."""
+    point = resume_point(cfg.get("resume"), cfg.get("ckpt_path"))
+    if point is None:
+        return cfg
+    run_dir, checkpoint = point
+    saved = OmegaConf.load(run_dir / run_files.CONFIG_YAML)
+    # A copied or moved run must not write to the absolute paths under the folder it was
+    # written in.
+    old = str(OmegaConf.select(saved, "paths.run_dir") or "").rstrip(os.sep)
+    if old and os.path.realpath(old) != os.path.realpath(run_dir):
+        saved = OmegaConf.create(
+            rerooted(OmegaConf.to_container(saved), old, os.path.abspath(run_dir))
+        )
     epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
-    refused = apply_overrides(saved, OverridesParser.create().parse_overrides(typed))
-    if refused:
+    typed = OverridesParser.create().parse_overrides(_command_line_overrides())
+    if refused := apply_overrides(saved, typed):
         raise RunFolderError(
             f"resume={run_dir}: {', '.join(repr(o) for o in refused)} would change the "
             f"experiment that this run's checkpoint belongs to. {resumable_keys_sentence()}; "
             "start a new run for other settings."
         )
-    problem = schedule_length_problem(saved, epochs_before)
-    if problem:
-        raise RunFolderError(f"resume={run_dir}: {problem}")
+    refuse_new_schedule_length(saved, epochs_before, run_dir)
     # The analysis callback's settings follow ``analysis`` again, as in
     # conf/callbacks/default.yaml: the saved config holds them resolved.
     callback = OmegaConf.select(saved, "callbacks.test_analysis")
@@ -183,17 +175,3 @@ def continued(saved: DictConfig, run_dir: Path, checkpoint: Path, typed: list[st
     saved.ckpt_path = str(checkpoint)
     saved.paths.run_dir = str(run_dir)
     return saved
-
-
-def _command_line_overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-def config_to_run(cfg: DictConfig) -> DictConfig:
-    """The config a run uses: as composed for a fresh run; for a resume, the run's saved
-    config with the allowed overrides applied."""
-    point = resume_point(cfg.get("resume"), cfg.get("ckpt_path"))
-    if point is None:
-        return cfg
-    saved = relocated(OmegaConf.load(point.run_dir / run_files.CONFIG_YAML), point.run_dir)
-    return continued(saved, point.run_dir, point.checkpoint, _command_line_overrides())

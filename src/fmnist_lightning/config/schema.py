@@ -121,10 +121,10 @@ class Train:
 Train = with_hparams(Train, "")  # label smoothing
 
 
-def register_schemas() -> None:
-    """``train_schema`` in Hydra's ConfigStore, the first default of conf/train.yaml (those of
-    evaluate and ensemble: config/checkpoint_commands.py)."""
-    ConfigStore.instance().store(name="train_schema", node=Train)
+# The first default of conf/train.yaml (those of evaluate and ensemble:
+# config/checkpoint_commands.py). Registered on import: every command imports this module
+# before Hydra composes its config.
+ConfigStore.instance().store(name="train_schema", node=Train)
 
 
 class ConfigValidationError(UsageError):
@@ -277,13 +277,9 @@ def run_folder_problem(
     nearest existing folder is read-only, or a file is in the way), in words naming ``key``;
     None when it can."""
     run_dir = Path(run_dir).absolute()
-    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
-    if existing is None:
-        return None
+    why = unwritable(next(p for p in (run_dir, *run_dir.parents) if p.exists()))
     fix = f"set {key} to a folder you may write" + (f", e.g. {key}={example}" if example else "")
-    if why := unwritable(existing):
-        return f"the {what} '{run_dir}' cannot be created: {why}; {fix}"
-    return None
+    return f"the {what} '{run_dir}' cannot be created: {why}; {fix}" if why else None
 
 
 def resumed_run_folder_problem(run_dir: Path | str) -> str | None:

@@ -18,8 +18,13 @@ from fmnist_lightning.inference.output_files import write_atomically
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
 
 
-def drop_rows_from(metrics_csv: Path, step: int) -> int:
-    """Remove the rows logged at ``step`` or later (a resumed run logs them again); how many."""
+def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> int:
+    """Drop the rows of metrics.csv logged after ``checkpoint`` (by a crashed or killed run,
+    or the test of a finished one): the resumed run logs those steps again. How many."""
+    loops = checkpoint.get("loops") or {}
+    epoch_loop = (loops.get("fit_loop") or {}).get("epoch_loop.state_dict") or {}
+    step = int(epoch_loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
+    metrics_csv = run_dir / run_files.METRICS_CSV
     if not metrics_csv.is_file():
         return 0
     with open(metrics_csv, newline="") as file:
@@ -34,15 +39,6 @@ def drop_rows_from(metrics_csv: Path, step: int) -> int:
     return len(rows) - len(kept)
 
 
-def rewind_run_folder(run_dir: Path, checkpoint: dict[str, Any]) -> None:
-    """Drop the rows of metrics.csv logged after ``checkpoint`` (by a crashed or killed run,
-    or the test of a finished one): the resumed run logs those steps again."""
-    loops = checkpoint.get("loops") or {}
-    epoch_loop = (loops.get("fit_loop") or {}).get("epoch_loop.state_dict") or {}
-    step = epoch_loop.get("_batches_that_stepped", checkpoint.get("global_step", 0))
-    drop_rows_from(run_dir / run_files.METRICS_CSV, int(step))
-
-
 def relocate_checkpoint_states(checkpoint: dict[str, Any], checkpoint_dir: Path) -> None:
     """Re-root ModelCheckpoint's states (absolute paths) onto ``checkpoint_dir``, where a copied
     or moved run's checkpoints are now: Lightning would read, replace and delete the old ones."""
@@ -53,27 +49,16 @@ def relocate_checkpoint_states(checkpoint: dict[str, Any], checkpoint_dir: Path)
             states[key] = rerooted(state, state["dirpath"].rstrip(os.sep), new)
 
 
-def resume_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """The callbacks a resumed run adds (Lightning restores every callback's state after all
-    their ``on_load_checkpoint`` hooks)."""
-    if not cfg.get("resume"):
-        return []
-    folder = Path(cfg.ckpt_path).parent
-
-    def relocate(trainer: L.Trainer, module: L.LightningModule, checkpoint: dict) -> None:
-        relocate_checkpoint_states(checkpoint, folder)
-
-    return [LambdaCallback(on_load_checkpoint=relocate)]
-
-
-def starting_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too). A
-    resumed run tests the best checkpoint its ModelCheckpoint states name when training ends:
-    a missing or damaged one stops it now, before the folder changes."""
+def starting_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], list[L.Callback]]:
+    """The checkpoint a run continues from (``ckpt_path``, which ``resume=`` sets too), and the
+    callbacks a resumed run adds. A resumed run tests the best checkpoint its ModelCheckpoint
+    states name when training ends: a missing or damaged one stops it now, before the folder
+    changes."""
     checkpoint = read_checkpoint(cfg.ckpt_path)
     if not cfg.get("resume"):
-        return checkpoint
-    relocate_checkpoint_states(checkpoint, Path(cfg.ckpt_path).parent)
+        return checkpoint, []
+    folder = Path(cfg.ckpt_path).parent
+    relocate_checkpoint_states(checkpoint, folder)
     for state in (checkpoint.get("callbacks") or {}).values():
         best = state.get("best_model_path") if isinstance(state, dict) else None
         if not best or not state.get("monitor"):  # last.ckpt's own state; no best saved yet
@@ -87,4 +72,9 @@ def starting_checkpoint(cfg: DictConfig) -> dict[str, Any]:
                 "run tests it when training ends; nothing was changed. Put the file back (from a "
                 "copy of the run) and resume again, or start a new run."
             ) from error
-    return checkpoint
+
+    # Lightning restores every callback's state after all their on_load_checkpoint hooks.
+    def relocate(trainer: L.Trainer, module: L.LightningModule, loaded: dict) -> None:
+        relocate_checkpoint_states(loaded, folder)
+
+    return checkpoint, [LambdaCallback(on_load_checkpoint=relocate)]
