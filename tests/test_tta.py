@@ -97,8 +97,8 @@ def test_the_views_of_each_setting():
         ({"flip": "yes", "shift": 0}, "tta.flip must be true or false"),
         ({"flip": True, "shift": -1}, "tta.shift must be a whole number"),
         ({"flip": True, "shift": 1.5}, "tta.shift must be a whole number"),
-        ({"flip": True, "shfit": 1}, "tta must be a mapping of flip and shift only, got {'flip"),
-        (["flip"], r"tta must be a mapping of flip and shift only, got \['flip'\]"),
+        ({"flip": True, "shfit": 1}, "tta.shfit is not a setting of tta: it takes flip and shift"),
+        (["flip"], r"tta must be a mapping of flip and shift, got \['flip'\]"),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(settings, message):

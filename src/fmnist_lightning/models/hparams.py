@@ -18,7 +18,7 @@ from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LRScheduler
 
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.models.registry import NETWORKS
+from fmnist_lightning.models.registry import HEADED, NETWORKS
 from fmnist_lightning.models.tta import TTA, TTAError
 
 TARGET = "_target_"
@@ -32,7 +32,6 @@ TORCH_NODES = {
     "optimizer": (optim, Optimizer, "a torch.optim optimiser"),
     "scheduler.schedule": (lr_scheduler, LRScheduler, "a torch.optim.lr_scheduler class"),
 }
-PLAIN = "None, a boolean, a number, a string, a list or a dict"
 MAX_DEPTH = 12  # deeper than any real hyperparameter; keeps the check's recursion bounded
 
 
@@ -104,12 +103,20 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
             check_plain(entry, child(key, index), depth + 1)
     else:
         plain = value is None or isinstance(value, (bool, int, float, str))
-        message = f"{key} holds a {type(value).__name__}, not a plain value ({PLAIN})"
+        kinds = "None, a boolean, a number, a string, a list or a dict"
+        message = f"{key} holds a {type(value).__name__}, not a plain value ({kinds})"
         require(plain, message, key)
 
 
 def arguments(node: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in node.items() if name != TARGET}
+
+
+def load_class(target: str) -> type:
+    """The class ``target`` (``package.module.Name``) names, imported without a check: only for
+    names that ``class_of`` has allowed (a checked HParams' nodes, the project's presets)."""
+    module_name, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
 
 
 def class_of(key: str, node: Any) -> type:
@@ -121,8 +128,7 @@ def class_of(key: str, node: Any) -> type:
     if key == "net":
         message = f"{where}={target!r} is not a network of this project; expected one of "
         require(target in NETWORKS, message + ", ".join(sorted(NETWORKS)), where)
-        module_name, _, name = target.rpartition(".")  # allowed: import it now
-        cls = getattr(importlib.import_module(module_name), name)
+        cls = load_class(target)  # allowed: import it now
     else:
         module, base, what = TORCH_NODES[key]
         prefix = f"{module.__name__}."
@@ -200,6 +206,10 @@ class HParams:
         check_plain({spec.name: getattr(self, spec.name) for spec in fields(self)}, "")
         for spec in fields(self):
             spec.metadata["check"](spec.name, getattr(self, spec.name))
+        if self.head_lr is not None and self.net[TARGET] not in HEADED:  # before any work
+            heads = ", ".join(sorted(target.rpartition(".")[2] for target in HEADED))
+            message = f"head_lr is set, but {self.net[TARGET]} has no `head` to give it to"
+            raise HyperparameterError(f"{message}; set it to null, or use {heads}", "head_lr")
 
     @classmethod
     def of(cls, hparams: dict[str, Any]) -> "HParams":

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from fmnist_lightning.errors import UsageError
-from fmnist_lightning.models.hparams import HParams, arguments, class_of
+from fmnist_lightning.models.hparams import TARGET, HParams, arguments, load_class
 from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.tta import TTA, tta_probabilities
 
@@ -32,8 +31,8 @@ MIN_SCHEDULE_STEPS = 100  # one-cycle's warm-up needs a few steps: smoke runs ge
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
-    """The network a checked ``net`` dict names, built from its class (no Hydra)."""
-    return class_of("net", net)(**arguments(net), num_classes=num_classes)
+    """The network a ``net`` dict names (checked by HParams, or a preset's), built without Hydra."""
+    return load_class(net[TARGET])(**arguments(net), num_classes=num_classes)
 
 
 class FashionMNISTModule(L.LightningModule):
@@ -124,19 +123,13 @@ class FashionMNISTModule(L.LightningModule):
         settings, scheduler = self.hparams.optimizer, self.hparams.scheduler or {}
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [{"params": params}]
-        if self.hparams.head_lr is not None:  # the head's parameters at their own rate
-            head = getattr(unwrapped(self.net), "head", None)
-            if head is None:
-                raise UsageError(
-                    "model.head_lr is set, but this network has no `head` to give it to; "
-                    "set model.head_lr=null."
-                )
-            in_head = {id(p) for p in head.parameters()}
+        if self.hparams.head_lr is not None:  # the head at its own rate (HParams: there is one)
+            in_head = {id(p) for p in unwrapped(self.net).head.parameters()}
             body = [p for p in params if id(p) not in in_head]
             groups = [{"params": body}] if body else []
-            head_params = [p for p in params if id(p) in in_head]
-            groups.append({"params": head_params, "lr": float(self.hparams.head_lr)})
-        optimizer = class_of("optimizer", settings)(groups, **arguments(settings))
+            head = [p for p in params if id(p) in in_head]
+            groups.append({"params": head, "lr": float(self.hparams.head_lr)})
+        optimizer = load_class(settings[TARGET])(groups, **arguments(settings))
         if not scheduler.get("schedule"):
             return optimizer
         schedule = arguments(scheduler["schedule"])
@@ -150,7 +143,7 @@ class FashionMNISTModule(L.LightningModule):
             # so very short runs (smoke tests) use a longer schedule than they will finish.
             steps = self.trainer.estimated_stepping_batches
             schedule["total_steps"] = max(int(steps), MIN_SCHEDULE_STEPS)
-        schedule_class = class_of("scheduler.schedule", scheduler["schedule"])
+        schedule_class = load_class(scheduler["schedule"][TARGET])
         interval = scheduler.get("interval", "epoch")
         lr_scheduler = {"scheduler": schedule_class(optimizer, **schedule), "interval": interval}
         return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}

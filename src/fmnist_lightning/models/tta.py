@@ -44,8 +44,10 @@ class TTA:
         """A TTA from itself, a mapping of its keys or None (off)."""
         if settings is None or isinstance(settings, TTA):
             return settings or cls()
-        if not isinstance(settings, Mapping) or set(settings) - {"flip", "shift"}:
-            raise TTAError(f"tta must be a mapping of flip and shift only, got {settings!r}.")
+        if not isinstance(settings, Mapping):
+            raise TTAError(f"tta must be a mapping of flip and shift, got {settings!r}.")
+        for key in sorted(set(settings) - {"flip", "shift"}):
+            raise TTAError(f"tta.{key} is not a setting of tta: it takes flip and shift.")
         return cls(**settings)
 
 
