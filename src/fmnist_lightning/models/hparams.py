@@ -8,7 +8,7 @@ A new hyperparameter is one field here (its config key and check), its YAML key,
 import importlib
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -19,7 +19,6 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.registry import HEADED, NETWORKS
-from fmnist_lightning.models.tta import TTA, TTAError
 
 TARGET = "_target_"
 # Hydra's instantiate reads these keys anywhere in a dict; in hyperparameters only the
@@ -171,11 +170,17 @@ def check_boolean(key: str, value: Any) -> None:
     require(isinstance(value, bool), f"{key}={value!r} must be true or false", key)
 
 
-def check_tta(key: str, tta: Any) -> None:  # None (off) or {flip, shift}, as TTA checks them
-    try:
-        TTA.of(tta)
-    except TTAError as error:
-        raise HyperparameterError(str(error).rstrip("."), key) from error
+def check_tta(key: str, tta: Any) -> None:
+    """None (off) or a mapping of flip and shift (pixels): a checkpoint's, a config's, or TTA's."""
+    if tta is None:
+        return
+    message = f"{key}={tta!r} must be null or a mapping of flip and shift"
+    require(isinstance(tta, Mapping), message, key)
+    for name in sorted(set(tta) - {"flip", "shift"}):
+        message = f"{child(key, name)} is not a setting of {key}: it takes flip and shift"
+        raise HyperparameterError(message, key)
+    check_boolean(child(key, "flip"), tta.get("flip", False))
+    Bound(0, integer=True)(child(key, "shift"), tta.get("shift", 0))
 
 
 def hparam(key: str, check: Any, default: Any = MISSING) -> Any:

@@ -61,10 +61,9 @@ class FashionMNISTModule(L.LightningModule):
             self.val_acc_tta, self.test_acc_tta = accuracy(), accuracy()
 
     @classmethod
-    def logged_metrics(cls, stage: str | None = None, tta: bool = False) -> tuple[str, ...]:
-        """Its metric names (callback_metrics, metrics.csv) of a stage or all; tta: with TTA on."""
-        stages = [stage] if stage else list(LOGGED_METRICS)
-        names = (name for stage in stages for name in LOGGED_METRICS[stage].split())
+    def logged_metrics(cls, stage: str, tta: bool = False) -> tuple[str, ...]:
+        """Its metric names (callback_metrics, metrics.csv) of a stage; tta: with TTA on."""
+        names = LOGGED_METRICS[stage].split()
         return tuple(name for name in names if tta or not name.endswith("_tta"))
 
     @property
@@ -143,9 +142,8 @@ class FashionMNISTModule(L.LightningModule):
             # so very short runs (smoke tests) use a longer schedule than they will finish.
             steps = self.trainer.estimated_stepping_batches
             schedule["total_steps"] = max(int(steps), MIN_SCHEDULE_STEPS)
-        schedule_class = load_class(scheduler["schedule"][TARGET])
-        interval = scheduler.get("interval", "epoch")
-        lr_scheduler = {"scheduler": schedule_class(optimizer, **schedule), "interval": interval}
+        built = load_class(scheduler["schedule"][TARGET])(optimizer, **schedule)
+        lr_scheduler = {"scheduler": built, "interval": scheduler.get("interval", "epoch")}
         return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
 
     @classmethod
@@ -170,9 +168,7 @@ class FashionMNISTModule(L.LightningModule):
             )
         if map_location is None and not torch.cuda.is_available():
             map_location = "cpu"  # as Lightning: a GPU checkpoint loads on a machine without one
-        return build_from_checkpoint(
-            cls, checkpoint_path, map_location, strict is not False, kwargs
-        )
+        return build_from_checkpoint(cls, checkpoint_path, map_location, strict, kwargs)
 
 
 # The name of release 0.1.0, for code written against it.
