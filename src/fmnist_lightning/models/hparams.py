@@ -26,11 +26,8 @@ TARGET = "_target_"
 RESERVED_KEYS = frozenset({TARGET, "_args_", "_partial_", "_recursive_", "_convert_"})
 # Each class node and the argument the module passes its class itself.
 SUPPLIED = {"net": "num_classes", "optimizer": "params", "scheduler.schedule": "optimizer"}
-# The class nodes found in torch: (module, base class, what the message calls them).
-TORCH_NODES = {
-    "optimizer": (optim, Optimizer, "a torch.optim optimiser"),
-    "scheduler.schedule": (lr_scheduler, LRScheduler, "a torch.optim.lr_scheduler class"),
-}
+# The class nodes found in torch: (module, base class).
+TORCH_NODES = {"optimizer": (optim, Optimizer), "scheduler.schedule": (lr_scheduler, LRScheduler)}
 MAX_DEPTH = 12  # deeper than any real hyperparameter; keeps the check's recursion bounded
 
 
@@ -129,13 +126,14 @@ def class_of(key: str, node: Any) -> type:
         require(target in NETWORKS, message + ", ".join(sorted(NETWORKS)), where)
         cls = load_class(target)  # allowed: import it now
     else:
-        module, base, what = TORCH_NODES[key]
+        module, base = TORCH_NODES[key]
         prefix = f"{module.__name__}."
         name = target.removeprefix(prefix)
         public = target.startswith(prefix) and name.isidentifier() and not name.startswith("_")
         cls = getattr(module, name, None) if public else None
         found = isinstance(cls, type) and issubclass(cls, base) and cls is not base
-        require(found, f"{where}={target!r} is not {what} (expected {prefix}<Name>)", where)
+        what = f"a {base.__name__} of {module.__name__} (expected {prefix}<Name>)"
+        require(found, f"{where}={target!r} is not {what}", where)
     parameters = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for name in arguments(node):
@@ -147,13 +145,20 @@ def class_of(key: str, node: Any) -> type:
     return cls
 
 
+def check_keys(key: str, value: Any, names: tuple[str, str]) -> None:
+    """``value`` is a mapping of ``names`` (or fewer); the error names the first other key."""
+    what = " and ".join(names)
+    require(isinstance(value, Mapping), f"{key}={value!r} must be null or a mapping of {what}", key)
+    for name in sorted(set(value) - set(names)):
+        raise HyperparameterError(
+            f"{child(key, name)} is not a setting of {key}: it takes {what}", key
+        )
+
+
 def check_scheduler(key: str, scheduler: Any) -> None:
     if scheduler is None:
         return
-    message = f"{key} must be null or a dict of interval and schedule"
-    require(isinstance(scheduler, dict), message, key)
-    for name in sorted(set(scheduler) - {"interval", "schedule"}):
-        raise HyperparameterError(f"{child(key, name)} is not a key of {key}", child(key, name))
+    check_keys(key, scheduler, ("interval", "schedule"))
     interval, where = scheduler.get("interval", "epoch"), child(key, "interval")
     message = f"{where}={interval!r} must be one of 'step', 'epoch'"
     require(interval in ("step", "epoch"), message, where)
@@ -174,11 +179,7 @@ def check_tta(key: str, tta: Any) -> None:
     """None (off) or a mapping of flip and shift (pixels): a checkpoint's, a config's, or TTA's."""
     if tta is None:
         return
-    message = f"{key}={tta!r} must be null or a mapping of flip and shift"
-    require(isinstance(tta, Mapping), message, key)
-    for name in sorted(set(tta) - {"flip", "shift"}):
-        message = f"{child(key, name)} is not a setting of {key}: it takes flip and shift"
-        raise HyperparameterError(message, key)
+    check_keys(key, tta, ("flip", "shift"))
     check_boolean(child(key, "flip"), tta.get("flip", False))
     Bound(0, integer=True)(child(key, "shift"), tta.get("shift", 0))
 

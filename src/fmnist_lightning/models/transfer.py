@@ -10,6 +10,7 @@ initialisation, and every other tensor is kept.
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
@@ -48,15 +49,11 @@ def load_starting_weights(
 
 
 def resampling_matrix(source: int, target: int) -> torch.Tensor:
-    """(target, source) weights spreading each source pixel over the two nearest target pixels;
-    every column sums to 1, so resampling keeps a kernel's total weight."""
-    position = (torch.arange(source, dtype=torch.float64) + 0.5) * target / source - 0.5
-    low = position.floor()
-    matrix = torch.zeros(target, source, dtype=torch.float64)
-    for index, weight in ((low, 1 - (position - low)), (low + 1, position - low)):
-        rows = index.clamp(0, target - 1).long()
-        matrix.index_put_((rows, torch.arange(source)), weight, accumulate=True)
-    return matrix
+    """(target, source) weights spreading each source pixel over the two nearest target pixels:
+    the transpose of linear interpolation from ``target`` to ``source`` pixels. Every column
+    sums to 1, so resampling keeps a kernel's total weight."""
+    identity = torch.eye(target, dtype=torch.float64)[None]  # (1, target channels, target)
+    return F.interpolate(identity, size=source, mode="linear")[0]
 
 
 def adapt_stem_weight(weight: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
