@@ -109,8 +109,7 @@ def arguments(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_class(target: str) -> type:
-    """The class ``target`` (``package.module.Name``) names, imported without a check: only for
-    names that ``class_of`` has allowed (a checked HParams' nodes, the project's presets)."""
+    """The class ``package.module.Name`` imported, unchecked: for names ``class_of`` allowed."""
     module_name, _, name = target.rpartition(".")
     return getattr(importlib.import_module(module_name), name)
 
