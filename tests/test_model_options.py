@@ -153,7 +153,9 @@ def test_torchvision_weights_load_with_an_adapted_stem_and_a_fresh_head(torchvis
 
 
 def test_unusable_weight_files_give_clear_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="model.weights: no file"):
+    with pytest.raises(
+        CheckpointError, match="model.weights: .*missing.pth' could not be read .*No such file"
+    ):
         load_torchvision_weights(ResNet18(), tmp_path / "missing.pth")
     vgg = tmp_path / "vgg.pth"
     torch.save(VGGStyleCNN().state_dict(), vgg)
@@ -209,8 +211,10 @@ def test_one_cycle_peaks_keep_the_group_ratio():
 
 def test_head_lr_needs_a_network_with_a_head(synthetic_root, tmp_path):
     cfg = tiny(synthetic_root, tmp_path, "model.head_lr=0.1")
-    with pytest.raises(ValueError, match="no `head`"):
+    message = "model.head_lr is set, but .*VGGStyleCNN has no `head` to give it to; set it to null"
+    with pytest.raises(ConfigValidationError, match=message):
         train(cfg)
+    assert not any(tmp_path.iterdir())  # refused before any work
 
 
 FIT = [

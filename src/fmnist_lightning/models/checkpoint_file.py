@@ -58,7 +58,7 @@ def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
 
 
 def build_from_checkpoint(
-    cls: type[T], path: Path | str, map_location: Any, strict: bool, overrides: dict[str, Any]
+    cls: type[T], path: Path | str, map_location: Any, strict: bool | None, overrides: dict
 ) -> T:
     """``cls`` (the LightningModule) built from a checkpoint's hyperparameters (``overrides``
     replacing some) with its weights, on the device they were mapped to; a CheckpointError
@@ -81,7 +81,7 @@ def build_from_checkpoint(
                 "it, or use a checkpoint whose weights were saved with these hyperparameters."
             )
         module.on_load_checkpoint(checkpoint)
-        module.load_state_dict(stored, strict=strict)
+        module.load_state_dict(stored, strict=strict is not False)
     except UsageError:
         raise  # it names what is wrong
     except Exception as error:  # e.g. a state_dict with other names than the network's

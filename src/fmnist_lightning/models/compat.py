@@ -9,10 +9,6 @@ LEGACY_TARGETS: dict[str, str] = {
     "fmnist_lightning.network.VGGStyleCNN": VGG,
     "fmnist_lightning.resnet.ResNet18": RESNET18,
 }
-# Keys of 0.1.0's ``model`` that said how the network runs, not what it is.
-RUNTIME_KEYS = ("channels_last", "compile", "head_lr")
-# Starting points of a fresh run (read once by the builder): not part of a trained model.
-STARTING_WEIGHT_KEYS = ("weights", "init_from")
 
 
 def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
@@ -21,9 +17,11 @@ def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     if "net" in hparams or not isinstance(upgraded.get("model"), dict):
         return upgraded
     model = dict(upgraded.pop("model"))
-    for key in STARTING_WEIGHT_KEYS:
+    # Starting points of a fresh run (read once by the builder): not part of a trained model.
+    for key in ("weights", "init_from"):
         model.pop(key, None)
-    runtime = {key: model.pop(key) for key in RUNTIME_KEYS if key in model}
+    # Keys of 0.1.0's ``model`` that said how the network runs, not what it is.
+    runtime = {k: model.pop(k) for k in ("channels_last", "compile", "head_lr") if k in model}
     if isinstance(model.get("_target_"), str):
         model["_target_"] = LEGACY_TARGETS.get(model["_target_"], model["_target_"])
     upgraded["net"] = model

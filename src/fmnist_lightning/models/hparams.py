@@ -8,7 +8,7 @@ A new hyperparameter is one field here (its config key and check), its YAML key,
 import importlib
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -18,8 +18,7 @@ from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LRScheduler
 
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.models.registry import NETWORKS
-from fmnist_lightning.models.tta import TTA, TTAError
+from fmnist_lightning.models.registry import HEADED, NETWORKS
 
 TARGET = "_target_"
 # Hydra's instantiate reads these keys anywhere in a dict; in hyperparameters only the
@@ -27,12 +26,8 @@ TARGET = "_target_"
 RESERVED_KEYS = frozenset({TARGET, "_args_", "_partial_", "_recursive_", "_convert_"})
 # Each class node and the argument the module passes its class itself.
 SUPPLIED = {"net": "num_classes", "optimizer": "params", "scheduler.schedule": "optimizer"}
-# The class nodes found in torch: (module, base class, what the message calls them).
-TORCH_NODES = {
-    "optimizer": (optim, Optimizer, "a torch.optim optimiser"),
-    "scheduler.schedule": (lr_scheduler, LRScheduler, "a torch.optim.lr_scheduler class"),
-}
-PLAIN = "None, a boolean, a number, a string, a list or a dict"
+# The class nodes found in torch: (module, base class).
+TORCH_NODES = {"optimizer": (optim, Optimizer), "scheduler.schedule": (lr_scheduler, LRScheduler)}
 MAX_DEPTH = 12  # deeper than any real hyperparameter; keeps the check's recursion bounded
 
 
@@ -104,12 +99,19 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
             check_plain(entry, child(key, index), depth + 1)
     else:
         plain = value is None or isinstance(value, (bool, int, float, str))
-        message = f"{key} holds a {type(value).__name__}, not a plain value ({PLAIN})"
+        kinds = "None, a boolean, a number, a string, a list or a dict"
+        message = f"{key} holds a {type(value).__name__}, not a plain value ({kinds})"
         require(plain, message, key)
 
 
 def arguments(node: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in node.items() if name != TARGET}
+
+
+def load_class(target: str) -> type:
+    """The class ``package.module.Name`` imported, unchecked: for names ``class_of`` allowed."""
+    module_name, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
 
 
 def class_of(key: str, node: Any) -> type:
@@ -121,16 +123,16 @@ def class_of(key: str, node: Any) -> type:
     if key == "net":
         message = f"{where}={target!r} is not a network of this project; expected one of "
         require(target in NETWORKS, message + ", ".join(sorted(NETWORKS)), where)
-        module_name, _, name = target.rpartition(".")  # allowed: import it now
-        cls = getattr(importlib.import_module(module_name), name)
+        cls = load_class(target)  # allowed: import it now
     else:
-        module, base, what = TORCH_NODES[key]
+        module, base = TORCH_NODES[key]
         prefix = f"{module.__name__}."
         name = target.removeprefix(prefix)
         public = target.startswith(prefix) and name.isidentifier() and not name.startswith("_")
         cls = getattr(module, name, None) if public else None
         found = isinstance(cls, type) and issubclass(cls, base) and cls is not base
-        require(found, f"{where}={target!r} is not {what} (expected {prefix}<Name>)", where)
+        what = f"a {base.__name__} of {module.__name__} (expected {prefix}<Name>)"
+        require(found, f"{where}={target!r} is not {what}", where)
     parameters = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for name in arguments(node):
@@ -142,13 +144,20 @@ def class_of(key: str, node: Any) -> type:
     return cls
 
 
+def check_keys(key: str, value: Any, names: tuple[str, str]) -> None:
+    """``value`` is a mapping of ``names`` (or fewer); the error names the first other key."""
+    what = " and ".join(names)
+    require(isinstance(value, Mapping), f"{key}={value!r} must be null or a mapping of {what}", key)
+    for name in sorted(set(value) - set(names)):
+        raise HyperparameterError(
+            f"{child(key, name)} is not a setting of {key}: it takes {what}", key
+        )
+
+
 def check_scheduler(key: str, scheduler: Any) -> None:
     if scheduler is None:
         return
-    message = f"{key} must be null or a dict of interval and schedule"
-    require(isinstance(scheduler, dict), message, key)
-    for name in sorted(set(scheduler) - {"interval", "schedule"}):
-        raise HyperparameterError(f"{child(key, name)} is not a key of {key}", child(key, name))
+    check_keys(key, scheduler, ("interval", "schedule"))
     interval, where = scheduler.get("interval", "epoch"), child(key, "interval")
     message = f"{where}={interval!r} must be one of 'step', 'epoch'"
     require(interval in ("step", "epoch"), message, where)
@@ -165,11 +174,13 @@ def check_boolean(key: str, value: Any) -> None:
     require(isinstance(value, bool), f"{key}={value!r} must be true or false", key)
 
 
-def check_tta(key: str, tta: Any) -> None:  # None (off) or {flip, shift}, as TTA checks them
-    try:
-        TTA.of(tta)
-    except TTAError as error:
-        raise HyperparameterError(str(error).rstrip("."), key) from error
+def check_tta(key: str, tta: Any) -> None:
+    """None (off) or a mapping of flip and shift (pixels): a checkpoint's, a config's, or TTA's."""
+    if tta is None:
+        return
+    check_keys(key, tta, ("flip", "shift"))
+    check_boolean(child(key, "flip"), tta.get("flip", False))
+    Bound(0, integer=True)(child(key, "shift"), tta.get("shift", 0))
 
 
 def hparam(key: str, check: Any, default: Any = MISSING) -> Any:
@@ -200,6 +211,10 @@ class HParams:
         check_plain({spec.name: getattr(self, spec.name) for spec in fields(self)}, "")
         for spec in fields(self):
             spec.metadata["check"](spec.name, getattr(self, spec.name))
+        if self.head_lr is not None and self.net[TARGET] not in HEADED:  # before any work
+            heads = ", ".join(sorted(target.rpartition(".")[2] for target in HEADED))
+            message = f"head_lr is set, but {self.net[TARGET]} has no `head` to give it to"
+            raise HyperparameterError(f"{message}; set it to null, or use {heads}", "head_lr")
 
     @classmethod
     def of(cls, hparams: dict[str, Any]) -> "HParams":

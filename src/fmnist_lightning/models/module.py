@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from fmnist_lightning.errors import UsageError
-from fmnist_lightning.models.hparams import HParams, arguments, class_of
+from fmnist_lightning.models.hparams import TARGET, HParams, arguments, load_class
 from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.tta import TTA, tta_probabilities
 
@@ -32,8 +31,8 @@ MIN_SCHEDULE_STEPS = 100  # one-cycle's warm-up needs a few steps: smoke runs ge
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
-    """The network a checked ``net`` dict names, built from its class (no Hydra)."""
-    return class_of("net", net)(**arguments(net), num_classes=num_classes)
+    """The network a ``net`` dict names (checked by HParams, or a preset's), built without Hydra."""
+    return load_class(net[TARGET])(**arguments(net), num_classes=num_classes)
 
 
 class FashionMNISTModule(L.LightningModule):
@@ -62,10 +61,9 @@ class FashionMNISTModule(L.LightningModule):
             self.val_acc_tta, self.test_acc_tta = accuracy(), accuracy()
 
     @classmethod
-    def logged_metrics(cls, stage: str | None = None, tta: bool = False) -> tuple[str, ...]:
-        """Its metric names (callback_metrics, metrics.csv) of a stage or all; tta: with TTA on."""
-        stages = [stage] if stage else list(LOGGED_METRICS)
-        names = (name for stage in stages for name in LOGGED_METRICS[stage].split())
+    def logged_metrics(cls, stage: str, tta: bool = False) -> tuple[str, ...]:
+        """Its metric names (callback_metrics, metrics.csv) of a stage; tta: with TTA on."""
+        names = LOGGED_METRICS[stage].split()
         return tuple(name for name in names if tta or not name.endswith("_tta"))
 
     @property
@@ -124,19 +122,13 @@ class FashionMNISTModule(L.LightningModule):
         settings, scheduler = self.hparams.optimizer, self.hparams.scheduler or {}
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [{"params": params}]
-        if self.hparams.head_lr is not None:  # the head's parameters at their own rate
-            head = getattr(unwrapped(self.net), "head", None)
-            if head is None:
-                raise UsageError(
-                    "model.head_lr is set, but this network has no `head` to give it to; "
-                    "set model.head_lr=null."
-                )
-            in_head = {id(p) for p in head.parameters()}
+        if self.hparams.head_lr is not None:  # the head at its own rate (HParams: there is one)
+            in_head = {id(p) for p in unwrapped(self.net).head.parameters()}
             body = [p for p in params if id(p) not in in_head]
             groups = [{"params": body}] if body else []
-            head_params = [p for p in params if id(p) in in_head]
-            groups.append({"params": head_params, "lr": float(self.hparams.head_lr)})
-        optimizer = class_of("optimizer", settings)(groups, **arguments(settings))
+            head = [p for p in params if id(p) in in_head]
+            groups.append({"params": head, "lr": float(self.hparams.head_lr)})
+        optimizer = load_class(settings[TARGET])(groups, **arguments(settings))
         if not scheduler.get("schedule"):
             return optimizer
         schedule = arguments(scheduler["schedule"])
@@ -150,9 +142,8 @@ class FashionMNISTModule(L.LightningModule):
             # so very short runs (smoke tests) use a longer schedule than they will finish.
             steps = self.trainer.estimated_stepping_batches
             schedule["total_steps"] = max(int(steps), MIN_SCHEDULE_STEPS)
-        schedule_class = class_of("scheduler.schedule", scheduler["schedule"])
-        interval = scheduler.get("interval", "epoch")
-        lr_scheduler = {"scheduler": schedule_class(optimizer, **schedule), "interval": interval}
+        built = load_class(scheduler["schedule"][TARGET])(optimizer, **schedule)
+        lr_scheduler = {"scheduler": built, "interval": scheduler.get("interval", "epoch")}
         return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
 
     @classmethod
@@ -177,9 +168,7 @@ class FashionMNISTModule(L.LightningModule):
             )
         if map_location is None and not torch.cuda.is_available():
             map_location = "cpu"  # as Lightning: a GPU checkpoint loads on a machine without one
-        return build_from_checkpoint(
-            cls, checkpoint_path, map_location, strict is not False, kwargs
-        )
+        return build_from_checkpoint(cls, checkpoint_path, map_location, strict, kwargs)
 
 
 # The name of release 0.1.0, for code written against it.

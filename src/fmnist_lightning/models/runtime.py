@@ -13,10 +13,9 @@ DEVICE_CHOICES = "cpu, cuda, cuda:1 or auto"
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; "gpu" → CUDA; others as torch reads them."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    aliases = {"auto": "cuda" if torch.cuda.is_available() else "cpu", "gpu": "cuda"}
     try:
-        device = torch.device("cuda" if device == "gpu" else device)
+        device = torch.device(aliases.get(device, device))
     except (RuntimeError, TypeError) as error:  # torch's "Invalid device string: ..."
         message = f"Unknown device '{device}': use {DEVICE_CHOICES} (CUDA when available)."
         raise UsageError(message) from error

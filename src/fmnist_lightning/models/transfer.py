@@ -10,6 +10,7 @@ initialisation, and every other tensor is kept.
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
@@ -48,15 +49,11 @@ def load_starting_weights(
 
 
 def resampling_matrix(source: int, target: int) -> torch.Tensor:
-    """(target, source) weights spreading each source pixel over the two nearest target pixels;
-    every column sums to 1, so resampling keeps a kernel's total weight."""
-    position = (torch.arange(source, dtype=torch.float64) + 0.5) * target / source - 0.5
-    low = position.floor()
-    matrix = torch.zeros(target, source, dtype=torch.float64)
-    for index, weight in ((low, 1 - (position - low)), (low + 1, position - low)):
-        rows = index.clamp(0, target - 1).long()
-        matrix.index_put_((rows, torch.arange(source)), weight, accumulate=True)
-    return matrix
+    """(target, source) weights spreading each source pixel over the two nearest target pixels:
+    the transpose of linear interpolation from ``target`` to ``source`` pixels. Every column
+    sums to 1, so resampling keeps a kernel's total weight."""
+    identity = torch.eye(target, dtype=torch.float64)[None]  # (1, target channels, target)
+    return F.interpolate(identity, size=source, mode="linear")[0]
 
 
 def adapt_stem_weight(weight: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
@@ -73,30 +70,21 @@ def adapt_stem_weight(weight: torch.Tensor, target_shape: torch.Size) -> torch.T
 def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, list[str]]:
     """Load a torchvision ResNet state dict file; return the names of the tensors kept,
     adapted (the stem) and left fresh (the head, when its class count differs)."""
-    if not Path(path).is_file():
-        raise CheckpointError(
-            f"model.weights: no file at '{path}'. Pass a torchvision state dict saved with "
-            "torch.save(torchvision.models.resnet18(weights=...).state_dict(), path)."
-        )
+    where = f"model.weights: '{path}'"
+    fix = "pass a file saved by torch.save(torchvision.models.resnet18(weights=...).state_dict())"
     try:
         source = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated file, pickle with code, not a torch file
-        raise CheckpointError(
-            f"model.weights: '{path}' could not be read as a torch state dict "
-            f"({type(error).__name__}: {str(error).splitlines()[0][:200]})."
-        ) from error
+    except Exception as error:  # no file, a truncated file, a pickle with code, not a torch file
+        detail = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        raise CheckpointError(f"{where} could not be read ({detail}); {fix}.") from error
     if not isinstance(source, dict) or not all(map(torch.is_tensor, source.values())):
-        raise CheckpointError(
-            f"model.weights: '{path}' is not a state dict (a dict of tensor names to tensors), "
-            "the format torchvision's weight files use."
-        )
+        raise CheckpointError(f"{where} is not a state dict (tensor names to tensors); {fix}.")
     target = network.state_dict()
     unexpected, missing = sorted(set(source) - set(target)), sorted(set(target) - set(source))
     if unexpected or missing:
         raise CheckpointError(
-            f"model.weights: '{path}' does not fit {type(network).__name__}: "
-            f"{len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}). Use a ResNet-18 state dict."
+            f"{where} does not fit {type(network).__name__}: {len(missing)} missing keys "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); {fix}."
         )
     report: dict[str, list[str]] = {"kept": [], "adapted": [], "reinitialised": []}
     for name, tensor in source.items():
@@ -108,10 +96,8 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
         elif name.startswith(f"{HEAD}."):
             kind = "reinitialised"
         else:
-            raise CheckpointError(
-                f"model.weights: '{name}' has shape {tuple(tensor.shape)} in '{path}', "
-                f"the network expects {tuple(wanted)}."
-            )
+            shapes = f"{tuple(tensor.shape)}, the network expects {tuple(wanted)}"
+            raise CheckpointError(f"{where}: '{name}' has shape {shapes}.")
         report[kind].append(name)
     network.load_state_dict(target)
     return report

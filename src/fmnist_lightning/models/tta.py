@@ -11,11 +11,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fmnist_lightning.errors import UsageError
+from fmnist_lightning.models.hparams import HyperparameterError, check_tta
 
-
-class TTAError(UsageError):
-    """Caught by the hyperparameter check, which names the key."""
+TTAError = HyperparameterError  # the name callers catch a refused TTA setting by
 
 
 @dataclass(frozen=True)
@@ -24,10 +22,7 @@ class TTA:
     shift: int = 0
 
     def __post_init__(self) -> None:  # the one check of TTA settings, a checkpoint's included
-        if not isinstance(self.flip, bool):
-            raise TTAError(f"tta.flip must be true or false, got {self.flip!r}.")
-        if isinstance(self.shift, bool) or not isinstance(self.shift, int) or self.shift < 0:
-            raise TTAError(f"tta.shift must be a whole number of pixels >= 0, got {self.shift!r}.")
+        check_tta("tta", asdict(self))
 
     @property
     def enabled(self) -> bool:
@@ -44,8 +39,7 @@ class TTA:
         """A TTA from itself, a mapping of its keys or None (off)."""
         if settings is None or isinstance(settings, TTA):
             return settings or cls()
-        if not isinstance(settings, Mapping) or set(settings) - {"flip", "shift"}:
-            raise TTAError(f"tta must be a mapping of flip and shift only, got {settings!r}.")
+        check_tta("tta", settings)  # a mapping of its keys only (their values: __post_init__)
         return cls(**settings)
 
 

@@ -32,7 +32,7 @@ class VGGStyleCNN(nn.Module):
             choices = ", ".join(WEIGHT_INITS)
             raise ValueError(f"weight_init must be one of {choices}, got {weight_init!r}.")
         features: list[nn.Module] = []
-        channels, size = in_channels, image_size
+        channels = in_channels
         for index, widths in enumerate(blocks):
             for position, width in enumerate(widths):
                 kernel = first_kernel_size if index == position == 0 else kernel_size
@@ -42,11 +42,10 @@ class VGGStyleCNN(nn.Module):
                 features.append(nn.ReLU(inplace=True))
                 channels = width
             features.append(nn.MaxPool2d(2))
-            size //= 2
         self.features = nn.Sequential(*features)
 
         classifier: list[nn.Module] = [nn.Flatten()]
-        width = channels * size * size
+        width = channels * (image_size // 2 ** len(blocks)) ** 2  # each block halves the size
         for hidden in dense:
             linear = nn.Linear(width, hidden, bias=not dense_batch_norm)
             classifier += [linear, nn.BatchNorm1d(hidden)] if dense_batch_norm else [linear]
