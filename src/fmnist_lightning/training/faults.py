@@ -102,13 +102,12 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
         raise TrainingInterrupted(interrupted_message(signum, trainer, run_dir), signum) from stop
     # Checkpoints, metrics.csv rewound for a resume, test_metrics.json: a resume writes each again.
     except OutputFileError as error:
-        go_on = (
-            f"The checkpoints written before are intact. Free some space, then continue the run: "
-            f"{resume_command(run_dir)}"
-            if _kept_checkpoint(trainer)
-            else f"{NO_CHECKPOINT} Free some space, then start the run again."
-        )
-        raise Stopped(f"Run stopped at {_where(trainer)}: {error}. {go_on}") from error
+        kept = _kept_checkpoint(trainer)
+        intact = "The checkpoints written before are intact." if kept else NO_CHECKPOINT
+        then = f"continue the run: {resume_command(run_dir)}" if kept else "start the run again."
+        raise Stopped(
+            f"Run stopped at {_where(trainer)}: {error}. {intact} Free some space, then {then}"
+        ) from error
     except (RuntimeError, MemoryError) as error:
         text = str(error).lower()
         known = isinstance(error, (torch.OutOfMemoryError, MemoryError))

@@ -23,9 +23,8 @@ class TestSetAnalysis(Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.settings is None or not trainer.is_global_zero or trainer.datamodule is None:
             return
-        best_path = getattr(trainer.checkpoint_callback, "best_model_path", "")
-        best = Path(best_path) if best_path else None
-        name = f"{best.stem if best else 'final'}-test"
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+        name = f"{Path(best).stem if best else 'final'}-test"
         output_dir = self.run_dir / run_files.ANALYSIS_DIR / name
         partial = output_dir.with_name(f".{name}.partial")
         created = not output_dir.parent.exists()
