@@ -19,12 +19,7 @@ from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.errors import FmnistError, UsageError
-from fmnist_lightning.training.builders import (
-    build_datamodule,
-    build_module,
-    build_trainer,
-    finalise,
-)
+from fmnist_lightning.training import builders
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
 from fmnist_lightning.training.faults import explain_training_faults
@@ -48,7 +43,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
             from fmnist_lightning.config.resume import config_to_run
 
             cfg = config_to_run(cfg)  # a resumed run continues with its saved settings
-        cfg = finalise(cfg)  # trainer.precision: auto becomes what runs here
+        cfg = builders.finalise(cfg)  # trainer.precision: auto becomes what runs here
         validate_config(cfg)  # bad values stop here, before any data is read
         start, extra_callbacks = None, []
         if cfg.get("ckpt_path"):  # resume= sets it too: checked before Lightning reads it
@@ -60,10 +55,10 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         L.seed_everything(cfg.seed, workers=True)
         keep_freed_memory()  # a step's activations reuse the last step's memory: ~20% faster
 
-        datamodule = build_datamodule(cfg)
+        datamodule = builders.build_datamodule(cfg)
         datamodule.prepare_data()  # fail on missing data before building anything else
-        module = build_module(cfg, datamodule.classes)
-        trainer = build_trainer(cfg, [*callbacks, *extra_callbacks])
+        module = builders.build_module(cfg, datamodule.classes)
+        trainer = builders.build_trainer(cfg, [*callbacks, *extra_callbacks])
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
     # running out of memory become a Stopped error with a clear message.
     with (

@@ -4,6 +4,7 @@
 that runs is the one the run's config.yaml records."""
 
 from collections.abc import Sequence
+from functools import partial
 
 import lightning as L
 import torch
@@ -13,7 +14,6 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.errors import Stopped
@@ -27,14 +27,12 @@ def finalise(cfg: DictConfig) -> DictConfig:
     """A copy of a training config with ``trainer.precision: auto`` resolved for this machine,
     before the run validates and saves it, so that config.yaml records what ran."""
     cfg = cfg.copy()
-    try:
-        precision = OmegaConf.select(cfg, "trainer.precision")
-        accelerator = OmegaConf.select(cfg, "trainer.accelerator", default="auto")
-    except OmegaConfBaseException:  # an interpolation that fails: validate_config says so
-        return cfg
-    if precision == "auto":
+    # An interpolation that fails is left as it is: validate_config says so.
+    select = partial(OmegaConf.select, cfg, throw_on_resolution_failure=False)
+    if select("trainer.precision") == "auto":
+        accelerator = select("trainer.accelerator", default="auto")
         with open_dict(cfg):
-            cfg.trainer.precision = resolve_precision(precision, accelerator)
+            cfg.trainer.precision = resolve_precision("auto", accelerator)
     return cfg
 
 
@@ -70,9 +68,8 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> L.Tr
         if not isinstance(error.__cause__, MisconfigurationException):
             raise
         raise Stopped(
-            "Lightning refused the trainer settings (fix or drop the trainer.* override "
-            "concerned; trainer.accelerator=auto and trainer.devices=auto use what this machine "
-            f"has): {error.__cause__}"
+            "Lightning refused the trainer settings (fix or drop the trainer.* override; "
+            f"trainer.accelerator=auto and trainer.devices=auto use this machine's): {error.__cause__}"
         ) from error
     refuse_ddp_in_multirun(trainer)
     return trainer

@@ -3,6 +3,7 @@ files (``provenance``: in test_metrics.json and in every checkpoint)."""
 
 import io
 import subprocess
+from contextlib import suppress
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -11,11 +12,11 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from fmnist_lightning.config.paths import PACKAGE_DIR
 from fmnist_lightning.inference.output_files import write_atomically
 
 # The checkpoint key that holds provenance(); test_metrics.json holds its keys at the top.
 CHECKPOINT_KEY = "fmnist_lightning"
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def git(*args: str) -> str | None:
@@ -32,11 +33,9 @@ def git(*args: str) -> str | None:
 def provenance() -> dict[str, str | bool | None]:
     """``commit`` and ``dirty`` None outside a checkout (an installed wheel); plain values, so a
     checkpoint holding them loads with weights_only."""
-    try:
+    package_version = commit = dirty = None
+    with suppress(PackageNotFoundError):  # imported from a source tree that was never installed
         package_version = version("fmnist-lightning")
-    except PackageNotFoundError:  # imported from a source tree that was never installed
-        package_version = None
-    commit = dirty = None
     # A wheel installed into a virtual environment inside some repository is not that
     # repository's code: the package's own files must be tracked there.
     if git("ls-files", "--error-unmatch", "__init__.py") is not None:
@@ -53,13 +52,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     first so that a full disk is one OutputFileError, not an error deep in torch's zip writer.
     Read with ``weights_only=True`` whatever the caller asks: a checkpoint never runs code."""
 
-    def load_checkpoint(
-        self,
-        path: Path | str,
-        map_location: Any = lambda storage, location: storage,  # Lightning's default: the CPU
-        weights_only: bool | None = None,
-    ) -> dict[str, Any]:
-        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+    def load_checkpoint(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return super().load_checkpoint(*args, **{**kwargs, "weights_only": True})
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Path | str, storage_options: Any | None = None

@@ -24,15 +24,15 @@ NO_CHECKPOINT = "No checkpoint had been written yet."
 
 # Caught by the search: a trial stopped by these failed for its own values, the search goes on.
 class NonFiniteLoss(Stopped):
-    pass
+    """A NaN or infinite training loss (StopOnNonFiniteLoss)."""
 
 
 class OutOfMemory(Stopped):
-    pass
+    """GPU or host memory ran out."""
 
 
-class TrainingInterrupted(Stopped):  # the search stops on it (signum: exit 128 + signal)
-    pass
+class TrainingInterrupted(Stopped):
+    """Ctrl-C or SIGTERM (exit 128 + signal); the search stops on it."""
 
 
 def _interrupt(trainer: L.Trainer) -> GracefulInterrupt | None:
@@ -45,7 +45,7 @@ def _where(trainer: L.Trainer) -> str:
 
 def _kept_checkpoint(trainer: L.Trainer) -> Path | None:
     path = getattr(_interrupt(trainer), "path", None)
-    return path.resolve() if path and path.is_file() else None
+    return path if path and path.is_file() else None
 
 
 def non_finite_loss_message(trainer: L.Trainer, loss: float) -> str:
@@ -54,10 +54,9 @@ def non_finite_loss_message(trainer: L.Trainer, loss: float) -> str:
     kept = f"The last good checkpoint is kept: {path}" if path else NO_CHECKPOINT
     return (
         f"Training stopped at {_where(trainer)}: the training loss became {loss} (learning rate "
-        f"at that step: {lr:.3g}).\n{kept}\n"
-        "What to do: start a new run with a lower learning rate (e.g. optimizer.lr=<a tenth of "
-        "the current value>); check the data (data.root, data.mean, data.std); if you trained "
-        "in reduced precision, try trainer.precision=32-true."
+        f"at that step: {lr:.3g}).\n{kept}\nWhat to do: start a new run with a lower "
+        "learning rate, e.g. optimizer.lr=<a tenth>; check data.root, data.mean, data.std; in "
+        "reduced precision, try trainer.precision=32-true."
     )
 
 
@@ -74,9 +73,7 @@ def interrupted_message(signum: int, trainer: L.Trainer, run_dir: Path) -> str:
     name = signal.Signals(signum).name + (" (Ctrl-C)" if signum == signal.SIGINT else "")
     where, stage = f"at {_where(trainer)}", interrupt.stage if interrupt else "training"
     if interrupt and interrupt.saved:
-        head = (
-            f"Training interrupted by {name} {where}. Checkpoint saved: {interrupt.saved.resolve()}"
-        )
+        head = f"Training interrupted by {name} {where}. Checkpoint saved: {interrupt.saved}"
     elif interrupt and interrupt.aborted:
         head = f"Run stopped at once by a second Ctrl-C during {stage} {where}; nothing was saved."
     elif stage in AFTER_TRAINING:
@@ -105,13 +102,12 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
         raise TrainingInterrupted(interrupted_message(signum, trainer, run_dir), signum) from stop
     # Checkpoints, metrics.csv rewound for a resume, test_metrics.json: a resume writes each again.
     except OutputFileError as error:
-        go_on = (
-            f"The checkpoints written before are intact. Free some space, then continue the run: "
-            f"{resume_command(run_dir)}"
-            if _kept_checkpoint(trainer)
-            else f"{NO_CHECKPOINT} Free some space, then start the run again."
-        )
-        raise Stopped(f"Run stopped at {_where(trainer)}: {error}. {go_on}") from error
+        kept = _kept_checkpoint(trainer)
+        intact = "The checkpoints written before are intact." if kept else NO_CHECKPOINT
+        then = f"continue the run: {resume_command(run_dir)}" if kept else "start the run again."
+        raise Stopped(
+            f"Run stopped at {_where(trainer)}: {error}. {intact} Free some space, then {then}"
+        ) from error
     except (RuntimeError, MemoryError) as error:
         text = str(error).lower()
         known = isinstance(error, (torch.OutOfMemoryError, MemoryError))
@@ -126,9 +122,7 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
         tip = " On a GPU, data.on_device=false keeps the dataset in host memory." if on_gpu else ""
         raise OutOfMemory(
             f"Ran out of {'GPU' if on_gpu else 'host'} memory during "
-            f"{'testing' if testing else 'training'} with {key}={size} "
-            f"({type(error).__name__}: {detail}).\n"
-            f"What to do: use a smaller batch, e.g. {key}={max(size // 2, 1)} (validation "
-            f"and testing use data.eval_batch_size), or free the memory that other processes "
-            f"use.{tip}"
+            f"{'testing' if testing else 'training'} with {key}={size} ({type(error).__name__}: "
+            f"{detail}).\nWhat to do: use a smaller batch, e.g. {key}={max(size // 2, 1)} "
+            f"(validation and testing use data.eval_batch_size), or free memory others use.{tip}"
         ) from error

@@ -38,10 +38,9 @@ def check_run_dir(run_dir: Path, resuming: bool) -> None:
     )
     if found:
         raise RunFolderError(
-            f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). A new run "
-            f"never writes into an existing one. To continue that run: {resume_command(run_dir)} "
-            "To start a new run, leave paths.run_dir unset (every run gets a new folder) or "
-            "choose an empty folder."
+            f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). To continue "
+            f"it: {resume_command(run_dir)} To start a new run, leave paths.run_dir unset (every "
+            "run gets a new folder) or choose an empty folder."
         )
 
 
@@ -50,22 +49,20 @@ def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[
     """``.lock``: an OS lock, released even if the process is killed (a crashed run never
     blocks its resume). ``lock=False``: DDP ranks other than 0, which write nothing there."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not lock:
-        yield
-        return
     with ExitStack() as held:  # released when the run ends or is refused below
-        with nothing_left_if_refused():  # a refused resume keeps no .hydra/resumed-<time>/
-            try:
-                held.enter_context(FileLock(run_dir / ".lock", timeout=0))
-            except Timeout as error:
-                raise RunFolderError(
-                    f"The run folder '{run_dir}' is in use by another training process. Wait "
-                    "for it to finish, or start a new run in another folder."
-                ) from error
-            check_run_dir(run_dir, resuming)  # another process may have finished a run meanwhile
-        # Saves a killed process never finished (no other process saves here: the lock).
-        for path in (run_dir / run_files.CHECKPOINT_DIR).glob(f".*.ckpt.*{TEMPORARY_SUFFIX}"):
-            path.unlink()
+        if lock:
+            with nothing_left_if_refused():  # a refused resume keeps no .hydra/resumed-<time>/
+                try:
+                    held.enter_context(FileLock(run_dir / ".lock", timeout=0))
+                except Timeout as error:
+                    raise RunFolderError(
+                        f"The run folder '{run_dir}' is in use by another training process. "
+                        "Wait for it to finish, or start a new run in another folder."
+                    ) from error
+                check_run_dir(run_dir, resuming)  # another process may have finished a run since
+            # Saves a killed process never finished (no other process saves here: the lock).
+            for path in (run_dir / run_files.CHECKPOINT_DIR).glob(f".*.ckpt.*{TEMPORARY_SUFFIX}"):
+                path.unlink()
         yield
 
 
@@ -102,10 +99,9 @@ def refuse_ddp_in_multirun(trainer: Trainer) -> None:
     if trainer.world_size > 1 and not external and in_multirun():
         raise Failed(
             f"DDP with {trainer.world_size} processes started by Lightning cannot run inside a "
-            "Hydra multirun (-m): Lightning re-launches the command line for each rank, which "
-            "would repeat the whole sweep. Run each DDP configuration as a single run (no -m), "
-            "or sweep on SLURM with hydra/launcher=slurm and hydra.launcher.tasks_per_node equal "
-            "to trainer.devices, so that SLURM starts the ranks."
+            "Hydra multirun (-m): Lightning re-launches the command line per rank, repeating the "
+            "sweep. Run each DDP configuration as a single run (no -m), or sweep on SLURM "
+            "(hydra/launcher=slurm, hydra.launcher.tasks_per_node=<trainer.devices>)."
         )
 
 
@@ -114,9 +110,7 @@ class SweepSummary(Callback):
     sweep's summary (``training.sweep_summary``). When a job raises, Hydra skips
     ``on_multirun_end``: so the summary is also written at interpreter exit."""
 
-    def __init__(self) -> None:
-        self._job_started = time.perf_counter()
-        self._sweep_dir: Path | None = None
+    _sweep_dir: Path | None = None  # set in a multirun
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._sweep_dir = Path(config.hydra.sweep.dir)

@@ -7,7 +7,7 @@ on a NaN loss, whose weights must not reach a checkpoint, and knows nothing of s
 
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partialmethod
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,7 @@ class GracefulInterrupt(Callback):
     """``dirpath``/``filename``: ModelCheckpoint's ``last`` file, which ``resume=RUN_DIR`` reads."""
 
     def __init__(self, dirpath: str, filename: str = "last") -> None:
-        self.path = Path(dirpath) / f"{filename}.ckpt"
-        self._reset()
-
-    def _reset(self) -> None:
+        self.path = (Path(dirpath) / f"{filename}.ckpt").resolve()
         self.signum: int | None = None
         self.saved: Path | None = None
         self.aborted = False
@@ -37,13 +34,10 @@ class GracefulInterrupt(Callback):
     @contextmanager
     def handling_signals(self, trainer: L.Trainer) -> Iterator[None]:
         self._trainer = trainer
-        self._reset()
         previous = {}
-        try:
+        with suppress(ValueError):  # not the main thread: signals cannot be handled here
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal)
-        except ValueError:  # not the main thread: signals cannot be handled here
-            pass
         try:
             yield
         finally:
@@ -60,9 +54,7 @@ class GracefulInterrupt(Callback):
         if signum == signal.SIGINT:
             when = "after this batch" if self._batches else "now"
             saving = ", saving a checkpoint" if self._batches and self.training else ""
-            print(
-                f"\nCtrl-C: stopping {when}{saving} (Ctrl-C again to stop at once, saving nothing)"
-            )
+            print(f"\nCtrl-C: stopping {when}{saving} (Ctrl-C again: at once, saving nothing)")
         # Lightning's loops stop at the next batch when this flag is up; it is what Lightning's
         # own SIGTERM handler sets (which would also log "Received SIGTERM").
         self._trainer._signal_connector.received_sigterm = True  # noqa: SLF001 (no public setter)

@@ -1,6 +1,5 @@
 """Progress as a redrawn bar in a terminal, and as one line per epoch in a log file or CI."""
 
-import math
 import sys
 import time
 from typing import Any, TextIO
@@ -20,9 +19,6 @@ class EpochLines(ProgressBar):
         super().__init__()
         self.stream = stream  # None: sys.stdout when writing (pytest swaps it)
         self.enabled = True
-        self._epoch_started = time.perf_counter()
-        self._validated = False
-        self._names_before_validation: set[str] = set()
         self._validation_names: set[str] = set()
 
     def disable(self) -> None:
@@ -32,18 +28,17 @@ class EpochLines(ProgressBar):
         self.enabled = True
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_started = time.perf_counter()
-        self._validated = False
+        self._epoch_started, self._validated = time.perf_counter(), False
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._names_before_validation = set(trainer.callback_metrics)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._validation_names |= set(trainer.callback_metrics) - self._names_before_validation
-        self._validated = self._validated or not trainer.sanity_checking
+        self._validated = not trainer.sanity_checking  # the sanity check runs before any epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not (self.enabled and trainer.is_global_zero):
+        if not self.enabled:  # ProgressBar.setup disables it on ranks other than 0
             return
         total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         parts = [f"epoch {trainer.current_epoch + 1}{total}", f"step {trainer.global_step}"]
@@ -62,21 +57,18 @@ class EpochLines(ProgressBar):
 
 
 def metric_text(value: Any) -> str | None:
-    """4 significant digits; None for what is not one number."""
+    """4 significant digits (nan and inf as such); None for what is not one number."""
     try:
-        number = float(value)
+        return f"{float(value):.4g}"
     except (TypeError, ValueError):
         return None
-    return f"{number:.4g}" if math.isfinite(number) else str(number)
 
 
 class TerminalBar(TQDMProgressBar):
     """TQDM's bar with the loss of the last logging step: on the bar, Lightning would read the
     step loss back from the device every step."""
 
-    def __init__(self, refresh_rate: int = 1) -> None:
-        super().__init__(refresh_rate=refresh_rate)
-        self._loss: float | None = None
+    _loss: float | None = None
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
@@ -91,5 +83,5 @@ class TerminalBar(TQDMProgressBar):
 
 
 def progress_for_output(refresh_rate: int = 20, stream: TextIO | None = None) -> ProgressBar:
-    stream = stream or sys.stdout
-    return TerminalBar(refresh_rate=refresh_rate) if stream.isatty() else EpochLines()
+    terminal = (stream or sys.stdout).isatty()
+    return TerminalBar(refresh_rate=refresh_rate) if terminal else EpochLines()

@@ -13,8 +13,7 @@ class RandomState(Callback):
     """As tensors and plain lists, so that checkpoints load with ``weights_only=True``; restored
     at ``on_train_start``, after the sanity check, which draws random numbers too."""
 
-    def __init__(self) -> None:
-        self._pending: dict[str, Any] | None = None
+    _pending: dict[str, Any] | None = None  # the state loaded from a checkpoint
 
     def state_dict(self) -> dict[str, Any]:
         kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)

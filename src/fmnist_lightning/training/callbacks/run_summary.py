@@ -7,6 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
 
 from fmnist_lightning.analysis import plots, run_files
 from fmnist_lightning.analysis.run_files import save_figure
@@ -22,9 +23,8 @@ class RunSummary(Callback):
         self.run_dir = Path(run_dir)
         self.summary: dict[str, Any] | None = None
 
+    @rank_zero_only
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
         test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
         best_path = getattr(trainer.checkpoint_callback, "best_model_path", "")
         best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)

@@ -19,17 +19,15 @@ class TestSetAnalysis(Callback):
 
     def __init__(self, settings: AnalysisSettings | None, run_dir: str) -> None:
         self.settings, self.run_dir = settings, Path(run_dir)
-        self.output_dir: Path | None = None
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.settings is None or not trainer.is_global_zero or trainer.datamodule is None:
             return
-        best_path = getattr(trainer.checkpoint_callback, "best_model_path", "")
-        best = Path(best_path) if best_path else None
-        name = f"{best.stem if best else 'final'}-test"
-        self.output_dir = self.run_dir / run_files.ANALYSIS_DIR / name
-        partial = self.output_dir.with_name(f".{name}.partial")
-        created = not self.output_dir.parent.exists()
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+        name = f"{Path(best).stem if best else 'final'}-test"
+        output_dir = self.run_dir / run_files.ANALYSIS_DIR / name
+        partial = output_dir.with_name(f".{name}.partial")
+        created = not output_dir.parent.exists()
         shutil.rmtree(partial, ignore_errors=True)  # left by a process that was killed
         try:
             evaluate(
@@ -44,9 +42,9 @@ class TestSetAnalysis(Callback):
             )
         except BaseException:  # Ctrl-C (SIGTERMException is a SystemExit) or a failure
             shutil.rmtree(partial, ignore_errors=True)
-            if created and not any(self.output_dir.parent.iterdir()):
-                self.output_dir.parent.rmdir()
+            if created and not any(output_dir.parent.iterdir()):
+                output_dir.parent.rmdir()
             raise
-        shutil.rmtree(self.output_dir, ignore_errors=True)
-        partial.rename(self.output_dir)
-        print(f"Analysis: {(self.output_dir / REPORT_MD).resolve()}")
+        shutil.rmtree(output_dir, ignore_errors=True)
+        partial.rename(output_dir)
+        print(f"Analysis: {(output_dir / REPORT_MD).resolve()}")
