@@ -15,7 +15,7 @@ from fmnist_lightning import cli
 from fmnist_lightning.analysis import run_files
 from fmnist_lightning.analysis.curve_plots import accuracy_against_time
 from fmnist_lightning.analysis.ensembles import find_ensembles
-from fmnist_lightning.analysis.finished_runs import find_validation_runs, portable
+from fmnist_lightning.analysis.finished_runs import portable, read_validation_run
 from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.results import (
     find_runs,
@@ -258,7 +258,7 @@ def test_a_run_under_several_of_the_folders_given_counts_once(study, tmp_path, m
     assert table_lines(ensembles_table)[2:] == [
         "| `experiment=best` | 0+1 | 96.00 | flip | 95.00 ± 0.00 | 570 | cpu |"
     ]
-    assert len(find_validation_runs([Path("best"), Path(".")])[0]) == len(RUNS)
+    assert len(find_runs([Path("best"), Path(".")], read_validation_run)[0]) == len(RUNS)
 
 
 @pytest.mark.parametrize(
@@ -492,7 +492,9 @@ def test_the_readme_table_is_what_results_makes_of_its_committed_run_records():
 def test_the_gpu_selection_page_is_what_results_validation_makes_of_its_run_records():
     """docs/selection-h200.md (the seed network's second GPU round) is `results --validation`
     over its committed records: 13 configurations, three seeds each."""
-    found, problems = find_validation_runs([DOCS / "runs" / "2026-12-04-h200-seed-network"])
+    found, _, problems = find_runs(
+        [DOCS / "runs" / "2026-12-04-h200-seed-network"], read_validation_run
+    )
     assert (len(found), problems, len({run.configuration for run in found})) == (39, [], 13)
     assert selection_markdown(found) == (DOCS / "selection-h200.md").read_text()
 
@@ -501,7 +503,7 @@ def test_the_swa_table_in_the_results_notes_is_what_results_validation_makes_of_
     """docs/results-notes.md's SWA table (the seed network, seeds 0, 1, 2, against the
     table's default) is `results --validation` over the committed records."""
     swa_runs = [DOCS / "runs" / "2026-12-04-xeon-swa", DOCS / "runs" / "2026-12-04-xeon-swa-longer"]
-    found, problems = find_validation_runs([TABLE_RUNS / "default", *swa_runs])
+    found, _, problems = find_runs([TABLE_RUNS / "default", *swa_runs], read_validation_run)
     assert (len(found), problems, len({run.configuration for run in found})) == (9, [], 3)
     table = selection_markdown(found).split("\n\n")[0]
     assert table in (DOCS / "results-notes.md").read_text()

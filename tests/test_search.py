@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from PIL import Image
 
 from fmnist_lightning import cli, search
-from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis import finished_runs, run_files
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.train import train
 from fmnist_lightning.tuning import runner, summary
@@ -238,7 +238,7 @@ def test_the_summary_lists_every_trial_and_draws_optunas_plots(pruned_search):
     ]  # fmt: skip
     assert sorted(table["trial"]) == [0, 1, 2] and (table["state"] == "pruned").all()
     assert (table["epochs"] == 2).all() and (table["seconds"] > 0).all()
-    text = (search_dir / summary.SUMMARY_MD).read_text()
+    text = (search_dir / finished_runs.SUMMARY_MD).read_text()
     assert text.startswith("# Search fmnist: 3 trials (3 pruned)")
     assert "No trial has completed yet." in text
     # Each pruned trial ran 2 of its 3 epochs: the estimate adds half its time again.
@@ -273,7 +273,7 @@ def test_the_same_command_continues_the_study_and_finds_the_best_trial(pruned_se
     metrics = run_files.read_json(search_dir / str(best.number) / run_files.TEST_METRICS_JSON)
     assert best.value == pytest.approx(metrics["best_val_acc"])
 
-    text = (search_dir / summary.SUMMARY_MD).read_text()
+    text = (search_dir / finished_runs.SUMMARY_MD).read_text()
     assert f"Best trial: {best.number}, value {best.value:.4f}" in text
     command = text.split("```bash\n")[1].splitlines()[0]
     assert command.startswith("python -m fmnist_lightning.train debug=tiny")
@@ -363,7 +363,7 @@ def test_a_search_killed_midway_continues_with_the_same_command(synthetic_root, 
     assert trials[0].user_attrs["worker"] != trials[2].user_attrs["worker"]
     record = run_files.read_json(tmp_path / "searches" / "fmnist" / "1" / TRIAL_JSON)
     assert record["state"] == "fail" and "stopped without reporting" in record["error"]
-    text = (tmp_path / "searches" / "fmnist" / summary.SUMMARY_MD).read_text()
+    text = (tmp_path / "searches" / "fmnist" / finished_runs.SUMMARY_MD).read_text()
     assert "3 trials (2 complete, 1 fail)" in text
 
 
@@ -380,7 +380,8 @@ def test_an_interrupted_search_records_its_trial_and_says_how_to_continue(synthe
     record = run_files.read_json(tmp_path / "searches" / "fmnist" / "0" / TRIAL_JSON)
     assert record["state"] == "fail" and record["error"].startswith("TrainingInterrupted")
     assert (
-        "1 trials (1 fail)" in (tmp_path / "searches" / "fmnist" / summary.SUMMARY_MD).read_text()
+        "1 trials (1 fail)"
+        in (tmp_path / "searches" / "fmnist" / finished_runs.SUMMARY_MD).read_text()
     )
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fmnist_lightning import cli
-from fmnist_lightning.analysis.finished_runs import find_validation_runs, read_validation_run
+from fmnist_lightning.analysis.finished_runs import find_runs, read_validation_run
 from fmnist_lightning.results import main, selection_markdown
 
 # A test accuracy no validation figure equals: if it shows up anywhere, the test set was read.
@@ -56,7 +56,7 @@ def table_rows(text: str) -> list[list[str]]:
 
 
 def test_the_best_epoch_of_each_run_is_grouped_by_recipe_and_ranked(search):
-    found, problems = find_validation_runs([search])
+    found, _, problems = find_runs([search], read_validation_run)
     assert problems == []
     assert len(found) == 4  # not the folder that has not validated, nor the sweep's own
     rows = table_rows(selection_markdown(found))
@@ -93,7 +93,7 @@ def test_the_best_epoch_of_each_run_is_grouped_by_recipe_and_ranked(search):
 def test_no_test_figure_is_read(search):
     for test_metrics in search.rglob("test_metrics.json"):
         test_metrics.write_text("{not json")  # reading it would raise
-    found, problems = find_validation_runs([search])
+    found, _, problems = find_runs([search], read_validation_run)
     assert problems == [] and len(found) == 4
     assert f"{100 * TEST_ACC:.2f}" not in selection_markdown(found)
 
@@ -108,7 +108,7 @@ def test_runs_without_tta_rank_by_plain_accuracy(tmp_path):
         2,
         2,
     )
-    found, _ = find_validation_runs([tmp_path])
+    found, _, _ = find_runs([tmp_path], read_validation_run)
     rows = table_rows(selection_markdown(found))
     assert [row[0] for row in rows[2:]] == ["`model=cnn_bn`", "`model=cnn`"]
     assert rows[2][3] == "" and rows[2][4] == "93.00"

@@ -168,7 +168,7 @@ def report_unreadable(problems: list[str], what: str = "a run") -> None:
 def write_selection(args: argparse.Namespace) -> None:
     if args.readme is not None or args.plot is not None:
         raise UsageError("--validation writes its table to --output only (no --readme, no --plot)")
-    found, problems = finished_runs.find_validation_runs(args.folders)
+    found, _, problems = find_runs(args.folders, finished_runs.read_validation_run)
     report_unreadable(problems)
     if not found:
         raise UsageError(
@@ -194,7 +194,7 @@ def write_plot(found: list[SimpleNamespace], path: Path) -> None:
 
 def write_results(args: argparse.Namespace) -> None:
     found, unfinished, problems = find_runs(args.folders)
-    ensembles, ensemble_problems = find_ensembles(args.folders)
+    ensembles, ensemble_problems = find_ensembles(args.folders, found)
     report_unreadable(problems)
     report_unreadable(ensemble_problems, "an ensemble")
     if unfinished:

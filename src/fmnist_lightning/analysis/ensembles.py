@@ -4,6 +4,7 @@ leaves ensemble_metrics.json), labelled by their members' configuration as
 are not read. Pure: json and OmegaConf, no torch.
 """
 
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,9 +15,9 @@ from fmnist_lightning.analysis import run_files
 from fmnist_lightning.errors import UsageError
 
 
-def read_ensemble(folder: Path) -> SimpleNamespace | None:
+def read_ensemble(folder: Path, known: dict[Path, SimpleNamespace]) -> SimpleNamespace | None:
     """One ensemble evaluated on the test split (None: another split); UsageError when a file
-    cannot be read."""
+    cannot be read. Members among the ``known`` runs (by resolved folder) are not read again."""
     metrics = finished.read_part(folder, run_files.ENSEMBLE_METRICS_JSON, run_files.read_json)
     if metrics.get("split") != "test":
         return None
@@ -34,10 +35,12 @@ def read_ensemble(folder: Path) -> SimpleNamespace | None:
     for run in folders:
         if not (run / run_files.CONFIG_YAML).is_file():
             raise UsageError(f"a member's run folder {run} has no {run_files.CONFIG_YAML}")
-    runs = [finished.run_record(run) for run in folders]
+    runs = [
+        known.get(run.resolve()) or finished.read_run(run) or finished.run_record(run, device="?")
+        for run in folders
+    ]
     tta = metrics.get("tta")  # the members' test-time views: none, flip or flip + shifts
     shifts = f" + shifts of {tta['shift']}" if tta and tta.get("shift") else ""
-    tests = [run / run_files.TEST_METRICS_JSON for run in folders]
     return SimpleNamespace(
         folder=folder,
         configuration=" + ".join(dict.fromkeys(run.configuration for run in runs)),
@@ -46,16 +49,16 @@ def read_ensemble(folder: Path) -> SimpleNamespace | None:
         tta="flip" + shifts if tta else "none",
         member_acc=member_acc,
         fit_seconds=metrics.get("fit_seconds"),  # the members' fits together; None: one unknown
-        device=finished.listed(
-            (finished.device_label(run_files.read_json(t)) if t.is_file() else "?" for t in tests),
-            unique=True,
-        ),
+        device=finished.listed((run.device for run in runs), unique=True),
     )
 
 
-def find_ensembles(folders: list[Path]) -> tuple[list[SimpleNamespace], list[str]]:
-    """Ensembles evaluated on the test split under the folders, and one line per unreadable one."""
-    found, _, problems = finished.read_runs(folders, read_ensemble, run_files.ENSEMBLE_METRICS_JSON)
+def find_ensembles(folders: list[Path], runs: list | tuple = ()) -> tuple[list, list[str]]:
+    """Ensembles evaluated on the test split under the folders, and one line per unreadable one;
+    ``runs``: those already read (``find_runs``)."""
+    known = {run.folder.resolve(): run for run in runs}
+    read = partial(read_ensemble, known=known)
+    found, _, problems = finished.read_runs(folders, read, run_files.ENSEMBLE_METRICS_JSON)
     return found, problems
 
 

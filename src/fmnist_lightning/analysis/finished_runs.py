@@ -7,11 +7,12 @@ folder read alike) minus the seed and where data and outputs live. It is labelle
 shortest command line among its runs (``.hydra/overrides.yaml`` minus seed and paths), so
 ``-m experiment=best seed=0,1,2`` is one row; runs started from Python are labelled by their
 network. Path values become placeholders, so nothing of this machine is shown.
-``find_validation_runs`` never reads ``test_metrics.json``: a search is judged without a
+``read_validation_run`` never reads ``test_metrics.json``: a search is judged without a
 test figure in sight, and a sweep can be read while it runs.
 """
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,20 +28,20 @@ from fmnist_lightning.analysis.tables import markdown_table
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.output_files import write_atomically
 
-# Overrides that do not change what is trained: where data and outputs live, and the seed
-# (a name ending in "." stands for every key below it).
-IGNORED_OVERRIDES = ("seed", "data.root", "paths.", "hydra.", "+hydra.", "callbacks.progress_bar")
-IGNORED_OVERRIDES += ("callbacks.progress_bar.", "trainer.enable_progress_bar")
+# Overrides (or keys) that do not change what is trained: where data and outputs live, the
+# seed, the progress bar; each with every key below it.
+IGNORED = re.compile(
+    r"(seed|data\.root|paths|\+?hydra|(callbacks\.|trainer\.enable_)progress_bar)([.=]|$)"
+)
 # Files of a sweep's or a search's own folder (Hydra's multirun record, the sweep summary,
 # Optuna's result): such a folder summarises runs and is not one.
-SUMMARY_FILES = ("multirun.yaml", "summary.csv", "optimization_results.yaml")
-CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
+SUMMARY_CSV, SUMMARY_MD, SUMMARY_PNG = "summary.csv", "summary.md", "summary.png"
+SUMMARY_FILES = ("multirun.yaml", SUMMARY_CSV, "optimization_results.yaml")
 # The time-to-accuracy column: seconds until val_acc first reached this (time_to_val_acc key).
 HEADLINE_ACCURACY = "0.93"
 NOT_REACHED = "—"
 # Problems reading a run folder that leave that folder out of the table.
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException)
-SUMMARY_MD = "summary.md"
 
 
 def write_summary(
@@ -51,15 +52,6 @@ def write_summary(
     write_atomically(folder / csv_name, frame.to_csv(index=False))
     table = markdown_table(frame if shown is None else shown, decimals)
     write_atomically(folder / SUMMARY_MD, f"{head}\n{table}\n{tail}")
-
-
-def once_each(paths: Iterable[Path]) -> list[Path]:
-    """The paths in their order, each once (resolved): the folders given to a command may
-    hold one another (``runs runs/RUN .``)."""
-    first: dict[Path, Path] = {}
-    for path in paths:
-        first.setdefault(path.resolve(), path)
-    return list(first.values())
 
 
 def per_configuration(items: Iterable, order: str, cells: Callable) -> pd.DataFrame:
@@ -83,17 +75,12 @@ def mean_and_spread(values: pd.Series) -> str:
     return f"{values.mean():.2f}{spread}"
 
 
-def is_ignored(override: str) -> bool:
-    key = override.split("=", 1)[0]
-    return any(key.startswith(n) if n.endswith(".") else key == n for n in IGNORED_OVERRIDES)
-
-
 def portable(override: str) -> str:
     """An override with a path value (a separator, a start like a path, a checkpoint's
     suffix) as <checkpoint> or <path>."""
     key, sep, value = override.partition("=")
     value = value.strip("'\"")
-    checkpoint = value.lower().endswith(CHECKPOINT_SUFFIXES)
+    checkpoint = value.lower().endswith((".ckpt", ".pt", ".pth"))
     path = checkpoint or "/" in value or "\\" in value or value.startswith(("~", "./", "../"))
     if not sep or not path:
         return override
@@ -118,20 +105,9 @@ def what_was_trained(config: dict) -> str | None:
     pairs = [
         portable(f"{k}={v}") if isinstance(v, str) else f"{k}={v!r}"  # only strings hold paths
         for k, v in flat.items()
-        if not is_ignored(k)
+        if not IGNORED.match(k)
     ]
     return "\n".join(sorted(pairs))
-
-
-def label_by_what_was_trained(runs: list) -> None:
-    """Give runs that trained the same thing one configuration: the shortest command line."""
-    labels: dict[str, str] = {}
-    for run in runs:
-        if run.trained is not None and run.from_command_line:
-            known = labels.get(run.trained, run.configuration)
-            labels[run.trained] = min(known, run.configuration, key=len)
-    for run in runs:
-        run.configuration = labels.get(run.trained, run.configuration)
 
 
 def validation_curve(metrics_csv: Path) -> pd.DataFrame | None:
@@ -179,7 +155,7 @@ def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
         run.configuration = describe_config(config)
         return run
     overrides = read_part(folder, ".hydra/overrides.yaml", load_config) or []
-    kept = [portable(str(o)) for o in overrides if not is_ignored(str(o))]
+    kept = [portable(str(o)) for o in overrides if not IGNORED.match(str(o))]
     run.configuration, run.from_command_line = " ".join(kept) or "default", True
     run.trained = what_was_trained(read_part(folder, ".hydra/config.yaml", load_config))
     return run
@@ -214,29 +190,25 @@ def read_runs(
     folders: list[Path], read: Callable[[Path], Any], marker: str = run_files.CONFIG_YAML
 ) -> tuple[list, list, list[str]]:
     """``read`` of every folder holding ``marker`` under the folders (in the order given, once
-    however they overlap), the folders it returned None for, and one line per unreadable one."""
+    however they overlap: ``runs runs/RUN .``), the folders it returned None for, and one line
+    per unreadable one."""
+    run_folders: dict[Path, Path] = {}  # resolved: as first found
     for folder in folders:
         if not folder.is_dir():
             raise UsageError(f"'{folder}' is not a folder: pass run or sweep folders.")
-    run_folders = once_each(
-        config.parent
-        for folder in folders
-        for config in sorted(folder.rglob(marker))
-        # .hydra/, .hydra/resumed-<time>/ hold the config of a resumed run's earlier start
-        if not any(part.startswith(".hydra") for part in config.relative_to(folder).parts)
-        and not any((config.parent / name).is_file() for name in SUMMARY_FILES)
-    )
-    found, skipped, problems = [], [], []
-    for folder in run_folders:
+        for config in sorted(folder.rglob(marker)):
+            # .hydra/, .hydra/resumed-<time>/ hold the config of a resumed run's earlier start
+            resumed = any(part.startswith(".hydra") for part in config.relative_to(folder).parts)
+            if not resumed and not any((config.parent / n).is_file() for n in SUMMARY_FILES):
+                run_folders.setdefault(config.parent.resolve(), config.parent)
+    read_back, problems = {}, []
+    for folder in run_folders.values():
         try:
-            run = read(folder)
+            read_back[folder] = read(folder)
         except UsageError as error:  # from read_part, naming the file
             problems.append(f"{folder}: {error}")
-            continue
-        if run is None:
-            skipped.append(folder)
-        else:
-            found.append(run)
+    found = [run for run in read_back.values() if run is not None]
+    skipped = [folder for folder, run in read_back.items() if run is None]
     return found, skipped, problems
 
 
@@ -247,13 +219,6 @@ def read_run(folder: Path) -> SimpleNamespace | None:
     test = read_part(folder, run_files.TEST_METRICS_JSON, read_test_metrics)
     curve = read_part(folder, run_files.METRICS_CSV, validation_curve)
     return run_record(folder, best_epoch=best_epoch(curve), curve=curve, **test)
-
-
-def find_runs(folders: list[Path]) -> tuple[list, list[Path], list[str]]:
-    """Finished runs under the folders, unfinished run folders, and unreadable ones."""
-    found, skipped, problems = read_runs(folders, read_run)
-    label_by_what_was_trained(found)
-    return found, skipped, problems
 
 
 def read_validation_run(folder: Path) -> SimpleNamespace | None:
@@ -271,8 +236,16 @@ def read_validation_run(folder: Path) -> SimpleNamespace | None:
     )
 
 
-def find_validation_runs(folders: list[Path]) -> tuple[list, list[str]]:
-    """Runs under the folders that have validated, and one line per unreadable folder."""
-    found, _, problems = read_runs(folders, read_validation_run)
-    label_by_what_was_trained(found)
-    return found, problems
+def find_runs(folders: list[Path], read=read_run) -> tuple[list, list[Path], list[str]]:
+    """Runs under the folders (``read_run``: finished ones; ``read_validation_run``: those
+    that validated), the folders ``read`` skipped (unfinished), and unreadable ones."""
+    found, skipped, problems = read_runs(folders, read)
+    # Runs that trained the same thing get one configuration: the shortest command line.
+    labels: dict[str, str] = {}
+    for run in found:
+        if run.trained is not None and run.from_command_line:
+            known = labels.get(run.trained, run.configuration)
+            labels[run.trained] = min(known, run.configuration, key=len)
+    for run in found:
+        run.configuration = labels.get(run.trained, run.configuration)
+    return found, skipped, problems

@@ -17,11 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis import finished_runs, run_files
 from fmnist_lightning.analysis.curve_plots import sweep_comparison
 from fmnist_lightning.analysis.finished_runs import validation_curve, write_summary
 from fmnist_lightning.analysis.run_files import save_figure
-from fmnist_lightning.analysis.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +103,10 @@ def write_sweep_summary(sweep_dir: Path) -> pd.DataFrame:
     head = f"# Sweep {sweep_dir.name}: {len(summary)} jobs, {failed} not completed\n"
     if summary.attrs["common_overrides"]:
         head += f"\nCommon overrides: `{' '.join(summary.attrs['common_overrides'])}`\n"
-    write_summary(sweep_dir, "summary.csv", summary, head, decimals={"wall_seconds": 1})
+    write_summary(sweep_dir, finished_runs.SUMMARY_CSV, summary, head, decimals={"wall_seconds": 1})
     curves = sweep_comparison(validation_curves(sweep_dir, summary), summary)
-    save_figure(curves, sweep_dir / "summary.png")
-    log.info("Sweep summary: %s", sweep_dir / "summary.md")
+    save_figure(curves, sweep_dir / finished_runs.SUMMARY_PNG)
+    log.info("Sweep summary: %s", sweep_dir / finished_runs.SUMMARY_MD)
     return summary
 
 
@@ -121,4 +120,5 @@ if __name__ == "__main__":
     sweep_dir = parser.parse_args().sweep_dir
     if not sweep_dir.is_dir() or not job_dirs(sweep_dir):
         parser.error(f"'{sweep_dir}' is not a sweep folder: it holds no job folders 0, 1, ...")
-    print(markdown_table(write_sweep_summary(sweep_dir), decimals={"wall_seconds": 1}))
+    write_sweep_summary(sweep_dir)
+    print((sweep_dir / finished_runs.SUMMARY_MD).read_text(), end="")

@@ -20,12 +20,13 @@ from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from fmnist_lightning.analysis.finished_runs import SUMMARY_MD
 from fmnist_lightning.analysis.run_files import write_json
 from fmnist_lightning.config.compose import compose
 from fmnist_lightning.config.overrides import parse_overrides
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.training.faults import NonFiniteLoss, OutOfMemory, TrainingInterrupted
-from fmnist_lightning.tuning.summary import SUMMARY_MD, write_summary
+from fmnist_lightning.tuning.summary import write_summary
 
 # What counts toward hparams_search.n_trials: every trial that ended, whatever its outcome.
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

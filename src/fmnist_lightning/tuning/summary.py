@@ -9,7 +9,6 @@ import optuna
 import pandas as pd
 from optuna.visualization import matplotlib as optuna_plots
 
-from fmnist_lightning.analysis.finished_runs import SUMMARY_MD as SUMMARY_MD  # for the runner
 from fmnist_lightning.analysis.finished_runs import write_summary as write_files
 from fmnist_lightning.analysis.run_files import save_figure
 
