@@ -30,11 +30,8 @@ def sample_grid(
     images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], per_class: int = 8
 ) -> Figure:
     """The first ``per_class`` images (N, H, W) of every class, one row per class."""
-    rows = len(class_names)
-    figure, axes = plt.subplots(
-        rows, per_class, figsize=(per_class * 0.85 + 1.6, rows * 0.85), squeeze=False
-    )
-    plt.setp(axes, xticks=[], yticks=[], frame_on=False)
+    figure, axes = blank_grid(len(class_names) * per_class, per_class, (0.85, 0.85))
+    plt.setp(axes, frame_on=False)
     for row, name in enumerate(class_names):
         picked = np.flatnonzero(np.asarray(labels) == row)[:per_class]
         for ax, index in zip(axes[row], picked, strict=False):
@@ -188,11 +185,8 @@ def augmented_samples(
     originals: np.ndarray, views: np.ndarray, titles: Sequence[str] | None = None
 ) -> Figure:
     """One row per image (N, H, W): the image, then its augmented views (N, K, H, W)."""
-    count, per_image = views.shape[:2]
-    figure, axes = plt.subplots(
-        count, per_image + 1, figsize=(1.3 * (per_image + 1), 1.3 * count), squeeze=False
-    )
-    plt.setp(axes, xticks=[], yticks=[])
+    count, columns = views.shape[0], views.shape[1] + 1
+    figure, axes = blank_grid(count * columns, columns, (1.3, 1.3))
     for row in range(count):
         for ax, image in zip(axes[row], [originals[row], *views[row]], strict=True):
             ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
@@ -207,12 +201,12 @@ def augmented_samples(
 def training_curves(epochs: pd.DataFrame) -> Figure:
     """Accuracy and loss per epoch (``run_files.epoch_metrics``), train vs. validation."""
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, quantity in zip(axes, ("acc", "loss"), strict=True):
+    names = {"acc": ("Accuracy", "accuracy"), "loss": ("Loss", "cross-entropy loss")}
+    for ax, (quantity, (title, ylabel)) in zip(axes, names.items(), strict=True):
         for split, style, label in (("train", "o-", "train"), ("val", "s--", "validation")):
             if f"{split}_{quantity}" in epochs:
                 ax.plot(epochs["epoch"] + 1, epochs[f"{split}_{quantity}"], style, label=label)
-        ylabel = {"acc": "accuracy", "loss": "cross-entropy loss"}[quantity]
-        ax.set(xlabel="epoch", ylabel=ylabel, title={"acc": "Accuracy", "loss": "Loss"}[quantity])
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
         ax.legend()
     figure.tight_layout()
