@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch.nn.functional import nll_loss
 from torchmetrics.functional import classification as tm
 
 
@@ -79,7 +78,7 @@ def analyse(
     metrics = {
         "accuracy": float((predictions == labels).double().mean()),
         # Cross-entropy of the float32 probabilities; the clamp keeps a confident miss finite.
-        "loss": float(nll_loss(probabilities.clamp(min=1e-12).log(), labels)),
+        "loss": float(torch.nn.functional.nll_loss(probabilities.clamp(min=1e-12).log(), labels)),
         "ece": float(tm.multiclass_calibration_error(probabilities, labels, n, n_bins, "l1")),
         "macro_f1": float(per_class["f1"].iloc[-2]),
         "weighted_f1": float(per_class["f1"].iloc[-1]),
