@@ -7,7 +7,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MultipleLocator
+from matplotlib.ticker import MaxNLocator
 
 matplotlib.use("Agg")  # no window opens
 
@@ -20,10 +20,8 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
     )
     for label, epochs in curves.items():
         left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
-    epochs_run = max((int(epochs["epoch"].max()) + 1 for epochs in curves.values()), default=1)
-    left.set(xlim=(0.5, epochs_run + 0.5), xlabel="epoch", ylabel="validation accuracy")
-    left.set(title="Validation accuracy per job")
-    left.xaxis.set_major_locator(MultipleLocator(max(1, epochs_run // 10)))
+    left.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per job")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
     left.grid(alpha=0.3)
     if curves:
         left.legend(fontsize="small")

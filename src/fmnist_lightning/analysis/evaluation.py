@@ -53,12 +53,21 @@ def write_figures(
     def pixels(inputs: torch.Tensor) -> Any:  # numpy (N, H, W) in [0, 1]
         return denormalise(inputs[:, 0], module.hparams.mean, module.hparams.std).cpu().numpy()
 
+    def drawn(draw: Any, indices: torch.Tensor) -> Any:  # a grid of these images
+        inputs = images[indices.to(images.device)]
+        return draw(pixels(inputs), labels[indices].numpy(), probabilities[indices].numpy(), names)
+
     summary_text, layers = model_summary(module.net, tuple(images.shape[1:]))
     write_atomically(output_dir / "model_summary.txt", summary_text + "\n")
+    shown = torch.randperm(len(labels), generator=torch.Generator().manual_seed(settings.seed))
     figures = {
         "architecture": plots.architecture_diagram(layers, type(unwrapped(module.net)).__name__),
         "confusion_matrix": plots.confusion_matrix_figure(result.confusion.numpy(), names),
         "calibration": plots.reliability_diagram(result.reliability, result.metrics["ece"]),
+        "predictions": drawn(plots.prediction_grid, shown[: settings.predictions]),
+        "misclassified": drawn(
+            plots.mistakes_grid, most_confident_mistakes(probabilities, labels, settings.mistakes)
+        ),
     }
     if train is not None:
         inputs, classes = train
@@ -67,18 +76,6 @@ def write_figures(
         picked = torch.cat([(classes == c).nonzero()[:per_class, 0] for c in range(len(names))])
         figures["samples"] = plots.sample_grid(
             pixels(inputs[picked]), classes[picked].cpu().numpy(), names, per_class
-        )
-    shown = torch.randperm(len(labels), generator=torch.Generator().manual_seed(settings.seed))
-    wrong = most_confident_mistakes(probabilities, labels, settings.mistakes)
-    for key, indices, draw in (
-        ("predictions", shown[: settings.predictions], plots.prediction_grid),
-        ("misclassified", wrong, plots.mistakes_grid),
-    ):
-        figures[key] = draw(
-            pixels(images[indices.to(images.device)]),
-            labels[indices].numpy(),
-            probabilities[indices].numpy(),
-            names,
         )
     return {key: save_figure(figure, output_dir / f"{key}.png") for key, figure in figures.items()}
 

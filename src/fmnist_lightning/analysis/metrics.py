@@ -75,11 +75,10 @@ def analyse(
     labels, n = labels.long().cpu(), len(class_names)
     predictions = probabilities.argmax(dim=1)
     per_class = per_class_table(predictions, labels, class_names)
-    true_class_probability = probabilities.gather(1, labels[:, None]).squeeze(1)
     metrics = {
         "accuracy": float((predictions == labels).double().mean()),
         # Cross-entropy of the float32 probabilities; the clamp keeps a confident miss finite.
-        "loss": float(-true_class_probability.clamp(min=1e-12).log().mean()),
+        "loss": float(torch.nn.functional.nll_loss(probabilities.clamp(min=1e-12).log(), labels)),
         "ece": float(tm.multiclass_calibration_error(probabilities, labels, n, n_bins, "l1")),
         "macro_f1": float(per_class["f1"].iloc[-2]),
         "weighted_f1": float(per_class["f1"].iloc[-1]),

@@ -46,11 +46,7 @@ def model_summary(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[str
         for i in statistics.summary_list
         if i.is_leaf_layer
     ]
-    columns = ["layer", "output_shape", "params", "mult_adds"]
-    return readable_units(str(statistics)), pd.DataFrame(rows, columns=columns)
-
-
-def readable_units(text: str) -> str:
-    """torchinfo 1.8 on Python >= 3.11 prints its unit enum as "(Units.MEGABYTES)"; show "(M)"
-    (its units are M, G and T)."""
-    return re.sub(r"\(Units\.(\w)\w*\)", r"(\1)", text)
+    # torchinfo 1.8 on Python >= 3.11 prints its unit enum as "(Units.MEGABYTES)": show "(M)"
+    # (its units are M, G and T).
+    text = re.sub(r"\(Units\.(\w)\w*\)", r"(\1)", str(statistics))
+    return text, pd.DataFrame(rows, columns=["layer", "output_shape", "params", "mult_adds"])

@@ -30,11 +30,8 @@ def sample_grid(
     images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], per_class: int = 8
 ) -> Figure:
     """The first ``per_class`` images (N, H, W) of every class, one row per class."""
-    rows = len(class_names)
-    figure, axes = plt.subplots(
-        rows, per_class, figsize=(per_class * 0.85 + 1.6, rows * 0.85), squeeze=False
-    )
-    plt.setp(axes, xticks=[], yticks=[], frame_on=False)
+    figure, axes = blank_grid(len(class_names) * per_class, per_class, (0.85, 0.85))
+    plt.setp(axes, frame_on=False)
     for row, name in enumerate(class_names):
         picked = np.flatnonzero(np.asarray(labels) == row)[:per_class]
         for ax, index in zip(axes[row], picked, strict=False):
@@ -48,17 +45,14 @@ def sample_grid(
 def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> Figure:
     """The layer stack top to bottom (``model_summary.model_summary``'s rows): one box per
     layer, its output shape and parameter count."""
-    rows: list[dict] = []  # each ReLU folded into the layer before ("Conv2d 64, 7×7 + ReLU")
-    for row in layers.to_dict("records"):
-        if row["layer"] == "ReLU" and rows:
-            rows[-1] = {**rows[-1], "layer": rows[-1]["layer"] + " + ReLU"}
-        else:
-            rows.append(row)
+    relu = layers["layer"] == "ReLU"  # each folded into the layer before: "Conv2d 64, 7×7 + ReLU"
+    suffix = relu.shift(-1, fill_value=False).map({True: " + ReLU", False: ""})
+    rows = layers.assign(layer=layers["layer"] + suffix)[~relu]
     figure, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 0.9))
     ax.set(xlim=(0, 10), ylim=(-len(rows) + 0.3, 1.1))
     ax.axis("off")
     box = "round,pad=0.02,rounding_size=0.12"
-    for index, row in enumerate(rows):
+    for index, row in enumerate(rows.to_dict("records")):
         y, colour = -index, LAYER_COLOURS.get(row["layer"].split()[0], "#e377c2")
         ax.add_patch(FancyBboxPatch((0.2, y - 0.3), 5.2, 0.6, box, fc=colour, ec=colour, alpha=0.3))
         ax.text(2.8, y, row["layer"], ha="center", va="center", fontsize=10)
@@ -76,8 +70,7 @@ def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> F
 
 def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> Figure:
     """Counts, and the same matrix with every row (true class) divided by its total."""
-    totals = counts.sum(axis=1, keepdims=True)
-    normalised = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    normalised = counts / counts.sum(axis=1, keepdims=True).clip(min=1)  # an empty row stays 0
     size = len(class_names)
     figure, axes = plt.subplots(1, 2, figsize=(2 * (0.75 * size + 2.5), 0.75 * size + 1.5))
     panels = (
@@ -86,10 +79,9 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> F
     )
     for ax, (matrix, title, text) in zip(axes, panels, strict=True):
         image = ax.imshow(matrix, cmap="Blues")
-        high = matrix.max() / 2 if matrix.size else 0
         for (y, x), value in np.ndenumerate(matrix):  # y: true class, x: predicted
             if value:  # white on the dark cells
-                colour = "white" if value > high else "black"
+                colour = "white" if value > matrix.max() / 2 else "black"
                 ax.text(x, y, text.format(value), ha="center", va="center", size=8, c=colour)
         ax.set_xticks(range(size), class_names, rotation=45, ha="right")
         ax.set_yticks(range(size), class_names)
@@ -100,22 +92,30 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> F
 
 
 def blank_grid(count: int, columns: int, size: tuple[float, float], **options) -> tuple:
-    """ceil(count / columns) rows of ``columns`` axes of ``size`` inches, each axis off."""
+    """ceil(count / columns) rows of ``columns`` axes of ``size`` inches: ``count`` without
+    ticks, the rest off."""
     rows = max(1, -(-count // columns))
     figsize = (columns * size[0], rows * size[1])
     figure, axes = plt.subplots(rows, columns, figsize=figsize, squeeze=False, **options)
-    for ax in axes.flat:
+    plt.setp(axes, xticks=[], yticks=[])
+    for ax in axes.flat[count:]:
         ax.axis("off")
     return figure, axes
 
 
-def _image_axis(ax: Axes, image: np.ndarray, title: str, wrong: bool) -> None:
-    ax.axis("on")
+def thumbnail(ax: Axes, image: np.ndarray, label: int, probs: np.ndarray, names, title: str):
+    """``image``, ``title`` formatted with its ``true`` and ``predicted`` class, the latter's
+    probability ``p`` and a ``mark`` if wrong; red and framed if wrong. (predicted, wrong)."""
+    predicted = int(probs.argmax())
+    wrong = predicted != int(label)
+    title = title.format(
+        true=names[label], predicted=names[predicted], p=probs[predicted], mark="✗ " * wrong
+    )
     ax.imshow(image, cmap="gray_r")
-    ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=9, color=WRONG if wrong else "black")
     if wrong:  # a red frame marks a mistake even in a small thumbnail
         plt.setp(list(ax.spines.values()), edgecolor=WRONG, linewidth=2.5)
+    return predicted, wrong
 
 
 def prediction_grid(
@@ -127,17 +127,14 @@ def prediction_grid(
     figure, axes = blank_grid(2 * len(images), 6, (2.6, 2.1), gridspec_kw=ratios)
     for index, (image, label, probs) in enumerate(zip(images, labels, probabilities, strict=True)):
         image_ax, bar_ax = axes.reshape(-1, 2)[index]
-        predicted = int(probs.argmax())
-        wrong = predicted != int(label)
-        title = f"{class_names[predicted]} {probs[predicted]:.0%}\n(true: {class_names[label]})"
-        _image_axis(image_ax, image, f"✗ {title}" if wrong else title, wrong)
-        bar_ax.axis("on")
+        title = "{mark}{predicted} {p:.0%}\n(true: {true})"
+        predicted, wrong = thumbnail(image_ax, image, label, probs, class_names, title)
         colours = ["#bbbbbb"] * len(class_names)
         colours[predicted] = WRONG if wrong else RIGHT
         bars = bar_ax.barh(range(len(class_names)), probs, color=colours)
         if wrong:
             bars[int(label)].set(edgecolor=RIGHT, linewidth=1.5)
-        bar_ax.set_xlim(0, 1)
+        bar_ax.set(xlim=(0, 1), xticks=[0, 0.5, 1])
         bar_ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
         bar_ax.invert_yaxis()
         bar_ax.tick_params(axis="x", labelsize=7)
@@ -151,10 +148,9 @@ def mistakes_grid(
 ) -> Figure:
     """Misclassified images titled with true class, predicted class and confidence."""
     figure, axes = blank_grid(len(images), 6, (1.9, 2.5), layout="constrained")
-    for ax, image, label, probs in zip(axes.flat, images, labels, probabilities, strict=False):
-        predicted = int(probs.argmax())
-        names = f"true: {class_names[label]}\npred: {class_names[predicted]}"
-        _image_axis(ax, image, f"{names}\n{probs[predicted]:.1%}", wrong=predicted != int(label))
+    title = "true: {true}\npred: {predicted}\n{p:.1%}"
+    for ax, *shown in zip(axes.flat, images, labels, probabilities, strict=False):
+        thumbnail(ax, *shown, class_names, title)  # shown: image, label, probabilities
     if not len(images):
         axes[0, 0].text(0, 0.5, "no mistakes", fontsize=12)
     figure.suptitle("Most confident mistakes")
@@ -167,17 +163,17 @@ def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
     figure, (top, bottom) = plt.subplots(
         2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    widths, filled = bins["upper"] - bins["lower"], bins["count"] > 0
-    left, accuracy, width = bins["lower"][filled], bins["accuracy"][filled], widths[filled]
-    gap = (bins["confidence"] - bins["accuracy"])[filled]
-    top.bar(left, accuracy, width, align="edge", color=RIGHT, ec="white", label="accuracy")
+    left, widths, accuracy = bins["lower"], bins["upper"] - bins["lower"], bins["accuracy"]
+    # An empty bin's accuracy and confidence are NaN: matplotlib draws no bar there.
+    top.bar(left, accuracy, widths, align="edge", color=RIGHT, ec="white", label="accuracy")
     gap_style = {"color": WRONG, "alpha": 0.3, "ec": WRONG, "hatch": "//"}
-    top.bar(left, gap, width, accuracy, align="edge", label="gap to confidence", **gap_style)
+    gap = bins["confidence"] - accuracy
+    top.bar(left, gap, widths, accuracy, align="edge", label="gap to confidence", **gap_style)
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
     top.set_title(f"Reliability diagram (ECE = {ece:.2%})")
     top.legend(loc="upper left", fontsize=8)
-    bottom.bar(bins["lower"], bins["count"], widths, align="edge", color="#7f7f7f")
+    bottom.bar(left, bins["count"], widths, align="edge", color="#7f7f7f")
     bottom.set(
         yscale="symlog", xlabel="confidence (top-class softmax probability)", ylabel="images"
     )
@@ -189,11 +185,8 @@ def augmented_samples(
     originals: np.ndarray, views: np.ndarray, titles: Sequence[str] | None = None
 ) -> Figure:
     """One row per image (N, H, W): the image, then its augmented views (N, K, H, W)."""
-    count, per_image = views.shape[:2]
-    figure, axes = plt.subplots(
-        count, per_image + 1, figsize=(1.3 * (per_image + 1), 1.3 * count), squeeze=False
-    )
-    plt.setp(axes, xticks=[], yticks=[])
+    count, columns = views.shape[0], views.shape[1] + 1
+    figure, axes = blank_grid(count * columns, columns, (1.3, 1.3))
     for row in range(count):
         for ax, image in zip(axes[row], [originals[row], *views[row]], strict=True):
             ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
@@ -208,12 +201,12 @@ def augmented_samples(
 def training_curves(epochs: pd.DataFrame) -> Figure:
     """Accuracy and loss per epoch (``run_files.epoch_metrics``), train vs. validation."""
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, quantity in zip(axes, ("acc", "loss"), strict=True):
+    names = {"acc": ("Accuracy", "accuracy"), "loss": ("Loss", "cross-entropy loss")}
+    for ax, (quantity, (title, ylabel)) in zip(axes, names.items(), strict=True):
         for split, style, label in (("train", "o-", "train"), ("val", "s--", "validation")):
             if f"{split}_{quantity}" in epochs:
                 ax.plot(epochs["epoch"] + 1, epochs[f"{split}_{quantity}"], style, label=label)
-        ylabel = {"acc": "accuracy", "loss": "cross-entropy loss"}[quantity]
-        ax.set(xlabel="epoch", ylabel=ylabel, title={"acc": "Accuracy", "loss": "Loss"}[quantity])
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
         ax.legend()
     figure.tight_layout()

@@ -74,12 +74,9 @@ def config_summary(
         if isinstance(value, bool | int | float | str) and name not in ("mean", "std")
     }
     if run_config:
-        data, trainer = run_config.get("data", {}), run_config.get("trainer", {})
-        summary |= {
-            "batch size": str(data.get("batch_size")),
-            "max epochs": str(trainer.get("max_epochs")),
-            "seed": str(run_config.get("seed")),
-        }
+        flat = pd.json_normalize(run_config).iloc[0]  # "data.batch_size": 128, ...
+        keys = {"batch size": "data.batch_size", "max epochs": "trainer.max_epochs", "seed": "seed"}
+        summary |= {name: str(flat.get(key)) for name, key in keys.items()}
     if run_summary:
         summary |= {
             "epochs trained": str(run_summary.get("epochs")),
