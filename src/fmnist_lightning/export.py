@@ -1,4 +1,5 @@
-"""Export a checkpoint as a standalone ONNX or TorchScript model, then check it.
+"""Write a checkpoint as a standalone ONNX or TorchScript model (uint8 pixels (N, 1, 28, 28) in,
+probabilities (N, classes) out), then check it against PyTorch.
 
 The model needs neither this project nor Lightning: uint8 ``pixels`` (N, 1, 28, 28) in,
 float32 softmax ``probabilities`` out. Normalisation and softmax are inside, so a caller
@@ -84,15 +85,6 @@ def load_exported(content: bytes | Path | str, fmt: str):
     return lambda pixels: loaded(torch.from_numpy(pixels)).detach().numpy()
 
 
-def max_difference(classifier: Classifier, run, pixels: np.ndarray) -> float:
-    """Max |exported - Classifier.predict| over the whole batch and an odd-sized slice of it."""
-    reference = classifier.predict(torch.from_numpy(pixels)).probabilities.numpy()
-    odd = max(1, len(pixels) // 2 - 1)  # another batch size: proves the batch is dynamic
-    return float(
-        max(np.abs(run(part) - reference[: len(part)]).max() for part in (pixels, pixels[:odd]))
-    )
-
-
 def export(
     checkpoint: Path,
     fmt: str,
@@ -125,7 +117,11 @@ def export(
     }
     writer = export_onnx if fmt == "onnx" else export_torchscript
     content = writer(StandaloneClassifier(classifier).eval(), info)
-    difference = max_difference(classifier, load_exported(content, fmt), pixels)
+    # Max |exported - Classifier.predict| on all the images and on fewer: the batch is dynamic.
+    run, odd = load_exported(content, fmt), max(1, len(pixels) // 2 - 1)
+    reference = classifier.predict(torch.from_numpy(pixels)).probabilities.numpy()
+    parts = (pixels, pixels[:odd])
+    difference = float(max(np.abs(run(part) - reference[: len(part)]).max() for part in parts))
     print(f"Max abs difference from PyTorch on {described}: {difference:.3g}")
     if difference > atol:
         kept = " (the existing file is kept)" if output.exists() else ""
@@ -139,8 +135,7 @@ def export(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m fmnist_lightning.export",
-        description="Write a checkpoint as a standalone ONNX or TorchScript model (uint8 pixels "
-        "(N, 1, 28, 28) in, probabilities (N, classes) out) and check it against PyTorch.",
+        description=__doc__.split("\n\n")[0],
         epilog="Exit status: 0 written and matching, 1 outputs differ by more than --atol or the "
         "file could not be written, 2 bad arguments, checkpoint, --output or a missing optional "
         "dependency.",
@@ -161,9 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     check_output(output, [args.checkpoint], args.overwrite)
     export(args.checkpoint, args.format, output, args.data_root, args.check_images, args.atol)
     exporter = "torch.export" if args.format == "onnx" else "torch.jit.script"
-    print(
-        f"Wrote {output} ({args.format}, {output.stat().st_size / 1e6:.1f} MB, exporter: {exporter})"
-    )
+    size = output.stat().st_size / 1e6
+    print(f"Wrote {output} ({args.format}, {size:.1f} MB, exporter: {exporter})")
 
 
 if __name__ == "__main__":
