@@ -152,10 +152,9 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
 def run(cfg: DictConfig) -> None:
     """The ensemble folder written, then each member's accuracy and the ensemble's."""
     metrics, output_dir = evaluate_ensemble(cfg)
+    title = f"{metrics['split']} split: {metrics['images']:,} images"
     columns = [Column(name, justify="right") for name in ("accuracy", "fit seconds")]
-    table = Table(
-        "member", *columns, title=f"{metrics['split']} split: {metrics['images']:,} images"
-    )
+    table = Table("member", *columns, title=title)
     ensemble = {**metrics, "checkpoint": "ensemble (mean softmax)"}
     for row in [*metrics["members"], ensemble]:
         fit = "?" if row["fit_seconds"] is None else f"{row['fit_seconds']:,.0f}"
