@@ -179,7 +179,7 @@ def test_a_device_that_is_no_device_is_named(tiny_checkpoint, device):
 def test_wrong_types_get_a_clear_error(classifier):
     with pytest.raises(TypeError, match="Cannot classify a int"):
         classifier.predict(3)
-    with pytest.raises(TypeError, match="list item of type dict"):
+    with pytest.raises(TypeError, match="Cannot classify a dict: pass file paths"):
         classifier.predict([{}])
 
 

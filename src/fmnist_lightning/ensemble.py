@@ -47,20 +47,17 @@ def member_checkpoint(member: Path) -> Path:
     return best[0]
 
 
-def check_shared_split(checkpoints: list[Path]) -> None:
+def check_shared_split(runs: list[Path]) -> None:
     """Members validated together must share their train/val split, else validation images
     of one are training images of another."""
-    splits = [evaluate.run_split(run_dir_of(checkpoint)) for checkpoint in checkpoints]
+    splits = [evaluate.run_split(run) for run in runs]
     if None in splits:
         raise UsageError(
-            f"No {run_files.CONFIG_YAML} beside {checkpoints[splits.index(None)]}'s checkpoints "
-            "folder: which images it trained on is unknown, so it can be in an ensemble for "
-            "split=test only."
+            f"No {run_files.CONFIG_YAML} in {runs[splits.index(None)]}: which images it trained "
+            "on is unknown, so it can be in an ensemble for split=test only."
         )
     if any(split != splits[0] for split in splits):
-        seen = ", ".join(
-            f"{run_dir_of(c).name}: {s}" for c, s in zip(checkpoints, splits, strict=True)
-        )
+        seen = ", ".join(f"{run.name}: {split}" for run, split in zip(runs, splits, strict=True))
         raise UsageError(
             f"The members were trained on different train/val splits ({seen}), so some "
             "validation images are training images of another member. Train members with one "
@@ -92,9 +89,8 @@ def check_members(modules: list[FashionMNISTModule], checkpoints: list[Path]) ->
 def fit_seconds(checkpoint: Path) -> float | None:
     """Seconds from the start of fitting to the end of the last epoch, from metrics.csv."""
     metrics_csv = run_dir_of(checkpoint) / run_files.METRICS_CSV
-    if not metrics_csv.is_file():
-        return None
-    elapsed = run_files.epoch_metrics(metrics_csv).get("elapsed_seconds", pd.Series()).dropna()
+    epochs = run_files.epoch_metrics(metrics_csv) if metrics_csv.is_file() else pd.DataFrame()
+    elapsed = epochs.get("elapsed_seconds", pd.Series()).dropna()
     return None if elapsed.empty else float(elapsed.iloc[-1])
 
 
@@ -105,9 +101,9 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     checkpoints = [member_checkpoint(Path(member)) for member in cfg.members]
     if len({checkpoint.resolve() for checkpoint in checkpoints}) < len(checkpoints):
         raise UsageError(f"A checkpoint is listed twice in members={list(cfg.members)}.")
-    if cfg.split != "test":
-        check_shared_split(checkpoints)
     runs = [run_dir_of(checkpoint) for checkpoint in checkpoints]
+    if cfg.split != "test":
+        check_shared_split(runs)
     default = f"ensemble-{'+'.join(run.name for run in runs)}-{cfg.split}"
     default = Path(os.path.commonpath(runs)) / (default + ("-tta" if tta.enabled else ""))
     output_dir = Path(cfg.output_dir or default).resolve()
@@ -156,10 +152,9 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
 def run(cfg: DictConfig) -> None:
     """The ensemble folder written, then each member's accuracy and the ensemble's."""
     metrics, output_dir = evaluate_ensemble(cfg)
+    title = f"{metrics['split']} split: {metrics['images']:,} images"
     columns = [Column(name, justify="right") for name in ("accuracy", "fit seconds")]
-    table = Table(
-        "member", *columns, title=f"{metrics['split']} split: {metrics['images']:,} images"
-    )
+    table = Table("member", *columns, title=title)
     ensemble = {**metrics, "checkpoint": "ensemble (mean softmax)"}
     for row in [*metrics["members"], ensemble]:
         fit = "?" if row["fit_seconds"] is None else f"{row['fit_seconds']:,.0f}"

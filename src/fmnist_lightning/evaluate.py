@@ -35,8 +35,6 @@ from fmnist_lightning.models.tta import TTA
 register_resolvers()
 
 SPLITS = ("train", "val", "test")
-# The data keys that decide which training images became validation images.
-SPLIT_KEYS = ("val_fraction", "split_seed")
 
 
 def checked_settings(cfg: DictConfig) -> TTA:
@@ -55,13 +53,13 @@ def check_output_dir(output_dir: Path, what: str) -> None:
 
 
 def run_split(run_dir: Path) -> dict[str, Any] | None:
-    """The data keys that decided a run's validation images, from its config.yaml; None
-    when the run has none."""
+    """The data keys that decided which of a run's training images became validation images,
+    from its config.yaml (those it sets); None when the run has no config.yaml."""
     run_config = run_dir / run_files.CONFIG_YAML
     if not run_config.is_file():
         return None
     data = OmegaConf.load(run_config).get("data", {})
-    return {key: data.get(key) for key in SPLIT_KEYS}
+    return {key: data[key] for key in ("val_fraction", "split_seed") if data.get(key) is not None}
 
 
 def load_datamodule(
@@ -69,9 +67,9 @@ def load_datamodule(
 ) -> FashionMNISTDataModule:
     """The data, preprocessed as the checkpoint was trained, set up for ``cfg.split``."""
     overrides: dict[str, Any] = {"mean": module.hparams.mean, "std": module.hparams.std}
-    if cfg.split != "test" and (split := run_split(run_dir)):
+    if cfg.split != "test":
         # The validation split is a seeded random split: rebuild the run's, not the default one.
-        overrides |= {key: value for key, value in split.items() if value is not None}
+        overrides |= run_split(run_dir) or {}
     datamodule: FashionMNISTDataModule = instantiate(cfg.data, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")  # the training images, for samples.png

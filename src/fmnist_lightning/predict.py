@@ -1,4 +1,5 @@
-"""Classify image files with a trained checkpoint: print a table, write one CSV or JSON row per file.
+"""Classify image files (any size, colour mode, PNG/JPEG/...) with a trained checkpoint: print a
+table, write one CSV or JSON row per file.
 
 A plain argparse command, not a Hydra app: its inputs are file names that the shell expands
 and that may hold spaces, commas or brackets Hydra's override grammar would need quoted.
@@ -46,10 +47,9 @@ def classify_files(
             print(f"error: {error}", file=sys.stderr)
             rows[path] = error_row(path, error.reason)
     names = classifier.class_names
-    predictions = classifier.predict(list(readable.values()), batch_size=batch_size)
-    for path, index, row in zip(
-        readable, predictions.indices.tolist(), predictions.probabilities.tolist(), strict=True
-    ):
+    predicted = classifier.predict(list(readable.values()), batch_size=batch_size)
+    indices = predicted.indices.tolist()
+    for path, index, row in zip(readable, indices, predicted.probabilities.tolist(), strict=True):
         rows[path] = error_row(path, None) | {
             "class_index": index,
             "class": names[index],
@@ -76,21 +76,19 @@ def results_table(rows: list[dict[str, Any]]) -> Table:
     fold, right = Column("path", overflow="fold"), Column("confidence", justify="right")
     table = Table(fold, "class", right, "runner-up", title="Predictions")
     for row in rows:
-        if row["error"] is not None:
-            error = f"[red]{escape(row['error'])}[/red]"
-            table.add_row(escape(row["path"]), "[red]error[/red]", "", error)
-            continue
-        runner_up, p = sorted(row["probabilities"].items(), key=lambda item: -item[1])[1]
-        confidence = f"{row['confidence']:.3f}"
-        table.add_row(escape(row["path"]), row["class"], confidence, f"{runner_up} ({p:.3f})")
+        if row["error"] is None:
+            runner_up, p = sorted(row["probabilities"].items(), key=lambda item: -item[1])[1]
+            cells = [row["class"], f"{row['confidence']:.3f}", f"{runner_up} ({p:.3f})"]
+        else:
+            cells = ["[red]error[/red]", "", f"[red]{escape(row['error'])}[/red]"]
+        table.add_row(escape(row["path"]), *cells)
     return table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fmnist_lightning.predict",
-        description="Classify image files (any size, colour mode, PNG/JPEG/...) with a trained "
-        "checkpoint. Prints a table and writes one CSV or JSON row per file.",
+        description=__doc__.split("\n\n")[0],
         epilog="Exit status: 0 all files classified, 1 some file failed or the output could not "
         "be written, 2 bad arguments, checkpoint or --output.",
     )

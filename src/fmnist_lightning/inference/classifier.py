@@ -62,7 +62,7 @@ def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     # float64 holds every bound exactly enough, also of uint16/32/64, which torch cannot reduce.
     wide = pixels.double() if pixels.numel() else torch.zeros(1, dtype=torch.float64)
     low, high = wide.min().item(), wide.max().item()
-    if pixels.dtype.is_floating_point and wide.isfinite().all() and 0 <= low <= high <= 1:
+    if pixels.dtype.is_floating_point and 0 <= low <= high <= 1:  # NaN fails the test too
         return pixels.float()
     number = pixels.dtype != torch.bool and not pixels.is_complex()
     if number and not pixels.dtype.is_floating_point and 0 <= low <= high <= 255:
@@ -77,15 +77,10 @@ def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:
     """Any supported input → (N, 28, 28) uint8 (or float32 in [0, 1]) pixels."""
-    if isinstance(images, str | Path | Image.Image):
-        images = [images]
     if isinstance(images, torch.Tensor | np.ndarray):
         return pixels_from_array(images)
-    if not isinstance(images, Sequence):
-        raise TypeError(
-            f"Cannot classify a {type(images).__name__}: pass a tensor or array of {SHAPES} "
-            "images, a PIL image, a file path, or a list of these."
-        )
+    if isinstance(images, str | Path | Image.Image) or not isinstance(images, Sequence):
+        images = [images]
     parts = [torch.empty(0, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)]  # torch.cat needs one
     for item in images:
         if isinstance(item, str | Path):
@@ -94,8 +89,8 @@ def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:
             item = prepare_image(item, invert=invert)
         elif not isinstance(item, torch.Tensor | np.ndarray):
             raise TypeError(
-                f"Cannot classify a list item of type {type(item).__name__}: expected file "
-                "paths, PIL images, or arrays/tensors of 28x28 images."
+                f"Cannot classify a {type(item).__name__}: pass file paths, PIL images or "
+                f"tensors/arrays of {SHAPES} images, or a list of these."
             )
         parts.append(pixels_from_array(item))
     if any(part.dtype != torch.uint8 for part in parts):  # a mix: bring uint8 to [0, 1] too

@@ -36,16 +36,15 @@ def glob_files(start: Path, pattern: str, hidden: bool = False) -> list[str]:
 def find_images(inputs: list[str], recursive: bool = False) -> tuple[list[str], dict[str, str]]:
     """The image files the inputs name, in order and each once, and an error for each input
     that names none."""
-    files, errors = [], {}
+    unique, errors = {}, {}  # each file once, by its resolved path: the first path to it kept
     for entry in inputs:
         path, parts = Path(entry), Path(entry).parts
         found, why = [], "no such file or folder"
         if path.is_dir():  # its image files by extension, hidden ones left out
             found = glob_files(path, "**/*" if recursive else "*")
             found = [file for file in found if Path(file).suffix.lower() in IMAGE_EXTENSIONS]
-            why = "folder holds no image files" + (
-                "" if recursive else " (--recursive searches its subfolders)"
-            )
+            why = "folder holds no image files"
+            why += "" if recursive else " (--recursive searches its subfolders)"
         elif path.exists():
             found = [entry]  # named explicitly: tried whatever its extension or kind
         elif glob.has_magic(entry):
@@ -55,11 +54,8 @@ def find_images(inputs: list[str], recursive: bool = False) -> tuple[list[str], 
                 found = glob_files(Path(*parts[:magic]), "/".join(parts[magic:]), hidden)
             except ValueError:  # "a**b", which pathlib refuses: glob's reading, without recursion
                 found = sorted(file for file in glob.glob(entry) if Path(file).is_file())
-        files += found
+        for file in found:
+            unique.setdefault(os.path.realpath(file), file)
         if not found:
             errors[entry] = why
-    # Each file once, by its resolved path: later paths to a file already listed are dropped.
-    unique: dict[str, str] = {}
-    for file in files:
-        unique.setdefault(os.path.realpath(file), file)
     return list(unique.values()), errors

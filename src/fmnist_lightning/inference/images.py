@@ -88,10 +88,6 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
-def border_mean(gray: np.ndarray) -> float:
-    return float(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]).mean())
-
-
 def fit_to_square(gray: np.ndarray, fill: float, size: int = IMAGE_SIZE) -> np.ndarray:
     """Resize so the longer side is ``size`` (aspect kept), centred on a ``fill`` canvas."""
     height, width = gray.shape
@@ -100,10 +96,8 @@ def fit_to_square(gray: np.ndarray, fill: float, size: int = IMAGE_SIZE) -> np.n
     if (new_width, new_height) != (width, height):
         # Area averaging when shrinking: no aliasing, and exact for integer factors.
         resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-        resized = Image.fromarray(np.ascontiguousarray(gray, np.float32)).resize(
-            (new_width, new_height), resample
-        )
-        gray = np.asarray(resized, dtype=np.float32)
+        image = Image.fromarray(np.ascontiguousarray(gray, np.float32))
+        gray = np.asarray(image.resize((new_width, new_height), resample), dtype=np.float32)
     canvas = np.full((size, size), fill, dtype=np.float32)
     top, left = (size - new_height) // 2, (size - new_width) // 2
     canvas[top : top + new_height, left : left + new_width] = gray
@@ -118,7 +112,7 @@ def prepare_image(
         gray = to_grayscale(image)
     except Exception as error:  # a mode Pillow cannot convert ("La"), NaN pixels...
         raise ImageReadError(source, f"{type(error).__name__}: {error}") from error
-    background = border_mean(gray)
+    background = float(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]).mean())
     square = fit_to_square(gray, fill=background)
     if background > LIGHT_BACKGROUND_THRESHOLD if invert is None else invert:
         square = 1.0 - square
