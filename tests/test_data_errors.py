@@ -143,8 +143,9 @@ def test_a_gz_file_cut_short_is_named_not_a_failed_download_of_another(data_root
 def test_a_data_root_that_is_a_file_says_so(tmp_path):
     path = tmp_path / "data.zip"
     path.write_bytes(b"PK")
-    with pytest.raises(DataError, match="is a file, but it should be a folder"):
+    with pytest.raises(DataError, match="is a file, not a folder: move it away") as error:
         make_datamodule(path).prepare_data()
+    assert "data.root" in str(error.value)
 
 
 def error_as_unprivileged_user(function: Callable[[], object]) -> str:
