@@ -132,5 +132,4 @@ class FashionMNISTDataModule(L.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         if self.augment is None or not training or isinstance(batch, torch.Tensor):
             return batch
-        images, labels = batch
-        return self.augment(images), labels
+        return self.augment(batch[0]), batch[1]

@@ -73,9 +73,9 @@ def missing_files(root: Path) -> list[str]:
         if not (stat.S_ISREG(mode) if wanted == "file" else folder):
             kind = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFIFO: "FIFO"}
             raise DataError(
-                f"'{path}' is a {kind.get(stat.S_IFMT(mode), 'special file')}, not a {wanted}: "
-                "move it away so that the next run downloads the data (data.download=true, "
-                f"needs internet), {ELSEWHERE} FashionMNIST/raw/ with the four files."
+                f"'{path}' is a {kind.get(stat.S_IFMT(mode), 'special file')}, but it should be "
+                f"a {wanted}. Move it away so that the next run downloads the data "
+                f"(data.download=true, needs internet), {ELSEWHERE} FashionMNIST/raw/."
             )
         if not os.access(path, os.R_OK | os.X_OK if folder else os.R_OK):
             raise unreadable(path, "folder" if folder else "file")
