@@ -4,6 +4,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch.trainer.states import RunningStage
 from omegaconf import OmegaConf
 
@@ -117,8 +118,8 @@ def compose_augment(tmp_path, *overrides: str):
 
 def test_config_dicts_and_presets_build_the_augmentation(tmp_path):
     def built(*overrides: str) -> BatchAugment:
-        """The data module's augmentation, given the config node as Hydra composes it."""
-        return datamodule(tmp_path, compose_augment(tmp_path, *overrides)).augment
+        """The data module's augmentation, built by Hydra from the composed config."""
+        return instantiate(compose("train", [f"paths.run_dir={tmp_path}", *overrides]).data).augment
 
     augment = built("data/augment=standard")
     assert (augment.crop, augment.flip, augment.erase) == (True, True, True)

@@ -143,8 +143,11 @@ def test_a_gz_file_cut_short_is_named_not_a_failed_download_of_another(data_root
 def test_a_data_root_that_is_a_file_says_so(tmp_path):
     path = tmp_path / "data.zip"
     path.write_bytes(b"PK")
-    with pytest.raises(DataError, match="is a file, but it should be a folder"):
+    with pytest.raises(
+        DataError, match="is a file, but it should be a folder. Move it away"
+    ) as error:
         make_datamodule(path).prepare_data()
+    assert "data.root" in str(error.value)
 
 
 def error_as_unprivileged_user(function: Callable[[], object]) -> str:
@@ -258,7 +261,9 @@ def test_a_directory_or_fifo_in_place_of_an_idx_file_is_named(data_root, kind):
     signal.signal(signal.SIGALRM, lambda *_: pytest.fail("reading the data hung"))
     signal.alarm(60)
     try:
-        with pytest.raises(DataError, match=f"'{path}' is a {kind}, not a file") as error:
+        with pytest.raises(
+            DataError, match=f"'{path}' is a {kind}, but it should be a file"
+        ) as error:
             make_datamodule(data_root).prepare_data()
     finally:
         signal.alarm(0)

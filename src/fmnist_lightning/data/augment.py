@@ -31,12 +31,10 @@ class BatchAugment:
         # crop_padding, flip_p and erase_p: the config schema's ranges (config/schema.py).
         self.erase_scale, self.erase_ratio = tuple(self.erase_scale), tuple(self.erase_ratio)
         (low, high), (ratio_low, ratio_high) = self.erase_scale, self.erase_ratio
-        for refused, problem in (
-            (not 0 < low <= high <= 1, "erase_scale is (min, max) fractions in (0, 1]"),
-            (not 0 < ratio_low <= ratio_high, "erase_ratio is (min, max) aspect ratios > 0"),
-        ):
-            if refused:
-                raise ValueError(f"{problem}, got {getattr(self, problem.split()[0])}.")
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"erase_scale needs 0 < min <= max <= 1, got {self.erase_scale}.")
+        if not 0 < ratio_low <= ratio_high:
+            raise ValueError(f"erase_ratio needs 0 < min <= max, got {self.erase_ratio}.")
 
     @property
     def enabled(self) -> bool:

@@ -1,8 +1,8 @@
 """Fashion-MNIST normalised once into in-memory tensors, every batch an index slice of them:
 no per-sample PIL work and no worker processes, so waiting for data costs next to nothing."""
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +29,7 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
     rank: int = 0
     world_size: int = 1
     device: torch.device | str = "cpu"
-    epoch: int = 0
+    epoch: int = field(default=0, init=False)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -65,21 +65,16 @@ class FashionMNISTDataModule(L.LightningDataModule):
     std: float
     download: bool
     on_device: bool
-    augment: BatchAugment | Mapping | None = None
+    augment: BatchAugment | None = None
 
     def __post_init__(self) -> None:
         super().__init__()
         self.root, self.tensors = Path(self.root), {}
-        if isinstance(self.augment, Mapping):  # a config node passed by hand: built as Hydra would
-            self.augment = BatchAugment(
-                **{k: v for k, v in self.augment.items() if k != "_target_"}
-            )
 
     def prepare_data(self) -> None:
         """Download or check the files, and refuse a val_fraction that starves a split, before
         any training."""
-        n = files.ensure_split(self.root, True, self.download)
-        files.ensure_split(self.root, False, self.download)
+        n = files.ensure_files(self.root, self.download)
         n_val, key = round(n * self.val_fraction), f"data.val_fraction={self.val_fraction}"
         if n - n_val < self.batch_size:  # n_val as split_indices counts it
             raise files.DataError(
@@ -94,7 +89,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             )
 
     def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        files.ensure_split(self.root, train, download=False)
+        files.ensure_files(self.root, download=False)  # a sentence, not the parser's error
         dataset = FashionMNIST(str(self.root), train=train, download=False)
         device = self.trainer.strategy.root_device if self.on_device and self.trainer else "cpu"
         return normalise(dataset.data, self.mean, self.std).to(device), dataset.targets.to(device)
@@ -137,5 +132,4 @@ class FashionMNISTDataModule(L.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         if self.augment is None or not training or isinstance(batch, torch.Tensor):
             return batch
-        images, labels = batch
-        return self.augment(images), labels
+        return self.augment(batch[0]), batch[1]

@@ -3,9 +3,8 @@ that a damaged file gets a sentence instead of the parser's reshape error. torch
 MD5s are of the .gz downloads, and hashing costs more than parsing: left to downloads."""
 
 import gzip
-import hashlib
-import math
 import os
+import stat
 import tempfile
 import zlib
 from pathlib import Path
@@ -56,45 +55,40 @@ def unreadable(path: Path, kind: str) -> DataError:
     )
 
 
-def check_readable(root: Path) -> None:
-    """Refuse an unreadable folder or file, and a special file where an IDX file should be
-    (reading a FIFO would block for ever)."""
-    for folder in (root, root / "FashionMNIST", raw_folder(root)):
+def missing_files(root: Path) -> list[str]:
+    """The IDX files not there, once each folder on the way and each file there is what it
+    should be, and readable (reading a FIFO would block for ever). One stat each."""
+    raw, absent = raw_folder(root), set()
+    for path in (root, root / "FashionMNIST", raw, *(raw / name for name in RAW_FILES)):
         try:
-            folder.stat()
+            mode = path.stat().st_mode  # a symlink counts as what it names
         except FileNotFoundError:
-            return  # missing files are reported, or downloaded, later
-        except PermissionError as error:  # a parent folder cannot be searched
-            raise unreadable(folder.parent, "folder") from error
-        if not folder.is_dir():
+            absent.add(path)  # reported, or downloaded, by the caller
+            continue
+        except PermissionError as error:  # its folder cannot be searched
+            raise unreadable(path.parent, "folder") from error
+        folder, wanted = stat.S_ISDIR(mode), "file" if path.parent == raw else "folder"
+        if not (stat.S_ISREG(mode) if wanted == "file" else folder):
+            kind = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFIFO: "FIFO"}
             raise DataError(
-                f"'{folder}' is a file, but it should be a folder of the data root. "
-                "Point data.root (or FMNIST_DATA_DIR) at the folder that holds FashionMNIST/raw/."
+                f"'{path}' is a {kind.get(stat.S_IFMT(mode), 'special file')}, but it should be "
+                f"a {wanted}. Move it away so that the next run downloads the data "
+                f"(data.download=true, needs internet), {ELSEWHERE} FashionMNIST/raw/."
             )
-        if not os.access(folder, os.R_OK | os.X_OK):
-            raise unreadable(folder, "folder")
-    for path in (raw_folder(root) / name for name in RAW_FILES):
-        if path.exists() and not path.is_file():  # a symlink counts as what it names
-            kind = "directory" if path.is_dir() else "FIFO" if path.is_fifo() else "special file"
-            raise DataError(
-                f"'{path}' is a {kind}, not a file: the data needs the IDX file itself there. "
-                "Remove it so that the next run downloads the file (data.download=true, needs "
-                f"internet), {ELSEWHERE} the four files."
-            )
-        if path.exists() and not os.access(path, os.R_OK):
-            raise unreadable(path, "file")
+        if not os.access(path, os.R_OK | os.X_OK if folder else os.R_OK):
+            raise unreadable(path, "folder" if folder else "file")
+    return [name for name in RAW_FILES if raw / name in absent]
 
 
-def ensure_split(root: Path, train: bool, download: bool) -> int:
-    """Download one split's files if missing and allowed, check them (cheap: nothing is
-    parsed), return its image count."""
+def ensure_files(root: Path, download: bool) -> int:
+    """Download the four files if missing and allowed, check them (cheap: nothing is
+    parsed), return the number of training images."""
     # Runs side by side on a fresh folder would otherwise read each other's half-unpacked
     # files. The lock is in the temporary folder, so that a shared or read-only data folder
     # is never written to; 0o666 lets another user's runs take it too.
-    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    key = f"{zlib.crc32(str(root.resolve()).encode()):08x}"  # roots that collide just wait
     with FileLock(Path(tempfile.gettempdir()) / f"fmnist-lightning-data-{key}.lock", mode=0o666):
-        check_readable(root)
-        missing = [name for name in RAW_FILES if not (raw_folder(root) / name).is_file()]
+        missing = missing_files(root)
         gz_files = [raw_folder(root) / f"{name}.gz" for name in missing]
         if missing and not download:
             reason = "downloading is off: data.download=false"
@@ -102,22 +96,24 @@ def ensure_split(root: Path, train: bool, download: bool) -> int:
                 reason += "; the .gz files are there, data.download=true unpacks them offline"
             raise not_found(root, reason, missing)
         if missing:
-            try:  # torchvision downloads (or unpacks the .gz files) and checks the MD5s
-                FashionMNIST(str(root), train=train, download=True)
+            try:  # torchvision downloads (or unpacks) all four files and checks the MD5s
+                FashionMNIST(str(root), train=True, download=True)
             except RuntimeError as error:  # a failed download, or a .gz file cut short
                 for path in filter(Path.is_file, gz_files):
-                    try:
-                        gzip.decompress(path.read_bytes())
+                    try:  # seeking to the end unpacks it chunk by chunk, never whole in memory
+                        with gzip.open(path) as stream:
+                            stream.seek(0, os.SEEK_END)
                     except (EOFError, OSError, zlib.error) as cause:
                         size = path.stat().st_size
                         problem = f"it is {size:,} bytes long and does not unpack ({cause})"
                         raise damaged(path, problem) from cause
                 raise not_found(root, str(error), missing) from error
-        return verify_split(root, train)
+        counts = {split: verify_split(root, split) for split in ("train", "t10k")}
+        return counts["train"]
 
 
 def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
-    header = np.fromfile(path, dtype=">u4", count=1 + ndim)  # check_readable made sure it reads
+    header = np.fromfile(path, dtype=">u4", count=1 + ndim)  # missing_files made sure it reads
     size = path.stat().st_size
     if len(header) < 1 + ndim:
         problem = f"it is {size} bytes long, shorter than its {4 * (1 + ndim)}-byte header"
@@ -126,7 +122,7 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
     if magic != 0x0800 | ndim:
         wanted = f"0x{0x0800 | ndim:08x} (unsigned bytes, {ndim} dimension{'s' * (ndim > 1)})"
         raise damaged(path, f"its magic number is 0x{magic:08x}, not {wanted}")
-    expected = 4 * (1 + ndim) + math.prod(shape)
+    expected = 4 * (1 + ndim) + int(np.prod(shape))
     if size != expected:
         raise damaged(
             path,
@@ -136,10 +132,9 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def verify_split(root: Path, train: bool) -> int:
+def verify_split(root: Path, split: str) -> int:
     """Check one split's two files before torchvision parses them; return its image count."""
-    names = RAW_FILES[:2] if train else RAW_FILES[2:]
-    images_path, labels_path = (raw_folder(root) / name for name in names)
+    images_path, labels_path = (raw_folder(root) / n for n in RAW_FILES if n.startswith(split))
     count, height, width = read_idx_shape(images_path, ndim=3)
     (label_count,) = read_idx_shape(labels_path, ndim=1)
     if (height, width) != (28, 28):

@@ -18,8 +18,7 @@ def write_fashion_mnist(root: Path, train: int = 400, test: int = 100) -> Path:
     raw.mkdir(parents=True, exist_ok=True)
     for prefix, count, seed in (("train", train, 0), ("t10k", test, 1)):
         rng = np.random.default_rng(seed)
-        labels = np.arange(count) % 10
-        rng.shuffle(labels)
+        labels = rng.permutation(np.arange(count) % 10)
         images = rng.integers(0, 60, size=(count, 28, 28))
         for index, label in enumerate(labels):
             row, col = divmod(int(label), 5)
