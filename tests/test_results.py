@@ -142,6 +142,40 @@ def test_the_table_groups_seeds_by_configuration(study, tmp_path, capsys):
     assert "python -m fmnist_lightning.train -m experiment=best seed=0,1,2" in text
 
 
+def write_sweep(folder: Path, runs: int, configurations: int = 4) -> None:
+    """``runs`` finished runs of ``configurations`` command lines, seeds 0, 1, ... in each: the
+    folders of docs/performance.md's figure for ``results`` over many runs."""
+    for job in range(runs):
+        config, seed = divmod(job, runs // configurations)
+        accuracy, val_accs = 0.9 + config / 100 + seed / 1e5, [0.8, 0.9 + config / 100]
+        write_run(
+            folder / str(job),
+            [f"model.dropout=0.{config}"],
+            seed,
+            accuracy,
+            None,
+            val_accs,
+            1000,
+            2.0,
+        )
+
+
+def test_a_sweep_of_many_runs_gives_one_row_per_configuration(tmp_path):
+    write_sweep(tmp_path / "sweep", 400)
+    output = tmp_path / "results.md"
+    assert main([str(tmp_path / "sweep"), "--output", str(output)]) == 0
+    lines = table_lines(output.read_text())[2:]
+    assert [line.split(" | ")[0] for line in lines] == [
+        f"| `model.dropout=0.{c}`" for c in range(4)
+    ]
+    seeds = ", ".join(map(str, range(100)))
+    for config, line in enumerate(lines):
+        cells = line.split(" | ")
+        # mean of 90 + c + seed / 1000 over seeds 0..99: + 0.0495; sample std 0.029
+        assert cells[1:3] == [seeds, f"{90 + config + 0.0495:.2f} ± 0.03"]
+        assert cells[6:8] == [", ".join(["2"] * 100), ", ".join(["2"] * 100)]
+
+
 def test_a_longer_command_line_that_composed_the_same_config_joins_its_row(tmp_path):
     """seed 0 spelled out what experiment=best now says (the stand-in config drops
     trainer.max_epochs from its recipe, as if the experiment set the same value)."""
