@@ -146,9 +146,9 @@ def test_search_settings_and_trial_overrides_are_told_apart():
         ),
         (
             ["+hparams_search.params.x._target_=builtins.dict"],
-            "builds dict, not an Optuna distribution",
+            "builds dict: use an optuna.distributions class",
         ),
-        (["trainer=ddp"], "a search runs each trial in its own process"),
+        (["trainer=ddp"], "ddp.* in a search: run one search per device"),
         (["hparams_search.storage=nosuchdb://x"], "hparams_search.storage='nosuchdb://x'"),
     ],
 )  # fmt: skip

@@ -15,9 +15,8 @@ matplotlib.use("Agg")  # no window opens
 def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
     """Validation accuracy per epoch, one line per job (``curves``: label → epoch_metrics);
     best val and test accuracy per job (``training.sweep_summary.summarise_sweep``)."""
-    figure, (left, right) = plt.subplots(
-        1, 2, figsize=(13, 4 + 0.15 * len(summary)), gridspec_kw={"width_ratios": [3, 2]}
-    )
+    height = 4 + 0.15 * len(summary)  # room for a bar per job
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, height), width_ratios=[3, 2])
     for label, epochs in curves.items():
         left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
     left.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per job")

@@ -60,14 +60,13 @@ def write_figures(
     summary_text, layers = model_summary(module.net, tuple(images.shape[1:]))
     write_atomically(output_dir / "model_summary.txt", summary_text + "\n")
     shown = torch.randperm(len(labels), generator=torch.Generator().manual_seed(settings.seed))
+    mistakes = most_confident_mistakes(probabilities, labels, settings.mistakes)
     figures = {
         "architecture": plots.architecture_diagram(layers, type(unwrapped(module.net)).__name__),
         "confusion_matrix": plots.confusion_matrix_figure(result.confusion.numpy(), names),
         "calibration": plots.reliability_diagram(result.reliability, result.metrics["ece"]),
         "predictions": drawn(plots.prediction_grid, shown[: settings.predictions]),
-        "misclassified": drawn(
-            plots.mistakes_grid, most_confident_mistakes(probabilities, labels, settings.mistakes)
-        ),
+        "misclassified": drawn(plots.mistakes_grid, mistakes),
     }
     if train is not None:
         inputs, classes = train

@@ -32,13 +32,10 @@ def shape_text(shape: tuple[int, ...] | list[int]) -> str:
 def model_summary(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, pd.DataFrame]:
     """torchinfo's summary text, and one row per leaf layer: layer, output_shape, params,
     mult_adds. It runs a float32 copy on the CPU, so the network itself is not moved."""
+    cpu_copy = copy.deepcopy(unwrapped(network)).float().cpu()
+    columns = ("output_size", "num_params", "mult_adds")
     statistics = summary(
-        copy.deepcopy(unwrapped(network)).float().cpu(),
-        input_size=(1, *input_shape),
-        col_names=("output_size", "num_params", "mult_adds"),
-        depth=4,
-        device="cpu",
-        verbose=0,
+        cpu_copy, input_size=(1, *input_shape), col_names=columns, depth=4, device="cpu", verbose=0
     )
     rows = [("Input", shape_text(input_shape), 0, 0)]
     rows += [

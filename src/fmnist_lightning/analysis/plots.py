@@ -123,8 +123,8 @@ def prediction_grid(
 ) -> Figure:
     """Each image with its predicted class (red and framed when wrong) and true class, and a
     bar chart of its class probabilities (the true class's bar outlined when wrong)."""
-    ratios = {"width_ratios": [1, 1.6] * 3}  # three (image, bars) pairs per row
-    figure, axes = blank_grid(2 * len(images), 6, (2.6, 2.1), gridspec_kw=ratios)
+    # Three (image, bars) pairs per row.
+    figure, axes = blank_grid(2 * len(images), 6, (2.6, 2.1), width_ratios=[1, 1.6] * 3)
     for index, (image, label, probs) in enumerate(zip(images, labels, probabilities, strict=True)):
         image_ax, bar_ax = axes.reshape(-1, 2)[index]
         title = "{mark}{predicted} {p:.0%}\n(true: {true})"
@@ -160,9 +160,7 @@ def mistakes_grid(
 def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
     """Accuracy against mean confidence per bin (``metrics.reliability_table``), and how many
     images fall in each: bars below the diagonal mean overconfidence."""
-    figure, (top, bottom) = plt.subplots(
-        2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
+    figure, (top, bottom) = plt.subplots(2, figsize=(5.5, 6.5), sharex=True, height_ratios=[3, 1])
     left, widths, accuracy = bins["lower"], bins["upper"] - bins["lower"], bins["accuracy"]
     # An empty bin's accuracy and confidence are NaN: matplotlib draws no bar there.
     top.bar(left, accuracy, widths, align="edge", color=RIGHT, ec="white", label="accuracy")
@@ -174,9 +172,8 @@ def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
     top.set_title(f"Reliability diagram (ECE = {ece:.2%})")
     top.legend(loc="upper left", fontsize=8)
     bottom.bar(left, bins["count"], widths, align="edge", color="#7f7f7f")
-    bottom.set(
-        yscale="symlog", xlabel="confidence (top-class softmax probability)", ylabel="images"
-    )
+    bottom.set(yscale="symlog", ylabel="images")
+    bottom.set_xlabel("confidence (top-class softmax probability)")
     figure.tight_layout()
     return figure
 

@@ -34,6 +34,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # that loses gets an IntegrityError (or "database is locked") and finds them on a retry.
 STORAGE_ATTEMPTS, STORAGE_RETRY_SECONDS = 5, 0.2
 TRIAL_JSON = "trial.json"
+NEW_STUDY = "choose another hparams_search.study_name"
 
 
 def search_settings(overrides: Sequence[str]) -> tuple[DictConfig, dict, list[str]]:
@@ -54,10 +55,7 @@ def search_settings(overrides: Sequence[str]) -> tuple[DictConfig, dict, list[st
         raise UsageError(f"hparams_search.n_trials={settings.n_trials!r}: give a whole number >= 0")
     # A trial runs in the search's own process: DDP would re-launch the whole search.
     if "ddp" in (strategy := str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))):
-        raise UsageError(
-            f"trainer.strategy={strategy}: a search runs each trial in its own process; to use "
-            "several devices, start one search process per device on the same hparams_search.storage"
-        )
+        raise UsageError(f"trainer.strategy={strategy} in a search: run one search per device")
     space = {}
     for key, spec in settings.params.items():
         try:  # Optuna's own checks: low > high, a log range from 0, ...
@@ -66,19 +64,14 @@ def search_settings(overrides: Sequence[str]) -> tuple[DictConfig, dict, list[st
             raise UsageError(f"hparams_search.params.{key}: {error.__cause__ or error}") from error
         if not isinstance(distribution, dist.BaseDistribution):
             raise UsageError(
-                f"hparams_search.params.{key} builds {type(distribution).__name__}, not an Optuna "
-                "distribution: use optuna.distributions.{Float,Int,Categorical}Distribution"
+                f"hparams_search.params.{key} builds {type(distribution).__name__}: use an optuna.distributions class"
             )
     if searched := [key for key in keys if key in space]:  # which of the two would win is unclear
         raise UsageError(
-            f"{searched[0]} is searched (hparams_search.params) and also set on the command line: "
-            "drop the override, or search a copy of conf/hparams_search/optuna.yaml without the key"
+            f"{searched[0]} is searched (hparams_search.params) and also set on the command line: drop the override"
         )
     if "paths.run_dir" in keys:
-        raise UsageError(
-            "paths.run_dir cannot be set for a search: every trial gets its own folder "
-            "<hparams_search.dir>/<trial number>; set hparams_search.dir or paths.root"
-        )
+        raise UsageError("paths.run_dir cannot be set for a search: set hparams_search.dir")
     fixed = [o.input_line for o in parsed if o.key_or_group.split(".")[0] != "hparams_search"]
     return settings, space, fixed
 
@@ -161,16 +154,10 @@ def run_search(overrides: Sequence[str], train: Callable) -> optuna.Study:
         study_name=name, storage=storage, pruner=pruner, direction=direction, load_if_exists=True
     )
     if (made_to := study.direction.name.lower()) != direction:
-        raise UsageError(
-            f"The study '{name}' in {settings.storage} was made to {made_to}, not {direction}: "
-            "choose another hparams_search.study_name for a new study"
-        )
+        raise UsageError(f"study {name!r} was made to {made_to}, not {direction}: {NEW_STUDY}")
     # A new study never writes into the trial folders of an older one of the same name.
     if not (held := len(study.get_trials(deepcopy=False))) and (search_dir / "0").is_dir():
-        raise UsageError(
-            f"{search_dir} already holds trial folders but the study storage has no trials (was "
-            "its database removed?): choose another hparams_search.study_name, or move it away"
-        )
+        raise UsageError(f"{search_dir} already holds trial folders of an older study: {NEW_STUDY}")
     # A fixed seed moves on by the trials already held: a continued study proposes new points.
     seed = settings.sampler.get("seed")
     moved = {"seed": seed + held} if seed is not None else {}

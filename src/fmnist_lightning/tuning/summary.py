@@ -52,9 +52,8 @@ def write_summary(study: optuna.Study, search_dir: Path) -> str:
     else:
         best, direction = study.best_trial, study.direction.name.lower()
         where = f"in `{best.user_attrs.get('run_dir')}`"
-        command = shlex.join(
-            ["python", "-m", "fmnist_lightning.train", *best.user_attrs["overrides"]]
-        )
+        overrides = best.user_attrs["overrides"]
+        command = shlex.join(["python", "-m", "fmnist_lightning.train", *overrides])
         lines += [f"Best trial: {best.number}, value {best.value:.4f} ({direction}d), {where}.", ""]
         lines += ["Train it again as a new run:", "", "```bash", command, "```", ""]
     if len(pruned):
