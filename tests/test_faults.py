@@ -34,8 +34,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(synthetic_
     assert f"epoch 1, step {STEPS_PER_EPOCH + 4}" in message  # the first bad step, no later
     assert "the training loss became nan" in message
     assert f"The last good checkpoint is kept: {last.resolve()}" in message
-    for advice in ("optimizer.lr=", "trainer.precision=32-true", "data.root"):
-        assert advice in message
+    assert "a lower optimizer.lr, or trainer.precision=32-true" in message
     checkpoint = read_checkpoint(last)
     assert checkpoint["global_step"] == STEPS_PER_EPOCH  # the end of the first epoch
     assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values())
@@ -43,7 +42,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(synthetic_
 
 def test_an_absurd_learning_rate_is_caught_before_any_checkpoint(synthetic_root, tmp_path):
     cfg = small(synthetic_root, tmp_path, "optimizer.lr=1e12", "scheduler=none")
-    with pytest.raises(NonFiniteLoss, match="learning rate at that step: 1e\\+12") as stopped:
+    with pytest.raises(NonFiniteLoss, match="learning rate 1e\\+12") as stopped:
         train(cfg)
     assert "No checkpoint had been written yet" in str(stopped.value)
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
@@ -109,9 +108,8 @@ def test_a_full_disk_at_a_checkpoint_stops_the_run_in_one_line(synthetic_root, t
     assert exited.value.code == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"could not write '{folder}" in error and "No space left on device" in error
-    assert "The checkpoints written before are intact" in error
     command = f"python -m fmnist_lightning.train resume={tmp_path.resolve()}"
-    assert f"Free some space, then continue the run: {command}" in error
+    assert f"Free some space. To continue this run in the same folder: {command}" in error
     assert read_checkpoint(folder / "last.ckpt")["global_step"] == STEPS_PER_EPOCH
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no temporary
 

@@ -68,8 +68,7 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> L.Tr
         if not isinstance(error.__cause__, MisconfigurationException):
             raise
         raise Stopped(
-            "Lightning refused the trainer settings (fix or drop the trainer.* override; "
-            f"trainer.accelerator=auto and trainer.devices=auto use this machine's): {error.__cause__}"
+            f"Lightning refused the trainer settings (fix or drop the trainer.* override): {error.__cause__}"
         ) from error
     refuse_ddp_in_multirun(trainer)
     return trainer

@@ -19,7 +19,7 @@ from fmnist_lightning.inference.output_files import OutputFileError
 from fmnist_lightning.training.callbacks.interrupt import AFTER_TRAINING, GracefulInterrupt
 
 OUT_OF_MEMORY = re.compile("out of memory|can't allocate memory")  # CUDA's, a host allocation
-NO_CHECKPOINT = "No checkpoint had been written yet."
+NO_CHECKPOINT = "No checkpoint had been written yet"
 
 
 # Caught by the search: a trial stopped by these failed for its own values, the search goes on.
@@ -48,15 +48,20 @@ def _kept_checkpoint(trainer: L.Trainer) -> Path | None:
     return path if path and path.is_file() else None
 
 
+def _what_next(trainer: L.Trainer, run_dir: Path) -> str:
+    """The advice that ends the message of a run stopped short: resume it, or start it again."""
+    if _kept_checkpoint(trainer):
+        return f"To continue this run in the same folder: {resume_command(run_dir)}"
+    return f"{NO_CHECKPOINT}: start the run again."
+
+
 def non_finite_loss_message(trainer: L.Trainer, loss: float) -> str:
     lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan
     path = _kept_checkpoint(trainer)
-    kept = f"The last good checkpoint is kept: {path}" if path else NO_CHECKPOINT
+    kept = f"The last good checkpoint is kept: {path}" if path else f"{NO_CHECKPOINT}."
     return (
-        f"Training stopped at {_where(trainer)}: the training loss became {loss} (learning rate "
-        f"at that step: {lr:.3g}).\n{kept}\nWhat to do: start a new run with a lower "
-        "learning rate, e.g. optimizer.lr=<a tenth>; check data.root, data.mean, data.std; in "
-        "reduced precision, try trainer.precision=32-true."
+        f"Training stopped at {_where(trainer)}: the training loss became {loss} (learning rate {lr:.3g}).\n"
+        f"{kept}\nWhat to do: a new run with a lower optimizer.lr, or trainer.precision=32-true."
     )
 
 
@@ -77,15 +82,10 @@ def interrupted_message(signum: int, trainer: L.Trainer, run_dir: Path) -> str:
     elif interrupt and interrupt.aborted:
         head = f"Run stopped at once by a second Ctrl-C during {stage} {where}; nothing was saved."
     elif stage in AFTER_TRAINING:
-        head = (
-            f"Run interrupted by {name} during {stage}, after training ({where}); no checkpoint "
-            f"was written, so {interrupt.path.name} keeps the weights that training ended with."
-        )
+        head = f"Run interrupted by {name} during {stage}, after training ({where}); {interrupt.path.name} holds training's end."
     else:
         head = f"Run interrupted by {name} during {stage} {where}; nothing was saved."
-    if _kept_checkpoint(trainer):
-        return f"{head}\nTo continue this run in the same folder:\n  {resume_command(run_dir)}"
-    return f"{head}\nNo checkpoint of this run exists yet: start the run again."
+    return f"{head}\n{_what_next(trainer, run_dir)}"
 
 
 @contextmanager
@@ -102,11 +102,8 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
         raise TrainingInterrupted(interrupted_message(signum, trainer, run_dir), signum) from stop
     # Checkpoints, metrics.csv rewound for a resume, test_metrics.json: a resume writes each again.
     except OutputFileError as error:
-        kept = _kept_checkpoint(trainer)
-        intact = "The checkpoints written before are intact." if kept else NO_CHECKPOINT
-        then = f"continue the run: {resume_command(run_dir)}" if kept else "start the run again."
         raise Stopped(
-            f"Run stopped at {_where(trainer)}: {error}. {intact} Free some space, then {then}"
+            f"Run stopped at {_where(trainer)}: {error}. Free some space. {_what_next(trainer, run_dir)}"
         ) from error
     except (RuntimeError, MemoryError) as error:
         text = str(error).lower()
@@ -114,15 +111,13 @@ def explain_training_faults(trainer: L.Trainer, run_dir: Path, data: Any) -> Ite
         if isinstance(error, Stopped) or not (known or OUT_OF_MEMORY.search(text)):
             raise
         # Testing runs batches of data.eval_batch_size (Lightning has reset the stage by now).
-        testing = trainer.state.fn == "test"
-        key = "data.eval_batch_size" if testing else "data.batch_size"
+        stage = "testing" if trainer.state.fn == "test" else "training"
+        key = "data.eval_batch_size" if stage == "testing" else "data.batch_size"
         size = data[key.removeprefix("data.")]
         on_gpu = isinstance(error, torch.OutOfMemoryError) or "cuda" in text
-        detail = (str(error).strip().splitlines() or [""])[0][:200]
-        tip = " On a GPU, data.on_device=false keeps the dataset in host memory." if on_gpu else ""
+        detail = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+        tip = "data.on_device=false (the dataset in host memory)" if on_gpu else "free some memory"
         raise OutOfMemory(
-            f"Ran out of {'GPU' if on_gpu else 'host'} memory during "
-            f"{'testing' if testing else 'training'} with {key}={size} ({type(error).__name__}: "
-            f"{detail}).\nWhat to do: use a smaller batch, e.g. {key}={max(size // 2, 1)} "
-            f"(validation and testing use data.eval_batch_size), or free memory others use.{tip}"
+            f"Ran out of {'GPU' if on_gpu else 'host'} memory during {stage} with {key}={size} ({detail}).\n"
+            f"What to do: a smaller batch, e.g. {key}={max(size // 2, 1)}, or {tip}."
         ) from error

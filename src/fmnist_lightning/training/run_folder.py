@@ -38,9 +38,8 @@ def check_run_dir(run_dir: Path, resuming: bool) -> None:
     )
     if found:
         raise RunFolderError(
-            f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). To continue "
-            f"it: {resume_command(run_dir)} To start a new run, leave paths.run_dir unset (every "
-            "run gets a new folder) or choose an empty folder."
+            f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). Leave "
+            f"paths.run_dir unset for a new run, or continue this one: {resume_command(run_dir)}"
         )
 
 
@@ -56,8 +55,7 @@ def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[
                     held.enter_context(FileLock(run_dir / ".lock", timeout=0))
                 except Timeout as error:
                     raise RunFolderError(
-                        f"The run folder '{run_dir}' is in use by another training process. "
-                        "Wait for it to finish, or start a new run in another folder."
+                        f"The run folder '{run_dir}' is in use by another training process: wait for it, or use another folder."
                     ) from error
                 check_run_dir(run_dir, resuming)  # another process may have finished a run since
             # Saves a killed process never finished (no other process saves here: the lock).
@@ -96,12 +94,11 @@ def refuse_ddp_in_multirun(trainer: Trainer) -> None:
     # A single-device strategy has no cluster_environment.
     environment = getattr(trainer.strategy, "cluster_environment", None)
     external = environment is not None and environment.creates_processes_externally
+    # Lightning re-launches the command line once per rank: each rank would run the whole sweep.
     if trainer.world_size > 1 and not external and in_multirun():
         raise Failed(
-            f"DDP with {trainer.world_size} processes started by Lightning cannot run inside a "
-            "Hydra multirun (-m): Lightning re-launches the command line per rank, repeating the "
-            "sweep. Run each DDP configuration as a single run (no -m), or sweep on SLURM "
-            "(hydra/launcher=slurm, hydra.launcher.tasks_per_node=<trainer.devices>)."
+            f"DDP with {trainer.world_size} processes started by Lightning cannot run inside a Hydra multirun (-m). "
+            "Run it as a single run, or sweep on SLURM (hydra/launcher=slurm, see docs/sweeps-and-ddp.md)."
         )
 
 
