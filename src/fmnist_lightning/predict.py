@@ -123,11 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     else:  # complete or not at all: a failed write keeps the earlier file
         write_atomically(output, text, FULL_DISK)
     failed = sum(row["error"] is not None for row in rows)
-    console.print(
-        f"{len(rows) - failed} of {len(rows)} inputs classified"
-        + (f", [red]{failed} failed[/red]" if failed else "")
-        + ("" if to_stdout else f"; rows written to {output}")
-    )
+    summary = f"{len(rows) - failed} of {len(rows)} inputs classified"
+    summary += f", [red]{failed} failed[/red]" if failed else ""
+    console.print(summary + ("" if to_stdout else f"; rows written to {output}"))
     return 1 if failed or not rows else 0
 
 

@@ -66,10 +66,8 @@ def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     if number and not pixels.dtype.is_floating_point and 0 <= low <= high <= 255:
         return pixels.to(torch.uint8)
     values = f" with values in [{low:g}, {high:g}]" if number else ""
-    raise ValueError(
-        f"Expected uint8 pixels in [0, 255] or floats in [0, 1], got {pixels.dtype}{values}; divide "
-        "by 255, or pass normalised images to clf.module.predict_step(images, 0)."
-    )
+    why = f"Expected uint8 pixels in [0, 255] or floats in [0, 1], got {pixels.dtype}{values}"
+    raise ValueError(f"{why}; divide by 255, or pass normalised images to clf.module.predict_step.")
 
 
 def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:
