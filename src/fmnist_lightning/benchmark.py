@@ -143,10 +143,9 @@ class StepTimer(L.Callback):
         starts = self.batch_starts[self.warmup :: self.steps]
         if seconds := [end - start for start, end in itertools.pairwise(starts)]:
             return seconds
-        raise UsageError(
-            f"One epoch has {len(self.batch_starts)} training batches, too few for {self.warmup} "
-            f"warm-up steps and a window of {self.steps} (+1): lower --warmup/--steps, or add data."
-        )
+        n = len(self.batch_starts)  # the window needs the step after it, to end
+        why = f"One epoch has {n} training batches, too few for {self.warmup}+{self.steps}+1 steps"
+        raise UsageError(f"{why}: lower --warmup/--steps, or add data.")
 
     def between_steps_fraction(self) -> float:
         """Median share of each step cycle spent between one step's end and the next one's start."""
@@ -289,10 +288,8 @@ def memory(device: torch.device) -> dict:
     """Peak resident memory of the process (Linux reports KiB, macOS bytes), and of the GPU."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return {
-        "peak_rss_mib": rss / (2**20 if sys.platform == "darwin" else 2**10),
-        "peak_gpu_mib": gpu,
-    }
+    rss /= 2**20 if sys.platform == "darwin" else 2**10
+    return {"peak_rss_mib": rss, "peak_gpu_mib": gpu}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -480,9 +477,8 @@ def table(result: dict) -> Table:
     machine = f"{env['device']} ({env['cpu_model']}, {env['torch_threads']} threads)"
     title = ", ".join(f"{key} {value}" for key, value in settings.items())
     title = f"fmnist-lightning benchmark on {machine}: {title}"
-    out = Table(
-        "figure", Column("value", justify="right"), "target", title=title, title_justify="left"
-    )
+    values = Column("value", justify="right")
+    out = Table("figure", values, "target", title=title, title_justify="left")
     sections = {name: result[name] for name in SECTIONS if result.get(name)}
     sections |= result.get("eval_only", {}).get("by_precision", {})  # a section per precision
     for section, figures in sections.items():

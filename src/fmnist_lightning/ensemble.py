@@ -40,10 +40,8 @@ def member_checkpoint(member: Path) -> Path:
         raise UsageError(f"No run folder or checkpoint file at {member}.")
     best = sorted((member / run_files.CHECKPOINT_DIR).glob("best-*.ckpt"))
     if len(best) != 1:
-        raise UsageError(
-            f"{member} has {len(best) or 'no'} checkpoints/best-*.ckpt; name the member's .ckpt "
-            "file instead."
-        )
+        count = len(best) or "no"
+        raise UsageError(f"{member} has {count} checkpoints/best-*.ckpt; name the member's .ckpt")
     return best[0]
 
 
@@ -51,18 +49,13 @@ def check_shared_split(runs: list[Path]) -> None:
     """Members validated together must share their train/val split, else validation images
     of one are training images of another."""
     splits = [evaluate.run_split(run) for run in runs]
-    if None in splits:
-        raise UsageError(
-            f"No {run_files.CONFIG_YAML} in {runs[splits.index(None)]}: which images it trained "
-            "on is unknown, so it can be in an ensemble for split=test only."
-        )
+    if None in splits:  # which images it trained on is unknown
+        unknown = runs[splits.index(None)]
+        raise UsageError(f"No {run_files.CONFIG_YAML} in {unknown}; use it with split=test only.")
     if any(split != splits[0] for split in splits):
         seen = ", ".join(f"{run.name}: {split}" for run, split in zip(runs, splits, strict=True))
-        raise UsageError(
-            f"The members were trained on different train/val splits ({seen}), so some "
-            "validation images are training images of another member. Train members with one "
-            "data.split_seed (e.g. -m seed=0,10 data.split_seed=0), or evaluate split=test."
-        )
+        why = f"The members were trained on different train/val splits ({seen})"
+        raise UsageError(f"{why}; train them with one data.split_seed, or evaluate split=test.")
 
 
 def check_members(modules: list[FashionMNISTModule], checkpoints: list[Path]) -> None:
@@ -71,19 +64,14 @@ def check_members(modules: list[FashionMNISTModule], checkpoints: list[Path]) ->
     for (first, a), (second, b) in combinations(zip(checkpoints, modules, strict=True), 2):
         a, b = a.state_dict(), b.state_dict()
         if a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a):
-            raise UsageError(
-                f"{second} holds the same weights as {first} (a copy of one run?), so they "
-                "would be one model counted twice; keep one of them and add a member trained "
-                "with another seed."
-            )
+            why = f"{second} holds the same weights as {first} (a copy of one run?)"
+            raise UsageError(f"{why}; keep one and add a member trained with another seed.")
     expected = modules[0].hparams
     for module, checkpoint in zip(modules[1:], checkpoints[1:], strict=True):
         for key in ("mean", "std", "class_names"):
             if module.hparams[key] != expected[key]:
-                raise UsageError(
-                    f"{checkpoint} has {key}={module.hparams[key]!r} but {checkpoints[0]} has "
-                    f"{expected[key]!r}; an ensemble's members must agree on it."
-                )
+                why = f"{checkpoint} has {key}={module.hparams[key]!r} but {checkpoints[0]}"
+                raise UsageError(f"{why} has {expected[key]!r}; the members must agree.")
 
 
 def fit_seconds(checkpoint: Path) -> float | None:

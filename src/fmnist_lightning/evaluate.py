@@ -40,9 +40,7 @@ SPLITS = ("train", "val", "test")
 def checked_settings(cfg: DictConfig) -> TTA:
     """The split checked, the precision resolved (recorded as it runs), the TTA."""
     if cfg.split not in SPLITS:
-        raise UsageError(
-            f"split={cfg.split} is not a split of the data; use one of {', '.join(SPLITS)}."
-        )
+        raise UsageError(f"split={cfg.split} is not a split; use one of {', '.join(SPLITS)}.")
     cfg.precision = resolve_precision(cfg.precision, cfg.accelerator)
     return TTA.of(OmegaConf.to_container(cfg.tta))
 

@@ -26,7 +26,7 @@ from fmnist_lightning import cli
 from fmnist_lightning.data.normalise import normalise
 from fmnist_lightning.errors import Failed, UsageError
 from fmnist_lightning.inference.classifier import Classifier, load_classifier
-from fmnist_lightning.inference.output_files import check_output, write_atomically
+from fmnist_lightning.inference.output_files import FULL_DISK, check_output, write_atomically
 from fmnist_lightning.models.runtime import unwrapped
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -96,10 +96,7 @@ def export(
     """Make the file in memory, check it against ``Classifier.predict``, then write it."""
     missing = [n for n in ("onnx", "onnxruntime", "onnxscript") if not importlib.util.find_spec(n)]
     if fmt == "onnx" and missing:  # found out before any work
-        raise UsageError(
-            f"ONNX export needs {', '.join(missing)}, from the optional extra 'export': "
-            "uv sync --extra export  (or: pip install 'fmnist-lightning[export]')"
-        )
+        raise UsageError(f"ONNX export needs {', '.join(missing)}: uv sync --extra export")
     classifier = load_classifier(checkpoint, device="cpu")
     try:  # the check's images: the test set, else random pixels
         images = FashionMNIST(data_root, train=False, download=False).data[:check_count]
@@ -125,11 +122,9 @@ def export(
     print(f"Max abs difference from PyTorch on {described}: {difference:.3g}")
     if difference > atol:
         kept = " (the existing file is kept)" if output.exists() else ""
-        raise Failed(
-            f"the difference {difference:.3g} exceeds --atol={atol:g}; '{output}' was not "
-            f"written{kept}."
-        )
-    write_atomically(output, content, ". Free some space or choose another --output.")
+        why = f"the difference {difference:.3g} exceeds --atol={atol:g}"
+        raise Failed(f"{why}; '{output}' was not written{kept}.")
+    write_atomically(output, content, FULL_DISK)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -137,8 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m fmnist_lightning.export",
         description=__doc__.split("\n\n")[0],
         epilog="Exit status: 0 written and matching, 1 outputs differ by more than --atol or the "
-        "file could not be written, 2 bad arguments, checkpoint, --output or a missing optional "
-        "dependency.",
+        "write failed, 2 bad arguments, checkpoint, --output or a missing extra.",
     )
     add = parser.add_argument
     add("checkpoint", type=Path, help="a .ckpt file written by training")

@@ -22,7 +22,7 @@ from fmnist_lightning import cli
 from fmnist_lightning.inference.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
 from fmnist_lightning.inference.image_files import display_path, find_images
 from fmnist_lightning.inference.images import ImageReadError, load_image
-from fmnist_lightning.inference.output_files import check_output, write_atomically
+from fmnist_lightning.inference.output_files import FULL_DISK, check_output, write_atomically
 from fmnist_lightning.models.runtime import DEVICE_CHOICES
 
 FORMATS = ("csv", "json")
@@ -121,13 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if to_stdout:
         sys.stdout.write(text)
     else:  # complete or not at all: a failed write keeps the earlier file
-        write_atomically(output, text, ". Free some space or choose another --output.")
+        write_atomically(output, text, FULL_DISK)
     failed = sum(row["error"] is not None for row in rows)
-    console.print(
-        f"{len(rows) - failed} of {len(rows)} inputs classified"
-        + (f", [red]{failed} failed[/red]" if failed else "")
-        + ("" if to_stdout else f"; rows written to {output}")
-    )
+    summary = f"{len(rows) - failed} of {len(rows)} inputs classified"
+    summary += f", [red]{failed} failed[/red]" if failed else ""
+    console.print(summary + ("" if to_stdout else f"; rows written to {output}"))
     return 1 if failed or not rows else 0
 
 

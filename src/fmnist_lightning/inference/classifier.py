@@ -53,10 +53,8 @@ def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     if pixels.dim() == 2 or (pixels.dim() == 4 and pixels.shape[1] == 1):
         pixels = pixels.reshape(-1, *pixels.shape[-2:])
     if pixels.dim() != 3 or tuple(pixels.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(
-            f"Expected images of shape {SHAPES}, got {tuple(pixels.shape)}. "
-            "Resize other images first, or pass PIL images or file paths."
-        )
+        got = tuple(pixels.shape)
+        raise ValueError(f"Expected images of shape {SHAPES}, got {got}: resize, or pass files.")
     if pixels.dtype == torch.uint8:
         return pixels
     # float64 holds every bound exactly enough, also of uint16/32/64, which torch cannot reduce.
@@ -68,11 +66,8 @@ def pixels_from_array(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     if number and not pixels.dtype.is_floating_point and 0 <= low <= high <= 255:
         return pixels.to(torch.uint8)
     values = f" with values in [{low:g}, {high:g}]" if number else ""
-    raise ValueError(
-        f"Expected uint8 pixels in [0, 255] or floats in [0, 1], got {pixels.dtype}{values}. "
-        "Divide floats in [0, 255] by 255; already normalised images (e.g. FashionMNISTDataModule "
-        "tensors) go straight to the module: clf.module.predict_step(images, 0)."
-    )
+    why = f"Expected uint8 pixels in [0, 255] or floats in [0, 1], got {pixels.dtype}{values}"
+    raise ValueError(f"{why}; divide by 255, or pass normalised images to clf.module.predict_step.")
 
 
 def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:
@@ -88,10 +83,8 @@ def as_pixels(images: Any, invert: bool | None = None) -> torch.Tensor:
         elif isinstance(item, Image.Image):
             item = prepare_image(item, invert=invert)
         elif not isinstance(item, torch.Tensor | np.ndarray):
-            raise TypeError(
-                f"Cannot classify a {type(item).__name__}: pass file paths, PIL images or "
-                f"tensors/arrays of {SHAPES} images, or a list of these."
-            )
+            kind = type(item).__name__
+            raise TypeError(f"Cannot classify a {kind}: pass file paths, PIL images or arrays.")
         parts.append(pixels_from_array(item))
     if any(part.dtype != torch.uint8 for part in parts):  # a mix: bring uint8 to [0, 1] too
         parts = [part.float() / 255.0 if part.dtype == torch.uint8 else part for part in parts]

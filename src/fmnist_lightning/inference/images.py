@@ -54,10 +54,8 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image
             with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise Image.DecompressionBombError(
-                        f"{width}x{height} is {width * height:,} pixels, more than the limit of "
-                        f"{max_pixels:,} (a guard against decompression bombs); shrink it first"
-                    )
+                    why = f"{width}x{height} pixels, over the limit of {max_pixels:,} pixels"
+                    raise Image.DecompressionBombError(f"{why}; shrink it first")
                 image.load()  # decode now, inside the try: truncated data fails here
                 return ImageOps.exif_transpose(image)  # phones store rotation in EXIF
     except (FileNotFoundError, IsADirectoryError, PermissionError) as error:

@@ -9,6 +9,7 @@ from pathlib import Path
 from fmnist_lightning.errors import Failed, UsageError
 
 TEMPORARY_SUFFIX = ".tmp"  # a file being written: .<name>.<pid>.tmp beside the target
+FULL_DISK = ". Free some space or choose another --output."  # the commands' hint for --output
 
 
 class OutputFileError(Failed, OSError):
@@ -59,8 +60,7 @@ def write_atomically(path: Path | str, data: bytes | memoryview | str, hint: str
     except OSError as error:
         kept = f"'{path.name}' is kept as it was" if path.exists() else "nothing was written"
         size = f"{len(data) / 1e3:.1f} kB" if len(data) < 1e6 else f"{len(data) / 1e6:.1f} MB"
-        raise OutputFileError(
-            f"could not write '{path}' ({size}): {error.strerror or error}; {kept}{hint}"
-        ) from error
+        why = f"could not write '{path}' ({size}): {error.strerror or error}"
+        raise OutputFileError(f"{why}; {kept}{hint}") from error
     finally:
         temporary.unlink(missing_ok=True)
