@@ -99,9 +99,8 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
             check_plain(entry, child(key, index), depth + 1)
     else:
         plain = value is None or isinstance(value, (bool, int, float, str))
-        kinds = "None, a boolean, a number, a string, a list or a dict"
-        message = f"{key} holds a {type(value).__name__}, not a plain value ({kinds})"
-        require(plain, message, key)
+        kinds = "None, a bool, number, string, list or dict"
+        require(plain, f"{key} holds a {type(value).__name__}, not {kinds}", key)
 
 
 def arguments(node: dict[str, Any]) -> dict[str, Any]:
@@ -149,9 +148,8 @@ def check_keys(key: str, value: Any, names: tuple[str, str]) -> None:
     what = " and ".join(names)
     require(isinstance(value, Mapping), f"{key}={value!r} must be null or a mapping of {what}", key)
     for name in sorted(set(value) - set(names)):
-        raise HyperparameterError(
-            f"{child(key, name)} is not a setting of {key}: it takes {what}", key
-        )
+        message = f"{child(key, name)} is not a setting of {key}: it takes {what}"
+        raise HyperparameterError(message, key)
 
 
 def check_scheduler(key: str, scheduler: Any) -> None:
