@@ -105,8 +105,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
         dataset, trainer, shuffle = self.tensors[split], self.trainer, split == "train"
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         device = dataset.tensors[0].device
-        order = (len(dataset), batch_size, shuffle, self.shuffle_seed)
-        sampler = EpochBatchSampler(*order, rank, world_size, device)
+        sampler = EpochBatchSampler(
+            len(dataset), batch_size, shuffle, self.shuffle_seed, rank, world_size, device
+        )
         # batch_size=None: the sampler yields whole batches of indices, and TensorDataset
         # slices them in one indexing operation. The loader's own generator: starting an
         # epoch then draws nothing from the global RNG, so dropout's random numbers do not

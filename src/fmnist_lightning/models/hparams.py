@@ -26,6 +26,7 @@ TARGET = "_target_"
 RESERVED_KEYS = frozenset({TARGET, "_args_", "_partial_", "_recursive_", "_convert_"})
 # Each class node and the argument the module passes its class itself.
 SUPPLIED = {"net": "num_classes", "optimizer": "params", "scheduler.schedule": "optimizer"}
+CLASS_NODES = ", ".join(f"{node}.{TARGET}" for node in SUPPLIED)
 # The class nodes found in torch: (module, base class).
 TORCH_NODES = {"optimizer": (optim, Optimizer), "scheduler.schedule": (lr_scheduler, LRScheduler)}
 MAX_DEPTH = 12  # deeper than any real hyperparameter; keeps the check's recursion bounded
@@ -89,10 +90,8 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
         for name, entry in value.items():
             require(isinstance(name, str), f"{key} has a key that is not a string ({name!r})", key)
             where = child(key, name)
-            if name in RESERVED_KEYS and not (name == TARGET and key in SUPPLIED):
-                nodes = ", ".join(f"{node}.{TARGET}" for node in SUPPLIED)
-                message = f"{where} is not allowed: hyperparameters are data, and only {nodes}"
-                raise HyperparameterError(f"{message} name a class", where)
+            reserved = name in RESERVED_KEYS and not (name == TARGET and key in SUPPLIED)
+            require(not reserved, f"{where} is not allowed: only {CLASS_NODES} name a class", where)
             check_plain(entry, where, depth + 1)
     elif isinstance(value, (list, tuple)):
         for index, entry in enumerate(value):
