@@ -77,16 +77,14 @@ class FashionMNISTDataModule(L.LightningDataModule):
         n = files.ensure_files(self.root, self.download)
         n_val, key = round(n * self.val_fraction), f"data.val_fraction={self.val_fraction}"
         if n - n_val < self.batch_size:  # n_val as split_indices counts it
-            raise files.DataError(
-                f"{key} leaves {n - n_val:,} of the {n:,} training images for training, fewer "
-                f"than one batch (data.batch_size={self.batch_size}); lower data.val_fraction "
-                "or data.batch_size."
+            kept = f"{n - n_val:,} of the {n:,} training images for training"
+            message = (
+                f"{key} leaves {kept}, fewer than one batch (data.batch_size={self.batch_size})"
             )
+            raise files.DataError(f"{message}; lower one of the two.")
         if n_val < 1:
-            raise files.DataError(
-                f"{key} leaves no image of the {n:,} for validation; raise data.val_fraction "
-                f"to at least {1 / n:.2g}."
-            )
+            message = f"{key} leaves no image of the {n:,} for validation"
+            raise files.DataError(f"{message}; raise data.val_fraction to at least {1 / n:.2g}.")
 
     def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         files.ensure_files(self.root, download=False)  # a sentence, not the parser's error

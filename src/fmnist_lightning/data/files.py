@@ -19,7 +19,8 @@ CLASS_NAMES: tuple[str, ...] = tuple(FashionMNIST.classes)
 RAW_FILES = tuple(
     f"{s}-{k}-ubyte" for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")
 )
-ELSEWHERE = "or point data.root (or FMNIST_DATA_DIR) at a folder that holds"
+HOLDER = "data.root (or FMNIST_DATA_DIR) at a folder that holds"
+REDO = f"so that the next run downloads it (data.download=true, needs internet), or point {HOLDER}"
 
 
 class DataError(UsageError):
@@ -31,28 +32,20 @@ def raw_folder(root: Path) -> Path:
 
 
 def not_found(root: Path, reason: str, missing: list[str]) -> DataError:
-    expected = "\n".join(f"  {raw_folder(root) / name}" for name in RAW_FILES)
-    return DataError(
-        f"Fashion-MNIST was not found under data root '{root}' and could not be downloaded "
-        f"({reason}).\nMissing: {', '.join(missing)}.\nExpected these four files (or their "
-        f".gz):\n{expected}\nPoint data.root=/path/to/data (or the environment variable "
-        "FMNIST_DATA_DIR) at a folder that holds FashionMNIST/raw/."
-    )
+    names = ", ".join(missing)
+    message = f"Fashion-MNIST was not found under data root '{root}' and could not be downloaded"
+    return DataError(f"{message} ({reason}). Missing: {names}. Point {HOLDER} FashionMNIST/raw/.")
 
 
 def damaged(path: Path, problem: str, files: str = "it") -> DataError:
-    return DataError(
-        f"The Fashion-MNIST file '{path}' is damaged: {problem}. Delete {files} so that the "
-        f"next run downloads it again (data.download=true, needs internet), {ELSEWHERE} a good copy."
-    )
+    message = f"The Fashion-MNIST file '{path}' is damaged: {problem}"
+    return DataError(f"{message}. Delete {files} {REDO} a good copy.")
 
 
 def unreadable(path: Path, kind: str) -> DataError:
     fix = "chmod -R u+rX" if kind == "folder" else "chmod u+r"
-    return DataError(
-        f"The data {kind} '{path}' cannot be read (permission denied). Give your user "
-        f"access, e.g. {fix} '{path}', {ELSEWHERE} a readable copy."
-    )
+    message = f"The data {kind} '{path}' cannot be read (permission denied)"
+    return DataError(f"{message}: {fix} '{path}', or point {HOLDER} a readable copy.")
 
 
 def missing_files(root: Path) -> list[str]:
@@ -70,11 +63,9 @@ def missing_files(root: Path) -> list[str]:
         folder, wanted = stat.S_ISDIR(mode), "file" if path.parent == raw else "folder"
         if not (stat.S_ISREG(mode) if wanted == "file" else folder):
             kind = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFIFO: "FIFO"}
-            raise DataError(
-                f"'{path}' is a {kind.get(stat.S_IFMT(mode), 'special file')}, but it should be "
-                f"a {wanted}. Move it away so that the next run downloads the data "
-                f"(data.download=true, needs internet), {ELSEWHERE} FashionMNIST/raw/."
-            )
+            found = kind.get(stat.S_IFMT(mode), "special file")
+            message = f"'{path}' is a {found}, but it should be a {wanted}"
+            raise DataError(f"{message}. Move it away {REDO} FashionMNIST/raw/.")
         if not os.access(path, os.R_OK | os.X_OK if folder else os.R_OK):
             raise unreadable(path, "folder" if folder else "file")
     return [name for name in RAW_FILES if raw / name in absent]
@@ -124,11 +115,9 @@ def read_idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
         raise damaged(path, f"its magic number is 0x{magic:08x}, not {wanted}")
     expected = 4 * (1 + ndim) + int(np.prod(shape))
     if size != expected:
-        raise damaged(
-            path,
-            f"it is {size:,} bytes long, but its header describes {'x'.join(map(str, shape))} "
-            f"values ({expected:,} bytes): the file is truncated or altered",
-        )
+        header = f"its header describes {'x'.join(map(str, shape))} values ({expected:,} bytes)"
+        problem = f"it is {size:,} bytes long, but {header}: the file is truncated or altered"
+        raise damaged(path, problem)
     return tuple(shape)
 
 
@@ -145,9 +134,7 @@ def verify_split(root: Path, split: str) -> int:
     labels = np.fromfile(labels_path, dtype=np.uint8, offset=8)
     bad = np.flatnonzero(labels >= len(CLASS_NAMES))
     if bad.size:
-        raise damaged(
-            labels_path,
-            f"labels must be 0..{len(CLASS_NAMES) - 1}, but {bad.size:,} of {labels.size:,} "
-            f"are not (the first, at index {bad[0]}, is {labels[bad[0]]})",
-        )
+        first = f"the first, at index {bad[0]}, is {labels[bad[0]]}"
+        wrong = f"{bad.size:,} of {labels.size:,} are not ({first})"
+        raise damaged(labels_path, f"labels must be 0..{len(CLASS_NAMES) - 1}, but {wrong}")
     return count

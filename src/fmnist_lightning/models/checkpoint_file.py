@@ -12,6 +12,14 @@ from fmnist_lightning.models.compat import upgrade_hparams
 from fmnist_lightning.models.hparams import HParams, HyperparameterError
 
 T = TypeVar("T")
+OURS = "pass a .ckpt file written by this project's training"  # for any file of another kind
+OLD_CODE = "load it with the version of the code that trained it"
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception in one short line, for a message that names what torch refused."""
+    line = str(error).partition("\n")[0]
+    return f"{type(error).__name__}: {line[:limit]}"
 
 
 class CheckpointError(UsageError):
@@ -23,36 +31,28 @@ def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
     upgraded (``compat``) and checked (``HParams``) before anything is built from it."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(
-            f"No checkpoint file at '{path}'. Pass the path of a .ckpt file written by "
-            "training, e.g. lightning_logs/runs/<run>/checkpoints/last.ckpt."
-        )
+        raise CheckpointError(f"No checkpoint file at '{path}'; {OURS}.")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for truncated or foreign files
         # torch's message for a non-checkpoint file suggests weights_only=False: bad advice here.
-        detail = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        detail = first_line(error, 200)
         if not zipfile.is_zipfile(path):
             detail = "it is not the zip archive that torch.save writes"
-        raise CheckpointError(
-            f"'{path}' could not be read as a PyTorch checkpoint ({detail}). "
-            "It may be truncated or not a checkpoint at all; pick another .ckpt file."
-        ) from error
+        message = f"'{path}' could not be read as a PyTorch checkpoint ({detail}); {OURS}."
+        raise CheckpointError(message) from error
     stored = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     hparams = upgrade_hparams(stored) if isinstance(stored, dict) else {}
     # Only a file of another kind here: HParams names any other missing hyperparameter.
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "net" not in hparams:
-        raise CheckpointError(
-            f"'{path}' is not a checkpoint of fmnist-lightning: expected a Lightning checkpoint "
-            "with a state_dict and the FashionMNISTModule hyperparameters (net, optimizer, ...)."
+        message = (
+            f"'{path}' is not a checkpoint of fmnist-lightning (no state_dict or hyperparameters)"
         )
+        raise CheckpointError(f"{message}; {OURS}.")
     try:
         HParams.of(hparams)
     except HyperparameterError as error:
-        raise CheckpointError(
-            f"'{path}' cannot be loaded: {error}. Nothing was built from it; use a checkpoint "
-            "written by this project's training."
-        ) from error
+        raise CheckpointError(f"'{path}' cannot be loaded: {error}; {OURS}.") from error
     checkpoint["hyper_parameters"] = hparams
     return checkpoint
 
@@ -75,20 +75,14 @@ def build_from_checkpoint(
             if isinstance(stored.get(key), torch.Tensor) and stored[key].shape != tensor.shape
         ]
         if mismatched:
-            raise CheckpointError(
-                f"'{path}' does not fit the network its hyperparameters build "
-                f"({'; '.join(mismatched)}); load it with the version of the code that trained "
-                "it, or use a checkpoint whose weights were saved with these hyperparameters."
-            )
+            message = f"'{path}' does not fit the network its hyperparameters build"
+            raise CheckpointError(f"{message} ({'; '.join(mismatched)}); {OLD_CODE}.")
         module.on_load_checkpoint(checkpoint)
         module.load_state_dict(stored, strict=strict is not False)
     except UsageError:
         raise  # it names what is wrong
     except Exception as error:  # e.g. a state_dict with other names than the network's
-        raise CheckpointError(
-            f"'{path}' looks like an fmnist-lightning checkpoint but its model could not be "
-            f"rebuilt ({type(error).__name__}: {str(error).splitlines()[0][:300]}). It may come "
-            "from an incompatible version of the code."
-        ) from error
+        message = f"'{path}': its model could not be rebuilt ({first_line(error)}); {OLD_CODE}."
+        raise CheckpointError(message) from error
     tensors = (t for t in stored.values() if isinstance(t, torch.Tensor))
     return module.to(next(tensors, torch.tensor(0)).device)

@@ -61,10 +61,8 @@ class CompactCNN(nn.Module):
         if not widths:
             raise ValueError("widths must name at least one group width, e.g. [64, 128, 256].")
         self.stem = nn.Sequential(*conv_bn_act(in_channels, stem_width, activation))
-        inputs = [stem_width, *widths[:-1]]
-        self.groups = nn.Sequential(
-            *(ConvGroup(c, w, residual, activation) for c, w in zip(inputs, widths, strict=True))
-        )
+        pairs = zip([stem_width, *widths[:-1]], widths, strict=True)  # each group's in and out
+        self.groups = nn.Sequential(*(ConvGroup(c, w, residual, activation) for c, w in pairs))
         self.pool = POOLS[pool](1)
         self.dropout = nn.Dropout(dropout)
         # Named `head` so that model.head_lr finds it (FashionMNISTModule.configure_optimizers).

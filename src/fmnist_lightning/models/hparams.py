@@ -26,6 +26,7 @@ TARGET = "_target_"
 RESERVED_KEYS = frozenset({TARGET, "_args_", "_partial_", "_recursive_", "_convert_"})
 # Each class node and the argument the module passes its class itself.
 SUPPLIED = {"net": "num_classes", "optimizer": "params", "scheduler.schedule": "optimizer"}
+CLASS_NODES = ", ".join(f"{node}.{TARGET}" for node in SUPPLIED)
 # The class nodes found in torch: (module, base class).
 TORCH_NODES = {"optimizer": (optim, Optimizer), "scheduler.schedule": (lr_scheduler, LRScheduler)}
 MAX_DEPTH = 12  # deeper than any real hyperparameter; keeps the check's recursion bounded
@@ -89,19 +90,16 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
         for name, entry in value.items():
             require(isinstance(name, str), f"{key} has a key that is not a string ({name!r})", key)
             where = child(key, name)
-            if name in RESERVED_KEYS and not (name == TARGET and key in SUPPLIED):
-                nodes = ", ".join(f"{node}.{TARGET}" for node in SUPPLIED)
-                message = f"{where} is not allowed: hyperparameters are data, and only {nodes}"
-                raise HyperparameterError(f"{message} name a class", where)
+            reserved = name in RESERVED_KEYS and not (name == TARGET and key in SUPPLIED)
+            require(not reserved, f"{where} is not allowed: only {CLASS_NODES} name a class", where)
             check_plain(entry, where, depth + 1)
     elif isinstance(value, (list, tuple)):
         for index, entry in enumerate(value):
             check_plain(entry, child(key, index), depth + 1)
     else:
         plain = value is None or isinstance(value, (bool, int, float, str))
-        kinds = "None, a boolean, a number, a string, a list or a dict"
-        message = f"{key} holds a {type(value).__name__}, not a plain value ({kinds})"
-        require(plain, message, key)
+        kinds = "None, a bool, number, string, list or dict"
+        require(plain, f"{key} holds a {type(value).__name__}, not {kinds}", key)
 
 
 def arguments(node: dict[str, Any]) -> dict[str, Any]:
@@ -149,9 +147,8 @@ def check_keys(key: str, value: Any, names: tuple[str, str]) -> None:
     what = " and ".join(names)
     require(isinstance(value, Mapping), f"{key}={value!r} must be null or a mapping of {what}", key)
     for name in sorted(set(value) - set(names)):
-        raise HyperparameterError(
-            f"{child(key, name)} is not a setting of {key}: it takes {what}", key
-        )
+        message = f"{child(key, name)} is not a setting of {key}: it takes {what}"
+        raise HyperparameterError(message, key)
 
 
 def check_scheduler(key: str, scheduler: Any) -> None:

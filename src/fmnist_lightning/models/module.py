@@ -162,10 +162,8 @@ class FashionMNISTModule(L.LightningModule):
         from fmnist_lightning.models.checkpoint_file import build_from_checkpoint
 
         if hparams_file is not None:
-            raise ValueError(
-                "hparams_file is not supported: checkpoints of this project store their "
-                "hyperparameters; pass changed values as keyword arguments instead."
-            )
+            message = "hparams_file is not supported (checkpoints store their hyperparameters)"
+            raise ValueError(f"{message}; pass changed values as keyword arguments.")
         if map_location is None and not torch.cuda.is_available():
             map_location = "cpu"  # as Lightning: a GPU checkpoint loads on a machine without one
         return build_from_checkpoint(cls, checkpoint_path, map_location, strict, kwargs)

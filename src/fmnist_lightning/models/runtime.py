@@ -20,10 +20,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
         message = f"Unknown device '{device}': use {DEVICE_CHOICES} (CUDA when available)."
         raise UsageError(message) from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"Device '{device}' was requested but CUDA is not available here; "
-            "use device='cpu', or 'auto' to take a GPU only when there is one."
-        )
+        message = f"Device '{device}' was requested but CUDA is not available here"
+        raise UsageError(f"{message}; use device='cpu' or 'auto'.")
     return device
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fmnist_lightning.models.checkpoint_file import CheckpointError, read_checkpoint
+from fmnist_lightning.models.checkpoint_file import CheckpointError, first_line, read_checkpoint
 from fmnist_lightning.models.resnet import HEAD
 from fmnist_lightning.models.runtime import COMPILED, unwrapped
 
@@ -39,12 +39,10 @@ def load_starting_weights(
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
-        their_network = checkpoint["hyper_parameters"]["net"].get("_target_", "?")
-        raise CheckpointError(
-            f"model.init_from: the network in '{init_from}' ({their_network}) does not "
-            f"match this run's network ({type(network).__name__}); pick the same model config "
-            f"as the checkpoint's run. {str(error).splitlines()[0][:300]}"
-        ) from error
+        # torch's first line names no tensor ("Error(s) in loading state_dict for ..."): left out.
+        theirs = checkpoint["hyper_parameters"]["net"].get("_target_", "?")
+        message = f"the network in '{init_from}' ({theirs}) does not match {type(network).__name__}"
+        raise CheckpointError(f"model.init_from: {message}; use its run's model config.") from error
     return f"Initialised the network from checkpoint {init_from}."
 
 
@@ -75,17 +73,16 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
     try:
         source = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # no file, a truncated file, a pickle with code, not a torch file
-        detail = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        detail = first_line(error, 200)
         raise CheckpointError(f"{where} could not be read ({detail}); {fix}.") from error
     if not isinstance(source, dict) or not all(map(torch.is_tensor, source.values())):
         raise CheckpointError(f"{where} is not a state dict (tensor names to tensors); {fix}.")
     target = network.state_dict()
     unexpected, missing = sorted(set(source) - set(target)), sorted(set(target) - set(source))
     if unexpected or missing:
-        raise CheckpointError(
-            f"{where} does not fit {type(network).__name__}: {len(missing)} missing keys "
-            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); {fix}."
-        )
+        first = (missing or unexpected)[0]
+        keys = f"{len(missing)} missing keys, {len(unexpected)} unexpected, e.g. {first}"
+        raise CheckpointError(f"{where} does not fit {type(network).__name__} ({keys}); {fix}.")
     report: dict[str, list[str]] = {"kept": [], "adapted": [], "reinitialised": []}
     for name, tensor in source.items():
         wanted = target[name].shape
