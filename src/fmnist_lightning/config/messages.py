@@ -33,10 +33,7 @@ def unknown_key_hint(error: OmegaConfBaseException) -> str:
     name = str(getattr(error, "key", "") or "")
     parent = (getattr(error, "full_key", "") or "").rpartition(".")[0]
     if name in PRESET_GROUPS or (error.full_key or "").split(".")[0] in PRESET_GROUPS:
-        return (
-            f"; a preset of conf/{name or parent}/ sets keys of the whole config and needs "
-            "'# @package _global_' as its first line"
-        )
+        return f"; a preset of conf/{name or parent}/ needs '# @package _global_' as its first line"
     node = getattr(error, "object_type", None)
     known = list(getattr(node, "__dataclass_fields__", {}))
     close = difflib.get_close_matches(name, known, n=1)
