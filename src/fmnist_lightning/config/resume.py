@@ -128,8 +128,8 @@ def refuse_new_schedule_length(saved: DictConfig, epochs_before: Any, run_dir: P
     name = "one-cycle" if "OneCycle" in str(schedule.get("_target_")) else "learning-rate"
     # A resumed run keeps its schedule: its state is in the checkpoint.
     raise RunFolderError(
-        f"resume={run_dir}: 'trainer.max_epochs={epochs}': this run's {name} schedule is laid out for "
-        f"{epochs_before} epoch(s); resume with trainer.max_epochs={epochs_before}, or start a new run (scheduler=none resumes for longer)"
+        f"resume={run_dir}: 'trainer.max_epochs={epochs}': this run's {name} schedule is laid out for {epochs_before} "
+        f"epoch(s); resume with trainer.max_epochs={epochs_before} (only a run with scheduler=none can be resumed for longer)"
     )
 
 
