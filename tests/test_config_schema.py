@@ -120,7 +120,7 @@ OUT_OF_RANGE = [
     ("data.augment.flip_p=1.5", "data.augment.flip_p=1.5 is out of range: it must be in [0, 1]"),
     ("data.augment.erase_p=-1", "data.augment.erase_p=-1 is out of range: it must be in [0, 1]"),
     ("data.augment.crop_padding=-1", "data.augment.crop_padding=-1 is out of range"),
-    ("optimizer._target_=torch.nn.Linear", "optimizer._target_='torch.nn.Linear' is not a torch"),
+    ("optimizer._target_=torch.nn.Linear", "optimizer._target_='torch.nn.Linear' is not a "),
     ("+scheduler.schedule.warmup=3", "scheduler.schedule.warmup is not an argument of OneCycleLR"),
     (
         "callbacks.early_stopping.monitor=val_accuracy",

@@ -91,10 +91,8 @@ def main(cfg: DictConfig) -> float | None:
     try:
         with nothing_left_if_refused():
             if cfg.get("hparams_search") is not None:
-                raise UsageError(
-                    "hparams_search is a search space of the search command: "
-                    f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
-                )
+                search = f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
+                raise UsageError(f"hparams_search is a search space: run {search}")
         summary = train(cfg)
     except FmnistError as error:
         # A multirun records the job as failed (HYDRA_FULL_ERROR re-raises it to cli.run); a

@@ -20,8 +20,4 @@ def compose(
     (outside the command line Hydra sets no run folder: pass ``paths.run_dir=<folder>``)."""
     register_resolvers()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return hydra_compose(
-            config_name=config_name,
-            overrides=list(overrides),
-            return_hydra_config=return_hydra_config,
-        )
+        return hydra_compose(config_name, list(overrides), return_hydra_config=return_hydra_config)

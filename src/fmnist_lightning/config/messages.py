@@ -33,10 +33,7 @@ def unknown_key_hint(error: OmegaConfBaseException) -> str:
     name = str(getattr(error, "key", "") or "")
     parent = (getattr(error, "full_key", "") or "").rpartition(".")[0]
     if name in PRESET_GROUPS or (error.full_key or "").split(".")[0] in PRESET_GROUPS:
-        return (
-            f"; a preset of conf/{name or parent}/ sets keys of the whole config and needs "
-            "'# @package _global_' as its first line"
-        )
+        return f"; a preset of conf/{name or parent}/ needs '# @package _global_' as its first line"
     node = getattr(error, "object_type", None)
     known = list(getattr(node, "__dataclass_fields__", {}))
     close = difflib.get_close_matches(name, known, n=1)
@@ -48,12 +45,10 @@ def error_message(error: BaseException) -> str:
     found = next((e for e in causes(error) if isinstance(e, yaml.YAMLError)), None)
     if found is not None:  # where a config file's YAML is broken, and what the parser expected
         mark = getattr(found, "problem_mark", None)
-        where = (
-            f"'{mark.name}', line {mark.line + 1}, column {mark.column + 1}" if mark else "a file"
-        )
+        at = f"'{mark.name}', line {mark.line + 1}, column {mark.column + 1}" if mark else "a file"
         problem = getattr(found, "problem", None) or str(found).splitlines()[0]
         context = f" ({found.context})" if getattr(found, "context", None) else ""
-        return f"Error: the config file {where} is not valid YAML: {problem}{context}; fix the file's syntax"
+        return f"Error: the config file {at} is not valid YAML: {problem}{context}; fix the file's syntax"
     found = next((e for e in causes(error) if isinstance(e, OmegaConfBaseException)), None)
     lines = [line for line in str(error).splitlines() if line.strip()]
     message = lines[0] if lines else type(error).__name__

@@ -17,7 +17,7 @@ from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 
 from fmnist_lightning.config.paths import CONFIG_DIR
-from fmnist_lightning.config.schema import ConfigValidationError
+from fmnist_lightning.config.schema import ConfigValidationError, pick_preset
 
 
 def group_values(override: Override) -> list[Any]:
@@ -56,21 +56,14 @@ def override_problem(text: str) -> str | None:
             return f"'{text}' is not a config name; to drop the config of group '{key}' use ~{key}"
         bad = [value for value in group_values(override) if not isinstance(value, str)]
         if bad:
-            return (
-                f"'{text}': group '{key}' takes the name of one of its configs, not {bad[0]!r} "
-                f"(quote a name that looks like a number: {key}='{bad[0]}')"
-            )
+            return f"'{text}': group '{key}' takes the name of one of its configs, not {bad[0]!r} (quote a name: {key}='{bad[0]}')"
         return None
     if override.type in (OverrideType.ADD, OverrideType.FORCE_ADD):
         return None  # adding a key on purpose
     if "." in key and (Path(CONFIG_DIR) / key.replace(".", "/")).is_dir():
         values = [v for v in group_values(override) if isinstance(v, str)]
         if values:
-            return (
-                f"'{text}' sets {key} to a string; to pick the preset write "
-                f"{key.replace('.', '/')}={values[0]} (a slash selects a config of a group; a "
-                "dot sets one value)"
-            )
+            return f"'{text}' sets {key} to a string; {pick_preset(key, values[0])}"
     parts = key.split(".")
     outer, inner = model_keys()
     if len(parts) > 1 and parts[0] == "model" and parts[1] not in outer and parts[1] in inner:

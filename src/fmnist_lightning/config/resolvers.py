@@ -35,6 +35,10 @@ def resumed_run_dir(resume: str | None, ckpt_path: str | None) -> Path | None:
     return point and point[0]
 
 
+def hydra_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
+    return f".hydra/resumed-{stamp}" if resumed_run_dir(resume, ckpt_path) else ".hydra"
+
+
 def launch_resolver(name: str, alone: Callable[..., Any]) -> Callable[..., Any]:
     """config/launch.py's resolver ``name``, or ``alone`` outside a launch of several ranks."""
 
@@ -57,12 +61,7 @@ def register_resolvers() -> None:
     for name, function in (
         ("unique_id", lambda: uuid.uuid4().hex[:6]),
         ("run_folder", lambda resume, ckpt, fresh: str(resumed_run_dir(resume, ckpt) or fresh)),
-        (
-            "hydra_subdir",
-            lambda resume, ckpt, stamp: (
-                f".hydra/resumed-{stamp}" if resumed_run_dir(resume, ckpt) else ".hydra"
-            ),
-        ),
+        ("hydra_subdir", hydra_subdir),
         ("required", fail_with),
         ("path_name", lambda path: Path(str(path)).name),
         ("launch_run_name", launch_resolver("run_name", lambda default: default)),

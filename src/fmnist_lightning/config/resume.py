@@ -29,6 +29,9 @@ RESUMABLE_KEYS: dict[str, tuple[str, ...]] = {
     "the end-of-run analysis": ("analysis",),
     "where the data is read from": ("data.root", "data.download", "data.on_device"),
 }
+# What to do instead, in the messages refusing a resume= or a change to a resumed run.
+PASS_A_RUN = "pass a run folder (resume=lightning_logs/runs/<run>) or one of its checkpoints"
+NEW_RUN = "start a new run for other settings"
 
 
 def _run_of(checkpoint: Path) -> Path | None:
@@ -49,23 +52,18 @@ def resume_point(resume: str | None, ckpt_path: str | None) -> tuple[Path, Path]
         checkpoint = path / run_files.CHECKPOINT_DIR / LAST_CHECKPOINT_FILE
         if not _run_of(checkpoint) or not checkpoint.is_file():
             raise RunFolderError(
-                f"resume={resume}: this folder holds no run to continue (expected "
-                f"{run_files.CONFIG_YAML} and {run_files.CHECKPOINT_DIR}/{LAST_CHECKPOINT_FILE} in it). Pass the "
-                "folder of a run that trained at least one epoch or was interrupted, e.g. "
-                "resume=lightning_logs/runs/<run>, or a checkpoint: resume=<run>/checkpoints/<file>.ckpt"
+                f"resume={resume}: this folder holds no run to continue (no {run_files.CONFIG_YAML} "
+                f"or {run_files.CHECKPOINT_DIR}/{LAST_CHECKPOINT_FILE}); {PASS_A_RUN}"
             )
         return path, checkpoint
     if path.is_file():
         if _run_of(path):
             return path.parent.parent, path
         raise RunFolderError(
-            f"resume={resume}: this checkpoint is not inside a run folder (<run>/checkpoints/), so "
-            f"there is no run to continue. To start a new run from it use ckpt_path={resume}."
+            f"resume={resume}: this checkpoint is not inside a run folder (<run>/checkpoints/); "
+            f"to start a new run from it use ckpt_path={resume}"
         )
-    raise RunFolderError(
-        f"resume={resume}: no such folder or file. Pass a run folder, e.g. "
-        "resume=lightning_logs/runs/<run>, or one of its checkpoints."
-    )
+    raise RunFolderError(f"resume={resume}: no such folder or file; {PASS_A_RUN}")
 
 
 def rerooted(value: Any, old: str, new: str) -> Any:
@@ -103,10 +101,9 @@ def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
             continue  # nothing to delete
         value = None if override.is_delete() else override.value()
         if isinstance(current, DictConfig) and isinstance(value, str):
+            # The run's weights and optimiser state belong to the configs it started with.
             raise RunFolderError(
-                f"'{override.input_line}' changes a whole config group, which a resumed run "
-                "cannot do (its weights and optimiser state belong to its saved settings). "
-                "Start a new run for different settings."
+                f"'{override.input_line}' changes a whole config group, which a resumed run cannot do; {NEW_RUN}"
             )
         if plain(current) == value:
             continue  # the value the run already has: nothing changes
@@ -129,12 +126,10 @@ def refuse_new_schedule_length(saved: DictConfig, epochs_before: Any, run_dir: P
     if schedule.get("total_steps") is None and schedule.get("epochs") is None:
         return  # a schedule without a length (a constant rate, step decay...) goes on
     name = "one-cycle" if "OneCycle" in str(schedule.get("_target_")) else "learning-rate"
+    # A resumed run keeps its schedule: its state is in the checkpoint.
     raise RunFolderError(
-        f"resume={run_dir}: 'trainer.max_epochs={epochs}': this run's {name} schedule "
-        f"({schedule.get('_target_')}) was laid out for the {epochs_before} epochs it started "
-        "with, and a resumed run keeps its schedule (its state is in the checkpoint). Resume "
-        f"with trainer.max_epochs={epochs_before}, or start a new run; a run with "
-        "scheduler=none can be resumed for longer."
+        f"resume={run_dir}: 'trainer.max_epochs={epochs}': this run's {name} schedule is laid out for {epochs_before} "
+        f"epoch(s); resume with trainer.max_epochs={epochs_before} (only a run with scheduler=none can be resumed for longer)"
     )
 
 
@@ -160,10 +155,9 @@ def config_to_run(cfg: DictConfig) -> DictConfig:
     epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
     typed = OverridesParser.create().parse_overrides(_command_line_overrides())
     if refused := apply_overrides(saved, typed):
+        changes = ", ".join(repr(o) for o in refused)
         raise RunFolderError(
-            f"resume={run_dir}: {', '.join(repr(o) for o in refused)} would change the "
-            f"experiment that this run's checkpoint belongs to. {resumable_keys_sentence()}; "
-            "start a new run for other settings."
+            f"resume={run_dir}: {changes} would change this run's experiment; {resumable_keys_sentence()}; {NEW_RUN}"
         )
     refuse_new_schedule_length(saved, epochs_before, run_dir)
     # The analysis callback's settings follow ``analysis`` again, as in

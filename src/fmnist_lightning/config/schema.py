@@ -232,26 +232,22 @@ def monitor_problems(config: dict[str, Any]) -> list[str]:
     ]
 
 
+def pick_preset(key: str, value: Any) -> str:
+    """The fix for a group's preset chosen with a dot (``data.augment=standard``)."""
+    return f"to pick the preset write {key.replace('.', '/')}={value} (a slash picks a config)"
+
+
 def cross_key_problems(config: dict[str, Any]) -> Iterator[str]:
     """Settings that each are fine but do not work together, or with the data."""
     augment = (config.get("data") or {}).get("augment")
     if isinstance(augment, str):
-        yield (
-            f"data.augment={augment!r} is a string, not a config; to pick the preset write "
-            f"data/augment={augment} (a slash selects a config of a group; a dot sets one value)"
-        )
+        yield f"data.augment={augment!r} is a string, not a config; {pick_preset('data.augment', augment)}"
     model = config.get("model") or {}
     in_channels = (model.get("net") or {}).get("in_channels", 1)
     if in_channels != 1:
-        yield (
-            f"model.net.in_channels={in_channels!r}: Fashion-MNIST images have 1 channel; "
-            "set model.net.in_channels=1"
-        )
+        yield f"model.net.in_channels={in_channels!r}: Fashion-MNIST images have 1 channel; set it to 1"
     if model.get("weights") and model.get("init_from"):
-        yield (
-            "model.weights and model.init_from are both set: start from one of them "
-            "(set the other to null)"
-        )
+        yield "model.weights and model.init_from are both set: set one of them to null"
     # Lightning validates after every n-th epoch and adds no validation after the last one:
     # with n = 2 and 3 epochs, the checkpoint chosen on val_acc and tested could never come
     # from the third epoch, and its time to accuracy would not be measured.
@@ -260,10 +256,8 @@ def cross_key_problems(config: dict[str, Any]) -> Iterator[str]:
     numbers = isinstance(every, int) and isinstance(epochs, int) and every >= 1 and epochs >= 1
     if numbers and not trainer.get("fast_dev_run") and epochs % every:
         yield (
-            f"trainer.check_val_every_n_epoch={every} does not divide trainer.max_epochs={epochs}: "
-            f"the last {epochs % every} epoch(s) would never be validated, so neither the tested "
-            f"checkpoint nor the time to accuracy could come from them; set trainer.max_epochs "
-            f"to a multiple of {every}, or trainer.check_val_every_n_epoch=1"
+            f"trainer.check_val_every_n_epoch={every} does not divide trainer.max_epochs={epochs}: the last "
+            f"{epochs % every} epoch(s) would never be validated; set trainer.max_epochs to a multiple of {every}"
         )
 
 
@@ -288,9 +282,8 @@ def resumed_run_folder_problem(run_dir: Path | str) -> str | None:
     if run_folder_problem(run_dir) is None:
         return None
     return (
-        f"the run folder '{run_dir}' cannot be written, and a resumed run writes into its own "
-        f"folder; make it writable (chmod -R u+w '{run_dir}'), or copy it to a folder you may "
-        "write (cp -r) and resume the copy"
+        f"the run folder '{run_dir}' cannot be written (a resumed run writes into its own folder); "
+        f"chmod -R u+w '{run_dir}', or copy it (cp -r) to a folder you may write and resume the copy"
     )
 
 

@@ -68,9 +68,8 @@ def starting_checkpoint(cfg: DictConfig) -> tuple[dict[str, Any], list[L.Callbac
         except CheckpointError as error:
             what = "cannot be read (it may be truncated)" if Path(best).is_file() else "is missing"
             raise CheckpointError(
-                f"resume={cfg.resume}: this run's best checkpoint '{best}' {what}, and a resumed "
-                "run tests it when training ends; nothing was changed. Put the file back (from a "
-                "copy of the run) and resume again, or start a new run."
+                f"resume={cfg.resume}: this run's best checkpoint '{best}' {what} (nothing was changed); "
+                "put it back from a copy of the run and resume again, or start a new run"
             ) from error
 
     # Lightning restores every callback's state after all their on_load_checkpoint hooks.
