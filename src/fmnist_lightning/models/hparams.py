@@ -129,7 +129,7 @@ def class_of(key: str, node: Any) -> type:
         public = target.startswith(prefix) and name.isidentifier() and not name.startswith("_")
         cls = getattr(module, name, None) if public else None
         found = isinstance(cls, type) and issubclass(cls, base) and cls is not base
-        what = f"a {base.__name__} of {module.__name__} (expected {prefix}<Name>)"
+        what = f"a subclass of {module.__name__}.{base.__name__} (expected {prefix}<Name>)"
         require(found, f"{where}={target!r} is not {what}", where)
     parameters = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
