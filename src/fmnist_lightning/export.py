@@ -9,7 +9,6 @@ and compared with ``Classifier.predict`` before it replaces the output, so an ex
 is never lost to a file that failed its check or to a full disk.
 """
 
-import argparse
 import importlib.util
 import io
 import json
@@ -25,8 +24,8 @@ from torchvision.datasets import FashionMNIST
 from fmnist_lightning import cli
 from fmnist_lightning.data.normalise import normalise
 from fmnist_lightning.errors import Failed, UsageError
+from fmnist_lightning.inference import output_files
 from fmnist_lightning.inference.classifier import Classifier, load_classifier
-from fmnist_lightning.inference.output_files import FULL_DISK, check_output, write_atomically
 from fmnist_lightning.models.runtime import unwrapped
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -124,21 +123,16 @@ def export(
         kept = " (the existing file is kept)" if output.exists() else ""
         why = f"the difference {difference:.3g} exceeds --atol={atol:g}"
         raise Failed(f"{why}; '{output}' was not written{kept}.")
-    write_atomically(output, content, FULL_DISK)
+    output_files.write_atomically(output, content, output_files.FULL_DISK)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m fmnist_lightning.export",
-        description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 written and matching, 1 outputs differ by more than --atol or the "
-        "write failed, 2 bad arguments, checkpoint, --output or a missing extra.",
-    )
+    statuses = "0 written and matching, 1 outputs differ by more than --atol or the write failed, "
+    statuses += "2 bad arguments, checkpoint, --output or a missing extra."
+    parser = output_files.checkpoint_command("export", __doc__, statuses)
     add = parser.add_argument
-    add("checkpoint", type=Path, help="a .ckpt file written by training")
     add("--format", choices=tuple(FORMATS), default="onnx")
     add("-o", "--output", type=Path, help="default: the checkpoint's with .onnx / .torchscript.pt")
-    add("--overwrite", action="store_true", help="replace an existing output file")
     data_root = os.environ.get("FMNIST_DATA_DIR", "data")
     add("--data-root", default=data_root, help="holds FashionMNIST/raw/ ($FMNIST_DATA_DIR or data)")
     add("--check-images", type=int, default=DEFAULT_CHECK_IMAGES, help="at least 1")
@@ -147,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.check_images < 1:
         parser.error(f"--check-images {args.check_images}: the check needs at least one image")
     output = args.output or args.checkpoint.with_suffix(FORMATS[args.format])
-    check_output(output, [args.checkpoint], args.overwrite)
+    output_files.check_output(output, [args.checkpoint], args.overwrite)
     export(args.checkpoint, args.format, output, args.data_root, args.check_images, args.atol)
     exporter = "torch.export" if args.format == "onnx" else "torch.jit.script"
     size = output.stat().st_size / 1e6

@@ -5,7 +5,6 @@ A plain argparse command, not a Hydra app: its inputs are file names that the sh
 and that may hold spaces, commas or brackets Hydra's override grammar would need quoted.
 """
 
-import argparse
 import csv
 import io
 import json
@@ -19,10 +18,10 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from fmnist_lightning import cli
+from fmnist_lightning.inference import output_files
 from fmnist_lightning.inference.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
 from fmnist_lightning.inference.image_files import display_path, find_images
 from fmnist_lightning.inference.images import ImageReadError, load_image
-from fmnist_lightning.inference.output_files import FULL_DISK, check_output, write_atomically
 from fmnist_lightning.models.runtime import DEVICE_CHOICES
 
 FORMATS = ("csv", "json")
@@ -86,18 +85,13 @@ def results_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fmnist_lightning.predict",
-        description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 all files classified, 1 some file failed or the output could not "
-        "be written, 2 bad arguments, checkpoint or --output.",
-    )
+    statuses = "0 all files classified, 1 some file failed or the output could not be written, "
+    statuses += "2 bad arguments, checkpoint or --output."
+    parser = output_files.checkpoint_command("predict", __doc__, statuses)
     add = parser.add_argument
-    add("checkpoint", type=Path, help="a .ckpt file written by training")
     add("inputs", nargs="+", help="image files, folders or glob patterns")
     add("-o", "--output", help="default: predictions.<format>; '-': stdout, the table on stderr")
     add("-f", "--format", choices=FORMATS, help="default: from the --output suffix, else csv")
-    add("--overwrite", action="store_true", help="replace an existing output file")
     add("-r", "--recursive", action="store_true", help="search subfolders too")
     add("--invert", choices=INVERT_CHOICES, default="auto", help="auto: when the border is light")
     add("--device", default="cpu", help=f"{DEVICE_CHOICES}; default: cpu")
@@ -109,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     to_stdout = output == "-"
     files, missing = find_images(args.inputs, args.recursive)
     if not to_stdout:  # found out now, not after classifying
-        check_output(output, [args.checkpoint, *files], args.overwrite)
+        output_files.check_output(output, [args.checkpoint, *files], args.overwrite)
     classifier = load_classifier(args.checkpoint, device=args.device)
     for entry, reason in missing.items():
         print(f"error: '{display_path(entry)}': {reason}", file=sys.stderr)
@@ -121,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if to_stdout:
         sys.stdout.write(text)
     else:  # complete or not at all: a failed write keeps the earlier file
-        write_atomically(output, text, FULL_DISK)
+        output_files.write_atomically(output, text, output_files.FULL_DISK)
     failed = sum(row["error"] is not None for row in rows)
     summary = f"{len(rows) - failed} of {len(rows)} inputs classified"
     summary += f", [red]{failed} failed[/red]" if failed else ""
