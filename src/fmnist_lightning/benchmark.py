@@ -385,15 +385,11 @@ def training(args: argparse.Namespace, cfg, datamodule, phases: dict) -> tuple:
     loader = datamodule.train_dataloader()  # the batch fetch alone
     batches, fetches = iter(loader), min(args.warmup + args.steps, len(loader))
     fetch = statistics.median(timed_windows(lambda: next(batches), 0, 1, fetches))
+    settings = {"precision": str(cfg.trainer.precision)}  # resolved once, by finalise
+    settings |= {key: bool(cfg.model[key]) for key in ("channels_last", "compile")}
+    settings |= {"batch_size": int(cfg.data.batch_size), "steps": args.steps, "warmup": args.warmup}
     figures = {
-        "settings": {
-            "precision": str(cfg.trainer.precision),  # resolved once, by finalise
-            "channels_last": bool(cfg.model.channels_last),
-            "compile": bool(cfg.model.compile),
-            "batch_size": int(cfg.data.batch_size),
-            "steps": args.steps,
-            "warmup": args.warmup,
-        },
+        "settings": settings,
         "train": {
             "lightning_images_per_s": rate,
             "plain_images_per_s": plain_rate,
