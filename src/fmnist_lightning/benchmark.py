@@ -419,13 +419,9 @@ def training(args: argparse.Namespace, cfg, datamodule, phases: dict) -> tuple:
         # Start-up (fit minus the epoch) + max_epochs epochs + one test pass.
         fit, seconds = phases["trainer_fit"], timer.seconds[0]
         minutes = (fit + (max_epochs - 1) * seconds + test_images / eval_rate) / 60
-        figures["epoch"] = {
-            "seconds": seconds,
-            "train_images": len(datamodule.tensors["train"]),
-            "val_images": len(datamodule.tensors["val"]),
-            "default_max_epochs": max_epochs,
-            "projected_run_minutes": minutes,
-        }
+        sizes = {f"{split}_images": len(datamodule.tensors[split]) for split in ("train", "val")}
+        projection = {"default_max_epochs": max_epochs, "projected_run_minutes": minutes}
+        figures["epoch"] = {"seconds": seconds, **sizes, **projection}
     if args.baseline:
         figures["baseline"] = timed(phases, "baseline", textbook_baseline, cfg, args, device, rate)
     return device, figures
