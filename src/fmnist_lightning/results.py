@@ -42,8 +42,7 @@ def time_cell(group: pd.DataFrame) -> str:
     """Mean seconds to HEADLINE_ACCURACY; "—" with a count when some seed never got there."""
     if not group["timed"].all():
         return "?"  # a run written before time to accuracy was recorded
-    missed = group["time_to_headline"].isna().sum()
-    if missed:
+    if missed := group["time_to_headline"].isna().sum():
         return f"{NOT_REACHED} ({missed} of {len(group)} not reached)"
     return f"{group['time_to_headline'].astype(float).mean():.0f}"
 
