@@ -42,8 +42,7 @@ def time_cell(group: pd.DataFrame) -> str:
     """Mean seconds to HEADLINE_ACCURACY; "—" with a count when some seed never got there."""
     if not group["timed"].all():
         return "?"  # a run written before time to accuracy was recorded
-    missed = group["time_to_headline"].isna().sum()
-    if missed:
+    if missed := group["time_to_headline"].isna().sum():
         return f"{NOT_REACHED} ({missed} of {len(group)} not reached)"
     return f"{group['time_to_headline'].astype(float).mean():.0f}"
 
@@ -179,19 +178,6 @@ def write_selection(args: argparse.Namespace) -> None:
     write_table(selection_markdown(found), output, len(found), (run.folder for run in found))
 
 
-def write_plot(found: list[SimpleNamespace], path: Path) -> None:
-    from fmnist_lightning.analysis.curve_plots import accuracy_against_time
-
-    curves: dict[str, list[pd.DataFrame]] = {}
-    for run in found:
-        if run.curve is not None and "elapsed_seconds" in run.curve:
-            curves.setdefault(run.configuration, []).append(run.curve)
-    figure = accuracy_against_time(curves, threshold=float(finished_runs.HEADLINE_ACCURACY))
-    write_atomically(path, run_files.png_bytes(figure), FULL_DISK)
-    drawn = sum(len(frames) for frames in curves.values())
-    print(f"Wrote {path} ({drawn} runs with elapsed_seconds).", file=sys.stderr)
-
-
 def write_results(args: argparse.Namespace) -> None:
     found, unfinished, problems = find_runs(args.folders)
     ensembles, ensemble_problems = find_ensembles(args.folders, found)
@@ -216,8 +202,17 @@ def write_results(args: argparse.Namespace) -> None:
     if readme is not None:
         write_atomically(args.readme, readme, FULL_DISK)
         print(f"Updated the table in {args.readme}.", file=sys.stderr)
-    if args.plot is not None:
-        write_plot(found, args.plot)
+    if args.plot is not None:  # val accuracy against seconds, one line per configuration
+        from fmnist_lightning.analysis.curve_plots import accuracy_against_time
+
+        curves: dict[str, list[pd.DataFrame]] = {}
+        for run in found:
+            if run.curve is not None and "elapsed_seconds" in run.curve:
+                curves.setdefault(run.configuration, []).append(run.curve)
+        figure = accuracy_against_time(curves, threshold=float(finished_runs.HEADLINE_ACCURACY))
+        write_atomically(args.plot, run_files.png_bytes(figure), FULL_DISK)
+        drawn = sum(len(frames) for frames in curves.values())
+        print(f"Wrote {args.plot} ({drawn} runs with elapsed_seconds).", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

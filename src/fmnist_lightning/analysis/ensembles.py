@@ -4,7 +4,6 @@ leaves ensemble_metrics.json), labelled by their members' configuration as
 are not read. Pure: json and OmegaConf, no torch.
 """
 
-from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -57,17 +56,15 @@ def find_ensembles(folders: list[Path], runs: list | tuple = ()) -> tuple[list, 
     """Ensembles evaluated on the test split under the folders, and one line per unreadable one;
     ``runs``: those already read (``find_runs``)."""
     known = {run.folder.resolve(): run for run in runs}
-    read = partial(read_ensemble, known=known)
-    found, _, problems = finished.read_runs(folders, read, run_files.ENSEMBLE_METRICS_JSON)
+    marker = run_files.ENSEMBLE_METRICS_JSON
+    found, _, problems = finished.read_runs(folders, lambda f: read_ensemble(f, known), marker)
     return found, problems
 
 
 def ensemble_cells(group: pd.DataFrame) -> dict[str, str]:
     fits = group["fit_seconds"]
     return {
-        "member seeds": finished.listed(
-            "+".join(str(s) for s in seeds) for seeds in group["seeds"]
-        ),
+        "member seeds": finished.listed("+".join(map(str, seeds)) for seeds in group["seeds"]),
         "test acc (%)": finished.mean_and_spread(group["test_acc"] * 100),
         "TTA": finished.listed(group["tta"], unique=True),
         "members' test acc (%)": finished.mean_and_spread(group["member_acc"].explode() * 100),

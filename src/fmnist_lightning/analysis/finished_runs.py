@@ -171,14 +171,12 @@ def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
     config = read_part(folder, name, load_config)
     seed = read_part(folder, name, lambda _: int(config.get("seed", -1)))
     run = SimpleNamespace(folder=folder, seed=seed, from_command_line=from_command_line, **fields)
-    run.trained = None
-    if not from_command_line:
-        run.configuration = describe_config(config)
-        return run
-    overrides = read_part(folder, ".hydra/overrides.yaml", load_config) or []
-    kept = [portable(str(o)) for o in overrides if not IGNORED.match(str(o))]
-    run.configuration = " ".join(kept) or "default"
-    run.trained = what_was_trained(config)
+    run.configuration, run.trained = describe_config(config), None
+    if from_command_line:
+        overrides = read_part(folder, ".hydra/overrides.yaml", load_config) or []
+        kept = [portable(str(o)) for o in overrides if not IGNORED.match(str(o))]
+        run.configuration = " ".join(kept) or "default"
+        run.trained = what_was_trained(config)
     return run
 
 
