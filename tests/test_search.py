@@ -25,6 +25,7 @@ from fmnist_lightning.errors import UsageError
 from fmnist_lightning.train import train
 from fmnist_lightning.tuning import runner, summary
 from fmnist_lightning.tuning.runner import TRIAL_JSON
+from helpers.commands import run_command, run_train
 from helpers.compose import compose, tiny_overrides
 
 TESTS_DIR = Path(__file__).parent
@@ -386,25 +387,25 @@ def test_an_interrupted_search_records_its_trial_and_says_how_to_continue(synthe
 
 
 @pytest.mark.slow
-def test_the_command_prints_its_usage_and_a_bad_setting_in_one_line(tmp_path):
+def test_the_command_prints_its_usage_and_a_bad_setting_in_one_line(tmp_path, monkeypatch, capsys):
     usage = subprocess.run(
         [sys.executable, "-m", "fmnist_lightning.search", "--help"], capture_output=True, text=True
-    )
+    )  # a real process: --help answers without loading torch
     assert usage.returncode == 0 and "hparams_search.n_trials" in usage.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "fmnist_lightning.search", f"paths.root={tmp_path}",
-         "hparams_search.direction=sideways"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert bad.returncode == 2  # a setting refused
-    assert bad.stderr.strip().splitlines()[-1].startswith("Error: hparams_search.direction=")
+    # The refusals in this process (the same cli.run as __main__'s), without ~10 s of imports.
+    status, _, err = run_command(
+        lambda: search.main([f"paths.root={tmp_path}", "hparams_search.direction=sideways"]),
+        capsys,
+    )
+    assert status == 2  # a setting refused
+    assert err.strip().splitlines()[-1].startswith("Error: hparams_search.direction=")
     # The train command no longer searches (Hydra's Optuna sweeper is gone): it says where to.
-    train_cmd = subprocess.run(
-        [sys.executable, "-m", "fmnist_lightning.train", "hparams_search=optuna"],
-        capture_output=True, text=True,
+    status, err = run_train(
+        "hparams_search=optuna", f"paths.root={tmp_path}", cwd=tmp_path,
+        monkeypatch=monkeypatch, capsys=capsys,
     )  # fmt: skip
-    assert train_cmd.returncode == 2  # a setting refused, as every command's
-    assert "python -m fmnist_lightning.search hparams_search=optuna" in train_cmd.stderr
+    assert status == 2  # a setting refused, as every command's
+    assert "python -m fmnist_lightning.search hparams_search=optuna" in err
 
 
 def test_the_search_entry_point_is_thin():
