@@ -2,8 +2,10 @@
 it as one line, exit with the status of ``fmnist_lightning.errors``. Only the commands import
 this."""
 
+import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from fmnist_lightning.errors import FmnistError
@@ -23,3 +25,14 @@ def run(command: Callable[[], int | None]) -> NoReturn:
     except KeyboardInterrupt:
         sys.exit(130)  # 128 + SIGINT, as for every signal (errors.Stopped)
     sys.exit(status or 0)
+
+
+def checkpoint_command(name: str, doc: str, statuses: str) -> argparse.ArgumentParser:
+    """The parser of a command that reads a checkpoint and writes an ``--output`` file."""
+    prog, description = f"python -m fmnist_lightning.{name}", doc.split("\n\n")[0]
+    parser = argparse.ArgumentParser(
+        prog, description=description, epilog=f"Exit status: {statuses}"
+    )
+    parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    return parser

@@ -129,7 +129,7 @@ def export(
 def main(argv: list[str] | None = None) -> None:
     statuses = "0 written and matching, 1 outputs differ by more than --atol or the write failed, "
     statuses += "2 bad arguments, checkpoint, --output or a missing extra."
-    parser = output_files.checkpoint_command("export", __doc__, statuses)
+    parser = cli.checkpoint_command("export", __doc__, statuses)
     add = parser.add_argument
     add("--format", choices=tuple(FORMATS), default="onnx")
     add("-o", "--output", type=Path, help="default: the checkpoint's with .onnx / .torchscript.pt")

@@ -87,7 +87,7 @@ def results_table(rows: list[dict[str, Any]]) -> Table:
 def main(argv: list[str] | None = None) -> int:
     statuses = "0 all files classified, 1 some file failed or the output could not be written, "
     statuses += "2 bad arguments, checkpoint or --output."
-    parser = output_files.checkpoint_command("predict", __doc__, statuses)
+    parser = cli.checkpoint_command("predict", __doc__, statuses)
     add = parser.add_argument
     add("inputs", nargs="+", help="image files, folders or glob patterns")
     add("-o", "--output", help="default: predictions.<format>; '-': stdout, the table on stderr")

@@ -1,7 +1,6 @@
 """Files written whole or not at all (:func:`write_atomically`), and the one check that a folder
 can hold a new file (:func:`unwritable`: a command's ``--output``, a run's or analysis's folder)."""
 
-import argparse
 import os
 import tempfile
 from collections.abc import Iterable
@@ -27,17 +26,6 @@ def unwritable(folder: Path) -> str | None:
         why = "is not writable" if isinstance(error, PermissionError) else f"({error.strerror})"
         return f"'{folder}' {why}"
     return None
-
-
-def checkpoint_command(name: str, doc: str, statuses: str) -> argparse.ArgumentParser:
-    """The parser of a command that reads a checkpoint and writes an ``--output`` file."""
-    prog, description = f"python -m fmnist_lightning.{name}", doc.split("\n\n")[0]
-    parser = argparse.ArgumentParser(
-        prog, description=description, epilog=f"Exit status: {statuses}"
-    )
-    parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    return parser
 
 
 def check_output(path: Path | str, inputs: Iterable[Path | str], overwrite: bool) -> None:
