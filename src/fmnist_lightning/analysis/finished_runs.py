@@ -12,7 +12,6 @@ test figure in sight, and a sweep can be read while it runs.
 """
 
 import csv
-import io
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -41,7 +40,6 @@ SUMMARY_FILES = ("multirun.yaml", SUMMARY_CSV, "optimization_results.yaml")
 # The time-to-accuracy column: seconds until val_acc first reached this (time_to_val_acc key).
 HEADLINE_ACCURACY = "0.93"
 NOT_REACHED = "—"
-CURVE_COLUMNS = ("val_acc", "val_acc_tta", "elapsed_seconds")
 # Problems reading a run folder that leave that folder out of the table.
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, csv.Error, yaml.YAMLError)
 
@@ -121,18 +119,12 @@ def what_was_trained(config: dict) -> str | None:
 
 
 def validation_curve(metrics_csv: Path) -> pd.DataFrame | None:
-    """epoch, val_acc (val_acc_tta, elapsed_seconds) per validated epoch; None without any.
-    Read with the csv module: pandas' per-file cost is most of ``results`` over many runs."""
-    epochs: dict[int, dict[str, float]] = {}  # Lightning logs train and val on separate rows
-    with metrics_csv.open(newline="") if metrics_csv.is_file() else io.StringIO() as file:
-        for row in csv.DictReader(file):
-            if None in row:
-                raise ValueError(f"a row has more fields than the header: {row[None]}")
-            values = {key: float(row[key]) for key in CURVE_COLUMNS if row.get(key)}
-            if row.get("epoch"):
-                epochs.setdefault(int(float(row["epoch"])), {}).update(values)
-    curve = [{"epoch": e, **values} for e, values in sorted(epochs.items()) if "val_acc" in values]
-    return pd.DataFrame(curve) if curve else None
+    """epoch, val_acc (val_acc_tta, elapsed_seconds) per validated epoch; None without any."""
+    epochs = run_files.epoch_metrics(metrics_csv) if metrics_csv.is_file() else pd.DataFrame()
+    if "val_acc" not in epochs or epochs["val_acc"].isna().all():
+        return None
+    columns = [c for c in ("epoch", "val_acc", "val_acc_tta", "elapsed_seconds") if c in epochs]
+    return epochs[columns].dropna(subset=["val_acc"]).reset_index(drop=True)
 
 
 def best_epoch(curve: pd.DataFrame | None) -> int | None:

@@ -2,6 +2,7 @@
 No torch: ``results`` reads run folders through it. A test checks the names agree with conf/.
 """
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -37,11 +38,25 @@ def run_dir_of(checkpoint: Path) -> Path:
 
 
 def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
-    """One row per epoch of Lightning's CSVLogger file (it logs train and val on separate rows)."""
-    frame = pd.read_csv(metrics_csv).rename(columns={"train_loss_epoch": "train_loss"})
-    columns = [c for c in EPOCH_COLUMNS if c in frame.columns]
-    per_epoch = frame.dropna(subset=["epoch"]).groupby("epoch")[columns].last()
-    return per_epoch.dropna(how="all").reset_index().astype({"epoch": int})
+    """One row per epoch of Lightning's CSVLogger file (it logs train and val on separate rows):
+    each column's last value in the epoch. Read with the csv module: pandas' per-file cost was
+    most of ``results``' time over thousands of runs."""
+    renamed = {"train_loss_epoch": "train_loss"}
+    epochs: dict[int, dict[str, float]] = {}
+    with open(metrics_csv, newline="") as file:
+        reader = csv.DictReader(file)
+        columns = [
+            c for c in EPOCH_COLUMNS if c in {renamed.get(n, n) for n in reader.fieldnames or ()}
+        ]
+        for row in reader:
+            if None in row:
+                raise ValueError(f"a row has more fields than the header: {row[None]}")
+            row = {renamed.get(key, key): value for key, value in row.items()}
+            values = {column: float(row[column]) for column in columns if row[column]}
+            if row["epoch"] and values:
+                epochs.setdefault(int(float(row["epoch"])), {}).update(values)
+    rows = [{"epoch": epoch, **values} for epoch, values in sorted(epochs.items())]
+    return pd.DataFrame(rows, columns=["epoch", *columns]).astype({"epoch": int})
 
 
 def load_config(path: Path) -> Any:
