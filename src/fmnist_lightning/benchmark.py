@@ -13,6 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
+import timeit
 import warnings
 from datetime import datetime
 from importlib.metadata import version
@@ -75,10 +76,12 @@ COUNTED_IMAGES, IMAGE_SHAPE = 2, (1, 28, 28)
 PACKAGES = ("lightning", "torchvision", "torchmetrics", "hydra-core", "numpy")
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so that a clock read means the work is done."""
+def clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once queued GPU work is done, so that the time read means the
+    work is done."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def median_rate(items: float, seconds: list[float]) -> float:
@@ -89,15 +92,8 @@ def timed_windows(step, warmup: int, steps: int, repeats: int, device="cpu") -> 
     """Run ``warmup`` steps, then time ``repeats`` windows of ``steps`` steps each."""
     for _ in range(warmup):
         step()
-    seconds = []
-    for _ in range(repeats):
-        synchronize(device)
-        started = time.perf_counter()
-        for _ in range(steps):
-            step()
-        synchronize(device)
-        seconds.append(time.perf_counter() - started)
-    return seconds
+    # timeit turns the garbage collector off while it times; a real run has it on.
+    return timeit.repeat(step, "gc.enable()", functools.partial(clock, device), repeats, steps)
 
 
 def timed(phases: dict, name: str, function, *args, **kwargs):
@@ -119,7 +115,7 @@ class StepTimer(L.Callback):
     def now(self, trainer: L.Trainer, batch_idx: int | None = None) -> float:
         # On a GPU, syncing every step would drain the queue: sync at window edges only.
         if batch_idx is None or batch_idx in range(self.warmup, batch_idx + 1, self.steps):
-            synchronize(trainer.strategy.root_device)
+            return clock(trainer.strategy.root_device)
         return time.perf_counter()
 
     def start(self, trainer: L.Trainer, *_) -> None:
@@ -218,7 +214,6 @@ def training_flops(network: torch.nn.Module, input_shape: tuple = IMAGE_SHAPE) -
         logits = network(torch.zeros(COUNTED_IMAGES, *input_shape))
         forward = counter.get_total_flops()
         F.cross_entropy(logits, torch.zeros(COUNTED_IMAGES, dtype=torch.long)).backward()
-    network.zero_grad(set_to_none=True)
     counts = counter.get_flop_counts()["Global"].items()
     return {
         "forward_flops_per_image": forward // COUNTED_IMAGES,
@@ -293,8 +288,7 @@ def memory(device: torch.device) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    about = "How fast the default training path trains and evaluates, or (--eval-only) a "
-    about += "checkpoint's inference speed. See docs/performance.md."
+    about = "How fast the default training path trains and evaluates, or (--eval-only) a checkpoint's inference speed. See docs/performance.md."
     options = argparse.ArgumentParser(prog=COMMAND, description=about)
     add, switch = options.add_argument, argparse.BooleanOptionalAction
     add("--steps", type=int, default=25, help="training steps per timed window")
