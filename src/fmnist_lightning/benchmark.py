@@ -139,8 +139,8 @@ class StepTimer(L.Callback):
         starts = self.batch_starts[self.warmup :: self.steps]
         if seconds := [end - start for start, end in itertools.pairwise(starts)]:
             return seconds
-        n = len(self.batch_starts)  # the window needs the step after it, to end
-        why = f"One epoch has {n} training batches, too few for {self.warmup}+{self.steps}+1 steps"
+        # The window needs the step after it, to end.
+        why = f"One epoch has {len(self.batch_starts)} training batches, too few for {self.warmup}+{self.steps}+1 steps"
         raise UsageError(f"{why}: lower --warmup/--steps, or add data.")
 
     def between_steps_fraction(self) -> float:
@@ -197,14 +197,9 @@ def textbook_baseline(cfg, args: argparse.Namespace, device: torch.device, rate:
 
     seconds = loop_windows(loss, optimizer, loader, args, device, 5, args.baseline_steps)
     baseline = median_rate(args.baseline_steps * 32, seconds)
-    return {
-        "images_per_s": baseline,
-        "batch_size": 32,
-        "workers": args.baseline_workers,
-        "precision": "32-true",
-        "speedup_vs_textbook": rate / baseline,
-        "window_seconds": seconds,
-    }
+    setup = {"batch_size": 32, "workers": args.baseline_workers, "precision": "32-true"}
+    speed = {"speedup_vs_textbook": rate / baseline, "window_seconds": seconds}
+    return {"images_per_s": baseline, **setup, **speed}
 
 
 def training_flops(network: torch.nn.Module, input_shape: tuple = IMAGE_SHAPE) -> dict:
@@ -436,19 +431,17 @@ def eval_only(args: argparse.Namespace, cfg, datamodule, phases: dict, module) -
         predict_probabilities(module, images[:batch_size], batch_size, precision)  # warm-up
         walls, cpus = [], []
         for _ in range(args.repeats):
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
             predicted = predict_probabilities(module, images, batch_size, precision).argmax(1)
-            walls.append(time.perf_counter() - wall)
-            cpus.append(time.process_time() - cpu)
+            walls.append(time.perf_counter() - wall_start)
+            cpus.append(time.process_time() - cpu_start)
         predictions[precision] = predicted
-        by_precision[precision] = {
-            "wall_seconds": statistics.median(walls),
-            "cpu_seconds": statistics.median(cpus),
-            "images_per_s": len(images) / statistics.median(walls),
-            "accuracy": (predicted == labels.cpu()).float().mean().item(),
-            "agreement": (predicted == predictions[precisions[0]]).float().mean().item(),
-            "window_seconds": walls,
-        }
+        wall, cpu = statistics.median(walls), statistics.median(cpus)
+        times = {"wall_seconds": wall, "cpu_seconds": cpu, "images_per_s": len(images) / wall}
+        # The share of the images predicted as labelled, and as the first precision predicts.
+        truths = {"accuracy": labels.cpu(), "agreement": predictions[precisions[0]]}
+        shares = {key: (predicted == truth).float().mean().item() for key, truth in truths.items()}
+        by_precision[precision] = times | shares | {"window_seconds": walls}
     phases["inference"] = time.perf_counter() - started
     return device, {
         "settings": {"checkpoint": str(Path(args.eval_only).resolve()), "test_images": len(images)},
@@ -460,9 +453,8 @@ def eval_only(args: argparse.Namespace, cfg, datamodule, phases: dict, module) -
 def table(result: dict) -> Table:
     """Every figure of ``result`` with its unit, beside the target it is measured against."""
     env, settings = result["environment"], result["settings"]
-    machine = f"{env['device']} ({env['cpu_model']}, {env['torch_threads']} threads)"
-    title = ", ".join(f"{key} {value}" for key, value in settings.items())
-    title = f"fmnist-lightning benchmark on {machine}: {title}"
+    settings = ", ".join(f"{key} {value}" for key, value in settings.items())
+    title = f"fmnist-lightning benchmark on {env['device']} ({env['cpu_model']}, {env['torch_threads']} threads): {settings}"
     values = Column("value", justify="right")
     out = Table("figure", values, "target", title=title, title_justify="left")
     sections = {name: result[name] for name in SECTIONS if result.get(name)}
@@ -495,12 +487,9 @@ def main(argv: list[str] | None = None) -> dict:
             datamodule.prepare_data()
             measure = functools.partial(eval_only, module=module) if module else training
             device, figures = measure(args, cfg, datamodule, phases)
-        figures["settings"] |= {
-            "data": "synthetic" if args.synthetic else "real",
-            "data_root": str(cfg.data.root),
-            "eval_batch_size": int(cfg.data.eval_batch_size),
-            "repeats": args.repeats,
-        }
+        data = {"data": "synthetic" if args.synthetic else "real", "data_root": str(cfg.data.root)}
+        runs = {"eval_batch_size": int(cfg.data.eval_batch_size), "repeats": args.repeats}
+        figures["settings"] |= data | runs
         result = {
             "created": datetime.now().isoformat(timespec="seconds"),
             "command": args.command,
