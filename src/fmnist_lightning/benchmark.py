@@ -238,23 +238,19 @@ def flop_figures(cfg, args: argparse.Namespace, images_per_s: float, device: tor
     # A fresh, uncompiled copy of the network: the count does not depend on its weights.
     count = training_flops(build_network(plain(cfg.model.net), num_classes=10))
     kind = str(cfg.trainer.precision).split("-")[0]  # bf16-mixed, 16-mixed, 32-true, ...
-    dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(kind, torch.float32)
+    dtype = {"bf16": "bfloat16", "16": "float16"}.get(kind, "float32")  # torch's name
     n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
-    a, b = torch.randn(2, n, n, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, n, n, generator=generator).to(device, getattr(torch, dtype))
     peaks = {}
     for name, product in matmul_products(a, b).items():
         with contextlib.suppress(RuntimeError):  # a kernel this build lacks
             seconds = timed_windows(product, 2, 3, max(args.repeats, 3), device)
             peaks[name] = median_rate(3 * 2 * n**3, seconds)
     achieved, peak = images_per_s * count["train_flops_per_image"], max(peaks.values())
-    return count | {
-        "achieved_train_flops": achieved,
-        "matmul_size": n,
-        "matmul_dtype": str(dtype).removeprefix("torch."),
-        "matmul_peak_flops": peak,
-        "fraction_of_matmul_peak": achieved / peak,
-        "matmul_peak_flops_by_kernel": peaks,
-    }
+    matmul = {"matmul_size": n, "matmul_dtype": dtype, "matmul_peak_flops": peak}
+    ratio = {"fraction_of_matmul_peak": achieved / peak, "matmul_peak_flops_by_kernel": peaks}
+    return count | {"achieved_train_flops": achieved, **matmul, **ratio}
 
 
 def environment(device: torch.device) -> dict:
@@ -490,13 +486,9 @@ def main(argv: list[str] | None = None) -> dict:
         data = {"data": "synthetic" if args.synthetic else "real", "data_root": str(cfg.data.root)}
         runs = {"eval_batch_size": int(cfg.data.eval_batch_size), "repeats": args.repeats}
         figures["settings"] |= data | runs
-        result = {
-            "created": datetime.now().isoformat(timespec="seconds"),
-            "command": args.command,
-            "environment": environment(device),  # with the run's --threads
-            **figures,
-            "phase_seconds": phases,
-        }
+        result = {"created": datetime.now().isoformat(timespec="seconds"), "command": args.command}
+        # The environment is read with the run's --threads.
+        result |= {"environment": environment(device), **figures, "phase_seconds": phases}
     finally:
         torch.set_num_threads(threads)  # callers in the same process keep their setting
     write_atomically(args.output, (json.dumps(result, indent=2) + "\n").encode())
