@@ -8,7 +8,6 @@ import functools
 import itertools
 import json
 import math
-import resource
 import statistics
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import timeit
 import warnings
 from importlib.metadata import version
 from pathlib import Path
+from resource import RUSAGE_SELF, getrusage
 
 import lightning as L
 import torch
@@ -270,9 +270,8 @@ def environment(device: torch.device) -> dict:
 
 def memory(device: torch.device) -> dict:
     """Peak resident memory of the process (Linux reports KiB, macOS bytes), and of the GPU."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss = getrusage(RUSAGE_SELF).ru_maxrss / 2 ** (20 if sys.platform == "darwin" else 10)
     gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    rss /= 2**20 if sys.platform == "darwin" else 2**10
     return {"peak_rss_mib": rss, "peak_gpu_mib": gpu}
 
 
@@ -319,9 +318,8 @@ def synthetic_sizes(cfg, batches: int, quick: bool) -> tuple[int, int]:
     if not quick:
         return 60_000, 10_000
     # Full batches only: a last, smaller batch would be a step of another size in the epoch.
-    needed, val_fraction = batches * int(cfg.data.batch_size), float(cfg.data.val_fraction)
-    # The split keeps count - round(count * val_fraction) images: at least ``needed``.
-    return max(640, math.ceil(needed / (1 - val_fraction))), 500
+    # The split keeps count - round(count * val_fraction) images: at least the batches'.
+    return max(640, math.ceil(batches * cfg.data.batch_size / (1 - cfg.data.val_fraction))), 500
 
 
 def benchmark_config(args: argparse.Namespace, folder: Path, *extra: str):
