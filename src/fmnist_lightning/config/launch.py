@@ -37,5 +37,4 @@ def rank_zero_only(value: object) -> object:
 
 def rank_suffix() -> str:
     """Resolver ``${launch_rank_suffix:}``: ``""`` on rank 0, ``_rank<N>`` on the others."""
-    rank = launch_rank()
-    return f"_rank{rank}" if rank else ""
+    return f"_rank{rank}" if (rank := launch_rank()) else ""
