@@ -133,6 +133,10 @@ def refuse_new_schedule_length(saved: DictConfig, epochs_before: Any, run_dir: P
     )
 
 
+def _command_line_overrides() -> list[str]:
+    return HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+
+
 def config_to_run(cfg: DictConfig) -> DictConfig:
     """The config a run uses: as composed for a fresh run; for a resume, the run's saved
     config with the overrides typed on the command line that it allows applied."""
@@ -148,7 +152,7 @@ def config_to_run(cfg: DictConfig) -> DictConfig:
     if old and os.path.realpath(old) != os.path.realpath(new):
         saved = OmegaConf.create(rerooted(OmegaConf.to_container(saved), old, new))
     epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
-    typed = parse_overrides(HydraConfig.get().overrides.task if HydraConfig.initialized() else [])
+    typed = parse_overrides(_command_line_overrides())
     if refused := apply_overrides(saved, typed):
         raise RunFolderError(
             f"resume={run_dir}: {', '.join(map(repr, refused))} would change this run's experiment; {resumable_keys_sentence()}; {NEW_RUN}"
