@@ -12,9 +12,7 @@ from fmnist_lightning.config.resolvers import register_resolvers
 
 
 def compose(
-    config_name: str = "train",
-    overrides: Sequence[str] = (),
-    return_hydra_config: bool = False,
+    config_name: str = "train", overrides: Sequence[str] = (), return_hydra_config: bool = False
 ) -> DictConfig:
     """The config ``python -m fmnist_lightning.<config_name> <overrides>`` would run with
     (outside the command line Hydra sets no run folder: pass ``paths.run_dir=<folder>``)."""

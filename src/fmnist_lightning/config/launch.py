@@ -4,15 +4,12 @@ each rank composes its own config, so the run folder must be a name all compute 
 
 import os
 
-TORCHRUN_ID = "TORCHELASTIC_RUN_ID"
-
 
 def launch_name() -> str | None:
     """``torchrun-<rdzv id>`` or ``slurm-<job>.<step>`` in a launch of several ranks, else None."""
-    if os.environ.get(TORCHRUN_ID) and int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        return f"torchrun-{os.environ[TORCHRUN_ID]}"
-    job = os.environ.get("SLURM_JOB_ID")
-    if job and int(os.environ.get("SLURM_NTASKS", 1)) > 1:
+    if (run := os.environ.get("TORCHELASTIC_RUN_ID")) and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        return f"torchrun-{run}"
+    if (job := os.environ.get("SLURM_JOB_ID")) and int(os.environ.get("SLURM_NTASKS", 1)) > 1:
         step = os.environ.get("SLURM_STEP_ID")
         return f"slurm-{job}" + (f".{step}" if step else "")
     return None
@@ -37,5 +34,4 @@ def rank_zero_only(value: object) -> object:
 
 def rank_suffix() -> str:
     """Resolver ``${launch_rank_suffix:}``: ``""`` on rank 0, ``_rank<N>`` on the others."""
-    rank = launch_rank()
-    return f"_rank{rank}" if rank else ""
+    return f"_rank{rank}" if (rank := launch_rank()) else ""

@@ -34,9 +34,8 @@ def unknown_key_hint(error: OmegaConfBaseException) -> str:
     parent = (getattr(error, "full_key", "") or "").rpartition(".")[0]
     if name in PRESET_GROUPS or (error.full_key or "").split(".")[0] in PRESET_GROUPS:
         return f"; a preset of conf/{name or parent}/ needs '# @package _global_' as its first line"
-    node = getattr(error, "object_type", None)
-    known = list(getattr(node, "__dataclass_fields__", {}))
-    close = difflib.get_close_matches(name, known, n=1)
+    known = getattr(getattr(error, "object_type", None), "__dataclass_fields__", {})
+    close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {f'{parent}.' if parent else ''}{close[0]}?)" if close else ""
 
 
@@ -50,8 +49,7 @@ def error_message(error: BaseException) -> str:
         context = f" ({found.context})" if getattr(found, "context", None) else ""
         return f"Error: the config file {at} is not valid YAML: {problem}{context}; fix the file's syntax"
     found = next((e for e in causes(error) if isinstance(e, OmegaConfBaseException)), None)
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    message = lines[0] if lines else type(error).__name__
+    message = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
     if found is not None and found is not error:
         key = getattr(found, "full_key", None)
         key = f" ({key})" if key and key not in message else ""
@@ -61,15 +59,13 @@ def error_message(error: BaseException) -> str:
     return message if message.startswith("Error: ") else f"Error: {message}"
 
 
-def preflight_problem(
-    config_name: str, overrides: Sequence[str], multirun: bool = False
-) -> str | None:
-    """Why ``python -m fmnist_lightning.<config_name> <overrides>`` cannot create its run
-    folder (or write a resumed run's), in one line naming what moves it; None when it can,
-    or when the config does not compose (Hydra's own message says why)."""
+def preflight_problem(config_name: str, args: Sequence[str]) -> str | None:
+    """Why ``python -m fmnist_lightning.<config_name> <args>`` cannot create its run folder
+    (or write a resumed run's), in one line naming what moves it; None when it can, or when
+    the config does not compose (Hydra's own message says why)."""
     try:
-        cfg = compose(config_name, overrides, return_hydra_config=True)
-        multirun = multirun or "MULTIRUN" in str(OmegaConf.select(cfg, "hydra.mode"))
+        cfg = compose(config_name, [arg for arg in args if not arg.startswith("-")], True)
+        multirun = bool({"-m", "--multirun"} & {*args}) or "MULTIRUN" in str(cfg.hydra.mode)
         folder = OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir")
     except Exception:  # Hydra and OmegaConf raise many kinds
         return None
@@ -86,7 +82,6 @@ def refusal(error: BaseException, config_name: str, args: Sequence[str]) -> str:
     create (with the key that moves it), or what Hydra, OmegaConf or YAML said."""
     problem = command_line_problem(args)
     if problem is None and isinstance(error, OSError):
-        overrides = [arg for arg in args if not arg.startswith("-")]
-        problem = preflight_problem(config_name, overrides, bool({"-m", "--multirun"} & {*args}))
+        problem = preflight_problem(config_name, args)
     problem = problem or error_message(error).removeprefix("Error: ")
     return problem[:1].upper() + problem[1:]

@@ -50,12 +50,11 @@ def override_problem(text: str) -> str | None:
     if not key:
         return f"'{text}' has no key; write key=value, e.g. model.net.dropout=0.3"
     if key.startswith("hydra/") or (Path(CONFIG_DIR) / key).is_dir():  # a config group
-        if override.type == OverrideType.DEL and override.value() is None:
+        if override.is_delete() and override.value() is None:
             return None
         if override.value() is None:
             return f"'{text}' is not a config name; to drop the config of group '{key}' use ~{key}"
-        bad = [value for value in group_values(override) if not isinstance(value, str)]
-        if bad:
+        if bad := [value for value in group_values(override) if not isinstance(value, str)]:
             return f"'{text}': group '{key}' takes the name of one of its configs, not {bad[0]!r} (quote a name: {key}='{bad[0]}')"
         return None
     if override.type in (OverrideType.ADD, OverrideType.FORCE_ADD):
@@ -67,8 +66,7 @@ def override_problem(text: str) -> str | None:
     parts = key.split(".")
     outer, inner = model_keys()
     if len(parts) > 1 and parts[0] == "model" and parts[1] not in outer and parts[1] in inner:
-        moved = "model.net." + ".".join(parts[1:])
-        return f"'{text}': the network's arguments are under model.net; write {text.replace(key, moved, 1)}"
+        return f"'{text}': the network's arguments are under model.net; write {text.replace('model.', 'model.net.', 1)}"
     return None
 
 

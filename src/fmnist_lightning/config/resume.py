@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import run_files
+from fmnist_lightning.config.overrides import parse_overrides
 from fmnist_lightning.config.schema import RunFolderError
 from fmnist_lightning.models.hparams import plain
 
@@ -111,7 +111,7 @@ def apply_overrides(saved: DictConfig, overrides: list[Override]) -> list[str]:
             refused.append(override.input_line)
         elif override.is_delete():
             parent_key, _, name = key.rpartition(".")
-            del (OmegaConf.select(saved, parent_key) if parent_key else saved)[name]
+            del OmegaConf.select(saved, parent_key)[name]  # "" selects the root
         else:
             OmegaConf.update(saved, key, value, force_add=True)
     return refused
@@ -134,7 +134,7 @@ def refuse_new_schedule_length(saved: DictConfig, epochs_before: Any, run_dir: P
 
 
 def _command_line_overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return HydraConfig.get().overrides.task if HydraConfig.initialized() else []
 
 
 def config_to_run(cfg: DictConfig) -> DictConfig:
@@ -148,16 +148,14 @@ def config_to_run(cfg: DictConfig) -> DictConfig:
     # A copied or moved run must not write to the absolute paths under the folder it was
     # written in.
     old = str(OmegaConf.select(saved, "paths.run_dir") or "").rstrip(os.sep)
-    if old and os.path.realpath(old) != os.path.realpath(run_dir):
-        saved = OmegaConf.create(
-            rerooted(OmegaConf.to_container(saved), old, os.path.abspath(run_dir))
-        )
+    new = os.path.abspath(run_dir)
+    if old and os.path.realpath(old) != os.path.realpath(new):
+        saved = OmegaConf.create(rerooted(OmegaConf.to_container(saved), old, new))
     epochs_before = OmegaConf.select(saved, "trainer.max_epochs")
-    typed = OverridesParser.create().parse_overrides(_command_line_overrides())
+    typed = parse_overrides(_command_line_overrides())
     if refused := apply_overrides(saved, typed):
-        changes = ", ".join(repr(o) for o in refused)
         raise RunFolderError(
-            f"resume={run_dir}: {changes} would change this run's experiment; {resumable_keys_sentence()}; {NEW_RUN}"
+            f"resume={run_dir}: {', '.join(map(repr, refused))} would change this run's experiment; {resumable_keys_sentence()}; {NEW_RUN}"
         )
     refuse_new_schedule_length(saved, epochs_before, run_dir)
     # The analysis callback's settings follow ``analysis`` again, as in

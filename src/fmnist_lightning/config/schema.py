@@ -10,7 +10,7 @@ import difflib
 import inspect
 import pydoc
 from collections.abc import Iterator
-from dataclasses import MISSING as DATACLASS_MISSING
+from dataclasses import MISSING as NO_DEFAULT
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,6 @@ from fmnist_lightning.models.tta import TTA, TTAError
 Node = dict[str, Any] | None
 
 
-def node() -> Any:
-    return field(default_factory=dict)
-
-
 @dataclass
 class Data:
     _target_: str = MISSING
@@ -51,7 +47,7 @@ class Data:
 
 @dataclass
 class Model:
-    net: dict[str, Any] = node()
+    net: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     init_from: str | None = None
 
@@ -59,18 +55,13 @@ class Model:
 def with_hparams(base: type, prefix: str) -> type:
     """``base`` with a field for each module hyperparameter whose config key is
     ``<prefix><name>``: ``HParams`` declares it, its type and default, once."""
-    declared = {spec.name for spec in fields(base)}
     extra = [
-        (
-            name,
-            spec.type,
-            field(default=MISSING if spec.default is DATACLASS_MISSING else spec.default),
-        )
+        (name, spec.type, field(default=MISSING if spec.default is NO_DEFAULT else spec.default))
         for spec in fields(HParams)
         if spec.metadata["key"].startswith(prefix)
         and (name := spec.metadata["key"].removeprefix(prefix))
         and "." not in name
-        and name not in declared
+        and name not in {declared.name for declared in fields(base)}
     ]
     return make_dataclass(base.__name__, extra, bases=(base,))
 
@@ -102,11 +93,11 @@ class TTASettings:
 class Train:
     data: Data = field(default_factory=Data)
     model: Model = field(default_factory=Model)
-    optimizer: dict[str, Any] = node()
+    optimizer: dict[str, Any] = field(default_factory=dict)
     scheduler: Scheduler = field(default_factory=Scheduler)
-    trainer: dict[str, Any] = node()
-    callbacks: dict[str, Any] = node()
-    logger: dict[str, Any] = node()
+    trainer: dict[str, Any] = field(default_factory=dict)
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    logger: dict[str, Any] = field(default_factory=dict)
     paths: Paths = field(default_factory=Paths)
     analysis: Node = None
     tta: TTASettings | None = None
@@ -279,9 +270,7 @@ def run_folder_problem(
 def resumed_run_folder_problem(run_dir: Path | str) -> str | None:
     """Why a resumed run's folder cannot be written, with what to do: the folder is fixed
     (paths.root and paths.run_dir do not move it); None when it can be written."""
-    if run_folder_problem(run_dir) is None:
-        return None
-    return (
+    return run_folder_problem(run_dir) and (
         f"the run folder '{run_dir}' cannot be written (a resumed run writes into its own folder); "
         f"chmod -R u+w '{run_dir}', or copy it (cp -r) to a folder you may write and resume the copy"
     )
@@ -301,9 +290,8 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
 
 
 def refuse(problems: list[str | None]) -> None:
-    problems = [problem for problem in problems if problem]
-    if problems:
-        raise ConfigValidationError("Invalid config: " + "; ".join(problems))
+    if found := [problem for problem in problems if problem]:
+        raise ConfigValidationError("Invalid config: " + "; ".join(found))
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -314,8 +302,7 @@ def validate_config(cfg: DictConfig) -> None:
     # One problem per key: a value out of range needs no second message from the module.
     if module and not any(p and p.split("=")[0].split(" ")[0] in module for p in problems):
         problems.append(module)
-    problems += cross_key_problems(config)
-    problems += monitor_problems(config)
+    problems += [*cross_key_problems(config), *monitor_problems(config)]
     problems += argument_problems(config, "")
     run_dir = config.get("paths", {}).get("run_dir")
     folder_problem = resumed_run_folder_problem if config.get("resume") else run_folder_problem
