@@ -103,11 +103,9 @@ def evaluate(
     output_dir, run_dir = Path(output_dir), Path(run_dir) if run_dir else None
     images, labels = datamodule.tensors[split].tensors
     started = time.perf_counter()
-    probabilities = predict_probabilities(
-        module, images, datamodule.eval_batch_size, precision, tta=tta
-    )
+    probs = predict_probabilities(module, images, datamodule.eval_batch_size, precision, tta=tta)
     seconds = time.perf_counter() - started
-    result = analyse(probabilities, labels, module.class_names, settings.calibration_bins)
+    result = analyse(probs, labels, module.class_names, settings.calibration_bins)
     metrics = {
         "split": split,
         **result.metrics,

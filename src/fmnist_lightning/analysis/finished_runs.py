@@ -197,9 +197,7 @@ def read_test_metrics(path: Path) -> dict[str, Any]:
     }
 
 
-def read_runs(
-    folders: list[Path], read: Callable[[Path], Any], marker: str = run_files.CONFIG_YAML
-) -> tuple[list, list, list[str]]:
+def read_runs(folders: list[Path], read: Callable, marker: str = run_files.CONFIG_YAML) -> tuple:
     """``read`` of every folder holding ``marker`` under the folders (in the order given, once
     however they overlap: ``runs runs/RUN .``), the folders it returned None for, and one line
     per unreadable one."""

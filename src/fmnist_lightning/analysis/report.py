@@ -54,9 +54,7 @@ def target(node: Mapping[str, Any] | None) -> str:
 
 
 def config_summary(
-    hparams: Mapping[str, Any],
-    run_config: Mapping[str, Any] | None = None,
-    run_summary: Mapping[str, Any] | None = None,
+    hparams: Mapping, run_config: Mapping | None, run_summary: Mapping | None
 ) -> dict[str, str]:
     """The settings worth a glance: the checkpoint's network, optimiser and every plain
     hyperparameter (a new one shows without a line here), and the run's training."""
@@ -88,13 +86,10 @@ def config_summary(
 
 
 def render_report(
-    metrics: Mapping[str, Any],
-    per_class: pd.DataFrame,
-    settings: Mapping[str, str],
-    pictures: Mapping[str, str],
-    tta: str | None = None,
+    metrics: Mapping, per_class: pd.DataFrame, settings: Mapping, pictures: Mapping, tta: str | None
 ) -> str:
-    """The page of an evaluation's metrics.json; ``pictures``: key → link from the report."""
+    """The page of an evaluation's metrics.json; ``settings``: ``config_summary``'s; ``pictures``:
+    key → link from the report; ``tta``: the test-time views, if any."""
     shown = {
         "split": f"{metrics['split']} ({metrics['images']:,} images)",
         "accuracy": f"{metrics['accuracy']:.4f}",
