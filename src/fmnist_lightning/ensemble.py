@@ -21,7 +21,6 @@ from rich.table import Column, Table
 
 from fmnist_lightning import cli, evaluate
 from fmnist_lightning.analysis import run_files
-from fmnist_lightning.analysis.evaluation import run_dir_of
 from fmnist_lightning.analysis.metrics import analyse
 from fmnist_lightning.config.checkpoint_commands import validate_ensemble_config
 from fmnist_lightning.config.paths import CONFIG_DIR
@@ -76,7 +75,7 @@ def check_members(modules: list[FashionMNISTModule], checkpoints: list[Path]) ->
 
 def fit_seconds(checkpoint: Path) -> float | None:
     """Seconds from the start of fitting to the end of the last epoch, from metrics.csv."""
-    metrics_csv = run_dir_of(checkpoint) / run_files.METRICS_CSV
+    metrics_csv = run_files.run_dir_of(checkpoint) / run_files.METRICS_CSV
     epochs = run_files.epoch_metrics(metrics_csv) if metrics_csv.is_file() else pd.DataFrame()
     elapsed = epochs.get("elapsed_seconds", pd.Series()).dropna()
     return None if elapsed.empty else float(elapsed.iloc[-1])
@@ -89,7 +88,7 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     checkpoints = [member_checkpoint(Path(member)) for member in cfg.members]
     if len({checkpoint.resolve() for checkpoint in checkpoints}) < len(checkpoints):
         raise UsageError(f"A checkpoint is listed twice in members={list(cfg.members)}.")
-    runs = [run_dir_of(checkpoint) for checkpoint in checkpoints]
+    runs = [run_files.run_dir_of(checkpoint) for checkpoint in checkpoints]
     if cfg.split != "test":
         check_shared_split(runs)
     default = f"ensemble-{'+'.join(run.name for run in runs)}-{cfg.split}"

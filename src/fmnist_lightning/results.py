@@ -104,14 +104,13 @@ def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> 
     table = summarise(found)
     tta = "; *with TTA*: the same checkpoint, mean softmax over the test-time views"
     text = markdown_table(table) + (
-        "\n\nTest accuracy: mean ± sample standard deviation over seeds, of the checkpoint "
-        "with the best validation accuracy (its epoch is *best epoch*, counted from 1)"
-        f"{tta if 'with TTA (%)' in table else ''}. *time to {HEADLINE}*: mean over seeds of "
-        f"the wall-clock seconds from the start of fitting until validation accuracy first "
-        f"reached {HEADLINE} ({NOT_REACHED}: some seed never did). *s / epoch*: "
-        "wall time of fitting divided by the epochs run, validation included. *fit + test*: "
-        "mean seconds of fitting plus testing the best checkpoint (?: a run written before "
-        "the test was timed)."
+        "\n\nTest accuracy: mean ± sample standard deviation over seeds, of the checkpoint with "
+        "the best validation accuracy (its epoch is *best epoch*, counted from 1)"
+        f"{tta if 'with TTA (%)' in table else ''}. *time to {HEADLINE}*: mean over seeds of the "
+        "wall-clock seconds from the start of fitting until validation accuracy first reached "
+        f"{HEADLINE} ({NOT_REACHED}: some seed never did). *s / epoch*: wall time of fitting "
+        "divided by the epochs run, validation included. *fit + test*: mean seconds of fitting "
+        "plus testing the best checkpoint (?: a run written before the test was timed)."
     )
     # The command that re-runs each command-line configuration over its seeds. ``-m`` comes
     # first: Hydra's argument parser takes no option between overrides.

@@ -1,18 +1,14 @@
 """Pure plots that compare runs by their learning curves: the jobs of a sweep, the
 configurations of the results tables (like ``plots``: data frames in, figures out)."""
 
-from collections.abc import Sequence
-
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 matplotlib.use("Agg")  # no window opens
 
 
-def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
+def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> plt.Figure:
     """Validation accuracy per epoch, one line per job (``curves``: label → epoch_metrics);
     best val and test accuracy per job (``training.sweep_summary.summarise_sweep``)."""
     height = 4 + 0.15 * len(summary)  # room for a bar per job
@@ -20,7 +16,7 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
     for label, epochs in curves.items():
         left.plot(epochs["epoch"] + 1, epochs["val_acc"], "o-", label=label)
     left.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per job")
-    left.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+    left.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # whole epochs
     left.grid(alpha=0.3)
     if curves:
         left.legend(fontsize="small")
@@ -37,7 +33,7 @@ def sweep_comparison(curves: dict[str, pd.DataFrame], summary: pd.DataFrame) -> 
     return figure
 
 
-def accuracy_against_time(curves: dict[str, Sequence[pd.DataFrame]], threshold: float) -> Figure:
+def accuracy_against_time(curves: dict[str, list[pd.DataFrame]], threshold: float) -> plt.Figure:
     """Validation accuracy against seconds of fitting, one colour per configuration: each
     seed (epoch, val_acc, elapsed_seconds) thin, the mean over seeds (of the epochs every
     seed ran) thick, ``threshold`` dashed."""

@@ -11,10 +11,9 @@ from typing import Any
 
 import torch
 
-from fmnist_lightning.analysis import plots, run_files
+from fmnist_lightning.analysis import plots, report, run_files
 from fmnist_lightning.analysis.metrics import Analysis, analyse, most_confident_mistakes
 from fmnist_lightning.analysis.model_summary import model_summary
-from fmnist_lightning.analysis.report import config_summary, render_report
 from fmnist_lightning.analysis.run_files import run_dir_of, save_figure
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.data.normalise import denormalise
@@ -103,11 +102,9 @@ def evaluate(
     output_dir, run_dir = Path(output_dir), Path(run_dir) if run_dir else None
     images, labels = datamodule.tensors[split].tensors
     started = time.perf_counter()
-    probabilities = predict_probabilities(
-        module, images, datamodule.eval_batch_size, precision, tta=tta
-    )
+    probs = predict_probabilities(module, images, datamodule.eval_batch_size, precision, tta=tta)
     seconds = time.perf_counter() - started
-    result = analyse(probabilities, labels, module.class_names, settings.calibration_bins)
+    result = analyse(probs, labels, module.class_names, settings.calibration_bins)
     metrics = {
         "split": split,
         **result.metrics,
@@ -132,9 +129,9 @@ def evaluate(
     run_config = run_files.load_config(run_dir / run_files.CONFIG_YAML) if run_dir else None
     test = run_dir / run_files.TEST_METRICS_JSON if run_dir else None
     run_summary = run_files.read_json(test) if test and test.is_file() else None
-    shown = config_summary(dict(module.hparams), run_config, run_summary)
+    shown = report.config_summary(dict(module.hparams), run_config, run_summary)
     links = {k: Path(os.path.relpath(p, output_dir)).as_posix() for k, p in pictures.items()}
     views = tta and f"mean of {tta.view_count} views (flip: {tta.flip}, shift: {tta.shift} px)"
-    report = render_report(metrics, result.per_class, shown, links, views)
-    write_atomically(output_dir / REPORT_MD, report)
+    page = report.render_report(metrics, result.per_class, shown, links, views)
+    write_atomically(output_dir / REPORT_MD, page)
     return metrics

@@ -22,9 +22,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from fmnist_lightning.analysis import run_files
-from fmnist_lightning.analysis.run_files import load_config
-from fmnist_lightning.analysis.tables import markdown_table
+from fmnist_lightning.analysis import run_files, tables
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.output_files import write_atomically
 
@@ -50,7 +48,7 @@ def write_summary(
     """``frame`` as ``folder/csv_name``, and summary.md: ``head``, the table of ``shown`` (the
     frame as displayed; ``frame`` itself by default), ``tail``."""
     write_atomically(folder / csv_name, frame.to_csv(index=False))
-    table = markdown_table(frame if shown is None else shown, decimals)
+    table = tables.markdown_table(frame if shown is None else shown, decimals)
     write_atomically(folder / SUMMARY_MD, f"{head}\n{table}\n{tail}")
 
 
@@ -108,14 +106,12 @@ def flattened(config: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 def what_was_trained(config: dict) -> str | None:
     """The composed config as one comparable string, without the ignored keys and paths."""
-    if not config:
-        return None
     pairs = [
         portable(f"{k}={v}") if isinstance(v, str) else f"{k}={v!r}"  # only strings hold paths
         for k, v in flattened(config)
         if not IGNORED.match(k)
     ]
-    return "\n".join(sorted(pairs))
+    return "\n".join(sorted(pairs)) if config else None
 
 
 def validation_curve(metrics_csv: Path) -> pd.DataFrame | None:
@@ -160,12 +156,12 @@ def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
     # Hydra's copy of the config where there is one: its seed is the run's, and parsing one
     # config, not two, is most of the time ``results`` spends on a folder.
     name = ".hydra/config.yaml" if from_command_line else run_files.CONFIG_YAML
-    config = read_part(folder, name, load_config)
+    config = read_part(folder, name, run_files.load_config)
     seed = read_part(folder, name, lambda _: int(config.get("seed", -1)))
     run = SimpleNamespace(folder=folder, seed=seed, from_command_line=from_command_line, **fields)
     run.configuration, run.trained = describe_config(config), None
     if from_command_line:
-        overrides = read_part(folder, ".hydra/overrides.yaml", load_config) or []
+        overrides = read_part(folder, ".hydra/overrides.yaml", run_files.load_config) or []
         kept = [portable(str(o)) for o in overrides if not IGNORED.match(str(o))]
         run.configuration = " ".join(kept) or "default"
         run.trained = what_was_trained(config)
@@ -197,9 +193,7 @@ def read_test_metrics(path: Path) -> dict[str, Any]:
     }
 
 
-def read_runs(
-    folders: list[Path], read: Callable[[Path], Any], marker: str = run_files.CONFIG_YAML
-) -> tuple[list, list, list[str]]:
+def read_runs(folders: list[Path], read: Callable, marker: str = run_files.CONFIG_YAML) -> tuple:
     """``read`` of every folder holding ``marker`` under the folders (in the order given, once
     however they overlap: ``runs runs/RUN .``), the folders it returned None for, and one line
     per unreadable one."""

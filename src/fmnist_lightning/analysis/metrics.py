@@ -31,12 +31,10 @@ def reliability_table(probabilities: Tensor, labels: Tensor, n_bins: int = 15) -
     """Per bin [k/n, (k+1)/n) of top-class probability (the last one closed): its bounds,
     image count, mean confidence and accuracy (NaN if empty)."""
     confidence, predictions = probabilities.max(dim=1)
+    index = (confidence * n_bins).long().clamp(max=n_bins - 1).numpy()
+    hits = (predictions == labels).double().numpy()
     images = pd.DataFrame(
-        {
-            "bin": (confidence * n_bins).long().clamp(max=n_bins - 1).numpy(),
-            "confidence": confidence.double().numpy(),
-            "accuracy": (predictions == labels).double().numpy(),
-        }
+        {"bin": index, "confidence": confidence.double().numpy(), "accuracy": hits}
     )
     edges, groups = np.linspace(0, 1, n_bins + 1), images.groupby("bin")
     columns = {"lower": edges[:-1], "upper": edges[1:], "count": groups.size()}
@@ -67,14 +65,12 @@ class Analysis:
         return pd.DataFrame(self.confusion.numpy(), index=index, columns=self.class_names)
 
 
-def analyse(
-    probabilities: Tensor, labels: Tensor, class_names: list[str], n_bins: int = 15
-) -> Analysis:
+def analyse(probabilities: Tensor, labels: Tensor, names: list[str], n_bins: int = 15) -> Analysis:
     """Confusion matrix, per-class table, reliability bins and summary metrics. The ECE is
     top-label: the support-weighted mean |accuracy - confidence| over the bins."""
-    labels, n = labels.long().cpu(), len(class_names)
+    labels, n = labels.long().cpu(), len(names)
     predictions = probabilities.argmax(dim=1)
-    per_class = per_class_table(predictions, labels, class_names)
+    per_class = per_class_table(predictions, labels, names)
     metrics = {
         "accuracy": float((predictions == labels).double().mean()),
         # Cross-entropy of the float32 probabilities; the clamp keeps a confident miss finite.
@@ -86,6 +82,4 @@ def analyse(
     }
     confusion = tm.multiclass_confusion_matrix(predictions, labels, n).long()
     reliability = reliability_table(probabilities, labels, n_bins)
-    return Analysis(
-        probabilities, labels, list(class_names), confusion, per_class, reliability, metrics
-    )
+    return Analysis(probabilities, labels, list(names), confusion, per_class, reliability, metrics)

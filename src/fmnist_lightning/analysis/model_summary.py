@@ -32,18 +32,16 @@ def shape_text(shape: tuple[int, ...] | list[int]) -> str:
 def model_summary(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, pd.DataFrame]:
     """torchinfo's summary text, and one row per leaf layer: layer, output_shape, params,
     mult_adds. It runs a float32 copy on the CPU, so the network itself is not moved."""
-    cpu_copy = copy.deepcopy(unwrapped(network)).float().cpu()
+    copied = copy.deepcopy(unwrapped(network)).float().cpu()
     columns = ("output_size", "num_params", "mult_adds")
-    statistics = summary(
-        cpu_copy, input_size=(1, *input_shape), col_names=columns, depth=4, device="cpu", verbose=0
-    )
+    stats = summary(copied, (1, *input_shape), col_names=columns, depth=4, device="cpu", verbose=0)
     rows = [("Input", shape_text(input_shape), 0, 0)]
     rows += [
         (describe_layer(i.module), shape_text(i.output_size[1:]), int(i.num_params), int(i.macs))
-        for i in statistics.summary_list
+        for i in stats.summary_list
         if i.is_leaf_layer
     ]
     # torchinfo 1.8 on Python >= 3.11 prints its unit enum as "(Units.MEGABYTES)": show "(M)"
     # (its units are M, G and T).
-    text = re.sub(r"\(Units\.(\w)\w*\)", r"(\1)", str(statistics))
+    text = re.sub(r"\(Units\.(\w)\w*\)", r"(\1)", str(stats))
     return text, pd.DataFrame(rows, columns=["layer", "output_shape", "params", "mult_adds"])

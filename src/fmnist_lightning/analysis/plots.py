@@ -7,8 +7,6 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
 matplotlib.use("Agg")  # no window opens
@@ -28,7 +26,7 @@ RIGHT, WRONG = "#1f77b4", "#d62728"
 
 def sample_grid(
     images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], per_class: int = 8
-) -> Figure:
+) -> plt.Figure:
     """The first ``per_class`` images (N, H, W) of every class, one row per class."""
     figure, axes = blank_grid(len(class_names) * per_class, per_class, (0.85, 0.85))
     plt.setp(axes, frame_on=False)
@@ -42,7 +40,7 @@ def sample_grid(
     return figure
 
 
-def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> Figure:
+def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> plt.Figure:
     """The layer stack top to bottom (``model_summary.model_summary``'s rows): one box per
     layer, its output shape and parameter count."""
     relu = layers["layer"] == "ReLU"  # each folded into the layer before: "Conv2d 64, 7×7 + ReLU"
@@ -68,7 +66,7 @@ def architecture_diagram(layers: pd.DataFrame, title: str = "Architecture") -> F
     return figure
 
 
-def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> Figure:
+def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> plt.Figure:
     """Counts, and the same matrix with every row (true class) divided by its total."""
     normalised = counts / counts.sum(axis=1, keepdims=True).clip(min=1)  # an empty row stays 0
     size = len(class_names)
@@ -103,7 +101,7 @@ def blank_grid(count: int, columns: int, size: tuple[float, float], **options) -
     return figure, axes
 
 
-def thumbnail(ax: Axes, image: np.ndarray, label: int, probs: np.ndarray, names, title: str):
+def thumbnail(ax: plt.Axes, image: np.ndarray, label: int, probs: np.ndarray, names, title: str):
     """``image``, ``title`` formatted with its ``true`` and ``predicted`` class, the latter's
     probability ``p`` and a ``mark`` if wrong; red and framed if wrong. (predicted, wrong)."""
     predicted = int(probs.argmax())
@@ -120,7 +118,7 @@ def thumbnail(ax: Axes, image: np.ndarray, label: int, probs: np.ndarray, names,
 
 def prediction_grid(
     images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
-) -> Figure:
+) -> plt.Figure:
     """Each image with its predicted class (red and framed when wrong) and true class, and a
     bar chart of its class probabilities (the true class's bar outlined when wrong)."""
     # Three (image, bars) pairs per row.
@@ -145,19 +143,19 @@ def prediction_grid(
 
 def mistakes_grid(
     images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
-) -> Figure:
+) -> plt.Figure:
     """Misclassified images titled with true class, predicted class and confidence."""
     figure, axes = blank_grid(len(images), 6, (1.9, 2.5), layout="constrained")
-    title = "true: {true}\npred: {predicted}\n{p:.1%}"
     for ax, *shown in zip(axes.flat, images, labels, probabilities, strict=False):
-        thumbnail(ax, *shown, class_names, title)  # shown: image, label, probabilities
+        # shown: image, label, probabilities
+        thumbnail(ax, *shown, class_names, "true: {true}\npred: {predicted}\n{p:.1%}")
     if not len(images):
         axes[0, 0].text(0, 0.5, "no mistakes", fontsize=12)
     figure.suptitle("Most confident mistakes")
     return figure
 
 
-def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
+def reliability_diagram(bins: pd.DataFrame, ece: float) -> plt.Figure:
     """Accuracy against mean confidence per bin (``metrics.reliability_table``), and how many
     images fall in each: bars below the diagonal mean overconfidence."""
     figure, (top, bottom) = plt.subplots(2, figsize=(5.5, 6.5), sharex=True, height_ratios=[3, 1])
@@ -172,15 +170,14 @@ def reliability_diagram(bins: pd.DataFrame, ece: float) -> Figure:
     top.set_title(f"Reliability diagram (ECE = {ece:.2%})")
     top.legend(loc="upper left", fontsize=8)
     bottom.bar(left, bins["count"], widths, align="edge", color="#7f7f7f")
-    bottom.set(yscale="symlog", ylabel="images")
-    bottom.set_xlabel("confidence (top-class softmax probability)")
+    bottom.set(yscale="symlog", ylabel="images", xlabel="confidence (top softmax probability)")
     figure.tight_layout()
     return figure
 
 
 def augmented_samples(
     originals: np.ndarray, views: np.ndarray, titles: Sequence[str] | None = None
-) -> Figure:
+) -> plt.Figure:
     """One row per image (N, H, W): the image, then its augmented views (N, K, H, W)."""
     count, columns = views.shape[0], views.shape[1] + 1
     figure, axes = blank_grid(count * columns, columns, (1.3, 1.3))
@@ -195,7 +192,7 @@ def augmented_samples(
     return figure
 
 
-def training_curves(epochs: pd.DataFrame) -> Figure:
+def training_curves(epochs: pd.DataFrame) -> plt.Figure:
     """Accuracy and loss per epoch (``run_files.epoch_metrics``), train vs. validation."""
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     names = {"acc": ("Accuracy", "accuracy"), "loss": ("Loss", "cross-entropy loss")}

@@ -2,7 +2,6 @@
 Pure: metrics, tables and relative picture links in, text out."""
 
 from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 
@@ -23,9 +22,8 @@ PICTURES = {
     ),
     "confusion_matrix": (
         "Confusion matrix",
-        "Rows are true classes, columns predicted classes; the right panel divides each row by "
-        "its total, so its diagonal is the recall of each class "
-        "([confusion_matrix.csv](confusion_matrix.csv)).",
+        "Rows are true classes, columns predicted ones; the right panel divides each row by its "
+        "total: its diagonal is the recall ([confusion_matrix.csv](confusion_matrix.csv)).",
     ),
     "predictions": (
         "Predictions",
@@ -38,25 +36,22 @@ PICTURES = {
     ),
     "calibration": (
         "Calibration",
-        "Accuracy against confidence in equal-width confidence bins: bars below the diagonal "
-        "mean the softmax probabilities are overconfident. The expected calibration error (ECE) "
-        "is the image-weighted mean gap.",
+        "Accuracy against confidence in equal-width bins; bars below the diagonal mean "
+        "overconfidence. The expected calibration error (ECE) is the image-weighted mean gap.",
     ),
 }
 
 
-def key_value_table(items: Mapping[str, Any], header: tuple[str, str]) -> str:
+def key_value_table(items: Mapping, header: tuple[str, str]) -> str:
     return markdown_table(pd.DataFrame(list(items.items()), columns=header))
 
 
-def target(node: Mapping[str, Any] | None) -> str:
+def target(node: Mapping | None) -> str:
     return str(node["_target_"]).rsplit(".", 1)[-1] if node else "none"
 
 
 def config_summary(
-    hparams: Mapping[str, Any],
-    run_config: Mapping[str, Any] | None = None,
-    run_summary: Mapping[str, Any] | None = None,
+    hparams: Mapping, run_config: Mapping | None, run_summary: Mapping | None
 ) -> dict[str, str]:
     """The settings worth a glance: the checkpoint's network, optimiser and every plain
     hyperparameter (a new one shows without a line here), and the run's training."""
@@ -88,13 +83,10 @@ def config_summary(
 
 
 def render_report(
-    metrics: Mapping[str, Any],
-    per_class: pd.DataFrame,
-    settings: Mapping[str, str],
-    pictures: Mapping[str, str],
-    tta: str | None = None,
+    metrics: Mapping, per_class: pd.DataFrame, settings: Mapping, pictures: Mapping, tta: str | None
 ) -> str:
-    """The page of an evaluation's metrics.json; ``pictures``: key → link from the report."""
+    """The page of an evaluation's metrics.json; ``settings``: ``config_summary``'s; ``pictures``:
+    key → link from the report; ``tta``: the test-time views, if any."""
     shown = {
         "split": f"{metrics['split']} ({metrics['images']:,} images)",
         "accuracy": f"{metrics['accuracy']:.4f}",

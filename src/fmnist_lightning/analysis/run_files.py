@@ -45,9 +45,8 @@ def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
     epochs: dict[int, dict[str, float]] = {}
     with open(metrics_csv, newline="") as file:
         reader = csv.DictReader(file)
-        columns = [
-            c for c in EPOCH_COLUMNS if c in {renamed.get(n, n) for n in reader.fieldnames or ()}
-        ]
+        header = {renamed.get(name, name) for name in reader.fieldnames or ()}
+        columns = [column for column in EPOCH_COLUMNS if column in header]
         for row in reader:
             if None in row:
                 raise ValueError(f"a row has more fields than the header: {row[None]}")

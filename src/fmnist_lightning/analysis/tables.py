@@ -13,12 +13,10 @@ def cell_text(value: Any, decimals: int) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(
-    frame: pd.DataFrame, decimals: dict[str, int] | None = None, default_decimals: int = 4
-) -> str:
+def markdown_table(frame: pd.DataFrame, decimals: dict[str, int] | None = None) -> str:
     """``frame`` as Markdown: numeric columns right-aligned, floats to ``decimals[column]``
-    places (``default_decimals`` otherwise). No trailing newline."""
-    places = [(decimals or {}).get(str(column), default_decimals) for column in frame.columns]
+    places (4 otherwise). No trailing newline."""
+    places = [(decimals or {}).get(str(column), 4) for column in frame.columns]
     lines = [
         [cell_text(str(column), 0) for column in frame.columns],
         ["---:" if pd.api.types.is_numeric_dtype(dtype) else "---" for dtype in frame.dtypes],

@@ -15,12 +15,9 @@ from typing import Any
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
 
-from fmnist_lightning.analysis import finished_runs, run_files
-from fmnist_lightning.analysis.curve_plots import sweep_comparison
+from fmnist_lightning.analysis import curve_plots, finished_runs, run_files
 from fmnist_lightning.analysis.finished_runs import validation_curve, write_summary
-from fmnist_lightning.analysis.run_files import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +55,8 @@ def read_job(job_dir: Path) -> dict[str, Any]:
         run_files.read_json(p) if p.is_file() else {}
         for p in (job_dir / JOB_JSON, job_dir / run_files.TEST_METRICS_JSON)
     )
-    overrides = job_dir / ".hydra" / "overrides.yaml"
-    if not record.get("overrides") and overrides.is_file():
-        record["overrides"] = OmegaConf.to_container(OmegaConf.load(overrides))
+    if not record.get("overrides"):  # {}: no such file
+        record["overrides"] = run_files.load_config(job_dir / ".hydra" / "overrides.yaml")
     # No job.json: the job was killed (or is still running) before Hydra recorded its end.
     return {
         **{key: metrics.get(key) for key in FROM_METRICS},
@@ -104,8 +100,8 @@ def write_sweep_summary(sweep_dir: Path) -> pd.DataFrame:
     if summary.attrs["common_overrides"]:
         head += f"\nCommon overrides: `{' '.join(summary.attrs['common_overrides'])}`\n"
     write_summary(sweep_dir, finished_runs.SUMMARY_CSV, summary, head, decimals={"wall_seconds": 1})
-    curves = sweep_comparison(validation_curves(sweep_dir, summary), summary)
-    save_figure(curves, sweep_dir / finished_runs.SUMMARY_PNG)
+    curves = curve_plots.sweep_comparison(validation_curves(sweep_dir, summary), summary)
+    run_files.save_figure(curves, sweep_dir / finished_runs.SUMMARY_PNG)
     log.info("Sweep summary: %s", sweep_dir / finished_runs.SUMMARY_MD)
     return summary
 
