@@ -19,17 +19,11 @@ from fmnist_lightning.config.paths import CONFIG_DIR
 from fmnist_lightning.config.resolvers import register_resolvers
 from fmnist_lightning.config.schema import ConfigValidationError, validate_config
 from fmnist_lightning.errors import FmnistError, UsageError
-from fmnist_lightning.training import builders
+from fmnist_lightning.training import builders, run_folder
 from fmnist_lightning.training.callbacks.run_summary import run_summary_of
 from fmnist_lightning.training.callbacks.time_to_accuracy import time_to_accuracy_line
 from fmnist_lightning.training.faults import explain_training_faults
 from fmnist_lightning.training.machine import keep_freed_memory
-from fmnist_lightning.training.run_folder import (
-    check_run_dir,
-    claim_run_dir,
-    in_multirun,
-    nothing_left_if_refused,
-)
 
 register_resolvers()
 
@@ -37,7 +31,7 @@ register_resolvers()
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Fit, test the best checkpoint; return the run's summary (test_metrics.json).
     ``callbacks``: added to ``cfg.callbacks`` by a caller (the search's pruning callback)."""
-    with nothing_left_if_refused():  # a run refused here leaves no run folder behind
+    with run_folder.nothing_left_if_refused():  # a run refused here leaves no run folder behind
         if cfg.get("resume") or cfg.get("ckpt_path"):
             # Imported here: a fresh run needs none of it (the startup cost of a plain run).
             from fmnist_lightning.config.resume import config_to_run
@@ -51,7 +45,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
 
             start, extra_callbacks = resume.starting_checkpoint(cfg)
         run_dir, resuming = Path(cfg.paths.run_dir), bool(cfg.get("resume"))
-        check_run_dir(run_dir, resuming)  # never write into another run's folder
+        run_folder.check_run_dir(run_dir, resuming)  # never write into another run's folder
         L.seed_everything(cfg.seed, workers=True)
         keep_freed_memory()  # a step's activations reuse the last step's memory: ~20% faster
 
@@ -61,10 +55,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         trainer = builders.build_trainer(cfg, [*callbacks, *extra_callbacks])
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
     # running out of memory become a Stopped error with a clear message.
-    with (
-        claim_run_dir(run_dir, resuming, lock=trainer.is_global_zero),
-        explain_training_faults(trainer, run_dir, cfg.data),
-    ):
+    claim = run_folder.claim_run_dir(run_dir, resuming, lock=trainer.is_global_zero)
+    with claim, explain_training_faults(trainer, run_dir, cfg.data):
         if trainer.is_global_zero:
             if resuming:
                 resume.rewind_run_folder(run_dir, start)  # metrics.csv as at the checkpoint
@@ -89,7 +81,7 @@ REFUSED: list[FmnistError] = []  # what stopped a single run, raised again by co
 def main(cfg: DictConfig) -> float | None:
     STARTED.append(True)
     try:
-        with nothing_left_if_refused():
+        with run_folder.nothing_left_if_refused():
             if cfg.get("hparams_search") is not None:
                 search = f"python -m fmnist_lightning.search {' '.join(sys.argv[1:])}"
                 raise UsageError(f"hparams_search is a search space: run {search}")
@@ -97,7 +89,7 @@ def main(cfg: DictConfig) -> float | None:
     except FmnistError as error:
         # A multirun records the job as failed (HYDRA_FULL_ERROR re-raises it to cli.run); a
         # single run returns, so that Hydra adds no line of its own to the one cli.run prints.
-        if in_multirun():
+        if run_folder.in_multirun():
             raise
         REFUSED.append(error)
         return None

@@ -3,6 +3,7 @@ no per-sample PIL work and no worker processes, so waiting for data costs next t
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partialmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -78,10 +79,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
         n_val, key = round(n * self.val_fraction), f"data.val_fraction={self.val_fraction}"
         if n - n_val < self.batch_size:  # n_val as split_indices counts it
             kept = f"{n - n_val:,} of the {n:,} training images for training"
-            message = (
-                f"{key} leaves {kept}, fewer than one batch (data.batch_size={self.batch_size})"
-            )
-            raise files.DataError(f"{message}; lower one of the two.")
+            batch = f"fewer than one batch (data.batch_size={self.batch_size})"
+            raise files.DataError(f"{key} leaves {kept}, {batch}; lower one of the two.")
         if n_val < 1:
             message = f"{key} leaves no image of the {n:,} for validation"
             raise files.DataError(f"{message}; raise data.val_fraction to at least {1 / n:.2g}.")
@@ -101,8 +100,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict") and "test" not in self.tensors:
             self.tensors["test"] = TensorDataset(*self._split(train=False))
 
-    def _loader(self, split: str, batch_size: int) -> DataLoader:
+    def _loader(self, split: str) -> DataLoader:
         dataset, trainer, shuffle = self.tensors[split], self.trainer, split == "train"
+        batch_size = self.batch_size if shuffle else self.eval_batch_size
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         device = dataset.tensors[0].device
         sampler = EpochBatchSampler(
@@ -114,14 +114,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
         # depend on how many loaders were started (a resumed run starts fewer).
         return DataLoader(dataset, sampler=sampler, batch_size=None, generator=torch.Generator())
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size)
+    train_dataloader = partialmethod(_loader, "train")
+    val_dataloader = partialmethod(_loader, "val")
+    test_dataloader = partialmethod(_loader, "test")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches only, on the training device."""

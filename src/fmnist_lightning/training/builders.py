@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.data.datamodule import FashionMNISTDataModule
 from fmnist_lightning.errors import Stopped
@@ -31,8 +31,7 @@ def finalise(cfg: DictConfig) -> DictConfig:
     select = partial(OmegaConf.select, cfg, throw_on_resolution_failure=False)
     if select("trainer.precision") == "auto":
         accelerator = select("trainer.accelerator", default="auto")
-        with open_dict(cfg):
-            cfg.trainer.precision = resolve_precision("auto", accelerator)
+        cfg.trainer.precision = resolve_precision("auto", accelerator)
     return cfg
 
 

@@ -21,9 +21,8 @@ CHECKPOINT_KEY = "fmnist_lightning"
 
 def git(*args: str) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", "-C", str(PACKAGE_DIR), *args], capture_output=True, text=True, timeout=30
-        )
+        command = ["git", "-C", str(PACKAGE_DIR), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -55,9 +54,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return super().load_checkpoint(*args, **{**kwargs, "weights_only": True})
 
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: Path | str, storage_options: Any | None = None
-    ) -> None:
+    def save_checkpoint(self, checkpoint: dict, path: Path | str, **options: Any) -> None:
         buffer = io.BytesIO()
         torch.save({**checkpoint, CHECKPOINT_KEY: provenance()}, buffer)
         write_atomically(path, buffer.getbuffer())

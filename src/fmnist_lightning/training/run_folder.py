@@ -31,11 +31,8 @@ FRESH_RUN_LEFTOVERS = (*HYDRA_FILES, ".lock", run_files.CONFIG_YAML)
 def check_run_dir(run_dir: Path, resuming: bool) -> None:
     if resuming or not run_dir.is_dir():
         return
-    found = sorted(
-        entry.name + ("/" if entry.is_dir() else "")
-        for entry in run_dir.iterdir()
-        if not any(entry.match(pattern) for pattern in FRESH_RUN_LEFTOVERS)
-    )
+    work = [e for e in run_dir.iterdir() if not any(map(e.match, FRESH_RUN_LEFTOVERS))]
+    found = sorted(e.name + ("/" if e.is_dir() else "") for e in work)
     if found:
         raise RunFolderError(
             f"The run folder '{run_dir}' already holds a run ({', '.join(found[:5])}). Leave "
@@ -79,9 +76,8 @@ def nothing_left_if_refused() -> Iterator[None]:
                 shutil.rmtree(files, ignore_errors=True)
                 if files.parent.is_dir() and not any(files.parent.iterdir()):
                     files.parent.rmdir()  # made for this resume alone (a run composed in Python)
-            elif output.is_dir() and all(  # else not this command's to delete
-                any(entry.match(p) for p in HYDRA_FILES) for entry in output.iterdir()
-            ):
+            # A folder holding more than Hydra's files is not this command's to delete.
+            elif output.is_dir() and all(any(map(e.match, HYDRA_FILES)) for e in output.iterdir()):
                 shutil.rmtree(output, ignore_errors=True)
         raise
 

@@ -18,9 +18,8 @@ class AugmentationPreview(Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         data = trainer.datamodule
-        augment = getattr(data, "augment", None)
-        enabled = getattr(augment, "enabled", False)
-        if not (trainer.is_global_zero and enabled and "train" in getattr(data, "tensors", {})):
+        augment = data.augment
+        if not (trainer.is_global_zero and augment and augment.enabled and "train" in data.tensors):
             return
         images, labels = data.tensors["train"][: self.count]
         # A private random stream: drawing the preview must not move the training one.

@@ -18,9 +18,7 @@ class StopOnNonFiniteLoss(Callback):
         self.check_every_n_steps = check_every_n_steps
         self._all_finite: torch.Tensor | None = None
 
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
-    ) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, _: Any, outputs: Any, *args: Any) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         finite = torch.isfinite(loss.detach()).all()
         # Accumulated on the device, so steps between checks cost no synchronisation.

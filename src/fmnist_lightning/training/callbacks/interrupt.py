@@ -78,9 +78,7 @@ class GracefulInterrupt(Callback):
     on_test_start = partialmethod(_enter, AFTER_TRAINING[1])
     on_test_epoch_end = partialmethod(_leave, AFTER_TRAINING[2])
 
-    def on_exception(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, error: BaseException
-    ) -> None:
+    def on_exception(self, trainer: L.Trainer, _: L.LightningModule, error: BaseException) -> None:
         if isinstance(error, SIGTERMException):
             self.signum = self.signum or signal.SIGTERM
             if self.training and not self.aborted:

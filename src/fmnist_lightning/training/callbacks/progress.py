@@ -48,9 +48,8 @@ class EpochLines(ProgressBar):
         stale = set() if self._validated else self._validation_names
         for name, value in sorted(metrics.items()):
             # A value logged per step and per epoch is there three times: keep the epoch's.
-            if name.endswith("_step") or f"{name}_epoch" in metrics or name.startswith("lr-"):
-                continue
-            if name not in stale and (text := metric_text(value)) is not None:
+            left_out = name.endswith("_step") or f"{name}_epoch" in metrics or name in stale
+            if not (left_out or name.startswith("lr-")) and (text := metric_text(value)):
                 parts.append(f"{name} {text}")
         parts.append(f"{time.perf_counter() - self._epoch_started:.1f} s")
         print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
@@ -70,12 +69,10 @@ class TerminalBar(TQDMProgressBar):
 
     _loss: float | None = None
 
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
-    ) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, module: Any, outputs: Any, *args: Any) -> None:
         if is_logging_step(trainer):
             self._loss = float(outputs["loss"] if isinstance(outputs, dict) else outputs)
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, idx)
+        super().on_train_batch_end(trainer, module, outputs, *args)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)

@@ -85,10 +85,8 @@ class TimeToAccuracy(Callback):
     def summary(self) -> dict[str, Any]:
         """test_metrics.json's fields; the test's time so far while it runs (RunSummary asks
         at its end)."""
-        seconds, test = self.fit_seconds, None
-        if self._test_started is not None:
-            ended = time.perf_counter() if self._test_ended is None else self._test_ended
-            test = ended - self._test_started
+        seconds, started, ended = self.fit_seconds, self._test_started, self._test_ended
+        test = None if started is None else (ended or time.perf_counter()) - started
         return {
             "time_to_val_acc": dict(self.reached),
             "fit_seconds": rounded(seconds),

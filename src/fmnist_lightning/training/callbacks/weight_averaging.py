@@ -12,11 +12,9 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 
 class EMAWeightAveraging(LightningEMA):
-    def on_load_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
+    def on_load_checkpoint(self, trainer: L.Trainer, *module_and_checkpoint: Any) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
-            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+            super().on_load_checkpoint(trainer, *module_and_checkpoint)
 
 
 class StochasticWeightAveraging(LightningSWA):
