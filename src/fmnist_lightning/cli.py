@@ -29,10 +29,8 @@ def run(command: Callable[[], int | None]) -> NoReturn:
 
 def checkpoint_command(name: str, doc: str, statuses: str) -> argparse.ArgumentParser:
     """The parser of a command that reads a checkpoint and writes an ``--output`` file."""
-    prog, description = f"python -m fmnist_lightning.{name}", doc.split("\n\n")[0]
-    parser = argparse.ArgumentParser(
-        prog, description=description, epilog=f"Exit status: {statuses}"
-    )
+    prog, epilog = f"python -m fmnist_lightning.{name}", f"Exit status: {statuses}"
+    parser = argparse.ArgumentParser(prog, description=doc.split("\n\n")[0], epilog=epilog)
     parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
