@@ -7,6 +7,9 @@ cannot get them wrong, and floats scaled the wrong way are rejected instead of s
 misclassified; class names, mean and std travel in the metadata. The file is made in memory
 and compared with ``Classifier.predict`` before it replaces the output, so an existing file
 is never lost to a file that failed its check or to a full disk.
+
+Exit status: 0 written and matching, 1 outputs differ by more than --atol or the write failed,
+2 bad arguments, checkpoint, --output or a missing extra.
 """
 
 import importlib.util
@@ -121,9 +124,7 @@ def export(
 
 
 def main(argv: list[str] | None = None) -> None:
-    statuses = "0 written and matching, 1 outputs differ by more than --atol or the write failed, "
-    statuses += "2 bad arguments, checkpoint, --output or a missing extra."
-    parser = cli.checkpoint_command("export", __doc__, statuses)
+    parser = cli.checkpoint_command("export", __doc__)
     add = parser.add_argument
     add("--format", choices=tuple(FORMATS), default="onnx")
     add("-o", "--output", type=Path, help="default: the checkpoint's with .onnx / .torchscript.pt")
