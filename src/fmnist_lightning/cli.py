@@ -14,7 +14,7 @@ from fmnist_lightning.errors import FmnistError
 def run(command: Callable[[], int | None]) -> NoReturn:
     """Call ``command``; exit with its status, or print what stopped it and exit with that."""
     try:
-        status = command()
+        sys.exit(command() or 0)
     except FmnistError as error:
         # Every rank of a launch raises alike: the first one prints.
         from fmnist_lightning.config.launch import launch_rank  # a refusal's import only
@@ -24,15 +24,14 @@ def run(command: Callable[[], int | None]) -> NoReturn:
         sys.exit(error.exit_status)
     except KeyboardInterrupt:
         sys.exit(130)  # 128 + SIGINT, as for every signal (errors.Stopped)
-    sys.exit(status or 0)
 
 
-def checkpoint_command(name: str, doc: str, statuses: str) -> argparse.ArgumentParser:
-    """The parser of a command that reads a checkpoint and writes an ``--output`` file."""
-    prog, description = f"python -m fmnist_lightning.{name}", doc.split("\n\n")[0]
-    parser = argparse.ArgumentParser(
-        prog, description=description, epilog=f"Exit status: {statuses}"
-    )
+def checkpoint_command(name: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of a command that reads a checkpoint and writes an ``--output`` file; its
+    help: the first paragraph of the command's docstring, its epilog the last (exit statuses)."""
+    paragraphs = doc.split("\n\n")
+    prog = f"python -m fmnist_lightning.{name}"
+    parser = argparse.ArgumentParser(prog, description=paragraphs[0], epilog=paragraphs[-1])
     parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser

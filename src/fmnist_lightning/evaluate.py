@@ -53,10 +53,9 @@ def check_output_dir(output_dir: Path, what: str) -> None:
 def run_split(run_dir: Path) -> dict[str, Any] | None:
     """The data keys that decided which of a run's training images became validation images,
     from its config.yaml (those it sets); None when the run has no config.yaml."""
-    run_config = run_dir / run_files.CONFIG_YAML
-    if not run_config.is_file():
+    if not (run_dir / run_files.CONFIG_YAML).is_file():
         return None
-    data = OmegaConf.load(run_config).get("data", {})
+    data = OmegaConf.load(run_dir / run_files.CONFIG_YAML).get("data", {})
     return {key: data[key] for key in ("val_fraction", "split_seed") if data.get(key) is not None}
 
 

@@ -7,6 +7,9 @@ cannot get them wrong, and floats scaled the wrong way are rejected instead of s
 misclassified; class names, mean and std travel in the metadata. The file is made in memory
 and compared with ``Classifier.predict`` before it replaces the output, so an existing file
 is never lost to a file that failed its check or to a full disk.
+
+Exit status: 0 written and matching, 1 outputs differ by more than --atol or the write failed,
+2 bad arguments, checkpoint, --output or a missing extra.
 """
 
 import importlib.util
@@ -30,7 +33,7 @@ from fmnist_lightning.models.runtime import unwrapped
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "pixels", "probabilities"
-DEFAULT_CHECK_IMAGES, DEFAULT_ATOL = 256, 1e-4
+CHECK_IMAGES, ATOL = 256, 1e-4
 
 
 class StandaloneClassifier(nn.Module):
@@ -85,12 +88,7 @@ def load_exported(content: bytes | Path | str, fmt: str):
 
 
 def export(
-    checkpoint: Path,
-    fmt: str,
-    output: Path,
-    data_root: str,
-    check_count: int = DEFAULT_CHECK_IMAGES,
-    atol: float = DEFAULT_ATOL,
+    checkpoint: Path, fmt: str, output: Path, data_root: str, check_count=CHECK_IMAGES, atol=ATOL
 ) -> None:
     """Make the file in memory, check it against ``Classifier.predict``, then write it."""
     missing = [n for n in ("onnx", "onnxruntime", "onnxscript") if not importlib.util.find_spec(n)]
@@ -114,10 +112,9 @@ def export(
     writer = export_onnx if fmt == "onnx" else export_torchscript
     content = writer(StandaloneClassifier(classifier).eval(), info)
     # Max |exported - Classifier.predict| on all the images and on fewer: the batch is dynamic.
-    run, odd = load_exported(content, fmt), max(1, len(pixels) // 2 - 1)
+    run, fewer = load_exported(content, fmt), pixels[: max(1, len(pixels) // 2 - 1)]
     reference = classifier.predict(torch.from_numpy(pixels)).probabilities.numpy()
-    parts = (pixels, pixels[:odd])
-    difference = float(max(np.abs(run(part) - reference[: len(part)]).max() for part in parts))
+    difference = float(max(np.abs(run(p) - reference[: len(p)]).max() for p in (pixels, fewer)))
     print(f"Max abs difference from PyTorch on {described}: {difference:.3g}")
     if difference > atol:
         kept = " (the existing file is kept)" if output.exists() else ""
@@ -127,16 +124,14 @@ def export(
 
 
 def main(argv: list[str] | None = None) -> None:
-    statuses = "0 written and matching, 1 outputs differ by more than --atol or the write failed, "
-    statuses += "2 bad arguments, checkpoint, --output or a missing extra."
-    parser = cli.checkpoint_command("export", __doc__, statuses)
+    parser = cli.checkpoint_command("export", __doc__)
     add = parser.add_argument
     add("--format", choices=tuple(FORMATS), default="onnx")
     add("-o", "--output", type=Path, help="default: the checkpoint's with .onnx / .torchscript.pt")
     data_root = os.environ.get("FMNIST_DATA_DIR", "data")
     add("--data-root", default=data_root, help="holds FashionMNIST/raw/ ($FMNIST_DATA_DIR or data)")
-    add("--check-images", type=int, default=DEFAULT_CHECK_IMAGES, help="at least 1")
-    add("--atol", type=float, default=DEFAULT_ATOL, help="largest accepted difference")
+    add("--check-images", type=int, default=CHECK_IMAGES, help="at least 1")
+    add("--atol", type=float, default=ATOL, help="largest accepted difference")
     args = parser.parse_args(argv)
     if args.check_images < 1:
         parser.error(f"--check-images {args.check_images}: the check needs at least one image")

@@ -3,6 +3,9 @@ table, write one CSV or JSON row per file.
 
 A plain argparse command, not a Hydra app: its inputs are file names that the shell expands
 and that may hold spaces, commas or brackets Hydra's override grammar would need quoted.
+
+Exit status: 0 all files classified, 1 some file failed or the output could not be written,
+2 bad arguments, checkpoint or --output.
 """
 
 import csv
@@ -20,8 +23,7 @@ from rich.table import Column, Table
 from fmnist_lightning import cli
 from fmnist_lightning.inference import output_files
 from fmnist_lightning.inference.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
-from fmnist_lightning.inference.image_files import display_path, find_images
-from fmnist_lightning.inference.images import ImageReadError, load_image
+from fmnist_lightning.inference.images import ImageReadError, display_path, find_images, load_image
 from fmnist_lightning.models.runtime import DEVICE_CHOICES
 
 FORMATS = ("csv", "json")
@@ -85,9 +87,7 @@ def results_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    statuses = "0 all files classified, 1 some file failed or the output could not be written, "
-    statuses += "2 bad arguments, checkpoint or --output."
-    parser = cli.checkpoint_command("predict", __doc__, statuses)
+    parser = cli.checkpoint_command("predict", __doc__)
     add = parser.add_argument
     add("inputs", nargs="+", help="image files, folders or glob patterns")
     add("-o", "--output", help="default: predictions.<format>; '-': stdout, the table on stderr")

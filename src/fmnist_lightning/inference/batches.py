@@ -31,16 +31,14 @@ def predict_probabilities(
                 batch = batch.to(module.device, non_blocking=True)
                 if transform is not None:
                     batch = transform(batch)
-                probabilities = module.predict_step(batch, index).float()
+
+                def step(view: torch.Tensor, i: int = index) -> torch.Tensor:
+                    return module.predict_step(view, i).float()
+
+                output = step(batch)
                 if tta is not None and tta.enabled:
-                    probabilities = tta_probabilities(
-                        lambda view, i=index: module.predict_step(view, i).float(),
-                        batch,
-                        tta,
-                        module.background,
-                        first=probabilities,
-                    )
-                outputs.append(probabilities.cpu())
+                    output = tta_probabilities(step, batch, tta, module.background, first=output)
+                outputs.append(output.cpu())
     finally:
         module.train(was_training)
     return torch.cat(outputs)

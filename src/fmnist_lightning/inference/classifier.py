@@ -138,8 +138,7 @@ class Classifier:
         """
         probabilities = self.probabilities(as_pixels(images, invert), batch_size, tta)
         indices = probabilities.argmax(dim=1)
-        names = [self.class_names[i] for i in indices.tolist()]
-        return Predictions(indices=indices, names=names, probabilities=probabilities)
+        return Predictions(indices, [self.class_names[i] for i in indices.tolist()], probabilities)
 
 
 def load_classifier(

@@ -6,9 +6,16 @@ rotation applied, decompression bombs refused), take grayscale in [0, 1] (transp
 composited onto white, like a product shot on a white page), shrink or enlarge the longer
 side to 28 on a canvas of the border's intensity, and invert when that border is light.
 A dataset image saved as PNG passes through unchanged.
+
+And the image files that command-line inputs name (:func:`find_images`): files, folders and
+glob patterns, each image listed once, by the first path that names it. ``**`` does not
+descend into symlinked folders (pathlib's glob, like ``find``), so a link to a parent folder
+is no loop.
 """
 
+import glob
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -17,7 +24,6 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.inference.image_files import display_path
 
 IMAGE_SIZE = 28
 # Pillow's own decompression-bomb threshold (~89 megapixels; a 60 MP photo is fine).
@@ -25,6 +31,10 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 LIGHT_BACKGROUND_THRESHOLD = 0.5
 
 ImageSource = str | Path | bytes | BinaryIO
+# Extensions of the formats Pillow can open: .png, .jpg, .jpeg, .gif, .bmp, .tif, .webp...
+IMAGE_EXTENSIONS = frozenset(
+    extension for extension, name in Image.registered_extensions().items() if name in Image.OPEN
+)
 
 
 class ImageReadError(UsageError):
@@ -33,6 +43,12 @@ class ImageReadError(UsageError):
     def __init__(self, source: str, reason: str) -> None:
         super().__init__(f"cannot read image '{source}': {reason}")
         self.source, self.reason = source, reason
+
+
+def display_path(path: str | Path) -> str:
+    """A path as text that any output can hold: bytes of a file name that are not UTF-8
+    (kept by Python as surrogates) are written as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 def describe_source(source: ImageSource) -> str:
@@ -81,9 +97,8 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
         return np.clip(pixels / 255.0 if pixels.max() > 1.0 else pixels, 0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-    if image.mode not in ("1", "L", "P", "RGB"):
-        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV...: via RGB
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    # Via RGB for every mode (CMYK, YCbCr, HSV...): where Pillow converts to L directly, the same.
+    return np.asarray(image.convert("RGB").convert("L"), dtype=np.float32) / 255.0
 
 
 def fit_to_square(gray: np.ndarray, fill: float, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -96,10 +111,9 @@ def fit_to_square(gray: np.ndarray, fill: float, size: int = IMAGE_SIZE) -> np.n
         resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
         image = Image.fromarray(np.ascontiguousarray(gray, np.float32))
         gray = np.asarray(image.resize((new_width, new_height), resample), dtype=np.float32)
-    canvas = np.full((size, size), fill, dtype=np.float32)
     top, left = (size - new_height) // 2, (size - new_width) // 2
-    canvas[top : top + new_height, left : left + new_width] = gray
-    return canvas
+    margins = ((top, size - new_height - top), (left, size - new_width - left))
+    return np.pad(gray, margins, constant_values=fill)
 
 
 def prepare_image(
@@ -122,3 +136,42 @@ def load_image(
 ) -> np.ndarray:
     """An image file (path, bytes or stream) → 28x28 uint8 array ready for the classifier."""
     return prepare_image(read_image(source, max_pixels), invert, describe_source(source))
+
+
+def glob_files(start: Path, pattern: str, hidden: bool = False) -> list[str]:
+    """The files under ``start`` a pattern matches, sorted; with a dot below ``start`` only if
+    ``hidden`` (as the shell, and glob.glob)."""
+    return sorted(
+        str(path)
+        for path in start.glob(pattern)
+        if path.is_file()
+        and (hidden or not any(p[0] == "." for p in path.relative_to(start).parts))
+    )
+
+
+def find_images(inputs: list[str], recursive: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The image files the inputs name, in order and each once, and an error for each input
+    that names none."""
+    unique, errors = {}, {}  # each file once, by its resolved path: the first path to it kept
+    for entry in inputs:
+        path, parts = Path(entry), Path(entry).parts
+        found, why = [], "no such file or folder"
+        if path.is_dir():  # its image files by extension, hidden ones left out
+            found = glob_files(path, "**/*" if recursive else "*")
+            found = [file for file in found if Path(file).suffix.lower() in IMAGE_EXTENSIONS]
+            why = "folder holds no image files"
+            why += "" if recursive else " (--recursive searches its subfolders)"
+        elif path.exists():
+            found = [entry]  # named explicitly: tried whatever its extension or kind
+        elif glob.has_magic(entry):
+            magic = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+            try:  # a dot in the pattern's own parts asks for hidden files
+                hidden = any(part.startswith(".") for part in parts[magic:])
+                found = glob_files(Path(*parts[:magic]), "/".join(parts[magic:]), hidden)
+            except ValueError:  # "a**b", which pathlib refuses: glob's reading, without recursion
+                found = sorted(file for file in glob.glob(entry) if Path(file).is_file())
+        for file in found:
+            unique.setdefault(os.path.realpath(file), file)
+        if not found:
+            errors[entry] = why
+    return list(unique.values()), errors
