@@ -137,8 +137,8 @@ class StepTimer(L.Callback):
         starts = self.batch_starts[self.warmup :: self.steps]
         if seconds := [end - start for start, end in itertools.pairwise(starts)]:
             return seconds
-        # The window needs the step after it, to end.
-        why = f"One epoch has {len(self.batch_starts)} training batches, too few for {self.warmup}+{self.steps}+1 steps"
+        n = len(self.batch_starts)  # the window needs the step after it, to end
+        why = f"One epoch has {n} training batches, too few for {self.warmup}+{self.steps}+1 steps"
         raise UsageError(f"{why}: lower --warmup/--steps, or add data.")
 
     def between_steps_fraction(self) -> float:
@@ -276,7 +276,8 @@ def memory(device: torch.device) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    about = "How fast the default training path trains and evaluates, or (--eval-only) a checkpoint's inference speed. See docs/performance.md."
+    about = "How fast the default training path trains and evaluates, or (--eval-only) a "
+    about += "checkpoint's inference speed. See docs/performance.md."
     options = argparse.ArgumentParser(prog=COMMAND, description=about)
     add, switch = options.add_argument, argparse.BooleanOptionalAction
     add("--steps", type=int, default=25, help="training steps per timed window")
@@ -445,7 +446,8 @@ def table(result: dict) -> Table:
     """Every figure of ``result`` with its unit, beside the target it is measured against."""
     env, settings = result["environment"], result["settings"]
     settings = ", ".join(f"{key} {value}" for key, value in settings.items())
-    title = f"fmnist-lightning benchmark on {env['device']} ({env['cpu_model']}, {env['torch_threads']} threads): {settings}"
+    machine = f"{env['device']} ({env['cpu_model']}, {env['torch_threads']} threads)"
+    title = f"fmnist-lightning benchmark on {machine}: {settings}"
     values = Column("value", justify="right")
     out = Table("figure", values, "target", title=title, title_justify="left")
     sections = {name: result[name] for name in SECTIONS if result.get(name)}

@@ -66,7 +66,8 @@ def override_problem(text: str) -> str | None:
     parts = key.split(".")
     outer, inner = model_keys()
     if len(parts) > 1 and parts[0] == "model" and parts[1] not in outer and parts[1] in inner:
-        return f"'{text}': the network's arguments are under model.net; write {text.replace('model.', 'model.net.', 1)}"
+        moved = text.replace("model.", "model.net.", 1)
+        return f"'{text}': the network's arguments are under model.net; write {moved}"
     return None
 
 

@@ -155,7 +155,8 @@ def config_to_run(cfg: DictConfig) -> DictConfig:
     typed = parse_overrides(_command_line_overrides())
     if refused := apply_overrides(saved, typed):
         raise RunFolderError(
-            f"resume={run_dir}: {', '.join(map(repr, refused))} would change this run's experiment; {resumable_keys_sentence()}; {NEW_RUN}"
+            f"resume={run_dir}: {', '.join(map(repr, refused))} would change this run's experiment; "
+            f"{resumable_keys_sentence()}; {NEW_RUN}"
         )
     refuse_new_schedule_length(saved, epochs_before, run_dir)
     # The analysis callback's settings follow ``analysis`` again, as in
