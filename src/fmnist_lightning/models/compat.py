@@ -16,10 +16,8 @@ def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     upgraded = dict(hparams)
     if "net" in hparams or not isinstance(upgraded.get("model"), dict):
         return upgraded
-    model = dict(upgraded.pop("model"))
     # Starting points of a fresh run (read once by the builder): not part of a trained model.
-    for key in ("weights", "init_from"):
-        model.pop(key, None)
+    model = {k: v for k, v in upgraded.pop("model").items() if k not in ("weights", "init_from")}
     # Keys of 0.1.0's ``model`` that said how the network runs, not what it is.
     runtime = {k: model.pop(k) for k in ("channels_last", "compile", "head_lr") if k in model}
     if isinstance(model.get("_target_"), str):

@@ -232,10 +232,9 @@ class HParams:
 def config_values(cfg: DictConfig, class_names: Sequence[str]) -> dict[str, Any]:
     """The module's keyword arguments in a training config (each field's metadata key), unchecked."""
     values: dict[str, Any] = {"class_names": list(class_names)}
-    for spec in fields(HParams):
-        if spec.metadata["key"]:
-            node = OmegaConf.select(cfg, spec.metadata["key"], default=spec.default)
-            values[spec.name] = None if node is MISSING else plain(node)  # MISSING: an older run
+    for spec in (s for s in fields(HParams) if s.metadata["key"]):
+        node = OmegaConf.select(cfg, spec.metadata["key"], default=spec.default)
+        values[spec.name] = None if node is MISSING else plain(node)  # MISSING: an older run
     return values
 
 

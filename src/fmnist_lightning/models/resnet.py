@@ -21,9 +21,8 @@ class ResNet18(ResNet):
         self.maxpool = nn.Identity()
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
-            for name, parameter in self.named_parameters():
-                if not name.startswith(f"{HEAD}."):
-                    parameter.requires_grad_(False)
+            self.requires_grad_(False)
+            self.head.requires_grad_(True)
             self.train()  # modules start in training mode: put the backbone's BatchNorm in eval
 
     @property
