@@ -1,4 +1,6 @@
-"""Read a checkpoint file of this project safely, with a clear error for anything else. It
+"""Read a checkpoint file of this project safely, with a clear error for anything else, and
+upgrade what checkpoints of release 0.1.0 need: their network names and hyperparameter layout
+(network and run-time keys together under ``model``, ``interval`` in the scheduler's). It
 imports nothing that builds a model, so every way in can use it."""
 
 import zipfile
@@ -8,10 +10,35 @@ from typing import Any
 import torch
 
 from fmnist_lightning.errors import UsageError
-from fmnist_lightning.models.compat import upgrade_hparams
 from fmnist_lightning.models.hparams import HParams, HyperparameterError
+from fmnist_lightning.models.registry import RESNET18, VGG
 
 OURS = "pass a .ckpt file written by this project's training"  # for any file of another kind
+# The network names of release 0.1.0, and their names now.
+LEGACY_TARGETS: dict[str, str] = {
+    "fmnist_lightning.network.VGGStyleCNN": VGG,
+    "fmnist_lightning.resnet.ResNet18": RESNET18,
+}
+
+
+def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters in the current layout (only the shape; ``HParams`` checks values)."""
+    upgraded = dict(hparams)
+    if "net" in hparams or not isinstance(upgraded.get("model"), dict):
+        return upgraded
+    # Starting points of a fresh run (read once by the builder): not part of a trained model.
+    model = {k: v for k, v in upgraded.pop("model").items() if k not in ("weights", "init_from")}
+    # Keys of 0.1.0's ``model`` that said how the network runs, not what it is.
+    runtime = {k: model.pop(k) for k in ("channels_last", "compile", "head_lr") if k in model}
+    if isinstance(model.get("_target_"), str):
+        model["_target_"] = LEGACY_TARGETS.get(model["_target_"], model["_target_"])
+    upgraded["net"] = model
+    scheduler = upgraded.get("scheduler")
+    if scheduler is None or isinstance(scheduler, dict):
+        schedule = dict(scheduler or {})
+        interval = schedule.pop("interval", "epoch")
+        upgraded["scheduler"] = {"interval": interval, "schedule": schedule or None}
+    return {**upgraded, **runtime}
 
 
 def first_line(error: BaseException, limit: int = 300) -> str:
@@ -26,7 +53,7 @@ class CheckpointError(UsageError):
 
 def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:
     """The checkpoint dict, loaded with ``weights_only=True``, its ``hyper_parameters``
-    upgraded (``compat``) and checked (``HParams``) before anything is built from it."""
+    upgraded (``upgrade_hparams``) and checked (``HParams``) before anything is built from it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"No checkpoint file at '{path}'; {OURS}.")

@@ -47,15 +47,14 @@ class FashionMNISTModule(L.LightningModule):
         super().__init__()
         checked = HParams.of(hparams)
         self.save_hyperparameters(asdict(checked))
-        num_classes = len(checked.class_names)
-        self.net = build_network(checked.net, num_classes=num_classes)
+        self.net = build_network(checked.net, num_classes=len(checked.class_names))
         if checked.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if checked.compile:
             self.net = torch.compile(self.net)
         else:  # for Lightning's model summary (sizes, FLOPs); a compiled network would compile twice
             self.example_input_array = torch.zeros(1, 1, 28, 28)
-        accuracy = partial(MulticlassAccuracy, num_classes, average="micro")
+        accuracy = partial(MulticlassAccuracy, len(checked.class_names), average="micro")
         self.train_acc, self.val_acc, self.test_acc = accuracy(), accuracy(), accuracy()
         self.tta = TTA.of(checked.tta)
         if self.tta.enabled:  # only then: a run without TTA keeps the state_dict it had
@@ -64,8 +63,7 @@ class FashionMNISTModule(L.LightningModule):
     @classmethod
     def logged_metrics(cls, stage: str, tta: bool = False) -> tuple[str, ...]:
         """Its metric names (callback_metrics, metrics.csv) of a stage; tta: with TTA on."""
-        names = LOGGED_METRICS[stage].split()
-        return tuple(name for name in names if tta or not name.endswith("_tta"))
+        return tuple(n for n in LOGGED_METRICS[stage].split() if tta or not n.endswith("_tta"))
 
     @property
     def class_names(self) -> list[str]:
