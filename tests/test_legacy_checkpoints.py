@@ -17,7 +17,7 @@ from fmnist_lightning.data.normalise import normalise
 from fmnist_lightning.evaluate import evaluate_checkpoint
 from fmnist_lightning.export import export, load_exported
 from fmnist_lightning.models import registry
-from fmnist_lightning.models.compat import upgrade_hparams
+from fmnist_lightning.models.checkpoint_file import upgrade_hparams
 from fmnist_lightning.models.module import FashionMNISTClassifier, FashionMNISTModule
 from fmnist_lightning.models.resnet import ResNet18
 from fmnist_lightning.models.vgg import VGGStyleCNN

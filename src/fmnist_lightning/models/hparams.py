@@ -77,9 +77,7 @@ class Bound(NamedTuple):
         require(problem is None, str(problem), key)
 
 
-def child(key: str, name: str | int) -> str:  # net.blocks, net.blocks[0]
-    if isinstance(name, int):
-        return f"{key}[{name}]"
+def child(key: str, name: str) -> str:  # net.blocks (a list's entry: net.blocks[0])
     return f"{key}.{name}" if key else name
 
 
@@ -95,7 +93,7 @@ def check_plain(value: Any, key: str, depth: int = 0) -> None:
             check_plain(entry, where, depth + 1)
     elif isinstance(value, (list, tuple)):
         for index, entry in enumerate(value):
-            check_plain(entry, child(key, index), depth + 1)
+            check_plain(entry, f"{key}[{index}]", depth + 1)
     else:
         plain = value is None or isinstance(value, (bool, int, float, str))
         kinds = "None, a bool, number, string, list or dict"
@@ -232,10 +230,9 @@ class HParams:
 def config_values(cfg: DictConfig, class_names: Sequence[str]) -> dict[str, Any]:
     """The module's keyword arguments in a training config (each field's metadata key), unchecked."""
     values: dict[str, Any] = {"class_names": list(class_names)}
-    for spec in fields(HParams):
-        if spec.metadata["key"]:
-            node = OmegaConf.select(cfg, spec.metadata["key"], default=spec.default)
-            values[spec.name] = None if node is MISSING else plain(node)  # MISSING: an older run
+    for spec in (s for s in fields(HParams) if s.metadata["key"]):
+        node = OmegaConf.select(cfg, spec.metadata["key"], default=spec.default)
+        values[spec.name] = None if node is MISSING else plain(node)  # MISSING: an older run
     return values
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.hparams import TARGET, HParams, arguments, load_class
 from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.tta import TTA, tta_probabilities
@@ -27,7 +28,8 @@ LOGGED_METRICS = {
     "fit": "train_loss train_loss_step train_loss_epoch train_acc val_loss val_acc val_acc_tta",
     "test": "test_loss test_acc test_acc_tta",
 }
-MIN_SCHEDULE_STEPS = 100  # one-cycle's warm-up needs a few steps: smoke runs get a longer one
+OLD_CODE = "load it with the version of the code that trained it"  # a checkpoint's misfit
+MIN_STEPS = 100  # one-cycle's warm-up needs a few steps: smoke runs get a longer one
 
 
 def build_network(net: dict[str, Any], num_classes: int) -> torch.nn.Module:
@@ -45,16 +47,14 @@ class FashionMNISTModule(L.LightningModule):
         super().__init__()
         checked = HParams.of(hparams)
         self.save_hyperparameters(asdict(checked))
-        num_classes = len(checked.class_names)
-        self.net = build_network(checked.net, num_classes=num_classes)
-        self.channels_last = checked.channels_last
-        if self.channels_last:
+        self.net = build_network(checked.net, num_classes=len(checked.class_names))
+        if checked.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if checked.compile:
             self.net = torch.compile(self.net)
         else:  # for Lightning's model summary (sizes, FLOPs); a compiled network would compile twice
             self.example_input_array = torch.zeros(1, 1, 28, 28)
-        accuracy = partial(MulticlassAccuracy, num_classes, average="micro")
+        accuracy = partial(MulticlassAccuracy, len(checked.class_names), average="micro")
         self.train_acc, self.val_acc, self.test_acc = accuracy(), accuracy(), accuracy()
         self.tta = TTA.of(checked.tta)
         if self.tta.enabled:  # only then: a run without TTA keeps the state_dict it had
@@ -63,8 +63,7 @@ class FashionMNISTModule(L.LightningModule):
     @classmethod
     def logged_metrics(cls, stage: str, tta: bool = False) -> tuple[str, ...]:
         """Its metric names (callback_metrics, metrics.csv) of a stage; tta: with TTA on."""
-        names = LOGGED_METRICS[stage].split()
-        return tuple(name for name in names if tta or not name.endswith("_tta"))
+        return tuple(n for n in LOGGED_METRICS[stage].split() if tta or not n.endswith("_tta"))
 
     @property
     def class_names(self) -> list[str]:
@@ -77,7 +76,7 @@ class FashionMNISTModule(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised (N, 1, 28, 28) images → (N, classes) logits."""
-        if self.channels_last:
+        if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
@@ -125,9 +124,8 @@ class FashionMNISTModule(L.LightningModule):
         if self.hparams.head_lr is not None:  # the head at its own rate (HParams: there is one)
             in_head = {id(p) for p in unwrapped(self.net).head.parameters()}
             body = [p for p in params if id(p) not in in_head]
-            groups = [{"params": body}] if body else []
-            head = [p for p in params if id(p) in in_head]
-            groups.append({"params": head, "lr": float(self.hparams.head_lr)})
+            head = {"params": [p for p in params if id(p) in in_head], "lr": self.hparams.head_lr}
+            groups = [{"params": body}, head] if body else [head]
         optimizer = load_class(settings[TARGET])(groups, **arguments(settings))
         if not scheduler.get("schedule"):
             return optimizer
@@ -140,8 +138,7 @@ class FashionMNISTModule(L.LightningModule):
             # Schedules over the whole run need its length, known once the trainer is attached.
             # One-cycle divides by its warm-up length, which must be at least a step or two,
             # so very short runs (smoke tests) use a longer schedule than they will finish.
-            steps = self.trainer.estimated_stepping_batches
-            schedule["total_steps"] = max(int(steps), MIN_SCHEDULE_STEPS)
+            schedule["total_steps"] = max(int(self.trainer.estimated_stepping_batches), MIN_STEPS)
         built = load_class(scheduler["schedule"][TARGET])(optimizer, **schedule)
         lr_scheduler = {"scheduler": built, "interval": scheduler.get("interval", "epoch")}
         return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
@@ -157,16 +154,41 @@ class FashionMNISTModule(L.LightningModule):
         **kwargs: Any,
     ) -> "FashionMNISTModule":
         """Lightning's loader, through ``read_checkpoint``: always ``weights_only=True``, and
-        checkpoints of release 0.1.0 load too. ``kwargs`` override stored hyperparameters."""
+        checkpoints of release 0.1.0 load too. ``kwargs`` override stored hyperparameters. The
+        module comes on the device its weights were mapped to; a CheckpointError names what
+        does not fit."""
         # Imported here: a training run reads no checkpoint through the module (startup cost).
-        from fmnist_lightning.models.checkpoint_file import build_from_checkpoint
+        from fmnist_lightning.models import checkpoint_file as files
 
         if hparams_file is not None:
             message = "hparams_file is not supported (checkpoints store their hyperparameters)"
             raise ValueError(f"{message}; pass changed values as keyword arguments.")
         if map_location is None and not torch.cuda.is_available():
             map_location = "cpu"  # as Lightning: a GPU checkpoint loads on a machine without one
-        return build_from_checkpoint(cls, checkpoint_path, map_location, strict, kwargs)
+        checkpoint = files.read_checkpoint(checkpoint_path, map_location)
+        stored, path = checkpoint["state_dict"], checkpoint_path
+        try:
+            module = cls(**{**checkpoint["hyper_parameters"], **kwargs})
+            # Each weight whose shape in the file is not the network's, named: torch's own
+            # message puts them below a first line that names none.
+            mismatched = [
+                f"{key} is {tuple(stored[key].shape)} in the file but {tuple(tensor.shape)} in the network"
+                for key, tensor in module.state_dict().items()
+                if isinstance(stored.get(key), torch.Tensor) and stored[key].shape != tensor.shape
+            ]
+            if mismatched:
+                message = f"'{path}' does not fit the network its hyperparameters build"
+                raise files.CheckpointError(f"{message} ({'; '.join(mismatched)}); {OLD_CODE}.")
+            module.on_load_checkpoint(checkpoint)
+            module.load_state_dict(stored, strict=strict is not False)
+        except UsageError:
+            raise  # it names what is wrong
+        except Exception as error:  # e.g. a state_dict with other names than the network's
+            detail = files.first_line(error)
+            message = f"'{path}': its model could not be rebuilt ({detail}); {OLD_CODE}."
+            raise files.CheckpointError(message) from error
+        tensors = (t for t in stored.values() if isinstance(t, torch.Tensor))
+        return module.to(next(tensors, torch.tensor(0)).device)
 
 
 # The name of release 0.1.0, for code written against it.

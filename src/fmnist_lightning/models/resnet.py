@@ -5,8 +5,6 @@ without max-pool, as ResNets for CIFAR: the four stages see 28, 14, 7 and 4 pixe
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
-HEAD = "fc"  # torchvision's name of the classifier layer: new weights when fine-tuning
-
 
 class ResNet18(ResNet):
     """11,172,810 parameters for 10 classes. ``freeze_backbone`` trains only the head (``fc``);
@@ -21,9 +19,8 @@ class ResNet18(ResNet):
         self.maxpool = nn.Identity()
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
-            for name, parameter in self.named_parameters():
-                if not name.startswith(f"{HEAD}."):
-                    parameter.requires_grad_(False)
+            self.requires_grad_(False)
+            self.head.requires_grad_(True)
             self.train()  # modules start in training mode: put the backbone's BatchNorm in eval
 
     @property
@@ -33,7 +30,6 @@ class ResNet18(ResNet):
     def train(self, mode: bool = True) -> "ResNet18":
         super().train(mode)
         if self.freeze_backbone:
-            for module in self.modules():
-                if isinstance(module, nn.BatchNorm2d):
-                    module.eval()
+            for norm in (m for m in self.modules() if isinstance(m, nn.BatchNorm2d)):
+                norm.eval()
         return self

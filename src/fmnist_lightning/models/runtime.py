@@ -37,9 +37,7 @@ def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | 
         return precision
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    if accelerator in ("auto", "cpu") and cpu_supports_bf16():
-        return "bf16-mixed"
-    return "32-true"
+    return "bf16-mixed" if accelerator in ("auto", "cpu") and cpu_supports_bf16() else "32-true"
 
 
 def autocast_for(precision: str | int, device: torch.device) -> contextlib.AbstractContextManager:

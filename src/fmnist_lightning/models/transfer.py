@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from fmnist_lightning.models.checkpoint_file import CheckpointError, first_line, read_checkpoint
-from fmnist_lightning.models.resnet import HEAD
 from fmnist_lightning.models.runtime import COMPILED, unwrapped
 
 
@@ -90,7 +89,7 @@ def load_torchvision_weights(network: nn.Module, path: Path | str) -> dict[str, 
             target[name], kind = tensor, "kept"
         elif name == "conv1.weight" and tensor.shape[0] == wanted[0] and wanted[1] == 1:
             target[name], kind = adapt_stem_weight(tensor, wanted), "adapted"
-        elif name.startswith(f"{HEAD}."):
+        elif name.startswith("fc."):  # torchvision's classifier layer: fresh weights
             kind = "reinitialised"
         else:
             shapes = f"{tuple(tensor.shape)}, the network expects {tuple(wanted)}"

@@ -62,5 +62,4 @@ def tta_probabilities(
     predict: Callable, images: torch.Tensor, tta: TTA, fill: float, first: torch.Tensor
 ) -> torch.Tensor:
     """The mean of ``predict`` over the views; ``first``: its value on the unchanged images."""
-    probabilities = [first] + [predict(view) for view in views(images, tta, fill)[1:]]
-    return torch.stack(probabilities).mean(dim=0)
+    return torch.stack([first] + [predict(view) for view in views(images, tta, fill)[1:]]).mean(0)

@@ -54,14 +54,13 @@ class VGGStyleCNN(nn.Module):
         classifier.append(nn.Linear(width, num_classes))
         self.classifier = nn.Sequential(*classifier)
         for layer in self.modules():
-            if weight_init == "pytorch" or not isinstance(layer, (nn.Conv2d, nn.Linear)):
-                continue
-            if weight_init == "keras":
-                nn.init.xavier_uniform_(layer.weight)
-            else:  # keeps each ReLU layer's output variance, where PyTorch's default shrinks it
-                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
+            if weight_init != "pytorch" and isinstance(layer, (nn.Conv2d, nn.Linear)):
+                if weight_init == "keras":
+                    nn.init.xavier_uniform_(layer.weight)
+                else:  # keeps each ReLU layer's output variance, where PyTorch's default shrinks it
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(images))
