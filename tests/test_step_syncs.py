@@ -124,6 +124,31 @@ def test_training_steps_read_nothing_back_between_logging_steps(synthetic_root, 
     assert {read.where for read in counter.between_logging_steps("lightning")} <= LIGHTNINGS_OWN
 
 
+class GpuSyncCheck(Callback):
+    """CUDA's own check: a synchronising call raises in a step that is not a logging step."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        logging = trainer.global_step + 1 in LOGGING_STEPS | EPOCH_ENDS
+        torch.cuda.set_sync_debug_mode(0 if logging else "error")
+
+    def off(self, *args: Any) -> None:
+        torch.cuda.set_sync_debug_mode(0)
+
+    on_validation_start = on_train_epoch_end = on_train_end = off
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_steps_do_not_synchronise_a_gpu_between_logging_steps(synthetic_root, tmp_path):
+    cfg = tiny(synthetic_root, tmp_path, f"trainer.log_every_n_steps={LOG_EVERY}",
+               "trainer.max_epochs=2", "callbacks.early_stopping=null", "~analysis",
+               "trainer.enable_progress_bar=true", "trainer.accelerator=gpu",
+               "trainer.precision=bf16-mixed")  # fmt: skip
+    try:
+        train(cfg, [progress_for_output(refresh_rate=1, stream=Terminal()), GpuSyncCheck()])
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
 def test_a_nan_loss_after_the_last_logging_step_stops_the_run_at_the_epochs_end(
     synthetic_root, tmp_path
 ):
