@@ -195,9 +195,14 @@ def textbook_baseline(cfg, args: argparse.Namespace, device: torch.device, rate:
 
     seconds = loop_windows(loss, optimizer, loader, args, device, 5, args.baseline_steps)
     baseline = median_rate(args.baseline_steps * 32, seconds)
-    setup = {"batch_size": 32, "workers": args.baseline_workers, "precision": "32-true"}
-    speed = {"speedup_vs_textbook": rate / baseline, "window_seconds": seconds}
-    return {"images_per_s": baseline, **setup, **speed}
+    return {
+        "images_per_s": baseline,
+        "batch_size": 32,
+        "workers": args.baseline_workers,
+        "precision": "32-true",
+        "speedup_vs_textbook": rate / baseline,
+        "window_seconds": seconds,
+    }
 
 
 def training_flops(network: torch.nn.Module, input_shape: tuple = IMAGE_SHAPE) -> dict:
@@ -236,19 +241,23 @@ def flop_figures(cfg, args: argparse.Namespace, images_per_s: float, device: tor
     # A fresh, uncompiled copy of the network: the count does not depend on its weights.
     count = training_flops(build_network(plain(cfg.model.net), num_classes=10))
     kind = str(cfg.trainer.precision).split("-")[0]  # bf16-mixed, 16-mixed, 32-true, ...
-    dtype = {"bf16": "bfloat16", "16": "float16"}.get(kind, "float32")  # torch's name
+    dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(kind, torch.float32)
     n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
-    generator = torch.Generator().manual_seed(0)
-    a, b = torch.randn(2, n, n, generator=generator).to(device, getattr(torch, dtype))
+    a, b = torch.randn(2, n, n, generator=torch.Generator().manual_seed(0)).to(device, dtype)
     peaks = {}
     for name, product in matmul_products(a, b).items():
         with contextlib.suppress(RuntimeError):  # a kernel this build lacks
             seconds = timed_windows(product, 2, 3, max(args.repeats, 3), device)
             peaks[name] = median_rate(3 * 2 * n**3, seconds)
     achieved, peak = images_per_s * count["train_flops_per_image"], max(peaks.values())
-    matmul = {"matmul_size": n, "matmul_dtype": dtype, "matmul_peak_flops": peak}
-    ratio = {"fraction_of_matmul_peak": achieved / peak, "matmul_peak_flops_by_kernel": peaks}
-    return count | {"achieved_train_flops": achieved, **matmul, **ratio}
+    return count | {
+        "achieved_train_flops": achieved,
+        "matmul_size": n,
+        "matmul_dtype": str(dtype).removeprefix("torch."),
+        "matmul_peak_flops": peak,
+        "fraction_of_matmul_peak": achieved / peak,
+        "matmul_peak_flops_by_kernel": peaks,
+    }
 
 
 def environment(device: torch.device) -> dict:
@@ -366,11 +375,15 @@ def training(args: argparse.Namespace, cfg, datamodule, phases: dict) -> tuple:
     loader = datamodule.train_dataloader()  # the batch fetch alone
     batches, fetches = iter(loader), min(args.warmup + args.steps, len(loader))
     fetch = statistics.median(timed_windows(lambda: next(batches), 0, 1, fetches))
-    settings = {"precision": str(cfg.trainer.precision)}  # resolved once, by finalise
-    settings |= {key: bool(cfg.model[key]) for key in ("channels_last", "compile")}
-    settings |= {"batch_size": int(cfg.data.batch_size), "steps": args.steps, "warmup": args.warmup}
     figures = {
-        "settings": settings,
+        "settings": {
+            "precision": str(cfg.trainer.precision),  # resolved once, by finalise
+            "channels_last": bool(cfg.model.channels_last),
+            "compile": bool(cfg.model.compile),
+            "batch_size": int(cfg.data.batch_size),
+            "steps": args.steps,
+            "warmup": args.warmup,
+        },
         "train": {
             "lightning_images_per_s": rate,
             "plain_images_per_s": plain_rate,
@@ -400,9 +413,13 @@ def training(args: argparse.Namespace, cfg, datamodule, phases: dict) -> tuple:
         # Start-up (fit minus the epoch) + max_epochs epochs + one test pass.
         fit, seconds = phases["trainer_fit"], timer.seconds[0]
         minutes = (fit + (max_epochs - 1) * seconds + test_images / eval_rate) / 60
-        sizes = {f"{split}_images": len(datamodule.tensors[split]) for split in ("train", "val")}
-        projection = {"default_max_epochs": max_epochs, "projected_run_minutes": minutes}
-        figures["epoch"] = {"seconds": seconds, **sizes, **projection}
+        figures["epoch"] = {
+            "seconds": seconds,
+            "train_images": len(datamodule.tensors["train"]),
+            "val_images": len(datamodule.tensors["val"]),
+            "default_max_epochs": max_epochs,
+            "projected_run_minutes": minutes,
+        }
     if args.baseline:
         figures["baseline"] = timed(phases, "baseline", textbook_baseline, cfg, args, device, rate)
     return device, figures
@@ -428,12 +445,14 @@ def eval_only(args: argparse.Namespace, cfg, datamodule, phases: dict, module) -
             walls.append(time.perf_counter() - wall_start)
             cpus.append(time.process_time() - cpu_start)
         predictions[precision] = predicted
-        wall, cpu = statistics.median(walls), statistics.median(cpus)
-        times = {"wall_seconds": wall, "cpu_seconds": cpu, "images_per_s": len(images) / wall}
-        # The share of the images predicted as labelled, and as the first precision predicts.
-        truths = {"accuracy": labels.cpu(), "agreement": predictions[precisions[0]]}
-        shares = {key: (predicted == truth).float().mean().item() for key, truth in truths.items()}
-        by_precision[precision] = times | shares | {"window_seconds": walls}
+        by_precision[precision] = {
+            "wall_seconds": statistics.median(walls),
+            "cpu_seconds": statistics.median(cpus),
+            "images_per_s": len(images) / statistics.median(walls),
+            "accuracy": (predicted == labels.cpu()).float().mean().item(),
+            "agreement": (predicted == predictions[precisions[0]]).float().mean().item(),
+            "window_seconds": walls,
+        }
     phases["inference"] = time.perf_counter() - started
     return device, {
         "settings": {"checkpoint": str(Path(args.eval_only).resolve()), "test_images": len(images)},
@@ -480,12 +499,19 @@ def main(argv: list[str] | None = None) -> dict:
             datamodule.prepare_data()
             measure = functools.partial(eval_only, module=module) if module else training
             device, figures = measure(args, cfg, datamodule, phases)
-        data = {"data": "synthetic" if args.synthetic else "real", "data_root": str(cfg.data.root)}
-        runs = {"eval_batch_size": int(cfg.data.eval_batch_size), "repeats": args.repeats}
-        figures["settings"] |= data | runs
-        result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": args.command}
-        # The environment is read with the run's --threads.
-        result |= {"environment": environment(device), **figures, "phase_seconds": phases}
+        figures["settings"] |= {
+            "data": "synthetic" if args.synthetic else "real",
+            "data_root": str(cfg.data.root),
+            "eval_batch_size": int(cfg.data.eval_batch_size),
+            "repeats": args.repeats,
+        }
+        result = {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "command": args.command,
+            "environment": environment(device),  # with the run's --threads
+            **figures,
+            "phase_seconds": phases,
+        }
     finally:
         torch.set_num_threads(threads)  # callers in the same process keep their setting
     write_atomically(args.output, (json.dumps(result, indent=2) + "\n").encode())

@@ -97,8 +97,9 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
         return np.clip(pixels / 255.0 if pixels.max() > 1.0 else pixels, 0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-    # Via RGB for every mode (CMYK, YCbCr, HSV...): where Pillow converts to L directly, the same.
-    return np.asarray(image.convert("RGB").convert("L"), dtype=np.float32) / 255.0
+    if image.mode not in ("1", "L", "P", "RGB"):
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV...: via RGB
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
 def fit_to_square(gray: np.ndarray, fill: float, size: int = IMAGE_SIZE) -> np.ndarray:

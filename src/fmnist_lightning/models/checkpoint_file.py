@@ -5,7 +5,7 @@ imports nothing that builds a model, so every way in can use it."""
 
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -14,6 +14,8 @@ from fmnist_lightning.models.hparams import HParams, HyperparameterError
 from fmnist_lightning.models.registry import RESNET18, VGG
 
 OURS = "pass a .ckpt file written by this project's training"  # for any file of another kind
+OLD_CODE = "load it with the version of the code that trained it"  # for weights that do not fit
+T = TypeVar("T")
 # The network names of release 0.1.0, and their names now.
 LEGACY_TARGETS: dict[str, str] = {
     "fmnist_lightning.network.VGGStyleCNN": VGG,
@@ -78,3 +80,35 @@ def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
         raise CheckpointError(f"'{path}' cannot be loaded: {error}; {OURS}.") from error
     checkpoint["hyper_parameters"] = hparams
     return checkpoint
+
+
+def build_from_checkpoint(
+    cls: type[T], path: Path | str, map_location: Any, strict: bool | None, overrides: dict
+) -> T:
+    """``cls`` (the LightningModule) built from a checkpoint's hyperparameters (``overrides``
+    replacing some) with its weights, on the device they were mapped to; a CheckpointError
+    names what does not fit."""
+    checkpoint = read_checkpoint(path, map_location)
+    stored = checkpoint["state_dict"]
+    try:
+        module = cls(**{**checkpoint["hyper_parameters"], **overrides})
+        # Each weight whose shape in the file is not the network's, named: torch's own
+        # message puts them below a first line that names none.
+        mismatched = [
+            f"{key} is {tuple(stored[key].shape)} in the file but {tuple(tensor.shape)} in the network"
+            for key, tensor in module.state_dict().items()
+            if isinstance(stored.get(key), torch.Tensor) and stored[key].shape != tensor.shape
+        ]
+        if mismatched:
+            message = f"'{path}' does not fit the network its hyperparameters build"
+            raise CheckpointError(f"{message} ({'; '.join(mismatched)}); {OLD_CODE}.")
+        module.on_load_checkpoint(checkpoint)
+        module.load_state_dict(stored, strict=strict is not False)
+    except UsageError:
+        raise  # it names what is wrong
+    except Exception as error:  # e.g. a state_dict with other names than the network's
+        detail = first_line(error)
+        message = f"'{path}': its model could not be rebuilt ({detail}); {OLD_CODE}."
+        raise CheckpointError(message) from error
+    tensors = (t for t in stored.values() if isinstance(t, torch.Tensor))
+    return module.to(next(tensors, torch.tensor(0)).device)

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.hparams import TARGET, HParams, arguments, load_class
 from fmnist_lightning.models.runtime import unwrapped
 from fmnist_lightning.models.tta import TTA, tta_probabilities
@@ -28,7 +27,6 @@ LOGGED_METRICS = {
     "fit": "train_loss train_loss_step train_loss_epoch train_acc val_loss val_acc val_acc_tta",
     "test": "test_loss test_acc test_acc_tta",
 }
-OLD_CODE = "load it with the version of the code that trained it"  # a checkpoint's misfit
 MIN_STEPS = 100  # one-cycle's warm-up needs a few steps: smoke runs get a longer one
 
 
@@ -154,41 +152,16 @@ class FashionMNISTModule(L.LightningModule):
         **kwargs: Any,
     ) -> "FashionMNISTModule":
         """Lightning's loader, through ``read_checkpoint``: always ``weights_only=True``, and
-        checkpoints of release 0.1.0 load too. ``kwargs`` override stored hyperparameters. The
-        module comes on the device its weights were mapped to; a CheckpointError names what
-        does not fit."""
+        checkpoints of release 0.1.0 load too. ``kwargs`` override stored hyperparameters."""
         # Imported here: a training run reads no checkpoint through the module (startup cost).
-        from fmnist_lightning.models import checkpoint_file as files
+        from fmnist_lightning.models.checkpoint_file import build_from_checkpoint
 
         if hparams_file is not None:
             message = "hparams_file is not supported (checkpoints store their hyperparameters)"
             raise ValueError(f"{message}; pass changed values as keyword arguments.")
         if map_location is None and not torch.cuda.is_available():
             map_location = "cpu"  # as Lightning: a GPU checkpoint loads on a machine without one
-        checkpoint = files.read_checkpoint(checkpoint_path, map_location)
-        stored, path = checkpoint["state_dict"], checkpoint_path
-        try:
-            module = cls(**{**checkpoint["hyper_parameters"], **kwargs})
-            # Each weight whose shape in the file is not the network's, named: torch's own
-            # message puts them below a first line that names none.
-            mismatched = [
-                f"{key} is {tuple(stored[key].shape)} in the file but {tuple(tensor.shape)} in the network"
-                for key, tensor in module.state_dict().items()
-                if isinstance(stored.get(key), torch.Tensor) and stored[key].shape != tensor.shape
-            ]
-            if mismatched:
-                message = f"'{path}' does not fit the network its hyperparameters build"
-                raise files.CheckpointError(f"{message} ({'; '.join(mismatched)}); {OLD_CODE}.")
-            module.on_load_checkpoint(checkpoint)
-            module.load_state_dict(stored, strict=strict is not False)
-        except UsageError:
-            raise  # it names what is wrong
-        except Exception as error:  # e.g. a state_dict with other names than the network's
-            detail = files.first_line(error)
-            message = f"'{path}': its model could not be rebuilt ({detail}); {OLD_CODE}."
-            raise files.CheckpointError(message) from error
-        tensors = (t for t in stored.values() if isinstance(t, torch.Tensor))
-        return module.to(next(tensors, torch.tensor(0)).device)
+        return build_from_checkpoint(cls, checkpoint_path, map_location, strict, kwargs)
 
 
 # The name of release 0.1.0, for code written against it.
