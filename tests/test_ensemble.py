@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from fmnist_lightning.analysis.ensembles import find_ensembles
+from fmnist_lightning.analysis.run_files import run_checkpoint
 from fmnist_lightning.config.schema import ConfigValidationError
-from fmnist_lightning.ensemble import evaluate_ensemble, member_checkpoint
+from fmnist_lightning.ensemble import evaluate_ensemble
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.models import registry
@@ -129,14 +130,14 @@ def test_the_results_table_reads_a_test_ensemble_back_wherever_its_tree_moves(
 
 def test_a_member_is_a_checkpoint_file_or_a_run_folder_with_one_best_checkpoint(tmp_path):
     run = make_run(tmp_path / "run", classifier(0))
-    assert member_checkpoint(run).name == "best-epoch00-val_acc0.5.ckpt"
-    assert member_checkpoint(run / "checkpoints" / "last.ckpt").name == "last.ckpt"
+    assert run_checkpoint(run).name == "best-epoch00-val_acc0.5.ckpt"
+    assert run_checkpoint(run / "checkpoints" / "last.ckpt").name == "last.ckpt"
     with pytest.raises(UsageError, match="has 2 checkpoints/best-.*name the member's .ckpt"):
-        member_checkpoint(make_run(tmp_path / "two", classifier(0), best=2))
+        run_checkpoint(make_run(tmp_path / "two", classifier(0), best=2))
     with pytest.raises(UsageError, match="has no checkpoints/best-"):
-        member_checkpoint(make_run(tmp_path / "none", classifier(0), best=0))
+        run_checkpoint(make_run(tmp_path / "none", classifier(0), best=0))
     with pytest.raises(UsageError, match="No run folder or checkpoint file at"):
-        member_checkpoint(tmp_path / "missing")
+        run_checkpoint(tmp_path / "missing")
 
 
 def test_members_must_be_two_distinct_checkpoints_with_one_normalisation(synthetic_root, tmp_path):

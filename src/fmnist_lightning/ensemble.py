@@ -31,19 +31,6 @@ from fmnist_lightning.models.module import FashionMNISTModule, load_module
 from fmnist_lightning.models.runtime import resolve_device
 
 
-def member_checkpoint(member: Path) -> Path:
-    """The .ckpt file itself, or a run folder's best checkpoint."""
-    if member.is_file():
-        return member
-    if not member.is_dir():
-        raise UsageError(f"No run folder or checkpoint file at {member}.")
-    best = sorted((member / run_files.CHECKPOINT_DIR).glob("best-*.ckpt"))
-    if len(best) != 1:
-        count = len(best) or "no"
-        raise UsageError(f"{member} has {count} checkpoints/best-*.ckpt; name the member's .ckpt")
-    return best[0]
-
-
 def check_shared_split(runs: list[Path]) -> None:
     """Members validated together must share their train/val split, else validation images
     of one are training images of another."""
@@ -85,7 +72,7 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     """Check the config and the members, predict, write the ensemble folder."""
     validate_ensemble_config(cfg)
     tta = evaluate.checked_settings(cfg)
-    checkpoints = [member_checkpoint(Path(member)) for member in cfg.members]
+    checkpoints = [run_files.run_checkpoint(Path(member)) for member in cfg.members]
     if len({checkpoint.resolve() for checkpoint in checkpoints}) < len(checkpoints):
         raise UsageError(f"A checkpoint is listed twice in members={list(cfg.members)}.")
     runs = [run_files.run_dir_of(checkpoint) for checkpoint in checkpoints]

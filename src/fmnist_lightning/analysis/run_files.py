@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.output_files import write_atomically
 
 METRICS_CSV = "metrics.csv"
@@ -35,6 +36,19 @@ def run_dir_of(checkpoint: Path) -> Path:
     """The parent of a checkpoint's checkpoints/ folder, else its own folder."""
     parent = checkpoint.resolve().parent
     return parent.parent if parent.name == CHECKPOINT_DIR else parent
+
+
+def run_checkpoint(path: Path) -> Path:
+    """The .ckpt file itself, or a run folder's best checkpoint."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise UsageError(f"No run folder or checkpoint file at {path}.")
+    best = sorted((path / CHECKPOINT_DIR).glob("best-*.ckpt"))
+    if len(best) != 1:
+        count = len(best) or "no"
+        raise UsageError(f"{path} has {count} checkpoints/best-*.ckpt; name its .ckpt file")
+    return best[0]
 
 
 def epoch_metrics(metrics_csv: Path | str) -> pd.DataFrame:
