@@ -132,7 +132,7 @@ def test_a_member_is_a_checkpoint_file_or_a_run_folder_with_one_best_checkpoint(
     run = make_run(tmp_path / "run", classifier(0))
     assert run_checkpoint(run).name == "best-epoch00-val_acc0.5.ckpt"
     assert run_checkpoint(run / "checkpoints" / "last.ckpt").name == "last.ckpt"
-    with pytest.raises(UsageError, match="has 2 checkpoints/best-.*name the member's .ckpt"):
+    with pytest.raises(UsageError, match="has 2 checkpoints/best-.*name its .ckpt file"):
         run_checkpoint(make_run(tmp_path / "two", classifier(0), best=2))
     with pytest.raises(UsageError, match="has no checkpoints/best-"):
         run_checkpoint(make_run(tmp_path / "none", classifier(0), best=0))
