@@ -35,6 +35,7 @@ ENTRY_POINTS = {
     "results",
     "search",
     "benchmark",
+    "serve",
 }
 FORBIDDEN = {
     "data": {"models", "training", "analysis", "inference", "config", "tuning"},

@@ -135,13 +135,44 @@ def test_existing_output_is_kept_unless_overwrite_is_given(
 
 def test_a_file_that_is_no_checkpoint_is_named(photos, tmp_path, capsys):
     folder, _ = photos
-    status = run_predict(
-        [str(folder / "a_gray.png"), str(folder), "-o", str(tmp_path / "rows.csv")]
-    )
+    not_a_checkpoint = tmp_path / "model.ckpt"
+    not_a_checkpoint.write_bytes((folder / "a_gray.png").read_bytes())
+    status = run_predict([str(not_a_checkpoint), str(folder), "-o", str(tmp_path / "rows.csv")])
     assert status == 2
     error = capsys.readouterr().err
-    assert "a_gray.png' could not be read as a PyTorch checkpoint" in error
+    assert "model.ckpt' could not be read as a PyTorch checkpoint" in error
     assert "Traceback" not in error and not (tmp_path / "rows.csv").exists()
+
+
+def test_a_run_folder_names_its_best_checkpoint_and_tta_is_applied(
+    tiny_checkpoint, photos, tmp_path, capsys
+):
+    folder, _ = photos
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best-epoch01-val_acc0.5.ckpt").write_bytes(tiny_checkpoint.read_bytes())
+    output = tmp_path / "rows.json"
+    argv = [str(run), str(folder / "a_gray.png"), "--tta", "flip_shift", "-o", str(output)]
+    assert run_predict(argv) == 0
+    [row] = json.loads(output.read_text())
+    expected = load_classifier(tiny_checkpoint).predict(
+        [folder / "a_gray.png"], tta={"flip": True, "shift": 1}
+    )
+    assert row["class"] == expected.names[0]
+    written = torch.tensor(list(row["probabilities"].values()))
+    assert torch.allclose(written, expected.probabilities[0], atol=1e-6, rtol=0)
+    without_tta = load_classifier(tiny_checkpoint).predict([folder / "a_gray.png"])
+    assert not torch.allclose(written, without_tta.probabilities[0], atol=1e-6, rtol=0)
+
+
+def test_without_a_model_the_shipped_one_classifies_every_input(photos, tmp_path, capsys):
+    folder, _ = photos
+    output = tmp_path / "rows.json"
+    assert run_predict([str(folder / "a_gray.png"), str(folder), "-o", str(output)]) == 0
+    rows = json.loads(output.read_text())
+    assert len(rows) == 4  # a_gray.png once: the first input is an image, not a model
+    expected = load_classifier().predict([folder / "a_gray.png"])
+    assert rows[0]["class"] == expected.names[0]
 
 
 @pytest.mark.slow

@@ -26,12 +26,17 @@ def run(command: Callable[[], int | None]) -> NoReturn:
         sys.exit(130)  # 128 + SIGINT, as for every signal (errors.Stopped)
 
 
-def checkpoint_command(name: str, doc: str) -> argparse.ArgumentParser:
-    """The parser of a command that reads a checkpoint and writes an ``--output`` file; its
-    help: the first paragraph of the command's docstring, its epilog the last (exit statuses)."""
+def command_parser(name: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of a plain argparse command; its help: the first paragraph of the command's
+    docstring, its epilog the last (exit statuses)."""
     paragraphs = doc.split("\n\n")
     prog = f"python -m fmnist_lightning.{name}"
-    parser = argparse.ArgumentParser(prog, description=paragraphs[0], epilog=paragraphs[-1])
+    return argparse.ArgumentParser(prog, description=paragraphs[0], epilog=paragraphs[-1])
+
+
+def checkpoint_command(name: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of a command that reads a checkpoint and writes an ``--output`` file."""
+    parser = command_parser(name, doc)
     parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser

@@ -1,5 +1,8 @@
-"""Classify image files (any size, colour mode, PNG/JPEG/...) with a trained checkpoint: print a
-table, write one CSV or JSON row per file.
+"""Classify image files (any size, colour mode, PNG/JPEG/...) with a trained checkpoint, or the
+model shipped with the package: print a table, write one CSV or JSON row per file.
+
+The first input is the model when it is a .ckpt or .pt file or a run folder (its best
+checkpoint): ``predict run/ shirt.png``; without one the shipped model classifies all inputs.
 
 A plain argparse command, not a Hydra app: its inputs are file names that the shell expands
 and that may hold spaces, commas or brackets Hydra's override grammar would need quoted.
@@ -21,13 +24,23 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from fmnist_lightning import cli
+from fmnist_lightning.analysis import run_files
+from fmnist_lightning.config.paths import group_options
 from fmnist_lightning.inference import output_files
-from fmnist_lightning.inference.classifier import DEFAULT_BATCH_SIZE, Classifier, load_classifier
+from fmnist_lightning.inference.classifier import (
+    DEFAULT_BATCH_SIZE,
+    Classifier,
+    load_classifier,
+    prediction_rows,
+)
 from fmnist_lightning.inference.images import ImageReadError, display_path, find_images, load_image
 from fmnist_lightning.models.runtime import DEVICE_CHOICES
+from fmnist_lightning.models.tta import TTA
 
 FORMATS = ("csv", "json")
 INVERT_CHOICES = {"auto": None, "always": True, "never": False}
+# The first input names the model when it is one of these files, or a run folder.
+MODEL_SUFFIXES = (".ckpt", ".pt")
 
 
 def error_row(path: str, reason: str | None) -> dict[str, Any]:
@@ -36,7 +49,11 @@ def error_row(path: str, reason: str | None) -> dict[str, Any]:
 
 
 def classify_files(
-    classifier: Classifier, files: list[str], invert: bool | None, batch_size: int
+    classifier: Classifier,
+    files: list[str],
+    invert: bool | None,
+    batch_size: int,
+    tta: TTA | None = None,
 ) -> list[dict[str, Any]]:
     """One row per file: its prediction, or why it could not be read (also on stderr)."""
     rows: dict[str, dict[str, Any]] = {}
@@ -47,17 +64,20 @@ def classify_files(
         except ImageReadError as error:
             print(f"error: {error}", file=sys.stderr)
             rows[path] = error_row(path, error.reason)
-    names = classifier.class_names
-    predicted = classifier.predict(list(readable.values()), batch_size=batch_size)
-    indices = predicted.indices.tolist()
-    for path, index, row in zip(readable, indices, predicted.probabilities.tolist(), strict=True):
-        rows[path] = error_row(path, None) | {
-            "class_index": index,
-            "class": names[index],
-            "confidence": row[index],
-            "probabilities": dict(zip(names, row, strict=True)),
-        }
+    predicted = classifier.predict(list(readable.values()), batch_size=batch_size, tta=tta)
+    found = prediction_rows(predicted.probabilities, classifier.class_names)
+    for path, row in zip(readable, found, strict=True):
+        rows[path] = error_row(path, None) | row
     return [rows[path] for path in files]
+
+
+def split_model(inputs: list[str]) -> tuple[Path | None, list[str]]:
+    """The model the first input names (a .ckpt/.pt file or a run folder), if it names one,
+    and the image inputs."""
+    first = Path(inputs[0])
+    if first.suffix in MODEL_SUFFIXES or (first / run_files.CHECKPOINT_DIR).is_dir():
+        return first, inputs[1:]
+    return None, inputs
 
 
 def rows_text(rows: list[dict[str, Any]], class_names: list[str], fmt: str) -> str:
@@ -87,27 +107,36 @@ def results_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.checkpoint_command("predict", __doc__)
+    parser = cli.command_parser("predict", __doc__)
     add = parser.add_argument
-    add("inputs", nargs="+", help="image files, folders or glob patterns")
+    add("inputs", nargs="+", metavar="[MODEL] INPUT", help="image files, folders or glob patterns")
+    add("--overwrite", action="store_true", help="replace an existing output file")
     add("-o", "--output", help="default: predictions.<format>; '-': stdout, the table on stderr")
     add("-f", "--format", choices=FORMATS, help="default: from the --output suffix, else csv")
     add("-r", "--recursive", action="store_true", help="search subfolders too")
     add("--invert", choices=INVERT_CHOICES, default="auto", help="auto: when the border is light")
     add("--device", default="cpu", help=f"{DEVICE_CHOICES}; default: cpu")
     add("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    tta_options = group_options("tta")
+    add("--tta", choices=tta_options, default="none", help="test-time augmentation (conf/tta/)")
     args = parser.parse_args(argv)
+    model, inputs = split_model(args.inputs)
+    if not inputs:
+        parser.error(f"no images to classify after the model '{model}'")
     suffix = Path(args.output or "").suffix.lower().lstrip(".")
     fmt = args.format or (suffix if suffix in FORMATS else "csv")
     output = args.output or f"predictions.{fmt}"
     to_stdout = output == "-"
-    files, missing = find_images(args.inputs, args.recursive)
+    files, missing = find_images(inputs, args.recursive)
+    checkpoint = model and run_files.run_checkpoint(model)
     if not to_stdout:  # found out now, not after classifying
-        output_files.check_output(output, [args.checkpoint, *files], args.overwrite)
-    classifier = load_classifier(args.checkpoint, device=args.device)
+        read = [checkpoint, *files] if checkpoint else files
+        output_files.check_output(output, read, args.overwrite)
+    classifier = load_classifier(checkpoint, device=args.device)
     for entry, reason in missing.items():
         print(f"error: '{display_path(entry)}': {reason}", file=sys.stderr)
-    rows = classify_files(classifier, files, INVERT_CHOICES[args.invert], args.batch_size)
+    tta = TTA.of(tta_options[args.tta])
+    rows = classify_files(classifier, files, INVERT_CHOICES[args.invert], args.batch_size, tta)
     rows += [error_row(entry, reason) for entry, reason in missing.items()]
     console = Console(file=sys.stderr if to_stdout else sys.stdout)
     console.print(results_table(rows))
