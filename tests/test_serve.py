@@ -118,7 +118,7 @@ def listening(app) -> Iterator[str]:
 def client(tiny_checkpoint):
     """The API of ``serve CKPT --tta flip`` with small limits, batching on."""
     args = serve.parse_arguments(
-        [str(tiny_checkpoint), "--tta", "flip", "--max-batch-size", "4"]
+        [str(tiny_checkpoint), "--tta", "flip", "--max-batch-size", "4", "--batch-timeout", "0.05"]
         + ["--max-request-bytes", str(MAX_REQUEST_BYTES)]
         + ["--max-image-pixels", str(MAX_IMAGE_PIXELS)]
     )
@@ -172,6 +172,23 @@ def test_json_images_as_base64_and_arrays_get_a_list_of_rows(
     for file, pixels in zip(files[3:], test_images[3:5], strict=True):
         file.write_bytes(png_bytes(pixels))
     assert_same_rows(answers, predicted_by_command(files, tiny_checkpoint, tmp_path, capsys))
+
+
+def test_concurrent_requests_batched_together_get_their_own_answers(client, test_images):
+    """Requests of 1 to 4 images, and a refused one, sent at once (batches of up to 4)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{"images": [image.tolist() for image in test_images[: 1 + i % 4]]} for i in range(8)]
+    bodies[3] = {"images": [GRID[:27]]}
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(client.post_json, bodies))
+    alone = client.post_json({"images": [image.tolist() for image in test_images[:4]]})[1]
+    for i, (status, rows) in enumerate(answers):
+        if i == 3:
+            assert status == 400 and "shape (27, 28)" in rows["detail"]
+            continue
+        assert status == 200 and len(rows) == 1 + i % 4
+        assert_same_rows(rows, alone[: len(rows)])
 
 
 def truncated_png(test_images) -> bytes:

@@ -75,8 +75,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add("--device", default="cpu", help=f"{DEVICE_CHOICES}; default: cpu")
     add("--workers", type=int, default=1, help="inference processes per device")
     add("--tta", choices=group_options("tta"), default="none", help="test-time augmentation")
-    add("--max-batch-size", type=int, default=64, help="requests per batch; 1: batching off")
-    add("--batch-timeout", type=float, default=0.01, help="seconds a batch waits to fill")
+    batch_size, timeout = http_api.MAX_BATCH_SIZE, http_api.BATCH_TIMEOUT
+    add("--max-batch-size", type=int, default=batch_size, help="requests; 1: batching off")
+    add("--batch-timeout", type=float, default=timeout, help="seconds a batch waits to fill")
     add("--max-request-bytes", type=int, default=http_api.MAX_REQUEST_BYTES)
     add("--max-image-pixels", type=int, default=http_api.MAX_IMAGE_PIXELS, help="decoded size")
     args = parser.parse_args(argv)

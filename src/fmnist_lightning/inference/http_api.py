@@ -44,6 +44,9 @@ MAX_IMAGES_PER_REQUEST = 64
 # fifth of what predict accepts from its own user (Pillow's ~89 megapixels).
 MAX_IMAGE_PIXELS = 16_000_000
 MAX_REQUEST_BYTES = 10_000_000
+# Batching: up to this many requests in one pass, waiting at most this many seconds for them.
+MAX_BATCH_SIZE = 64
+BATCH_TIMEOUT = 0.01
 PAGE = Path(__file__).with_name("page.html")
 HOW = "send multipart form data with the image file in the field 'file', or JSON"
 JSON_SHAPE = '{"images": [<base64 image file or 28x28 pixel array>, ...], "pixels": false}'
@@ -149,8 +152,8 @@ class ClassifierAPI(ls.LitAPI):
         classifier: Classifier,
         tta: TTA,
         max_image_pixels: int = MAX_IMAGE_PIXELS,
-        max_batch_size: int = 64,
-        batch_timeout: float = 0.01,
+        max_batch_size: int = MAX_BATCH_SIZE,
+        batch_timeout: float = BATCH_TIMEOUT,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.classifier, self.tta, self.max_image_pixels = classifier, tta, max_image_pixels
