@@ -1,6 +1,7 @@
 """Classify images with a trained checkpoint, preprocessed exactly as in training.
 
     clf = load_classifier("lightning_logs/runs/<run>/checkpoints/last.ckpt")
+    clf = load_classifier()        # the model shipped with the package: shipped/MODEL_CARD.md
     result = clf.predict(images)   # uint8/float arrays or tensors, PIL images, or file paths
     result.names, result.indices, result.probabilities
 
@@ -26,6 +27,9 @@ from fmnist_lightning.models.runtime import resolve_device
 from fmnist_lightning.models.tta import TTA
 
 DEFAULT_BATCH_SIZE = 1024
+# The speedrun's network, trained by this project: weights and hyperparameters only, so that
+# predict, serve and load_classifier() work before any training (shipped/MODEL_CARD.md).
+SHIPPED_MODEL = Path(__file__).parent / "shipped" / "speedrun.pt"
 SHAPES = "(N, 28, 28), (N, 1, 28, 28) or (28, 28)"
 
 
@@ -142,11 +146,15 @@ class Classifier:
 
 
 def load_classifier(
-    path: Path | str, device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
+    path: Path | str | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Classifier:
-    """A training checkpoint (loaded with ``weights_only=True``) as a ready-to-use Classifier.
+    """A training checkpoint (loaded with ``weights_only=True``) as a ready-to-use Classifier;
+    no path: the model shipped with the package (``SHIPPED_MODEL``).
 
     ``device``: "cpu", "cuda", "cuda:1", "auto" (CUDA when available). A file that is not a
     checkpoint of this project raises ``models.checkpoint_file.CheckpointError`` naming it.
     """
-    return Classifier(load_module(path, map_location=resolve_device(device)), batch_size)
+    module = load_module(path or SHIPPED_MODEL, map_location=resolve_device(device))
+    return Classifier(module, batch_size)
