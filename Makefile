@@ -24,7 +24,7 @@ lint: setup
 	$(UV) run --locked ruff check .
 
 # The wheel as a user installs it, in a fresh virtual environment (the locked versions,
-# from uv's cache), outside the checkout: its packed configs compose.
+# from uv's cache), outside the checkout: its packed configs compose and its shipped model loads.
 check-wheel: setup
 	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
 	$(UV) build --wheel -q -o "$$scratch/dist" && \
@@ -34,4 +34,5 @@ check-wheel: setup
 	$(UV) pip install -q --python "$$scratch/venv/bin/python" --no-deps "$$scratch"/dist/*.whl && \
 	cd "$$scratch" && ./venv/bin/python -m fmnist_lightning.train --cfg job > job.yaml && \
 	grep -q "_target_: fmnist_lightning.models.vgg.VGGStyleCNN" job.yaml && \
-	echo "check-wheel: $$(ls dist) composes its packed configs"
+	./venv/bin/python -c "import fmnist_lightning.inference.classifier as c; c.load_classifier()" && \
+	echo "check-wheel: $$(ls dist) composes its packed configs, loads its shipped model"

@@ -31,12 +31,19 @@ needs_onnx = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def pixels(synthetic_root) -> np.ndarray:
-    """uint8 (N, 1, 28, 28) test images, the exported model's input."""
-    return FashionMNIST(str(synthetic_root), train=False).data[:30].unsqueeze(1).numpy()
+    """uint8 (1000, 1, 28, 28), the exported model's input: the test images, then random ones."""
+    test_images = FashionMNIST(str(synthetic_root), train=False).data.unsqueeze(1).numpy()
+    noise = np.random.default_rng(0).integers(0, 256, (1000 - len(test_images), 1, 28, 28))
+    return np.concatenate([test_images, noise.astype(np.uint8)])
 
 
-def exported_matches_pytorch(path, fmt, checkpoint, pixels) -> None:
-    expected = load_classifier(checkpoint).predict(torch.from_numpy(pixels)).probabilities.numpy()
+@pytest.fixture(scope="module")
+def expected(tiny_checkpoint, pixels) -> np.ndarray:
+    """The checkpoint's probabilities for ``pixels``, from the project's own Classifier."""
+    return load_classifier(tiny_checkpoint).predict(torch.from_numpy(pixels)).probabilities.numpy()
+
+
+def exported_matches_pytorch(path, fmt, expected, pixels) -> None:
     run = load_exported(path.read_bytes(), fmt)
     for batch in (1, 7, len(pixels)):  # the batch size is dynamic
         probabilities = run(pixels[:batch])
@@ -45,7 +52,9 @@ def exported_matches_pytorch(path, fmt, checkpoint, pixels) -> None:
 
 
 @needs_onnx
-def test_onnx_export_round_trip(tiny_checkpoint, synthetic_root, pixels, tmp_path, capsys):
+def test_onnx_export_round_trip(
+    tiny_checkpoint, synthetic_root, pixels, expected, tmp_path, capsys
+):
     import onnx
 
     path = tmp_path / "model.onnx"
@@ -55,7 +64,7 @@ def test_onnx_export_round_trip(tiny_checkpoint, synthetic_root, pixels, tmp_pat
     assert f"Wrote {path} (onnx, " in printed and "exporter: torch.export)" in printed
     assert "Max abs difference from PyTorch on 100 Fashion-MNIST test images" in printed
     assert not list(tmp_path.glob("*.data"))  # one self-contained file
-    exported_matches_pytorch(path, "onnx", tiny_checkpoint, pixels)
+    exported_matches_pytorch(path, "onnx", expected, pixels)
     model = onnx.load(str(path))
     (inputs,), (outputs,) = model.graph.input, model.graph.output
     assert (inputs.name, outputs.name) == ("pixels", "probabilities")
@@ -64,7 +73,7 @@ def test_onnx_export_round_trip(tiny_checkpoint, synthetic_root, pixels, tmp_pat
     assert json.loads(info["class_names"]) == list(CLASS_NAMES) and float(info["mean"]) == 0.286
 
 
-def test_torchscript_export_round_trip(tiny_checkpoint, pixels, tmp_path, capsys):
+def test_torchscript_export_round_trip(tiny_checkpoint, pixels, expected, tmp_path, capsys):
     path = tmp_path / "model.torchscript.pt"
     # No dataset where --data-root points: the check runs on random pixels and says so.
     argv = [str(tiny_checkpoint), "--format", "torchscript", "-o", str(path)]
@@ -72,12 +81,35 @@ def test_torchscript_export_round_trip(tiny_checkpoint, pixels, tmp_path, capsys
         run_export([*argv, "--data-root", str(tmp_path / "no-data"), "--check-images", "16"]) == 0
     )
     assert "on 16 random images (no Fashion-MNIST test set" in capsys.readouterr().out
-    exported_matches_pytorch(path, "torchscript", tiny_checkpoint, pixels)
+    exported_matches_pytorch(path, "torchscript", expected, pixels)
     extra = {"metadata.json": ""}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
         torch.jit.load(str(path), _extra_files=extra)
     assert json.loads(json.loads(extra["metadata.json"])["class_names"]) == list(CLASS_NAMES)
+
+
+def test_pt2_export_round_trip(tiny_checkpoint, pixels, expected, tmp_path, capsys):
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(tiny_checkpoint.read_bytes())
+    # The default --output; the command's own check at batch 1000 and 1 (random pixels).
+    argv = [str(checkpoint), "--format", "pt2", "--data-root", str(tmp_path / "no-data")]
+    assert run_export([*argv, "--check-images", "1000"]) == 0
+    printed, path = capsys.readouterr().out, tmp_path / "model.pt2"
+    assert "Max abs difference from PyTorch on 1000 random images" in printed
+    assert f"Wrote {path} (pt2, " in printed and "exporter: torch.export)" in printed
+    exported_matches_pytorch(path, "pt2", expected, pixels)
+    extra = {"metadata.json": ""}
+    torch.export.load(path, extra_files=extra)
+    info = json.loads(extra["metadata.json"])
+    assert json.loads(info["class_names"]) == list(CLASS_NAMES)
+    assert (float(info["mean"]), float(info["std"])) == (0.286, 0.353)
+
+
+def test_help_marks_torchscript_deprecated_and_names_its_successor(capsys):
+    assert run_export(["--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the text
+    assert "torchscript: deprecated upstream in favour of torch.export, use pt2" in shown
 
 
 def test_existing_file_and_wrong_checkpoint_are_refused(tiny_checkpoint, tmp_path, capsys):
