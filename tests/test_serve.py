@@ -291,6 +291,12 @@ def test_info_gives_the_accuracy_of_the_run_that_tested_the_checkpoint(tiny_chec
     assert last.model_metadata["test_acc"] is None  # not the checkpoint that was tested
 
 
+def test_without_a_model_the_shipped_one_is_served_with_its_cards_accuracy():
+    served = serve.build_server(serve.parse_arguments([])).model_metadata
+    assert served["checkpoint"] == "shipped: speedrun.pt" and served["network"] == "CompactCNN"
+    assert 0.9 < served["test_acc"] < served["val_acc"] < 1  # 93.43% and 94.21% on the card
+
+
 @pytest.mark.parametrize(
     "argv, words",
     [
