@@ -10,6 +10,7 @@ Exit status: 0 stopped with Ctrl+C, 2 bad arguments or a checkpoint that cannot 
 """
 
 import argparse
+import os
 import re
 import signal
 from contextlib import suppress
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(argv)
     server = build_server(args)
     # kill and docker stop as Ctrl+C: LitServe's graceful shutdown stops its processes too.
+    # Its forked HTTP processes keep the default, which uvicorn handles quietly.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     print(f"Serving {server.model_metadata['checkpoint']} on http://{args.host}:{args.port}/")
     server.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
 
