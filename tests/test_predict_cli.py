@@ -165,6 +165,12 @@ def test_a_run_folder_names_its_best_checkpoint_and_tta_is_applied(
     assert not torch.allclose(written, without_tta.probabilities[0], atol=1e-6, rtol=0)
 
 
+def test_a_model_without_images_is_refused(tiny_checkpoint, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([str(tiny_checkpoint)])
+    assert exited.value.code == 2 and "no images to classify" in capsys.readouterr().err
+
+
 def test_without_a_model_the_shipped_one_classifies_every_input(photos, tmp_path, capsys):
     folder, _ = photos
     output = tmp_path / "rows.json"

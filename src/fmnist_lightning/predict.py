@@ -1,9 +1,6 @@
 """Classify image files (any size, colour mode, PNG/JPEG/...) with a trained checkpoint, or the
 model shipped with the package: print a table, write one CSV or JSON row per file.
 
-The first input is the model when it is a .ckpt or .pt file or a run folder (its best
-checkpoint): ``predict run/ shirt.png``; without one the shipped model classifies all inputs.
-
 A plain argparse command, not a Hydra app: its inputs are file names that the shell expands
 and that may hold spaces, commas or brackets Hydra's override grammar would need quoted.
 
@@ -109,7 +106,13 @@ def results_table(rows: list[dict[str, Any]]) -> Table:
 def main(argv: list[str] | None = None) -> int:
     parser = cli.command_parser("predict", __doc__)
     add = parser.add_argument
-    add("inputs", nargs="+", metavar="[MODEL] INPUT", help="image files, folders or glob patterns")
+    add(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders or glob patterns; the first is the model when it is a .ckpt "
+        "or .pt file or a run folder (its best checkpoint); without one, the shipped model",
+    )
     add("--overwrite", action="store_true", help="replace an existing output file")
     add("-o", "--output", help="default: predictions.<format>; '-': stdout, the table on stderr")
     add("-f", "--format", choices=FORMATS, help="default: from the --output suffix, else csv")

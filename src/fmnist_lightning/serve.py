@@ -85,15 +85,16 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("model", nargs="?", type=Path, help="a .ckpt file or run folder; default: shipped model")
     add("--host", choices=HOSTS, default="127.0.0.1", help="0.0.0.0: reachable from elsewhere")
-    add("--port", type=int, default=8000)
+    add("--port", type=int, default=8000, help="default: %(default)s")
     add("--device", default="cpu", help=f"{DEVICE_CHOICES}; default: cpu")
-    add("--workers", type=int, default=1, help="inference processes per device")
-    add("--tta", choices=group_options("tta"), default="none", help="test-time augmentation")
+    add("--workers", type=int, default=1, help="inference processes per device (%(default)s)")
+    add("--tta", choices=group_options("tta"), default="none", help="test-time views (conf/tta/)")
     batch_size, timeout = http_api.MAX_BATCH_SIZE, http_api.BATCH_TIMEOUT
-    add("--max-batch-size", type=int, default=batch_size, help="requests; 1: batching off")
-    add("--batch-timeout", type=float, default=timeout, help="seconds a batch waits to fill")
-    add("--max-request-bytes", type=int, default=http_api.MAX_REQUEST_BYTES)
-    add("--max-image-pixels", type=int, default=http_api.MAX_IMAGE_PIXELS, help="decoded size")
+    add("--max-batch-size", type=int, default=batch_size, help="requests (%(default)s); 1: off")
+    add("--batch-timeout", type=float, default=timeout, help="seconds to fill (%(default)s)")
+    bytes_limit, pixels_limit = http_api.MAX_REQUEST_BYTES, http_api.MAX_IMAGE_PIXELS
+    add("--max-request-bytes", type=int, default=bytes_limit, help="body (%(default)s)")
+    add("--max-image-pixels", type=int, default=pixels_limit, help="decoded (%(default)s)")
     args = parser.parse_args(argv)
     if not 1024 <= args.port <= 65535:  # LitServe's range (no privileged ports)
         parser.error(f"--port {args.port}: choose a port from 1024 to 65535")
