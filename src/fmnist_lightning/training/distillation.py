@@ -23,9 +23,10 @@ KEY = "distill.teacher"
 
 
 def teacher_paths(cfg: DictConfig) -> list[str]:
-    """``distill.teacher``, one path or a list of them, as a list."""
+    """``distill.teacher``, one path or a list of them, as a list of strings (Hydra reads a
+    folder named ``0`` as a number)."""
     teacher = OmegaConf.to_container(cfg.distill, resolve=True)["teacher"]
-    return [teacher] if isinstance(teacher, str) else [str(path) for path in teacher]
+    return [str(path) for path in (teacher if isinstance(teacher, list) else [teacher])]
 
 
 def check_split(runs: list[Path], split: dict[str, Any]) -> None:
