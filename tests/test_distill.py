@@ -108,9 +108,9 @@ def test_a_teacher_member_still_training_is_refused(synthetic_root, tmp_path):
 
     resumed = make_run(tmp_path / "resumed", member(1))  # finished once, training again
     cfg = student_config(synthetic_root, tmp_path / "run", [resumed])
-    with FileLock(resumed / ".lock", timeout=0):
-        with pytest.raises(UsageError, match="in use by a training process"):
-            build_teacher(cfg, member(2))
+    lock = FileLock(resumed / ".lock", timeout=0)  # as a training process holds it
+    with lock, pytest.raises(UsageError, match="in use by a training process"):
+        build_teacher(cfg, member(2))
 
 
 def test_a_teacher_member_that_is_a_copy_of_another_is_refused(synthetic_root, tmp_path):
@@ -175,9 +175,7 @@ def write_student(folder: Path, seed: int, teacher: str, teacher_id: str) -> Non
 
 
 @pytest.mark.parametrize("read", [read_run, read_validation_run])
-def test_results_label_runs_with_different_teachers_as_different_configurations(
-    tmp_path, read
-):
+def test_results_label_runs_with_different_teachers_as_different_configurations(tmp_path, read):
     write_student(tmp_path / "0", 0, "/runs/teachers-a", "aaaaaaaaaaaa")
     write_student(tmp_path / "1", 1, "/runs/teachers-a", "aaaaaaaaaaaa")
     write_student(tmp_path / "2", 0, "/runs/teachers-b", "bbbbbbbbbbbb")
