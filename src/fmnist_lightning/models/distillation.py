@@ -51,7 +51,9 @@ class Teacher:
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """The members' mean softmax over their own views of a batch of network inputs."""
+        """The members' mean softmax over their own views of a batch of network inputs: each
+        member's checkpoint ``tta``, not the student's, so that the teacher is what its
+        checkpoints are (their hashes identify it) whatever the student is evaluated with."""
         predicted = []
         for member in self.members:
             member.to(images.device)  # a no-op once there
@@ -62,6 +64,8 @@ class Teacher:
     def loss(
         self, logits: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, smoothing: float
     ) -> torch.Tensor:
-        """The student's loss on a batch the teacher sees as the student does (online)."""
+        """The student's loss on a batch the teacher sees as the student does. Online, not
+        cached per image: crop, flip and erasing are drawn per image and step, so a cached
+        target would be another view's (docs/recipes.md#distillation)."""
         teacher = self.probabilities(images)
         return distillation_loss(logits, teacher, labels, self.temperature, self.alpha, smoothing)

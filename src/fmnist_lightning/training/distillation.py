@@ -19,8 +19,6 @@ from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.distillation import Teacher
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
 
-KEY = "distill.teacher"
-
 
 def teacher_paths(cfg: DictConfig) -> list[str]:
     """``distill.teacher``, one path or a list of them, as a list of strings (Hydra reads a
@@ -88,7 +86,7 @@ def check_unchanged(record: dict[str, Any], cfg: DictConfig) -> None:
 
 def build_teacher(cfg: DictConfig, student: FashionMNISTModule) -> tuple[Teacher, dict[str, Any]]:
     """The teacher of ``cfg.distill`` for ``student``, and its record; refusals before any work."""
-    checkpoints = members.distinct_checkpoints(teacher_paths(cfg), KEY)
+    checkpoints = members.distinct_checkpoints(teacher_paths(cfg), "distill.teacher")
     runs = [run_files.run_dir_of(checkpoint) for checkpoint in checkpoints]
     for run in runs:
         members.check_finished(run)
