@@ -8,90 +8,48 @@ the ensemble folder holds and what is refused: docs/evaluation.md#ensembles.
 
 import os
 import time
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import hydra
-import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Column, Table
 
 from fmnist_lightning import cli, evaluate
-from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis import members, run_files
 from fmnist_lightning.analysis.metrics import analyse
 from fmnist_lightning.config.checkpoint_commands import validate_ensemble_config
 from fmnist_lightning.config.paths import CONFIG_DIR
-from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
-from fmnist_lightning.models.module import FashionMNISTModule, load_module
+from fmnist_lightning.models.module import load_module
 from fmnist_lightning.models.runtime import resolve_device
-
-
-def check_shared_split(runs: list[Path]) -> None:
-    """Members validated together must share their train/val split, else validation images
-    of one are training images of another."""
-    splits = [evaluate.run_split(run) for run in runs]
-    if None in splits:  # which images it trained on is unknown
-        unknown = runs[splits.index(None)]
-        raise UsageError(f"No {run_files.CONFIG_YAML} in {unknown}; use it with split=test only.")
-    if any(split != splits[0] for split in splits):
-        seen = ", ".join(f"{run.name}: {split}" for run, split in zip(runs, splits, strict=True))
-        why = f"The members were trained on different train/val splits ({seen})"
-        raise UsageError(f"{why}; train them with one data.split_seed, or evaluate split=test.")
-
-
-def check_members(modules: list[FashionMNISTModule], checkpoints: list[Path]) -> None:
-    """Distinct weights (a run and its copy would be one model reported as an ensemble, its fit
-    time doubled), one normalisation and one list of classes."""
-    for (first, a), (second, b) in combinations(zip(checkpoints, modules, strict=True), 2):
-        a, b = a.state_dict(), b.state_dict()
-        if a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a):
-            why = f"{second} holds the same weights as {first} (a copy of one run?)"
-            raise UsageError(f"{why}; keep one and add a member trained with another seed.")
-    expected = modules[0].hparams
-    for module, checkpoint in zip(modules[1:], checkpoints[1:], strict=True):
-        for key in ("mean", "std", "class_names"):
-            if module.hparams[key] != expected[key]:
-                why = f"{checkpoint} has {key}={module.hparams[key]!r} but {checkpoints[0]}"
-                raise UsageError(f"{why} has {expected[key]!r}; the members must agree.")
-
-
-def fit_seconds(checkpoint: Path) -> float | None:
-    """Seconds from the start of fitting to the end of the last epoch, from metrics.csv."""
-    metrics_csv = run_files.run_dir_of(checkpoint) / run_files.METRICS_CSV
-    epochs = run_files.epoch_metrics(metrics_csv) if metrics_csv.is_file() else pd.DataFrame()
-    elapsed = epochs.get("elapsed_seconds", pd.Series()).dropna()
-    return None if elapsed.empty else float(elapsed.iloc[-1])
 
 
 def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     """Check the config and the members, predict, write the ensemble folder."""
     validate_ensemble_config(cfg)
     tta = evaluate.checked_settings(cfg)
-    checkpoints = [run_files.run_checkpoint(Path(member)) for member in cfg.members]
-    if len({checkpoint.resolve() for checkpoint in checkpoints}) < len(checkpoints):
-        raise UsageError(f"A checkpoint is listed twice in members={list(cfg.members)}.")
+    checkpoints = members.distinct_checkpoints(cfg.members, "members")
     runs = [run_files.run_dir_of(checkpoint) for checkpoint in checkpoints]
     if cfg.split != "test":
-        check_shared_split(runs)
+        members.check_shared_split(runs)
     default = f"ensemble-{'+'.join(run.name for run in runs)}-{cfg.split}"
     default = Path(os.path.commonpath(runs)) / (default + ("-tta" if tta.enabled else ""))
     output_dir = Path(cfg.output_dir or default).resolve()
     evaluate.check_output_dir(output_dir, "ensemble folder")
     device = resolve_device(cfg.accelerator)
     modules = [load_module(checkpoint, map_location=device) for checkpoint in checkpoints]
-    check_members(modules, checkpoints)
+    members.check_members(modules, checkpoints)
     datamodule = evaluate.load_datamodule(cfg, modules[0], runs[0])
     images, labels = datamodule.tensors[cfg.split].tensors
 
     started = time.perf_counter()
     batch = datamodule.eval_batch_size
-    members = [predict_probabilities(m, images, batch, cfg.precision, tta=tta) for m in modules]
-    mean = torch.stack(members).mean(dim=0)
+    predicted = [predict_probabilities(m, images, batch, cfg.precision, tta=tta) for m in modules]
+    mean = torch.stack(predicted).mean(dim=0)
     seconds = time.perf_counter() - started
     result = analyse(mean, labels, modules[0].class_names)
     member_rows = [
@@ -99,9 +57,9 @@ def evaluate_ensemble(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
             # Relative to the ensemble's folder: it still reads when the tree moves.
             "checkpoint": os.path.relpath(checkpoint.resolve(), output_dir),
             "accuracy": float((probabilities.argmax(dim=1) == labels).double().mean()),
-            "fit_seconds": fit_seconds(checkpoint),
+            "fit_seconds": members.fit_seconds(checkpoint),
         }
-        for checkpoint, probabilities in zip(checkpoints, members, strict=True)
+        for checkpoint, probabilities in zip(checkpoints, predicted, strict=True)
     ]
     fits = [row["fit_seconds"] for row in member_rows]
     metrics = {

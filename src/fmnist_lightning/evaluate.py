@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from fmnist_lightning import cli
-from fmnist_lightning.analysis import run_files
+from fmnist_lightning.analysis import members
 from fmnist_lightning.analysis.evaluation import default_output_dir, evaluate, run_dir_of
 from fmnist_lightning.config.checkpoint_commands import validate_evaluate_config
 from fmnist_lightning.config.overrides import check_overrides
@@ -50,15 +50,6 @@ def check_output_dir(output_dir: Path, what: str) -> None:
         raise UsageError(problem[0].upper() + problem[1:])
 
 
-def run_split(run_dir: Path) -> dict[str, Any] | None:
-    """The data keys that decided which of a run's training images became validation images,
-    from its config.yaml (those it sets); None when the run has no config.yaml."""
-    if not (run_dir / run_files.CONFIG_YAML).is_file():
-        return None
-    data = OmegaConf.load(run_dir / run_files.CONFIG_YAML).get("data", {})
-    return {key: data[key] for key in ("val_fraction", "split_seed") if data.get(key) is not None}
-
-
 def load_datamodule(
     cfg: DictConfig, module: FashionMNISTModule, run_dir: Path
 ) -> FashionMNISTDataModule:
@@ -66,7 +57,7 @@ def load_datamodule(
     overrides: dict[str, Any] = {"mean": module.hparams.mean, "std": module.hparams.std}
     if cfg.split != "test":
         # The validation split is a seeded random split: rebuild the run's, not the default one.
-        overrides |= run_split(run_dir) or {}
+        overrides |= members.run_split(run_dir) or {}
     datamodule: FashionMNISTDataModule = instantiate(cfg.data, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")  # the training images, for samples.png

@@ -52,6 +52,11 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         datamodule = builders.build_datamodule(cfg)
         datamodule.prepare_data()  # fail on missing data before building anything else
         module = builders.build_module(cfg, datamodule.classes)
+        teacher = None
+        if cfg.get("distill"):  # imported here too: a plain run needs none of it
+            from fmnist_lightning.training.distillation import build_teacher
+
+            module.teacher, teacher = build_teacher(cfg, module)
         trainer = builders.build_trainer(cfg, [*callbacks, *extra_callbacks])
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
     # running out of memory become a Stopped error with a clear message.
@@ -61,6 +66,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
             if resuming:
                 resume.rewind_run_folder(run_dir, start)  # metrics.csv as at the checkpoint
             OmegaConf.save(cfg, run_dir / run_files.CONFIG_YAML, resolve=True)
+            if teacher:  # read by results while the run trains, and by its resume
+                run_files.write_json(run_dir / run_files.TEACHER_JSON, teacher)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         # The best file by path: "best" would warn, as there are two ModelCheckpoints.
         best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path

@@ -6,7 +6,9 @@ Runs that trained the same thing share a *configuration*: Hydra's composed confi
 folder read alike) minus the seed and where data and outputs live. It is labelled by the
 shortest command line among its runs (``.hydra/overrides.yaml`` minus seed and paths), so
 ``-m experiment=best seed=0,1,2`` is one row; runs started from Python are labelled by their
-network. Path values become placeholders, so nothing of this machine is shown.
+network. Path values become placeholders, so nothing of this machine is shown; a distilled
+run's label ends in its teacher's short hash (teacher.json), so different teachers are
+different configurations.
 ``read_validation_run`` never reads ``test_metrics.json``: a search is judged without a
 test figure in sight, and a sweep can be read while it runs.
 """
@@ -149,6 +151,11 @@ def device_label(test: dict) -> str:
     return f"cpu ({processor}{threads} thread{'s' if threads != 1 else ''})"
 
 
+def teacher_id(teacher_json: Path) -> str:
+    """A distilled run's teacher: the short hash of its members' checkpoints."""
+    return str(run_files.read_json(teacher_json)["id"])
+
+
 def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
     """A run (its fields as attributes) with its seed, its label (``configuration``), whether
     that is its command line, and what it trained."""
@@ -165,6 +172,10 @@ def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
         kept = [portable(str(o)) for o in overrides if not IGNORED.match(str(o))]
         run.configuration = " ".join(kept) or "default"
         run.trained = what_was_trained(config)
+    if (folder / run_files.TEACHER_JSON).is_file():  # its teacher's paths read <path> above
+        teacher = f"teacher={read_part(folder, run_files.TEACHER_JSON, teacher_id)}"
+        run.configuration += f" {teacher}"
+        run.trained = run.trained and f"{run.trained}\n{teacher}"
     return run
 
 

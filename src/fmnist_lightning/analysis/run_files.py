@@ -25,6 +25,10 @@ CURVES_PNG = "curves.png"
 AUGMENTED_PNG = "augmented.png"
 ANALYSIS_DIR = "analysis"
 CONFIG_YAML = "config.yaml"
+# The lock a training process holds on its run folder (training/run_folder.py).
+LOCK_FILE = ".lock"
+# A distilled run's teacher: its members' checkpoints, hashes and fits (training/distillation.py).
+TEACHER_JSON = "teacher.json"
 # What ``python -m fmnist_lightning.ensemble`` writes into its folder.
 ENSEMBLE_METRICS_JSON = "ensemble_metrics.json"
 # libyaml's parser where PyYAML was built with it (its wheels are).

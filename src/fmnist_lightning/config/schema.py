@@ -90,6 +90,13 @@ class TTASettings:
 
 
 @dataclass
+class Distill:
+    teacher: Any = MISSING  # a run folder or .ckpt file, or a list of them
+    temperature: float = MISSING
+    alpha: float = MISSING
+
+
+@dataclass
 class Train:
     data: Data = field(default_factory=Data)
     model: Model = field(default_factory=Model)
@@ -101,6 +108,7 @@ class Train:
     paths: Paths = field(default_factory=Paths)
     analysis: Node = None
     tta: TTASettings | None = None
+    distill: Distill | None = None
     hparams_search: Node = None  # the search command's space (conf/hparams_search/)
     seed: int = MISSING
     resume: str | None = None
@@ -145,6 +153,8 @@ RANGES: dict[str, Bound] = {
     "optimizer.weight_decay": Bound(0),
     "trainer.max_epochs": Bound(1, integer=True),
     "trainer.check_val_every_n_epoch": Bound(1, integer=True),
+    "distill.temperature": Bound(0, open_low=True),
+    "distill.alpha": Bound(0, 1),
 }
 
 
@@ -239,6 +249,9 @@ def cross_key_problems(config: dict[str, Any]) -> Iterator[str]:
         yield f"model.net.in_channels={in_channels!r}: Fashion-MNIST images have 1 channel; set it to 1"
     if model.get("weights") and model.get("init_from"):
         yield "model.weights and model.init_from are both set: set one of them to null"
+    distill = config.get("distill")
+    if distill and distill.get("teacher") in (MISSING, None, "", []):
+        yield "distill.teacher is not set: pass distill.teacher=<run folder> or a list of them"
     # Lightning validates after every n-th epoch and adds no validation after the last one:
     # with n = 2 and 3 epochs, the checkpoint chosen on val_acc and tested could never come
     # from the third epoch, and its time to accuracy would not be measured.

@@ -57,6 +57,9 @@ class FashionMNISTModule(L.LightningModule):
         self.tta = TTA.of(checked.tta)
         if self.tta.enabled:  # only then: a run without TTA keeps the state_dict it had
             self.val_acc_tta, self.test_acc_tta = accuracy(), accuracy()
+        # A models.distillation.Teacher while a distilled run trains (the training builder sets
+        # it): its loss replaces the training cross-entropy; no part of the checkpoint.
+        self.teacher = None
 
     @classmethod
     def logged_metrics(cls, stage: str, tta: bool = False) -> tuple[str, ...]:
@@ -83,7 +86,10 @@ class FashionMNISTModule(L.LightningModule):
         logits = self(images)
         train = split == "train"
         smoothing = self.hparams.label_smoothing if train else 0.0
-        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        if train and self.teacher is not None:
+            loss = self.teacher.loss(logits, images, labels, smoothing)
+        else:
+            loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         accuracy = getattr(self, f"{split}_acc")
         # update(), not forward(): the per-batch accuracy forward() computes is never logged.
         accuracy.update(logits, labels)

@@ -25,7 +25,7 @@ from fmnist_lightning.training.faults import resume_command
 
 HYDRA_FILES = (".hydra", "*.log")  # written before the run starts
 # And a config from an attempt that failed before training; anything else is a run's work.
-FRESH_RUN_LEFTOVERS = (*HYDRA_FILES, ".lock", run_files.CONFIG_YAML)
+FRESH_RUN_LEFTOVERS = (*HYDRA_FILES, run_files.LOCK_FILE, run_files.CONFIG_YAML)
 
 
 def check_run_dir(run_dir: Path, resuming: bool) -> None:
@@ -49,7 +49,7 @@ def claim_run_dir(run_dir: Path, resuming: bool, lock: bool = True) -> Iterator[
         if lock:
             with nothing_left_if_refused():  # a refused resume keeps no .hydra/resumed-<time>/
                 try:
-                    held.enter_context(FileLock(run_dir / ".lock", timeout=0))
+                    held.enter_context(FileLock(run_dir / run_files.LOCK_FILE, timeout=0))
                 except Timeout as error:
                     raise RunFolderError(
                         f"The run folder '{run_dir}' is in use by another training process: wait for it, or use another folder."

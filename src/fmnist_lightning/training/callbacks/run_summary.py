@@ -29,6 +29,7 @@ class RunSummary(Callback):
         best_path = getattr(trainer.checkpoint_callback, "best_model_path", "")
         best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
         timing = next((c for c in trainer.callbacks if isinstance(c, TimeToAccuracy)), None)
+        teacher = self.run_dir / run_files.TEACHER_JSON  # a distilled run's
         self.summary = {
             **test,
             # Relative to the run folder, so that a moved or copied run still makes sense.
@@ -45,6 +46,7 @@ class RunSummary(Callback):
             "cpu_model": this_cpu_model(),
             "cpu_threads": torch.get_num_threads(),
             **provenance(),  # version, commit, dirty: the code that ran
+            **({"teacher": run_files.read_json(teacher)} if teacher.is_file() else {}),
         }
         run_files.write_json(self.run_dir / run_files.TEST_METRICS_JSON, self.summary)
         metrics_csv = self.run_dir / run_files.METRICS_CSV
