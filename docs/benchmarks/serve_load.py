@@ -81,9 +81,13 @@ def run_clients(port: int, clients: int, requests: int, seconds: float) -> dict:
                 if next(sent, None) is None:
                     break
             start = time.perf_counter()
-            connection.request("POST", "/predict", body, {"Content-Type": content_type})
-            response = connection.getresponse()
-            ok = response.status == 200 and "class" in json.loads(response.read())
+            try:
+                connection.request("POST", "/predict", body, {"Content-Type": content_type})
+                response = connection.getresponse()
+                ok = response.status == 200 and "class" in json.loads(response.read())
+            except (OSError, http.client.HTTPException):  # counted; a new connection next
+                connection.close()
+                ok = False
             with lock:
                 latencies.append(time.perf_counter() - start)
                 errors[0] += not ok
