@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,11 +36,12 @@ from helpers.commands import run_command
 FIELDS = {"class_index", "class", "confidence", "probabilities"}
 MAX_REQUEST_BYTES = 300_000
 MAX_IMAGE_PIXELS = 1_000_000
+GRID = [[0] * 28] * 28  # a black 28x28 image as JSON
 
 
-def png_bytes(pixels: np.ndarray, mode: str = "L") -> bytes:
+def png_bytes(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(pixels).convert(mode).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -70,15 +72,12 @@ class Client:
         headers = {"Content-Type": content_type} if content_type else {}
         request = urllib.request.Request(self.base + path, body, headers)
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                status, kind, text = (
-                    response.status,
-                    response.headers["Content-Type"],
-                    response.read(),
-                )
-        except urllib.error.HTTPError as error:
-            status, kind, text = error.code, error.headers["Content-Type"], error.read()
-        return status, json.loads(text) if kind == "application/json" else text.decode()
+            response = urllib.request.urlopen(request, timeout=60)
+        except urllib.error.HTTPError as error:  # a 4xx or 5xx answer
+            response = error
+        with response:
+            kind, text = response.headers["Content-Type"], response.read()
+        return response.status, json.loads(text) if kind == "application/json" else text.decode()
 
     def post_json(self, body: object) -> tuple:
         return self.request("/predict", json.dumps(body).encode(), "application/json")
@@ -90,9 +89,8 @@ class Client:
             head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
             if isinstance(value, bytes):
                 head += '; filename="image"\r\nContent-Type: application/octet-stream'
-            parts.append(
-                f"{head}\r\n\r\n".encode() + (value if isinstance(value, bytes) else value.encode())
-            )
+            data = value if isinstance(value, bytes) else value.encode()
+            parts.append(f"{head}\r\n\r\n".encode() + data)
         body = b"\r\n".join(parts) + f"\r\n--{boundary}--\r\n".encode()
         return self.request("/predict", body, f"multipart/form-data; boundary={boundary}")
 
@@ -176,8 +174,6 @@ def test_json_images_as_base64_and_arrays_get_a_list_of_rows(
 
 def test_concurrent_requests_batched_together_get_their_own_answers(client, test_images):
     """Requests of 1 to 4 images, and a refused one, sent at once (batches of up to 4)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     bodies = [{"images": [image.tolist() for image in test_images[: 1 + i % 4]]} for i in range(8)]
     bodies[3] = {"images": [GRID[:27]]}
     with ThreadPoolExecutor(len(bodies)) as pool:
@@ -218,7 +214,6 @@ def test_a_refused_upload_is_one_sentence_and_the_server_keeps_serving(client, t
     assert upload(client, png_bytes(test_images[0]))[0] == 200
 
 
-GRID = [[0] * 28] * 28
 BAD_JSON = {  # the JSON body, the status, words of the answer
     "no images key": ({"image": [GRID]}, 400, "must be an object"),
     "unknown key": ({"images": [GRID], "pixel": True}, 400, "Unknown keys ['pixel']"),
@@ -231,7 +226,7 @@ BAD_JSON = {  # the JSON body, the status, words of the answer
     "strings": ({"images": [[["a"] * 28] * 28]}, 400, "28x28 numbers"),
     "booleans": ({"images": [[[True] * 28] * 28]}, 400, "28x28 numbers"),
     "out of range": ({"images": [[[300] * 28] * 28]}, 400, "values in [300, 300]"),
-    "a number": ({"images": [7]}, 400, "images[0] is a int"),
+    "a number": ({"images": [7]}, 400, "images[0] is of type int"),
     "a path": ({"images": ["/etc/passwd"]}, 400, "not base64"),
     "base64 of no image": ({"images": [base64.b64encode(b"text").decode()]}, 400, "not an image"),
 }

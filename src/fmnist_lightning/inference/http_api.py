@@ -100,7 +100,7 @@ def image_from_json(value: Any, where: str, max_pixels: int) -> torch.Tensor:
         return image_from_array(value, where)
     if not isinstance(value, str):
         kind = type(value).__name__
-        raise Refused(f"{where} is a {kind}: send a base64 image file or a 28x28 array.")
+        raise Refused(f"{where} is of type {kind}: send a base64 image file or a 28x28 array.")
     try:
         data = base64.b64decode(value, validate=True)
     except binascii.Error:  # never a file name: the server opens no file a client names
