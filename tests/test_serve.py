@@ -296,7 +296,8 @@ def test_without_a_model_the_shipped_one_is_served_with_its_cards_accuracy():
     "argv, words",
     [
         (["{not_a_checkpoint}"], "could not be read as a PyTorch checkpoint"),
-        (["{tmp}/missing"], "No run folder or checkpoint file"),
+        (["{tmp}/missing.ckpt"], "No checkpoint file at"),
+        (["{tmp}"], "has no checkpoints/best-*.ckpt"),
         (["--max-batch-size", "0"], "max_batch_size must be greater than 0"),
         (["--workers", "0"], "workers_per_device must be >= 1"),
         (["--device", "tpu"], "Unknown device 'tpu'"),

@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or f"predictions.{fmt}"
     to_stdout = output == "-"
     files, missing = find_images(inputs, args.recursive)
-    checkpoint = model and run_files.run_checkpoint(model)
+    # A folder: its best checkpoint; a file, even a missing one: the loader's own message.
+    checkpoint = run_files.run_checkpoint(model) if model and model.is_dir() else model
     if not to_stdout:  # found out now, not after classifying
         read = [checkpoint, *files] if checkpoint else files
         output_files.check_output(output, read, args.overwrite)

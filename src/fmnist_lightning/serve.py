@@ -104,7 +104,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def build_server(args: argparse.Namespace) -> ls.LitServer:
     """The LitServer of the parsed options, its model loaded (before anything listens)."""
     device = resolve_device(args.device)
-    checkpoint = args.model and run_files.run_checkpoint(args.model)
+    model = args.model  # a folder: its best checkpoint; a file: the loader's own message
+    checkpoint = run_files.run_checkpoint(model) if model and model.is_dir() else model
     classifier = load_classifier(checkpoint)  # on the CPU: each worker moves it to the device
     tta = TTA.of(group_options("tta")[args.tta])
     metadata = model_metadata(classifier, checkpoint, device, args.tta)
