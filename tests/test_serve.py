@@ -6,6 +6,7 @@ standard library's (urllib)."""
 import base64
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -338,10 +339,11 @@ def wait_until_healthy(
 
 
 @pytest.fixture(scope="module")
-def served_command(tiny_checkpoint, tmp_path_factory):
-    """The real command, batching off, on a free port of 127.0.0.1; its base URL."""
+def served_command(tmp_path_factory):
+    """The real command without a model (the shipped one), batching off, on a free port of
+    127.0.0.1; its base URL. (With a checkpoint: the in-process server above.)"""
     port = free_port()
-    command = [sys.executable, "-m", "fmnist_lightning.serve", str(tiny_checkpoint)]
+    command = [sys.executable, "-m", "fmnist_lightning.serve"]
     command += ["--port", str(port), "--max-batch-size", "1"]
     log = tmp_path_factory.mktemp("serve") / "output.txt"  # a file: a full pipe would block it
     with open(log, "w") as output:
@@ -356,12 +358,12 @@ def served_command(tiny_checkpoint, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_the_command_answers_a_real_client_over_http(served_command, test_images, tiny_checkpoint):
+def test_the_command_answers_a_real_client_over_http(served_command, test_images):
     from fmnist_lightning import load_classifier
 
     client = Client(served_command)
     status, answers = client.post_json({"images": [test_images[0].tolist()]})
-    expected = load_classifier(tiny_checkpoint).predict(test_images[:1]).probabilities[0]
+    expected = load_classifier().predict(test_images[:1]).probabilities[0]
     assert status == 200 and answers[0]["class"] == CLASS_NAMES[int(expected.argmax())]
     got = np.array(list(answers[0]["probabilities"].values()))
     np.testing.assert_allclose(got, expected.numpy(), atol=1e-5, rtol=0)
@@ -386,16 +388,22 @@ def browser():
 
 
 @pytest.mark.slow
-def test_the_page_in_a_real_browser_shows_the_apis_top_class(served_command, photos):
+def test_the_page_in_a_real_browser_shows_the_apis_top_class(served_command, photos, tmp_path):
+    """A real test image where the data is (CI), else a synthetic one as a light JPEG."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    status, answer = Client(served_command).post_form(file=photos[1].read_bytes())
-    assert status == 200
+    upload, label = photos[1], None
+    if real := os.environ.get("FMNIST_DATA_DIR"):
+        test_set = FashionMNIST(real, train=False)
+        upload, label = tmp_path / "test-image-0.png", CLASS_NAMES[int(test_set.targets[0])]
+        Image.fromarray(test_set.data[0].numpy()).save(upload)
+    status, answer = Client(served_command).post_form(file=upload.read_bytes())
+    assert status == 200 and label in (None, answer["class"])  # the shipped model knows it
     driver = browser()
     try:
         driver.get(served_command + "/")
-        driver.find_element(By.ID, "file").send_keys(str(photos[1]))
+        driver.find_element(By.ID, "file").send_keys(str(upload))
         shown = WebDriverWait(driver, 30).until(
             lambda d: d.find_element(By.ID, "top-class").text or d.find_element(By.ID, "error").text
         )

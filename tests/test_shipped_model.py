@@ -1,22 +1,11 @@
 """The model inside the package: small, loads with no path, and its model card's accuracy on
 the real test set is what it measures (that part skips without the real data)."""
 
-import re
-
 import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
-from fmnist_lightning.inference.classifier import SHIPPED_MODEL, load_classifier
-
-CARD = SHIPPED_MODEL.with_name("MODEL_CARD.md")
-
-
-def card_figure(name: str) -> float:
-    """A percentage from the card's table row ``| name | 93.21% |``."""
-    found = re.search(rf"^\| {re.escape(name)} \| ([\d.]+)% \|", CARD.read_text(), re.MULTILINE)
-    assert found, f"no row '{name}' in {CARD}"
-    return float(found.group(1))
+from fmnist_lightning.inference.classifier import SHIPPED_MODEL, load_classifier, shipped_accuracy
 
 
 def test_the_shipped_model_is_small_and_loads_without_a_path():
@@ -34,4 +23,4 @@ def test_the_model_card_states_the_shipped_model_s_test_accuracy(real_data_root,
     test_set = FashionMNIST(real_data_root, train=False, download=False)
     predicted = load_classifier(batch_size=1000).predict(test_set.data, tta=tta).indices
     accuracy = 100 * (predicted == test_set.targets).double().mean().item()
-    assert accuracy == pytest.approx(card_figure(row), abs=0.005)
+    assert accuracy == pytest.approx(100 * shipped_accuracy()[row], abs=0.005)

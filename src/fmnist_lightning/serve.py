@@ -11,7 +11,6 @@ Exit status: 0 stopped with Ctrl+C, 2 bad arguments or a checkpoint that cannot 
 
 import argparse
 import os
-import re
 import signal
 from contextlib import suppress
 from importlib.metadata import PackageNotFoundError, version
@@ -26,23 +25,16 @@ from fmnist_lightning.analysis import run_files
 from fmnist_lightning.config.paths import group_options
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference import http_api
-from fmnist_lightning.inference.classifier import SHIPPED_MODEL, Classifier, load_classifier
+from fmnist_lightning.inference.classifier import (
+    SHIPPED_MODEL,
+    Classifier,
+    load_classifier,
+    shipped_accuracy,
+)
 from fmnist_lightning.models.runtime import DEVICE_CHOICES, resolve_device
 from fmnist_lightning.models.tta import TTA
 
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the ones LitServe binds: local only, or every address
-
-
-def card_accuracy() -> dict[str, float | None]:
-    """The shipped model's accuracy as its model card states it (table rows
-    ``| Validation accuracy | 94.21% |``), as fractions like test_metrics.json's."""
-    card = SHIPPED_MODEL.with_name("MODEL_CARD.md").read_text()
-
-    def figure(row: str) -> float | None:
-        found = re.search(rf"^\| {row} \| ([\d.]+)% \|", card, re.MULTILINE)
-        return round(float(found.group(1)) / 100, 6) if found else None
-
-    return {"val_acc": figure("Validation accuracy"), "test_acc": figure("Test accuracy")}
 
 
 def tested_accuracy(checkpoint: Path) -> dict[str, float | None]:
@@ -66,7 +58,9 @@ def model_metadata(
     package_version = None
     with suppress(PackageNotFoundError):  # a source tree that was never installed
         package_version = version("fmnist-lightning")
-    accuracy = tested_accuracy(checkpoint) if checkpoint else card_accuracy()
+    card = shipped_accuracy()
+    shipped = {"val_acc": card["Validation accuracy"], "test_acc": card["Test accuracy"]}
+    accuracy = tested_accuracy(checkpoint) if checkpoint else shipped
     return {
         "checkpoint": str(checkpoint) if checkpoint else f"shipped: {SHIPPED_MODEL.name}",
         "network": classifier.module.hparams.net["_target_"].rpartition(".")[2],
