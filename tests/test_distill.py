@@ -122,6 +122,13 @@ def test_a_teacher_member_that_is_a_copy_of_another_is_refused(synthetic_root, t
         build_teacher(cfg, member(2))
 
 
+def test_a_teacher_with_another_normalisation_than_the_student_is_refused(synthetic_root, tmp_path):
+    teacher = make_run(tmp_path / "a", member(0))
+    cfg = student_config(synthetic_root, tmp_path / "run", [teacher])
+    with pytest.raises(UsageError, match="has mean=.* but This run has 0.5; they must agree"):
+        build_teacher(cfg, member(2, mean=0.5))
+
+
 def test_a_resumed_run_whose_teacher_changed_is_refused(synthetic_root, tmp_path):
     teacher = make_run(tmp_path / "a", member(0))
     run_dir = tmp_path / "run"

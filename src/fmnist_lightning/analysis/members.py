@@ -65,12 +65,17 @@ def check_members(modules: list[FashionMNISTModule], checkpoints: list[Path]) ->
         if a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a):
             why = f"{second} holds the same weights as {first} (a copy of one run?)"
             raise UsageError(f"{why}; keep one and add a member trained with another seed.")
+    check_shared_hparams(modules, checkpoints)
+
+
+def check_shared_hparams(modules: list[FashionMNISTModule], names: Sequence[Any]) -> None:
+    """One normalisation and one list of classes; ``names`` says whose each module is."""
     expected = modules[0].hparams
-    for module, checkpoint in zip(modules[1:], checkpoints[1:], strict=True):
+    for module, name in zip(modules[1:], names[1:], strict=True):
         for key in SHARED_HPARAMS:
             if module.hparams[key] != expected[key]:
-                why = f"{checkpoint} has {key}={module.hparams[key]!r} but {checkpoints[0]}"
-                raise UsageError(f"{why} has {expected[key]!r}; the members must agree.")
+                why = f"{name} has {key}={module.hparams[key]!r} but {names[0]}"
+                raise UsageError(f"{why} has {expected[key]!r}; they must agree.")
 
 
 def check_finished(run: Path) -> None:

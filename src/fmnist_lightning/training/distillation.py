@@ -39,16 +39,6 @@ def check_split(runs: list[Path], split: dict[str, Any]) -> None:
             )
 
 
-def check_inputs(modules: list[FashionMNISTModule], student: FashionMNISTModule) -> None:
-    """The members read the student's inputs: one normalisation, one list of classes."""
-    for key in members.SHARED_HPARAMS:
-        teacher, own = modules[0].hparams[key], student.hparams[key]
-        if teacher != own:
-            raise UsageError(
-                f"The teacher has {key}={teacher!r} but this run {own!r}; they must agree."
-            )
-
-
 def teacher_record(checkpoints: list[Path], run_dir: Path) -> dict[str, Any]:
     """Each member's folder and checkpoint (relative to the run folder, so that a moved tree
     still reads), its checkpoint's SHA-256 and fit seconds; ``id``: the teacher's short hash,
@@ -95,5 +85,5 @@ def build_teacher(cfg: DictConfig, student: FashionMNISTModule) -> tuple[Teacher
     check_unchanged(record, cfg)
     modules = [load_module(checkpoint) for checkpoint in checkpoints]
     members.check_members(modules, checkpoints)
-    check_inputs(modules, student)
+    members.check_shared_hparams([student, *modules], ["This run", *checkpoints])
     return Teacher(modules, cfg.distill.temperature, cfg.distill.alpha), record
