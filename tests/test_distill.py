@@ -4,8 +4,10 @@ that predicts without its teacher, and the results labels of runs with different
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
+import lightning as L
 import pandas as pd
 import pytest
 import torch
@@ -16,6 +18,7 @@ from fmnist_lightning.analysis.finished_runs import find_runs, read_run, read_va
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.distillation import Teacher, distillation_loss
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
+from fmnist_lightning.results import summarise
 from fmnist_lightning.train import train
 from fmnist_lightning.training.distillation import build_teacher
 from helpers.compose import tiny
@@ -168,17 +171,65 @@ def test_a_distilled_run_records_its_teacher_and_predicts_without_it(synthetic_r
     assert torch.allclose(probabilities.sum(1), torch.ones(6))
 
 
-def write_student(folder: Path, seed: int, teacher: str, teacher_id: str) -> None:
-    """A finished distilled run's records, as the command line leaves them."""
+class TrainingBatches(L.Callback):
+    """Each training batch a fit saw, with its teacher's online output for that batch."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[tuple, torch.Tensor]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.seen.append((batch, pl_module.teacher.probabilities(batch[0])))
+
+
+@pytest.mark.parametrize(
+    ("augment", "member_tta", "once"),
+    [
+        ("flip", {"flip": True}, True),  # the default recipe: an image and its mirror alike
+        ("none", None, True),  # one view
+        ("flip", None, False),  # a member without flip TTA tells mirror images apart
+        ("standard", {"flip": True}, False),  # shifts
+    ],
+)
+def test_the_teacher_runs_once_per_image_only_where_every_view_gets_its_output(
+    synthetic_root, tmp_path, monkeypatch, augment, member_tta, once
+):
+    slow = Teacher.probabilities_of  # a pass of 2 s more: it must count in the fit's seconds
+    monkeypatch.setattr(Teacher, "probabilities_of", lambda *a: time.sleep(2) or slow(*a))
+    teachers = [make_run(tmp_path / "t" / str(s), member(s, tta=member_tta)) for s in (0, 1)]
+    small = ("model.net.blocks=[[8]]", "model.net.dense=[16]", "~analysis", "trainer.max_epochs=1")
+    cfg = student_config(
+        synthetic_root, tmp_path / "student", teachers, f"data/augment={augment}", *small
+    )
+    batches = TrainingBatches()
+    train(cfg, [batches])
+
+    assert batches.seen and all(len(batch) == (3 if once else 2) for batch, _ in batches.seen)
+    if once:  # what it carries is what the teacher makes of the augmented images
+        assert pd.read_csv(tmp_path / "student" / "metrics.csv")["elapsed_seconds"].min() > 2
+        for (images, _, carried), online in batches.seen:
+            assert carried.shape == (len(images), 10)
+            assert torch.allclose(carried, online, atol=1e-6)
+
+
+def write_student(folder: Path, seed: int, teacher: str | None, teacher_id: str, fit=None) -> None:
+    """A finished run's records, as the command line leaves them; distilled from ``teacher``
+    (``teacher_id``, its members' fits together ``fit``) unless that is None."""
     (folder / ".hydra").mkdir(parents=True)
+    if teacher is None:
+        (folder / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
+        (folder / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
+        (folder / "config.yaml").write_text(f"seed: {seed}\n")
+        (folder / "test_metrics.json").write_text('{"test_acc": 0.8}')
+        return
     overrides = ["distill=soft", f"distill.teacher={teacher}", f"seed={seed}"]
     (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     config = f"seed: {seed}\ndistill:\n  teacher: {teacher}\n  alpha: 0.9\n"
     (folder / ".hydra" / "config.yaml").write_text(config)
     (folder / "config.yaml").write_text(config)
     (folder / "metrics.csv").write_text("epoch,step,val_acc,elapsed_seconds\n0,9,0.9,10\n")
-    (folder / "test_metrics.json").write_text('{"test_acc": 0.9}')
-    (folder / "teacher.json").write_text(json.dumps({"id": teacher_id}))
+    record = {"id": teacher_id, "fit_seconds": fit}
+    (folder / "test_metrics.json").write_text(json.dumps({"test_acc": 0.9, "teacher": record}))
+    (folder / "teacher.json").write_text(json.dumps(record))
 
 
 @pytest.mark.parametrize("read", [read_run, read_validation_run])
@@ -194,3 +245,20 @@ def test_results_label_runs_with_different_teachers_as_different_configurations(
         "1": "distill=soft distill.teacher=<path> teacher=aaaaaaaaaaaa",
         "2": "distill=soft distill.teacher=<path> teacher=bbbbbbbbbbbb",
     }
+
+
+def test_results_show_each_teachers_fit_beside_its_students(tmp_path):
+    write_student(tmp_path / "0", 0, "/runs/teachers-a", "aaaaaaaaaaaa", fit=4183.4)
+    write_student(tmp_path / "1", 1, "/runs/teachers-a", "aaaaaaaaaaaa", fit=4183.4)
+    write_student(tmp_path / "2", 0, "/runs/teachers-b", "bbbbbbbbbbbb")  # a fit not recorded
+    write_student(tmp_path / "3", 0, None, "")
+    found, _, _ = find_runs([tmp_path])
+    rows = summarise(found).set_index("configuration")["teacher's fit (s)"]
+    assert rows.to_dict() == {
+        "`distill=soft distill.teacher=<path> teacher=aaaaaaaaaaaa`": "4183",
+        "`distill=soft distill.teacher=<path> teacher=bbbbbbbbbbbb`": "?",
+        "`default`": "",
+    }
+    write_student(tmp_path / "undistilled" / "4", 1, None, "")
+    found, _, _ = find_runs([tmp_path / "undistilled"])
+    assert "teacher's fit (s)" not in summarise(found)

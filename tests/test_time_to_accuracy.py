@@ -50,7 +50,7 @@ def validate(callback: TimeToAccuracy, module: FakeModule, accuracy: float, sani
 def test_first_times_are_kept_and_thresholds_never_reached_stay_null(monkeypatch):
     fake_clock(monkeypatch, [100.0, 110.0, 130.0, 160.0, 200.0])
     callback, module = TimeToAccuracy(), FakeModule()
-    callback.on_fit_start(None, module)  # t = 100
+    callback.setup(None, module, "fit")  # t = 100
     validate(callback, module, 0.99, sanity=True)  # the sanity check counts for nothing
     validate(callback, module, 0.915)  # t = 110: 10 s, reaches 0.90
     validate(callback, module, 0.935)  # t = 130: 30 s, reaches 0.92 and 0.93
@@ -70,7 +70,7 @@ def test_first_times_are_kept_and_thresholds_never_reached_stay_null(monkeypatch
 def test_the_test_after_the_fit_is_timed_and_printed_with_it(monkeypatch):
     fake_clock(monkeypatch, [0.0, 40.0, 50.0, 53.0, 54.5])
     callback, module = TimeToAccuracy(), FakeModule()
-    callback.on_fit_start(None, module)  # t = 0
+    callback.setup(None, module, "fit")  # t = 0
     callback.on_fit_end(SimpleNamespace(current_epoch=1), module)  # t = 40
     callback.on_test_start(None, module)  # t = 50
     assert callback.summary()["test_seconds"] == 3.0  # t = 53: asked while the test ends
@@ -84,13 +84,13 @@ def test_the_test_after_the_fit_is_timed_and_printed_with_it(monkeypatch):
 def test_a_resumed_callback_continues_the_count(monkeypatch):
     fake_clock(monkeypatch, [0.0, 5.0, 7.0, 1000.0, 1004.0, 1010.0])
     first, module = TimeToAccuracy(), FakeModule()
-    first.on_fit_start(None, module)  # t = 0
+    first.setup(None, module, "fit")  # t = 0
     validate(first, module, 0.91)  # t = 5
     state = first.state_dict()  # t = 7: a checkpoint, then the process dies
     assert state == {"elapsed_seconds": 7.0, "reached": {**dict.fromkeys(KEYS), "0.90": 5.0}}
     resumed = TimeToAccuracy()
-    resumed.load_state_dict(state)
-    resumed.on_fit_start(None, module)  # t = 1000
+    resumed.setup(None, module, "fit")  # t = 1000
+    resumed.load_state_dict(state)  # Lightning restores a checkpoint after the setup
     validate(resumed, module, 0.95)  # t = 1004: 7 + 4 = 11 s
     resumed.on_fit_end(SimpleNamespace(current_epoch=2), module)  # t = 1010: 7 + 10 = 17 s
     assert module.logged[-1] == ("elapsed_seconds", 11.0)

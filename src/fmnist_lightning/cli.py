@@ -34,9 +34,14 @@ def command_parser(name: str, doc: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog, description=paragraphs[0], epilog=paragraphs[-1])
 
 
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    """--overwrite, of every command that writes an ``--output`` file."""
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
 def checkpoint_command(name: str, doc: str) -> argparse.ArgumentParser:
     """The parser of a command that reads a checkpoint and writes an ``--output`` file."""
     parser = command_parser(name, doc)
     parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_overwrite(parser)
     return parser

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         help="image files, folders or glob patterns; the first is the model when it is a .ckpt "
         "or .pt file or a run folder (its best checkpoint); without one, the shipped model",
     )
-    add("--overwrite", action="store_true", help="replace an existing output file")
+    cli.add_overwrite(parser)
     add("-o", "--output", help="default: predictions.<format>; '-': stdout, the table on stderr")
     add("-f", "--format", choices=FORMATS, help="default: from the --output suffix, else csv")
     add("-r", "--recursive", action="store_true", help="search subfolders too")

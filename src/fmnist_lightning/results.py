@@ -32,6 +32,7 @@ from fmnist_lightning.inference.output_files import check_output, write_atomical
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 HEADLINE = f"{float(finished_runs.HEADLINE_ACCURACY):.0%}"
+TEACHER_FIT = "teacher's fit (s)"  # a column only where some run was distilled
 # The files of a run or ensemble folder that this command reads: never an --output.
 RECORDS = (run_files.CONFIG_YAML, run_files.METRICS_CSV, run_files.TEST_METRICS_JSON)
 RECORDS += (run_files.ENSEMBLE_METRICS_JSON,)
@@ -47,6 +48,15 @@ def time_cell(group: pd.DataFrame) -> str:
     return f"{group['time_to_headline'].astype(float).mean():.0f}"
 
 
+def teacher_cell(group: pd.DataFrame) -> str:
+    """A distilled configuration's teacher's fit seconds, its members' together (one teacher
+    per configuration); "" for an undistilled one, "?" where a member's fit is unknown."""
+    if not group["distilled"].any():
+        return ""
+    fits = group["teacher_fit_seconds"]
+    return "?" if fits.isna().any() else listed((f"{s:.0f}" for s in fits), unique=True)
+
+
 def result_cells(group: pd.DataFrame) -> dict[str, str]:
     tta, fit_and_test = group["test_acc_tta"].dropna(), group["fit_and_test_seconds"]
     return {
@@ -57,6 +67,7 @@ def result_cells(group: pd.DataFrame) -> dict[str, str]:
         "s / epoch": f"{group['seconds_per_epoch'].mean():.1f}",
         # "?": a run written before the test was timed
         "fit + test (s)": "?" if fit_and_test.isna().any() else f"{fit_and_test.mean():.0f}",
+        TEACHER_FIT: teacher_cell(group),
         "best epoch": listed("?" if pd.isna(e) else int(e) for e in group["best_epoch"]),
         "epochs run": listed(group["epochs"]),
         "parameters": listed((f"{p:,}" for p in group["parameters"]), unique=True),
@@ -66,8 +77,10 @@ def result_cells(group: pd.DataFrame) -> dict[str, str]:
 
 def summarise(found: list[SimpleNamespace]) -> pd.DataFrame:
     with_tta = any(run.test_acc_tta is not None for run in found)
+    distilled = any(run.distilled for run in found)
     table = finished_runs.per_configuration(found, "seed", result_cells)
-    return table.drop(columns=[] if with_tta else ["with TTA (%)"])
+    unused = [] if with_tta else ["with TTA (%)"]
+    return table.drop(columns=unused + ([] if distilled else [TEACHER_FIT]))
 
 
 def validation_cells(group: pd.DataFrame) -> dict[str, str | float]:
@@ -112,6 +125,11 @@ def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> 
         "divided by the epochs run, validation included. *fit + test*: mean seconds of fitting "
         "plus testing the best checkpoint (?: a run written before the test was timed)."
     )
+    if TEACHER_FIT in table:
+        text += (
+            f" *{TEACHER_FIT[:-4]}*: a distilled configuration's teacher, its members' fits one "
+            "after the other (the student's own are in *fit + test*); *teacher=*: its id."
+        )
     # The command that re-runs each command-line configuration over its seeds. ``-m`` comes
     # first: Hydra's argument parser takes no option between overrides.
     seeds: dict[str, set[int]] = {}

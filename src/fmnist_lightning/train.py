@@ -54,9 +54,10 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         module = builders.build_module(cfg, datamodule.classes)
         teacher = None
         if cfg.get("distill"):  # imported here too: a plain run needs none of it
-            from fmnist_lightning.training.distillation import build_teacher
+            from fmnist_lightning.training.distillation import TeacherOncePerImage, build_teacher
 
             module.teacher, teacher = build_teacher(cfg, module)
+            extra_callbacks.append(TeacherOncePerImage())
         trainer = builders.build_trainer(cfg, [*callbacks, *extra_callbacks])
     # The folder is locked while this process writes there; Ctrl-C, SIGTERM, a NaN loss or
     # running out of memory become a Stopped error with a clear message.

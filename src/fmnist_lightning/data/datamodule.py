@@ -71,6 +71,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def __post_init__(self) -> None:
         super().__init__()
         self.root, self.tensors = Path(self.root), {}
+        self.carried: torch.Tensor | None = None  # see carry_in_training_batches
 
     def prepare_data(self) -> None:
         """Download or check the files, and refuse a val_fraction that starves a split, before
@@ -100,8 +101,15 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict") and "test" not in self.tensors:
             self.tensors["test"] = TensorDataset(*self._split(train=False))
 
+    def carry_in_training_batches(self, values: torch.Tensor) -> None:
+        """Training batches become (images, labels, values of those images): per-image targets
+        (a distilled run's teacher output), set after ``setup`` and before the loader is made."""
+        self.carried = values.to(self.tensors["train"].tensors[0].device)
+
     def _loader(self, split: str) -> DataLoader:
         dataset, trainer, shuffle = self.tensors[split], self.trainer, split == "train"
+        if shuffle and self.carried is not None:
+            dataset = TensorDataset(*dataset.tensors, self.carried)
         batch_size = self.batch_size if shuffle else self.eval_batch_size
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         device = dataset.tensors[0].device
@@ -125,4 +133,4 @@ class FashionMNISTDataModule(L.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         if self.augment is None or not training or isinstance(batch, torch.Tensor):
             return batch
-        return self.augment(batch[0]), batch[1]
+        return self.augment(batch[0]), *batch[1:]

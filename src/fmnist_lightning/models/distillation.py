@@ -49,6 +49,13 @@ class Teacher:
     def __deepcopy__(self, memo: dict) -> "Teacher":
         return self  # frozen: a copy of the student (EMA's, SWA's average) shares it
 
+    def to(self, device: torch.device) -> "Teacher":
+        """Its members on ``device``: the student's, once at the start of fitting (no
+        submodule of the student, Lightning does not move it)."""
+        for member in self.members:
+            member.to(device)
+        return self
+
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """The members' mean softmax over their own views of a batch of network inputs: each
@@ -56,16 +63,25 @@ class Teacher:
         checkpoints are (their hashes identify it) whatever the student is evaluated with."""
         predicted = []
         for member in self.members:
-            member.to(images.device)  # a no-op once there
             step, first = member.predict_step, member.predict_step(images)
             predicted.append(tta_probabilities(step, images, member.tta, member.background, first))
         return torch.stack(predicted).mean(dim=0)
 
+    @torch.no_grad()
+    def probabilities_of(self, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """``probabilities`` of many images, ``batch_size`` at a time."""
+        return torch.cat([self.probabilities(batch) for batch in images.split(batch_size)])
+
     def loss(
-        self, logits: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, smoothing: float
+        self,
+        logits: torch.Tensor,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        smoothing: float,
+        probabilities: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The student's loss on a batch the teacher sees as the student does. Online, not
-        cached per image: crop, flip and erasing are drawn per image and step, so a cached
-        target would be another view's (docs/recipes.md#distillation)."""
-        teacher = self.probabilities(images)
+        """The student's loss on a batch: against ``probabilities`` where the batch carries the
+        teacher's (computed once per image), else online, the teacher seeing the batch as the
+        student does (docs/recipes.md#distillation)."""
+        teacher = self.probabilities(images) if probabilities is None else probabilities
         return distillation_loss(logits, teacher, labels, self.temperature, self.alpha, smoothing)

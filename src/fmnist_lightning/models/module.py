@@ -82,12 +82,12 @@ class FashionMNISTModule(L.LightningModule):
         return self.net(images)
 
     def _shared_step(self, batch: Batch, split: str) -> torch.Tensor:
-        images, labels = batch
+        images, labels, *teacher = batch  # a distilled run's may carry its teacher's output
         logits = self(images)
         train = split == "train"
         smoothing = self.hparams.label_smoothing if train else 0.0
         if train and self.teacher is not None:
-            loss = self.teacher.loss(logits, images, labels, smoothing)
+            loss = self.teacher.loss(logits, images, labels, smoothing, *teacher)
         else:
             loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         accuracy = getattr(self, f"{split}_acc")
@@ -106,6 +106,10 @@ class FashionMNISTModule(L.LightningModule):
             accuracy.update(mean, labels)
             self.log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
         return loss
+
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")

@@ -9,12 +9,16 @@ still those it started with."""
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_lightning.analysis import members, run_files
+from fmnist_lightning.data.augment import BatchAugment
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.distillation import Teacher
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
@@ -87,3 +91,38 @@ def build_teacher(cfg: DictConfig, student: FashionMNISTModule) -> tuple[Teacher
     members.check_members(modules, checkpoints)
     members.check_shared_hparams([student, *modules], ["This run", *checkpoints])
     return Teacher(modules, cfg.distill.temperature, cfg.distill.alpha), record
+
+
+def same_for_every_view(augment: BatchAugment | None, teacher: Teacher) -> bool:
+    """Whether the teacher gives a training image one distribution whatever view of it the
+    student's augmentation draws: with no augmentation, or with flips alone and members whose
+    TTA views include the mirror images (an image's views and its mirror image's are then the
+    same set)."""
+    if augment is None or not augment.enabled:
+        return True
+    only_flips = not augment.erase and not (augment.crop and augment.crop_padding > 0)
+    return only_flips and all(member.tta.flip for member in teacher.members)
+
+
+class TeacherOncePerImage(L.Callback):
+    """Where ``same_for_every_view``, the teacher's probabilities of the training images are
+    computed once as fitting sets up (after the data's setup, before any training loader),
+    as the training step would compute them (its precision), and carried in the training
+    batches: the loss of the online teacher without its passes in every epoch (the default
+    recipe: flips, and members with flip TTA). Otherwise (shifts, erasing) the teacher runs
+    online, on each augmented batch. A callback after the run's own: its pass counts in the
+    fit's seconds (``TimeToAccuracy`` starts them at its setup)."""
+
+    def setup(self, trainer: L.Trainer, pl_module: FashionMNISTModule, stage: str) -> None:
+        datamodule, teacher = trainer.datamodule, pl_module.teacher
+        if stage != "fit" or not same_for_every_view(datamodule.augment, teacher):
+            return
+        start, images = time.perf_counter(), datamodule.tensors["train"].tensors[0]
+        with trainer.precision_plugin.train_step_context():
+            teacher.to(images.device)
+            probabilities = teacher.probabilities_of(images, datamodule.eval_batch_size)
+        datamodule.carry_in_training_batches(probabilities)
+        seconds = time.perf_counter() - start
+        rank_zero_info(
+            f"Teacher: {len(images):,} training images, computed once in {seconds:.0f} s"
+        )

@@ -43,8 +43,11 @@ class TimeToAccuracy(Callback):
         running = time.perf_counter() - self._started if self._started is not None else 0.0
         return self.earlier_seconds + running
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._started, self.fit_seconds = time.perf_counter(), None
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # From the fit's setup, not on_fit_start: work done once as fitting sets up (a
+        # distilled run's teacher pass, training/distillation.py) counts in the fit.
+        if stage == "fit":
+            self._started, self.fit_seconds = time.perf_counter(), None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking and self._started is not None:
@@ -76,7 +79,7 @@ class TimeToAccuracy(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Lightning also calls this when testing a checkpoint after fitting: the count of
         # this fit is kept then, and a time reached since that checkpoint is not forgotten.
-        if self._started is None and self.fit_seconds is None:
+        if self.fit_seconds is None:  # a resumed fit's restore, not a test's after the fit
             self.earlier_seconds = float(state_dict["elapsed_seconds"])
         for key, seconds in state_dict.get("reached", {}).items():
             if self.reached.get(key) is None:
