@@ -127,7 +127,7 @@ def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> 
     )
     if TEACHER_FIT in table:
         text += (
-            f" *{TEACHER_FIT[:-4]}*: a distilled configuration's teacher, its members' fits one "
+            " *teacher's fit*: a distilled configuration's teacher, its members' fits one "
             "after the other (the student's own are in *fit + test*); *teacher=*: its id."
         )
     # The command that re-runs each command-line configuration over its seeds. ``-m`` comes

@@ -50,8 +50,8 @@ class Teacher:
         return self  # frozen: a copy of the student (EMA's, SWA's average) shares it
 
     def to(self, device: torch.device) -> "Teacher":
-        """Its members on ``device``: the student's, once at the start of fitting (no
-        submodule of the student, Lightning does not move it)."""
+        """Its members on ``device``: the student's, once as fitting sets up (no submodule of
+        the student, Lightning does not move it; training/distillation.py)."""
         for member in self.members:
             member.to(device)
         return self
@@ -67,7 +67,6 @@ class Teacher:
             predicted.append(tta_probabilities(step, images, member.tta, member.background, first))
         return torch.stack(predicted).mean(dim=0)
 
-    @torch.no_grad()
     def probabilities_of(self, images: torch.Tensor, batch_size: int) -> torch.Tensor:
         """``probabilities`` of many images, ``batch_size`` at a time."""
         return torch.cat([self.probabilities(batch) for batch in images.split(batch_size)])

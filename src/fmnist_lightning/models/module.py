@@ -107,10 +107,6 @@ class FashionMNISTModule(L.LightningModule):
             self.log(f"{split}_acc_tta", accuracy, on_step=False, on_epoch=True)
         return loss
 
-    def on_fit_start(self) -> None:
-        if self.teacher is not None:
-            self.teacher.to(self.device)
-
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
 

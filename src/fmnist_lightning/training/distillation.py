@@ -105,22 +105,26 @@ def same_for_every_view(augment: BatchAugment | None, teacher: Teacher) -> bool:
 
 
 class TeacherOncePerImage(L.Callback):
-    """Where ``same_for_every_view``, the teacher's probabilities of the training images are
-    computed once as fitting sets up (after the data's setup, before any training loader),
-    as the training step would compute them (its precision), and carried in the training
-    batches: the loss of the online teacher without its passes in every epoch (the default
-    recipe: flips, and members with flip TTA). Otherwise (shifts, erasing) the teacher runs
-    online, on each augmented batch. A callback after the run's own: its pass counts in the
-    fit's seconds (``TimeToAccuracy`` starts them at its setup)."""
+    """Moves the teacher to the training device, once, as fitting sets up. Where
+    ``same_for_every_view``, it also computes the teacher's probabilities of the training
+    images then (after the data's setup, before any training loader), as the training step
+    would (its precision), and the training batches carry them: the online teacher's loss
+    without its passes in every epoch (the default recipe: flips, members with flip TTA).
+    Otherwise (shifts, erasing) the teacher runs online, on each augmented batch. A callback
+    after the run's own: its pass counts in the fit's seconds (``TimeToAccuracy`` starts
+    them at its setup)."""
 
     def setup(self, trainer: L.Trainer, pl_module: FashionMNISTModule, stage: str) -> None:
         datamodule, teacher = trainer.datamodule, pl_module.teacher
-        if stage != "fit" or not same_for_every_view(datamodule.augment, teacher):
+        if stage != "fit":
+            return
+        device = trainer.strategy.root_device
+        teacher.to(device)
+        if not same_for_every_view(datamodule.augment, teacher):
             return
         start, images = time.perf_counter(), datamodule.tensors["train"].tensors[0]
         with trainer.precision_plugin.train_step_context():
-            teacher.to(images.device)
-            probabilities = teacher.probabilities_of(images, datamodule.eval_batch_size)
+            probabilities = teacher.probabilities_of(images.to(device), datamodule.eval_batch_size)
         datamodule.carry_in_training_batches(probabilities)
         seconds = time.perf_counter() - start
         rank_zero_info(
