@@ -6,8 +6,9 @@ functions. The rules (subpackages by role, the commands on top):
 - no import circle between modules;
 - data imports nothing else of the project; models nothing of data, training, analysis,
   inference or config; inference nothing of training, analysis or config; analysis
-  nothing of training or config; config nothing of training; tuning (the search) sits
-  above training, and nothing but the commands imports it;
+  nothing of training or config; config nothing of training; tuning (the search) and
+  benchmarking (the benchmark's measurements) sit above training, and nothing but the
+  commands imports them;
 - no subpackage imports an entry point (the commands), their front (``cli``) or the
   top-level package; every module may import ``errors``, which imports nothing of the project;
 - analysis/plots.py, curve_plots.py, report.py and tables.py are pure: no torch or Lightning, and no calls
@@ -37,15 +38,18 @@ ENTRY_POINTS = {
     "benchmark",
     "serve",
 }
+# The parts of one command each (the search, the benchmark): only the commands import them.
+ABOVE_TRAINING = ("tuning", "benchmarking")
 FORBIDDEN = {
-    "data": {"models", "training", "analysis", "inference", "config", "tuning"},
-    "models": {"data", "training", "analysis", "inference", "config", "tuning"},
-    "inference": {"training", "analysis", "config", "tuning"},
-    "analysis": {"training", "config", "tuning"},
-    "config": {"training", "tuning"},
-    "training": {"tuning"},
-    # The search's parts: above training (each trial is a training run), below the commands.
-    "tuning": set(),
+    "data": {"models", "training", "analysis", "inference", "config", *ABOVE_TRAINING},
+    "models": {"data", "training", "analysis", "inference", "config", *ABOVE_TRAINING},
+    "inference": {"training", "analysis", "config", *ABOVE_TRAINING},
+    "analysis": {"training", "config", *ABOVE_TRAINING},
+    "config": {"training", *ABOVE_TRAINING},
+    "training": set(ABOVE_TRAINING),
+    # The search's parts and the benchmark's: each above training, beside the other.
+    "tuning": {"benchmarking"},
+    "benchmarking": {"tuning"},
 }
 PURE = (
     "analysis/plots.py",

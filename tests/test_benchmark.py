@@ -15,14 +15,9 @@ from torch import nn
 from torch.utils.collect_env import SystemEnv
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmnist_lightning.benchmark import (
-    StepTimer,
-    main,
-    matmul_products,
-    parse_args,
-    synthetic_sizes,
-    table,
-)
+from fmnist_lightning.benchmark import main, parse_args, synthetic_sizes, table
+from fmnist_lightning.benchmarking.flops import matmul_products
+from fmnist_lightning.benchmarking.timing import StepTimer
 from fmnist_lightning.data.datamodule import split_indices
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities

@@ -3,7 +3,7 @@ import torch
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import OmegaConf
 
-from fmnist_lightning.benchmark import training_flops
+from fmnist_lightning.benchmarking.flops import training_flops
 from fmnist_lightning.data.files import CLASS_NAMES
 from fmnist_lightning.models.module import build_network
 from fmnist_lightning.models.vgg import VGGStyleCNN

@@ -3,44 +3,35 @@ on its own pieces (the config ``train`` composes, with ``debug=benchmark``, and
 ``training.builders``), so that the figures are a real run's. The JSON: docs/performance.md."""
 
 import argparse
-import contextlib
 import functools
-import itertools
 import json
 import math
 import statistics
 import sys
 import tempfile
 import time
-import timeit
-import warnings
-from importlib.metadata import version
 from pathlib import Path
-from resource import RUSAGE_SELF, getrusage
 
 import lightning as L
 import torch
-import torch.nn.functional as F
-from hydra.utils import instantiate
 from rich.console import Console
 from rich.table import Column, Table
-from torch.utils.collect_env import get_env_info
-from torch.utils.data import DataLoader
-from torch.utils.flop_counter import FlopCounterMode
 
 from fmnist_lightning import cli
+from fmnist_lightning.benchmarking.baselines import plain_training, textbook_baseline
+from fmnist_lightning.benchmarking.environment import environment, memory
+from fmnist_lightning.benchmarking.flops import flop_figures
+from fmnist_lightning.benchmarking.timing import StepTimer, median_rate, timed, timed_windows
 from fmnist_lightning.config.compose import compose
 from fmnist_lightning.config.overrides import check_overrides
 from fmnist_lightning.config.schema import validate_config
 from fmnist_lightning.data.synthetic import write_fashion_mnist
-from fmnist_lightning.errors import UsageError
 from fmnist_lightning.inference.batches import predict_probabilities
 from fmnist_lightning.inference.output_files import write_atomically
-from fmnist_lightning.models.hparams import plain
-from fmnist_lightning.models.module import build_network, load_module
-from fmnist_lightning.models.runtime import cpu_supports_bf16, resolve_device
+from fmnist_lightning.models.module import load_module
+from fmnist_lightning.models.runtime import resolve_device
 from fmnist_lightning.training import builders
-from fmnist_lightning.training.machine import cpu_model, gpu_model, keep_freed_memory
+from fmnist_lightning.training.machine import keep_freed_memory
 
 COMMAND = "python -m fmnist_lightning.benchmark"
 # --quick: a smoke test of every measurement in well under a minute.
@@ -67,221 +58,6 @@ FORMATS = [
 ]
 # The sections of figures the table shows, in order (--eval-only: one per precision).
 SECTIONS = ("train", "data_wait", "eval", "memory", "flops", "epoch", "baseline")
-# Images per counted pass: two, so that BatchNorm1d in training mode accepts the batch. The
-# schema refuses other than one channel, and the networks are built for 28 x 28 images.
-COUNTED_IMAGES, IMAGE_SHAPE = 2, (1, 28, 28)
-# collect_env lists torch's packages through pip, which a uv environment may lack; the
-# libraries the training path runs on are read from the installed metadata too.
-PACKAGES = ("lightning", "torchvision", "torchmetrics", "hydra-core", "numpy")
-
-
-def clock(device: torch.device) -> float:
-    """``time.perf_counter()`` once queued GPU work is done, so that the time read means the
-    work is done."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
-def median_rate(items: float, seconds: list[float]) -> float:
-    return statistics.median(items / s for s in seconds)
-
-
-def timed_windows(step, warmup: int, steps: int, repeats: int, device="cpu") -> list[float]:
-    """Run ``warmup`` steps, then time ``repeats`` windows of ``steps`` steps each."""
-    for _ in range(warmup):
-        step()
-    # timeit turns the garbage collector off while it times; a real run has it on.
-    return timeit.repeat(step, "gc.enable()", functools.partial(clock, device), repeats, steps)
-
-
-def timed(phases: dict, name: str, function, *args, **kwargs):
-    """``function(...)``, its seconds recorded in ``phases[name]`` (where a run's time goes)."""
-    started = time.perf_counter()
-    result = function(*args, **kwargs)
-    phases[name] = time.perf_counter() - started
-    return result
-
-
-class StepTimer(L.Callback):
-    """Clock reads around every training batch; ``seconds``: the training epoch's (Lightning
-    runs the epoch-end validation before its end hook, so it is included), then each test run's."""
-
-    def __init__(self, warmup: int = 0, steps: int = 1) -> None:
-        self.warmup, self.steps, self.started = warmup, steps, 0.0
-        self.batch_starts, self.batch_ends, self.seconds = [], [], []
-
-    def now(self, trainer: L.Trainer, batch_idx: int | None = None) -> float:
-        # On a GPU, syncing every step would drain the queue: sync at window edges only.
-        edge = batch_idx is None or batch_idx in range(self.warmup, batch_idx + 1, self.steps)
-        return clock(trainer.strategy.root_device if edge else "cpu")  # "cpu": no sync
-
-    def start(self, trainer: L.Trainer, *_) -> None:
-        self.started = self.now(trainer)
-
-    def end(self, trainer: L.Trainer, *_) -> None:
-        self.seconds.append(self.now(trainer) - self.started)
-
-    on_train_epoch_start = on_test_epoch_start = start
-    on_train_epoch_end = on_test_epoch_end = end
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        self.batch_starts.append(self.now(trainer, batch_idx))
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self.batch_ends.append(self.now(trainer, batch_idx))
-
-    def windows(self) -> list[float]:
-        """The windows of ``steps`` steps after the warm-up, each ending when the next step
-        starts: all a step costs (batch, hooks, forward, backward, optimiser, logging)."""
-        starts = self.batch_starts[self.warmup :: self.steps]
-        if seconds := [end - start for start, end in itertools.pairwise(starts)]:
-            return seconds
-        n = len(self.batch_starts)  # the window needs the step after it, to end
-        why = f"One epoch has {n} training batches, too few for {self.warmup}+{self.steps}+1 steps"
-        raise UsageError(f"{why}: lower --warmup/--steps, or add data.")
-
-    def between_steps_fraction(self) -> float:
-        """Median share of each step cycle spent between one step's end and the next one's start."""
-        starts, ends = self.batch_starts[self.warmup :], self.batch_ends[self.warmup :]
-        cycles = zip(starts, ends, starts[1:], strict=False)
-        return statistics.median((start - end) / (start - prev) for prev, end, start in cycles)
-
-
-def loop_windows(loss, optimizer, loader, args, device, warmup: int, steps: int) -> list[float]:
-    """``timed_windows`` of a hand-written loop over ``loader``, ``--repeats`` of them."""
-    stream = itertools.chain.from_iterable(itertools.repeat(loader))
-
-    def step() -> None:
-        batch = [tensor.to(device, non_blocking=True) for tensor in next(stream)]
-        optimizer.zero_grad(set_to_none=True)
-        loss(batch).backward()
-        optimizer.step()
-
-    return timed_windows(step, warmup, steps, args.repeats, device)
-
-
-def plain_training(cfg, trainer: L.Trainer, args: argparse.Namespace) -> list[float]:
-    """``training_step`` in a plain loop: ``trainer``'s network, batches, optimiser, precision."""
-    L.seed_everything(cfg.seed)
-    device, precision = trainer.strategy.root_device, trainer.precision_plugin
-    model = precision.convert_module(builders.build_module(cfg, trainer.datamodule.classes))
-    optimizer = instantiate(cfg.optimizer, params=model.to(device).parameters())
-
-    def loss(batch: list[torch.Tensor]) -> torch.Tensor:
-        with precision.forward_context():
-            return model.training_step(precision.convert_input(batch), 0)
-
-    loader = trainer.datamodule.train_dataloader()
-    with warnings.catch_warnings():  # self.log() without a Trainer warns, and logs nothing
-        warnings.filterwarnings("ignore", "You are trying to `self.log")
-        return loop_windows(loss, optimizer, loader, args, device, args.warmup, args.steps)
-
-
-def textbook_baseline(cfg, args: argparse.Namespace, device: torch.device, rate: float) -> dict:
-    """The tutorial loop: torchvision + ``ToTensor``, DataLoader workers, batch 32, fp32, Adam;
-    ``rate``: the Trainer's images/s, to compare."""
-    from torchvision import datasets, transforms
-
-    L.seed_everything(cfg.seed)
-    # The bare network: contiguous memory, whatever model.channels_last says for the project.
-    model = build_network(plain(cfg.model.net), num_classes=10).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1.0e-3)
-    dataset = datasets.FashionMNIST(str(cfg.data.root), transform=transforms.ToTensor())
-    loader = DataLoader(dataset, 32, shuffle=True, num_workers=args.baseline_workers)
-
-    def loss(batch: list[torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(model(batch[0]), batch[1])
-
-    seconds = loop_windows(loss, optimizer, loader, args, device, 5, args.baseline_steps)
-    baseline = median_rate(args.baseline_steps * 32, seconds)
-    return {
-        "images_per_s": baseline,
-        "batch_size": 32,
-        "workers": args.baseline_workers,
-        "precision": "32-true",
-        "speedup_vs_textbook": rate / baseline,
-        "window_seconds": seconds,
-    }
-
-
-def training_flops(network: torch.nn.Module, input_shape: tuple = IMAGE_SHAPE) -> dict:
-    """One training step's FLOPs per image of ``input_shape``, counted by torch."""
-    network.train()
-    with FlopCounterMode(display=False) as counter:
-        logits = network(torch.zeros(COUNTED_IMAGES, *input_shape))
-        forward = counter.get_total_flops()
-        F.cross_entropy(logits, torch.zeros(COUNTED_IMAGES, dtype=torch.long)).backward()
-    counts = counter.get_flop_counts()["Global"].items()
-    return {
-        "forward_flops_per_image": forward // COUNTED_IMAGES,
-        "train_flops_per_image": counter.get_total_flops() // COUNTED_IMAGES,
-        "train_flops_by_operator": {str(op): count // COUNTED_IMAGES for op, count in counts},
-    }
-
-
-def matmul_products(a: torch.Tensor, b: torch.Tensor) -> dict:
-    """torch.mm, and on CPU oneDNN's: fp32 torch.mm goes to MKL (a slower AVX2 path on AMD),
-    the convolutions to oneDNN, which this 1x1 convolution over 16 images reaches by public
-    API (below 16 images a single thread takes torch's own convolution)."""
-    products = {"torch.mm": lambda: torch.mm(a, b)}
-    n = a.shape[0]
-    if a.device.type == "cpu" and torch.backends.mkldnn.is_available() and n % 16 == 0:
-        # Output[i, j] = sum_k a[i, k] b[k, j]: rows of a are 16 x (n / 16) image positions with
-        # n channels each; b^T holds the n filters of n input channels.
-        images = a.reshape(16, n // 16, n).permute(0, 2, 1).unsqueeze(-1).contiguous()
-        filters = b.t().reshape(n, n, 1, 1).contiguous()
-        products["onednn_conv1x1"] = lambda: F.conv2d(images, filters)
-    return products
-
-
-def flop_figures(cfg, args: argparse.Namespace, images_per_s: float, device: torch.device) -> dict:
-    """Training FLOP/s achieved at ``images_per_s`` against the peak of an n x n matrix
-    product (``--matmul-size``) in the dtype the network's products run in."""
-    # A fresh, uncompiled copy of the network: the count does not depend on its weights.
-    count = training_flops(build_network(plain(cfg.model.net), num_classes=10))
-    kind = str(cfg.trainer.precision).split("-")[0]  # bf16-mixed, 16-mixed, 32-true, ...
-    dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(kind, torch.float32)
-    n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
-    a, b = torch.randn(2, n, n, generator=torch.Generator().manual_seed(0)).to(device, dtype)
-    peaks = {}
-    for name, product in matmul_products(a, b).items():
-        with contextlib.suppress(RuntimeError):  # a kernel this build lacks
-            seconds = timed_windows(product, 2, 3, max(args.repeats, 3), device)
-            peaks[name] = median_rate(3 * 2 * n**3, seconds)
-    achieved, peak = images_per_s * count["train_flops_per_image"], max(peaks.values())
-    return count | {
-        "achieved_train_flops": achieved,
-        "matmul_size": n,
-        "matmul_dtype": str(dtype).removeprefix("torch."),
-        "matmul_peak_flops": peak,
-        "fraction_of_matmul_peak": achieved / peak,
-        "matmul_peak_flops_by_kernel": peaks,
-    }
-
-
-def environment(device: torch.device) -> dict:
-    """``torch.utils.collect_env``'s report in full, and the facts of this process it lacks."""
-    info = get_env_info()._asdict()
-    return {
-        "device": str(device),
-        # collect_env lists every GPU; this is the one the benchmark ran on.
-        "gpu_model": gpu_model(device),
-        "cpu_model": cpu_model(info["cpu_info"]),
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        # The rule that turns trainer.precision=auto into bf16-mixed (models.runtime).
-        "cpu_bf16": cpu_supports_bf16(),
-        "versions": {"torch": info["torch_version"], **{name: version(name) for name in PACKAGES}},
-        "collect_env": info,
-    }
-
-
-def memory(device: torch.device) -> dict:
-    """Peak resident memory of the process (Linux reports KiB, macOS bytes), and of the GPU."""
-    rss = getrusage(RUSAGE_SELF).ru_maxrss / 2 ** (20 if sys.platform == "darwin" else 10)
-    gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return {"peak_rss_mib": rss, "peak_gpu_mib": gpu}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
