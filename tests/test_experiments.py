@@ -64,8 +64,9 @@ def test_best_is_the_compact_network_with_crop_flip_and_tta(tmp_path):
     validate_config(finalise(best))
 
 
-def test_speedrun_is_a_small_compact_network_on_a_short_schedule(tmp_path):
-    speedrun = compose("train", [f"paths.run_dir={tmp_path}", "experiment=speedrun"])
+@pytest.mark.parametrize("name", ["speedrun", "speedrun_fp32"])
+def test_speedrun_is_a_small_compact_network_on_a_short_schedule(tmp_path, name):
+    speedrun = compose("train", [f"paths.run_dir={tmp_path}", f"experiment={name}"])
     assert speedrun.model.net._target_ == "fmnist_lightning.models.compact.CompactCNN"
     assert speedrun.trainer.max_epochs <= 10
     # It validates less often than every epoch, and still after its last one (Lightning adds
@@ -77,7 +78,7 @@ def test_speedrun_is_a_small_compact_network_on_a_short_schedule(tmp_path):
     validate_config(finalise(speedrun))
 
 
-@pytest.mark.parametrize("name", ["best", "speedrun"])
+@pytest.mark.parametrize("name", ["best", "speedrun", "speedrun_fp32"])
 def test_every_value_of_the_preset_says_why(name):
     """Each key the preset sets carries a comment on its line (defaults list included)."""
     lines = (CONFIG_DIR / "experiment" / f"{name}.yaml").read_text().splitlines()
