@@ -150,3 +150,13 @@ def test_an_unreadable_metrics_file_is_reported_and_the_rest_is_read(search, cap
     assert "cannot be read" in err and str(search / "1") in err and "metrics.csv" in err
     rows = table_rows((search.parent / "s.md").read_text())
     assert [row[1] for row in rows[2:]] == ["0", "0, 1"]  # default lost seed 1
+
+
+def test_a_run_validated_every_third_epoch_counts_its_epochs_not_its_validations(tmp_path):
+    write_run(tmp_path / "run", [], 0, [0.90, 0.93])
+    rows = ["epoch,step,train_loss_epoch,val_acc"]
+    rows += [f"{epoch},{epoch},0.5," for epoch in range(6)]
+    rows += ["2,2,,0.93", "5,5,,0.92"]  # validated after epochs 3 and 6 (1-based)
+    (tmp_path / "run" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    run = read_validation_run(tmp_path / "run")
+    assert (run.epochs, run.best_epoch, run.best_val_acc) == (6, 3, 0.93)

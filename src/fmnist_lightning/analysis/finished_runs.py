@@ -253,7 +253,7 @@ def read_validation_run(folder: Path) -> SimpleNamespace | None:
         best_val_acc=float(epochs["val_acc"].max()),
         best_val_acc_tta=float(tta.max()) if len(tta) else None,
         best_epoch=best_epoch(epochs),
-        epochs=len(epochs),
+        epochs=int(epochs["epoch"].iloc[-1]) + 1,  # not len(): validations may skip epochs
     )
 
 
