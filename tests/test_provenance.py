@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fmnist_lightning.training.callbacks.run_summary import RunSummary
 from fmnist_lightning.training.checkpoint_io import provenance
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -58,3 +59,14 @@ def test_a_checkout_gives_its_commit_and_whether_it_had_changes(package):
     (package / "__init__.py").write_text("changed = True\n")
     provenance.cache_clear()
     assert provenance()["dirty"] is True
+
+
+def test_a_run_records_the_code_it_started_with_not_the_tree_at_its_end(package, tmp_path):
+    repo = package.parent
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "the package")
+    summary = RunSummary(str(tmp_path / "run"))  # built as a run starts
+    (package / "__init__.py").write_text("changed = True\n")  # an edit while it trains
+    assert summary.provenance["dirty"] is False
+    assert provenance()["dirty"] is False  # what its checkpoints record, too

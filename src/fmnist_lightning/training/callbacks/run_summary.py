@@ -22,6 +22,8 @@ class RunSummary(Callback):
     def __init__(self, run_dir: str) -> None:
         self.run_dir = Path(run_dir)
         self.summary: dict[str, Any] | None = None
+        # Read as the run starts (then cached): the code that runs, not the tree at its end.
+        self.provenance = provenance()
 
     @rank_zero_only
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -45,7 +47,7 @@ class RunSummary(Callback):
             "gpu_model": gpu_model(trainer.strategy.root_device),
             "cpu_model": this_cpu_model(),
             "cpu_threads": torch.get_num_threads(),
-            **provenance(),  # version, commit, dirty: the code that ran
+            **self.provenance,  # version, commit, dirty: the code that ran
             **({"teacher": run_files.read_json(teacher)} if teacher.is_file() else {}),
         }
         run_files.write_json(self.run_dir / run_files.TEST_METRICS_JSON, self.summary)
