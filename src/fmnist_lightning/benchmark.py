@@ -1,6 +1,7 @@
 """``python -m fmnist_lightning.benchmark``: how fast the project trains and evaluates, measured
 on its own pieces (the config ``train`` composes, with ``debug=benchmark``, and
-``training.builders``), so that the figures are a real run's. The JSON: docs/performance.md."""
+``training.builders``), so that the figures are a real run's; the measuring pieces are in
+``benchmarking/``. The JSON: docs/performance.md."""
 
 import argparse
 import functools
