@@ -192,6 +192,7 @@ def read_test_metrics(path: Path) -> dict[str, Any]:
     timed = isinstance(times, dict)
     seconds = [optional_float(test.get(key)) for key in ("fit_seconds", "test_seconds")]
     teacher = test.get("teacher")  # a distilled run's teacher record (teacher.json)
+    distilled = isinstance(teacher, dict)
     return {
         "test_acc": float(test["test_acc"]),
         "test_acc_tta": optional_float(test.get("test_acc_tta")),
@@ -202,10 +203,8 @@ def read_test_metrics(path: Path) -> dict[str, Any]:
         "timed": timed,
         "time_to_headline": optional_float(times.get(HEADLINE_ACCURACY)) if timed else None,
         "device": device_label(test),
-        "distilled": isinstance(teacher, dict),
-        "teacher_fit_seconds": optional_float(teacher.get("fit_seconds"))
-        if isinstance(teacher, dict)
-        else None,
+        "distilled": distilled,
+        "teacher_fit_seconds": optional_float(teacher.get("fit_seconds")) if distilled else None,
     }
 
 

@@ -115,9 +115,9 @@ class TeacherOncePerImage(L.Callback):
     them at its setup)."""
 
     def setup(self, trainer: L.Trainer, pl_module: FashionMNISTModule, stage: str) -> None:
-        datamodule, teacher = trainer.datamodule, pl_module.teacher
         if stage != "fit":
             return
+        datamodule, teacher = trainer.datamodule, pl_module.teacher
         device = trainer.strategy.root_device
         teacher.to(device)
         if not same_for_every_view(datamodule.augment, teacher):
