@@ -163,6 +163,7 @@ def test_json_images_as_base64_and_arrays_get_a_list_of_rows(
     client, photos, test_images, tiny_checkpoint, tmp_path, capsys
 ):
     as_base64 = [base64.b64encode(photo.read_bytes()).decode() for photo in photos]
+    as_base64[1] = f"data:image/png;base64,{as_base64[1]}"  # as a browser's FileReader gives it
     arrays = [test_images[3].tolist(), (test_images[4] / 255.0).tolist()]
     status, answers = client.post_json({"images": as_base64 + arrays, "pixels": True})
     assert status == 200

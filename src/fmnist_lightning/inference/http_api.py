@@ -103,6 +103,8 @@ def image_from_json(value: Any, where: str, max_pixels: int) -> torch.Tensor:
     if not isinstance(value, str):
         kind = type(value).__name__
         raise Refused(f"{where} is of type {kind}: send a base64 image file or a 28x28 array.")
+    if value.startswith("data:") and ";base64," in value:  # a data URL (FileReader.readAsDataURL)
+        value = value.partition(",")[2]
     try:
         data = base64.b64decode(value, validate=True)
     except binascii.Error:  # never a file name: the server opens no file a client names
