@@ -18,7 +18,7 @@ from fmnist_lightning.analysis.finished_runs import find_runs, read_run, read_va
 from fmnist_lightning.errors import UsageError
 from fmnist_lightning.models.distillation import Teacher, distillation_loss
 from fmnist_lightning.models.module import FashionMNISTModule, load_module
-from fmnist_lightning.results import summarise
+from fmnist_lightning.results import results_markdown, summarise
 from fmnist_lightning.train import train
 from fmnist_lightning.training.distillation import build_teacher
 from helpers.compose import tiny
@@ -262,3 +262,16 @@ def test_results_show_each_teachers_fit_beside_its_students(tmp_path):
     write_student(tmp_path / "undistilled" / "4", 1, None, "")
     found, _, _ = find_runs([tmp_path / "undistilled"])
     assert "teacher's fit (s)" not in summarise(found)
+
+
+def test_a_distilled_row_is_reproduced_by_its_overrides_not_its_teacher_id(tmp_path):
+    """``teacher=<id>`` labels the row; the command to re-run it holds only overrides."""
+    write_student(tmp_path / "0", 0, "/runs/teachers-a", "aaaaaaaaaaaa", fit=10.0)
+    write_student(tmp_path / "1", 1, "/runs/teachers-a", "aaaaaaaaaaaa", fit=10.0)
+    found, _, _ = find_runs([tmp_path])
+    text = results_markdown(found)
+    assert "| `distill=soft distill.teacher=<path> teacher=aaaaaaaaaaaa` |" in text
+    commands = [line for line in text.splitlines() if line.startswith("python -m")]
+    assert commands == [
+        "python -m fmnist_lightning.train -m distill=soft distill.teacher=<path> seed=0,1"
+    ]

@@ -134,8 +134,9 @@ def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> 
     # first: Hydra's argument parser takes no option between overrides.
     seeds: dict[str, set[int]] = {}
     for run in found:
-        if run.from_command_line:
-            seeds.setdefault(run.configuration, set()).add(run.seed)
+        if run.from_command_line:  # without a distilled run's teacher=<id>, no override
+            line = run.configuration.removesuffix(f" {run.teacher}")
+            seeds.setdefault(line, set()).add(run.seed)
     commands = [
         f"python -m fmnist_lightning.train -m {'' if label == 'default' else label + ' '}"
         f"seed={','.join(map(str, sorted(numbers)))}"

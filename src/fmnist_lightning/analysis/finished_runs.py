@@ -158,7 +158,8 @@ def teacher_id(teacher_json: Path) -> str:
 
 def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
     """A run (its fields as attributes) with its seed, its label (``configuration``), whether
-    that is its command line, and what it trained."""
+    that is its command line (a distilled run's ends in ``teacher``, its teacher's id), and
+    what it trained."""
     from_command_line = (folder / ".hydra/overrides.yaml").is_file()
     # Hydra's copy of the config where there is one: its seed is the run's, and parsing one
     # config, not two, is most of the time ``results`` spends on a folder.
@@ -166,16 +167,16 @@ def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
     config = read_part(folder, name, run_files.load_config)
     seed = read_part(folder, name, lambda _: int(config.get("seed", -1)))
     run = SimpleNamespace(folder=folder, seed=seed, from_command_line=from_command_line, **fields)
-    run.configuration, run.trained = describe_config(config), None
+    run.configuration, run.trained, run.teacher = describe_config(config), None, None
     if from_command_line:
         overrides = read_part(folder, ".hydra/overrides.yaml", run_files.load_config) or []
         kept = [portable(str(o)) for o in overrides if not IGNORED.match(str(o))]
         run.configuration = " ".join(kept) or "default"
         run.trained = what_was_trained(config)
     if (folder / run_files.TEACHER_JSON).is_file():  # its teacher's paths read <path> above
-        teacher = f"teacher={read_part(folder, run_files.TEACHER_JSON, teacher_id)}"
-        run.configuration += f" {teacher}"
-        run.trained = run.trained and f"{run.trained}\n{teacher}"
+        run.teacher = f"teacher={read_part(folder, run_files.TEACHER_JSON, teacher_id)}"
+        run.configuration += f" {run.teacher}"
+        run.trained = run.trained and f"{run.trained}\n{run.teacher}"
     return run
 
 
