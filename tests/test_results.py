@@ -491,6 +491,7 @@ def test_every_reproduce_command_is_one_hydra_accepts(study, tmp_path):
 DOCS = Path(__file__).parents[1] / "docs"
 TABLE_RUNS = DOCS / "runs" / "2026-12-04-xeon-table"
 BEST_RUNS = DOCS / "runs" / "2026-12-04-xeon-best"
+DISTILL_RUNS = DOCS / "runs" / "2026-12-07-xeon-distill"
 # The README table's folders, in its row order (docs/runs/README.md gives the command).
 TABLE_FOLDERS = [
     TABLE_RUNS / "seed_keras",
@@ -498,6 +499,8 @@ TABLE_FOLDERS = [
     TABLE_RUNS / "batch_size_128",
     TABLE_RUNS / "label_smoothing_0.1",
     TABLE_RUNS / "lr_0.002",
+    DISTILL_RUNS / "baseline",
+    DISTILL_RUNS / "seed_network",
     BEST_RUNS / "default_splits",
     BEST_RUNS / "pair0",
     BEST_RUNS / "split0b",
@@ -511,7 +514,7 @@ def test_the_readme_table_is_what_results_makes_of_its_committed_run_records():
     found, unfinished, problems = find_runs(TABLE_FOLDERS)
     ensembles, ensemble_problems = find_ensembles(TABLE_FOLDERS)
     assert (len(found), len(ensembles), unfinished, problems, ensemble_problems) == (
-        21,
+        27,
         3,
         [],
         [],
