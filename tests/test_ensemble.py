@@ -63,7 +63,9 @@ def test_validation_ensemble_writes_the_mean_softmax_accuracy_and_the_members_fi
     synthetic_root, tmp_path
 ):
     runs = [make_run(tmp_path / "sweep" / str(s), classifier(s)) for s in (0, 1)]
-    metrics, output_dir = evaluate_ensemble(ensemble_config(runs, root=synthetic_root))
+    # fp32 as the hand computation below (auto is bf16-mixed on a CPU with AMX)
+    config = ensemble_config(runs, "precision=32-true", root=synthetic_root)
+    metrics, output_dir = evaluate_ensemble(config)
 
     datamodule = make_datamodule(synthetic_root)  # the members' split: SPLIT
     datamodule.setup("fit")
