@@ -134,8 +134,8 @@ def results_markdown(found: list[SimpleNamespace], ensembles: Sequence = ()) -> 
     # first: Hydra's argument parser takes no option between overrides.
     seeds: dict[str, set[int]] = {}
     for run in found:
-        if run.from_command_line:  # without a distilled run's teacher=<id>, no override
-            line = run.configuration.removesuffix(f" {run.teacher}")
+        if run.from_command_line:  # a distilled run's label ends in teacher=<id>, no override
+            line = run.configuration.removesuffix(f" {run.teacher}" if run.teacher else "")
             seeds.setdefault(line, set()).add(run.seed)
     commands = [
         f"python -m fmnist_lightning.train -m {'' if label == 'default' else label + ' '}"

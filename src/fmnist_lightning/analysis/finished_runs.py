@@ -157,9 +157,9 @@ def teacher_id(teacher_json: Path) -> str:
 
 
 def run_record(folder: Path, **fields: Any) -> SimpleNamespace:
-    """A run (its fields as attributes) with its seed, its label (``configuration``), whether
-    that is its command line (a distilled run's ends in ``teacher``, its teacher's id), and
-    what it trained."""
+    """A run (its fields as attributes) with its seed, its label (``configuration``; a
+    distilled run's ends in ``teacher``, its teacher's id), whether that label is its command
+    line, and what it trained."""
     from_command_line = (folder / ".hydra/overrides.yaml").is_file()
     # Hydra's copy of the config where there is one: its seed is the run's, and parsing one
     # config, not two, is most of the time ``results`` spends on a folder.
